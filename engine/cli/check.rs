@@ -1,0 +1,227 @@
+//! `runbook check` and `runbook list`.
+
+use std::path::{Path, PathBuf};
+
+use super::{exit, report_problems};
+use crate::compile::{self, Library, Options};
+use crate::diag::Problems;
+use crate::project::Project;
+use crate::runbook::{Kind, load_env};
+use crate::units::fmt_duration;
+
+/// What a file is, by where it lives.
+fn kind_of(path: &Path) -> Kind {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let parent = abs
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned());
+    let grandparent = abs
+        .parent()
+        .and_then(Path::parent)
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned());
+    match (parent.as_deref(), grandparent.as_deref()) {
+        (Some("env"), Some("runbooks")) => Kind::Env,
+        (_, Some("steps")) => Kind::Library,
+        _ => Kind::Runbook,
+    }
+}
+
+fn expand(paths: &[PathBuf], project: &Project) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let roots: Vec<PathBuf> = if paths.is_empty() {
+        vec![project.runbooks_dir(), project.steps_dir()]
+    } else {
+        paths.to_vec()
+    };
+    for p in roots {
+        if p.is_dir() {
+            walk(&p, &mut files);
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(p);
+        }
+    }
+}
+
+pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
+    let project = Project::current();
+    let files = expand(paths, &project);
+    if files.is_empty() {
+        eprintln!("error: nothing to check: no runbooks/ or steps/ here, and no paths given");
+        return exit::USAGE;
+    }
+    let mut library = Library::new();
+    let mut all = Problems::default();
+    let (mut runbooks, mut steps, mut envs) = (0, 0, 0);
+    for f in &files {
+        match kind_of(f) {
+            Kind::Runbook => {
+                runbooks += 1;
+                let (_, problems) =
+                    compile::compile_file(&project, f, &mut library, Options { strict });
+                all.extend(problems);
+            }
+            Kind::Library => {
+                steps += 1;
+                let name = format!(
+                    "{}/{}",
+                    f.parent()
+                        .and_then(|p| p.file_name())
+                        .unwrap_or_default()
+                        .to_string_lossy(),
+                    f.file_stem().unwrap_or_default().to_string_lossy()
+                );
+                if let Err(p) = compile::library::check_entry(&name, f) {
+                    all.extend(p);
+                }
+            }
+            Kind::Env => {
+                envs += 1;
+                if let Err(p) = load_env(f) {
+                    all.extend(p);
+                }
+            }
+        }
+    }
+    report_problems(&all);
+    let mut what = vec![plural(runbooks, "runbook")];
+    if steps > 0 {
+        what.push(plural(steps, "library step"));
+    }
+    if envs > 0 {
+        what.push(plural(envs, "environment"));
+    }
+    let (e, w) = (all.errors(), all.warnings());
+    if e > 0 {
+        eprintln!(
+            "checked {}: {}, {}",
+            what.join(", "),
+            plural(e, "error"),
+            plural(w, "warning")
+        );
+        exit::USAGE
+    } else {
+        let warn = if w > 0 {
+            format!(", {}", plural(w, "warning"))
+        } else {
+            String::new()
+        };
+        eprintln!("checked {}: ok{warn}", what.join(", "));
+        exit::OK
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+pub fn list() -> u8 {
+    let project = Project::current();
+    let files = project.runbook_files();
+    if files.is_empty() {
+        eprintln!(
+            "error: no runbooks under {}",
+            project.runbooks_dir().display()
+        );
+        return exit::USAGE;
+    }
+    let mut library = Library::new();
+    let mut rows = vec![[
+        "SCENARIO".to_owned(),
+        "TITLE".to_owned(),
+        "RTO".to_owned(),
+        "STEPS".to_owned(),
+        "CRITICAL PATH".to_owned(),
+        "FITS".to_owned(),
+    ]];
+    let mut invalid = 0;
+    for f in &files {
+        let (plan, problems) = compile::compile_file(&project, f, &mut library, Options::default());
+        match plan {
+            Some(p) => rows.push([
+                p.scenario.clone(),
+                p.title.clone(),
+                fmt_duration(p.rto),
+                p.steps.len().to_string(),
+                fmt_duration(p.critical_path_budget),
+                if p.critical_path_budget <= p.rto {
+                    "fits".into()
+                } else {
+                    "OVER".into()
+                },
+            ]),
+            None => {
+                let stem = f
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                rows.push([
+                    stem,
+                    "(invalid: see `runbook check`)".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                if problems.has_errors() {
+                    invalid += 1;
+                }
+            }
+        }
+    }
+    print!("{}", table(&rows));
+    if invalid > 0 {
+        eprintln!(
+            "{} invalid; `runbook check` says why",
+            plural(invalid, "runbook")
+        );
+        return exit::USAGE;
+    }
+    exit::OK
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,155 @@
+//! The command line: clap commands, and the only place that prints or picks exit codes.
+
+mod check;
+mod plan_view;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diag::{Problem, Problems};
+
+/// Exit codes, as DESIGN.md fixes them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const STOPPED: u8 = 3;
+    pub const RTO_MISSED: u8 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runbook",
+    version,
+    about = "Disaster-recovery runbooks: compile, run, drill and report",
+    long_about = "Disaster-recovery runbooks: compile a scenario into a DAG of steps, run it against \
+                  its RTO with approval gates, drill it safely, and report from a tamper-evident journal."
+)]
+pub struct Cli {
+    /// Where runs are kept (default: .runbook under the current directory).
+    #[arg(long, global = true, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scenarios: title, RTO target, steps, critical path, fits or over.
+    List,
+    /// Validate runbooks and library steps (default: all of them).
+    Check {
+        /// Runbook, library step or environment files, or folders of them.
+        paths: Vec<PathBuf>,
+        /// A critical path longer than the RTO is an error, not a warning.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show a scenario's plan: stages, budgets, the critical path and the RTO verdict.
+    Plan {
+        /// A scenario name (runbooks/<name>.yaml) or a path to a runbook file.
+        scenario: String,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// The JSON Schema of the runbook format, for editors.
+    Schema,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Dot,
+    Mermaid,
+}
+
+/// How to print: colour and unicode only on a terminal, and never under NO_COLOR.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+    pub unicode: bool,
+}
+
+impl Style {
+    pub fn stderr() -> Self {
+        let tty = std::io::stderr().is_terminal();
+        Style {
+            color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            unicode: tty,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing();
+    let code = match cli.command {
+        Command::List => check::list(),
+        Command::Check { paths, strict } => check::check(&paths, strict),
+        Command::Plan { scenario, format } => plan_view::plan(&scenario, format),
+        Command::Schema => {
+            println!("{}", crate::schema::runbook_schema_json());
+            exit::OK
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// Renders problems to stderr with miette: file, line, column, the source line, a caret, help.
+pub fn report_problems(problems: &Problems) {
+    let style = Style::stderr();
+    let theme = match (style.unicode, style.color) {
+        (true, true) => miette::GraphicalTheme::unicode(),
+        (true, false) => miette::GraphicalTheme::unicode_nocolor(),
+        (false, _) => miette::GraphicalTheme::none(),
+    };
+    let handler = miette::GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for p in &problems.0 {
+        let mut s = String::new();
+        if handler.render_report(&mut s, p).is_err() {
+            s = format!("{p}\n");
+        }
+        // miette shows `[file:line:col]` only with a span; say the file otherwise.
+        if p.pos.is_none()
+            && let Some(f) = &p.file
+        {
+            s = format!("{}: {s}", f.display_name());
+        }
+        out.push_str(&s);
+        out.push('\n');
+    }
+    eprint!("{out}");
+}
+
+pub fn report_problem(p: Problem) {
+    report_problems(&Problems::from(p));
+}

@@ -1,0 +1,246 @@
+//! `runbook plan`: the compiled plan as text, JSON, Graphviz dot or Mermaid.
+
+use serde_json::json;
+
+use super::{exit, report_problem, report_problems};
+use crate::cli::PlanFormat;
+use crate::compile::{self, Action, Library, Options, Plan};
+use crate::project::Project;
+use crate::units::{fmt_duration, secs};
+
+pub fn plan(scenario: &str, format: PlanFormat) -> u8 {
+    let Some(plan) = load_plan(scenario) else {
+        return exit::USAGE;
+    };
+    let out = match format {
+        PlanFormat::Text => text(&plan),
+        PlanFormat::Json => serde_json::to_string_pretty(&json(&plan)).expect("json") + "\n",
+        PlanFormat::Dot => dot(&plan),
+        PlanFormat::Mermaid => mermaid(&plan),
+    };
+    print!("{out}");
+    exit::OK
+}
+
+/// Resolves and compiles a scenario, reporting problems (and warnings) on stderr.
+pub fn load_plan(scenario: &str) -> Option<Plan> {
+    let project = Project::current();
+    let path = match project.resolve(scenario) {
+        Ok(p) => p,
+        Err(p) => {
+            report_problem(p);
+            return None;
+        }
+    };
+    let mut library = Library::new();
+    let (plan, problems) = compile::compile_file(&project, &path, &mut library, Options::default());
+    if !problems.is_empty() {
+        report_problems(&problems);
+    }
+    plan
+}
+
+/// Stage of each step: 1 + the highest stage among its needs.
+pub fn stages(plan: &Plan) -> Vec<usize> {
+    let mut stage = vec![0usize; plan.steps.len()];
+    for &i in &plan.order {
+        stage[i] = 1 + plan.steps[i]
+            .needs
+            .iter()
+            .map(|&j| stage[j])
+            .max()
+            .unwrap_or(0);
+    }
+    stage
+}
+
+fn kind(plan: &Plan, i: usize) -> String {
+    let s = &plan.steps[i];
+    match &s.action {
+        Action::Approval(a) => format!("gate: {}", a.approvers.join(", ")),
+        Action::Command(_) => match &s.uses {
+            Some(u) => format!("uses {u}"),
+            None => "run".into(),
+        },
+    }
+}
+
+fn verdict(plan: &Plan) -> String {
+    if plan.critical_path_budget <= plan.rto {
+        format!(
+            "fits the RTO of {} with {} to spare",
+            fmt_duration(plan.rto),
+            fmt_duration(plan.rto - plan.critical_path_budget)
+        )
+    } else {
+        format!(
+            "OVER the RTO of {} by {}",
+            fmt_duration(plan.rto),
+            fmt_duration(plan.critical_path_budget - plan.rto)
+        )
+    }
+}
+
+pub fn text(plan: &Plan) -> String {
+    let stage = stages(plan);
+    let on_path: Vec<bool> = (0..plan.steps.len())
+        .map(|i| plan.critical_path.contains(&i))
+        .collect();
+    let mut out = format!("{}: {}\n", plan.scenario, plan.title);
+    let rpo = plan
+        .rpo
+        .map(|r| format!(", RPO {}", fmt_duration(r)))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "RTO {}{rpo}; {} steps in {} stages\n",
+        fmt_duration(plan.rto),
+        plan.steps.len(),
+        stage.iter().max().copied().unwrap_or(0)
+    ));
+    let id_w = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    let max_stage = stage.iter().max().copied().unwrap_or(0);
+    for st in 1..=max_stage {
+        out.push_str(&format!("\nstage {st}\n"));
+        for &i in &plan.order {
+            if stage[i] != st {
+                continue;
+            }
+            let s = &plan.steps[i];
+            let mark = if on_path[i] { '*' } else { ' ' };
+            out.push_str(&format!(
+                "  {mark} {:<id_w$}  {:>7}  {}  [{}]\n",
+                s.id,
+                fmt_duration(s.budget),
+                s.title,
+                kind(plan, i)
+            ));
+        }
+    }
+    let names: Vec<&str> = plan
+        .critical_path
+        .iter()
+        .map(|&i| plan.steps[i].id.as_str())
+        .collect();
+    out.push_str(&format!(
+        "\ncritical path (*): {} = {}\n{}\n",
+        names.join(" → "),
+        fmt_duration(plan.critical_path_budget),
+        verdict(plan)
+    ));
+    out
+}
+
+pub fn json(plan: &Plan) -> serde_json::Value {
+    let stage = stages(plan);
+    let steps: Vec<serde_json::Value> = plan
+        .order
+        .iter()
+        .map(|&i| {
+            let s = &plan.steps[i];
+            let (kind, approvers) = match &s.action {
+                Action::Approval(a) => ("approval", Some(a.approvers.clone())),
+                Action::Command(_) => ("command", None),
+            };
+            json!({
+                "id": s.id,
+                "title": s.title,
+                "kind": kind,
+                "uses": s.uses,
+                "needs": s.needs.iter().map(|&j| plan.steps[j].id.clone()).collect::<Vec<_>>(),
+                "stage": stage[i],
+                "budget_s": secs(s.budget),
+                "estimate": { "min_s": secs(s.estimate.min), "likely_s": secs(s.estimate.likely), "max_s": secs(s.estimate.max) },
+                "timeout_s": s.timeout.map(secs),
+                "drill": s.drill.label(),
+                "critical": plan.critical_path.contains(&i),
+                "approvers": approvers,
+                "on": s.on,
+            })
+        })
+        .collect();
+    json!({
+        "scenario": plan.scenario,
+        "title": plan.title,
+        "rto_s": secs(plan.rto),
+        "rpo_s": plan.rpo.map(secs),
+        "critical_path": plan.critical_path.iter().map(|&i| plan.steps[i].id.clone()).collect::<Vec<_>>(),
+        "critical_path_s": secs(plan.critical_path_budget),
+        "fits_rto": plan.critical_path_budget <= plan.rto,
+        "escalation": plan.escalation.iter().map(|e| json!({"after_s": secs(e.after), "notify": e.channel})).collect::<Vec<_>>(),
+        "steps": steps,
+    })
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+pub fn dot(plan: &Plan) -> String {
+    let crit = |i: usize| plan.critical_path.contains(&i);
+    let mut out = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  label=\"{} (RTO {}, critical path {})\";\n  node [shape=box, style=rounded];\n",
+        escape(&plan.scenario),
+        escape(&plan.title),
+        fmt_duration(plan.rto),
+        fmt_duration(plan.critical_path_budget)
+    );
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        let shape = if s.is_gate() { ", shape=diamond" } else { "" };
+        let color = if crit(i) {
+            ", color=red, penwidth=2"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\\n{}\"{shape}{color}];\n",
+            escape(&s.id),
+            escape(&s.id),
+            fmt_duration(s.budget)
+        ));
+    }
+    for &i in &plan.order {
+        for &j in &plan.steps[i].needs {
+            let color = if crit(i) && crit(j) {
+                " [color=red, penwidth=2]"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  \"{}\" -> \"{}\"{color};\n",
+                escape(&plan.steps[j].id),
+                escape(&plan.steps[i].id)
+            ));
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+pub fn mermaid(plan: &Plan) -> String {
+    let crit = |i: usize| plan.critical_path.contains(&i);
+    let mut out = String::from("flowchart TD\n");
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        let label = format!("{}<br/>{}", s.id, fmt_duration(s.budget)).replace('"', "'");
+        if s.is_gate() {
+            out.push_str(&format!("  s{i}{{\"{label}\"}}\n"));
+        } else {
+            out.push_str(&format!("  s{i}[\"{label}\"]\n"));
+        }
+    }
+    for &i in &plan.order {
+        for &j in &plan.steps[i].needs {
+            out.push_str(&format!("  s{j} --> s{i}\n"));
+        }
+    }
+    out.push_str("  classDef critical stroke:#d00,stroke-width:3px\n");
+    let c: Vec<String> = (0..plan.steps.len())
+        .filter(|&i| crit(i))
+        .map(|i| format!("s{i}"))
+        .collect();
+    if !c.is_empty() {
+        out.push_str(&format!("  class {} critical\n", c.join(",")));
+    }
+    out
+}

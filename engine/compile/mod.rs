@@ -1,0 +1,1048 @@
+//! Runbook → [`Plan`]: every rule of the format checked (all problems of a file reported at
+//! once), `uses:` expanded from the step library, the DAG built with petgraph, a deterministic
+//! topological order (ties by file order) and the critical path of budgets.
+
+pub mod library;
+mod plan;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Problem, Problems, SourceFile, suggestion};
+use crate::project::Project;
+use crate::runbook::{
+    ApprovalDoc, DrillDoc, Loaded, Pos, RunbookDoc, Sp, StepDoc, Text, load_runbook,
+};
+use crate::template::{self, Quoting, Scope, StepsScope};
+use crate::units::{Estimate, parse_duration};
+
+pub use library::Library;
+pub use plan::*;
+
+/// How strict the check is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// A critical path longer than the RTO is an error, not a warning.
+    pub strict: bool,
+}
+
+/// Loads and compiles one runbook file. Errors and warnings come back together; the plan only
+/// when there is no error.
+pub fn compile_file(
+    project: &Project,
+    path: &std::path::Path,
+    library: &mut Library,
+    opts: Options,
+) -> (Option<Plan>, Problems) {
+    match load_runbook(path) {
+        Ok(loaded) => {
+            let project = project.for_file(path);
+            compile(&loaded, &project, library, opts)
+        }
+        Err(p) => (None, p),
+    }
+}
+
+/// Compiles a loaded runbook.
+pub fn compile(
+    rb: &Loaded<RunbookDoc>,
+    project: &Project,
+    library: &mut Library,
+    opts: Options,
+) -> (Option<Plan>, Problems) {
+    let mut c = Compiler {
+        file: rb.file.clone(),
+        doc: &rb.doc,
+        problems: Problems::default(),
+    };
+    let plan = c.run(project, library, opts);
+    let problems = c.problems;
+    if problems.has_errors() {
+        (None, problems)
+    } else {
+        (plan, problems)
+    }
+}
+
+struct Compiler<'a> {
+    file: Arc<SourceFile>,
+    doc: &'a RunbookDoc,
+    problems: Problems,
+}
+
+/// One step's own view while compiling: which steps it may take outputs from.
+struct Graph {
+    needs: Vec<Vec<usize>>,
+    acyclic: bool,
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) -> ProblemBuilder<'_> {
+        let p = Problem::error(message).at(&self.file, pos);
+        ProblemBuilder {
+            problems: &mut self.problems,
+            p: Some(p),
+        }
+    }
+
+    fn duration(&mut self, what: &str, sp: &Sp<String>) -> Option<Duration> {
+        match parse_duration(&sp.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(sp.pos, format!("{what}: {e}"))
+                    .label("not a duration")
+                    .help("write durations like `90s`, `15m`, `1h30m`");
+                None
+            }
+        }
+    }
+
+    fn opt_duration(&mut self, what: &str, sp: Option<&Sp<String>>) -> Option<Duration> {
+        sp.and_then(|s| self.duration(what, s))
+    }
+
+    fn run(&mut self, project: &Project, library: &mut Library, opts: Options) -> Option<Plan> {
+        let doc = self.doc;
+        let stem = self
+            .file
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if doc.scenario.value != stem {
+            self.err(
+                doc.scenario.pos,
+                format!(
+                    "`scenario` is `{}` but the file is `{stem}.yaml`",
+                    doc.scenario.value
+                ),
+            )
+            .label("must equal the file stem")
+            .help(format!(
+                "rename the file or write `scenario: {stem}`: a scenario is found by its file name"
+            ));
+        }
+        let rto = self.duration("`rto`", &doc.rto);
+        let rpo = doc.rpo.as_ref().and_then(|r| self.duration("`rpo`", r));
+
+        let vars: BTreeMap<String, String> = doc
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.0.clone()))
+            .collect();
+        for name in doc.vars.keys() {
+            if !is_identifier(name) {
+                let pos = doc.vars[name].pos;
+                self.err(
+                    pos,
+                    format!("variable name `{name}` cannot be used in templates"),
+                )
+                .help("variable names are letters, digits and `_`, not starting with a digit");
+            }
+        }
+        for s in &doc.secrets {
+            if !is_env_name(&s.value) {
+                self.err(
+                    s.pos,
+                    format!("`{}` is not an environment variable name", s.value),
+                )
+                .help("secrets name environment variables, e.g. `POSTGRES_PASSWORD`");
+            }
+        }
+
+        // Notify channels are command templates that see the vars and `message`.
+        let mut notify_names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+        notify_names.insert("message");
+        let notify_scope = Scope {
+            names: notify_names,
+            ..Default::default()
+        };
+        for tmpl in doc.notify.values() {
+            self.check_template(tmpl, Quoting::Shell, &notify_scope, "notify command");
+        }
+        let mut escalation = Vec::new();
+        for e in &doc.escalation {
+            let after = self.duration("escalation `after`", &e.after);
+            if !doc.notify.contains_key(&e.notify.value) {
+                let help = suggestion(&e.notify.value, doc.notify.keys().map(String::as_str))
+                    .unwrap_or_else(|| "declare the channel under `notify:`".into());
+                self.err(
+                    e.notify.pos,
+                    format!("no notify channel `{}`", e.notify.value),
+                )
+                .label("unknown channel")
+                .help(help);
+            }
+            if let Some(after) = after {
+                escalation.push(Escalation {
+                    after,
+                    channel: e.notify.value.clone(),
+                });
+            }
+        }
+
+        // Ids first: everything else refers to them.
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(doc.steps.len());
+        for (i, s) in doc.steps.iter().enumerate() {
+            if !is_step_id(&s.id.value) {
+                self.err(s.id.pos, format!("step id `{}` is malformed", s.id.value))
+                    .label("bad id")
+                    .help("ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit");
+            }
+            if let Some(&first) = index.get(s.id.value.as_str()) {
+                let line = doc.steps[first].id.pos.line;
+                self.err(s.id.pos, format!("step id `{}` is used twice", s.id.value))
+                    .label("second use")
+                    .help(format!(
+                        "the first is on line {line}; give each step its own id"
+                    ));
+            } else {
+                index.insert(&s.id.value, i);
+            }
+        }
+        if doc.steps.is_empty() {
+            self.err(doc.scenario.pos, "the runbook has no steps")
+                .help("add at least one step under `steps:`");
+        }
+        let graph = self.graph(&index);
+        let all_ids: BTreeSet<String> = index.keys().map(|s| s.to_string()).collect();
+
+        let mut steps = Vec::with_capacity(doc.steps.len());
+        for (i, s) in doc.steps.iter().enumerate() {
+            steps.push(self.step(i, s, &graph, &all_ids, &vars, project, library));
+        }
+        if self.problems.has_errors() {
+            return None;
+        }
+        let steps: Vec<Step> = steps.into_iter().map(Option::unwrap).collect();
+        let rto = rto?;
+        let order = topo_order(&graph.needs);
+        let (critical_path, critical_path_budget) = critical_path(&steps, &order);
+
+        if critical_path_budget > rto {
+            let names: Vec<&str> = critical_path
+                .iter()
+                .map(|&i| steps[i].id.as_str())
+                .collect();
+            let msg = format!(
+                "the critical path takes {} of budgets, over the RTO of {}: {}",
+                crate::units::fmt_duration(critical_path_budget),
+                crate::units::fmt_duration(rto),
+                names.join(" → ")
+            );
+            let p = if opts.strict {
+                Problem::error(msg)
+            } else {
+                Problem::warning(msg)
+            };
+            self.problems.push(
+                p.at(&self.file, doc.rto.pos)
+                    .label("RTO target")
+                    .help("run steps in parallel where they are independent, tighten budgets, or revisit the RTO"),
+            );
+            if opts.strict {
+                return None;
+            }
+        }
+
+        let sha256 = hex(&Sha256::digest(self.file.text().as_bytes()));
+        Some(Plan {
+            scenario: doc.scenario.value.clone(),
+            title: doc.title.value.clone(),
+            description: doc.description.clone(),
+            rto,
+            rpo,
+            roles: doc
+                .roles
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(|n| n.value.clone()).collect()))
+                .collect(),
+            vars,
+            secrets: doc.secrets.iter().map(|s| s.value.clone()).collect(),
+            notify: doc
+                .notify
+                .iter()
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect(),
+            escalation,
+            steps,
+            order,
+            critical_path,
+            critical_path_budget,
+            path: self.file.path.clone(),
+            root: project.root.clone(),
+            sha256,
+        })
+    }
+
+    /// Resolves `needs` and finds cycles, naming every step on each.
+    fn graph(&mut self, index: &HashMap<&str, usize>) -> Graph {
+        let doc = self.doc;
+        let ids: Vec<&str> = doc.steps.iter().map(|s| s.id.value.as_str()).collect();
+        let mut needs = vec![Vec::new(); doc.steps.len()];
+        for (i, s) in doc.steps.iter().enumerate() {
+            for n in &s.needs {
+                match index.get(n.value.as_str()) {
+                    Some(&j) => {
+                        if !needs[i].contains(&j) {
+                            needs[i].push(j);
+                        }
+                    }
+                    None => {
+                        let help = suggestion(&n.value, ids.iter().copied())
+                            .map(|s| s.replace("did you mean", "did you mean"))
+                            .unwrap_or_else(|| "`needs` names ids of steps in this runbook".into());
+                        self.err(
+                            n.pos,
+                            format!(
+                                "step `{}` needs `{}`, which does not exist",
+                                s.id.value, n.value
+                            ),
+                        )
+                        .label("no such step")
+                        .help(help);
+                    }
+                }
+            }
+        }
+        let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(needs.len(), needs.len());
+        let nodes: Vec<NodeIndex> = (0..needs.len()).map(|i| g.add_node(i)).collect();
+        for (i, ns) in needs.iter().enumerate() {
+            for &j in ns {
+                g.add_edge(nodes[j], nodes[i], ());
+            }
+        }
+        let mut acyclic = true;
+        let mut cycles: Vec<Vec<usize>> = Vec::new();
+        for scc in tarjan_scc(&g) {
+            let members: BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
+            let first = *members.iter().next().expect("an scc has a member");
+            if members.len() == 1 && !needs[first].contains(&first) {
+                continue;
+            }
+            acyclic = false;
+            cycles.push(cycle_through(first, &members, &needs));
+        }
+        cycles.sort();
+        for cycle in cycles {
+            let first = cycle[0];
+            let mut names: Vec<&str> = cycle.iter().map(|&i| ids[i]).collect();
+            names.push(ids[first]);
+            let s = &doc.steps[first];
+            // Point at the `needs` entry that closes the cycle.
+            let next = cycle.get(1).copied().unwrap_or(first);
+            let pos = s
+                .needs
+                .iter()
+                .find(|n| n.value == ids[next])
+                .map(|n| n.pos)
+                .unwrap_or(s.id.pos);
+            self.err(pos, format!("steps form a cycle: {}", names.join(" → ")))
+                .label("closes the cycle")
+                .help(
+                    "a step cannot wait, directly or not, for itself: remove one of these `needs`",
+                );
+        }
+        Graph { needs, acyclic }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        i: usize,
+        s: &StepDoc,
+        graph: &Graph,
+        all_ids: &BTreeSet<String>,
+        vars: &BTreeMap<String, String>,
+        project: &Project,
+        library: &mut Library,
+    ) -> Option<Step> {
+        let id = s.id.value.as_str();
+        let kinds = [s.run.is_some(), s.uses.is_some(), s.approval.is_some()];
+        let n_kinds = kinds.iter().filter(|k| **k).count();
+        if n_kinds != 1 {
+            let msg = if n_kinds == 0 {
+                format!("step `{id}` does nothing")
+            } else {
+                format!("step `{id}` has more than one of `run`, `uses` and `approval`")
+            };
+            self.err(s.id.pos, msg)
+                .help("give each step exactly one of `run` (a command), `uses` (a library step) or `approval` (a gate)");
+        }
+        if !s.with.is_empty() && s.uses.is_none() {
+            let pos = s.with.keys().next().map(|k| k.pos).unwrap_or(s.id.pos);
+            self.err(pos, format!("step `{id}` has `with` but no `uses`"))
+                .help("`with` gives inputs to a library step named by `uses`");
+        }
+
+        // What this step's templates may see.
+        // In a cyclic graph "upstream" means nothing; the cycle is reported, and references
+        // to any existing step are let through rather than reported twice.
+        let upstream_owned: BTreeSet<String> = if graph.acyclic {
+            ancestors(i, &graph.needs, &self.doc.steps)
+        } else {
+            all_ids.iter().filter(|s| *s != id).cloned().collect()
+        };
+        let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+        let scope = Scope {
+            names,
+            steps: Some(StepsScope {
+                upstream: upstream_owned.iter().map(String::as_str).collect(),
+                all: all_ids,
+                this: id,
+            }),
+            inputs: None,
+        };
+
+        let lib = match &s.uses {
+            Some(u) => match library.get(project, &u.value) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => {
+                    let names = project.library_names();
+                    let help = suggestion(&u.value, names.iter().map(String::as_str))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "library steps live in steps/<system>/<name>.yaml; there are: {}",
+                                names.join(", ")
+                            )
+                        });
+                    self.err(u.pos, format!("`uses: {}` names no library step", u.value))
+                        .label("not found")
+                        .help(help);
+                    None
+                }
+                Err(problems) => {
+                    self.problems.extend(problems);
+                    self.err(u.pos, format!("library step `{}` is invalid", u.value))
+                        .help("fix the library step's own errors, reported above");
+                    None
+                }
+            },
+            None => None,
+        };
+        let lib_doc = lib.as_ref().map(|l| &l.loaded.doc);
+
+        let budget_sp = s
+            .budget
+            .as_ref()
+            .or(lib_doc.and_then(|l| l.budget.as_ref()));
+        let budget = match budget_sp {
+            Some(b) => self.duration(&format!("`budget` of step `{id}`"), b),
+            None => {
+                self.err(s.id.pos, format!("step `{id}` has no `budget`"))
+                    .help("add `budget: 15m`: the step's share of the RTO, warned at 80% and breached at 100%");
+                None
+            }
+        };
+        let estimate_sp = s
+            .estimate
+            .as_ref()
+            .or(lib_doc.and_then(|l| l.estimate.as_ref()));
+        let estimate = match (estimate_sp, budget) {
+            (Some(e), _) => match Estimate::parse(&e.value) {
+                Ok(est) => Some(est),
+                Err(msg) => {
+                    self.err(e.pos, format!("`estimate` of step `{id}`: {msg}"))
+                        .label("bad estimate")
+                        .help("write `min..likely..max` or `min..max`, e.g. `5m..15m..60m`");
+                    None
+                }
+            },
+            (None, Some(b)) => Some(Estimate::around(b)),
+            (None, None) => None,
+        };
+        let timeout = self.opt_duration(
+            &format!("`timeout` of step `{id}`"),
+            s.timeout
+                .as_ref()
+                .or(lib_doc.and_then(|l| l.timeout.as_ref())),
+        );
+        let backoff = self
+            .opt_duration(
+                &format!("`backoff` of step `{id}`"),
+                s.backoff
+                    .as_ref()
+                    .or(lib_doc.and_then(|l| l.backoff.as_ref())),
+            )
+            .unwrap_or(Duration::from_secs(5));
+        let poll_doc = s.poll.as_ref().or(lib_doc.and_then(|l| l.poll.as_ref()));
+        let poll = match poll_doc {
+            Some(p) => {
+                let every = self.duration(&format!("`poll.every` of step `{id}`"), &p.every);
+                let within = self.duration(&format!("`poll.within` of step `{id}`"), &p.within);
+                match (every, within) {
+                    (Some(every), Some(within)) if every.is_zero() || every > within => {
+                        self.err(p.every.pos, format!("`poll.every` of step `{id}` must be above zero and at most `within`"))
+                            .help("e.g. `poll: { every: 10s, within: 10m }`");
+                        None
+                    }
+                    (Some(every), Some(within)) => Some(Poll { every, within }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let retries = s
+            .retries
+            .as_ref()
+            .or(lib_doc.and_then(|l| l.retries.as_ref()))
+            .map(|r| r.value)
+            .unwrap_or(0);
+        let idempotent = s
+            .idempotent
+            .or(lib_doc.and_then(|l| l.idempotent))
+            .unwrap_or(false);
+
+        // The title and env values render plain; the command renders shell-quoted.
+        let title = match &s.title {
+            Some(t) => {
+                self.check_template(t, Quoting::Plain, &scope, "title");
+                t.value.clone()
+            }
+            None => lib_doc
+                .map(|l| l.title.value.clone())
+                .unwrap_or_else(|| id.to_owned()),
+        };
+        let mut env = BTreeMap::new();
+        if let Some(l) = lib_doc {
+            for (k, v) in &l.env {
+                env.insert(k.clone(), v.value.0.clone());
+            }
+        }
+        for (k, v) in &s.env {
+            if !is_env_name(k) {
+                self.err(v.pos, format!("`{k}` is not an environment variable name"))
+                    .help("environment names are letters, digits and `_`");
+            }
+            let sp = Sp::new(v.value.0.clone(), v.pos);
+            self.check_template(&sp, Quoting::Plain, &scope, "env value");
+            env.insert(k.clone(), v.value.0.clone());
+        }
+
+        let drill_sp = s.drill.as_ref().or(lib_doc.and_then(|l| l.drill.as_ref()));
+        let mut action = None;
+        let mut drill = Drill::Run;
+
+        if let Some(run) = &s.run {
+            self.check_template(run, Quoting::Shell, &scope, "command");
+            action = Some(Action::Command(Command {
+                template: run.value.clone(),
+                inputs: None,
+            }));
+        }
+        if let (Some(uses), Some(l)) = (&s.uses, &lib) {
+            let inputs = self.inputs(id, uses, &s.with, l, &scope);
+            action = Some(Action::Command(Command {
+                template: l.loaded.doc.run.value.clone(),
+                inputs: Some(inputs),
+            }));
+        }
+        if let Some(a) = &s.approval {
+            if let Some(d) = &s.drill {
+                self.err(d.pos, format!("approval step `{id}` takes no `drill`"))
+                    .help("gates ask in drills too; answer them, or pass `--yes` to a drill");
+            }
+            action = self.approval(id, a, &scope).map(Action::Approval);
+        }
+
+        if s.run.is_some() || s.uses.is_some() {
+            match drill_sp {
+                None => {
+                    self.err(s.id.pos, format!("step `{id}` runs a command but declares no `drill`"))
+                        .label("no drill")
+                        .help("say what a drill does: `drill: run` (safe as is), `skip`, `mock`, `{ run: <command> }` or `{ with: { <input>: <value> } }`");
+                }
+                Some(d) => {
+                    drill = self.drill(id, d, s, lib.as_deref(), &scope);
+                }
+            }
+        }
+
+        let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
+        Some(Step {
+            id: id.to_owned(),
+            title,
+            description: s.description.clone(),
+            needs: graph.needs[i].clone(),
+            budget: budget?,
+            estimate: estimate?,
+            timeout,
+            action: action?,
+            drill,
+            retries,
+            backoff,
+            poll,
+            on_failure: s.on_failure.unwrap_or_default(),
+            idempotent,
+            on,
+            env,
+            uses: s.uses.as_ref().map(|u| u.value.clone()),
+        })
+    }
+
+    /// The inputs of a library step: `with` checked against the declared inputs, defaults
+    /// applied, required ones present.
+    fn inputs(
+        &mut self,
+        id: &str,
+        uses: &Sp<String>,
+        with: &BTreeMap<Sp<String>, Sp<Text>>,
+        lib: &library::Entry,
+        scope: &Scope,
+    ) -> BTreeMap<String, String> {
+        let declared = &lib.loaded.doc.inputs;
+        let mut out = BTreeMap::new();
+        for (k, v) in with {
+            if !declared.contains_key(&k.value) {
+                let help = suggestion(&k.value, declared.keys().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "`{}` takes: {}",
+                            uses.value,
+                            declared
+                                .keys()
+                                .map(|k| format!("`{k}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+                self.err(
+                    k.pos,
+                    format!("`{}` has no input `{}`", uses.value, k.value),
+                )
+                .label("unknown input")
+                .help(help);
+                continue;
+            }
+            let sp = Sp::new(v.value.0.clone(), v.pos);
+            self.check_template(&sp, Quoting::Plain, scope, "input");
+            out.insert(k.value.clone(), v.value.0.clone());
+        }
+        for (name, input) in declared {
+            if out.contains_key(name) {
+                continue;
+            }
+            match &input.default {
+                Some(d) => {
+                    out.insert(name.clone(), d.value.0.clone());
+                }
+                None if input.required => {
+                    self.err(
+                        uses.pos,
+                        format!("step `{id}` is missing input `{name}` of `{}`", uses.value),
+                    )
+                    .label("missing input")
+                    .help(format!(
+                        "add `with: {{ {name}: ... }}`{}",
+                        input
+                            .description
+                            .as_ref()
+                            .map(|d| format!(" ({d})"))
+                            .unwrap_or_default()
+                    ));
+                }
+                None => {
+                    out.insert(name.clone(), String::new());
+                }
+            }
+        }
+        out
+    }
+
+    fn approval(&mut self, id: &str, a: &ApprovalDoc, scope: &Scope) -> Option<Approval> {
+        self.check_template(&a.prompt, Quoting::Plain, scope, "prompt");
+        if a.approvers.is_empty() {
+            self.err(a.prompt.pos, format!("approval `{id}` names no approvers"))
+                .help("list roles (from `roles:`) or people under `approvers`");
+        }
+        let min = a.min.as_ref().map(|m| m.value).unwrap_or(1);
+        if let Some(m) = &a.min {
+            if m.value == 0 {
+                self.err(m.pos, format!("approval `{id}` needs `min` of at least 1"))
+                    .help("a gate that needs nobody is not a gate; remove the step instead");
+            }
+            // When every approver is a role, the people who could approve are known.
+            let roles = &self.doc.roles;
+            if a.approvers.iter().all(|x| roles.contains_key(&x.value)) {
+                let people: BTreeSet<&str> = a
+                    .approvers
+                    .iter()
+                    .flat_map(|r| roles[&r.value].iter().map(|n| n.value.as_str()))
+                    .collect();
+                if (people.len() as u32) < m.value {
+                    self.err(
+                        m.pos,
+                        format!(
+                            "approval `{id}` needs {} approvers but its roles hold {} people",
+                            m.value,
+                            people.len()
+                        ),
+                    )
+                    .help("add people to the roles, name more approvers, or lower `min`");
+                }
+            }
+        }
+        let timeout = self.opt_duration(
+            &format!("approval `timeout` of step `{id}`"),
+            a.timeout.as_ref(),
+        );
+        Some(Approval {
+            prompt: a.prompt.value.clone(),
+            approvers: a.approvers.iter().map(|x| x.value.clone()).collect(),
+            min,
+            timeout,
+        })
+    }
+
+    fn drill(
+        &mut self,
+        id: &str,
+        d: &Sp<DrillDoc>,
+        s: &StepDoc,
+        lib: Option<&library::Entry>,
+        scope: &Scope,
+    ) -> Drill {
+        match &d.value {
+            DrillDoc::Run => Drill::Run,
+            DrillDoc::Skip => Drill::Skip,
+            DrillDoc::Mock => Drill::Mock,
+            DrillDoc::Command(c) => {
+                // A library step's own drill command sees only its inputs.
+                let from_library = s.drill.is_none();
+                if from_library && let Some(l) = lib {
+                    let inputs: BTreeSet<&str> =
+                        l.loaded.doc.inputs.keys().map(String::as_str).collect();
+                    let lscope = Scope {
+                        inputs: Some(inputs),
+                        ..Default::default()
+                    };
+                    let errs = template::check(&c.value, Quoting::Shell, &lscope);
+                    self.template_errors(&l.loaded.file.clone(), c, errs, "drill command");
+                    return Drill::Command {
+                        template: c.value.clone(),
+                        library: true,
+                    };
+                }
+                self.check_template(c, Quoting::Shell, scope, "drill command");
+                Drill::Command {
+                    template: c.value.clone(),
+                    library: false,
+                }
+            }
+            DrillDoc::With(with) => {
+                let Some(l) = lib else {
+                    self.err(d.pos, format!("step `{id}` has `drill: {{ with: ... }}` but no `uses`"))
+                        .help("`with` gives other inputs to a library step; for a command use `drill: { run: ... }`");
+                    return Drill::Skip;
+                };
+                let declared = &l.loaded.doc.inputs;
+                let mut out = BTreeMap::new();
+                let file = if s.drill.is_some() {
+                    self.file.clone()
+                } else {
+                    l.loaded.file.clone()
+                };
+                for (k, v) in with {
+                    if !declared.contains_key(&k.value) {
+                        let help = suggestion(&k.value, declared.keys().map(String::as_str));
+                        self.problems.push(
+                            Problem::error(format!(
+                                "drill of step `{id}` sets input `{}`, which `{}` does not have",
+                                k.value,
+                                s.uses.as_ref().map(|u| u.value.as_str()).unwrap_or("")
+                            ))
+                            .at(&file, k.pos)
+                            .label("unknown input")
+                            .maybe_help(help),
+                        );
+                        continue;
+                    }
+                    if s.drill.is_some() {
+                        let sp = Sp::new(v.value.0.clone(), v.pos);
+                        self.check_template(&sp, Quoting::Plain, scope, "drill input");
+                    }
+                    out.insert(k.value.clone(), v.value.0.clone());
+                }
+                Drill::With(out)
+            }
+        }
+    }
+
+    fn check_template(&mut self, sp: &Sp<String>, q: Quoting, scope: &Scope, what: &str) {
+        let errs = template::check(&sp.value, q, scope);
+        let file = self.file.clone();
+        self.template_errors(&file, sp, errs, what);
+    }
+
+    fn template_errors(
+        &mut self,
+        file: &Arc<SourceFile>,
+        sp: &Sp<String>,
+        errs: Vec<template::TemplateError>,
+        what: &str,
+    ) {
+        for e in errs {
+            let pos = template_pos(file, sp, e.range.clone());
+            self.problems.push(
+                Problem::error(format!("{what}: {}", e.message))
+                    .at(file, pos)
+                    .label("here")
+                    .maybe_help(e.help),
+            );
+        }
+    }
+}
+
+struct ProblemBuilder<'a> {
+    problems: &'a mut Problems,
+    p: Option<Problem>,
+}
+
+impl ProblemBuilder<'_> {
+    fn label(mut self, l: impl Into<String>) -> Self {
+        self.p = self.p.take().map(|p| p.label(l));
+        self
+    }
+    fn help(mut self, h: impl Into<String>) -> Self {
+        self.p = self.p.take().map(|p| p.help(h));
+        self
+    }
+}
+
+impl Drop for ProblemBuilder<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.p.take() {
+            self.problems.push(p);
+        }
+    }
+}
+
+/// The position of a byte range inside a template, in the file. Quoted and block scalars
+/// start after their quote or indicator line; where the text cannot be found, the whole
+/// scalar is pointed at.
+fn template_pos(file: &SourceFile, sp: &Sp<String>, range: Option<std::ops::Range<usize>>) -> Pos {
+    let text = file.text();
+    let start = sp.pos.offset.min(text.len());
+    let src = &sp.value;
+    let first_line = src.lines().next().unwrap_or("");
+    let base = if text[start..].starts_with(src.as_str()) {
+        Some(start)
+    } else if text[start..].len() > 1 && text[start + 1..].starts_with(src.as_str()) {
+        Some(start + 1)
+    } else if !first_line.is_empty() {
+        // Search only near the scalar: within its own extent.
+        let window_end = (start + sp.pos.len.max(first_line.len()) + 2).min(text.len());
+        text[start..window_end].find(first_line).map(|i| start + i)
+    } else {
+        None
+    };
+    match (base, range) {
+        (Some(base), Some(r))
+            if src
+                .get(..r.end)
+                .is_some_and(|s| !s[r.start..].contains('\n') || r.start == r.end) =>
+        {
+            // Only exact when the template before the range sits verbatim in the file.
+            let verbatim = text.get(base..base + r.end) == Some(&src[..r.end]);
+            if verbatim {
+                let offset = base + r.start;
+                let before = &text[..offset];
+                let line = before.matches('\n').count() as u32 + 1;
+                let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
+                return Pos {
+                    line,
+                    column: col,
+                    offset,
+                    len: r.len(),
+                };
+            }
+            sp.pos
+        }
+        _ => sp.pos,
+    }
+}
+
+/// Every step upstream of `i` (reachable through `needs`), by id.
+fn ancestors(i: usize, needs: &[Vec<usize>], steps: &[StepDoc]) -> BTreeSet<String> {
+    let mut seen = vec![false; needs.len()];
+    let mut stack: Vec<usize> = needs[i].clone();
+    let mut out = BTreeSet::new();
+    // Only steps whose templates refer to `steps` need this; the rest skip the walk.
+    let uses_steps = step_mentions_steps(&steps[i]);
+    if !uses_steps {
+        return out;
+    }
+    while let Some(j) = stack.pop() {
+        if std::mem::replace(&mut seen[j], true) {
+            continue;
+        }
+        out.insert(steps[j].id.value.clone());
+        stack.extend(needs[j].iter().copied());
+    }
+    out
+}
+
+fn step_mentions_steps(s: &StepDoc) -> bool {
+    let m = |t: &str| t.contains("steps");
+    s.run.as_ref().is_some_and(|r| m(r))
+        || s.with.values().any(|v| m(&v.value.0))
+        || s.env.values().any(|v| m(&v.value.0))
+        || s.title.as_ref().is_some_and(|t| m(t))
+        || s.approval.as_ref().is_some_and(|a| m(&a.prompt))
+        || s.drill.as_ref().is_some_and(|d| match &d.value {
+            DrillDoc::Command(c) => m(c),
+            DrillDoc::With(w) => w.values().any(|v| m(&v.value.0)),
+            _ => false,
+        })
+}
+
+/// One cycle through `start`, inside its strongly connected component, in `needs` order.
+fn cycle_through(start: usize, members: &BTreeSet<usize>, needs: &[Vec<usize>]) -> Vec<usize> {
+    // Depth-first along `needs` edges restricted to the component until we return to start.
+    let mut path = vec![start];
+    let mut seen = BTreeSet::from([start]);
+    fn dfs(
+        at: usize,
+        start: usize,
+        members: &BTreeSet<usize>,
+        needs: &[Vec<usize>],
+        path: &mut Vec<usize>,
+        seen: &mut BTreeSet<usize>,
+    ) -> bool {
+        let mut next: Vec<usize> = needs[at]
+            .iter()
+            .copied()
+            .filter(|j| members.contains(j))
+            .collect();
+        next.sort();
+        for j in next {
+            if j == start {
+                return true;
+            }
+            if seen.insert(j) {
+                path.push(j);
+                if dfs(j, start, members, needs, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    dfs(start, start, members, needs, &mut path, &mut seen);
+    path
+}
+
+/// Kahn's algorithm; among ready steps the one earliest in the file goes first.
+pub fn topo_order(needs: &[Vec<usize>]) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = needs.len();
+    let mut indegree = vec![0usize; n];
+    let mut dependents = vec![Vec::new(); n];
+    for (i, ns) in needs.iter().enumerate() {
+        indegree[i] = ns.len();
+        for &j in ns {
+            dependents[j].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.push(Reverse(d));
+            }
+        }
+    }
+    order
+}
+
+/// The longest path of budgets through the DAG; ties go to the step earliest in the file.
+fn critical_path(steps: &[Step], order: &[usize]) -> (Vec<usize>, Duration) {
+    let weights: Vec<Duration> = steps.iter().map(|s| s.budget).collect();
+    let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
+    longest_path(&weights, &needs, order)
+}
+
+/// The longest path where each node weighs `weights[i]`, over a topological `order`.
+pub fn longest_path(
+    weights: &[Duration],
+    needs: &[&[usize]],
+    order: &[usize],
+) -> (Vec<usize>, Duration) {
+    let n = weights.len();
+    let mut finish = vec![Duration::ZERO; n];
+    let mut pred: Vec<Option<usize>> = vec![None; n];
+    for &i in order {
+        let mut start = Duration::ZERO;
+        for &j in needs[i] {
+            if finish[j] > start || (finish[j] == start && pred[i].is_some_and(|p| j < p)) {
+                start = finish[j];
+                pred[i] = Some(j);
+            }
+        }
+        finish[i] = start + weights[i];
+    }
+    let Some(end) = (0..n).max_by(|&a, &b| finish[a].cmp(&finish[b]).then(b.cmp(&a))) else {
+        return (Vec::new(), Duration::ZERO);
+    };
+    let mut path = vec![end];
+    let mut at = end;
+    while let Some(p) = pred[at] {
+        path.push(p);
+        at = p;
+    }
+    path.reverse();
+    (path, finish[end])
+}
+
+fn is_step_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_env_name(s: &str) -> bool {
+    is_identifier(s)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topo_order_breaks_ties_by_file_order() {
+        // 0 and 2 are ready at once; 1 needs 2.
+        let needs = vec![vec![], vec![2], vec![]];
+        assert_eq!(topo_order(&needs), vec![0, 2, 1]);
+    }
+
+    #[test]
+    fn longest_path_picks_the_heaviest_chain() {
+        let m = Duration::from_secs(60);
+        let weights = [m * 5, m * 15, m * 60, m * 15];
+        let needs: Vec<&[usize]> = vec![&[], &[0], &[0], &[1, 2]];
+        let (path, total) = longest_path(&weights, &needs, &[0, 1, 2, 3]);
+        assert_eq!(path, vec![0, 2, 3]);
+        assert_eq!(total, m * 80);
+    }
+}

@@ -1,0 +1,155 @@
+//! The compiled form of a runbook: what the executor, the simulator and the reports read.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::runbook::OnFailure;
+use crate::units::Estimate;
+
+/// A runbook compiled and checked: steps by index in file order, a topological order, and the
+/// critical path of budgets.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub scenario: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub rto: Duration,
+    pub rpo: Option<Duration>,
+    pub roles: BTreeMap<String, Vec<String>>,
+    pub vars: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
+    pub notify: BTreeMap<String, String>,
+    pub escalation: Vec<Escalation>,
+    /// In file order; `needs` hold indices into this.
+    pub steps: Vec<Step>,
+    /// A topological order; ready steps go in file order.
+    pub order: Vec<usize>,
+    pub critical_path: Vec<usize>,
+    pub critical_path_budget: Duration,
+    /// The runbook file, and the project folder steps run in.
+    pub path: PathBuf,
+    pub root: PathBuf,
+    /// sha256 of the runbook file's bytes, as journaled in `run_started`.
+    pub sha256: String,
+}
+
+impl Plan {
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.id == id)
+    }
+
+    /// The people who may approve a gate: named people, and the members of named roles.
+    pub fn may_approve(&self, approval: &Approval, who: &str) -> bool {
+        approval.approvers.iter().any(|a| {
+            a == who
+                || self
+                    .roles
+                    .get(a)
+                    .is_some_and(|people| people.iter().any(|p| p == who))
+        })
+    }
+
+    /// Steps that need step `i`, in file order.
+    pub fn dependents(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); self.steps.len()];
+        for (i, s) in self.steps.iter().enumerate() {
+            for &j in &s.needs {
+                out[j].push(i);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Escalation {
+    pub after: Duration,
+    pub channel: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub id: String,
+    /// A plain template.
+    pub title: String,
+    pub description: Option<String>,
+    pub needs: Vec<usize>,
+    pub budget: Duration,
+    pub estimate: Estimate,
+    pub timeout: Option<Duration>,
+    pub action: Action,
+    pub drill: Drill,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub poll: Option<Poll>,
+    pub on_failure: OnFailure,
+    pub idempotent: bool,
+    pub on: Vec<String>,
+    /// Extra environment: plain templates in the step's scope.
+    pub env: BTreeMap<String, String>,
+    /// The library step it expands, if any.
+    pub uses: Option<String>,
+}
+
+impl Step {
+    pub fn is_gate(&self) -> bool {
+        matches!(self.action, Action::Approval(_))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Action {
+    Command(Command),
+    Approval(Approval),
+}
+
+/// A command template. For a library step, `inputs` holds the input templates (rendered plain
+/// in the calling step's scope) and `template` sees only `inputs.<name>`.
+#[derive(Clone, Debug)]
+pub struct Command {
+    pub template: String,
+    pub inputs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Approval {
+    /// A plain template.
+    pub prompt: String,
+    pub approvers: Vec<String>,
+    pub min: u32,
+    pub timeout: Option<Duration>,
+}
+
+/// What a step does in a drill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drill {
+    Run,
+    Skip,
+    Mock,
+    /// Another command; `library` when it is a library step's own (it sees `inputs`).
+    Command {
+        template: String,
+        library: bool,
+    },
+    /// The library step with these inputs replaced.
+    With(BTreeMap<String, String>),
+}
+
+impl Drill {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Drill::Run => "run",
+            Drill::Skip => "skip",
+            Drill::Mock => "mock",
+            Drill::Command { .. } => "command",
+            Drill::With(_) => "with",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Poll {
+    pub every: Duration,
+    pub within: Duration,
+}

@@ -1,0 +1,387 @@
+//! The serde types of the runbook format, exactly as written in YAML. Durations, estimates and
+//! templates stay text here: the compiler parses them so that every bad one in a file is
+//! reported at once, not only the first.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::span::Sp;
+
+/// A scenario runbook: `runbooks/<scenario>.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "runbook",
+    description = "A disaster-recovery scenario runbook"
+)]
+pub struct RunbookDoc {
+    /// Must equal the file stem.
+    pub scenario: Sp<String>,
+    /// One line naming the scenario.
+    pub title: Sp<String>,
+    /// The symptoms that call for this runbook.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Recovery time objective for the whole scenario, e.g. `2h30m`.
+    pub rto: Sp<String>,
+    /// Recovery point objective, e.g. `1h` (reported, not enforced).
+    #[serde(default)]
+    pub rpo: Option<Sp<String>>,
+    /// Role name -> the people who hold it. Approvers name roles or people.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<Sp<String>>>,
+    /// Variable defaults, overridden by `--env` and then by `--var k=v`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Sp<Text>>,
+    /// Names of environment variables whose values are masked everywhere.
+    #[serde(default)]
+    pub secrets: Vec<Sp<String>>,
+    /// Channel -> command template that sends `{{ message }}`.
+    #[serde(default)]
+    pub notify: BTreeMap<String, Sp<String>>,
+    /// Who is told, and when (time since the run started).
+    #[serde(default)]
+    pub escalation: Vec<EscalationDoc>,
+    /// The steps, in file order (ties in the schedule go by this order).
+    pub steps: Vec<StepDoc>,
+}
+
+/// One escalation: `{ after: 30m, notify: devops-lead }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationDoc {
+    pub after: Sp<String>,
+    pub notify: Sp<String>,
+}
+
+/// A step as written in a runbook.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepDoc {
+    /// `[a-z0-9][a-z0-9_-]*`, unique in the runbook.
+    pub id: Sp<String>,
+    #[serde(default)]
+    pub title: Option<Sp<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Steps that must succeed before this one starts.
+    #[serde(default)]
+    pub needs: Vec<Sp<String>>,
+    /// This step's share of the RTO: warn at 80%, breach at 100%.
+    #[serde(default)]
+    pub budget: Option<Sp<String>>,
+    /// `min..likely..max` or `min..max`, for simulation and dry-runs.
+    #[serde(default)]
+    pub estimate: Option<Sp<String>>,
+    /// Hard stop: the step's process group is killed.
+    #[serde(default)]
+    pub timeout: Option<Sp<String>>,
+    /// Shell command template.
+    #[serde(default)]
+    pub run: Option<Sp<String>>,
+    /// A library step, `system/name` (steps/system/name.yaml).
+    #[serde(default)]
+    pub uses: Option<Sp<String>>,
+    /// Inputs of the library step named by `uses`.
+    #[serde(default)]
+    pub with: BTreeMap<Sp<String>, Sp<Text>>,
+    /// A gate where people decide.
+    #[serde(default)]
+    pub approval: Option<ApprovalDoc>,
+    /// What the step does in a drill. Required on every step that runs something.
+    #[serde(default)]
+    pub drill: Option<Sp<DrillDoc>>,
+    #[serde(default)]
+    pub retries: Option<Sp<u32>>,
+    #[serde(default)]
+    pub backoff: Option<Sp<String>>,
+    #[serde(default)]
+    pub poll: Option<PollDoc>,
+    #[serde(default)]
+    pub on_failure: Option<OnFailure>,
+    /// May `resume` re-run this step without asking?
+    #[serde(default)]
+    pub idempotent: Option<bool>,
+    /// Inventory hosts to run on over ssh.
+    #[serde(default)]
+    pub on: Vec<Sp<String>>,
+    /// Extra environment for the step's process (values are templates).
+    #[serde(default)]
+    pub env: BTreeMap<String, Sp<Text>>,
+}
+
+/// An approval gate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDoc {
+    /// Shown to the approver (a plain template).
+    pub prompt: Sp<String>,
+    /// Roles or names who may approve.
+    pub approvers: Vec<Sp<String>>,
+    /// Distinct approvers needed (2 for the two-person rule).
+    #[serde(default)]
+    pub min: Option<Sp<u32>>,
+    /// The wait ends here: the run stops, resumable. A gate never passes silently.
+    #[serde(default)]
+    pub timeout: Option<Sp<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollDoc {
+    pub every: Sp<String>,
+    pub within: Sp<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    #[default]
+    Abort,
+    Continue,
+}
+
+/// `drill:` — `run` | `skip` | `mock` | `{ run: command }` | `{ with: { input: value } }`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DrillDoc {
+    Run,
+    Skip,
+    Mock,
+    Command(Sp<String>),
+    With(BTreeMap<Sp<String>, Sp<Text>>),
+}
+
+impl<'de> Deserialize<'de> for DrillDoc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DrillDoc;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`run`, `skip`, `mock`, `{ run: command }` or `{ with: { ... } }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DrillDoc, E> {
+                match v {
+                    "run" => Ok(DrillDoc::Run),
+                    "skip" => Ok(DrillDoc::Skip),
+                    "mock" => Ok(DrillDoc::Mock),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DrillDoc, A::Error> {
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::invalid_length(0, &self));
+                };
+                let drill = match key.as_str() {
+                    "run" => DrillDoc::Command(map.next_value()?),
+                    "with" => DrillDoc::With(map.next_value()?),
+                    other => return Err(de::Error::unknown_field(other, &["run", "with"])),
+                };
+                if let Some(extra) = map.next_key::<String>()? {
+                    return Err(de::Error::custom(format!(
+                        "`drill` takes one of `run` or `with`, not also `{extra}`"
+                    )));
+                }
+                Ok(drill)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for DrillDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "Drill".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "What the step does in a drill: run (safe as is), skip, mock (simulated), a different command, or the library step with other inputs.",
+            "oneOf": [
+                { "type": "string", "enum": ["run", "skip", "mock"] },
+                { "type": "object", "properties": { "run": { "type": "string" } },
+                  "required": ["run"], "additionalProperties": false },
+                { "type": "object", "properties": { "with": { "type": "object",
+                    "additionalProperties": { "type": ["string", "number", "boolean"] } } },
+                  "required": ["with"], "additionalProperties": false }
+            ]
+        })
+    }
+}
+
+/// A scalar written as a string, number or boolean; kept as its text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Text {
+    fn schema_name() -> Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+/// A library step: `steps/<system>/<name>.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryDoc {
+    pub title: Sp<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputDoc>,
+    pub run: Sp<String>,
+    #[serde(default)]
+    pub budget: Option<Sp<String>>,
+    #[serde(default)]
+    pub estimate: Option<Sp<String>>,
+    #[serde(default)]
+    pub timeout: Option<Sp<String>>,
+    #[serde(default)]
+    pub drill: Option<Sp<DrillDoc>>,
+    #[serde(default)]
+    pub retries: Option<Sp<u32>>,
+    #[serde(default)]
+    pub backoff: Option<Sp<String>>,
+    #[serde(default)]
+    pub poll: Option<PollDoc>,
+    #[serde(default)]
+    pub idempotent: Option<bool>,
+    #[serde(default)]
+    pub env: BTreeMap<String, Sp<Text>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputDoc {
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub default: Option<Sp<Text>>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An environment file: `runbooks/env/<name>.yaml`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvDoc {
+    /// Lets `--yes` pass gates in real runs: for a local sandbox only.
+    #[serde(default)]
+    pub auto_approve: bool,
+    #[serde(default)]
+    pub vars: BTreeMap<String, Sp<Text>>,
+    #[serde(default)]
+    pub inventory: BTreeMap<String, HostDoc>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostDoc {
+    pub host: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+/// The keys each mapping of the format accepts, for the first loading pass that reports every
+/// unknown key of a file at once (serde stops at the first). A unit test checks them against
+/// the JSON Schema made from the types above, so the two cannot drift apart.
+pub mod keys {
+    pub const RUNBOOK: &[&str] = &[
+        "scenario",
+        "title",
+        "description",
+        "rto",
+        "rpo",
+        "roles",
+        "vars",
+        "secrets",
+        "notify",
+        "escalation",
+        "steps",
+    ];
+    pub const ESCALATION: &[&str] = &["after", "notify"];
+    pub const STEP: &[&str] = &[
+        "id",
+        "title",
+        "description",
+        "needs",
+        "budget",
+        "estimate",
+        "timeout",
+        "run",
+        "uses",
+        "with",
+        "approval",
+        "drill",
+        "retries",
+        "backoff",
+        "poll",
+        "on_failure",
+        "idempotent",
+        "on",
+        "env",
+    ];
+    pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout"];
+    pub const POLL: &[&str] = &["every", "within"];
+    pub const LIBRARY: &[&str] = &[
+        "title",
+        "description",
+        "inputs",
+        "run",
+        "budget",
+        "estimate",
+        "timeout",
+        "drill",
+        "retries",
+        "backoff",
+        "poll",
+        "idempotent",
+        "env",
+    ];
+    pub const INPUT: &[&str] = &["required", "default", "description"];
+    pub const ENV: &[&str] = &["auto_approve", "vars", "inventory"];
+    pub const HOST: &[&str] = &["host", "user", "port", "identity"];
+}

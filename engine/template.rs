@@ -1,0 +1,412 @@
+//! Templates: minijinja with strict undefined, in two flavours.
+//!
+//! [`Quoting::Shell`] renders commands: every interpolated value is shell-quoted, so a variable,
+//! an output or a secret can never inject a command; `| raw` opts out, visibly.
+//! [`Quoting::Plain`] renders titles, prompts, inputs and environment values as they are.
+//!
+//! The compiler calls [`check`] on every template against a [`Scope`] — what will exist when
+//! it renders — and the executor calls [`render`] with the real values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior};
+
+use crate::diag::suggestion;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quoting {
+    Shell,
+    Plain,
+}
+
+/// A problem in one template; `range` is a byte range inside the template's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    pub message: String,
+    pub range: Option<Range<usize>>,
+    pub help: Option<String>,
+}
+
+fn environment(quoting: Quoting) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_debug(false);
+    // `raw` marks a value as already safe for the shell: the formatter writes it as it is.
+    env.add_filter("raw", |v: Value| Value::from_safe_string(v.to_string()));
+    if quoting == Quoting::Shell {
+        env.set_formatter(|out, _state, value| {
+            if value.is_safe() {
+                return out
+                    .write_str(value.as_str().unwrap_or_default())
+                    .map_err(Into::into);
+            }
+            let text = if value.is_none() {
+                String::new()
+            } else {
+                value.to_string()
+            };
+            let quoted = shlex::try_quote(&text).map_err(|_| {
+                minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    "a value holds a NUL byte, which no shell command can carry",
+                )
+            })?;
+            out.write_str(&quoted).map_err(Into::into)
+        });
+    }
+    env
+}
+
+static SHELL: LazyLock<Environment<'static>> = LazyLock::new(|| environment(Quoting::Shell));
+static PLAIN: LazyLock<Environment<'static>> = LazyLock::new(|| environment(Quoting::Plain));
+
+fn env_for(q: Quoting) -> &'static Environment<'static> {
+    match q {
+        Quoting::Shell => &SHELL,
+        Quoting::Plain => &PLAIN,
+    }
+}
+
+/// Renders a template with real values.
+pub fn render(src: &str, quoting: Quoting, ctx: &Value) -> Result<String, TemplateError> {
+    if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
+        return Ok(src.to_owned()); // the common case costs nothing
+    }
+    env_for(quoting)
+        .render_str(src, ctx)
+        .map_err(|e| from_minijinja(&e, src))
+}
+
+/// What a template may refer to when it renders.
+#[derive(Clone, Debug, Default)]
+pub struct Scope<'a> {
+    /// Names available at the top level (the runbook's vars, `message` for notify commands).
+    pub names: BTreeSet<&'a str>,
+    /// `steps['x']`: None when steps are not visible here (library steps, notify commands).
+    pub steps: Option<StepsScope<'a>>,
+    /// `inputs.x`: Some in a library step.
+    pub inputs: Option<BTreeSet<&'a str>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StepsScope<'a> {
+    pub upstream: BTreeSet<&'a str>,
+    pub all: &'a BTreeSet<String>,
+    pub this: &'a str,
+}
+
+const PLACEHOLDER: &str = "x";
+
+/// Checks a template against what will exist when it renders: syntax, undefined names, unknown
+/// filters, and outputs of steps that are not upstream. Returns every problem found.
+pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
+    if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
+        return Vec::new();
+    }
+    let env = env_for(quoting);
+    let tmpl = match env.template_from_str(src) {
+        Ok(t) => t,
+        Err(e) => return vec![from_minijinja(&e, src)],
+    };
+    let mut errors = Vec::new();
+    // Names in branches a render would not take are still checked here.
+    let mut known: Vec<&str> = scope.names.iter().copied().collect();
+    known.push("env");
+    if scope.steps.is_some() {
+        known.push("steps");
+    }
+    if scope.inputs.is_some() {
+        known.push("inputs");
+    }
+    let mut undeclared: Vec<String> = tmpl.undeclared_variables(false).into_iter().collect();
+    undeclared.sort();
+    for name in undeclared {
+        if known.contains(&name.as_str()) || is_builtin(&name) {
+            continue;
+        }
+        let help = suggestion(&name, known.iter().copied()).or_else(|| {
+            Some(if scope.inputs.is_some() {
+                "a library step sees only `inputs.<name>` and `env.<NAME>`".to_owned()
+            } else {
+                "declare it under `vars:`, or use `env.<NAME>` or `steps['<id>'].outputs.<key>`"
+                    .to_owned()
+            })
+        });
+        errors.push(TemplateError {
+            message: format!("undefined variable `{name}`"),
+            range: find_word(src, &name),
+            help,
+        });
+    }
+    if !errors.is_empty() {
+        return errors;
+    }
+
+    let violations = Arc::new(Mutex::new(Vec::new()));
+    let mut ctx: BTreeMap<String, Value> = scope
+        .names
+        .iter()
+        .map(|n| (n.to_string(), Value::from(PLACEHOLDER)))
+        .collect();
+    ctx.insert("env".into(), Value::from_object(Anything));
+    if let Some(steps) = &scope.steps {
+        ctx.insert(
+            "steps".into(),
+            Value::from_object(CheckSteps {
+                upstream: steps.upstream.iter().map(|s| s.to_string()).collect(),
+                all: steps.all.clone(),
+                this: steps.this.to_owned(),
+                violations: violations.clone(),
+            }),
+        );
+    }
+    if let Some(inputs) = &scope.inputs {
+        let m: BTreeMap<String, Value> = inputs
+            .iter()
+            .map(|n| (n.to_string(), Value::from(PLACEHOLDER)))
+            .collect();
+        ctx.insert("inputs".into(), Value::from(m));
+    }
+    let result = tmpl.render(Value::from(ctx));
+    for v in violations.lock().expect("violations lock").drain(..) {
+        errors.push(v.into_error(src));
+    }
+    if errors.is_empty()
+        && let Err(e) = result
+    {
+        let mut err = from_minijinja(&e, src);
+        if e.kind() == ErrorKind::UndefinedError && scope.inputs.is_some() {
+            err.help = Some(format!(
+                "declare it under `inputs:`; this step has {}",
+                list(scope.inputs.iter().flatten().copied())
+            ));
+        }
+        errors.push(err);
+    }
+    errors
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn is_builtin(name: &str) -> bool {
+    matches!(
+        name,
+        "range" | "dict" | "namespace" | "debug" | "loop" | "true" | "false" | "none"
+    )
+}
+
+fn from_minijinja(e: &minijinja::Error, src: &str) -> TemplateError {
+    let detail = e.detail().map(str::to_owned);
+    let (message, help) = match e.kind() {
+        ErrorKind::UnknownFilter => (
+            format!("unknown filter: {}", detail.clone().unwrap_or_default()),
+            Some("filters: `raw` (no shell quoting) and minijinja's built-ins such as `lower`, `default`".into()),
+        ),
+        ErrorKind::SyntaxError => (
+            format!("template syntax error: {}", detail.clone().unwrap_or_default()),
+            Some("templates are minijinja: `{{ name }}`, `{{ steps['id'].outputs.key }}`".into()),
+        ),
+        ErrorKind::UndefinedError => (
+            "undefined value in template".to_owned(),
+            Some("a name, attribute or key here does not exist when the template renders".into()),
+        ),
+        _ => (
+            match &detail {
+                Some(d) => format!("template error: {d}"),
+                None => format!("template error: {}", e.kind()),
+            },
+            None,
+        ),
+    };
+    let range = e.range().filter(|r| r.end <= src.len());
+    TemplateError {
+        message,
+        range,
+        help,
+    }
+}
+
+fn find_word(src: &str, word: &str) -> Option<Range<usize>> {
+    let mut from = 0;
+    while let Some(i) = src[from..].find(word) {
+        let start = from + i;
+        let end = start + word.len();
+        let before = src[..start].chars().next_back();
+        let after = src[end..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if !ident(before) && !ident(after) {
+            return Some(start..end);
+        }
+        from = end;
+    }
+    None
+}
+
+/// Answers any attribute with a placeholder: the operator's environment and step outputs are
+/// known only when the run happens.
+#[derive(Debug)]
+struct Anything;
+
+impl Object for Anything {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from(PLACEHOLDER))
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
+#[derive(Debug)]
+struct CheckSteps {
+    upstream: BTreeSet<String>,
+    all: BTreeSet<String>,
+    this: String,
+    violations: Arc<Mutex<Vec<Violation>>>,
+}
+
+#[derive(Debug)]
+struct Violation {
+    step: String,
+    this: String,
+    exists: bool,
+    suggestion: Option<String>,
+}
+
+impl Violation {
+    fn into_error(self, src: &str) -> TemplateError {
+        let range = src.find(&self.step).map(|i| i..i + self.step.len());
+        if self.step == self.this {
+            TemplateError {
+                message: format!("step `{}` refers to its own outputs", self.this),
+                range,
+                help: Some("a step sees only the outputs of steps upstream of it".into()),
+            }
+        } else if self.exists {
+            TemplateError {
+                message: format!(
+                    "step `{}` uses an output of `{}`, which is not upstream of it",
+                    self.this, self.step
+                ),
+                range,
+                help: Some(format!(
+                    "add `{}` to `needs` (directly or through a step that needs it)",
+                    self.step
+                )),
+            }
+        } else {
+            TemplateError {
+                message: format!("no step `{}` to take outputs from", self.step),
+                range,
+                help: self.suggestion,
+            }
+        }
+    }
+}
+
+impl Object for CheckSteps {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let id = key.as_str()?;
+        if !self.upstream.contains(id) {
+            self.violations
+                .lock()
+                .expect("violations lock")
+                .push(Violation {
+                    step: id.to_owned(),
+                    this: self.this.clone(),
+                    exists: self.all.contains(id),
+                    suggestion: suggestion(id, self.all.iter().map(String::as_str)),
+                });
+        }
+        let outputs = Value::from_object(Anything);
+        Some(Value::from(BTreeMap::from([(
+            "outputs".to_owned(),
+            outputs,
+        )])))
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(pairs: &[(&str, &str)]) -> Value {
+        let m: BTreeMap<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        Value::from(m)
+    }
+
+    #[test]
+    fn shell_quotes_every_value_unless_raw() {
+        let c = ctx(&[("x", "; touch pwned"), ("y", "$(id)"), ("plain", "omni")]);
+        let out = render("echo {{ x }} {{ y }} {{ plain }}", Quoting::Shell, &c).unwrap();
+        assert_eq!(out, "echo '; touch pwned' '$(id)' omni");
+        let out = render("echo {{ x | raw }}", Quoting::Shell, &c).unwrap();
+        assert_eq!(out, "echo ; touch pwned");
+        let out = render("{{ x }}", Quoting::Plain, &c).unwrap();
+        assert_eq!(out, "; touch pwned");
+    }
+
+    #[test]
+    fn check_names_undefined_variables_with_a_suggestion() {
+        let scope = Scope {
+            names: BTreeSet::from(["database"]),
+            ..Default::default()
+        };
+        let errs = check("restore {{ databse }}", Quoting::Shell, &scope);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].message, "undefined variable `databse`");
+        assert_eq!(errs[0].range, Some(11..18));
+        assert_eq!(errs[0].help.as_deref(), Some("did you mean `database`?"));
+    }
+
+    #[test]
+    fn check_rejects_outputs_of_steps_not_upstream() {
+        let all = BTreeSet::from(["a".to_owned(), "b".to_owned(), "c".to_owned()]);
+        let scope = Scope {
+            steps: Some(StepsScope {
+                upstream: BTreeSet::from(["a"]),
+                all: &all,
+                this: "c",
+            }),
+            ..Default::default()
+        };
+        assert!(check("{{ steps['a'].outputs.file }}", Quoting::Shell, &scope).is_empty());
+        let errs = check("{{ steps['b'].outputs.file }}", Quoting::Shell, &scope);
+        assert_eq!(
+            errs[0].message,
+            "step `c` uses an output of `b`, which is not upstream of it"
+        );
+        let errs = check("{{ steps.zz.outputs.file }}", Quoting::Shell, &scope);
+        assert_eq!(errs[0].message, "no step `zz` to take outputs from");
+    }
+
+    #[test]
+    fn check_reports_unknown_filters() {
+        let scope = Scope {
+            names: BTreeSet::from(["x"]),
+            ..Default::default()
+        };
+        let errs = check("{{ x | shout }}", Quoting::Shell, &scope);
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.starts_with("unknown filter"), "{errs:?}");
+    }
+}

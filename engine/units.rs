@@ -1,0 +1,133 @@
+//! Durations and estimates as runbooks write them (`90s`, `15m`, `1h30m`, `5m..15m..60m`).
+
+use std::fmt;
+use std::time::Duration;
+
+/// Parses a humantime duration; the error says what a good one looks like.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("an empty duration".into());
+    }
+    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e})"))
+}
+
+/// `2h30m`, `15m`, `90s` → `1m30s`, `450ms`: short, and parseable back.
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let mut s = d.as_secs();
+    if ms % 1000 >= 500 && s < 60 {
+        // Round sub-minute durations to the nearest second, e.g. 1.6s -> 2s.
+        s += 1;
+    }
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.is_empty() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
+/// Seconds as a float, for JSON.
+pub fn secs(d: Duration) -> f64 {
+    (d.as_millis() as f64) / 1000.0
+}
+
+/// `min..likely..max` for simulation and dry-runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Estimate {
+    pub min: Duration,
+    pub likely: Duration,
+    pub max: Duration,
+}
+
+impl Estimate {
+    /// A plain budget, as a narrow range around itself (±10%).
+    pub fn around(budget: Duration) -> Self {
+        Estimate {
+            min: budget.mul_f64(0.9),
+            likely: budget,
+            max: budget.mul_f64(1.1),
+        }
+    }
+
+    /// Parses `min..likely..max` or `min..max` (likely then lies halfway).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split("..").collect();
+        let parsed: Result<Vec<Duration>, String> =
+            parts.iter().map(|p| parse_duration(p)).collect();
+        let d = parsed?;
+        let e = match d.as_slice() {
+            [min, max] => Estimate {
+                min: *min,
+                likely: (*min + *max) / 2,
+                max: *max,
+            },
+            [min, likely, max] => Estimate {
+                min: *min,
+                likely: *likely,
+                max: *max,
+            },
+            _ => return Err(format!("`{text}` is not `min..likely..max` or `min..max`")),
+        };
+        if !(e.min <= e.likely && e.likely <= e.max) {
+            return Err(format!(
+                "`{text}` is out of order: it must be min <= likely <= max"
+            ));
+        }
+        Ok(e)
+    }
+}
+
+impl fmt::Display for Estimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}..{}..{}",
+            fmt_duration(self.min),
+            fmt_duration(self.likely),
+            fmt_duration(self.max)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip() {
+        for s in ["90s", "15m", "1h30m", "2h30m", "4h"] {
+            let d = parse_duration(s).unwrap();
+            assert_eq!(parse_duration(&fmt_duration(d)).unwrap(), d, "{s}");
+        }
+        assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn estimates_parse_with_and_without_likely() {
+        let e = Estimate::parse("5m..60m").unwrap();
+        assert_eq!(e.likely, Duration::from_secs(1950));
+        let e = Estimate::parse("2m..5m..10m").unwrap();
+        assert_eq!(e.likely, Duration::from_secs(300));
+        assert!(
+            Estimate::parse("10m..5m")
+                .unwrap_err()
+                .contains("out of order")
+        );
+        assert!(Estimate::parse("5m").is_err());
+    }
+}
