@@ -225,16 +225,25 @@ pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>)
     did_you_mean(word, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
+/// Edits between two words, a swap of two neighbouring letters counting as one (`stpo` is one
+/// typo away from `stop`): the optimal string alignment distance.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        for j in 0..b.len() {
+            let cost = usize::from(a[i] != b[j]);
+            let mut d = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur[j + 1] = d;
         }
+        std::mem::swap(&mut before, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
@@ -250,5 +259,8 @@ mod tests {
         assert_eq!(did_you_mean("pick-bakup", ids), Some("pick-backup"));
         assert_eq!(did_you_mean("restor", ids), Some("restore"));
         assert_eq!(did_you_mean("monitor", ids), None);
+        assert_eq!(did_you_mean("stpo-writes", ids), Some("stop-writes"));
+        assert_eq!(edit_distance("stpo", "stop"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -6,8 +6,12 @@
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod exec;
+pub mod journal;
 pub mod project;
+pub mod report;
 pub mod runbook;
 pub mod schema;
+pub mod state;
 pub mod template;
 pub mod units;

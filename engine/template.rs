@@ -208,9 +208,14 @@ fn is_builtin(name: &str) -> bool {
 
 fn from_minijinja(e: &minijinja::Error, src: &str) -> TemplateError {
     let detail = e.detail().map(str::to_owned);
+    let range = e.range().filter(|r| r.end <= src.len());
     let (message, help) = match e.kind() {
         ErrorKind::UnknownFilter => (
-            format!("unknown filter: {}", detail.clone().unwrap_or_default()),
+            // minijinja points at the filter's name; its detail says "filter x is unknown".
+            match range.clone().and_then(|r| src.get(r)) {
+                Some(name) if is_name(name) => format!("unknown filter `{name}`"),
+                _ => format!("unknown filter: {}", detail.clone().unwrap_or_default()),
+            },
             Some("filters: `raw` (no shell quoting) and minijinja's built-ins such as `lower`, `default`".into()),
         ),
         ErrorKind::SyntaxError => (
@@ -229,12 +234,33 @@ fn from_minijinja(e: &minijinja::Error, src: &str) -> TemplateError {
             None,
         ),
     };
-    let range = e.range().filter(|r| r.end <= src.len());
     TemplateError {
         message,
         range,
         help,
     }
+}
+
+/// Where `steps['id']`, `steps["id"]` or `steps.id` names the step, else the first mention.
+fn find_step_ref(src: &str, id: &str) -> Option<Range<usize>> {
+    let mentions = src.match_indices(id).map(|(i, _)| i..i + id.len());
+    let is_ref = |r: &Range<usize>| {
+        let before = &src[..r.start];
+        before.ends_with("steps.")
+            || before.strip_suffix(['\'', '"']).is_some_and(|b| {
+                b.trim_end()
+                    .strip_suffix('[')
+                    .is_some_and(|b| b.trim_end().ends_with("steps"))
+            })
+    };
+    mentions
+        .clone()
+        .find(is_ref)
+        .or_else(|| mentions.clone().next())
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 fn find_word(src: &str, word: &str) -> Option<Range<usize>> {
@@ -245,7 +271,8 @@ fn find_word(src: &str, word: &str) -> Option<Range<usize>> {
         let before = src[..start].chars().next_back();
         let after = src[end..].chars().next();
         let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-        if !ident(before) && !ident(after) {
+        // `inputs.database` is an attribute, not the name `database`.
+        if !ident(before) && before != Some('.') && !ident(after) {
             return Some(start..end);
         }
         from = end;
@@ -285,7 +312,7 @@ struct Violation {
 
 impl Violation {
     fn into_error(self, src: &str) -> TemplateError {
-        let range = src.find(&self.step).map(|i| i..i + self.step.len());
+        let range = find_step_ref(src, &self.step);
         if self.step == self.this {
             TemplateError {
                 message: format!("step `{}` refers to its own outputs", self.this),
@@ -407,6 +434,6 @@ mod tests {
         };
         let errs = check("{{ x | shout }}", Quoting::Shell, &scope);
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].message.starts_with("unknown filter"), "{errs:?}");
+        assert_eq!(errs[0].message, "unknown filter `shout`", "{errs:?}");
     }
 }

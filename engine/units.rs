@@ -21,11 +21,11 @@ pub fn fmt_duration(d: Duration) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    let mut s = d.as_secs();
-    if ms % 1000 >= 500 && s < 60 {
-        // Round sub-minute durations to the nearest second, e.g. 1.6s -> 2s.
-        s += 1;
+    if ms < 10_000 && ms % 1000 != 0 {
+        // Short durations keep a decimal: `1.2s` is not `1s` when the budget is `1s`.
+        return format!("{:.1}s", ms as f64 / 1000.0);
     }
+    let s = d.as_secs();
     let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
     let mut out = String::new();
     if h > 0 {

@@ -101,7 +101,10 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
         }
     }
     report_problems(&all);
-    let mut what = vec![plural(runbooks, "runbook")];
+    let mut what = Vec::new();
+    if runbooks > 0 || steps + envs == 0 {
+        what.push(plural(runbooks, "runbook"));
+    }
     if steps > 0 {
         what.push(plural(steps, "library step"));
     }

@@ -2,6 +2,8 @@
 
 mod check;
 mod plan_view;
+pub mod run;
+mod runs;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -56,8 +58,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Run a scenario: for real, as a drill (--drill) or on a virtual clock (--dry-run).
+    Run(run::RunArgs),
+    /// Check a run's journal: its hash chain, line by line.
+    Verify {
+        /// A run id (or a unique part of one, or `last`).
+        run: String,
+    },
+    /// A run's report, made from its journal.
+    Report {
+        /// A run id (or a unique part of one).
+        run: Option<String>,
+        /// The most recent run.
+        #[arg(long, conflicts_with = "run")]
+        last: bool,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        format: ReportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// The JSON Schema of the runbook format, for editors.
     Schema,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -103,6 +130,14 @@ pub fn main() -> ExitCode {
         Command::List => check::list(),
         Command::Check { paths, strict } => check::check(&paths, strict),
         Command::Plan { scenario, format } => plan_view::plan(&scenario, format),
+        Command::Run(args) => run::run(args, cli.state_dir),
+        Command::Verify { run } => runs::verify(&run, cli.state_dir),
+        Command::Report {
+            run,
+            last,
+            format,
+            output,
+        } => runs::report(run.as_deref(), last, format, output, cli.state_dir),
         Command::Schema => {
             println!("{}", crate::schema::runbook_schema_json());
             exit::OK

@@ -60,9 +60,11 @@ pub fn check_entry(name: &str, path: &std::path::Path) -> Result<Arc<Entry>, Pro
         ..Default::default()
     };
     for e in template::check(&doc.run.value, Quoting::Shell, &scope) {
+        let pos = super::template_pos(&loaded.file, &doc.run, e.range.clone());
         problems.push(
             Problem::error(format!("command: {}", e.message))
-                .at(&loaded.file, doc.run.pos)
+                .at(&loaded.file, pos)
+                .label("here")
                 .maybe_help(e.help),
         );
     }

@@ -61,9 +61,21 @@ pub fn load<T: DeserializeOwned>(path: &Path, kind: Kind) -> Result<Loaded<T>, P
 /// Parses text already read; used by `load` and by tests that feed the loader arbitrary text.
 pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>, kind: Kind) -> Result<T, Problems> {
     let text = file.text();
-    if text.trim().is_empty() {
+    // Comments alone (a schema line, say) make no document either.
+    let blank = text.lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#') || l == "---"
+    });
+    if blank {
+        let start = Pos {
+            line: 1,
+            column: 1,
+            offset: 0,
+            len: 0,
+        };
         return Err(Problem::error("the file is empty")
-            .in_file(file)
+            .at(file, start)
+            .label("nothing here")
             .help(match kind {
                 Kind::Runbook => "a runbook needs at least `scenario`, `title`, `rto` and `steps`",
                 Kind::Library => "a library step needs at least `title` and `run`",
@@ -71,15 +83,27 @@ pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>, kind: Kind) -> Result<
             })
             .into());
     }
-    let tree: Node = serde_saphyr::from_str_with_options(text, options())
+    // The bare tree lets repeated keys through, so that every one of them is reported.
+    let tree: Node = serde_saphyr::from_str_with_options(text, tree_options())
         .map_err(|e| Problems::from(yaml_problem(&e, file)))?;
     let mut problems = Problems::default();
+    lint_duplicates(&tree, file, &mut problems);
     lint_keys(&tree, shape_of(kind), file, "", &mut problems);
     if problems.has_errors() {
+        problems
+            .0
+            .sort_by_key(|p| p.pos.map(|pos| pos.offset).unwrap_or(0));
         return Err(problems);
     }
     serde_saphyr::from_str_with_options(text, options())
         .map_err(|e| Problems::from(yaml_problem(&e, file)))
+}
+
+fn tree_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        duplicate_keys: DuplicateKeyPolicy::PassThrough,
+        with_snippet: false,
+    }
 }
 
 fn options() -> serde_saphyr::Options {
@@ -101,10 +125,30 @@ pub fn display_path(path: &Path) -> String {
 fn yaml_problem(e: &serde_saphyr::Error, file: &Arc<SourceFile>) -> Problem {
     let message = e.without_snippet().render();
     // serde-saphyr appends "at line X column Y"; the caret says that already.
-    let message = first_line(&message);
+    let mut message = first_line(&message);
+    // serde-saphyr's own wording names its options; say it in the format's words.
+    if let Some(rest) = message.strip_prefix("duplicate mapping key") {
+        let key = rest
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches(':')
+            .trim();
+        message = if key.is_empty() {
+            "duplicate key".to_owned()
+        } else {
+            format!("duplicate key `{key}`")
+        };
+    }
     let mut p = Problem::error(message).in_file(file);
     if let Some(loc) = e.location() {
-        p = p.at(file, Pos::from_location(&loc));
+        let mut pos = Pos::from_location(&loc);
+        // Syntax errors come with a line and column but no byte offset: find it.
+        if loc.span().byte_offset().is_none() {
+            pos.offset = offset_of(file.text(), pos.line, pos.column);
+            pos.len = 0;
+        }
+        p = p.at(file, pos);
     }
     let help = if p.message.contains("duplicate") {
         Some("a key may appear once in a mapping: remove or rename the repeated one")
@@ -114,6 +158,23 @@ fn yaml_problem(e: &serde_saphyr::Error, file: &Arc<SourceFile>) -> Problem {
         None
     };
     p.maybe_help(help.map(str::to_owned))
+}
+
+/// The byte offset of a 1-based line and (character) column, clamped to the text.
+fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let col = l
+                .char_indices()
+                .nth(column.saturating_sub(1) as usize)
+                .map(|(b, _)| b)
+                .unwrap_or(l.trim_end_matches('\n').len());
+            return offset + col;
+        }
+        offset += l.len();
+    }
+    text.len()
 }
 
 fn first_line(s: &str) -> String {
@@ -203,12 +264,35 @@ impl<'de> Deserialize<'de> for NodeKind {
     }
 }
 
-/// A mapping key of any scalar type, as text.
+/// A mapping key of any scalar type, as text. Read as a string, as the typed pass reads field
+/// names: read as "any", YAML 1.1 turns the key `on` into `true`.
 struct KeyText(String);
 
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        types::Text::deserialize(d).map(|t| KeyText(t.0))
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -314,8 +398,15 @@ fn lint_keys(
     };
     for (key, value) in entries {
         if !shape.keys.contains(&key.value.as_str()) {
-            let help = suggestion(&key.value, shape.keys.iter().copied())
-                .unwrap_or_else(|| format!("a {} takes: {}", shape.what, shape.keys.join(", ")));
+            let help = suggestion(&key.value, shape.keys.iter().copied()).unwrap_or_else(|| {
+                let article = if shape.what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                let keys: Vec<String> = shape.keys.iter().map(|k| format!("`{k}`")).collect();
+                format!("{article} {} takes: {}", shape.what, keys.join(", "))
+            });
             out.push(
                 Problem::error(format!("unknown key `{}` in {here}", key.value))
                     .at(file, key.pos)
@@ -346,6 +437,34 @@ fn lint_keys(
     }
 }
 
+/// Reports every key repeated in a mapping, anywhere in the file (serde stops at the first).
+fn lint_duplicates(node: &Node, file: &Arc<SourceFile>, out: &mut Problems) {
+    match &node.0.value {
+        NodeKind::Map(entries) => {
+            for (i, (key, value)) in entries.iter().enumerate() {
+                if let Some((first, _)) = entries[..i].iter().find(|(k, _)| k.value == key.value) {
+                    out.push(
+                        Problem::error(format!("duplicate key `{}`", key.value))
+                            .at(file, key.pos)
+                            .label("repeated key")
+                            .help(format!(
+                                "`{}` is already set on line {}; a key may appear once in a mapping: remove one",
+                                key.value, first.pos.line
+                            )),
+                    );
+                }
+                lint_duplicates(value, file, out);
+            }
+        }
+        NodeKind::Seq(items) => {
+            for item in items {
+                lint_duplicates(item, file, out);
+            }
+        }
+        NodeKind::Scalar => {}
+    }
+}
+
 /// The text of a scalar node, read back from the source by its span.
 fn scalar_text(file: &Arc<SourceFile>, node: &Node) -> Option<String> {
     if !matches!(node.0.value, NodeKind::Scalar) {
@@ -354,5 +473,9 @@ fn scalar_text(file: &Arc<SourceFile>, node: &Node) -> Option<String> {
     let p = node.0.pos;
     let text = file.text();
     let s = text.get(p.offset..p.offset + p.len)?;
+    // A block scalar is no name to put in a one-line message.
+    if s.contains('\n') {
+        return None;
+    }
     Some(s.trim_matches(|c| c == '"' || c == '\'').to_owned())
 }

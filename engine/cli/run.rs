@@ -1,0 +1,414 @@
+//! `runbook run`, and what it shares with `resume`: variables, environments, the shell.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::plan_view::load_plan;
+use super::{Style, exit};
+use crate::compile::{Action as StepAction, Plan};
+use crate::diag::{Problem, suggestion};
+use crate::exec::mask::Masker;
+use crate::exec::observer::{Bars, JsonLines, Observers, Plain};
+use crate::exec::{self, Config, Machine, Outcome, Shell};
+use crate::journal::*;
+use crate::project::Project;
+use crate::runbook::{EnvDoc, load_env};
+use crate::state::{self, StateDir};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// A scenario name (runbooks/<name>.yaml) or a path to a runbook file.
+    pub scenario: String,
+    /// Run each step's drill variant: safe by construction.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub drill: bool,
+    /// Execute nothing: play estimated durations on a virtual clock.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// An environment: a name under runbooks/env/ or a path to a file.
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// Set a variable (repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+    /// Approve gates automatically, in the operator's name.
+    #[arg(long)]
+    pub yes: bool,
+    /// Who is running (and approving at this terminal); default: $USER.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// At most N steps at once (default: as many as the DAG allows).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// Write the event stream to stdout, one JSON object a line.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 4 when the run finished but missed its RTO target.
+    #[arg(long)]
+    pub strict_rto: bool,
+}
+
+pub fn operator(as_name: &Option<String>) -> String {
+    as_name
+        .clone()
+        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Vars: the runbook's defaults, then the environment file, then `--var`. A name the runbook
+/// does not declare is an error: a typo must not silently leave the default in place.
+pub fn effective_vars(
+    plan: &Plan,
+    env: &EnvDoc,
+    env_name: Option<&str>,
+    cli: &[String],
+) -> Result<BTreeMap<String, String>, Problem> {
+    let mut vars = plan.vars.clone();
+    let known = |k: &str, vars: &BTreeMap<String, String>| -> Result<(), Problem> {
+        if vars.contains_key(k) {
+            return Ok(());
+        }
+        let help = suggestion(k, vars.keys().map(String::as_str)).unwrap_or_else(|| {
+            format!(
+                "the runbook declares: {}",
+                vars.keys()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        Err(Problem::error(format!("`{}` has no variable `{k}`", plan.scenario)).help(help))
+    };
+    for (k, v) in &env.vars {
+        known(k, &vars).map_err(|p| {
+            Problem::error(format!(
+                "{} (set in environment `{}`)",
+                p.message,
+                env_name.unwrap_or("?")
+            ))
+            .maybe_help(p.help)
+        })?;
+        vars.insert(k.clone(), v.value.0.clone());
+    }
+    for kv in cli {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Problem::error(format!("`--var {kv}` is not `K=V`"))
+                .help("e.g. `--var database=omni`"));
+        };
+        known(k, &vars)?;
+        vars.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(vars)
+}
+
+pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc, ()> {
+    let Some(name) = name else {
+        return Ok(EnvDoc::default());
+    };
+    let path = project.env_file(name);
+    if !path.is_file() {
+        super::report_problem(
+            Problem::error(format!(
+                "no environment `{name}` (looked for {})",
+                path.display()
+            ))
+            .help("environments live in runbooks/env/<name>.yaml; `--env local` for the sandbox"),
+        );
+        return Err(());
+    }
+    load_env(&path)
+        .map(|l| l.doc)
+        .map_err(|p| super::report_problems(&p))
+}
+
+/// Who approves at gates under `--yes`, if allowed; an error says why not.
+pub fn auto_approver(
+    plan: &Plan,
+    mode: Mode,
+    env: &EnvDoc,
+    yes: bool,
+    as_name: &Option<String>,
+    operator: &str,
+) -> Result<Option<String>, Problem> {
+    if !yes {
+        return Ok(None);
+    }
+    if mode != Mode::Real || env.auto_approve {
+        return Ok(Some(operator.to_owned()));
+    }
+    let Some(who) = as_name else {
+        return Err(Problem::error("`--yes` in a real run needs `--as NAME`, naming a permitted approver")
+            .help("real runs approve gates in someone's name; drills, dry-runs and environments with `auto_approve: true` do not need this"));
+    };
+    for s in &plan.steps {
+        if let StepAction::Approval(a) = &s.action
+            && !plan.may_approve(a, who)
+        {
+            return Err(Problem::error(format!(
+                "`{who}` may not approve gate `{}`, so `--yes` cannot either",
+                s.id
+            ))
+            .help(format!("its approvers: {}", a.approvers.join(", "))));
+        }
+    }
+    Ok(Some(who.clone()))
+}
+
+pub fn plan_summary(plan: &Plan) -> PlanSummary {
+    PlanSummary {
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| PlanStep {
+                id: s.id.clone(),
+                title: s.title.clone(),
+                needs: s.needs.iter().map(|&j| plan.steps[j].id.clone()).collect(),
+                budget_ms: s.budget.as_millis() as u64,
+                estimate_ms: [
+                    s.estimate.min.as_millis() as u64,
+                    s.estimate.likely.as_millis() as u64,
+                    s.estimate.max.as_millis() as u64,
+                ],
+                gate: s.is_gate(),
+                idempotent: s.idempotent,
+            })
+            .collect(),
+        critical_path: plan
+            .critical_path
+            .iter()
+            .map(|&i| plan.steps[i].id.clone())
+            .collect(),
+        critical_path_ms: plan.critical_path_budget.as_millis() as u64,
+    }
+}
+
+pub fn observers(plan: &Plan, json: bool) -> Observers {
+    let style = Style::stderr();
+    let budgets = plan
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.budget))
+        .collect();
+    let tty = std::io::stderr().is_terminal();
+    Observers {
+        plain: (!tty).then_some(Plain {
+            color: false,
+            rto_ms: plan.rto.as_millis() as u64,
+            show_logs: true,
+        }),
+        bars: tty.then(|| Bars::new(budgets, plan.rto, style.color)),
+        json: json.then_some(JsonLines),
+    }
+}
+
+pub fn outcome_code(o: Outcome, strict_rto: bool) -> u8 {
+    match o {
+        Outcome::Succeeded { rto_met } => {
+            if strict_rto && !rto_met {
+                exit::RTO_MISSED
+            } else {
+                exit::OK
+            }
+        }
+        Outcome::Failed { rto_met: _ } => exit::FAILED,
+        Outcome::Stopped => exit::STOPPED,
+    }
+}
+
+pub fn env_snapshot() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}
+
+pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
+    let Some(plan) = load_plan(&args.scenario) else {
+        return exit::USAGE;
+    };
+    let project = Project::at(plan.root.clone());
+    let Ok(env) = load_environment(&project, args.env.as_deref()) else {
+        return exit::USAGE;
+    };
+    let vars = match effective_vars(&plan, &env, args.env.as_deref(), &args.vars) {
+        Ok(v) => v,
+        Err(p) => {
+            super::report_problem(p);
+            return exit::USAGE;
+        }
+    };
+    let mode = if args.dry_run {
+        Mode::DryRun
+    } else if args.drill {
+        Mode::Drill
+    } else {
+        Mode::Real
+    };
+    let operator = operator(&args.as_name);
+    let auto = match auto_approver(&plan, mode, &env, args.yes, &args.as_name, &operator) {
+        Ok(a) => a,
+        Err(p) => {
+            super::report_problem(p);
+            return exit::USAGE;
+        }
+    };
+    let state = StateDir::resolve(state_dir);
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| state.new_run_id(&plan.scenario));
+    if !is_run_id(&run_id) {
+        super::report_problem(
+            Problem::error(format!("run id `{run_id}` is malformed"))
+                .help("use letters, digits, `-`, `_` and `.`"),
+        );
+        return exit::USAGE;
+    }
+    // One live run per scenario; dry-runs touch nothing and take no lock.
+    let _lock = if mode == Mode::DryRun {
+        None
+    } else {
+        match state::lock(&state.lock_path(&plan.scenario), &run_id) {
+            Ok(l) => Some(l),
+            Err(Ok(holder)) => {
+                super::report_problem(
+                    Problem::error(format!(
+                        "scenario `{}` is already running as run `{}`{}",
+                        plan.scenario,
+                        holder.run_id,
+                        holder
+                            .pid
+                            .map(|p| format!(" (pid {p})"))
+                            .unwrap_or_default()
+                    ))
+                    .help(format!(
+                        "follow it with `runbook status {}`; one live run per scenario",
+                        holder.run_id
+                    )),
+                );
+                return exit::USAGE;
+            }
+            Err(Err(e)) => {
+                eprintln!(
+                    "error: cannot take the lock {}: {e}",
+                    state.lock_path(&plan.scenario).display()
+                );
+                return exit::USAGE;
+            }
+        }
+    };
+    let run_dir = match state.create_run(&run_id) {
+        Ok(d) => d,
+        Err(e) => {
+            super::report_problem(
+                Problem::error(format!(
+                    "cannot create run `{run_id}` in {}: {e}",
+                    state.runs_dir().display()
+                ))
+                .help("a run id can be used once; leave out `--run-id` to get a fresh one"),
+            );
+            return exit::USAGE;
+        }
+    };
+    let journal = match Journal::create(&run_dir.join("journal.jsonl")) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!(
+                "error: cannot create the journal in {}: {e}",
+                run_dir.display()
+            );
+            return exit::USAGE;
+        }
+    };
+    let mask = Arc::new(Masker::from_env(&plan.secrets));
+    let plan = Arc::new(plan);
+    let masked_vars = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), mask.mask(v)))
+        .collect();
+    let mut shell = Shell {
+        plan: plan.clone(),
+        run_dir: run_dir.clone(),
+        journal,
+        mask: mask.clone(),
+        observers: observers(&plan, args.json),
+        operator: operator.clone(),
+        mode,
+        epoch: Utc::now(),
+        inventory: env.inventory.clone(),
+        interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
+        tty_signals: std::io::stdin().is_terminal(),
+    };
+    let started = EventKind::RunStarted(RunStarted {
+        run_id: run_id.clone(),
+        scenario: plan.scenario.clone(),
+        title: plan.title.clone(),
+        mode: Some(mode),
+        operator: operator.clone(),
+        runbook: crate::runbook::display_path(&plan.path),
+        runbook_sha256: plan.sha256.clone(),
+        rto_ms: plan.rto.as_millis() as u64,
+        rpo_ms: plan.rpo.map(|r| r.as_millis() as u64),
+        env: args.env.clone(),
+        vars: masked_vars,
+        plan: plan_summary(&plan),
+    });
+    if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
+        eprintln!("error: {e}");
+        return exit::USAGE;
+    }
+    let cfg = Config {
+        mode,
+        max_parallel: args.max_parallel.map(|n| n as usize),
+        auto_approve_as: auto,
+        vars,
+        env: env_snapshot(),
+        durations: None,
+    };
+    let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
+    let result = if mode == Mode::DryRun {
+        exec::dry_run(&mut shell, &mut machine)
+    } else {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        rt.block_on(exec::execute(shell, machine, Duration::ZERO, Vec::new()))
+    };
+    finish(result, &run_id, &state, args.strict_rto)
+}
+
+pub fn finish(
+    result: Result<Outcome, exec::ExecError>,
+    run_id: &str,
+    state: &StateDir,
+    strict_rto: bool,
+) -> u8 {
+    match result {
+        Ok(o) => {
+            let journal = state.journal(run_id);
+            eprintln!("journal: {}", journal.display());
+            match o {
+                Outcome::Stopped => eprintln!("resume with: runbook resume {run_id}"),
+                _ => eprintln!("report: runbook report {run_id} --format md"),
+            }
+            outcome_code(o, strict_rto)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn is_run_id(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}

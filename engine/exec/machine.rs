@@ -1,0 +1,1197 @@
+//! The executor's state machine: `handle(now, input) -> actions`.
+//!
+//! Everything that can happen — a step exited, a timer fired, an approval arrived, Ctrl-C —
+//! arrives as an [`Input`] with the run clock's `now`; the machine answers with [`Action`]s:
+//! events to journal, processes to spawn or kill, notifications to send. It owns no process,
+//! no file and no clock, so every timing rule is tested exactly on a virtual clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use minijinja::value::Value;
+
+use super::mask::Masker;
+use crate::compile::{Action as StepAction, Approval, Drill, Plan, Step, longest_path};
+use crate::journal::*;
+use crate::runbook::OnFailure;
+use crate::template::{self, Quoting};
+use crate::units::fmt_duration;
+
+/// How the run was asked to go.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub max_parallel: Option<usize>,
+    /// `--yes` in effect: gates are granted at once in this name.
+    pub auto_approve_as: Option<String>,
+    /// Variables after `--env` and `--var`.
+    pub vars: BTreeMap<String, String>,
+    /// The operator's environment, as templates see it under `env`.
+    pub env: BTreeMap<String, String>,
+    /// Dry-runs: how long each step takes (by step index); default: its likely estimate.
+    pub durations: Option<Vec<Duration>>,
+}
+
+/// Something that happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Begin (or continue, after a resume): start what is ready.
+    Start,
+    /// A step's process (or simulation) ended.
+    Exited {
+        step: usize,
+        attempt: u32,
+        result: ExitResult,
+        outputs: BTreeMap<String, String>,
+    },
+    /// A timer fired: the machine looks at the clock.
+    Tick,
+    /// An approval or denial, from the terminal or from `runbook approve`.
+    Answer {
+        step: String,
+        by: String,
+        approve: bool,
+        comment: Option<String>,
+    },
+    /// A notify command finished.
+    Notified {
+        channel: String,
+        reason: String,
+        message: String,
+        ok: bool,
+    },
+    /// Ctrl-C (or SIGTERM): stop starting steps and stop the running ones.
+    Interrupt,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitResult {
+    Code(i32),
+    Signal(i32),
+    /// The process could not be started, or its command could not be rendered.
+    Error(String),
+}
+
+/// Something to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Journal this event (and show it to the observers).
+    Record(EventKind),
+    /// Start a step's process. The command is rendered; `shown` is it with secrets masked.
+    Spawn {
+        step: usize,
+        attempt: u32,
+        command: String,
+        env: Vec<(String, String)>,
+        hosts: Vec<String>,
+    },
+    /// Dry-runs and mocks with a duration: report the step exited 0 after this long.
+    Simulate {
+        step: usize,
+        attempt: u32,
+        after: Duration,
+    },
+    /// Terminate a step's process group (SIGTERM, grace, SIGKILL).
+    Kill { step: usize },
+    /// Run a notify command; its result comes back as [`Input::Notified`].
+    Notify {
+        channel: String,
+        reason: String,
+        command: String,
+        message: String,
+    },
+    /// A gate opened: ask on the terminal if there is one.
+    Ask { step: usize },
+    /// The run is over.
+    Done(Outcome),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step succeeded (or was skipped or simulated in a drill).
+    Succeeded { rto_met: bool },
+    /// A step failed or a gate was denied.
+    Failed { rto_met: bool },
+    /// Interrupted or stopped at a gate: resumable.
+    Stopped,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum St {
+    Pending,
+    Running {
+        attempt: u32,
+        since: Duration,
+        killing: bool,
+        timed_out: bool,
+    },
+    Backoff {
+        attempt: u32,
+        until: Duration,
+    },
+    Waiting {
+        since: Duration,
+        got: Vec<String>,
+    },
+    Done(StepStatus),
+}
+
+#[derive(Clone, Debug)]
+struct Rt {
+    st: St,
+    first_started: Option<Duration>,
+    warned: bool,
+    breached: bool,
+    outputs: BTreeMap<String, String>,
+}
+
+pub struct Machine {
+    plan: Arc<Plan>,
+    cfg: Config,
+    mask: Masker,
+    rt: Vec<Rt>,
+    running: usize,
+    aborting: bool,
+    failed: bool,
+    /// Why we are stopping (resumable), if we are.
+    stopping: Option<String>,
+    escalated: Vec<bool>,
+    at_risk: bool,
+    last_projection: Duration,
+    done: bool,
+    env_value: Value,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+impl Machine {
+    pub fn new(plan: Arc<Plan>, cfg: Config, mask: Masker) -> Self {
+        let n = plan.steps.len();
+        let env_value = Value::from(
+            cfg.env
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect::<BTreeMap<String, Value>>(),
+        );
+        Machine {
+            escalated: vec![false; plan.escalation.len()],
+            rt: vec![
+                Rt {
+                    st: St::Pending,
+                    first_started: None,
+                    warned: false,
+                    breached: false,
+                    outputs: BTreeMap::new(),
+                };
+                n
+            ],
+            plan,
+            cfg,
+            mask,
+            running: 0,
+            aborting: false,
+            failed: false,
+            stopping: None,
+            at_risk: false,
+            last_projection: Duration::ZERO,
+            done: false,
+            env_value,
+        }
+    }
+
+    /// Continues a run from its journal: finished steps stay finished (their outputs kept),
+    /// escalations already sent are not sent again. Steps that were in flight are left
+    /// pending: the caller decides to adopt, re-run or ask, before [`Input::Start`].
+    pub fn restore(&mut self, state: &RunState) {
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            let Some(s) = state.step(&step.id) else {
+                continue;
+            };
+            self.rt[i].outputs = s.outputs.clone();
+            self.rt[i].warned = s.warned;
+            self.rt[i].breached = s.breached;
+            match s.status {
+                Some(st) if st.is_ok() => self.rt[i].st = St::Done(st),
+                _ => {}
+            }
+        }
+        let fired: Vec<&str> = state
+            .escalations
+            .iter()
+            .map(|(_, e)| e.channel.as_str())
+            .collect();
+        for (k, e) in self.plan.escalation.iter().enumerate() {
+            // Each escalation entry is one notification; count by channel occurrences.
+            let sent = fired.iter().filter(|c| **c == e.channel).count();
+            let before = self.plan.escalation[..k]
+                .iter()
+                .filter(|x| x.channel == e.channel)
+                .count();
+            self.escalated[k] = sent > before;
+        }
+    }
+
+    /// Marks an in-flight step adopted on resume: it is running under its old process.
+    pub fn adopt(&mut self, step: usize, attempt: u32, since: Duration) {
+        self.rt[step].st = St::Running {
+            attempt,
+            since,
+            killing: false,
+            timed_out: false,
+        };
+        self.rt[step].first_started.get_or_insert(since);
+        self.running += 1;
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Steps whose gate is open now, by index.
+    pub fn open_gates(&self) -> Vec<usize> {
+        (0..self.rt.len())
+            .filter(|&i| matches!(self.rt[i].st, St::Waiting { .. }))
+            .collect()
+    }
+
+    /// The earliest instant at which the machine wants a [`Input::Tick`].
+    pub fn next_wake(&self) -> Option<Duration> {
+        if self.done {
+            return None;
+        }
+        let mut wake: Option<Duration> = None;
+        let mut at = |t: Duration| wake = Some(wake.map_or(t, |w| w.min(t)));
+        let mut busy = false;
+        for (i, rt) in self.rt.iter().enumerate() {
+            let step = &self.plan.steps[i];
+            match &rt.st {
+                St::Running { since, killing, .. } => {
+                    busy = true;
+                    if let (Some(t), false) = (step.timeout, *killing) {
+                        at(*since + t);
+                    }
+                    self.budget_wakes(i, &mut at);
+                }
+                St::Waiting { since, .. } => {
+                    busy = true;
+                    if let Action_::Gate(a) = action_of(step)
+                        && let Some(t) = a.timeout
+                    {
+                        at(*since + t);
+                    }
+                    self.budget_wakes(i, &mut at);
+                }
+                St::Backoff { until, .. } => {
+                    busy = true;
+                    at(*until);
+                }
+                _ => {}
+            }
+        }
+        if busy && self.stopping.is_none() {
+            for (k, e) in self.plan.escalation.iter().enumerate() {
+                if !self.escalated[k] {
+                    at(e.after);
+                    break;
+                }
+            }
+            at(self.last_projection + MINUTE);
+        }
+        wake
+    }
+
+    fn budget_wakes(&self, i: usize, at: &mut impl FnMut(Duration)) {
+        let rt = &self.rt[i];
+        let Some(start) = rt.first_started else {
+            return;
+        };
+        let budget = self.plan.steps[i].budget;
+        if !rt.warned {
+            at(start + budget.mul_f64(0.8));
+        } else if !rt.breached {
+            at(start + budget);
+        }
+    }
+
+    pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.done {
+            return out;
+        }
+        match input {
+            Input::Start => {
+                self.last_projection = now;
+                self.fire_escalations(now, &mut out);
+            }
+            Input::Tick => {}
+            Input::Exited {
+                step,
+                attempt,
+                result,
+                outputs,
+            } => self.exited(now, step, attempt, result, outputs, &mut out),
+            Input::Answer {
+                step,
+                by,
+                approve,
+                comment,
+            } => self.answer(now, &step, by, approve, comment, &mut out),
+            Input::Notified {
+                channel,
+                reason,
+                message,
+                ok,
+            } => out.push(Action::Record(EventKind::Escalated(Escalated {
+                channel,
+                reason,
+                message: self.mask.mask(&message),
+                ok,
+            }))),
+            Input::Interrupt => {
+                if self.stopping.is_none() {
+                    self.stopping = Some("signal".into());
+                }
+                for i in 0..self.rt.len() {
+                    if let St::Running { killing, .. } = &mut self.rt[i].st
+                        && !*killing
+                    {
+                        *killing = true;
+                        out.push(Action::Kill { step: i });
+                    }
+                }
+            }
+        }
+        self.clock(now, &mut out);
+        self.schedule(now, &mut out);
+        self.finish_if_over(now, &mut out);
+        out
+    }
+
+    /// Timers: budgets, timeouts, gate timeouts, backoffs, escalations, the projection.
+    fn clock(&mut self, now: Duration, out: &mut Vec<Action>) {
+        for i in 0..self.rt.len() {
+            let step = &self.plan.steps[i];
+            let budget = step.budget;
+            if let Some(start) = self.rt[i].first_started
+                && matches!(
+                    self.rt[i].st,
+                    St::Running { .. } | St::Waiting { .. } | St::Backoff { .. }
+                )
+            {
+                let elapsed = now.saturating_sub(start);
+                let ev = || BudgetEvent {
+                    step: step.id.clone(),
+                    elapsed_ms: elapsed.as_millis() as u64,
+                    budget_ms: budget.as_millis() as u64,
+                };
+                if !self.rt[i].warned && elapsed >= budget.mul_f64(0.8) {
+                    self.rt[i].warned = true;
+                    out.push(Action::Record(EventKind::BudgetWarning(ev())));
+                }
+                if !self.rt[i].breached && elapsed >= budget {
+                    self.rt[i].breached = true;
+                    out.push(Action::Record(EventKind::BudgetBreached(ev())));
+                }
+            }
+            match &mut self.rt[i].st {
+                St::Running {
+                    since,
+                    killing,
+                    timed_out,
+                    ..
+                } => {
+                    if let Some(t) = step.timeout
+                        && !*killing
+                        && now >= *since + t
+                    {
+                        *killing = true;
+                        *timed_out = true;
+                        out.push(Action::Kill { step: i });
+                    }
+                }
+                St::Waiting { since, .. } => {
+                    let since = *since;
+                    if let Action_::Gate(a) = action_of(step)
+                        && let Some(t) = a.timeout
+                        && now >= since + t
+                    {
+                        let wait = now - since;
+                        out.push(Action::Record(EventKind::ApprovalTimedOut(
+                            ApprovalTimedOut {
+                                step: step.id.clone(),
+                                wait_ms: wait.as_millis() as u64,
+                            },
+                        )));
+                        // A gate never passes silently: the run stops, resumable.
+                        self.rt[i].st = St::Pending;
+                        if self.stopping.is_none() {
+                            self.stopping = Some("approval_timed_out".into());
+                        }
+                    }
+                }
+                St::Backoff { attempt, until } if now >= *until => {
+                    let attempt = *attempt;
+                    if self.aborting || self.stopping.is_some() {
+                        self.rt[i].st = St::Pending;
+                    } else {
+                        self.start_attempt(now, i, attempt, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.stopping.is_none() {
+            self.fire_escalations(now, out);
+            if now >= self.last_projection + MINUTE {
+                self.project(now, out);
+            }
+        }
+    }
+
+    fn fire_escalations(&mut self, now: Duration, out: &mut Vec<Action>) {
+        for k in 0..self.plan.escalation.len() {
+            if !self.escalated[k] && now >= self.plan.escalation[k].after {
+                self.escalate(k, now, "schedule", out);
+            }
+        }
+    }
+
+    fn escalate(&mut self, k: usize, now: Duration, reason: &str, out: &mut Vec<Action>) {
+        self.escalated[k] = true;
+        let channel = self.plan.escalation[k].channel.clone();
+        let message = match reason {
+            "rto_at_risk" => format!(
+                "[runbook] {}: RTO at risk at +{} (target {}); escalating to {channel}",
+                self.plan.scenario,
+                fmt_duration(now),
+                fmt_duration(self.plan.rto)
+            ),
+            _ => format!(
+                "[runbook] {}: recovery still in progress at +{} (RTO target {}); escalating to {channel}",
+                self.plan.scenario,
+                fmt_duration(now),
+                fmt_duration(self.plan.rto)
+            ),
+        };
+        let Some(tmpl) = self.plan.notify.get(&channel) else {
+            return;
+        };
+        let mut ctx: BTreeMap<String, Value> = self
+            .cfg
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        ctx.insert("message".into(), Value::from(message.clone()));
+        ctx.insert("env".into(), self.env_value.clone());
+        match template::render(tmpl, Quoting::Shell, &Value::from(ctx)) {
+            Ok(command) => out.push(Action::Notify {
+                channel,
+                reason: reason.into(),
+                command,
+                message,
+            }),
+            Err(e) => out.push(Action::Record(EventKind::Escalated(Escalated {
+                channel,
+                reason: reason.into(),
+                message: self.mask.mask(&format!(
+                    "{message} (notify command failed to render: {})",
+                    e.message
+                )),
+                ok: false,
+            }))),
+        }
+    }
+
+    /// Projects the finish — now plus the longest remaining path of budgets, counting what
+    /// running steps have left — and warns when it passes the RTO target.
+    fn project(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.last_projection = now;
+        let (projected, path) = self.projection(now);
+        if projected > self.plan.rto {
+            if !self.at_risk {
+                self.at_risk = true;
+                out.push(Action::Record(EventKind::RtoAtRisk(RtoAtRisk {
+                    projected_ms: projected.as_millis() as u64,
+                    target_ms: self.plan.rto.as_millis() as u64,
+                    path: path
+                        .iter()
+                        .map(|&i| self.plan.steps[i].id.clone())
+                        .collect(),
+                })));
+                if let Some(k) = self.escalated.iter().position(|e| !e) {
+                    self.escalate(k, now, "rto_at_risk", out);
+                }
+            }
+        } else {
+            self.at_risk = false;
+        }
+    }
+
+    /// (projected finish, the remaining steps on the path that decides it).
+    pub fn projection(&self, now: Duration) -> (Duration, Vec<usize>) {
+        let weights: Vec<Duration> = (0..self.rt.len())
+            .map(|i| {
+                let budget = self.plan.steps[i].budget;
+                match &self.rt[i].st {
+                    St::Done(_) => Duration::ZERO,
+                    St::Running { .. } | St::Waiting { .. } | St::Backoff { .. } => {
+                        let used = self.rt[i]
+                            .first_started
+                            .map_or(Duration::ZERO, |s| now.saturating_sub(s));
+                        budget.saturating_sub(used)
+                    }
+                    St::Pending => budget,
+                }
+            })
+            .collect();
+        let needs: Vec<&[usize]> = self.plan.steps.iter().map(|s| s.needs.as_slice()).collect();
+        let (path, rest) = longest_path(&weights, &needs, &self.plan.order);
+        let path = path
+            .into_iter()
+            .filter(|&i| !weights[i].is_zero())
+            .collect();
+        (now + rest, path)
+    }
+
+    /// Starts every ready step, in plan order, within `--max-parallel`.
+    fn schedule(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.aborting || self.stopping.is_some() {
+            return;
+        }
+        let plan = self.plan.clone();
+        for &i in &plan.order {
+            if !matches!(self.rt[i].st, St::Pending) {
+                continue;
+            }
+            let ready = plan.steps[i].needs.iter().all(|&j| match self.rt[j].st {
+                St::Done(s) => {
+                    s.is_ok()
+                        || (plan.steps[j].on_failure == OnFailure::Continue
+                            && s != StepStatus::NotRun)
+                }
+                _ => false,
+            });
+            if !ready {
+                continue;
+            }
+            let is_gate = plan.steps[i].is_gate();
+            if !is_gate
+                && let Some(max) = self.cfg.max_parallel
+                && self.running >= max
+            {
+                continue;
+            }
+            self.start_attempt(now, i, 1, out);
+        }
+    }
+
+    fn start_attempt(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Action>) {
+        let step = self.plan.steps[i].clone();
+        self.rt[i].first_started.get_or_insert(now);
+        let id = step.id.clone();
+        match action_of(&step) {
+            Action_::Gate(a) => {
+                let prompt = self
+                    .render_plain(i, &a.prompt)
+                    .unwrap_or_else(|e| a.prompt.clone() + &format!(" ({e})"));
+                out.push(Action::Record(EventKind::ApprovalRequested(
+                    ApprovalRequested {
+                        step: id.clone(),
+                        prompt: self.mask.mask(&prompt),
+                        approvers: a.approvers.clone(),
+                        min: a.min,
+                        timeout_ms: a.timeout.map(|t| t.as_millis() as u64),
+                    },
+                )));
+                self.rt[i].st = St::Waiting {
+                    since: now,
+                    got: Vec::new(),
+                };
+                if self.cfg.mode == Mode::DryRun {
+                    // Gates take their estimate, on the virtual clock.
+                    self.running += 1;
+                    self.rt[i].st = St::Running {
+                        attempt,
+                        since: now,
+                        killing: false,
+                        timed_out: false,
+                    };
+                    let after = self.sim_duration(i);
+                    out.push(Action::Simulate {
+                        step: i,
+                        attempt,
+                        after,
+                    });
+                } else if let Some(who) = self.cfg.auto_approve_as.clone() {
+                    out.push(Action::Record(EventKind::ApprovalGranted(
+                        ApprovalGranted {
+                            step: id,
+                            by: vec![who],
+                            comment: Some("auto-approved with --yes".into()),
+                            auto: true,
+                            wait_ms: 0,
+                        },
+                    )));
+                    self.finish_step(now, i, StepStatus::Succeeded, out);
+                } else {
+                    out.push(Action::Ask { step: i });
+                }
+            }
+            Action_::Command => {
+                let how = self.how(&step);
+                match how {
+                    How::Skip => {
+                        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                            step: id,
+                            status: StepStatus::Skipped,
+                            attempt,
+                            exit_code: None,
+                            signal: None,
+                            duration_ms: 0,
+                            will_retry: false,
+                            error: None,
+                        })));
+                        self.rt[i].st = St::Done(StepStatus::Skipped);
+                        self.after_finish(now, i, StepStatus::Skipped, out);
+                    }
+                    How::Mock => {
+                        let d = step.estimate.likely;
+                        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                            step: id,
+                            status: StepStatus::Simulated,
+                            attempt,
+                            exit_code: None,
+                            signal: None,
+                            duration_ms: d.as_millis() as u64,
+                            will_retry: false,
+                            error: None,
+                        })));
+                        self.rt[i].st = St::Done(StepStatus::Simulated);
+                        self.after_finish(now, i, StepStatus::Simulated, out);
+                    }
+                    How::Run(kind) => {
+                        let rendered = self.render_command(i, &step);
+                        self.running += 1;
+                        self.rt[i].st = St::Running {
+                            attempt,
+                            since: now,
+                            killing: false,
+                            timed_out: false,
+                        };
+                        match rendered {
+                            Ok((command, env)) => {
+                                out.push(Action::Record(EventKind::StepStarted(StepStarted {
+                                    step: id,
+                                    attempt,
+                                    command: Some(self.mask.mask(&command)),
+                                    how: kind.into(),
+                                })));
+                                if self.cfg.mode == Mode::DryRun {
+                                    let after = self.sim_duration(i);
+                                    out.push(Action::Simulate {
+                                        step: i,
+                                        attempt,
+                                        after,
+                                    });
+                                } else {
+                                    out.push(Action::Spawn {
+                                        step: i,
+                                        attempt,
+                                        command,
+                                        env,
+                                        hosts: step.on.clone(),
+                                    });
+                                }
+                            }
+                            Err(e) => {
+                                // Rendering failed (an output that was never written):
+                                // the step fails without running.
+                                out.push(Action::Record(EventKind::StepStarted(StepStarted {
+                                    step: id,
+                                    attempt,
+                                    command: None,
+                                    how: kind.into(),
+                                })));
+                                self.exited(
+                                    now,
+                                    i,
+                                    attempt,
+                                    ExitResult::Error(e),
+                                    BTreeMap::new(),
+                                    out,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn sim_duration(&self, i: usize) -> Duration {
+        match &self.cfg.durations {
+            Some(d) => d[i],
+            None => self.plan.steps[i].estimate.likely,
+        }
+    }
+
+    fn how(&self, step: &Step) -> How {
+        match (self.cfg.mode, &step.drill) {
+            (Mode::Real, _) => How::Run("run"),
+            (Mode::DryRun, _) => How::Run("dry-run"),
+            (Mode::Drill, Drill::Run) => How::Run("run"),
+            (Mode::Drill, Drill::Skip) => How::Skip,
+            (Mode::Drill, Drill::Mock) => How::Mock,
+            (Mode::Drill, Drill::Command { .. }) => How::Run("drill-command"),
+            (Mode::Drill, Drill::With(_)) => How::Run("drill-with"),
+        }
+    }
+
+    /// The context a step's templates see: vars, env, and the outputs of finished steps.
+    fn context(&self, want_steps: bool) -> BTreeMap<String, Value> {
+        let mut ctx: BTreeMap<String, Value> = self
+            .cfg
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
+        ctx.insert("env".into(), self.env_value.clone());
+        if want_steps {
+            let steps: BTreeMap<String, Value> = self
+                .plan
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| matches!(self.rt[*i].st, St::Done(_)))
+                .map(|(i, s)| {
+                    let outputs: BTreeMap<String, Value> = self.rt[i]
+                        .outputs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                        .collect();
+                    (
+                        s.id.clone(),
+                        Value::from(BTreeMap::from([(
+                            "outputs".to_owned(),
+                            Value::from(outputs),
+                        )])),
+                    )
+                })
+                .collect();
+            ctx.insert("steps".into(), Value::from(steps));
+        }
+        ctx
+    }
+
+    fn render_plain(&self, _i: usize, tmpl: &str) -> Result<String, String> {
+        let ctx = Value::from(self.context(tmpl.contains("steps")));
+        template::render(tmpl, Quoting::Plain, &ctx).map_err(|e| e.message)
+    }
+
+    /// The command and extra environment of a step, for the current mode.
+    fn render_command(
+        &self,
+        i: usize,
+        step: &Step,
+    ) -> Result<(String, Vec<(String, String)>), String> {
+        let StepAction::Command(cmd) = &step.action else {
+            return Err("not a command".into());
+        };
+        let mut env = Vec::new();
+        for (k, v) in &step.env {
+            env.push((
+                k.clone(),
+                self.render_plain(i, v)
+                    .map_err(|e| format!("env `{k}`: {e}"))?,
+            ));
+        }
+        let drill = self.cfg.mode == Mode::Drill;
+        let render_inputs =
+            |overrides: Option<&BTreeMap<String, String>>| -> Result<Value, String> {
+                let mut inputs = BTreeMap::new();
+                for (k, v) in cmd.inputs.iter().flatten() {
+                    let src = overrides.and_then(|o| o.get(k)).unwrap_or(v);
+                    let val = self
+                        .render_plain(i, src)
+                        .map_err(|e| format!("input `{k}`: {e}"))?;
+                    inputs.insert(k.clone(), Value::from(val));
+                }
+                Ok(Value::from(inputs))
+            };
+        let lib_ctx = |inputs: Value| {
+            Value::from(BTreeMap::from([
+                ("inputs".to_owned(), inputs),
+                ("env".to_owned(), self.env_value.clone()),
+            ]))
+        };
+        let render = |tmpl: &str, ctx: &Value| {
+            template::render(tmpl, Quoting::Shell, ctx)
+                .map_err(|e| format!("command: {}", e.message))
+        };
+        let command = match (&step.drill, drill) {
+            (Drill::Command { template, library }, true) => {
+                if *library {
+                    render(template, &lib_ctx(render_inputs(None)?))?
+                } else {
+                    render(
+                        template,
+                        &Value::from(self.context(template.contains("steps"))),
+                    )?
+                }
+            }
+            (Drill::With(over), true) => {
+                render(&cmd.template, &lib_ctx(render_inputs(Some(over))?))?
+            }
+            _ if cmd.inputs.is_some() => render(&cmd.template, &lib_ctx(render_inputs(None)?))?,
+            _ => render(
+                &cmd.template,
+                &Value::from(self.context(cmd.template.contains("steps"))),
+            )?,
+        };
+        Ok((command, env))
+    }
+
+    fn exited(
+        &mut self,
+        now: Duration,
+        i: usize,
+        attempt: u32,
+        result: ExitResult,
+        outputs: BTreeMap<String, String>,
+        out: &mut Vec<Action>,
+    ) {
+        let (since, timed_out, killing) = match &self.rt[i].st {
+            St::Running {
+                attempt: a,
+                since,
+                timed_out,
+                killing,
+            } if *a == attempt => (*since, *timed_out, *killing),
+            _ => return, // a stale report (e.g. after a resume)
+        };
+        self.running -= 1;
+        let step = self.plan.steps[i].clone();
+        let duration = now.saturating_sub(since);
+
+        // Dry-run gates end as granted after their estimate.
+        if step.is_gate() {
+            out.push(Action::Record(EventKind::ApprovalGranted(
+                ApprovalGranted {
+                    step: step.id.clone(),
+                    by: vec![
+                        self.cfg
+                            .auto_approve_as
+                            .clone()
+                            .unwrap_or_else(|| "dry-run".into()),
+                    ],
+                    comment: Some("simulated wait".into()),
+                    auto: true,
+                    wait_ms: duration.as_millis() as u64,
+                },
+            )));
+            self.finish_step(now, i, StepStatus::Succeeded, out);
+            return;
+        }
+
+        if !outputs.is_empty() {
+            let masked = outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), self.mask.mask(v)))
+                .collect();
+            out.push(Action::Record(EventKind::StepOutput(StepOutput {
+                step: step.id.clone(),
+                outputs: masked,
+            })));
+            self.rt[i].outputs.extend(outputs);
+        }
+        let (exit_code, signal, error) = match &result {
+            ExitResult::Code(c) => (Some(*c), None, None),
+            ExitResult::Signal(s) => (None, Some(*s), None),
+            ExitResult::Error(e) => (None, None, Some(self.mask.mask(e))),
+        };
+        let ok = exit_code == Some(0) && !timed_out;
+        let status = if ok {
+            StepStatus::Succeeded
+        } else if timed_out {
+            StepStatus::TimedOut
+        } else if killing && self.stopping.is_some() {
+            StepStatus::Interrupted
+        } else {
+            StepStatus::Failed
+        };
+        let finished = |status, will_retry, error: Option<String>| {
+            EventKind::StepFinished(StepFinished {
+                step: step.id.clone(),
+                status,
+                attempt,
+                exit_code,
+                signal,
+                duration_ms: duration.as_millis() as u64,
+                will_retry,
+                error,
+            })
+        };
+        if status == StepStatus::Interrupted {
+            out.push(Action::Record(finished(status, false, error)));
+            self.rt[i].st = St::Pending;
+            return;
+        }
+        if !ok && self.stopping.is_none() && !self.aborting {
+            // Try again: polls within their window, retries up to their count.
+            let first = self.rt[i].first_started.unwrap_or(since);
+            let retry_at = if let Some(p) = step.poll {
+                (now + p.every <= first + p.within).then_some(now + p.every)
+            } else if attempt <= step.retries {
+                Some(now + step.backoff)
+            } else {
+                None
+            };
+            if let Some(until) = retry_at {
+                out.push(Action::Record(finished(status, true, error)));
+                self.rt[i].st = St::Backoff {
+                    attempt: attempt + 1,
+                    until,
+                };
+                return;
+            }
+        }
+        let error = match (ok, step.poll, &error) {
+            (false, Some(p), None) if self.stopping.is_none() => Some(format!(
+                "still failing when its poll window of {} closed",
+                fmt_duration(p.within)
+            )),
+            (false, _, None) if timed_out => step
+                .timeout
+                .map(|t| format!("timed out after {}", fmt_duration(t))),
+            _ => error,
+        };
+        out.push(Action::Record(finished(status, false, error)));
+        self.rt[i].st = St::Done(status);
+        self.after_finish(now, i, status, out);
+    }
+
+    fn finish_step(&mut self, now: Duration, i: usize, status: StepStatus, out: &mut Vec<Action>) {
+        self.rt[i].st = St::Done(status);
+        self.after_finish(now, i, status, out);
+    }
+
+    fn after_finish(&mut self, now: Duration, i: usize, status: StepStatus, out: &mut Vec<Action>) {
+        if !status.is_ok() {
+            self.failed = true;
+            if self.plan.steps[i].on_failure == OnFailure::Abort {
+                self.aborting = true;
+            }
+        }
+        if self.stopping.is_none() {
+            self.project(now, out);
+        }
+    }
+
+    fn answer(
+        &mut self,
+        now: Duration,
+        step_id: &str,
+        by: String,
+        approve: bool,
+        comment: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(i) = self.plan.step_index(step_id) else {
+            out.push(Action::Record(EventKind::ApprovalRejected(
+                ApprovalRejected {
+                    step: step_id.to_owned(),
+                    by,
+                    reason: format!("there is no step `{step_id}` in this run"),
+                },
+            )));
+            return;
+        };
+        let step = self.plan.steps[i].clone();
+        let Action_::Gate(gate) = action_of(&step) else {
+            out.push(Action::Record(EventKind::ApprovalRejected(
+                ApprovalRejected {
+                    step: step.id.clone(),
+                    by,
+                    reason: format!("step `{step_id}` is not an approval gate"),
+                },
+            )));
+            return;
+        };
+        let St::Waiting { since, got } = &self.rt[i].st else {
+            out.push(Action::Record(EventKind::ApprovalRejected(
+                ApprovalRejected {
+                    step: step.id.clone(),
+                    by,
+                    reason: format!("gate `{step_id}` is not waiting for an answer"),
+                },
+            )));
+            return;
+        };
+        let (since, mut got) = (*since, got.clone());
+        if !self.plan.may_approve(gate, &by) {
+            out.push(Action::Record(EventKind::ApprovalRejected(
+                ApprovalRejected {
+                    step: step.id.clone(),
+                    by: by.clone(),
+                    reason: format!(
+                        "`{by}` may not approve `{step_id}`; approvers: {}",
+                        gate.approvers.join(", ")
+                    ),
+                },
+            )));
+            return;
+        }
+        let wait_ms = now.saturating_sub(since).as_millis() as u64;
+        let comment = comment.map(|c| self.mask.mask(&c));
+        if !approve {
+            out.push(Action::Record(EventKind::ApprovalDenied(ApprovalAnswer {
+                step: step.id.clone(),
+                by,
+                comment,
+                wait_ms,
+            })));
+            self.finish_step(now, i, StepStatus::Failed, out);
+            return;
+        }
+        if got.contains(&by) {
+            out.push(Action::Record(EventKind::ApprovalRejected(
+                ApprovalRejected {
+                    step: step.id.clone(),
+                    by: by.clone(),
+                    reason: format!(
+                        "`{by}` has already approved `{step_id}`; it needs {} different people",
+                        gate.min
+                    ),
+                },
+            )));
+            return;
+        }
+        got.push(by.clone());
+        if (got.len() as u32) < gate.min {
+            out.push(Action::Record(EventKind::ApprovalReceived(
+                ApprovalAnswer {
+                    step: step.id.clone(),
+                    by,
+                    comment,
+                    wait_ms,
+                },
+            )));
+            self.rt[i].st = St::Waiting { since, got };
+            return;
+        }
+        out.push(Action::Record(EventKind::ApprovalGranted(
+            ApprovalGranted {
+                step: step.id.clone(),
+                by: got,
+                comment,
+                auto: false,
+                wait_ms,
+            },
+        )));
+        self.finish_step(now, i, StepStatus::Succeeded, out);
+    }
+
+    fn finish_if_over(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let busy = self
+            .rt
+            .iter()
+            .any(|r| matches!(r.st, St::Running { .. } | St::Backoff { .. }));
+        if busy {
+            return;
+        }
+        if let Some(reason) = &self.stopping {
+            // Open gates stay open in the journal; resume asks again.
+            out.push(Action::Record(EventKind::RunInterrupted(RunInterrupted {
+                reason: reason.clone(),
+            })));
+            self.done = true;
+            out.push(Action::Done(Outcome::Stopped));
+            return;
+        }
+        let waiting = self.rt.iter().any(|r| matches!(r.st, St::Waiting { .. }));
+        if waiting && !self.aborting {
+            return;
+        }
+        if !self.aborting && self.rt.iter().any(|r| matches!(r.st, St::Pending)) {
+            // Pending steps whose needs failed under `continue` semantics still wait on
+            // nothing runnable: mark them not run.
+            let runnable = self.plan.order.iter().any(|&i| {
+                matches!(self.rt[i].st, St::Pending)
+                    && self.plan.steps[i]
+                        .needs
+                        .iter()
+                        .all(|&j| matches!(self.rt[j].st, St::Done(_)))
+                    && self.plan.steps[i]
+                        .needs
+                        .iter()
+                        .all(|&j| match self.rt[j].st {
+                            St::Done(s) => {
+                                s.is_ok() || self.plan.steps[j].on_failure == OnFailure::Continue
+                            }
+                            _ => false,
+                        })
+            });
+            if runnable {
+                return;
+            }
+        }
+        for i in self.plan.order.clone() {
+            if matches!(self.rt[i].st, St::Pending | St::Waiting { .. }) {
+                out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                    step: self.plan.steps[i].id.clone(),
+                    status: StepStatus::NotRun,
+                    attempt: 0,
+                    exit_code: None,
+                    signal: None,
+                    duration_ms: 0,
+                    will_retry: false,
+                    error: None,
+                })));
+                self.rt[i].st = St::Done(StepStatus::NotRun);
+                self.failed = true;
+            }
+        }
+        let rto_met = now <= self.plan.rto;
+        let status = if self.failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        out.push(Action::Record(EventKind::RunFinished(RunFinished {
+            status,
+            elapsed_ms: now.as_millis() as u64,
+            rto_met,
+            rto_ms: self.plan.rto.as_millis() as u64,
+        })));
+        self.done = true;
+        out.push(Action::Done(if self.failed {
+            Outcome::Failed { rto_met }
+        } else {
+            Outcome::Succeeded { rto_met }
+        }));
+    }
+}
+
+enum How {
+    Run(&'static str),
+    Skip,
+    Mock,
+}
+
+enum Action_<'a> {
+    Command,
+    Gate(&'a Approval),
+}
+
+fn action_of(step: &Step) -> Action_<'_> {
+    match &step.action {
+        StepAction::Command(_) => Action_::Command,
+        StepAction::Approval(a) => Action_::Gate(a),
+    }
+}

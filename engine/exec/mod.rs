@@ -1,0 +1,795 @@
+//! The executor: the async shell around [`machine::Machine`]. It turns processes ending,
+//! timers, approvals dropped into the run's folder, terminal answers and signals into
+//! [`Input`]s, and carries out the machine's [`Action`]s: journal first (one fsync a batch,
+//! before any process it announces is spawned or any dependent starts), then spawns, kills
+//! and notifications.
+//!
+//! Dry-runs do not use this shell at all: [`dry_run`] drives the same machine on a virtual
+//! clock in a plain loop, so a four-hour scenario rehearses in milliseconds.
+
+pub mod machine;
+pub mod mask;
+pub mod observer;
+pub mod process;
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::compile::Plan;
+use crate::journal::*;
+use crate::runbook::HostDoc;
+pub use machine::{Action, Config, ExitResult, Input, Machine, Outcome};
+use mask::Masker;
+use observer::Observers;
+use process::{LogLine, StepFiles};
+
+/// Everything a run needs besides the machine.
+pub struct Shell {
+    pub plan: Arc<Plan>,
+    pub run_dir: PathBuf,
+    pub journal: Journal,
+    pub mask: Arc<Masker>,
+    pub observers: Observers,
+    pub operator: String,
+    pub mode: Mode,
+    /// Wall-clock time of elapsed zero (the original start, on a resume).
+    pub epoch: DateTime<Utc>,
+    pub inventory: BTreeMap<String, HostDoc>,
+    /// Ask at gates on this terminal.
+    pub interactive: bool,
+    pub tty_signals: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot write the journal `{0}`: {1}")]
+    Journal(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Shell {
+    /// Journals a batch of records with one fsync, then shows them.
+    pub fn record_all(
+        &mut self,
+        now: Duration,
+        events: Vec<EventKind>,
+    ) -> Result<Vec<Record>, ExecError> {
+        let at = self.epoch + chrono::Duration::from_std(now).unwrap_or_default();
+        let at = if self.mode == Mode::DryRun {
+            at
+        } else {
+            Utc::now().max(at)
+        };
+        let recs: Vec<Record> = events
+            .into_iter()
+            .map(|e| self.journal.append(at, now, e))
+            .collect();
+        self.journal
+            .sync()
+            .map_err(|e| ExecError::Journal(self.journal.path().to_owned(), e))?;
+        for r in &recs {
+            self.observers.record(r);
+        }
+        Ok(recs)
+    }
+}
+
+/// A step's process, as the shell tracks it.
+struct Running {
+    pgid: u32,
+    exited: Arc<AtomicBool>,
+}
+
+/// Runs the machine for real (or as a drill) until it is done. `adopted` are steps of a
+/// dead executor whose process groups still run: their outcome is awaited, not re-run.
+pub async fn execute(
+    mut shell: Shell,
+    mut machine: Machine,
+    start_offset: Duration,
+    adopted: Vec<(usize, u32, u32)>,
+) -> Result<Outcome, ExecError> {
+    process::become_subreaper();
+    let origin = Instant::now() - start_offset;
+    let now = || Instant::now().saturating_duration_since(origin);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<LogLine>();
+    let mut running: HashMap<usize, Running> = HashMap::new();
+
+    for (step, attempt, pgid) in adopted {
+        running.insert(
+            step,
+            Running {
+                pgid,
+                exited: Arc::new(AtomicBool::new(false)),
+            },
+        );
+        let tx = tx.clone();
+        let files = StepFiles::new(&shell.run_dir, &shell.plan.steps[step].id, attempt);
+        tokio::spawn(async move {
+            let (result, outputs) = await_adopted(pgid, &files).await;
+            let _ = tx.send(Input::Exited {
+                step,
+                attempt,
+                result,
+                outputs,
+            });
+        });
+    }
+
+    let approvals_dir = shell.run_dir.join("approvals");
+    let mut approval_poll = tokio::time::interval(Duration::from_millis(250));
+    approval_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut screen = tokio::time::interval(Duration::from_secs(1));
+    screen.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| ExecError::Other(format!("cannot watch for Ctrl-C: {e}")))?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ExecError::Other(format!("cannot watch for SIGTERM: {e}")))?;
+    let mut stop = StopState::default();
+    let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<String>();
+    let mut stdin_started = false;
+    let mut asked: BTreeSet<usize> = BTreeSet::new();
+
+    let mut actions = machine.handle(now(), Input::Start);
+    loop {
+        let mut pending_results: Vec<(String, String)> = Vec::new();
+        let outcome = perform(
+            &mut shell,
+            &mut machine,
+            actions,
+            now(),
+            &tx,
+            &log_tx,
+            &mut running,
+            &mut asked,
+        )?;
+        if let Some(o) = outcome {
+            while let Ok(line) = log_rx.try_recv() {
+                let id = shell.plan.steps[line.step].id.clone();
+                shell.observers.log(&id, &line.text);
+            }
+            shell.observers.finish();
+            return Ok(o);
+        }
+        if shell.interactive && !asked.is_empty() && !stdin_started {
+            stdin_started = true;
+            spawn_stdin_reader(answer_tx.clone());
+        }
+        let wake = machine.next_wake().map(|w| origin + w);
+        let input = tokio::select! {
+            Some(i) = rx.recv() => Some(i),
+            Some(line) = log_rx.recv() => {
+                let id = shell.plan.steps[line.step].id.clone();
+                shell.observers.log(&id, &line.text);
+                None
+            }
+            _ = sleep_until_opt(wake) => Some(Input::Tick),
+            _ = approval_poll.tick() => {
+                let mut inputs = Vec::new();
+                for (req, input) in read_approval_requests(&approvals_dir) {
+                    pending_results.push((req, input_step(&input)));
+                    inputs.push(input);
+                }
+                if inputs.is_empty() { None } else {
+                    let mut acts = Vec::new();
+                    for i in inputs {
+                        let t = now();
+                        acts.extend(machine.handle(t, i));
+                    }
+                    write_approval_results(&approvals_dir, &pending_results, &acts);
+                    actions = acts;
+                    continue;
+                }
+            }
+            Some(line) = answer_rx.recv() => {
+                terminal_answer(&line, &machine, &shell)
+            }
+            _ = screen.tick() => {
+                let t = now();
+                let (projected, _) = machine.projection(t);
+                shell.observers.tick(t, projected);
+                None
+            }
+            _ = sigint.recv() => interrupt_input(&mut stop, shell.tty_signals, &running),
+            _ = sigterm.recv() => interrupt_input(&mut stop, false, &running),
+        };
+        actions = Vec::new();
+        if let Some(i) = input {
+            actions.extend(machine.handle(now(), i));
+            // Batch whatever else is already here into the same journal write.
+            while let Ok(i) = rx.try_recv() {
+                actions.extend(machine.handle(now(), i));
+            }
+        }
+    }
+}
+
+fn input_step(i: &Input) -> String {
+    match i {
+        Input::Answer { step, .. } => step.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ctrl-C: on a terminal the first press asks (a stray key must not stop a recovery) and a
+/// second within 5 seconds stops the run gracefully; off a terminal the first stops it. Once
+/// stopping, another press kills every running step at once.
+fn interrupt_input(
+    stop: &mut StopState,
+    ask_first: bool,
+    running: &HashMap<usize, Running>,
+) -> Option<Input> {
+    let now = Instant::now();
+    if stop.stopping {
+        for r in running.values() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(r.pgid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        eprintln!("\n  killed {} running step(s)", running.len());
+        return None;
+    }
+    let confirmed = stop
+        .asked_at
+        .is_some_and(|t| now.duration_since(t) < Duration::from_secs(5));
+    if ask_first && !confirmed {
+        stop.asked_at = Some(now);
+        eprintln!(
+            "\n  interrupt: press Ctrl-C again within 5 seconds to stop the run ({} running step(s) will be terminated; it can be resumed)",
+            running.len()
+        );
+        return None;
+    }
+    stop.stopping = true;
+    Some(Input::Interrupt)
+}
+
+#[derive(Default)]
+struct StopState {
+    asked_at: Option<Instant>,
+    stopping: bool,
+}
+
+/// Carries out actions: records first (durable), then the rest. Returns the outcome when the
+/// machine is done.
+#[allow(clippy::too_many_arguments)]
+fn perform(
+    shell: &mut Shell,
+    machine: &mut Machine,
+    actions: Vec<Action>,
+    now: Duration,
+    tx: &mpsc::UnboundedSender<Input>,
+    log_tx: &mpsc::UnboundedSender<LogLine>,
+    running: &mut HashMap<usize, Running>,
+    asked: &mut BTreeSet<usize>,
+) -> Result<Option<Outcome>, ExecError> {
+    let mut queue = actions;
+    loop {
+        let events: Vec<EventKind> = queue
+            .iter()
+            .filter_map(|a| match a {
+                Action::Record(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        if !events.is_empty() {
+            shell.record_all(now, events)?;
+        }
+        let mut more = Vec::new();
+        let mut outcome = None;
+        for a in queue {
+            match a {
+                Action::Record(_) => {}
+                Action::Spawn {
+                    step,
+                    attempt,
+                    command,
+                    env,
+                    hosts,
+                } => {
+                    let id = shell.plan.steps[step].id.clone();
+                    let files = StepFiles::new(&shell.run_dir, &id, attempt);
+                    let mut env = env;
+                    env.push(("RUNBOOK_STEP".into(), id.clone()));
+                    env.push(("RUNBOOK_MODE".into(), shell.mode.as_str().into()));
+                    env.push((
+                        "RUNBOOK_RUN_ID".into(),
+                        shell
+                            .run_dir
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned(),
+                    ));
+                    let command = if hosts.is_empty() {
+                        Ok(command)
+                    } else {
+                        remote_command(&command, &hosts, &shell.inventory, &env)
+                    };
+                    let spawned = command.and_then(|c| {
+                        process::spawn(
+                            step,
+                            &c,
+                            &shell.plan.root,
+                            &env,
+                            &files,
+                            shell.mask.clone(),
+                            Some(log_tx.clone()),
+                        )
+                        .map_err(|e| format!("cannot start the step: {e}"))
+                    });
+                    match spawned {
+                        Ok(sp) => {
+                            running.insert(
+                                step,
+                                Running {
+                                    pgid: sp.pid,
+                                    exited: sp.exited.clone(),
+                                },
+                            );
+                            let tx = tx.clone();
+                            tokio::spawn(async move {
+                                let (result, outputs) = match sp.done.await {
+                                    Ok(r) => r,
+                                    Err(e) => (
+                                        ExitResult::Error(format!("the step's task failed: {e}")),
+                                        BTreeMap::new(),
+                                    ),
+                                };
+                                let _ = tx.send(Input::Exited {
+                                    step,
+                                    attempt,
+                                    result,
+                                    outputs,
+                                });
+                            });
+                        }
+                        Err(e) => {
+                            more.extend(machine.handle(
+                                now,
+                                Input::Exited {
+                                    step,
+                                    attempt,
+                                    result: ExitResult::Error(e),
+                                    outputs: BTreeMap::new(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                Action::Simulate {
+                    step,
+                    attempt,
+                    after,
+                } => {
+                    // Real-clock mocks (none today) and adopted simulations.
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = tx.send(Input::Exited {
+                            step,
+                            attempt,
+                            result: ExitResult::Code(0),
+                            outputs: BTreeMap::new(),
+                        });
+                    });
+                }
+                Action::Kill { step } => {
+                    if let Some(r) = running.get(&step) {
+                        let (pgid, exited) = (r.pgid, r.exited.clone());
+                        tokio::spawn(process::terminate(pgid, process::GRACE, exited));
+                    }
+                }
+                Action::Notify {
+                    channel,
+                    reason,
+                    command,
+                    message,
+                } => {
+                    let tx = tx.clone();
+                    let root = shell.plan.root.clone();
+                    let log = shell.run_dir.join("logs").join("notify.log");
+                    let mask = shell.mask.clone();
+                    tokio::spawn(async move {
+                        let ok = run_notify(&command, &root, &log, &mask).await;
+                        let _ = tx.send(Input::Notified {
+                            channel,
+                            reason,
+                            message,
+                            ok,
+                        });
+                    });
+                }
+                Action::Ask { step } => {
+                    asked.insert(step);
+                    if shell.interactive {
+                        let s = &shell.plan.steps[step];
+                        let run_id = shell
+                            .run_dir
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned();
+                        eprintln!(
+                            "\n  approve `{}` as {}? type `y` or `n`, optionally followed by a comment, then Enter\n  (or from another terminal: runbook approve {run_id} {} --as NAME)\n",
+                            s.id, shell.operator, s.id
+                        );
+                    }
+                }
+                Action::Done(o) => outcome = Some(o),
+            }
+        }
+        // Steps whose process ended are no longer ours to kill.
+        running.retain(|_, r| !r.exited.load(std::sync::atomic::Ordering::SeqCst));
+        if more.is_empty() {
+            return Ok(outcome);
+        }
+        queue = more;
+    }
+}
+
+/// Wraps a command to run on inventory hosts over ssh (batch mode), all hosts in parallel,
+/// each line of output prefixed with its host; the step fails if any host fails. The step's
+/// extra environment is exported on the remote side. Killing the local process group ends
+/// the ssh clients, and with them the remote commands.
+fn remote_command(
+    command: &str,
+    hosts: &[String],
+    inventory: &BTreeMap<String, HostDoc>,
+    env: &[(String, String)],
+) -> Result<String, String> {
+    let q = |s: &str| {
+        shlex::try_quote(s)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| "''".into())
+    };
+    let exports: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}={}; ", q(v)))
+        .collect();
+    let remote = format!("{exports}{command}");
+    let mut script = String::from("pids=''; ");
+    for (k, h) in hosts.iter().enumerate() {
+        let Some(host) = inventory.get(h) else {
+            let known: Vec<&str> = inventory.keys().map(String::as_str).collect();
+            return Err(format!(
+                "host `{h}` is not in the environment's inventory ({})",
+                if known.is_empty() {
+                    "which is empty: pass --env".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        let mut ssh = vec!["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if let Some(p) = host.port {
+            ssh.extend(["-p".into(), p.to_string()]);
+        }
+        if let Some(i) = &host.identity {
+            ssh.extend(["-i".into(), shellexpand_home(i)]);
+        }
+        ssh.push(match &host.user {
+            Some(u) => format!("{u}@{}", host.host),
+            None => host.host.clone(),
+        });
+        ssh.push(remote.clone());
+        let argv: Vec<String> = ssh.iter().map(|a| q(a)).collect();
+        script.push_str(&format!(
+            "( {{ {} 2>&1; echo \"$?\" > \"$RUNBOOK_OUTPUT.host{k}\"; }} | awk -v p={} '{{ print \"[\" p \"] \" $0; fflush() }}' ) & pids=\"$pids $!\"; ",
+            argv.join(" "),
+            q(h)
+        ));
+    }
+    script.push_str("for p in $pids; do wait \"$p\"; done; fail=0; ");
+    for (k, h) in hosts.iter().enumerate() {
+        script.push_str(&format!(
+            "s=$(cat \"$RUNBOOK_OUTPUT.host{k}\" 2>/dev/null || echo 255); rm -f \"$RUNBOOK_OUTPUT.host{k}\"; [ \"$s\" = 0 ] || {{ echo \"host {} failed with exit $s\" >&2; fail=1; }}; ",
+            q(h).replace('"', "")
+        ));
+    }
+    script.push_str("exit $fail");
+    Ok(script)
+}
+
+fn shellexpand_home(p: &str) -> String {
+    match (p.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => p.to_owned(),
+    }
+}
+
+async fn run_notify(
+    command: &str,
+    root: &std::path::Path,
+    log: &std::path::Path,
+    mask: &Masker,
+) -> bool {
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(root)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
+    let (ok, text) = match result {
+        Ok(Ok(o)) => (
+            o.status.success(),
+            format!(
+                "$ {}\n{}{}exit: {:?}\n",
+                mask.mask(command),
+                mask.mask(&String::from_utf8_lossy(&o.stdout)),
+                mask.mask(&String::from_utf8_lossy(&o.stderr)),
+                o.status.code()
+            ),
+        ),
+        Ok(Err(e)) => (
+            false,
+            format!("$ {}\ncannot run: {e}\n", mask.mask(command)),
+        ),
+        Err(_) => (
+            false,
+            format!("$ {}\ntimed out after 30s\n", mask.mask(command)),
+        ),
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write;
+        let _ = f.write_all(text.as_bytes());
+    }
+    ok
+}
+
+/// Waits for an adopted process group to end, then reads the status its wrapper wrote.
+async fn await_adopted(pgid: u32, files: &StepFiles) -> (ExitResult, BTreeMap<String, String>) {
+    while process::group_alive(pgid) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    adopted_result(files)
+}
+
+/// The outcome of a step whose executor died, from the files its wrapper left.
+pub fn adopted_result(files: &StepFiles) -> (ExitResult, BTreeMap<String, String>) {
+    let result = match std::fs::read_to_string(&files.status) {
+        Ok(s) => match s.trim().parse::<i32>() {
+            Ok(c) => ExitResult::Code(c),
+            Err(_) => ExitResult::Error(format!("unreadable exit status `{}`", s.trim())),
+        },
+        Err(_) => ExitResult::Error(
+            "the step's process ended without recording its exit status (it was killed)".into(),
+        ),
+    };
+    (result, process::read_outputs(&files.output))
+}
+
+/// An approval dropped by `runbook approve`/`deny`: `approvals/<id>.json`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ApprovalRequest {
+    pub step: String,
+    pub by: String,
+    pub approve: bool,
+    pub comment: Option<String>,
+}
+
+fn read_approval_requests(dir: &std::path::Path) -> Vec<(String, Input)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let id = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let _ = std::fs::rename(&f, f.with_extension("taken"));
+        match serde_json::from_str::<ApprovalRequest>(&text) {
+            Ok(r) => out.push((
+                id,
+                Input::Answer {
+                    step: r.step,
+                    by: r.by,
+                    approve: r.approve,
+                    comment: r.comment,
+                },
+            )),
+            Err(e) => {
+                let _ = std::fs::write(
+                    f.with_extension("result"),
+                    format!("rejected: unreadable request: {e}\n"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Tells each `runbook approve` caller what became of its request.
+fn write_approval_results(dir: &std::path::Path, reqs: &[(String, String)], acts: &[Action]) {
+    for (id, step) in reqs {
+        let verdict = acts
+            .iter()
+            .find_map(|a| match a {
+                Action::Record(EventKind::ApprovalRejected(r)) if &r.step == step => {
+                    Some(format!("rejected: {}", r.reason))
+                }
+                Action::Record(EventKind::ApprovalGranted(g)) if &g.step == step => {
+                    Some(format!("granted: approved by {}", g.by.join(", ")))
+                }
+                Action::Record(EventKind::ApprovalReceived(g)) if &g.step == step => Some(format!(
+                    "recorded: approval by {} counted; more approvers needed",
+                    g.by
+                )),
+                Action::Record(EventKind::ApprovalDenied(g)) if &g.step == step => {
+                    Some(format!("denied: by {}", g.by))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "rejected: the run did not take it".into());
+        let path = dir.join(format!("{id}.result"));
+        let tmp = dir.join(format!("{id}.result.tmp"));
+        if std::fs::write(&tmp, format!("{verdict}\n")).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+}
+
+fn spawn_stdin_reader(tx: mpsc::UnboundedSender<String>) {
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line.trim().to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `y [comment]` / `n [comment]` typed at the terminal answers the oldest open gate.
+fn terminal_answer(line: &str, machine: &Machine, shell: &Shell) -> Option<Input> {
+    let gate = *machine.open_gates().first()?;
+    let (word, comment) = match line.split_once(char::is_whitespace) {
+        Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
+        None => (line, None),
+    };
+    let approve = match word.to_ascii_lowercase().as_str() {
+        "y" | "yes" => true,
+        "n" | "no" => false,
+        _ => {
+            eprintln!("  answer `y` or `n` (optionally followed by a comment)");
+            return None;
+        }
+    };
+    Some(Input::Answer {
+        step: machine.plan().steps[gate].id.clone(),
+        by: shell.operator.clone(),
+        approve,
+        comment,
+    })
+}
+
+/// Drives the machine on a virtual clock: nothing executes, nothing is sent. Simulated
+/// steps end after their duration; timers fire at their exact instants.
+pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, ExecError> {
+    use std::cmp::Reverse;
+    let mut queue: BinaryHeap<Reverse<(Duration, u64, usize, u32)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut now = Duration::ZERO;
+    let mut actions = machine.handle(now, Input::Start);
+    loop {
+        let mut events = Vec::new();
+        let mut follow = Vec::new();
+        let mut outcome = None;
+        for a in actions {
+            match a {
+                Action::Record(e) => events.push(e),
+                Action::Simulate {
+                    step,
+                    attempt,
+                    after,
+                } => {
+                    seq += 1;
+                    queue.push(Reverse((now + after, seq, step, attempt)));
+                }
+                Action::Notify {
+                    channel,
+                    reason,
+                    message,
+                    ..
+                } => follow.push(Input::Notified {
+                    channel,
+                    reason,
+                    message: format!("{message} (dry-run: not sent)"),
+                    ok: true,
+                }),
+                Action::Done(o) => outcome = Some(o),
+                Action::Spawn { step, attempt, .. } => {
+                    // Cannot happen in a dry-run; treat as simulated rather than run anything.
+                    seq += 1;
+                    queue.push(Reverse((now, seq, step, attempt)));
+                }
+                Action::Kill { .. } | Action::Ask { .. } => {}
+            }
+        }
+        if !events.is_empty() {
+            shell.record_all(now, events)?;
+        }
+        if let Some(o) = outcome {
+            shell.observers.finish();
+            return Ok(o);
+        }
+        actions = Vec::new();
+        for i in follow {
+            actions.extend(machine.handle(now, i));
+        }
+        if !actions.is_empty() {
+            continue;
+        }
+        let next_sim = queue.peek().map(|Reverse((t, ..))| *t);
+        let next_wake = machine.next_wake();
+        let next = match (next_sim, next_wake) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => {
+                return Err(ExecError::Other(
+                    "the dry-run stalled: no step can start and nothing is pending".into(),
+                ));
+            }
+        };
+        now = now.max(next);
+        if next_sim == Some(next) {
+            let Reverse((_, _, step, attempt)) = queue.pop().expect("peeked");
+            actions = machine.handle(
+                now,
+                Input::Exited {
+                    step,
+                    attempt,
+                    result: ExitResult::Code(0),
+                    outputs: BTreeMap::new(),
+                },
+            );
+        } else {
+            actions = machine.handle(now, Input::Tick);
+        }
+    }
+}

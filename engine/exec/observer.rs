@@ -1,0 +1,411 @@
+//! Observers: every one is fed by the same stream of journaled records (and step log lines).
+//! On a terminal, indicatif bars — a line per running step with elapsed against budget and a
+//! header with the RTO clock and the projection; off a terminal, plain timestamped lines;
+//! with `--json`, one record a line on stdout.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::journal::*;
+use crate::units::fmt_duration;
+
+pub trait Observer: Send {
+    fn record(&mut self, rec: &Record);
+    fn log(&mut self, _step: &str, _line: &str) {}
+    /// Called about every second while the run is live, for clocks on screen.
+    fn tick(&mut self, _now: Duration, _projected: Duration) {}
+    /// Before asking a question on the terminal: get out of the way.
+    fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R
+    where
+        Self: Sized,
+    {
+        f()
+    }
+    fn finish(&mut self) {}
+}
+
+fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A human line for a record, or None for records not worth a line.
+pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
+    let e = &rec.event;
+    Some(match e {
+        EventKind::RunStarted(r) => format!(
+            "run {} started: {} ({}), mode {}, RTO {}, operator {}",
+            r.run_id,
+            r.scenario,
+            r.title,
+            r.mode.map(Mode::as_str).unwrap_or("real"),
+            fmt_duration(Duration::from_millis(r.rto_ms)),
+            r.operator
+        ),
+        EventKind::StepStarted(s) => {
+            let attempt = if s.attempt > 1 {
+                format!(" (attempt {})", s.attempt)
+            } else {
+                String::new()
+            };
+            let how = match s.how.as_str() {
+                "run" => String::new(),
+                other => format!(" [{other}]"),
+            };
+            match &s.command {
+                Some(c) => format!("{} {}{attempt}{how}: {c}", paint(color, "36", "▶"), s.step),
+                None => format!("{} {}{attempt}{how}", paint(color, "36", "▶"), s.step),
+            }
+        }
+        EventKind::StepOutput(o) => {
+            let kv: Vec<String> = o.outputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("  {} outputs: {}", o.step, kv.join(" "))
+        }
+        EventKind::StepFinished(f) => {
+            let d = fmt_duration(Duration::from_millis(f.duration_ms));
+            let why = match (&f.error, f.exit_code, f.signal) {
+                (Some(e), _, _) => format!(": {e}"),
+                (None, Some(c), _) if c != 0 => format!(" (exit {c})"),
+                (None, _, Some(s)) => format!(" (signal {s})"),
+                _ => String::new(),
+            };
+            let retry = if f.will_retry { ", will retry" } else { "" };
+            match f.status {
+                StepStatus::Succeeded => {
+                    format!("{} {} succeeded in {d}", paint(color, "32", "✓"), f.step)
+                }
+                StepStatus::Skipped => {
+                    format!("{} {} skipped (drill)", paint(color, "2", "-"), f.step)
+                }
+                StepStatus::Simulated => format!(
+                    "{} {} simulated: estimate {d}",
+                    paint(color, "2", "~"),
+                    f.step
+                ),
+                StepStatus::NotRun => format!("{} {} not run", paint(color, "2", "-"), f.step),
+                StepStatus::Interrupted => format!(
+                    "{} {} interrupted after {d}",
+                    paint(color, "33", "■"),
+                    f.step
+                ),
+                StepStatus::TimedOut => format!(
+                    "{} {} timed out after {d}{why}{retry}",
+                    paint(color, "31", "✗"),
+                    f.step
+                ),
+                StepStatus::Failed => format!(
+                    "{} {} failed after {d}{why}{retry}",
+                    paint(color, "31", "✗"),
+                    f.step
+                ),
+            }
+        }
+        EventKind::BudgetWarning(b) => format!(
+            "{} {} at 80% of its budget: {} of {}",
+            paint(color, "33", "!"),
+            b.step,
+            fmt_duration(Duration::from_millis(b.elapsed_ms)),
+            fmt_duration(Duration::from_millis(b.budget_ms))
+        ),
+        EventKind::BudgetBreached(b) => format!(
+            "{} {} over its budget of {}",
+            paint(color, "31", "!!"),
+            b.step,
+            fmt_duration(Duration::from_millis(b.budget_ms))
+        ),
+        EventKind::RtoAtRisk(r) => format!(
+            "{} RTO at risk: projected finish at +{} against a target of {} (path: {})",
+            paint(color, "31;1", "!!"),
+            fmt_duration(Duration::from_millis(r.projected_ms)),
+            fmt_duration(Duration::from_millis(r.target_ms)),
+            r.path.join(" → ")
+        ),
+        EventKind::ApprovalRequested(a) => format!(
+            "{} {} waits for approval by {}{}: {}",
+            paint(color, "35", "?"),
+            a.step,
+            a.approvers.join(", "),
+            if a.min > 1 {
+                format!(" ({} people)", a.min)
+            } else {
+                String::new()
+            },
+            a.prompt
+        ),
+        EventKind::ApprovalReceived(a) => {
+            format!("  {} approved by {} (more needed)", a.step, a.by)
+        }
+        EventKind::ApprovalGranted(a) => format!(
+            "{} {} approved by {}{} after {}",
+            paint(color, "32", "✓"),
+            a.step,
+            a.by.join(", "),
+            if a.auto { " (auto)" } else { "" },
+            fmt_duration(Duration::from_millis(a.wait_ms))
+        ),
+        EventKind::ApprovalDenied(a) => {
+            format!("{} {} denied by {}", paint(color, "31", "✗"), a.step, a.by)
+        }
+        EventKind::ApprovalRejected(a) => {
+            format!("{} {}: {}", paint(color, "33", "!"), a.step, a.reason)
+        }
+        EventKind::ApprovalTimedOut(a) => format!(
+            "{} {}: nobody answered in {}; the run stops (resume it with `runbook resume`)",
+            paint(color, "33", "■"),
+            a.step,
+            fmt_duration(Duration::from_millis(a.wait_ms))
+        ),
+        EventKind::Escalated(x) => format!(
+            "{} escalated to {} ({}){}",
+            paint(color, "35", "↑"),
+            x.channel,
+            x.reason,
+            if x.ok {
+                ""
+            } else {
+                ": the notify command failed"
+            }
+        ),
+        EventKind::RunInterrupted(r) => format!(
+            "{} run stopped ({}); it can be resumed",
+            paint(color, "33", "■"),
+            r.reason
+        ),
+        EventKind::RunResumed(r) => format!(
+            "run resumed by {} after {} of downtime",
+            r.operator,
+            fmt_duration(Duration::from_millis(r.downtime_ms))
+        ),
+        EventKind::RunFinished(f) => {
+            let verdict = if f.rto_met {
+                paint(color, "32", "RTO met")
+            } else {
+                paint(color, "31", "RTO MISSED")
+            };
+            let status = match f.status {
+                RunStatus::Succeeded => paint(color, "32", "succeeded"),
+                RunStatus::Failed => paint(color, "31", "failed"),
+            };
+            format!(
+                "run {status} in {}: {verdict} (target {})",
+                fmt_duration(Duration::from_millis(f.elapsed_ms)),
+                fmt_duration(Duration::from_millis(rto_ms.max(f.rto_ms)))
+            )
+        }
+    })
+}
+
+/// Plain timestamped lines on stderr.
+pub struct Plain {
+    pub color: bool,
+    pub rto_ms: u64,
+    pub show_logs: bool,
+}
+
+impl Observer for Plain {
+    fn record(&mut self, rec: &Record) {
+        if let Some(line) = describe(rec, self.color, self.rto_ms) {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "{} +{:<7} {line}",
+                rec.at.format("%H:%M:%S"),
+                fmt_duration(rec.elapsed())
+            );
+        }
+    }
+    fn log(&mut self, step: &str, line: &str) {
+        if self.show_logs {
+            let _ = writeln!(std::io::stderr().lock(), "    {step} | {line}");
+        }
+    }
+}
+
+/// One JSON object a line on stdout: the journal's records as written.
+pub struct JsonLines;
+
+impl Observer for JsonLines {
+    fn record(&mut self, rec: &Record) {
+        if let Ok(s) = serde_json::to_string(rec) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{s}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Progress bars on a terminal.
+pub struct Bars {
+    multi: MultiProgress,
+    header: ProgressBar,
+    bars: BTreeMap<String, (ProgressBar, Duration, Duration)>,
+    budgets: BTreeMap<String, Duration>,
+    color: bool,
+    rto: Duration,
+    now: Duration,
+}
+
+impl Bars {
+    pub fn new(budgets: BTreeMap<String, Duration>, rto: Duration, color: bool) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let header = multi.add(ProgressBar::new_spinner());
+        header.set_style(ProgressStyle::with_template("{msg}").expect("template"));
+        Bars {
+            multi,
+            header,
+            bars: BTreeMap::new(),
+            budgets,
+            color,
+            rto,
+            now: Duration::ZERO,
+        }
+    }
+
+    fn println(&self, line: &str) {
+        let _ = self.multi.println(line);
+    }
+
+    fn redraw(&mut self, projected: Duration) {
+        let over = projected > self.rto;
+        let proj = format!("projected {}", fmt_duration(projected));
+        let proj = if over {
+            paint(self.color, "31", &proj)
+        } else {
+            proj
+        };
+        self.header.set_message(format!(
+            "RTO clock {} of {} · {}",
+            fmt_duration(self.now),
+            fmt_duration(self.rto),
+            proj
+        ));
+        for (id, (bar, started, budget)) in &self.bars {
+            let el = self.now.saturating_sub(*started);
+            let frac = if budget.is_zero() {
+                1.0
+            } else {
+                el.as_secs_f64() / budget.as_secs_f64()
+            };
+            let text = format!("{id}  {} / {}", fmt_duration(el), fmt_duration(*budget));
+            let text = if frac >= 1.0 {
+                paint(self.color, "31", &text)
+            } else if frac >= 0.8 {
+                paint(self.color, "33", &text)
+            } else {
+                text
+            };
+            bar.set_position(((frac.min(1.0)) * 1000.0) as u64);
+            bar.set_message(text);
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn record(&mut self, rec: &Record) {
+        self.now = self.now.max(rec.elapsed());
+        if let Some(line) = describe(rec, self.color, self.rto.as_millis() as u64) {
+            self.println(&format!(
+                "{} +{:<7} {line}",
+                rec.at.format("%H:%M:%S"),
+                fmt_duration(rec.elapsed())
+            ));
+        }
+        let running_start = match &rec.event {
+            EventKind::StepStarted(s) => Some(s.step.clone()),
+            EventKind::ApprovalRequested(a) => Some(a.step.clone()),
+            _ => None,
+        };
+        if let Some(id) = running_start {
+            if !self.bars.contains_key(&id) {
+                let bar = self.multi.add(ProgressBar::new(1000));
+                bar.set_style(
+                    ProgressStyle::with_template("  {bar:20} {msg}")
+                        .expect("template")
+                        .progress_chars("█▓░"),
+                );
+                let budget = self.budgets.get(&id).copied().unwrap_or_default();
+                self.bars.insert(id, (bar, rec.elapsed(), budget));
+            }
+        }
+        let ended = match &rec.event {
+            EventKind::StepFinished(f) if !f.will_retry => Some(f.step.clone()),
+            EventKind::ApprovalGranted(a) => Some(a.step.clone()),
+            EventKind::ApprovalDenied(a) => Some(a.step.clone()),
+            EventKind::ApprovalTimedOut(a) => Some(a.step.clone()),
+            _ => None,
+        };
+        if let Some(id) = ended
+            && let Some((bar, _, _)) = self.bars.remove(&id)
+        {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+    fn log(&mut self, step: &str, line: &str) {
+        self.println(&format!("    {step} | {line}"));
+    }
+    fn tick(&mut self, now: Duration, projected: Duration) {
+        self.now = now;
+        self.redraw(projected);
+    }
+    fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.multi.suspend(f)
+    }
+    fn finish(&mut self) {
+        for (_, (bar, _, _)) in std::mem::take(&mut self.bars) {
+            bar.finish_and_clear();
+        }
+        self.header.finish_and_clear();
+    }
+}
+
+/// All the observers of a run, fed together.
+pub struct Observers {
+    pub plain: Option<Plain>,
+    pub bars: Option<Bars>,
+    pub json: Option<JsonLines>,
+}
+
+impl Observers {
+    pub fn record(&mut self, rec: &Record) {
+        if let Some(o) = &mut self.plain {
+            o.record(rec);
+        }
+        if let Some(o) = &mut self.bars {
+            o.record(rec);
+        }
+        if let Some(o) = &mut self.json {
+            o.record(rec);
+        }
+    }
+    pub fn log(&mut self, step: &str, line: &str) {
+        if let Some(o) = &mut self.plain {
+            o.log(step, line);
+        }
+        if let Some(o) = &mut self.bars {
+            o.log(step, line);
+        }
+    }
+    pub fn tick(&mut self, now: Duration, projected: Duration) {
+        if let Some(o) = &mut self.bars {
+            o.tick(now, projected);
+        }
+    }
+    pub fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match &mut self.bars {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
+    }
+    pub fn finish(&mut self) {
+        if let Some(o) = &mut self.bars {
+            o.finish();
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Step processes: each runs in its own process group under a tiny wrapper shell that writes
+//! the exit status next to the log (so `resume` can adopt a step whose executor died), with
+//! output masked into the log and to the observers. Nothing a step starts is left running:
+//! the engine is a child subreaper, and the group is killed and reaped when the step ends.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::machine::ExitResult;
+use super::mask::Masker;
+
+/// How long a step gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Makes orphaned descendants of steps our children, so none outlives the engine unseen.
+pub fn become_subreaper() {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+/// Where a step attempt's files go.
+#[derive(Clone, Debug)]
+pub struct StepFiles {
+    pub log: PathBuf,
+    pub output: PathBuf,
+    pub status: PathBuf,
+}
+
+impl StepFiles {
+    pub fn new(run_dir: &Path, step: &str, attempt: u32) -> Self {
+        StepFiles {
+            log: run_dir.join("logs").join(format!("{step}.log")),
+            output: run_dir
+                .join("outputs")
+                .join(format!("{step}.{attempt}.env")),
+            status: run_dir
+                .join("outputs")
+                .join(format!("{step}.{attempt}.status")),
+        }
+    }
+}
+
+/// A line a step printed, masked, for the observers.
+#[derive(Clone, Debug)]
+pub struct LogLine {
+    pub step: usize,
+    pub text: String,
+}
+
+pub struct Spawned {
+    pub pid: u32,
+    /// Set once the leader has exited, so a pending SIGKILL is not sent to a reused group.
+    pub exited: Arc<AtomicBool>,
+    pub done: tokio::task::JoinHandle<(ExitResult, BTreeMap<String, String>)>,
+}
+
+/// The wrapper: runs the command in a child shell and records its status for adoption.
+/// `$2.pid` holds the group's id from the first instant, written by the wrapper itself so a
+/// crash of the engine right after the spawn cannot lose it.
+const WRAPPER: &str = r#"echo $$ > "$2.pid"; sh -c "$1"; s=$?; printf '%s\n' "$s" > "$2.tmp" && mv "$2.tmp" "$2"; exit "$s""#;
+
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    step: usize,
+    command: &str,
+    cwd: &Path,
+    env: &[(String, String)],
+    files: &StepFiles,
+    mask: Arc<Masker>,
+    lines: Option<mpsc::UnboundedSender<LogLine>>,
+) -> std::io::Result<Spawned> {
+    let _ = std::fs::File::create(&files.output)?;
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(WRAPPER)
+        .arg("runbook-step")
+        .arg(command)
+        .arg(&files.status)
+        .current_dir(cwd)
+        .env("RUNBOOK_OUTPUT", &files.output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&files.log)?;
+    let log = Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(log)));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(pump(s, step, log.clone(), mask.clone(), lines.clone())));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(pump(s, step, log.clone(), mask.clone(), lines.clone())));
+    let output_file = files.output.clone();
+    let exited = Arc::new(AtomicBool::new(false));
+    let exited2 = exited.clone();
+    let done = tokio::spawn(async move {
+        let status = child.wait().await;
+        exited2.store(true, Ordering::SeqCst);
+        // Whatever the step left behind in its group goes now.
+        end_group(pid).await;
+        for h in [out, err].into_iter().flatten() {
+            // A reader still open means a descendant that escaped the group holds the pipe:
+            // do not wait for it forever.
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+        let result = match status {
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(c), _) => ExitResult::Code(c),
+                (None, Some(sig)) => ExitResult::Signal(sig),
+                _ => ExitResult::Error("unknown exit status".into()),
+            },
+            Err(e) => ExitResult::Error(format!("waiting for the step failed: {e}")),
+        };
+        let outputs = read_outputs(&output_file);
+        (result, outputs)
+    });
+    Ok(Spawned { pid, exited, done })
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    r: R,
+    step: usize,
+    log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    mask: Arc<Masker>,
+    lines: Option<mpsc::UnboundedSender<LogLine>>,
+) {
+    let mut reader = BufReader::new(r);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                let text = mask.mask(text.trim_end_matches(['\n', '\r']));
+                {
+                    let mut f = log.lock().await;
+                    let _ = f.write_all(text.as_bytes()).await;
+                    let _ = f.write_all(b"\n").await;
+                }
+                if let Some(tx) = &lines {
+                    let _ = tx.send(LogLine { step, text });
+                }
+            }
+        }
+    }
+    let _ = log.lock().await.flush().await;
+}
+
+/// Terminates a step's process group: SIGTERM, then SIGKILL after the grace period unless
+/// the step has exited by then. It never reaps: the leader's status belongs to its waiter.
+pub async fn terminate(pgid: u32, grace: Duration, exited: Arc<AtomicBool>) {
+    let pg = Pid::from_raw(pgid as i32);
+    if killpg(pg, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if exited.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
+}
+
+/// After the leader exited and was reaped: stop what is left of its group, and reap those
+/// members that were reparented to us as subreaper.
+async fn end_group(pgid: u32) {
+    let pg = Pid::from_raw(pgid as i32);
+    let gone = || {
+        reap_group(pgid);
+        killpg(pg, None).is_err()
+    };
+    if gone() {
+        return;
+    }
+    let _ = killpg(pg, Signal::SIGTERM);
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if gone() {
+            return;
+        }
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if gone() {
+            return;
+        }
+    }
+}
+
+fn reap_group(pgid: u32) {
+    loop {
+        match waitpid(Pid::from_raw(-(pgid as i32)), Some(WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Is any process of the group alive? (For adoption on resume: the group of a dead
+/// executor's step is no child of ours, so signal 0 tells.)
+pub fn group_alive(pgid: u32) -> bool {
+    killpg(Pid::from_raw(pgid as i32), None).is_ok()
+}
+
+/// `key=value` lines and `key<<DELIM` ... `DELIM` blocks, as GitHub Actions writes them.
+pub fn read_outputs(path: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return BTreeMap::new();
+    };
+    parse_outputs(&text)
+}
+
+pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delim)) = line.split_once("<<")
+            && !key.contains('=')
+        {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(key.trim().to_owned(), value.join("\n"));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.insert(k.trim().to_owned(), v.to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_parse_lines_and_blocks() {
+        let o = parse_outputs("file=/b/x.dump\nnote<<EOF\nline 1\nline=2\nEOF\nage_s=42\n");
+        assert_eq!(o["file"], "/b/x.dump");
+        assert_eq!(o["note"], "line 1\nline=2");
+        assert_eq!(o["age_s"], "42");
+    }
+}

@@ -1,0 +1,284 @@
+//! The events of a run: what the executor journals and every observer sees.
+//! `type` is the snake_case variant name; `data` is the struct. Durations are milliseconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted(RunStarted),
+    StepStarted(StepStarted),
+    StepOutput(StepOutput),
+    StepFinished(StepFinished),
+    BudgetWarning(BudgetEvent),
+    BudgetBreached(BudgetEvent),
+    RtoAtRisk(RtoAtRisk),
+    ApprovalRequested(ApprovalRequested),
+    ApprovalReceived(ApprovalAnswer),
+    ApprovalGranted(ApprovalGranted),
+    ApprovalDenied(ApprovalAnswer),
+    ApprovalRejected(ApprovalRejected),
+    ApprovalTimedOut(ApprovalTimedOut),
+    Escalated(Escalated),
+    RunInterrupted(RunInterrupted),
+    RunResumed(RunResumed),
+    RunFinished(RunFinished),
+}
+
+impl EventKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::RunStarted(_) => "run_started",
+            EventKind::StepStarted(_) => "step_started",
+            EventKind::StepOutput(_) => "step_output",
+            EventKind::StepFinished(_) => "step_finished",
+            EventKind::BudgetWarning(_) => "budget_warning",
+            EventKind::BudgetBreached(_) => "budget_breached",
+            EventKind::RtoAtRisk(_) => "rto_at_risk",
+            EventKind::ApprovalRequested(_) => "approval_requested",
+            EventKind::ApprovalReceived(_) => "approval_received",
+            EventKind::ApprovalGranted(_) => "approval_granted",
+            EventKind::ApprovalDenied(_) => "approval_denied",
+            EventKind::ApprovalRejected(_) => "approval_rejected",
+            EventKind::ApprovalTimedOut(_) => "approval_timed_out",
+            EventKind::Escalated(_) => "escalated",
+            EventKind::RunInterrupted(_) => "run_interrupted",
+            EventKind::RunResumed(_) => "run_resumed",
+            EventKind::RunFinished(_) => "run_finished",
+        }
+    }
+
+    /// The step an event is about, if any.
+    pub fn step(&self) -> Option<&str> {
+        Some(match self {
+            EventKind::StepStarted(e) => &e.step,
+            EventKind::StepOutput(e) => &e.step,
+            EventKind::StepFinished(e) => &e.step,
+            EventKind::BudgetWarning(e) | EventKind::BudgetBreached(e) => &e.step,
+            EventKind::ApprovalRequested(e) => &e.step,
+            EventKind::ApprovalReceived(e) | EventKind::ApprovalDenied(e) => &e.step,
+            EventKind::ApprovalGranted(e) => &e.step,
+            EventKind::ApprovalRejected(e) => &e.step,
+            EventKind::ApprovalTimedOut(e) => &e.step,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Real,
+    Drill,
+    DryRun,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Real => "real",
+            Mode::Drill => "drill",
+            Mode::DryRun => "dry-run",
+        }
+    }
+}
+
+/// The plan as it ran, so reports never depend on the runbook file staying the same.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlanSummary {
+    pub steps: Vec<PlanStep>,
+    pub critical_path: Vec<String>,
+    pub critical_path_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlanStep {
+    pub id: String,
+    pub title: String,
+    pub needs: Vec<String>,
+    pub budget_ms: u64,
+    /// min, likely, max.
+    pub estimate_ms: [u64; 3],
+    pub gate: bool,
+    pub idempotent: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunStarted {
+    pub run_id: String,
+    pub scenario: String,
+    pub title: String,
+    pub mode: Option<Mode>,
+    pub operator: String,
+    pub runbook: String,
+    pub runbook_sha256: String,
+    pub rto_ms: u64,
+    pub rpo_ms: Option<u64>,
+    pub env: Option<String>,
+    /// Variables as the run saw them, secrets masked.
+    pub vars: BTreeMap<String, String>,
+    pub plan: PlanSummary,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepStarted {
+    pub step: String,
+    pub attempt: u32,
+    /// The command as run, secrets masked; absent for gates and simulated steps.
+    pub command: Option<String>,
+    /// `run`, `drill-command`, `drill-with`, `simulated`, `skipped`, `gate`.
+    pub how: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepOutput {
+    pub step: String,
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Skipped,
+    Simulated,
+    NotRun,
+    /// Stopped by Ctrl-C or a stop: it did not complete, and `resume` treats it as unfinished.
+    Interrupted,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Simulated => "simulated",
+            StepStatus::NotRun => "not_run",
+            StepStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Lets dependents go on.
+    pub fn is_ok(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Skipped | StepStatus::Simulated
+        )
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepFinished {
+    pub step: String,
+    pub status: StepStatus,
+    pub attempt: u32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Time of this attempt; for a simulated step, its estimate.
+    pub duration_ms: u64,
+    /// Will it be tried again (retries or poll)?
+    #[serde(default)]
+    pub will_retry: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BudgetEvent {
+    pub step: String,
+    pub elapsed_ms: u64,
+    pub budget_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RtoAtRisk {
+    pub projected_ms: u64,
+    pub target_ms: u64,
+    /// The remaining path that decides the projection.
+    pub path: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalRequested {
+    pub step: String,
+    pub prompt: String,
+    pub approvers: Vec<String>,
+    pub min: u32,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalAnswer {
+    pub step: String,
+    pub by: String,
+    pub comment: Option<String>,
+    pub wait_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalGranted {
+    pub step: String,
+    pub by: Vec<String>,
+    pub comment: Option<String>,
+    /// Granted by `--yes`, in the operator's name.
+    pub auto: bool,
+    pub wait_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalRejected {
+    pub step: String,
+    pub by: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalTimedOut {
+    pub step: String,
+    pub wait_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Escalated {
+    pub channel: String,
+    /// `schedule` (its `after` time came) or `rto_at_risk`.
+    pub reason: String,
+    pub message: String,
+    /// Did the notify command succeed? Its failure never fails the run.
+    pub ok: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunInterrupted {
+    /// `signal`, `approval_timed_out`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunResumed {
+    pub operator: String,
+    /// Wall time between the journal's last event and the resume: it counts against the RTO.
+    pub downtime_ms: u64,
+    pub adopted: Vec<String>,
+    pub rerun: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunFinished {
+    pub status: RunStatus,
+    pub elapsed_ms: u64,
+    pub rto_met: bool,
+    pub rto_ms: u64,
+}

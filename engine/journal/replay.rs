@@ -1,0 +1,240 @@
+//! Replay: a journal's records folded into the state of the run they describe. Status,
+//! resume and every report read this, never the executor's memory.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Record;
+use super::events::*;
+
+/// One step as the journal tells it.
+#[derive(Clone, Debug, Default)]
+pub struct StepRun {
+    pub id: String,
+    pub title: String,
+    pub budget_ms: u64,
+    pub gate: bool,
+    pub idempotent: bool,
+    /// The last word on the step, if it finished.
+    pub status: Option<StepStatus>,
+    pub attempts: u32,
+    /// Elapsed (run clock) of the first start and of the final finish.
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Started (this attempt) and not finished: in flight, or orphaned by a crash.
+    pub in_flight: bool,
+    pub command: Option<String>,
+    pub how: Option<String>,
+    pub outputs: BTreeMap<String, String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub warned: bool,
+    pub breached: bool,
+    /// Gates: who approved, and how long people took.
+    pub approved_by: Vec<String>,
+    pub auto_approved: bool,
+    pub denied_by: Option<String>,
+    pub waiting: bool,
+    pub wait_ms: Option<u64>,
+    pub requested_ms: Option<u64>,
+    pub approvers: Vec<String>,
+    pub min: u32,
+    pub prompt: Option<String>,
+    /// Simulated steps: the estimate that stood in for a measurement.
+    pub estimated: bool,
+}
+
+impl StepRun {
+    /// Time from first start to final finish (retries included), or until `now` if running.
+    pub fn duration_ms(&self, now_ms: u64) -> Option<u64> {
+        let s = self.started_ms?;
+        Some(self.finished_ms.unwrap_or(now_ms).saturating_sub(s))
+    }
+}
+
+/// A run as its journal tells it.
+#[derive(Clone, Debug, Default)]
+pub struct RunState {
+    pub started: Option<RunStarted>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub steps: Vec<StepRun>,
+    index: BTreeMap<String, usize>,
+    pub finished: Option<RunFinished>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub interruptions: Vec<(u64, RunInterrupted)>,
+    pub resumes: Vec<(u64, RunResumed)>,
+    pub escalations: Vec<(u64, Escalated)>,
+    pub warnings: Vec<(u64, BudgetEvent)>,
+    pub breaches: Vec<(u64, BudgetEvent)>,
+    pub risks: Vec<(u64, RtoAtRisk)>,
+    pub rejections: Vec<(u64, ApprovalRejected)>,
+    pub last_elapsed_ms: u64,
+    pub last_at: Option<DateTime<Utc>>,
+    pub records: usize,
+}
+
+impl RunState {
+    pub fn replay(records: &[Record]) -> RunState {
+        let mut s = RunState::default();
+        for r in records {
+            s.apply(r);
+        }
+        s
+    }
+
+    pub fn step(&self, id: &str) -> Option<&StepRun> {
+        self.index.get(id).map(|&i| &self.steps[i])
+    }
+
+    fn step_mut(&mut self, id: &str) -> &mut StepRun {
+        if !self.index.contains_key(id) {
+            self.index.insert(id.to_owned(), self.steps.len());
+            self.steps.push(StepRun {
+                id: id.to_owned(),
+                ..Default::default()
+            });
+        }
+        let i = self.index[id];
+        &mut self.steps[i]
+    }
+
+    pub fn scenario(&self) -> &str {
+        self.started
+            .as_ref()
+            .map(|s| s.scenario.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn run_id(&self) -> &str {
+        self.started
+            .as_ref()
+            .map(|s| s.run_id.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.started
+            .as_ref()
+            .and_then(|s| s.mode)
+            .unwrap_or(Mode::Real)
+    }
+
+    /// Stopped without finishing: interrupted, timed out at a gate, or its executor died.
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    /// Total human wait at gates.
+    pub fn human_wait_ms(&self) -> u64 {
+        self.steps.iter().filter_map(|s| s.wait_ms).sum()
+    }
+
+    pub fn apply(&mut self, r: &Record) {
+        let at = r.elapsed_ms;
+        self.last_elapsed_ms = self.last_elapsed_ms.max(at);
+        self.last_at = Some(r.at);
+        self.records += 1;
+        match &r.event {
+            EventKind::RunStarted(e) => {
+                for p in &e.plan.steps {
+                    let s = self.step_mut(&p.id);
+                    s.title = p.title.clone();
+                    s.budget_ms = p.budget_ms;
+                    s.gate = p.gate;
+                    s.idempotent = p.idempotent;
+                }
+                self.started = Some(e.clone());
+                self.started_at = Some(r.at);
+            }
+            EventKind::StepStarted(e) => {
+                let s = self.step_mut(&e.step);
+                s.attempts = s.attempts.max(e.attempt);
+                if s.started_ms.is_none() {
+                    s.started_ms = Some(at);
+                    s.started_at = Some(r.at);
+                }
+                s.in_flight = true;
+                s.status = None;
+                s.finished_ms = None;
+                s.finished_at = None;
+                s.command = e.command.clone();
+                s.how = Some(e.how.clone());
+            }
+            EventKind::StepOutput(e) => {
+                self.step_mut(&e.step).outputs.extend(e.outputs.clone());
+            }
+            EventKind::StepFinished(e) => {
+                let s = self.step_mut(&e.step);
+                s.in_flight = false;
+                s.exit_code = e.exit_code;
+                s.error = e.error.clone();
+                s.attempts = s.attempts.max(e.attempt);
+                if !e.will_retry {
+                    s.status = Some(e.status);
+                    s.finished_ms = Some(at);
+                    s.finished_at = Some(r.at);
+                    if s.started_ms.is_none() {
+                        // Skipped, simulated and not-run steps finish without starting.
+                        s.started_ms = Some(at.saturating_sub(e.duration_ms));
+                        s.started_at = Some(r.at);
+                    }
+                    if e.status == StepStatus::Simulated {
+                        s.estimated = true;
+                    }
+                }
+            }
+            EventKind::BudgetWarning(e) => {
+                self.step_mut(&e.step).warned = true;
+                self.warnings.push((at, e.clone()));
+            }
+            EventKind::BudgetBreached(e) => {
+                self.step_mut(&e.step).breached = true;
+                self.breaches.push((at, e.clone()));
+            }
+            EventKind::RtoAtRisk(e) => self.risks.push((at, e.clone())),
+            EventKind::ApprovalRequested(e) => {
+                let s = self.step_mut(&e.step);
+                s.waiting = true;
+                s.requested_ms.get_or_insert(at);
+                s.approvers = e.approvers.clone();
+                s.min = e.min;
+                s.prompt = Some(e.prompt.clone());
+            }
+            EventKind::ApprovalReceived(e) => {
+                let s = self.step_mut(&e.step);
+                if !s.approved_by.contains(&e.by) {
+                    s.approved_by.push(e.by.clone());
+                }
+            }
+            EventKind::ApprovalGranted(e) => {
+                let s = self.step_mut(&e.step);
+                s.waiting = false;
+                s.approved_by = e.by.clone();
+                s.auto_approved = e.auto;
+                s.wait_ms = Some(e.wait_ms);
+            }
+            EventKind::ApprovalDenied(e) => {
+                let s = self.step_mut(&e.step);
+                s.waiting = false;
+                s.denied_by = Some(e.by.clone());
+                s.wait_ms = Some(e.wait_ms);
+            }
+            EventKind::ApprovalRejected(e) => self.rejections.push((at, e.clone())),
+            EventKind::ApprovalTimedOut(e) => {
+                let s = self.step_mut(&e.step);
+                s.waiting = false;
+                s.wait_ms = Some(e.wait_ms);
+            }
+            EventKind::Escalated(e) => self.escalations.push((at, e.clone())),
+            EventKind::RunInterrupted(e) => self.interruptions.push((at, e.clone())),
+            EventKind::RunResumed(e) => self.resumes.push((at, e.clone())),
+            EventKind::RunFinished(e) => {
+                self.finished = Some(e.clone());
+                self.finished_at = Some(r.at);
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Reports: a run's journal, replayed into [`RunState`], made into the forms reviewers and
+//! machines read. Pure functions of the journal.
+//!
+//! # The JSON report (version 1)
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `version` | 1; bumped on any incompatible change |
+//! | `run_id`, `scenario`, `title` | which run of which runbook |
+//! | `mode` | `real`, `drill` or `dry-run` |
+//! | `status` | `succeeded`, `failed`, `stopped` (interrupted or stopped at a gate: resumable) or `running` (no end in the journal) |
+//! | `operator` | who started the run |
+//! | `started_at`, `finished_at` | RFC 3339 UTC; `finished_at` is the last event for a run without an end |
+//! | `elapsed_s` | seconds from start to end on the run's clock (downtime of a resume included) |
+//! | `rto_target_s`, `rto_met` | the scenario's RTO and whether the run ended within it (`null` while unfinished) |
+//! | `projected_rto_s` | drills: the critical path with measured durations where steps ran and estimates where they did not |
+//! | `machine_s` | the sum of the durations of command steps (work; parallel work counts in full) |
+//! | `human_wait_s` | the sum of the waits at approval gates |
+//! | `critical_path` | step ids of the chain that decided the finish, as it ran |
+//! | `runbook_sha256` | of the runbook file as it ran |
+//! | `steps[]` | `{id, title, status, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated}` in plan order; `status` is a step status or `pending`/`running`/`waiting` |
+//! | `escalations[]` | `{at_s, channel, reason, ok}` |
+//! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches |
+//! | `interruptions[]`, `resumes[]` | `{at_s, reason}` and `{at_s, operator, downtime_s}` |
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::journal::*;
+
+pub const REPORT_VERSION: u32 = 1;
+
+fn ts(t: Option<DateTime<Utc>>) -> Value {
+    match t {
+        Some(t) => Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        None => Value::Null,
+    }
+}
+
+fn s(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// The run's status in one word.
+pub fn run_status(state: &RunState) -> &'static str {
+    match &state.finished {
+        Some(f) => match f.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        },
+        None if !state.interruptions.is_empty()
+            && state.interruptions.last().map(|i| i.0) >= state.resumes.last().map(|r| r.0) =>
+        {
+            "stopped"
+        }
+        None => "running",
+    }
+}
+
+/// The status of one step in words, live states included.
+pub fn step_status(step: &StepRun) -> &'static str {
+    match step.status {
+        Some(st) => st.as_str(),
+        None if step.waiting => "waiting",
+        None if step.in_flight => "running",
+        None => "pending",
+    }
+}
+
+/// Elapsed on the run's clock: the end if there is one, else the last event.
+pub fn elapsed_ms(state: &RunState) -> u64 {
+    state
+        .finished
+        .as_ref()
+        .map(|f| f.elapsed_ms)
+        .unwrap_or(state.last_elapsed_ms)
+}
+
+/// The chain of steps that decided the finish, as the run went: from the step that finished
+/// last, back through the need that finished last, to a step with no needs.
+pub fn actual_critical_path(state: &RunState) -> Vec<String> {
+    let Some(started) = &state.started else {
+        return Vec::new();
+    };
+    let needs: std::collections::BTreeMap<&str, &Vec<String>> = started
+        .plan
+        .steps
+        .iter()
+        .map(|p| (p.id.as_str(), &p.needs))
+        .collect();
+    let finish = |id: &str| state.step(id).and_then(|s| s.finished_ms);
+    let Some(mut at) = state
+        .steps
+        .iter()
+        .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
+        .max_by_key(|s| s.finished_ms)
+        .map(|s| s.id.clone())
+    else {
+        return Vec::new();
+    };
+    let mut path = vec![at.clone()];
+    while let Some(ns) = needs.get(at.as_str()) {
+        let Some(prev) = ns
+            .iter()
+            .filter(|n| finish(n).is_some())
+            .max_by_key(|n| finish(n))
+        else {
+            break;
+        };
+        at = prev.clone();
+        path.push(at.clone());
+    }
+    path.reverse();
+    path
+}
+
+/// Drills: the critical path of the plan with measured durations where steps ran and
+/// estimates (likely) where they were skipped, simulated or not run.
+pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
+    let started = state.started.as_ref()?;
+    let ids: Vec<&str> = started.plan.steps.iter().map(|p| p.id.as_str()).collect();
+    let index = |id: &str| ids.iter().position(|x| *x == id);
+    let weights: Vec<Duration> = started
+        .plan
+        .steps
+        .iter()
+        .map(|p| {
+            let measured = state.step(&p.id).and_then(|s| match s.status {
+                Some(StepStatus::Succeeded)
+                | Some(StepStatus::Failed)
+                | Some(StepStatus::TimedOut) => s.wait_ms.or(s.duration_ms(state.last_elapsed_ms)),
+                _ => None,
+            });
+            Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))
+        })
+        .collect();
+    let needs_idx: Vec<Vec<usize>> = started
+        .plan
+        .steps
+        .iter()
+        .map(|p| p.needs.iter().filter_map(|n| index(n)).collect())
+        .collect();
+    let order = crate::compile::topo_order(&needs_idx);
+    let needs: Vec<&[usize]> = needs_idx.iter().map(Vec::as_slice).collect();
+    let (_, total) = crate::compile::longest_path(&weights, &needs, &order);
+    Some(total.as_millis() as u64)
+}
+
+/// The stable machine form, from the journal alone.
+pub fn json_report(state: &RunState) -> Value {
+    let started = state.started.clone().unwrap_or_default();
+    let elapsed = elapsed_ms(state);
+    let steps: Vec<Value> = state
+        .steps
+        .iter()
+        .map(|st| {
+            let duration = if st.estimated {
+                None
+            } else {
+                st.duration_ms(elapsed)
+            };
+            json!({
+                "id": st.id,
+                "title": st.title,
+                "status": step_status(st),
+                "started_at": ts(st.started_at),
+                "finished_at": ts(st.finished_at),
+                "duration_s": duration.map(s),
+                "budget_s": s(st.budget_ms),
+                "breached": st.breached,
+                "attempts": st.attempts,
+                "approved_by": if st.gate { json!(st.approved_by) } else { Value::Null },
+                "wait_s": st.wait_ms.map(s),
+                "estimated": st.estimated,
+            })
+        })
+        .collect();
+    let machine_ms: u64 = state
+        .steps
+        .iter()
+        .filter(|s| !s.gate && !s.estimated)
+        .filter_map(|s| s.duration_ms(elapsed))
+        .sum();
+    json!({
+        "version": REPORT_VERSION,
+        "run_id": started.run_id,
+        "scenario": started.scenario,
+        "title": started.title,
+        "mode": state.mode().as_str(),
+        "status": run_status(state),
+        "operator": started.operator,
+        "started_at": ts(state.started_at),
+        "finished_at": ts(state.finished_at.or(state.last_at)),
+        "elapsed_s": s(elapsed),
+        "rto_target_s": s(started.rto_ms),
+        "rto_met": state.finished.as_ref().map(|f| f.rto_met),
+        "projected_rto_s": if state.mode() == Mode::Real { Value::Null } else { json!(projected_rto_ms(state).map(s)) },
+        "machine_s": s(machine_ms),
+        "human_wait_s": s(state.human_wait_ms()),
+        "critical_path": actual_critical_path(state),
+        "runbook_sha256": started.runbook_sha256,
+        "steps": steps,
+        "escalations": state.escalations.iter().map(|(at, e)| json!({"at_s": s(*at), "channel": e.channel, "reason": e.reason, "ok": e.ok})).collect::<Vec<_>>(),
+        "breaches": state.breaches.iter().map(|(at, b)| json!({"at_s": s(*at), "step": b.step, "budget_s": s(b.budget_ms)})).collect::<Vec<_>>(),
+        "interruptions": state.interruptions.iter().map(|(at, i)| json!({"at_s": s(*at), "reason": i.reason})).collect::<Vec<_>>(),
+        "resumes": state.resumes.iter().map(|(at, r)| json!({"at_s": s(*at), "operator": r.operator, "downtime_s": s(r.downtime_ms)})).collect::<Vec<_>>(),
+    })
+}
