@@ -1195,3 +1195,7 @@ fn action_of(step: &Step) -> Action_<'_> {
         StepAction::Approval(a) => Action_::Gate(a),
     }
 }
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,0 +1,555 @@
+//! The state machine on a virtual clock: every timing rule at its exact instant.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::compile::{self, Library};
+use crate::diag::SourceFile;
+use crate::project::Project;
+use crate::runbook::{self, Kind, Loaded};
+
+fn plan(yaml: &str) -> Arc<Plan> {
+    let file = SourceFile::new(
+        std::path::Path::new("t.yaml"),
+        "t.yaml",
+        format!("scenario: t\ntitle: T\n{yaml}"),
+    );
+    let doc = runbook::parse(&file, Kind::Runbook).unwrap_or_else(|p| panic!("{p}"));
+    let loaded = Loaded { doc, file };
+    let (plan, problems) = compile::compile(
+        &loaded,
+        &Project::at("/nonexistent"),
+        &mut Library::new(),
+        Default::default(),
+    );
+    Arc::new(plan.unwrap_or_else(|| panic!("{problems}")))
+}
+
+fn cfg(mode: Mode) -> Config {
+    Config {
+        mode,
+        max_parallel: None,
+        auto_approve_as: None,
+        vars: BTreeMap::new(),
+        env: BTreeMap::new(),
+        durations: None,
+    }
+}
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A virtual run: the test plays the processes and the people.
+struct Sim {
+    m: Machine,
+    now: Duration,
+    events: Vec<(Duration, EventKind)>,
+    spawns: Vec<(Duration, usize, u32, String)>,
+    kills: Vec<(Duration, usize)>,
+    notifies: Vec<(Duration, String, String)>,
+    outcome: Option<Outcome>,
+}
+
+impl Sim {
+    fn new(plan: Arc<Plan>, cfg: Config) -> Self {
+        let mut sim = Sim {
+            m: Machine::new(plan, cfg, Masker::default()),
+            now: Duration::ZERO,
+            events: Vec::new(),
+            spawns: Vec::new(),
+            kills: Vec::new(),
+            notifies: Vec::new(),
+            outcome: None,
+        };
+        sim.feed(Input::Start);
+        sim
+    }
+
+    fn feed(&mut self, input: Input) {
+        let acts = self.m.handle(self.now, input);
+        self.take(acts);
+    }
+
+    fn take(&mut self, acts: Vec<Action>) {
+        let mut follow = Vec::new();
+        for a in acts {
+            match a {
+                Action::Record(e) => self.events.push((self.now, e)),
+                Action::Spawn {
+                    step,
+                    attempt,
+                    command,
+                    ..
+                } => self.spawns.push((self.now, step, attempt, command)),
+                Action::Kill { step } => self.kills.push((self.now, step)),
+                Action::Notify {
+                    channel,
+                    reason,
+                    message,
+                    ..
+                } => {
+                    self.notifies
+                        .push((self.now, channel.clone(), reason.clone()));
+                    follow.push(Input::Notified {
+                        channel,
+                        reason,
+                        message,
+                        ok: true,
+                    });
+                }
+                Action::Done(o) => self.outcome = Some(o),
+                Action::Simulate { .. } | Action::Ask { .. } => {}
+            }
+        }
+        for i in follow {
+            self.feed(i);
+        }
+    }
+
+    /// Moves the clock to `t`, firing every timer on the way at its own instant.
+    fn advance(&mut self, t: Duration) {
+        while let Some(w) = self.m.next_wake() {
+            if w > t {
+                break;
+            }
+            self.now = self.now.max(w);
+            self.feed(Input::Tick);
+        }
+        self.now = self.now.max(t);
+    }
+
+    fn exit(&mut self, step: &str, code: i32) {
+        let i = self.m.plan().step_index(step).unwrap();
+        let attempt = self
+            .spawns
+            .iter()
+            .rev()
+            .find(|x| x.1 == i)
+            .map(|x| x.2)
+            .expect("spawned");
+        self.feed(Input::Exited {
+            step: i,
+            attempt,
+            result: ExitResult::Code(code),
+            outputs: BTreeMap::new(),
+        });
+    }
+
+    fn answer(&mut self, step: &str, by: &str, approve: bool) {
+        self.feed(Input::Answer {
+            step: step.into(),
+            by: by.into(),
+            approve,
+            comment: None,
+        });
+    }
+
+    fn at(&self, ty: &str) -> Vec<(Duration, String)> {
+        self.events
+            .iter()
+            .filter(|(_, e)| e.type_name() == ty)
+            .map(|(t, e)| (*t, e.step().unwrap_or("").to_owned()))
+            .collect()
+    }
+
+    fn spawned(&self) -> Vec<(Duration, String)> {
+        self.spawns
+            .iter()
+            .map(|(t, i, _, _)| (*t, self.m.plan().steps[*i].id.clone()))
+            .collect()
+    }
+
+    fn finished(&self, step: &str) -> Vec<StepFinished> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                EventKind::StepFinished(f) if f.step == step => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+const TWO: &str = "rto: 1h\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 10m, run: b, drill: run }\n";
+
+#[test]
+fn budget_warns_at_80_percent_and_breaches_at_100_exactly() {
+    let mut sim = Sim::new(plan(TWO), cfg(Mode::Real));
+    assert_eq!(sim.spawned(), vec![(s(0), "a".into())]);
+    sim.advance(s(479));
+    assert!(sim.at("budget_warning").is_empty());
+    sim.advance(s(480));
+    assert_eq!(sim.at("budget_warning"), vec![(s(480), "a".into())]);
+    sim.advance(s(600));
+    assert_eq!(sim.at("budget_breached"), vec![(s(600), "a".into())]);
+    sim.exit("a", 0);
+    assert_eq!(sim.spawned().last().unwrap(), &(s(600), "b".to_owned()));
+}
+
+#[test]
+fn rto_at_risk_fires_when_the_projection_passes_the_target_before_the_miss() {
+    // 40m + 40m of budgets against a 1h RTO: at risk from the start.
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 20m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 30m, run: b, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    // 20m + 30m fits in 1h; a runs long. At +31m a has no budget left, so the projection is
+    // 31m + 30m = 61m > 60m; the per-minute projection catches it at +31m.
+    sim.advance(s(30 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(31 * 60));
+    assert_eq!(sim.at("rto_at_risk").len(), 1);
+    assert_eq!(sim.at("rto_at_risk")[0].0, s(31 * 60));
+    let EventKind::RtoAtRisk(r) = &sim
+        .events
+        .iter()
+        .find(|(_, e)| e.type_name() == "rto_at_risk")
+        .unwrap()
+        .1
+    else {
+        unreachable!()
+    };
+    assert_eq!(r.projected_ms, 61 * 60 * 1000);
+    assert_eq!(r.path, vec!["b".to_owned()]);
+    // Not repeated while it stays at risk.
+    sim.advance(s(40 * 60));
+    assert_eq!(sim.at("rto_at_risk").len(), 1);
+}
+
+#[test]
+fn escalations_fire_at_their_times_and_on_rto_at_risk() {
+    let p = plan(
+        "rto: 1h\nnotify:\n  oncall: echo {{ message }}\n  lead: echo {{ message }}\n  cto: echo {{ message }}\n\
+         escalation:\n  - { after: 0s, notify: oncall }\n  - { after: 30m, notify: lead }\n  - { after: 60m, notify: cto }\n\
+         steps:\n  - { id: a, budget: 50m, run: a, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    assert_eq!(
+        sim.notifies,
+        vec![(s(0), "oncall".into(), "schedule".into())]
+    );
+    sim.advance(s(30 * 60));
+    assert_eq!(
+        sim.notifies[1],
+        (s(30 * 60), "lead".into(), "schedule".into())
+    );
+    // At +51m a has used its 50m budget: projection 51m < 60m, no risk yet. At +61m we are
+    // past the target: the next escalation (cto) fires on the risk, at +60m by schedule first.
+    sim.advance(s(60 * 60));
+    assert_eq!(
+        sim.notifies[2],
+        (s(60 * 60), "cto".into(), "schedule".into())
+    );
+    assert_eq!(sim.at("escalated").len(), 3);
+}
+
+#[test]
+fn rto_at_risk_escalates_to_the_next_level_early() {
+    let p = plan(
+        "rto: 1h\nnotify:\n  lead: echo {{ message }}\n  cto: echo {{ message }}\n\
+         escalation:\n  - { after: 45m, notify: lead }\n  - { after: 90m, notify: cto }\n\
+         steps:\n  - { id: a, budget: 50m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 9m, run: b, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(45 * 60));
+    assert_eq!(
+        sim.notifies,
+        vec![(s(45 * 60), "lead".into(), "schedule".into())]
+    );
+    // 50m + 9m fits. a overruns: at +51m the projection is 51m + 9m = 60m, still on target;
+    // at +52m it is 61m: at risk, and the CTO hears of it now, not at +90m.
+    sim.advance(s(51 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(52 * 60));
+    assert_eq!(sim.at("rto_at_risk")[0].0, s(52 * 60));
+    assert_eq!(
+        sim.notifies[1],
+        (s(52 * 60), "cto".into(), "rto_at_risk".into())
+    );
+}
+
+#[test]
+fn an_aborting_failure_starts_nothing_new_and_marks_the_rest_not_run() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run }\n  - { id: slow, budget: 1m, run: s, drill: run }\n  \
+         - { id: b, needs: [a], budget: 1m, run: b, drill: run }\n  - { id: c, needs: [slow], budget: 1m, run: c, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    assert_eq!(sim.spawned().len(), 2);
+    sim.advance(s(5));
+    sim.exit("a", 3);
+    assert!(sim.outcome.is_none(), "slow still runs");
+    sim.advance(s(10));
+    sim.exit("slow", 0);
+    // c's need succeeded, but the run is aborting: c does not start.
+    assert_eq!(sim.spawned().len(), 2);
+    assert_eq!(sim.finished("b")[0].status, StepStatus::NotRun);
+    assert_eq!(sim.finished("c")[0].status, StepStatus::NotRun);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+}
+
+#[test]
+fn on_failure_continue_lets_dependents_run_but_the_run_fails() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run, on_failure: continue }\n  - { id: b, needs: [a], budget: 1m, run: b, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.exit("a", 1);
+    assert_eq!(sim.spawned().last().unwrap().1, "b");
+    sim.exit("b", 0);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+}
+
+#[test]
+fn retries_wait_their_backoff_then_give_up() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run, retries: 2, backoff: 10s }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(1));
+    sim.exit("a", 1);
+    assert!(sim.finished("a")[0].will_retry);
+    sim.advance(s(10));
+    assert_eq!(sim.spawned().len(), 1, "backoff not over at +10s");
+    sim.advance(s(11));
+    assert_eq!(sim.spawned()[1], (s(11), "a".into()));
+    sim.exit("a", 1);
+    sim.advance(s(21));
+    assert_eq!(sim.spawned()[2], (s(21), "a".into()));
+    sim.exit("a", 1);
+    let f = sim.finished("a");
+    assert_eq!(f.len(), 3);
+    assert!(!f[2].will_retry);
+    assert_eq!(f[2].attempt, 3);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+}
+
+#[test]
+fn poll_reruns_every_interval_until_the_window_closes() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, poll: { every: 10s, within: 30s } }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    for k in 0..3 {
+        sim.exit("a", 1);
+        sim.advance(s(10 * (k + 1)));
+    }
+    // Attempts at 0, 10, 20, 30; the one at 30 fails and 40 > 30: done.
+    assert_eq!(
+        sim.spawned().iter().map(|x| x.0).collect::<Vec<_>>(),
+        vec![s(0), s(10), s(20), s(30)]
+    );
+    sim.exit("a", 1);
+    let last = sim.finished("a").pop().unwrap();
+    assert!(!last.will_retry);
+    assert!(last.error.unwrap().contains("poll window of 30s closed"));
+}
+
+#[test]
+fn poll_succeeds_as_soon_as_the_check_passes() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, poll: { every: 10s, within: 1m } }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.exit("a", 1);
+    sim.advance(s(10));
+    sim.exit("a", 0);
+    assert_eq!(sim.outcome, Some(Outcome::Succeeded { rto_met: true }));
+}
+
+#[test]
+fn a_timeout_kills_the_step_and_fails_it_as_timed_out() {
+    let p = plan("rto: 1h\nsteps:\n  - { id: a, budget: 1m, timeout: 90s, run: a, drill: run }\n");
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(89));
+    assert!(sim.kills.is_empty());
+    sim.advance(s(90));
+    assert_eq!(sim.kills, vec![(s(90), 0)]);
+    sim.advance(s(92));
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Signal(15),
+        outputs: BTreeMap::new(),
+    });
+    assert_eq!(sim.finished("a")[0].status, StepStatus::TimedOut);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+}
+
+#[test]
+fn max_parallel_caps_concurrency_in_plan_order() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run }\n  - { id: b, budget: 1m, run: b, drill: run }\n  - { id: c, budget: 1m, run: c, drill: run }\n",
+    );
+    let mut c = cfg(Mode::Real);
+    c.max_parallel = Some(2);
+    let mut sim = Sim::new(p, c);
+    assert_eq!(
+        sim.spawned()
+            .iter()
+            .map(|x| x.1.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    sim.exit("b", 0);
+    assert_eq!(sim.spawned().last().unwrap().1, "c");
+}
+
+#[test]
+fn outputs_of_upstream_steps_render_shell_quoted() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 1m, run: \"use {{ steps.a.outputs.file }}\", drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Code(0),
+        outputs: BTreeMap::from([("file".into(), "$(touch x); rm -rf /".into())]),
+    });
+    assert_eq!(sim.spawns[1].3, "use '$(touch x); rm -rf /'");
+}
+
+#[test]
+fn a_missing_output_fails_the_step_without_running_it() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 1m, run: \"use {{ steps.a.outputs.file }}\", drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.exit("a", 0);
+    assert_eq!(sim.spawns.len(), 1);
+    let f = &sim.finished("b")[0];
+    assert_eq!(f.status, StepStatus::Failed);
+    assert!(f.error.as_ref().unwrap().contains("undefined"), "{f:?}");
+}
+
+const GATE: &str = concat!(
+    "rto: 1h\nroles:\n  lead: [alice, bob]\n  cto: [carol]\nnotify:\n  lead: echo {{ message }}\n",
+    "escalation:\n  - { after: 10m, notify: lead }\nsteps:\n  - id: gate\n    budget: 15m\n",
+    "    approval: { prompt: go?, approvers: [lead], min: MIN, timeout: 30m }\n",
+    "  - { id: after, needs: [gate], budget: 1m, run: x, drill: run }\n",
+);
+
+fn gate(min: u32) -> Arc<Plan> {
+    plan(&GATE.replace("MIN", &min.to_string()))
+}
+
+#[test]
+fn an_authorized_approval_opens_the_gate_and_records_the_wait() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    assert_eq!(sim.at("approval_requested"), vec![(s(0), "gate".into())]);
+    sim.advance(s(300));
+    sim.answer("gate", "alice", true);
+    let EventKind::ApprovalGranted(g) = &sim
+        .events
+        .iter()
+        .find(|(_, e)| e.type_name() == "approval_granted")
+        .unwrap()
+        .1
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (g.by.clone(), g.wait_ms, g.auto),
+        (vec!["alice".to_owned()], 300_000, false)
+    );
+    assert_eq!(sim.spawned(), vec![(s(300), "after".into())]);
+}
+
+#[test]
+fn an_unauthorized_name_changes_nothing() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.answer("gate", "mallory", true);
+    assert_eq!(sim.at("approval_rejected").len(), 1);
+    assert!(sim.spawns.is_empty());
+    sim.answer("gate", "carol", true); // a CTO, but not an approver of this gate
+    assert_eq!(sim.at("approval_rejected").len(), 2);
+    assert!(sim.spawns.is_empty());
+}
+
+#[test]
+fn the_two_person_rule_needs_two_different_approvers() {
+    let mut sim = Sim::new(gate(2), cfg(Mode::Real));
+    sim.answer("gate", "alice", true);
+    assert_eq!(sim.at("approval_received").len(), 1);
+    sim.answer("gate", "alice", true);
+    assert_eq!(
+        sim.at("approval_rejected").len(),
+        1,
+        "the same person twice"
+    );
+    assert!(sim.spawns.is_empty());
+    sim.answer("gate", "bob", true);
+    assert_eq!(sim.at("approval_granted").len(), 1);
+    assert_eq!(sim.spawns.len(), 1);
+}
+
+#[test]
+fn a_denial_fails_the_run() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.answer("gate", "bob", false);
+    assert_eq!(sim.at("approval_denied").len(), 1);
+    assert_eq!(sim.finished("after")[0].status, StepStatus::NotRun);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+}
+
+#[test]
+fn a_gate_timeout_stops_the_run_resumable_and_never_passes() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.advance(s(30 * 60 - 1));
+    assert!(sim.outcome.is_none());
+    sim.advance(s(30 * 60));
+    assert_eq!(sim.at("approval_timed_out"), vec![(s(1800), "gate".into())]);
+    assert_eq!(sim.at("run_interrupted").len(), 1);
+    assert_eq!(sim.outcome, Some(Outcome::Stopped));
+    assert!(sim.spawns.is_empty());
+}
+
+#[test]
+fn escalation_fires_while_a_gate_waits_and_its_budget_runs() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.advance(s(12 * 60));
+    assert_eq!(
+        sim.notifies,
+        vec![(s(600), "lead".into(), "schedule".into())]
+    );
+    assert_eq!(sim.at("budget_warning"), vec![(s(720), "gate".into())]);
+}
+
+#[test]
+fn yes_auto_approves_in_the_operators_name() {
+    let mut c = cfg(Mode::Drill);
+    c.auto_approve_as = Some("dave".into());
+    let sim = Sim::new(gate(1), c);
+    let EventKind::ApprovalGranted(g) = &sim
+        .events
+        .iter()
+        .find(|(_, e)| e.type_name() == "approval_granted")
+        .unwrap()
+        .1
+    else {
+        unreachable!()
+    };
+    assert!(g.auto);
+    assert_eq!(g.by, vec!["dave".to_owned()]);
+}
+
+#[test]
+fn an_interrupt_kills_running_steps_and_stops_resumable() {
+    let mut sim = Sim::new(plan(TWO), cfg(Mode::Real));
+    sim.advance(s(3));
+    sim.feed(Input::Interrupt);
+    assert_eq!(sim.kills, vec![(s(3), 0)]);
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Signal(15),
+        outputs: BTreeMap::new(),
+    });
+    assert_eq!(sim.finished("a")[0].status, StepStatus::Interrupted);
+    assert_eq!(sim.at("run_interrupted").len(), 1);
+    assert_eq!(sim.outcome, Some(Outcome::Stopped));
+}
