@@ -54,7 +54,7 @@ impl Problem {
     pub fn error(message: impl Into<String>) -> Self {
         Problem {
             level: Level::Error,
-            message: message.into(),
+            message: one_line(message.into()),
             file: None,
             pos: None,
             label: None,
@@ -158,6 +158,15 @@ impl Diagnostic for Problem {
             start,
             len,
         ))))
+    }
+}
+
+/// A message is one line, even when it quotes a multi-line value from the file.
+fn one_line(message: String) -> String {
+    if message.contains(['\n', '\r']) {
+        message.replace('\n', "\\n").replace('\r', "\\r")
+    } else {
+        message
     }
 }
 

@@ -165,6 +165,7 @@ pub async fn execute(
         }
         let wake = machine.next_wake().map(|w| origin + w);
         let input = tokio::select! {
+            biased;
             Some(i) = rx.recv() => Some(i),
             Some(line) = log_rx.recv() => {
                 let id = shell.plan.steps[line.step].id.clone();
@@ -202,6 +203,11 @@ pub async fn execute(
             _ = sigterm.recv() => interrupt_input(&mut stop, false, &running),
         };
         actions = Vec::new();
+        // A step's output lines are all sent before its exit is: show them first.
+        while let Ok(line) = log_rx.try_recv() {
+            let id = shell.plan.steps[line.step].id.clone();
+            shell.observers.log(&id, &line.text);
+        }
         if let Some(i) = input {
             actions.extend(machine.handle(now(), i));
             // Batch whatever else is already here into the same journal write.
