@@ -11,6 +11,7 @@ pub mod machine;
 pub mod mask;
 pub mod observer;
 pub mod process;
+pub mod wrapper;
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -335,7 +336,7 @@ fn perform(
                             &shell.plan.root,
                             &env,
                             &files,
-                            shell.mask.clone(),
+                            &shell.plan.secrets.join(","),
                             Some(log_tx.clone()),
                         )
                         .map_err(|e| format!("cannot start the step: {e}"))

@@ -1,6 +1,5 @@
-//! Step processes: each runs in its own process group under a tiny wrapper shell that writes
-//! the exit status next to the log (so `resume` can adopt a step whose executor died), with
-//! output masked into the log and to the observers. Nothing a step starts is left running:
+//! Step processes: each runs in its own process group under the step wrapper, which writes
+//! the masked log and the exit status (so `resume` can adopt a step whose executor died). Nothing a step starts is left running:
 //! the engine is a child subreaper, and the group is killed and reaped when the step ends.
 
 use std::collections::BTreeMap;
@@ -14,11 +13,10 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use super::machine::ExitResult;
-use super::mask::Masker;
 
 /// How long a step gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -64,30 +62,28 @@ pub struct Spawned {
     pub done: tokio::task::JoinHandle<(ExitResult, BTreeMap<String, String>)>,
 }
 
-/// The wrapper: runs the command in a child shell and records its status for adoption.
-/// `$2.pid` holds the group's id from the first instant, written by the wrapper itself so a
-/// crash of the engine right after the spawn cannot lose it.
-const WRAPPER: &str = r#"echo $$ > "$2.pid"; sh -c "$1"; s=$?; printf '%s\n' "$s" > "$2.tmp" && mv "$2.tmp" "$2"; exit "$s""#;
-
-#[allow(clippy::too_many_arguments)]
+/// Starts a step: the wrapper (`runbook __step`, see [`super::wrapper`]) leads a new process
+/// group, runs the command, writes the masked log and the status file; its stdout carries the
+/// masked lines to the observers.
 pub fn spawn(
     step: usize,
     command: &str,
     cwd: &Path,
     env: &[(String, String)],
     files: &StepFiles,
-    mask: Arc<Masker>,
+    secret_names: &str,
     lines: Option<mpsc::UnboundedSender<LogLine>>,
 ) -> std::io::Result<Spawned> {
     let _ = std::fs::File::create(&files.output)?;
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(WRAPPER)
-        .arg("runbook-step")
-        .arg(command)
+    let exe = std::env::current_exe()?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("__step")
         .arg(&files.status)
+        .arg(&files.log)
+        .arg(command)
         .current_dir(cwd)
         .env("RUNBOOK_OUTPUT", &files.output)
+        .env(super::wrapper::SECRET_NAMES, secret_names)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -98,19 +94,14 @@ pub fn spawn(
     }
     let mut child = cmd.spawn()?;
     let pid = child.id().unwrap_or(0);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&files.log)?;
-    let log = Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(log)));
     let out = child
         .stdout
         .take()
-        .map(|s| tokio::spawn(pump(s, step, log.clone(), mask.clone(), lines.clone())));
+        .map(|s| tokio::spawn(pump(s, step, lines.clone())));
     let err = child
         .stderr
         .take()
-        .map(|s| tokio::spawn(pump(s, step, log.clone(), mask.clone(), lines.clone())));
+        .map(|s| tokio::spawn(pump(s, step, lines.clone())));
     let output_file = files.output.clone();
     let exited = Arc::new(AtomicBool::new(false));
     let exited2 = exited.clone();
@@ -141,8 +132,6 @@ pub fn spawn(
 async fn pump<R: AsyncRead + Unpin>(
     r: R,
     step: usize,
-    log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
-    mask: Arc<Masker>,
     lines: Option<mpsc::UnboundedSender<LogLine>>,
 ) {
     let mut reader = BufReader::new(r);
@@ -152,20 +141,15 @@ async fn pump<R: AsyncRead + Unpin>(
         match reader.read_until(b'\n', &mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let text = String::from_utf8_lossy(&buf);
-                let text = mask.mask(text.trim_end_matches(['\n', '\r']));
-                {
-                    let mut f = log.lock().await;
-                    let _ = f.write_all(text.as_bytes()).await;
-                    let _ = f.write_all(b"\n").await;
-                }
                 if let Some(tx) = &lines {
+                    let text = String::from_utf8_lossy(&buf)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_owned();
                     let _ = tx.send(LogLine { step, text });
                 }
             }
         }
     }
-    let _ = log.lock().await.flush().await;
 }
 
 /// Terminates a step's process group: SIGTERM, then SIGKILL after the grace period unless

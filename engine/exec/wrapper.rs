@@ -1,0 +1,143 @@
+//! The step wrapper: `runbook __step STATUS LOG COMMAND`, the leader of every step's process
+//! group. It runs the command under `sh -c`, writes its output to the log with secrets
+//! masked (and to its stdout for the live view), and records the exit status next to the log.
+//!
+//! It exists so that a step outlives a crash of the engine cleanly: with the engine gone,
+//! writes to the engine's pipe fail and are ignored, the log and the status file still get
+//! written, and `runbook resume` adopts the step and takes its outcome when it ends.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use super::mask::Masker;
+
+/// Environment variable naming the secrets (comma-separated names) whose values to mask.
+pub const SECRET_NAMES: &str = "RUNBOOK_SECRET_NAMES";
+
+extern "C" fn ignore(_: libc_int) {}
+
+#[allow(non_camel_case_types)]
+type libc_int = std::os::raw::c_int;
+
+/// Termination signals reach the whole group; the wrapper stays to record what became of its
+/// command. A handler (not SIG_IGN) so that the command itself does not inherit immunity.
+fn keep_running_on_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(ignore),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler does nothing, so it is async-signal-safe.
+        unsafe {
+            let _ = sigaction(sig, &action);
+        }
+    }
+}
+
+pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
+    let _ = std::fs::write(
+        status.with_extension("pid"),
+        format!("{}\n", std::process::id()),
+    );
+    keep_running_on_signals();
+    let names: Vec<String> = std::env::var(SECRET_NAMES)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mask = Arc::new(Masker::from_env(&names));
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        Ok(f) => Arc::new(Mutex::new(f)),
+        Err(e) => {
+            eprintln!("runbook: cannot open the step log {}: {e}", log.display());
+            return 125;
+        }
+    };
+    let mut child = match Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env_remove(SECRET_NAMES)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("runbook: cannot start sh: {e}");
+            return 126;
+        }
+    };
+    let pumps: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| {
+        let (log, mask) = (log.clone(), mask.clone());
+        std::thread::spawn(move || pump(r, &log, &mask))
+    })
+    .collect();
+    let code = match child.wait() {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+        }
+        Err(_) => 125,
+    };
+    // Lines still in the pipes are read; a background process that kept the pipe open is not
+    // waited for (the engine ends the group).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    for p in pumps {
+        while !p.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    if let Ok(mut f) = log.lock() {
+        let _ = f.flush();
+    }
+    let tmp = status.with_extension("tmp");
+    if std::fs::write(&tmp, format!("{code}\n")).is_ok() {
+        let _ = std::fs::rename(&tmp, status);
+    }
+    code
+}
+
+fn pump(r: Box<dyn Read + Send>, log: &Mutex<std::fs::File>, mask: &Masker) {
+    let mut reader = BufReader::new(r);
+    let mut buf = Vec::new();
+    let stdout = std::io::stdout();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                let line = mask.mask(text.trim_end_matches(['\n', '\r']));
+                if let Ok(mut f) = log.lock() {
+                    let _ = writeln!(f, "{line}");
+                }
+                // The engine may be gone: a failed write is not the step's failure.
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+    }
+}
