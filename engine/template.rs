@@ -92,11 +92,24 @@ pub struct Scope<'a> {
     pub inputs: Option<BTreeSet<&'a str>>,
 }
 
-#[derive(Clone, Debug)]
+/// The steps a template may take outputs from. Upstream-ness is asked only of the steps a
+/// template names, so that checking a large runbook does not build every step's ancestor set.
+#[derive(Clone, Copy)]
 pub struct StepsScope<'a> {
-    pub upstream: BTreeSet<&'a str>,
+    /// Is this step upstream of the one whose template is checked?
+    pub is_upstream: &'a dyn Fn(&str) -> bool,
+    /// Every step id of the runbook.
     pub all: &'a BTreeSet<String>,
     pub this: &'a str,
+}
+
+impl std::fmt::Debug for StepsScope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepsScope")
+            .field("this", &self.this)
+            .field("all", &self.all.len())
+            .finish_non_exhaustive()
+    }
 }
 
 const PLACEHOLDER: &str = "x";
@@ -146,21 +159,18 @@ pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
         return errors;
     }
 
-    let violations = Arc::new(Mutex::new(Vec::new()));
+    let named_steps = Arc::new(Mutex::new(Vec::new()));
     let mut ctx: BTreeMap<String, Value> = scope
         .names
         .iter()
         .map(|n| (n.to_string(), Value::from(PLACEHOLDER)))
         .collect();
     ctx.insert("env".into(), Value::from_object(Anything));
-    if let Some(steps) = &scope.steps {
+    if scope.steps.is_some() {
         ctx.insert(
             "steps".into(),
             Value::from_object(CheckSteps {
-                upstream: steps.upstream.iter().map(|s| s.to_string()).collect(),
-                all: steps.all.clone(),
-                this: steps.this.to_owned(),
-                violations: violations.clone(),
+                named: named_steps.clone(),
             }),
         );
     }
@@ -172,8 +182,27 @@ pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
         ctx.insert("inputs".into(), Value::from(m));
     }
     let result = tmpl.render(Value::from(ctx));
-    for v in violations.lock().expect("violations lock").drain(..) {
-        errors.push(v.into_error(src));
+    if let Some(steps) = &scope.steps {
+        let mut named = std::mem::take(&mut *named_steps.lock().expect("named steps lock"));
+        let mut seen = BTreeSet::new();
+        named.retain(|id| seen.insert(id.clone()));
+        for id in named {
+            if (steps.is_upstream)(&id) {
+                continue;
+            }
+            let exists = steps.all.contains(&id);
+            let v = Violation {
+                suggestion: if exists {
+                    None
+                } else {
+                    suggestion(&id, steps.all.iter().map(String::as_str))
+                },
+                step: id,
+                this: steps.this.to_owned(),
+                exists,
+            };
+            errors.push(v.into_error(src));
+        }
     }
     if errors.is_empty()
         && let Err(e) = result
@@ -294,12 +323,10 @@ impl Object for Anything {
     }
 }
 
+/// `steps` while checking: records every step a template names, to be judged afterwards.
 #[derive(Debug)]
 struct CheckSteps {
-    upstream: BTreeSet<String>,
-    all: BTreeSet<String>,
-    this: String,
-    violations: Arc<Mutex<Vec<Violation>>>,
+    named: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Debug)]
@@ -347,17 +374,10 @@ impl Object for CheckSteps {
     }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let id = key.as_str()?;
-        if !self.upstream.contains(id) {
-            self.violations
-                .lock()
-                .expect("violations lock")
-                .push(Violation {
-                    step: id.to_owned(),
-                    this: self.this.clone(),
-                    exists: self.all.contains(id),
-                    suggestion: suggestion(id, self.all.iter().map(String::as_str)),
-                });
-        }
+        self.named
+            .lock()
+            .expect("named steps lock")
+            .push(id.to_owned());
         let outputs = Value::from_object(Anything);
         Some(Value::from(BTreeMap::from([(
             "outputs".to_owned(),
@@ -410,7 +430,7 @@ mod tests {
         let all = BTreeSet::from(["a".to_owned(), "b".to_owned(), "c".to_owned()]);
         let scope = Scope {
             steps: Some(StepsScope {
-                upstream: BTreeSet::from(["a"]),
+                is_upstream: &|id| id == "a",
                 all: &all,
                 this: "c",
             }),

@@ -1,6 +1,7 @@
 //! The command line: clap commands, and the only place that prints or picks exit codes.
 
 mod check;
+mod live;
 mod plan_view;
 pub mod run;
 mod runs;
@@ -60,6 +61,29 @@ pub enum Command {
     },
     /// Run a scenario: for real, as a drill (--drill) or on a virtual clock (--dry-run).
     Run(run::RunArgs),
+    /// Live state: without RUN the recent runs; with RUN its steps, open gates and clocks.
+    Status {
+        /// A run id (or a unique part of one, or `last`).
+        run: Option<String>,
+    },
+    /// Approve a waiting gate of a live run, from any terminal.
+    Approve(AnswerArgs),
+    /// Deny a waiting gate of a live run: the run fails.
+    Deny(AnswerArgs),
+    /// Continue a run after a crash, Ctrl-C or a gate timeout.
+    Resume {
+        /// A run id (or a unique part of one, or `last`).
+        run: String,
+        /// Re-run unfinished steps that are not idempotent; approve gates as with `run --yes`.
+        #[arg(long)]
+        yes: bool,
+        /// Who is resuming (and approving at this terminal); default: $USER.
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+        /// Write the event stream to stdout, one JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a run's journal: its hash chain, line by line.
     Verify {
         /// A run id (or a unique part of one, or `last`).
@@ -80,6 +104,19 @@ pub enum Command {
     },
     /// The JSON Schema of the runbook format, for editors.
     Schema,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnswerArgs {
+    /// A run id (or a unique part of one, or `last`).
+    pub run: String,
+    /// The gate's step id.
+    pub step: String,
+    /// Who answers; default: $USER. Checked against the gate's approvers.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -136,11 +173,35 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing();
+    // Commands that print a result die quietly when their reader goes (`| head`). A run must
+    // not: its steps would be orphaned; its writes to a closed pipe fail and are ignored.
+    if !matches!(cli.command, Command::Run(_) | Command::Resume { .. }) {
+        // SAFETY: setting a default disposition before any thread is started.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     let code = match cli.command {
         Command::List => check::list(),
         Command::Check { paths, strict } => check::check(&paths, strict),
         Command::Plan { scenario, format } => plan_view::plan(&scenario, format),
         Command::Run(args) => run::run(args, cli.state_dir),
+        Command::Status { run } => live::status(run.as_deref(), cli.state_dir),
+        Command::Approve(a) => {
+            live::answer(&a.run, &a.step, &a.as_name, a.comment, true, cli.state_dir)
+        }
+        Command::Deny(a) => {
+            live::answer(&a.run, &a.step, &a.as_name, a.comment, false, cli.state_dir)
+        }
+        Command::Resume {
+            run,
+            yes,
+            as_name,
+            json,
+        } => live::resume(&run, yes, &as_name, json, cli.state_dir),
         Command::Verify { run } => runs::verify(&run, cli.state_dir),
         Command::Report {
             run,

@@ -79,6 +79,27 @@ struct Compiler<'a> {
 struct Graph {
     needs: Vec<Vec<usize>>,
     acyclic: bool,
+    /// Step index by id (the first step of a duplicated id).
+    index: HashMap<String, usize>,
+}
+
+impl Graph {
+    /// Is step `j` upstream of step `i`? A breadth-first walk back along `needs` from `i`,
+    /// which stops as soon as it meets `j`: templates name steps close upstream, so this is
+    /// cheap where a full ancestor set per step would be quadratic.
+    fn is_upstream(&self, j: usize, i: usize) -> bool {
+        let mut seen = std::collections::HashSet::from([i]);
+        let mut queue: std::collections::VecDeque<usize> = self.needs[i].iter().copied().collect();
+        while let Some(k) = queue.pop_front() {
+            if k == j {
+                return true;
+            }
+            if seen.insert(k) {
+                queue.extend(self.needs[k].iter().copied());
+            }
+        }
+        false
+    }
 }
 
 impl Compiler<'_> {
@@ -348,7 +369,12 @@ impl Compiler<'_> {
                     "a step cannot wait, directly or not, for itself: remove one of these `needs`",
                 );
         }
-        Graph { needs, acyclic }
+        let index = index.iter().map(|(k, &v)| (k.to_string(), v)).collect();
+        Graph {
+            needs,
+            acyclic,
+            index,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -383,16 +409,16 @@ impl Compiler<'_> {
         // What this step's templates may see.
         // In a cyclic graph "upstream" means nothing; the cycle is reported, and references
         // to any existing step are let through rather than reported twice.
-        let upstream_owned: BTreeSet<String> = if graph.acyclic {
-            ancestors(i, &graph.needs, &self.doc.steps)
-        } else {
-            all_ids.iter().filter(|s| *s != id).cloned().collect()
+        let is_upstream = |other: &str| match graph.index.get(other) {
+            Some(&j) if !graph.acyclic => j != i,
+            Some(&j) => graph.is_upstream(j, i),
+            None => false,
         };
         let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
         let scope = Scope {
             names,
             steps: Some(StepsScope {
-                upstream: upstream_owned.iter().map(String::as_str).collect(),
+                is_upstream: &is_upstream,
                 all: all_ids,
                 this: id,
             }),
@@ -865,40 +891,6 @@ fn template_pos(file: &SourceFile, sp: &Sp<String>, range: Option<std::ops::Rang
         }
         _ => sp.pos,
     }
-}
-
-/// Every step upstream of `i` (reachable through `needs`), by id.
-fn ancestors(i: usize, needs: &[Vec<usize>], steps: &[StepDoc]) -> BTreeSet<String> {
-    let mut seen = vec![false; needs.len()];
-    let mut stack: Vec<usize> = needs[i].clone();
-    let mut out = BTreeSet::new();
-    // Only steps whose templates refer to `steps` need this; the rest skip the walk.
-    let uses_steps = step_mentions_steps(&steps[i]);
-    if !uses_steps {
-        return out;
-    }
-    while let Some(j) = stack.pop() {
-        if std::mem::replace(&mut seen[j], true) {
-            continue;
-        }
-        out.insert(steps[j].id.value.clone());
-        stack.extend(needs[j].iter().copied());
-    }
-    out
-}
-
-fn step_mentions_steps(s: &StepDoc) -> bool {
-    let m = |t: &str| t.contains("steps");
-    s.run.as_ref().is_some_and(|r| m(r))
-        || s.with.values().any(|v| m(&v.value.0))
-        || s.env.values().any(|v| m(&v.value.0))
-        || s.title.as_ref().is_some_and(|t| m(t))
-        || s.approval.as_ref().is_some_and(|a| m(&a.prompt))
-        || s.drill.as_ref().is_some_and(|d| match &d.value {
-            DrillDoc::Command(c) => m(c),
-            DrillDoc::With(w) => w.values().any(|v| m(&v.value.0)),
-            _ => false,
-        })
 }
 
 /// One cycle through `start`, inside its strongly connected component, in `needs` order.

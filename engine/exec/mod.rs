@@ -89,13 +89,22 @@ struct Running {
     exited: Arc<AtomicBool>,
 }
 
-/// Runs the machine for real (or as a drill) until it is done. `adopted` are steps of a
-/// dead executor whose process groups still run: their outcome is awaited, not re-run.
+/// A step of a dead executor taken over by a resume: its process group still runs (`pgid`),
+/// or it already ended and its wrapper left the `result`.
+pub struct Adopted {
+    pub step: usize,
+    pub attempt: u32,
+    pub pgid: Option<u32>,
+    pub result: Option<(ExitResult, BTreeMap<String, String>)>,
+}
+
+/// Runs the machine for real (or as a drill) until it is done. Adopted steps' outcomes are
+/// awaited, never re-run.
 pub async fn execute(
     mut shell: Shell,
     mut machine: Machine,
     start_offset: Duration,
-    adopted: Vec<(usize, u32, u32)>,
+    adopted: Vec<Adopted>,
 ) -> Result<Outcome, ExecError> {
     process::become_subreaper();
     let origin = Instant::now() - start_offset;
@@ -104,7 +113,18 @@ pub async fn execute(
     let (log_tx, mut log_rx) = mpsc::unbounded_channel::<LogLine>();
     let mut running: HashMap<usize, Running> = HashMap::new();
 
-    for (step, attempt, pgid) in adopted {
+    for a in adopted {
+        let (step, attempt) = (a.step, a.attempt);
+        if let Some((result, outputs)) = a.result {
+            let _ = tx.send(Input::Exited {
+                step,
+                attempt,
+                result,
+                outputs,
+            });
+            continue;
+        }
+        let Some(pgid) = a.pgid else { continue };
         running.insert(
             step,
             Running {
@@ -574,9 +594,10 @@ async fn run_notify(
 
 /// Waits for an adopted process group to end, then reads the status its wrapper wrote.
 async fn await_adopted(pgid: u32, files: &StepFiles) -> (ExitResult, BTreeMap<String, String>) {
-    while process::group_alive(pgid) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    while !files.status.is_file() && process::group_alive(pgid) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    process::end_foreign_group(pgid).await;
     adopted_result(files)
 }
 

@@ -205,10 +205,47 @@ fn reap_group(pgid: u32) {
     }
 }
 
-/// Is any process of the group alive? (For adoption on resume: the group of a dead
-/// executor's step is no child of ours, so signal 0 tells.)
+/// Is any process of the group alive? Read from /proc, so zombies (which signal 0 still
+/// reaches, and which an init that reaps slowly may keep for a while) do not count. Used on
+/// resume, for the group of a dead executor's step, which is no child of ours.
 pub fn group_alive(pgid: u32) -> bool {
-    killpg(Pid::from_raw(pgid as i32), None).is_ok()
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return killpg(Pid::from_raw(pgid as i32), None).is_ok();
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .any(|stat| {
+            // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next().unwrap_or("Z");
+            let pgrp = f.nth(1).and_then(|p| p.parse::<u32>().ok());
+            pgrp == Some(pgid) && state != "Z" && state != "X"
+        })
+}
+
+/// Ends what is left of a group that is no child of ours (an adopted step's).
+pub async fn end_foreign_group(pgid: u32) {
+    let pg = Pid::from_raw(pgid as i32);
+    if !group_alive(pgid) {
+        return;
+    }
+    let _ = killpg(pg, Signal::SIGTERM);
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !group_alive(pgid) {
+            return;
+        }
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
 }
 
 /// `key=value` lines and `key<<DELIM` ... `DELIM` blocks, as GitHub Actions writes them.

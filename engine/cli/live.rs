@@ -1,0 +1,641 @@
+//! Commands for live runs: `status`, `approve`, `deny`, `resume`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::check::table;
+use super::run::{
+    auto_approver, effective_vars, env_snapshot, finish, load_environment, observers, operator,
+};
+use super::runs::find;
+use super::{exit, report_problem};
+use crate::compile::{self, Library, Options};
+use crate::diag::Problem;
+use crate::exec::mask::Masker;
+use crate::exec::process::{StepFiles, group_alive};
+use crate::exec::{self, Adopted, ApprovalRequest, Config, Machine, Shell};
+use crate::journal::*;
+use crate::project::Project;
+use crate::report::{run_status, step_status};
+use crate::state::{self, StateDir};
+use crate::units::fmt_duration;
+
+fn ms(d: u64) -> String {
+    fmt_duration(Duration::from_millis(d))
+}
+
+/// Is the executor of this run alive? It holds the scenario's lock with its pid written in.
+pub fn executor_pid(state: &StateDir, rs: &RunState) -> Option<u32> {
+    let text = std::fs::read_to_string(state.lock_path(rs.scenario())).ok()?;
+    let mut parts = text.split_whitespace();
+    if parts.next()? != rs.run_id() {
+        return None;
+    }
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+    let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("runbook"))
+        .unwrap_or(false);
+    (alive && ours).then_some(pid)
+}
+
+/// Elapsed on the run's clock now: wall time since it started for a live run.
+fn now_ms(rs: &RunState, live: bool) -> u64 {
+    match (live, rs.started_at) {
+        (true, Some(t)) => (Utc::now() - t).num_milliseconds().max(0) as u64,
+        _ => crate::report::elapsed_ms(rs),
+    }
+}
+
+/// The projected finish from the journal: now plus the longest remaining path of budgets.
+fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
+    let Some(started) = &rs.started else {
+        return (now, Vec::new());
+    };
+    let ids: Vec<&str> = started.plan.steps.iter().map(|p| p.id.as_str()).collect();
+    let weights: Vec<Duration> = started
+        .plan
+        .steps
+        .iter()
+        .map(|p| {
+            let left = match rs.step(&p.id) {
+                Some(s) if s.status.is_some() => 0,
+                Some(s) => p.budget_ms.saturating_sub(
+                    s.started_ms
+                        .or(s.requested_ms)
+                        .map_or(0, |t| now.saturating_sub(t)),
+                ),
+                None => p.budget_ms,
+            };
+            Duration::from_millis(left)
+        })
+        .collect();
+    let needs: Vec<Vec<usize>> = started
+        .plan
+        .steps
+        .iter()
+        .map(|p| {
+            p.needs
+                .iter()
+                .filter_map(|n| ids.iter().position(|x| x == n))
+                .collect()
+        })
+        .collect();
+    let order = compile::topo_order(&needs);
+    let nref: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
+    let (path, rest) = compile::longest_path(&weights, &nref, &order);
+    let path = path
+        .into_iter()
+        .filter(|&i| !weights[i].is_zero())
+        .map(|i| ids[i].to_owned())
+        .collect();
+    (now + rest.as_millis() as u64, path)
+}
+
+pub fn status(run: Option<&str>, state_dir: Option<PathBuf>) -> u8 {
+    let state = StateDir::resolve(state_dir);
+    match run {
+        None => status_all(&state),
+        Some(r) => {
+            let Ok(id) = find(&state, Some(r), false) else {
+                return exit::USAGE;
+            };
+            status_one(&state, &id)
+        }
+    }
+}
+
+fn status_all(state: &StateDir) -> u8 {
+    let runs = state.runs();
+    if runs.is_empty() {
+        println!("no runs yet in {}", state.runs_dir().display());
+        return exit::OK;
+    }
+    let mut rows = vec![[
+        "RUN".to_owned(),
+        "SCENARIO".into(),
+        "MODE".into(),
+        "STATUS".into(),
+        "STARTED (UTC)".into(),
+        "ELAPSED".into(),
+        "RTO".into(),
+    ]];
+    // The most recent twenty, newest last.
+    for id in runs.iter().rev().take(20).rev() {
+        let Ok(records) = read_lenient(&state.journal(id)) else {
+            continue;
+        };
+        let rs = RunState::replay(&records);
+        let live = executor_pid(state, &rs).is_some();
+        let status = match (run_status(&rs), live) {
+            ("running", true) => "running".to_owned(),
+            ("running", false) => "executor gone".to_owned(),
+            (s, _) => s.to_owned(),
+        };
+        let rto = match &rs.finished {
+            Some(f) if f.rto_met => "met".to_owned(),
+            Some(_) => "MISSED".to_owned(),
+            None => "-".to_owned(),
+        };
+        rows.push([
+            id.clone(),
+            rs.scenario().to_owned(),
+            rs.mode().as_str().to_owned(),
+            status,
+            rs.started_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            ms(now_ms(&rs, live)),
+            rto,
+        ]);
+    }
+    print!("{}", table(&rows));
+    exit::OK
+}
+
+fn status_one(state: &StateDir, id: &str) -> u8 {
+    let records = match read_lenient(&state.journal(id)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read run `{id}`: {e}");
+            return exit::USAGE;
+        }
+    };
+    let rs = RunState::replay(&records);
+    let Some(started) = rs.started.clone() else {
+        eprintln!("error: run `{id}` has an empty journal");
+        return exit::FAILED;
+    };
+    let pid = executor_pid(state, &rs);
+    let live = pid.is_some();
+    let now = now_ms(&rs, live);
+    println!(
+        "run {id}: {} ({}), mode {}, operator {}",
+        started.scenario,
+        started.title,
+        rs.mode().as_str(),
+        started.operator
+    );
+    let word = run_status(&rs);
+    let state_line = match (word, pid) {
+        ("running", Some(p)) => format!("running (executor pid {p})"),
+        ("running", None) => format!(
+            "the executor is gone (it died or was killed): `runbook resume {id}` continues the run"
+        ),
+        ("stopped", _) => format!(
+            "stopped ({}): `runbook resume {id}` continues the run",
+            rs.interruptions
+                .last()
+                .map(|i| i.1.reason.as_str())
+                .unwrap_or("interrupted")
+        ),
+        (w, _) => w.to_owned(),
+    };
+    println!("state: {state_line}");
+    let target = started.rto_ms;
+    match &rs.finished {
+        Some(f) => println!(
+            "RTO: {} of {} — {}",
+            ms(f.elapsed_ms),
+            ms(target),
+            if f.rto_met { "met" } else { "MISSED" }
+        ),
+        None => {
+            let (projected, path) = projection(&rs, now);
+            let verdict = if projected > target {
+                "AT RISK"
+            } else {
+                "on target"
+            };
+            println!(
+                "RTO clock: {} of {}; projected finish +{} ({verdict}{})",
+                ms(now),
+                ms(target),
+                ms(projected),
+                if path.is_empty() {
+                    String::new()
+                } else {
+                    format!("; path: {}", path.join(" → "))
+                }
+            );
+        }
+    }
+    println!();
+    let mut rows = vec![[
+        "STEP".to_owned(),
+        "STATUS".into(),
+        "TIME / BUDGET".into(),
+        "NOTE".into(),
+    ]];
+    let mut gates = Vec::new();
+    for s in &rs.steps {
+        let st = step_status(s);
+        let time = match (s.status, s.started_ms.or(s.requested_ms)) {
+            (Some(StepStatus::Skipped | StepStatus::NotRun), _) | (_, None) => {
+                format!("- / {}", ms(s.budget_ms))
+            }
+            (Some(_), Some(_)) if s.estimated => format!(
+                "~{} / {}",
+                ms(s.duration_ms(now).unwrap_or(0)),
+                ms(s.budget_ms)
+            ),
+            (_, Some(t)) => {
+                let end = s.finished_ms.unwrap_or(now);
+                format!("{} / {}", ms(end.saturating_sub(t)), ms(s.budget_ms))
+            }
+        };
+        let mut note = Vec::new();
+        if s.breached {
+            note.push("over budget".to_owned());
+        } else if s.warned && s.status.is_none() {
+            note.push("past 80% of budget".to_owned());
+        }
+        if !s.approved_by.is_empty() {
+            note.push(format!("approved by {}", s.approved_by.join(", ")));
+        }
+        if let Some(e) = &s.error {
+            note.push(e.clone());
+        }
+        if s.waiting {
+            gates.push(s.clone());
+        }
+        rows.push([s.id.clone(), st.to_owned(), time, note.join("; ")]);
+    }
+    print!("{}", table(&rows));
+    if !gates.is_empty() {
+        println!("\nwaiting for approval:");
+        for g in gates {
+            println!(
+                "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
+                g.id,
+                g.prompt.clone().unwrap_or_default(),
+                g.approvers.join(", "),
+                if g.min > 1 {
+                    format!(" ({} people; have {})", g.min, g.approved_by.len())
+                } else {
+                    String::new()
+                },
+                ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
+                ms(g.budget_ms)
+            );
+            println!(
+                "    runbook approve {id} {} --as NAME [--comment TEXT]",
+                g.id
+            );
+            println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
+        }
+        if !live && !rs.is_finished() {
+            println!("  (the executor is not running: resume the run first)");
+        }
+    }
+    exit::OK
+}
+
+pub fn answer(
+    run: &str,
+    step: &str,
+    as_name: &Option<String>,
+    comment: Option<String>,
+    approve: bool,
+    state_dir: Option<PathBuf>,
+) -> u8 {
+    let state = StateDir::resolve(state_dir);
+    let Ok(id) = find(&state, Some(run), false) else {
+        return exit::USAGE;
+    };
+    let records = read_lenient(&state.journal(&id)).unwrap_or_default();
+    let rs = RunState::replay(&records);
+    let Some(s) = rs.step(step) else {
+        let ids: Vec<&str> = rs
+            .steps
+            .iter()
+            .filter(|s| s.gate)
+            .map(|s| s.id.as_str())
+            .collect();
+        report_problem(
+            Problem::error(format!("run `{id}` has no step `{step}`")).maybe_help(
+                crate::diag::suggestion(step, ids.iter().copied())
+                    .or(Some(format!("its gates: {}", ids.join(", ")))),
+            ),
+        );
+        return exit::USAGE;
+    };
+    if !s.gate {
+        report_problem(Problem::error(format!(
+            "step `{step}` is not an approval gate"
+        )));
+        return exit::USAGE;
+    }
+    if !s.waiting {
+        report_problem(
+            Problem::error(format!(
+                "gate `{step}` is not waiting for an answer (it is {})",
+                step_status(s)
+            ))
+            .help(format!("`runbook status {id}` shows the open gates")),
+        );
+        return exit::USAGE;
+    }
+    if executor_pid(&state, &rs).is_none() {
+        report_problem(
+            Problem::error(format!(
+                "run `{id}` is not live: its executor is not running"
+            ))
+            .help(format!(
+                "`runbook resume {id}` continues it; the gate will ask again"
+            )),
+        );
+        return exit::STOPPED;
+    }
+    let by = operator(as_name);
+    let dir = state.run_dir(&id).join("approvals");
+    let req = format!(
+        "{}-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+        std::process::id()
+    );
+    let body = serde_json::to_string(&ApprovalRequest {
+        step: step.to_owned(),
+        by: by.clone(),
+        approve,
+        comment,
+    })
+    .expect("json");
+    let tmp = dir.join(format!(".{req}.tmp"));
+    if let Err(e) = std::fs::write(&tmp, body)
+        .and_then(|_| std::fs::rename(&tmp, dir.join(format!("{req}.json"))))
+    {
+        eprintln!(
+            "error: cannot write the request into {}: {e}",
+            dir.display()
+        );
+        return exit::FAILED;
+    }
+    let result = dir.join(format!("{req}.result"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(&result) {
+            let text = text.trim();
+            println!("{text}");
+            return if text.starts_with("rejected") {
+                exit::FAILED
+            } else {
+                exit::OK
+            };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_file(dir.join(format!("{req}.json")));
+    eprintln!(
+        "error: run `{id}` did not take the request within 15s; `runbook status {id}` shows its state"
+    );
+    exit::FAILED
+}
+
+/// Continues a run after a crash, Ctrl-C or a gate timeout.
+pub fn resume(
+    run: &str,
+    yes: bool,
+    as_name: &Option<String>,
+    json: bool,
+    state_dir: Option<PathBuf>,
+) -> u8 {
+    let state = StateDir::resolve(state_dir);
+    let Ok(id) = find(&state, Some(run), false) else {
+        return exit::USAGE;
+    };
+    // The chain must verify: a resume builds on the journal.
+    let journal_path = state.journal(&id);
+    let (journal, records) = match Journal::reopen(&journal_path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "help: `runbook verify {id}`; a run whose journal does not verify cannot be resumed"
+            );
+            return exit::FAILED;
+        }
+    };
+    let rs = RunState::replay(&records);
+    let Some(started) = rs.started.clone() else {
+        eprintln!("error: run `{id}` has no run_started event");
+        return exit::FAILED;
+    };
+    if let Some(f) = &rs.finished {
+        eprintln!(
+            "error: run `{id}` already finished ({}); there is nothing to resume",
+            if f.status == RunStatus::Succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            }
+        );
+        eprintln!(
+            "help: start a new run with `runbook run {}`",
+            started.scenario
+        );
+        return exit::USAGE;
+    }
+    if started.mode == Some(Mode::DryRun) {
+        eprintln!("error: dry-runs are not resumed; start a new one");
+        return exit::USAGE;
+    }
+    // The lock passes from a dead holder, never from a live one.
+    let _lock = match state::lock(&state.lock_path(&started.scenario), &id) {
+        Ok(l) => l,
+        Err(Ok(h)) => {
+            eprintln!(
+                "error: scenario `{}` is live as run `{}`{}; it cannot be resumed while its executor runs",
+                started.scenario,
+                h.run_id,
+                h.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            );
+            return exit::USAGE;
+        }
+        Err(Err(e)) => {
+            eprintln!("error: cannot take the lock: {e}");
+            return exit::USAGE;
+        }
+    };
+    // The runbook must be the one that ran.
+    let project = Project::current();
+    let path = PathBuf::from(&started.runbook);
+    let (plan, problems) =
+        compile::compile_file(&project, &path, &mut Library::new(), Options::default());
+    let Some(plan) = plan else {
+        super::report_problems(&problems);
+        eprintln!(
+            "error: the runbook `{}` no longer compiles; the run cannot be resumed",
+            started.runbook
+        );
+        return exit::USAGE;
+    };
+    if plan.sha256 != started.runbook_sha256 {
+        eprintln!(
+            "error: `{}` has changed since run `{id}` started (sha256 {} then, {} now)",
+            started.runbook,
+            &started.runbook_sha256[..12],
+            &plan.sha256[..12]
+        );
+        eprintln!("help: restore the runbook as it ran to resume, or start a new run");
+        return exit::USAGE;
+    }
+    let project = Project::at(plan.root.clone());
+    let Ok(env) = load_environment(&project, started.env.as_deref()) else {
+        return exit::USAGE;
+    };
+    let mode = started.mode.unwrap_or(Mode::Real);
+    let operator = operator(as_name);
+    let vars = match effective_vars(&plan, &Default::default(), None, &[]) {
+        Ok(mut v) => {
+            // The values the run started with (masked ones fall back to the current defaults).
+            for (k, val) in &started.vars {
+                if !val.contains(crate::exec::mask::MASK) {
+                    v.insert(k.clone(), val.clone());
+                }
+            }
+            v
+        }
+        Err(p) => {
+            report_problem(p);
+            return exit::USAGE;
+        }
+    };
+    let auto = match auto_approver(&plan, mode, &env, yes, as_name, &operator) {
+        Ok(a) => a,
+        Err(p) => {
+            report_problem(p);
+            return exit::USAGE;
+        }
+    };
+    let plan = Arc::new(plan);
+    let run_dir = state.run_dir(&id);
+    let mask = Arc::new(Masker::from_env(&plan.secrets));
+    let cfg = Config {
+        mode,
+        max_parallel: None,
+        auto_approve_as: auto,
+        vars,
+        env: env_snapshot(),
+        durations: None,
+    };
+    let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
+    machine.restore(&rs);
+
+    // Steps that started and never finished: adopt, take their outcome, re-run, or ask.
+    let epoch = rs.started_at.unwrap_or_else(Utc::now);
+    let offset = (Utc::now() - epoch).to_std().unwrap_or_default();
+    let downtime = rs
+        .last_at
+        .map(|t| (Utc::now() - t).num_milliseconds().max(0) as u64)
+        .unwrap_or(0);
+    let mut adopted_ids = Vec::new();
+    let mut rerun = Vec::new();
+    let mut adopt = Vec::new();
+    let mut finished_away = Vec::new();
+    let interactive = std::io::stdin().is_terminal();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let Some(s) = rs.step(&step.id) else { continue };
+        let unfinished = s.in_flight || s.status == Some(StepStatus::Interrupted);
+        if !unfinished || step.is_gate() {
+            continue;
+        }
+        let attempt = s.attempts.max(1);
+        let files = StepFiles::new(&run_dir, &step.id, attempt);
+        let since = Duration::from_millis(s.started_ms.unwrap_or(0));
+        if s.in_flight && files.status.is_file() {
+            // It ended while nobody watched: its wrapper recorded how.
+            machine.adopt(i, attempt, since);
+            finished_away.push((i, attempt, exec::adopted_result(&files)));
+            adopted_ids.push(step.id.clone());
+            continue;
+        }
+        let pgid = std::fs::read_to_string(files.status.with_extension("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if s.in_flight
+            && let Some(pg) = pgid.filter(|&p| group_alive(p))
+        {
+            machine.adopt(i, attempt, since);
+            adopt.push((i, attempt, pg));
+            adopted_ids.push(step.id.clone());
+            continue;
+        }
+        // Gone without a word: re-run only if that is safe or someone says so.
+        let ok = if step.idempotent || yes {
+            true
+        } else if interactive {
+            eprint!(
+                "step `{}` started and never finished, and is not idempotent. Re-run it? [y/N] ",
+                step.id
+            );
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        } else {
+            false
+        };
+        if !ok {
+            eprintln!(
+                "error: step `{}` started and never finished, and is not `idempotent: true`",
+                step.id
+            );
+            eprintln!(
+                "help: check what it did (its log: {}), then `runbook resume {id} --yes` to re-run it",
+                files.log.display()
+            );
+            return exit::USAGE;
+        }
+        rerun.push(step.id.clone());
+    }
+
+    let mut shell = Shell {
+        plan: plan.clone(),
+        run_dir: run_dir.clone(),
+        journal,
+        mask: mask.clone(),
+        observers: observers(&plan, json),
+        operator: operator.clone(),
+        mode,
+        epoch,
+        inventory: env.inventory.clone(),
+        interactive,
+        tty_signals: interactive,
+    };
+    let resumed = EventKind::RunResumed(RunResumed {
+        operator,
+        downtime_ms: downtime,
+        adopted: adopted_ids,
+        rerun,
+    });
+    if let Err(e) = shell.record_all(offset, vec![resumed]) {
+        eprintln!("error: {e}");
+        return exit::FAILED;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut adopted: Vec<Adopted> = adopt
+        .into_iter()
+        .map(|(step, attempt, pg)| Adopted {
+            step,
+            attempt,
+            pgid: Some(pg),
+            result: None,
+        })
+        .collect();
+    adopted.extend(finished_away.into_iter().map(|(step, attempt, r)| Adopted {
+        step,
+        attempt,
+        pgid: None,
+        result: Some(r),
+    }));
+    let result = rt.block_on(exec::execute(shell, machine, offset, adopted));
+    finish(result, &id, &state, false)
+}
