@@ -12,6 +12,7 @@ pub mod project;
 pub mod report;
 pub mod runbook;
 pub mod schema;
+pub mod simulate;
 pub mod state;
 pub mod template;
 pub mod units;

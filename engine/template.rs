@@ -324,6 +324,41 @@ impl Object for Anything {
 }
 
 /// `steps` while checking: records every step a template names, to be judged afterwards.
+/// Dry-runs have no outputs: every `steps['x'].outputs.key` renders as `<x.key>`, so the
+/// rehearsed command shows where a value will go.
+pub fn placeholder_steps() -> Value {
+    Value::from_object(PlaceholderSteps)
+}
+
+#[derive(Debug)]
+struct PlaceholderSteps;
+
+impl Object for PlaceholderSteps {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let id = key.as_str()?.to_owned();
+        let outputs = Value::from_object(PlaceholderOutputs(id));
+        Some(Value::from(BTreeMap::from([(
+            "outputs".to_owned(),
+            outputs,
+        )])))
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
+#[derive(Debug)]
+struct PlaceholderOutputs(String);
+
+impl Object for PlaceholderOutputs {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(Value::from(format!("<{}.{}>", self.0, key.as_str()?)))
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
 #[derive(Debug)]
 struct CheckSteps {
     named: Arc<Mutex<Vec<String>>>,

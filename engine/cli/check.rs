@@ -139,8 +139,11 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-pub fn list() -> u8 {
+pub fn list(state_dir: Option<PathBuf>) -> u8 {
     let project = Project::current();
+    let state = crate::state::StateDir::resolve(state_dir);
+    let (runs, _) = crate::report::history::load_runs(&state);
+    let now = chrono::Utc::now();
     let files = project.runbook_files();
     if files.is_empty() {
         eprintln!(
@@ -157,23 +160,43 @@ pub fn list() -> u8 {
         "STEPS".to_owned(),
         "CRITICAL PATH".to_owned(),
         "FITS".to_owned(),
+        "LAST DRILL".to_owned(),
     ]];
+    let mut overdue = Vec::new();
     let mut invalid = 0;
     for f in &files {
         let (plan, problems) = compile::compile_file(&project, f, &mut library, Options::default());
         match plan {
-            Some(p) => rows.push([
-                p.scenario.clone(),
-                p.title.clone(),
-                fmt_duration(p.rto),
-                p.steps.len().to_string(),
-                fmt_duration(p.critical_path_budget),
-                if p.critical_path_budget <= p.rto {
-                    "fits".into()
+            Some(p) => {
+                use crate::report::history::{drill_overdue, last_drill};
+                let last = last_drill(&runs, &p.scenario);
+                let late = drill_overdue(last, now);
+                if late {
+                    overdue.push(p.scenario.clone());
+                }
+                let drilled = match last {
+                    Some(t) => format!(
+                        "{}{}",
+                        t.format("%Y-%m-%d"),
+                        if late { " OVERDUE" } else { "" }
+                    ),
+                    None => "never (OVERDUE)".into(),
+                };
+                let fits = if p.critical_path_budget <= p.rto {
+                    "fits"
                 } else {
-                    "OVER".into()
-                },
-            ]),
+                    "OVER"
+                };
+                rows.push([
+                    p.scenario.clone(),
+                    p.title.clone(),
+                    fmt_duration(p.rto),
+                    p.steps.len().to_string(),
+                    fmt_duration(p.critical_path_budget),
+                    fits.into(),
+                    drilled,
+                ])
+            }
             None => {
                 let stem = f
                     .file_stem()
@@ -187,6 +210,7 @@ pub fn list() -> u8 {
                     "-".into(),
                     "-".into(),
                     "-".into(),
+                    "-".into(),
                 ]);
                 if problems.has_errors() {
                     invalid += 1;
@@ -195,6 +219,13 @@ pub fn list() -> u8 {
         }
     }
     print!("{}", table(&rows));
+    if !overdue.is_empty() {
+        eprintln!(
+            "not drilled in the last {} days (the plan asks for quarterly drills): {}",
+            crate::report::history::DRILL_EVERY_DAYS,
+            overdue.join(", ")
+        );
+    }
     if invalid > 0 {
         eprintln!(
             "{} invalid; `runbook check` says why",

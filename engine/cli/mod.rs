@@ -58,6 +58,12 @@ pub enum Command {
         scenario: String,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+        /// Monte Carlo: run N simulations of the scenario's duration (text or json).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        simulate: Option<u64>,
+        /// Seed for --simulate (the same seed gives the same answer).
+        #[arg(long, value_name = "S", default_value_t = 1)]
+        seed: u64,
     },
     /// Run a scenario: for real, as a drill (--drill) or on a virtual clock (--dry-run).
     Run(run::RunArgs),
@@ -185,9 +191,17 @@ pub fn main() -> ExitCode {
         }
     }
     let code = match cli.command {
-        Command::List => check::list(),
+        Command::List => check::list(cli.state_dir),
         Command::Check { paths, strict } => check::check(&paths, strict),
-        Command::Plan { scenario, format } => plan_view::plan(&scenario, format),
+        Command::Plan {
+            scenario,
+            format,
+            simulate,
+            seed,
+        } => match simulate {
+            Some(n) => plan_view::simulate(&scenario, format, n as usize, seed, cli.state_dir),
+            None => plan_view::plan(&scenario, format),
+        },
         Command::Run(args) => run::run(args, cli.state_dir),
         Command::Status { run } => live::status(run.as_deref(), cli.state_dir),
         Command::Approve(a) => {

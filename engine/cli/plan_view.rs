@@ -22,6 +22,76 @@ pub fn plan(scenario: &str, format: PlanFormat) -> u8 {
     exit::OK
 }
 
+/// `plan --simulate N`: Monte Carlo over the DAG, with measured history where there is enough.
+pub fn simulate(
+    scenario: &str,
+    format: PlanFormat,
+    n: usize,
+    seed: u64,
+    state_dir: Option<std::path::PathBuf>,
+) -> u8 {
+    let Some(plan) = load_plan(scenario) else {
+        return exit::USAGE;
+    };
+    let state = crate::state::StateDir::resolve(state_dir);
+    let (runs, _) = crate::report::history::load_runs(&state);
+    let history = crate::report::history::step_durations(&runs, &plan.scenario);
+    let dists = crate::simulate::distributions(&plan, &history);
+    let sim = crate::simulate::simulate(&plan, &dists, n, seed);
+    let mut crit: Vec<(usize, f64)> = sim.criticality.iter().copied().enumerate().collect();
+    crit.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let d = |s: f64| fmt_duration(std::time::Duration::from_secs_f64(s.max(0.0)));
+    match format {
+        PlanFormat::Json => {
+            let v = json!({
+                "scenario": plan.scenario,
+                "iterations": n,
+                "seed": seed,
+                "rto_s": secs(plan.rto),
+                "mean_s": sim.mean_s,
+                "p50_s": sim.p50_s,
+                "p90_s": sim.p90_s,
+                "p99_s": sim.p99_s,
+                "p_meet_rto": sim.p_meet_rto,
+                "criticality": crit.iter().map(|&(i, c)| json!({
+                    "id": plan.steps[i].id,
+                    "index": c,
+                    "source": sim.sources[i],
+                })).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        }
+        _ => {
+            println!("{}: {} simulations (seed {seed})", plan.scenario, n);
+            println!(
+                "P(meet the RTO of {}) = {:.1}%",
+                fmt_duration(plan.rto),
+                sim.p_meet_rto * 100.0
+            );
+            println!(
+                "P50 {}   P90 {}   P99 {}   mean {}",
+                d(sim.p50_s),
+                d(sim.p90_s),
+                d(sim.p99_s),
+                d(sim.mean_s)
+            );
+            println!(
+                "\ncriticality (share of simulations in which the step was on the critical path):"
+            );
+            let w = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+            for (i, c) in crit {
+                println!(
+                    "  {:<w$}  {:>5.1}%  ({})",
+                    plan.steps[i].id,
+                    c * 100.0,
+                    sim.sources[i]
+                );
+            }
+        }
+    }
+    exit::OK
+}
+
 /// Resolves and compiles a scenario, reporting problems (and warnings) on stderr.
 pub fn load_plan(scenario: &str) -> Option<Plan> {
     let project = Project::current();

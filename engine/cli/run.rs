@@ -53,6 +53,12 @@ pub struct RunArgs {
     /// Exit 4 when the run finished but missed its RTO target.
     #[arg(long)]
     pub strict_rto: bool,
+    /// Dry-runs: draw each step's duration from its estimate instead of the likely value.
+    #[arg(long, requires = "dry_run")]
+    pub sample: bool,
+    /// Seed for --sample.
+    #[arg(long, value_name = "S", default_value_t = 1, requires = "sample")]
+    pub seed: u64,
 }
 
 pub fn operator(as_name: &Option<String>) -> String {
@@ -367,7 +373,9 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         auto_approve_as: auto,
         vars,
         env: env_snapshot(),
-        durations: None,
+        durations: args
+            .sample
+            .then(|| crate::simulate::sample_durations(&plan, args.seed)),
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     let result = if mode == Mode::DryRun {

@@ -762,7 +762,9 @@ impl Machine {
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
             .collect();
         ctx.insert("env".into(), self.env_value.clone());
-        if want_steps {
+        if want_steps && self.cfg.mode == Mode::DryRun {
+            ctx.insert("steps".into(), template::placeholder_steps());
+        } else if want_steps {
             let steps: BTreeMap<String, Value> = self
                 .plan
                 .steps

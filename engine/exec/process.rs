@@ -103,6 +103,8 @@ pub fn spawn(
         .take()
         .map(|s| tokio::spawn(pump(s, step, lines.clone())));
     let output_file = files.output.clone();
+    let names: Vec<String> = secret_names.split(',').map(str::to_owned).collect();
+    let secrets = super::mask::Masker::from_env(&names);
     let exited = Arc::new(AtomicBool::new(false));
     let exited2 = exited.clone();
     let done = tokio::spawn(async move {
@@ -124,6 +126,7 @@ pub fn spawn(
             Err(e) => ExitResult::Error(format!("waiting for the step failed: {e}")),
         };
         let outputs = read_outputs(&output_file);
+        mask_file(&output_file, &secrets);
         (result, outputs)
     });
     Ok(Spawned { pid, exited, done })
@@ -246,6 +249,18 @@ pub async fn end_foreign_group(pgid: u32) {
         }
     }
     let _ = killpg(pg, Signal::SIGKILL);
+}
+
+/// The outputs file sits in the state folder, which keeps no secret in clear: once read, a
+/// secret the step wrote into it is masked like everywhere else.
+pub fn mask_file(path: &Path, secrets: &super::mask::Masker) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let masked = secrets.mask(&text);
+    if masked != text {
+        let _ = std::fs::write(path, masked);
+    }
 }
 
 /// `key=value` lines and `key<<DELIM` ... `DELIM` blocks, as GitHub Actions writes them.

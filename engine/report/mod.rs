@@ -30,6 +30,8 @@ use serde_json::{Value, json};
 
 use crate::journal::*;
 
+pub mod history;
+
 pub const REPORT_VERSION: u32 = 1;
 
 fn ts(t: Option<DateTime<Utc>>) -> Value {
