@@ -102,11 +102,25 @@ pub enum Command {
         /// The most recent run.
         #[arg(long, conflicts_with = "run")]
         last: bool,
-        #[arg(long, value_enum, default_value_t = ReportFormat::Json)]
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
         /// Write to this file instead of stdout.
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+    },
+    /// Across runs: success rate, RTO achieved, MTTR, last drill, step timings against budgets.
+    History {
+        #[arg(long, value_name = "S")]
+        scenario: Option<String>,
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Md)]
+        format: HistoryFormat,
+    },
+    /// An evidence bundle for auditors: journal, runbook as it ran, logs, reports, verification.
+    Export {
+        /// A run id (or a unique part of one, or `last`).
+        run: String,
+        #[arg(short = 'o', long = "output", value_name = "FILE.tar.gz")]
+        output: PathBuf,
     },
     /// The JSON Schema of the runbook format, for editors.
     Schema,
@@ -127,6 +141,15 @@ pub struct AnswerArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+    Junit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    Md,
     Json,
 }
 
@@ -223,6 +246,10 @@ pub fn main() -> ExitCode {
             format,
             output,
         } => runs::report(run.as_deref(), last, format, output, cli.state_dir),
+        Command::History { scenario, format } => {
+            runs::history(scenario.as_deref(), format, cli.state_dir)
+        }
+        Command::Export { run, output } => runs::export(&run, &output, cli.state_dir),
         Command::Schema => {
             println!("{}", crate::schema::runbook_schema_json());
             exit::OK

@@ -110,6 +110,15 @@ pub fn load_plan(scenario: &str) -> Option<Plan> {
     plan
 }
 
+/// Whether each step is on the critical path (a lookup per step, not a scan of the path).
+fn on_critical_path(plan: &Plan) -> Vec<bool> {
+    let mut on = vec![false; plan.steps.len()];
+    for &i in &plan.critical_path {
+        on[i] = true;
+    }
+    on
+}
+
 /// Stage of each step: 1 + the highest stage among its needs.
 pub fn stages(plan: &Plan) -> Vec<usize> {
     let mut stage = vec![0usize; plan.steps.len()];
@@ -153,9 +162,7 @@ fn verdict(plan: &Plan) -> String {
 
 pub fn text(plan: &Plan) -> String {
     let stage = stages(plan);
-    let on_path: Vec<bool> = (0..plan.steps.len())
-        .map(|i| plan.critical_path.contains(&i))
-        .collect();
+    let on_path = on_critical_path(plan);
     let mut out = format!("{}: {}\n", plan.scenario, plan.title);
     let rpo = plan
         .rpo
@@ -202,6 +209,7 @@ pub fn text(plan: &Plan) -> String {
 
 pub fn json(plan: &Plan) -> serde_json::Value {
     let stage = stages(plan);
+    let on_path = on_critical_path(plan);
     let steps: Vec<serde_json::Value> = plan
         .order
         .iter()
@@ -222,7 +230,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "estimate": { "min_s": secs(s.estimate.min), "likely_s": secs(s.estimate.likely), "max_s": secs(s.estimate.max) },
                 "timeout_s": s.timeout.map(secs),
                 "drill": s.drill.label(),
-                "critical": plan.critical_path.contains(&i),
+                "critical": on_path[i],
                 "approvers": approvers,
                 "on": s.on,
             })
@@ -246,7 +254,8 @@ fn escape(s: &str) -> String {
 }
 
 pub fn dot(plan: &Plan) -> String {
-    let crit = |i: usize| plan.critical_path.contains(&i);
+    let on_path = on_critical_path(plan);
+    let crit = |i: usize| on_path[i];
     let mut out = format!(
         "digraph \"{}\" {{\n  rankdir=TB;\n  label=\"{} (RTO {}, critical path {})\";\n  node [shape=box, style=rounded];\n",
         escape(&plan.scenario),
@@ -288,7 +297,8 @@ pub fn dot(plan: &Plan) -> String {
 }
 
 pub fn mermaid(plan: &Plan) -> String {
-    let crit = |i: usize| plan.critical_path.contains(&i);
+    let on_path = on_critical_path(plan);
+    let crit = |i: usize| on_path[i];
     let mut out = String::from("flowchart TD\n");
     for &i in &plan.order {
         let s = &plan.steps[i];

@@ -320,6 +320,8 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
             return exit::USAGE;
         }
     };
+    // The runbook exactly as it ran, for audits (`export`); its sha256 is in run_started.
+    let _ = std::fs::copy(&plan.path, run_dir.join("runbook.yaml"));
     let journal = match Journal::create(&run_dir.join("journal.jsonl")) {
         Ok(j) => j,
         Err(e) => {
@@ -403,7 +405,7 @@ pub fn finish(
             eprintln!("journal: {}", journal.display());
             match o {
                 Outcome::Stopped => eprintln!("resume with: runbook resume {run_id}"),
-                _ => eprintln!("report: runbook report {run_id} --format md"),
+                _ => eprintln!("report: runbook report {run_id} (--format md|html|json|junit)"),
             }
             outcome_code(o, strict_rto)
         }

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::exit;
+use super::{HistoryFormat, ReportFormat, exit};
 use crate::journal::{self, RunState};
+use crate::report;
 use crate::state::StateDir;
 
 pub fn find(state: &StateDir, run: Option<&str>, last: bool) -> Result<String, u8> {
@@ -52,9 +53,9 @@ pub fn verify(run: &str, state_dir: Option<PathBuf>) -> u8 {
 }
 
 /// Reads and verifies a run's journal; a broken chain is reported and refused.
-pub fn load_state(state: &StateDir, id: &str) -> Result<RunState, u8> {
+pub fn load_records(state: &StateDir, id: &str) -> Result<Vec<journal::Record>, u8> {
     match journal::read_verified(&state.journal(id)) {
-        Ok((records, _)) => Ok(RunState::replay(&records)),
+        Ok((records, _)) => Ok(records),
         Err(e) => {
             eprintln!("error: {e}");
             eprintln!(
@@ -65,25 +66,20 @@ pub fn load_state(state: &StateDir, id: &str) -> Result<RunState, u8> {
     }
 }
 
-pub fn report(
-    run: Option<&str>,
-    last: bool,
-    format: super::ReportFormat,
-    out: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-) -> u8 {
-    let state = StateDir::resolve(state_dir);
-    let Ok(id) = find(&state, run, last) else {
-        return exit::USAGE;
-    };
-    let Ok(rs) = load_state(&state, &id) else {
-        return exit::FAILED;
-    };
-    let text = match format {
-        super::ReportFormat::Json => {
-            serde_json::to_string_pretty(&crate::report::json_report(&rs)).expect("json") + "\n"
+/// A report of one run in the given format.
+pub fn render(records: &[journal::Record], format: ReportFormat) -> String {
+    let rs = RunState::replay(records);
+    match format {
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(&report::json_report(&rs)).expect("json") + "\n"
         }
-    };
+        ReportFormat::Md => report::render::markdown(&report::render::Model::new(&rs, records)),
+        ReportFormat::Html => report::render::html(&report::render::Model::new(&rs, records)),
+        ReportFormat::Junit => report::render::junit(&report::render::Model::new(&rs, records)),
+    }
+}
+
+fn write_out(text: &str, out: Option<PathBuf>) -> u8 {
     match out {
         Some(p) => {
             if let Err(e) = std::fs::write(&p, text) {
@@ -95,4 +91,163 @@ pub fn report(
         None => print!("{text}"),
     }
     exit::OK
+}
+
+pub fn report(
+    run: Option<&str>,
+    last: bool,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+) -> u8 {
+    let state = StateDir::resolve(state_dir);
+    let Ok(id) = find(&state, run, last) else {
+        return exit::USAGE;
+    };
+    let Ok(records) = load_records(&state, &id) else {
+        return exit::FAILED;
+    };
+    write_out(&render(&records, format), out)
+}
+
+pub fn history(scenario: Option<&str>, format: HistoryFormat, state_dir: Option<PathBuf>) -> u8 {
+    let state = StateDir::resolve(state_dir);
+    let (runs, broken) = report::history::load_runs(&state);
+    for b in &broken {
+        eprintln!(
+            "warning: run `{b}` left out: its journal does not verify (`runbook verify {b}`)"
+        );
+    }
+    let mut scenarios: Vec<String> = runs.iter().map(|(_, r)| r.scenario().to_owned()).collect();
+    scenarios.sort();
+    scenarios.dedup();
+    if let Some(s) = scenario {
+        if !scenarios.iter().any(|x| x == s) {
+            eprintln!(
+                "error: no runs of scenario `{s}` in {}",
+                state.runs_dir().display()
+            );
+            return exit::USAGE;
+        }
+        scenarios = vec![s.to_owned()];
+    }
+    let now = chrono::Utc::now();
+    let all: Vec<_> = scenarios
+        .iter()
+        .map(|s| report::history::scenario_history(&runs, s, now))
+        .collect();
+    match format {
+        HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&all).expect("json")),
+        HistoryFormat::Md => print!("{}", report::history::history_markdown(&all)),
+    }
+    exit::OK
+}
+
+/// An evidence bundle for auditors: the journal, the runbook as it ran, the masked logs, the
+/// reports and the output of `verify`.
+pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u8 {
+    let state = StateDir::resolve(state_dir);
+    let Ok(id) = find(&state, Some(run), false) else {
+        return exit::USAGE;
+    };
+    let Ok(records) = load_records(&state, &id) else {
+        return exit::FAILED;
+    };
+    let run_dir = state.run_dir(&id);
+    let staging = match tempdir_in(
+        out.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new(".")),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot stage the bundle: {e}");
+            return exit::FAILED;
+        }
+    };
+    let root = staging.join(&id);
+    let result = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(root.join("logs"))?;
+        std::fs::copy(run_dir.join("journal.jsonl"), root.join("journal.jsonl"))?;
+        let runbook_copy = run_dir.join("runbook.yaml");
+        if runbook_copy.is_file() {
+            std::fs::copy(&runbook_copy, root.join("runbook.yaml"))?;
+        }
+        if let Ok(rd) = std::fs::read_dir(run_dir.join("logs")) {
+            for e in rd.flatten() {
+                std::fs::copy(e.path(), root.join("logs").join(e.file_name()))?;
+            }
+        }
+        for (f, name) in [
+            (ReportFormat::Md, "report.md"),
+            (ReportFormat::Html, "report.html"),
+            (ReportFormat::Json, "report.json"),
+            (ReportFormat::Junit, "report.junit.xml"),
+        ] {
+            std::fs::write(root.join(name), render(&records, f))?;
+        }
+        let v = journal::verify(&run_dir.join("journal.jsonl")).map_err(std::io::Error::other)?;
+        let rs = RunState::replay(&records);
+        let sha_now = std::fs::read(root.join("runbook.yaml"))
+            .map(|b| {
+                crate::compile::hex(&sha2::Digest::finalize(
+                    <sha2::Sha256 as sha2::Digest>::new_with_prefix(&b),
+                ))
+            })
+            .unwrap_or_default();
+        let sha_then = rs
+            .started
+            .as_ref()
+            .map(|s| s.runbook_sha256.clone())
+            .unwrap_or_default();
+        std::fs::write(
+            root.join("verify.txt"),
+            format!(
+                "runbook verify {id}\n{}\nrunbook.yaml sha256 {sha_now}\nrun_started runbook_sha256 {sha_then}\n{}\n",
+                match &v.first_bad {
+                    None => format!("ok: {} records, hash chain intact", v.records),
+                    Some((seq, line, why)) => format!("BROKEN at seq {seq} (line {line}): {why}"),
+                },
+                if sha_now == sha_then {
+                    "runbook matches the run"
+                } else {
+                    "RUNBOOK DOES NOT MATCH THE RUN"
+                }
+            ),
+        )?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&staging);
+        eprintln!("error: cannot assemble the bundle: {e}");
+        return exit::FAILED;
+    }
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(std::path::absolute(out).unwrap_or_else(|_| out.to_owned()))
+        .arg("-C")
+        .arg(&staging)
+        .arg(&id)
+        .status();
+    let _ = std::fs::remove_dir_all(&staging);
+    match status {
+        Ok(s) if s.success() => {
+            eprintln!("wrote {}", out.display());
+            exit::OK
+        }
+        Ok(s) => {
+            eprintln!("error: tar failed ({s})");
+            exit::FAILED
+        }
+        Err(e) => {
+            eprintln!("error: cannot run tar: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+fn tempdir_in(dir: &std::path::Path) -> std::io::Result<PathBuf> {
+    let p = dir.join(format!(".runbook-export-{}", std::process::id()));
+    std::fs::create_dir_all(&p)?;
+    Ok(p)
 }

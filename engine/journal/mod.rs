@@ -17,6 +17,7 @@
 //!
 //! Event types and their `data` are documented on [`EventKind`].
 
+pub mod describe;
 mod events;
 mod replay;
 

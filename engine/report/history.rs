@@ -71,3 +71,228 @@ pub fn drill_overdue(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
         Some(t) => (now - t).num_days() > DRILL_EVERY_DAYS,
     }
 }
+
+/// One step across runs.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepHistory {
+    pub id: String,
+    pub runs: usize,
+    pub p50_s: f64,
+    pub p95_s: f64,
+    pub budget_s: f64,
+    pub suggestion: Option<String>,
+}
+
+/// One scenario across runs.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScenarioHistory {
+    pub scenario: String,
+    pub rto_target_s: f64,
+    pub runs: BTreeMap<String, usize>,
+    /// Finished real runs and drills (dry-runs are rehearsals on a virtual clock: counted in
+    /// `runs`, left out of the figures).
+    pub finished: usize,
+    pub success_rate: Option<f64>,
+    pub rto_p50_s: Option<f64>,
+    pub rto_p90_s: Option<f64>,
+    pub rto_max_s: Option<f64>,
+    pub rto_met_share: Option<f64>,
+    /// Mean time to recovery over finished real runs.
+    pub mttr_s: Option<f64>,
+    pub last_drill: Option<DateTime<Utc>>,
+    pub drill_overdue: bool,
+    pub steps: Vec<StepHistory>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[idx])
+}
+
+fn round_budget(s: f64) -> String {
+    // Up to the next whole minute above a minute, the next 5 s below.
+    let secs = if s >= 60.0 {
+        (s / 60.0).ceil() * 60.0
+    } else {
+        (s / 5.0).ceil().max(1.0) * 5.0
+    };
+    crate::units::fmt_duration(Duration::from_secs_f64(secs))
+}
+
+pub fn scenario_history(
+    runs: &[(String, RunState)],
+    scenario: &str,
+    now: DateTime<Utc>,
+) -> ScenarioHistory {
+    let mine: Vec<&RunState> = runs
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.scenario() == scenario)
+        .collect();
+    let mut by_mode = BTreeMap::new();
+    for r in &mine {
+        *by_mode.entry(r.mode().as_str().to_owned()).or_insert(0) += 1;
+    }
+    let counted: Vec<&&RunState> = mine
+        .iter()
+        .filter(|r| r.mode() != Mode::DryRun && r.is_finished())
+        .collect();
+    let mut elapsed: Vec<f64> = counted
+        .iter()
+        .filter_map(|r| r.finished.as_ref())
+        .map(|f| f.elapsed_ms as f64 / 1000.0)
+        .collect();
+    elapsed.sort_by(f64::total_cmp);
+    let succeeded = counted
+        .iter()
+        .filter(|r| {
+            r.finished
+                .as_ref()
+                .is_some_and(|f| f.status == RunStatus::Succeeded)
+        })
+        .count();
+    let met = counted
+        .iter()
+        .filter(|r| r.finished.as_ref().is_some_and(|f| f.rto_met))
+        .count();
+    let real: Vec<f64> = counted
+        .iter()
+        .filter(|r| r.mode() == Mode::Real)
+        .filter_map(|r| r.finished.as_ref())
+        .map(|f| f.elapsed_ms as f64 / 1000.0)
+        .collect();
+    let share = |k: usize| (!counted.is_empty()).then(|| k as f64 / counted.len() as f64);
+    let latest_plan = mine
+        .iter()
+        .rev()
+        .find_map(|r| r.started.as_ref())
+        .map(|s| s.plan.clone());
+    let rto_target_s = mine
+        .iter()
+        .rev()
+        .find_map(|r| r.started.as_ref())
+        .map(|s| s.rto_ms as f64 / 1000.0)
+        .unwrap_or(0.0);
+    let durations = step_durations(runs, scenario);
+    let steps = latest_plan
+        .map(|p| p.steps)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            let mut v: Vec<f64> = durations
+                .get(&p.id)?
+                .iter()
+                .map(Duration::as_secs_f64)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            let (p50, p95) = (percentile(&v, 0.5)?, percentile(&v, 0.95)?);
+            let budget = p.budget_ms as f64 / 1000.0;
+            let suggestion = if p95 > budget {
+                Some(format!(
+                    "too tight: p95 is over the budget; consider `budget: {}`",
+                    round_budget(p95 * 1.1)
+                ))
+            } else if v.len() >= 3 && p95 < budget * 0.5 {
+                Some(format!(
+                    "loose: p95 is under half the budget; consider `budget: {}`",
+                    round_budget(p95 * 1.25)
+                ))
+            } else {
+                None
+            };
+            Some(StepHistory {
+                id: p.id,
+                runs: v.len(),
+                p50_s: p50,
+                p95_s: p95,
+                budget_s: budget,
+                suggestion,
+            })
+        })
+        .collect();
+    let last = last_drill(runs, scenario);
+    ScenarioHistory {
+        scenario: scenario.to_owned(),
+        rto_target_s,
+        runs: by_mode,
+        finished: counted.len(),
+        success_rate: share(succeeded),
+        rto_p50_s: percentile(&elapsed, 0.5),
+        rto_p90_s: percentile(&elapsed, 0.9),
+        rto_max_s: elapsed.last().copied(),
+        rto_met_share: share(met),
+        mttr_s: (!real.is_empty()).then(|| real.iter().sum::<f64>() / real.len() as f64),
+        last_drill: last,
+        drill_overdue: drill_overdue(last, now),
+        steps,
+    }
+}
+
+pub fn history_markdown(all: &[ScenarioHistory]) -> String {
+    use std::fmt::Write;
+    let d = |s: Option<f64>| {
+        s.map(|s| crate::units::fmt_duration(Duration::from_secs_f64(s)))
+            .unwrap_or_else(|| "-".into())
+    };
+    let pct = |s: Option<f64>| {
+        s.map(|s| format!("{:.0}%", s * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut o = String::from("# Run history\n");
+    for h in all {
+        let _ = writeln!(o, "\n## {}\n", h.scenario);
+        let modes: Vec<String> = h.runs.iter().map(|(m, n)| format!("{n} {m}")).collect();
+        let _ = writeln!(o, "| | |\n|---|---|");
+        let _ = writeln!(o, "| Runs | {} |", modes.join(", "));
+        let _ = writeln!(
+            o,
+            "| Success rate | {} of {} finished real runs and drills |",
+            pct(h.success_rate),
+            h.finished
+        );
+        let _ = writeln!(
+            o,
+            "| RTO achieved | p50 {}, p90 {}, max {} against a target of {} |",
+            d(h.rto_p50_s),
+            d(h.rto_p90_s),
+            d(h.rto_max_s),
+            d(Some(h.rto_target_s))
+        );
+        let _ = writeln!(o, "| RTO met | {} of runs |", pct(h.rto_met_share));
+        let _ = writeln!(o, "| MTTR (real runs) | {} |", d(h.mttr_s));
+        let _ = writeln!(
+            o,
+            "| Last drill | {}{} |",
+            h.last_drill
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "never".into()),
+            if h.drill_overdue {
+                " — OVERDUE (quarterly drills)"
+            } else {
+                ""
+            }
+        );
+        if !h.steps.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n| Step | Runs | p50 | p95 | Budget | Suggestion |\n|---|---|---|---|---|---|"
+            );
+            for s in &h.steps {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    s.id,
+                    s.runs,
+                    d(Some(s.p50_s)),
+                    d(Some(s.p95_s)),
+                    d(Some(s.budget_s)),
+                    s.suggestion.clone().unwrap_or_default()
+                );
+            }
+        }
+    }
+    o
+}

@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use crate::journal::*;
 
 pub mod history;
+pub mod render;
 
 pub const REPORT_VERSION: u32 = 1;
 

@@ -84,7 +84,7 @@ pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>, kind: Kind) -> Result<
             .into());
     }
     // The bare tree lets repeated keys through, so that every one of them is reported.
-    let tree: Node = serde_saphyr::from_str_with_options(text, tree_options())
+    let tree: Node = serde_saphyr::from_str_with_options(text, tree_options(text))
         .map_err(|e| Problems::from(yaml_problem(&e, file)))?;
     let mut problems = Problems::default();
     lint_duplicates(&tree, file, &mut problems);
@@ -95,22 +95,36 @@ pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>, kind: Kind) -> Result<
             .sort_by_key(|p| p.pos.map(|pos| pos.offset).unwrap_or(0));
         return Err(problems);
     }
-    serde_saphyr::from_str_with_options(text, options())
+    serde_saphyr::from_str_with_options(text, options(text))
         .map_err(|e| Problems::from(yaml_problem(&e, file)))
 }
 
-fn tree_options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
+fn tree_options(text: &str) -> serde_saphyr::Options {
+    let mut o = serde_saphyr::options! {
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
         with_snippet: false,
-    }
+    };
+    o.budget = Some(budget(text));
+    o
 }
 
-fn options() -> serde_saphyr::Options {
-    serde_saphyr::options! {
+fn options(text: &str) -> serde_saphyr::Options {
+    let mut o = serde_saphyr::options! {
         duplicate_keys: DuplicateKeyPolicy::Error,
         with_snippet: false,
-    }
+    };
+    o.budget = Some(budget(text));
+    o
+}
+
+/// serde-saphyr's default budget stops at 250,000 nodes, about 35,000 steps. Without aliases a
+/// document cannot hold more nodes than it has bytes, so the caps on nodes and events grow with
+/// the text; the caps on aliases and anchors, which guard against expansion bombs, stay.
+fn budget(text: &str) -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(text.len());
+    b.max_events = b.max_events.max(2 * text.len());
+    b
 }
 
 /// Paths are shown relative to the current directory when they lie below it.

@@ -1,0 +1,180 @@
+//! One human line per journal record: for the terminal, the plain log and report timelines.
+
+use std::time::Duration;
+
+use super::*;
+use crate::units::fmt_duration;
+
+pub fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A human line for a record, or None for records not worth a line.
+pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
+    let e = &rec.event;
+    Some(match e {
+        EventKind::RunStarted(r) => format!(
+            "run {} started: {} ({}), mode {}, RTO {}, operator {}",
+            r.run_id,
+            r.scenario,
+            r.title,
+            r.mode.map(Mode::as_str).unwrap_or("real"),
+            fmt_duration(Duration::from_millis(r.rto_ms)),
+            r.operator
+        ),
+        EventKind::StepStarted(s) => {
+            let attempt = if s.attempt > 1 {
+                format!(" (attempt {})", s.attempt)
+            } else {
+                String::new()
+            };
+            let how = match s.how.as_str() {
+                "run" => String::new(),
+                other => format!(" [{other}]"),
+            };
+            match &s.command {
+                Some(c) => format!("{} {}{attempt}{how}: {c}", paint(color, "36", "▶"), s.step),
+                None => format!("{} {}{attempt}{how}", paint(color, "36", "▶"), s.step),
+            }
+        }
+        EventKind::StepOutput(o) => {
+            let kv: Vec<String> = o.outputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("  {} outputs: {}", o.step, kv.join(" "))
+        }
+        EventKind::StepFinished(f) => {
+            let d = fmt_duration(Duration::from_millis(f.duration_ms));
+            let why = match (&f.error, f.exit_code, f.signal) {
+                (Some(e), _, _) => format!(": {e}"),
+                (None, Some(c), _) if c != 0 => format!(" (exit {c})"),
+                (None, _, Some(s)) => format!(" (signal {s})"),
+                _ => String::new(),
+            };
+            let retry = if f.will_retry { ", will retry" } else { "" };
+            match f.status {
+                StepStatus::Succeeded => {
+                    format!("{} {} succeeded in {d}", paint(color, "32", "✓"), f.step)
+                }
+                StepStatus::Skipped => {
+                    format!("{} {} skipped (drill)", paint(color, "2", "-"), f.step)
+                }
+                StepStatus::Simulated => format!(
+                    "{} {} simulated: estimate {d}",
+                    paint(color, "2", "~"),
+                    f.step
+                ),
+                StepStatus::NotRun => format!("{} {} not run", paint(color, "2", "-"), f.step),
+                StepStatus::Interrupted => format!(
+                    "{} {} interrupted after {d}",
+                    paint(color, "33", "■"),
+                    f.step
+                ),
+                StepStatus::TimedOut => format!(
+                    "{} {} timed out after {d}{why}{retry}",
+                    paint(color, "31", "✗"),
+                    f.step
+                ),
+                StepStatus::Failed => format!(
+                    "{} {} failed after {d}{why}{retry}",
+                    paint(color, "31", "✗"),
+                    f.step
+                ),
+            }
+        }
+        EventKind::BudgetWarning(b) => format!(
+            "{} {} at 80% of its budget: {} of {}",
+            paint(color, "33", "!"),
+            b.step,
+            fmt_duration(Duration::from_millis(b.elapsed_ms)),
+            fmt_duration(Duration::from_millis(b.budget_ms))
+        ),
+        EventKind::BudgetBreached(b) => format!(
+            "{} {} over its budget of {}",
+            paint(color, "31", "!!"),
+            b.step,
+            fmt_duration(Duration::from_millis(b.budget_ms))
+        ),
+        EventKind::RtoAtRisk(r) => format!(
+            "{} RTO at risk: projected finish at +{} against a target of {} (path: {})",
+            paint(color, "31;1", "!!"),
+            fmt_duration(Duration::from_millis(r.projected_ms)),
+            fmt_duration(Duration::from_millis(r.target_ms)),
+            r.path.join(" → ")
+        ),
+        EventKind::ApprovalRequested(a) => format!(
+            "{} {} waits for approval by {}{}: {}",
+            paint(color, "35", "?"),
+            a.step,
+            a.approvers.join(", "),
+            if a.min > 1 {
+                format!(" ({} people)", a.min)
+            } else {
+                String::new()
+            },
+            a.prompt
+        ),
+        EventKind::ApprovalReceived(a) => {
+            format!("  {} approved by {} (more needed)", a.step, a.by)
+        }
+        EventKind::ApprovalGranted(a) => format!(
+            "{} {} approved by {}{} after {}",
+            paint(color, "32", "✓"),
+            a.step,
+            a.by.join(", "),
+            if a.auto { " (auto)" } else { "" },
+            fmt_duration(Duration::from_millis(a.wait_ms))
+        ),
+        EventKind::ApprovalDenied(a) => {
+            format!("{} {} denied by {}", paint(color, "31", "✗"), a.step, a.by)
+        }
+        EventKind::ApprovalRejected(a) => {
+            format!("{} {}: {}", paint(color, "33", "!"), a.step, a.reason)
+        }
+        EventKind::ApprovalTimedOut(a) => format!(
+            "{} {}: nobody answered in {}; the run stops (resume it with `runbook resume`)",
+            paint(color, "33", "■"),
+            a.step,
+            fmt_duration(Duration::from_millis(a.wait_ms))
+        ),
+        EventKind::Escalated(x) => format!(
+            "{} escalated to {} ({}){}",
+            paint(color, "35", "↑"),
+            x.channel,
+            x.reason,
+            if x.ok {
+                ""
+            } else {
+                ": the notify command failed"
+            }
+        ),
+        EventKind::RunInterrupted(r) => format!(
+            "{} run stopped ({}); it can be resumed",
+            paint(color, "33", "■"),
+            r.reason
+        ),
+        EventKind::RunResumed(r) => format!(
+            "run resumed by {} after {} of downtime",
+            r.operator,
+            fmt_duration(Duration::from_millis(r.downtime_ms))
+        ),
+        EventKind::RunFinished(f) => {
+            let verdict = if f.rto_met {
+                paint(color, "32", "RTO met")
+            } else {
+                paint(color, "31", "RTO MISSED")
+            };
+            let status = match f.status {
+                RunStatus::Succeeded => paint(color, "32", "succeeded"),
+                RunStatus::Failed => paint(color, "31", "failed"),
+            };
+            format!(
+                "run {status} in {}: {verdict} (target {})",
+                fmt_duration(Duration::from_millis(f.elapsed_ms)),
+                fmt_duration(Duration::from_millis(rto_ms.max(f.rto_ms)))
+            )
+        }
+    })
+}

@@ -1,0 +1,775 @@
+//! The human reports of one run — Markdown for the post-incident review, self-contained HTML
+//! with an SVG Gantt chart for the meeting, JUnit XML for CI systems that run drills — all from
+//! one [`Model`] built from the journal.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::{actual_critical_path, elapsed_ms, projected_rto_ms, run_status, step_status};
+use crate::journal::describe::describe;
+use crate::journal::*;
+use crate::units::fmt_duration;
+
+fn d(ms: u64) -> String {
+    fmt_duration(Duration::from_millis(ms))
+}
+
+fn utc(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One step's row.
+#[derive(Clone, Debug)]
+pub struct StepRow {
+    pub id: String,
+    pub title: String,
+    pub status: String,
+    pub gate: bool,
+    pub start_ms: Option<u64>,
+    pub end_ms: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub budget_ms: u64,
+    pub breached: bool,
+    pub attempts: u32,
+    pub approved_by: Vec<String>,
+    pub wait_ms: Option<u64>,
+    pub estimated: bool,
+    pub critical: bool,
+    pub error: Option<String>,
+}
+
+/// Everything a report shows, computed once.
+pub struct Model {
+    pub run_id: String,
+    pub scenario: String,
+    pub title: String,
+    pub mode: String,
+    pub status: String,
+    pub operator: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub elapsed_ms: u64,
+    pub rto_ms: u64,
+    pub rto_met: Option<bool>,
+    pub projected_ms: Option<u64>,
+    pub machine_ms: u64,
+    pub human_ms: u64,
+    pub runbook: String,
+    pub sha256: String,
+    pub steps: Vec<StepRow>,
+    pub critical_path: Vec<String>,
+    pub approvals: Vec<String>,
+    pub escalations: Vec<String>,
+    pub breaches: Vec<String>,
+    pub retries: Vec<String>,
+    pub interruptions: Vec<String>,
+    pub timeline: Vec<(String, String)>,
+}
+
+impl Model {
+    pub fn new(state: &RunState, records: &[Record]) -> Model {
+        let started = state.started.clone().unwrap_or_default();
+        let elapsed = elapsed_ms(state);
+        let critical = actual_critical_path(state);
+        let steps: Vec<StepRow> = state
+            .steps
+            .iter()
+            .map(|s| {
+                let start = s.started_ms.or(s.requested_ms);
+                let dur = if s.gate {
+                    s.wait_ms.or(s.duration_ms(elapsed))
+                } else {
+                    s.duration_ms(elapsed)
+                };
+                StepRow {
+                    id: s.id.clone(),
+                    title: s.title.clone(),
+                    status: step_status(s).to_owned(),
+                    gate: s.gate,
+                    start_ms: start,
+                    end_ms: s.finished_ms,
+                    duration_ms: if matches!(
+                        s.status,
+                        Some(StepStatus::Skipped | StepStatus::NotRun)
+                    ) {
+                        None
+                    } else {
+                        dur
+                    },
+                    budget_ms: s.budget_ms,
+                    breached: s.breached,
+                    attempts: s.attempts,
+                    approved_by: s.approved_by.clone(),
+                    wait_ms: s.wait_ms,
+                    estimated: s.estimated,
+                    critical: critical.contains(&s.id),
+                    error: s.error.clone(),
+                }
+            })
+            .collect();
+        let machine_ms = steps
+            .iter()
+            .filter(|s| !s.gate && !s.estimated)
+            .filter_map(|s| s.duration_ms)
+            .sum();
+        let mut approvals = Vec::new();
+        let mut retries = Vec::new();
+        let mut timeline = Vec::new();
+        for r in records {
+            let at = format!("{} (+{})", r.at.format("%H:%M:%S"), d(r.elapsed_ms));
+            match &r.event {
+                EventKind::ApprovalGranted(g) => approvals.push(format!(
+                    "`{}` approved by {}{} after a wait of {}{}",
+                    g.step,
+                    g.by.join(" and "),
+                    if g.auto {
+                        " (auto-approved with --yes)"
+                    } else {
+                        ""
+                    },
+                    d(g.wait_ms),
+                    g.comment
+                        .as_ref()
+                        .map(|c| format!(": \"{c}\""))
+                        .unwrap_or_default()
+                )),
+                EventKind::ApprovalDenied(g) => approvals.push(format!(
+                    "`{}` DENIED by {} after {}{}",
+                    g.step,
+                    g.by,
+                    d(g.wait_ms),
+                    g.comment
+                        .as_ref()
+                        .map(|c| format!(": \"{c}\""))
+                        .unwrap_or_default()
+                )),
+                EventKind::ApprovalRejected(x) => approvals.push(format!(
+                    "`{}`: an answer was rejected: {}",
+                    x.step, x.reason
+                )),
+                EventKind::ApprovalTimedOut(x) => approvals.push(format!(
+                    "`{}`: nobody answered within {}; the run stopped",
+                    x.step,
+                    d(x.wait_ms)
+                )),
+                EventKind::StepFinished(f) if f.will_retry => retries.push(format!(
+                    "`{}` attempt {} {} at +{}; tried again",
+                    f.step,
+                    f.attempt,
+                    f.status.as_str(),
+                    d(r.elapsed_ms)
+                )),
+                _ => {}
+            }
+            if let Some(line) = describe(r, false, started.rto_ms) {
+                timeline.push((at, line));
+            }
+        }
+        Model {
+            run_id: started.run_id.clone(),
+            scenario: started.scenario.clone(),
+            title: started.title.clone(),
+            mode: state.mode().as_str().to_owned(),
+            status: run_status(state).to_owned(),
+            operator: started.operator.clone(),
+            started_at: state.started_at,
+            ended_at: state.finished_at.or(state.last_at),
+            elapsed_ms: elapsed,
+            rto_ms: started.rto_ms,
+            rto_met: state.finished.as_ref().map(|f| f.rto_met),
+            projected_ms: if state.mode() == Mode::Real {
+                None
+            } else {
+                projected_rto_ms(state)
+            },
+            machine_ms,
+            human_ms: state.human_wait_ms(),
+            runbook: started.runbook.clone(),
+            sha256: started.runbook_sha256.clone(),
+            steps,
+            critical_path: critical,
+            approvals,
+            escalations: state
+                .escalations
+                .iter()
+                .map(|(at, e)| {
+                    format!(
+                        "+{} to `{}` ({}){}",
+                        d(*at),
+                        e.channel,
+                        e.reason,
+                        if e.ok {
+                            ""
+                        } else {
+                            " — the notify command FAILED"
+                        }
+                    )
+                })
+                .collect(),
+            breaches: state
+                .breaches
+                .iter()
+                .map(|(at, b)| {
+                    format!(
+                        "`{}` went over its budget of {} at +{}",
+                        b.step,
+                        d(b.budget_ms),
+                        d(*at)
+                    )
+                })
+                .collect(),
+            retries,
+            interruptions: state
+                .interruptions
+                .iter()
+                .map(|(at, i)| format!("+{}: stopped ({})", d(*at), i.reason))
+                .chain(state.resumes.iter().map(|(at, r)| {
+                    format!(
+                        "+{}: resumed by {} after {} of downtime{}{}",
+                        d(*at),
+                        r.operator,
+                        d(r.downtime_ms),
+                        if r.adopted.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; adopted {}", r.adopted.join(", "))
+                        },
+                        if r.rerun.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; re-ran {}", r.rerun.join(", "))
+                        }
+                    )
+                }))
+                .collect(),
+            timeline,
+        }
+    }
+
+    pub fn verdict(&self) -> String {
+        match self.rto_met {
+            Some(true) => format!("met: {} of a {} target", d(self.elapsed_ms), d(self.rto_ms)),
+            Some(false) => format!(
+                "MISSED: {} against a {} target",
+                d(self.elapsed_ms),
+                d(self.rto_ms)
+            ),
+            None => format!(
+                "unfinished: {} so far of a {} target",
+                d(self.elapsed_ms),
+                d(self.rto_ms)
+            ),
+        }
+    }
+
+    fn summary(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("Run", self.run_id.clone()),
+            ("Scenario", format!("{} — {}", self.scenario, self.title)),
+            ("Mode", self.mode.clone()),
+            ("Status", self.status.clone()),
+            ("Operator", self.operator.clone()),
+            ("Started (UTC)", utc(self.started_at)),
+            ("Ended (UTC)", utc(self.ended_at)),
+            ("RTO", self.verdict()),
+        ];
+        if let Some(p) = self.projected_ms {
+            v.push((
+                "Projected RTO",
+                format!(
+                    "{} (measured durations where steps ran, estimates elsewhere)",
+                    d(p)
+                ),
+            ));
+        }
+        v.push(("Machine time", d(self.machine_ms)));
+        v.push(("Human wait", d(self.human_ms)));
+        v.push((
+            "Runbook",
+            format!("{} (sha256 {})", self.runbook, self.sha256),
+        ));
+        v
+    }
+
+    fn step_cells(&self, s: &StepRow) -> [String; 10] {
+        let delta = match s.duration_ms {
+            Some(dur) if dur >= s.budget_ms => format!("+{}", d(dur - s.budget_ms)),
+            Some(dur) => format!("-{}", d(s.budget_ms - dur)),
+            None => "-".into(),
+        };
+        [
+            format!("{}{}", s.id, if s.critical { " *" } else { "" }),
+            s.status.clone(),
+            s.start_ms
+                .map(|t| format!("+{}", d(t)))
+                .unwrap_or_else(|| "-".into()),
+            s.duration_ms
+                .map(|t| format!("{}{}", if s.estimated { "~" } else { "" }, d(t)))
+                .unwrap_or_else(|| "-".into()),
+            d(s.budget_ms),
+            delta,
+            if s.breached { "yes".into() } else { "".into() },
+            if s.gate {
+                "-".into()
+            } else {
+                s.attempts.to_string()
+            },
+            s.approved_by.join(", "),
+            s.wait_ms.map(d).unwrap_or_default(),
+        ]
+    }
+}
+
+const STEP_HEADERS: [&str; 10] = [
+    "Step",
+    "Status",
+    "Start",
+    "Duration",
+    "Budget",
+    "Delta",
+    "Breach",
+    "Attempts",
+    "Approved by",
+    "Wait",
+];
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn markdown(m: &Model) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# {}: {} run report\n", m.scenario, m.mode);
+    let _ = writeln!(o, "| | |\n|---|---|");
+    for (k, v) in m.summary() {
+        let _ = writeln!(o, "| {k} | {} |", md_escape(&v));
+    }
+    let _ = writeln!(o, "\n## Steps\n");
+    let _ = writeln!(o, "| {} |", STEP_HEADERS.join(" | "));
+    let _ = writeln!(o, "|{}", "---|".repeat(STEP_HEADERS.len()));
+    for s in &m.steps {
+        let cells: Vec<String> = m.step_cells(s).iter().map(|c| md_escape(c)).collect();
+        let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        o,
+        "\n`*` on the critical path as it ran; `~` an estimate (the step did not run in this mode)."
+    );
+    let _ = writeln!(
+        o,
+        "\n## Critical path, as it ran\n\n{}",
+        if m.critical_path.is_empty() {
+            "-".to_owned()
+        } else {
+            m.critical_path.join(" → ")
+        }
+    );
+    for (title, items) in [
+        ("Approvals", &m.approvals),
+        ("Escalations", &m.escalations),
+        ("Budget breaches", &m.breaches),
+        ("Retries", &m.retries),
+        ("Interruptions and resumes", &m.interruptions),
+    ] {
+        let _ = writeln!(o, "\n## {title}\n");
+        if items.is_empty() {
+            let _ = writeln!(o, "None.");
+        }
+        for i in items {
+            let _ = writeln!(o, "- {}", md_escape(i));
+        }
+    }
+    let failed: Vec<&StepRow> = m
+        .steps
+        .iter()
+        .filter(|s| matches!(s.status.as_str(), "failed" | "timed_out"))
+        .collect();
+    let _ = writeln!(o, "\n## Post-incident review\n");
+    let _ = writeln!(
+        o,
+        "Hold the review within 24 hours of resolution, with every stakeholder present.\n"
+    );
+    let _ = writeln!(o, "### Timeline of events\n");
+    for (at, line) in &m.timeline {
+        let _ = writeln!(o, "- {at} {}", md_escape(line));
+    }
+    let _ = writeln!(o, "\n### Actions taken\n");
+    for s in m.steps.iter().filter(|s| s.status == "succeeded") {
+        let _ = writeln!(o, "- {} (`{}`)", md_escape(&s.title), s.id);
+    }
+    let _ = writeln!(o, "\n### Root cause\n\n_To be written by the review._");
+    if !failed.is_empty() {
+        let _ = writeln!(o, "\nSteps that failed in this run:");
+        for s in failed {
+            let _ = writeln!(
+                o,
+                "- `{}`: {}",
+                s.id,
+                md_escape(s.error.as_deref().unwrap_or(&s.status))
+            );
+        }
+    }
+    let _ = writeln!(o, "\n### Lessons learned\n\n_To be written by the review._");
+    let _ = writeln!(o, "\n### Action items\n");
+    let mut any = false;
+    for s in m.steps.iter().filter(|s| s.breached) {
+        any = true;
+        let _ = writeln!(
+            o,
+            "- [ ] `{}` overran its budget of {}: revisit the budget or the procedure",
+            s.id,
+            d(s.budget_ms)
+        );
+    }
+    if m.rto_met == Some(false) {
+        any = true;
+        let _ = writeln!(
+            o,
+            "- [ ] the RTO target of {} was missed: shorten the critical path ({})",
+            d(m.rto_ms),
+            m.critical_path.join(" → ")
+        );
+    }
+    if !any {
+        let _ = writeln!(o, "- [ ] ");
+    }
+    o
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn color(status: &str) -> &'static str {
+    match status {
+        "succeeded" => "#2e9d4f",
+        "failed" | "timed_out" => "#d0342c",
+        "simulated" => "#7fa7d9",
+        "skipped" | "not_run" => "#b0b0b0",
+        "interrupted" => "#e39b20",
+        "running" => "#3b7dd8",
+        "waiting" => "#8a5cc7",
+        _ => "#999999",
+    }
+}
+
+/// An SVG Gantt chart: a bar per step coloured by status, gate waits drawn apart (hatched,
+/// purple), each budget marked, the RTO target as a line, the critical path outlined.
+pub fn gantt(m: &Model) -> String {
+    let label_w = 190.0;
+    let chart_w = 760.0;
+    let row_h = 26.0;
+    let top = 34.0;
+    let horizon = m
+        .elapsed_ms
+        .max(m.rto_ms)
+        .max(
+            m.steps
+                .iter()
+                .map(|s| s.start_ms.unwrap_or(0) + s.budget_ms.max(s.duration_ms.unwrap_or(0)))
+                .max()
+                .unwrap_or(0),
+        )
+        .max(1) as f64
+        * 1.05;
+    let x = |ms: u64| label_w + chart_w * (ms as f64 / horizon);
+    let height = top + row_h * m.steps.len() as f64 + 30.0;
+    let width = label_w + chart_w + 20.0;
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="Gantt chart of the run" font-family="sans-serif" font-size="12">
+<defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#8a5cc7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" stroke-width="2"/></pattern></defs>
+<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>
+"##
+    );
+    // Time axis: five ticks.
+    for k in 0..=5 {
+        let ms = (horizon / 1.05 * k as f64 / 5.0) as u64;
+        let tx = x(ms);
+        let _ = write!(
+            o,
+            r##"<line x1="{tx:.1}" y1="{top}" x2="{tx:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#555">+{}</text>
+"##,
+            height - 24.0,
+            height - 8.0,
+            d(ms)
+        );
+    }
+    for (i, s) in m.steps.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let _ = write!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#222">{}</text>
+"##,
+            label_w - 8.0,
+            y + row_h * 0.65,
+            esc(&s.id)
+        );
+        let Some(start) = s.start_ms else { continue };
+        let dur = s.duration_ms.unwrap_or(0);
+        let x0 = x(start);
+        let w = (x(start + dur) - x0).max(2.0);
+        let fill = if s.gate {
+            "url(#wait)".to_owned()
+        } else {
+            color(&s.status).to_owned()
+        };
+        let stroke = if s.critical {
+            r##" stroke="#111" stroke-width="2.5""##
+        } else {
+            ""
+        };
+        let opacity = if s.estimated {
+            r#" fill-opacity="0.55""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            o,
+            r##"<rect class="bar {}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{fill}"{stroke}{opacity}><title>{} — {}{}: {} (budget {})</title></rect>
+"##,
+            esc(&s.status),
+            y + 5.0,
+            row_h - 10.0,
+            esc(&s.id),
+            esc(&s.status),
+            if s.gate { " (human wait)" } else { "" },
+            d(dur),
+            d(s.budget_ms)
+        );
+        // The budget, as a tick where it runs out.
+        let bx = x(start + s.budget_ms);
+        let _ = write!(
+            o,
+            r##"<line class="budget" x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/>
+"##,
+            y + 2.0,
+            y + row_h - 2.0
+        );
+    }
+    let rx = x(m.rto_ms);
+    let _ = write!(
+        o,
+        r##"<line class="rto" x1="{rx:.1}" y1="{:.1}" x2="{rx:.1}" y2="{:.1}" stroke="#d0342c" stroke-width="2" stroke-dasharray="6 4"/><text x="{rx:.1}" y="{:.1}" text-anchor="middle" fill="#d0342c">RTO {}</text>
+"##,
+        top - 6.0,
+        height - 24.0,
+        top - 10.0,
+        d(m.rto_ms)
+    );
+    o.push_str("</svg>");
+    o
+}
+
+pub fn html(m: &Model) -> String {
+    let mut o = String::new();
+    let verdict_class = match m.rto_met {
+        Some(true) => "ok",
+        Some(false) => "bad",
+        None => "open",
+    };
+    let _ = write!(
+        o,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{scenario} {mode} run report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1000px; color: #222; }}
+h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 0.9rem; }}
+td, th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }} th {{ background: #f4f4f4; }}
+.verdict {{ font-size: 1.3rem; padding: 0.6rem 1rem; border-radius: 6px; display: inline-block; }}
+.ok {{ background: #e3f4e8; color: #1d6b35; }} .bad {{ background: #fbe4e2; color: #9b231d; }} .open {{ background: #eef; }}
+.legend span {{ display: inline-block; margin-right: 1rem; }} .sw {{ display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: middle; }}
+ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
+</style></head><body>
+<h1>{scenario}: {mode} run report</h1>
+<p class="verdict {verdict_class}">RTO {verdict}</p>
+"#,
+        scenario = esc(&m.scenario),
+        mode = esc(&m.mode),
+        verdict = esc(&m.verdict()),
+    );
+    o.push_str("<table class=\"summary\">");
+    for (k, v) in m.summary() {
+        let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    o.push_str("</table>\n<h2>Timeline</h2>\n");
+    o.push_str(&gantt(m));
+    o.push_str("\n<p class=\"legend\">");
+    for (name, c) in [
+        ("succeeded", "#2e9d4f"),
+        ("failed", "#d0342c"),
+        ("estimate (did not run)", "#7fa7d9"),
+        ("skipped / not run", "#b0b0b0"),
+        ("human wait at a gate", "#8a5cc7"),
+    ] {
+        let _ = write!(
+            o,
+            "<span><i class=\"sw\" style=\"background:{c}\"></i>{name}</span>"
+        );
+    }
+    o.push_str("<span>| budget end &nbsp; <b style=\"color:#d0342c\">- -</b> RTO target &nbsp; <b>outlined</b>: critical path</span></p>\n");
+    o.push_str("<h2>Steps</h2>\n<table class=\"steps\"><tr>");
+    for h in STEP_HEADERS {
+        let _ = write!(o, "<th>{h}</th>");
+    }
+    o.push_str("</tr>\n");
+    for s in &m.steps {
+        o.push_str("<tr>");
+        for c in m.step_cells(s) {
+            let _ = write!(o, "<td>{}</td>", esc(&c));
+        }
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</table>\n");
+    let _ = write!(
+        o,
+        "<h2>Critical path, as it ran</h2><p>{}</p>\n",
+        esc(&m.critical_path.join(" → "))
+    );
+    for (title, items) in [
+        ("Approvals", &m.approvals),
+        ("Escalations", &m.escalations),
+        ("Budget breaches", &m.breaches),
+        ("Retries", &m.retries),
+        ("Interruptions and resumes", &m.interruptions),
+    ] {
+        let _ = write!(o, "<h2>{title}</h2>");
+        if items.is_empty() {
+            o.push_str("<p>None.</p>");
+        } else {
+            o.push_str("<ul>");
+            for i in items {
+                let _ = write!(o, "<li>{}</li>", esc(i));
+            }
+            o.push_str("</ul>");
+        }
+        o.push('\n');
+    }
+    o.push_str("<h2>Post-incident review</h2>\n<h3>Timeline of events</h3><ul class=\"timeline\">");
+    for (at, line) in &m.timeline {
+        let _ = write!(o, "<li>{} {}</li>", esc(at), esc(line));
+    }
+    o.push_str("</ul>\n<h3>Actions taken</h3><ul>");
+    for s in m.steps.iter().filter(|s| s.status == "succeeded") {
+        let _ = write!(
+            o,
+            "<li>{} (<code>{}</code>)</li>",
+            esc(&s.title),
+            esc(&s.id)
+        );
+    }
+    o.push_str("</ul>\n<h3>Root cause</h3><p><em>To be written by the review.</em></p>\n<h3>Lessons learned</h3><p><em>To be written by the review.</em></p>\n<h3>Action items</h3><ul>");
+    for s in m.steps.iter().filter(|s| s.breached) {
+        let _ = write!(
+            o,
+            "<li><code>{}</code> overran its budget of {}: revisit the budget or the procedure</li>",
+            esc(&s.id),
+            d(s.budget_ms)
+        );
+    }
+    o.push_str("</ul>\n</body></html>\n");
+    o
+}
+
+/// JUnit XML: one testsuite for the run, one testcase per step. Failed steps and budget
+/// breaches are failures; skipped and not-run steps are skipped.
+pub fn junit(m: &Model) -> String {
+    let failures = m
+        .steps
+        .iter()
+        .filter(|s| {
+            s.breached || matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted")
+        })
+        .count();
+    let skipped = m
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.status.as_str(),
+                "skipped" | "not_run" | "simulated" | "pending"
+            )
+        })
+        .count();
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        o,
+        "<testsuites name=\"runbook\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
+        m.steps.len(),
+        m.elapsed_ms as f64 / 1000.0
+    );
+    let _ = writeln!(
+        o,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        esc(&format!("{} ({})", m.scenario, m.mode)),
+        m.steps.len(),
+        m.elapsed_ms as f64 / 1000.0,
+        utc(m.started_at)
+    );
+    let _ = writeln!(o, "    <properties>");
+    for (k, v) in [
+        ("run_id", m.run_id.clone()),
+        ("rto_target_s", format!("{:.3}", m.rto_ms as f64 / 1000.0)),
+        (
+            "rto_met",
+            m.rto_met
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ),
+        ("operator", m.operator.clone()),
+    ] {
+        let _ = writeln!(o, "      <property name=\"{k}\" value=\"{}\"/>", esc(&v));
+    }
+    let _ = writeln!(o, "    </properties>");
+    for s in &m.steps {
+        let time = s.duration_ms.unwrap_or(0) as f64 / 1000.0;
+        let _ = write!(
+            o,
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
+            esc(&format!("runbook.{}", m.scenario)),
+            esc(&s.id)
+        );
+        let mut body = String::new();
+        if matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted") {
+            let _ = write!(
+                body,
+                "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
+                esc(&format!("step {}", s.status)),
+                esc(&s.status),
+                esc(s.error.as_deref().unwrap_or(""))
+            );
+        } else if s.breached {
+            let _ = write!(
+                body,
+                "      <failure message=\"{}\" type=\"budget_breached\"/>\n",
+                esc(&format!(
+                    "took {} against a budget of {}",
+                    d(s.duration_ms.unwrap_or(0)),
+                    d(s.budget_ms)
+                ))
+            );
+        } else if matches!(
+            s.status.as_str(),
+            "skipped" | "not_run" | "simulated" | "pending"
+        ) {
+            let _ = writeln!(body, "      <skipped message=\"{}\"/>", esc(&s.status));
+        }
+        if body.is_empty() {
+            o.push_str("/>\n");
+        } else {
+            o.push_str(">\n");
+            o.push_str(&body);
+            o.push_str("    </testcase>\n");
+        }
+    }
+    o.push_str("  </testsuite>\n</testsuites>\n");
+    o
+}
