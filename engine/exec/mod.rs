@@ -212,7 +212,7 @@ pub async fn execute(
                 }
             }
             Some(line) = answer_rx.recv() => {
-                terminal_answer(&line, &machine, &shell)
+                terminal_answer(&line, &machine, &mut shell)
             }
             _ = screen.tick() => {
                 let t = now();
@@ -220,8 +220,8 @@ pub async fn execute(
                 shell.observers.tick(t, projected);
                 None
             }
-            _ = sigint.recv() => interrupt_input(&mut stop, shell.tty_signals, &running),
-            _ = sigterm.recv() => interrupt_input(&mut stop, false, &running),
+            _ = sigint.recv() => interrupt_input(&mut stop, shell.tty_signals, &running, &mut shell.observers),
+            _ = sigterm.recv() => interrupt_input(&mut stop, false, &running, &mut shell.observers),
         };
         actions = Vec::new();
         // A step's output lines are all sent before its exit is: show them first.
@@ -260,6 +260,7 @@ fn interrupt_input(
     stop: &mut StopState,
     ask_first: bool,
     running: &HashMap<usize, Running>,
+    observers: &mut Observers,
 ) -> Option<Input> {
     let now = Instant::now();
     if stop.stopping {
@@ -269,7 +270,7 @@ fn interrupt_input(
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
-        eprintln!("\n  killed {} running step(s)", running.len());
+        observers.notice(&format!("\n  killed {} running step(s)", running.len()));
         return None;
     }
     let confirmed = stop
@@ -277,10 +278,10 @@ fn interrupt_input(
         .is_some_and(|t| now.duration_since(t) < Duration::from_secs(5));
     if ask_first && !confirmed {
         stop.asked_at = Some(now);
-        eprintln!(
+        observers.notice(&format!(
             "\n  interrupt: press Ctrl-C again within 5 seconds to stop the run ({} running step(s) will be terminated; it can be resumed)",
             running.len()
-        );
+        ));
         return None;
     }
     stop.stopping = true;
@@ -713,7 +714,7 @@ fn spawn_stdin_reader(tx: mpsc::UnboundedSender<String>) {
 }
 
 /// `y [comment]` / `n [comment]` typed at the terminal answers the oldest open gate.
-fn terminal_answer(line: &str, machine: &Machine, shell: &Shell) -> Option<Input> {
+fn terminal_answer(line: &str, machine: &Machine, shell: &mut Shell) -> Option<Input> {
     let gate = *machine.open_gates().first()?;
     let (word, comment) = match line.split_once(char::is_whitespace) {
         Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
@@ -723,7 +724,9 @@ fn terminal_answer(line: &str, machine: &Machine, shell: &Shell) -> Option<Input
         "y" | "yes" => true,
         "n" | "no" => false,
         _ => {
-            eprintln!("  answer `y` or `n` (optionally followed by a comment)");
+            shell
+                .observers
+                .notice("  answer `y` or `n` (optionally followed by a comment)");
             return None;
         }
     };

@@ -224,6 +224,14 @@ impl Observers {
             o.tick(now, projected);
         }
     }
+    /// A message for the person at the terminal (a question, a warning), printed above the
+    /// bars so they do not tear it.
+    pub fn notice(&mut self, text: &str) {
+        match &mut self.bars {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
     pub fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R {
         match &mut self.bars {
             Some(b) => b.suspend(f),
