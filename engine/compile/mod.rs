@@ -894,40 +894,35 @@ fn template_pos(file: &SourceFile, sp: &Sp<String>, range: Option<std::ops::Rang
 }
 
 /// One cycle through `start`, inside its strongly connected component, in `needs` order.
+/// Depth-first along `needs` edges restricted to the component until it returns to `start`;
+/// iterative, so that a cycle through 100,000 steps cannot overflow the stack.
 fn cycle_through(start: usize, members: &BTreeSet<usize>, needs: &[Vec<usize>]) -> Vec<usize> {
-    // Depth-first along `needs` edges restricted to the component until we return to start.
-    let mut path = vec![start];
-    let mut seen = BTreeSet::from([start]);
-    fn dfs(
-        at: usize,
-        start: usize,
-        members: &BTreeSet<usize>,
-        needs: &[Vec<usize>],
-        path: &mut Vec<usize>,
-        seen: &mut BTreeSet<usize>,
-    ) -> bool {
-        let mut next: Vec<usize> = needs[at]
+    let next = |at: usize| -> Vec<usize> {
+        let mut v: Vec<usize> = needs[at]
             .iter()
             .copied()
             .filter(|j| members.contains(j))
             .collect();
-        next.sort();
-        for j in next {
-            if j == start {
-                return true;
-            }
-            if seen.insert(j) {
-                path.push(j);
-                if dfs(j, start, members, needs, path, seen) {
-                    return true;
-                }
-                path.pop();
-            }
+        v.sort();
+        v
+    };
+    // The path so far: each step with the candidates it has left to try.
+    let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![(start, next(start), 0)];
+    let mut seen = BTreeSet::from([start]);
+    while let Some((_, candidates, tried)) = stack.last_mut() {
+        let Some(&j) = candidates.get(*tried) else {
+            stack.pop();
+            continue;
+        };
+        *tried += 1;
+        if j == start {
+            return stack.iter().map(|(at, _, _)| *at).collect();
         }
-        false
+        if seen.insert(j) {
+            stack.push((j, next(j), 0));
+        }
     }
-    dfs(start, start, members, needs, &mut path, &mut seen);
-    path
+    vec![start]
 }
 
 /// Kahn's algorithm; among ready steps the one earliest in the file goes first.

@@ -978,7 +978,22 @@ impl Machine {
         self.after_finish(now, i, status, out);
     }
 
+    /// Ends a gate: granted (succeeded) or denied (failed), journaled like any step's end.
     fn finish_step(&mut self, now: Duration, i: usize, status: StepStatus, out: &mut Vec<Action>) {
+        let since = match &self.rt[i].st {
+            St::Waiting { since, .. } | St::Running { since, .. } => *since,
+            _ => now,
+        };
+        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+            step: self.plan.steps[i].id.clone(),
+            status,
+            attempt: 1,
+            exit_code: None,
+            signal: None,
+            duration_ms: now.saturating_sub(since).as_millis() as u64,
+            will_retry: false,
+            error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
+        })));
         self.rt[i].st = St::Done(status);
         self.after_finish(now, i, status, out);
     }

@@ -513,7 +513,18 @@ fn remote_command(
             ssh.extend(["-p".into(), p.to_string()]);
         }
         if let Some(i) = &host.identity {
-            ssh.extend(["-i".into(), shellexpand_home(i)]);
+            ssh.extend([
+                "-i".into(),
+                shellexpand_home(i),
+                "-o".into(),
+                "IdentitiesOnly=yes".into(),
+            ]);
+        }
+        if let Some(k) = &host.known_hosts {
+            ssh.extend([
+                "-o".into(),
+                format!("UserKnownHostsFile={}", shellexpand_home(k)),
+            ]);
         }
         ssh.push(match &host.user {
             Some(u) => format!("{u}@{}", host.host),

@@ -466,18 +466,20 @@ pub fn gantt(m: &Model) -> String {
     let chart_w = 760.0;
     let row_h = 26.0;
     let top = 34.0;
-    let horizon = m
+    // The chart spans the run; the RTO target is drawn too unless it lies far beyond the run
+    // (a fast drill against a long target), where an arrow at the edge says where it is.
+    let ran = m
         .elapsed_ms
-        .max(m.rto_ms)
         .max(
             m.steps
                 .iter()
-                .map(|s| s.start_ms.unwrap_or(0) + s.budget_ms.max(s.duration_ms.unwrap_or(0)))
+                .map(|s| s.start_ms.unwrap_or(0) + s.duration_ms.unwrap_or(0))
                 .max()
                 .unwrap_or(0),
         )
-        .max(1) as f64
-        * 1.05;
+        .max(1);
+    let rto_on_chart = m.rto_ms <= ran.saturating_mul(3);
+    let horizon = if rto_on_chart { ran.max(m.rto_ms) } else { ran } as f64 * 1.08;
     let x = |ms: u64| label_w + chart_w * (ms as f64 / horizon);
     let height = top + row_h * m.steps.len() as f64 + 30.0;
     let width = label_w + chart_w + 20.0;
@@ -545,7 +547,7 @@ pub fn gantt(m: &Model) -> String {
             d(s.budget_ms)
         );
         // The budget, as a tick where it runs out.
-        let bx = x(start + s.budget_ms);
+        let bx = x(start + s.budget_ms).min(label_w + chart_w);
         let _ = write!(
             o,
             r##"<line class="budget" x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/>
@@ -554,16 +556,27 @@ pub fn gantt(m: &Model) -> String {
             y + row_h - 2.0
         );
     }
-    let rx = x(m.rto_ms);
-    let _ = write!(
-        o,
-        r##"<line class="rto" x1="{rx:.1}" y1="{:.1}" x2="{rx:.1}" y2="{:.1}" stroke="#d0342c" stroke-width="2" stroke-dasharray="6 4"/><text x="{rx:.1}" y="{:.1}" text-anchor="middle" fill="#d0342c">RTO {}</text>
+    if rto_on_chart {
+        let rx = x(m.rto_ms);
+        let _ = write!(
+            o,
+            r##"<line class="rto" x1="{rx:.1}" y1="{:.1}" x2="{rx:.1}" y2="{:.1}" stroke="#d0342c" stroke-width="2" stroke-dasharray="6 4"/><text x="{rx:.1}" y="{:.1}" text-anchor="middle" fill="#d0342c">RTO {}</text>
 "##,
-        top - 6.0,
-        height - 24.0,
-        top - 10.0,
-        d(m.rto_ms)
-    );
+            top - 6.0,
+            height - 24.0,
+            top - 10.0,
+            d(m.rto_ms)
+        );
+    } else {
+        let _ = write!(
+            o,
+            r##"<text class="rto" x="{:.1}" y="{:.1}" text-anchor="end" fill="#d0342c">RTO {} →</text>
+"##,
+            label_w + chart_w,
+            top - 10.0,
+            d(m.rto_ms)
+        );
+    }
     o.push_str("</svg>");
     o
 }

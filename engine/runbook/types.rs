@@ -323,6 +323,10 @@ pub struct HostDoc {
     pub port: Option<u16>,
     #[serde(default)]
     pub identity: Option<String>,
+    /// A known_hosts file that pins the host's key (ssh runs in batch mode: an unknown key
+    /// fails the step rather than being trusted).
+    #[serde(default)]
+    pub known_hosts: Option<String>,
 }
 
 /// The keys each mapping of the format accepts, for the first loading pass that reports every
@@ -383,5 +387,5 @@ pub mod keys {
     ];
     pub const INPUT: &[&str] = &["required", "default", "description"];
     pub const ENV: &[&str] = &["auto_approve", "vars", "inventory"];
-    pub const HOST: &[&str] = &["host", "user", "port", "identity"];
+    pub const HOST: &[&str] = &["host", "user", "port", "identity", "known_hosts"];
 }
