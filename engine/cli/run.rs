@@ -143,7 +143,7 @@ pub fn auto_approver(
     as_name: &Option<String>,
     operator: &str,
 ) -> Result<Option<String>, Problem> {
-    if !yes {
+    if !yes || !plan.steps.iter().any(|s| s.is_gate()) {
         return Ok(None);
     }
     if mode != Mode::Real || env.auto_approve {

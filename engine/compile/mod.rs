@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use sha2::{Digest, Sha256};
 
@@ -340,7 +340,8 @@ impl Compiler<'_> {
         }
         let mut acyclic = true;
         let mut cycles: Vec<Vec<usize>> = Vec::new();
-        for scc in tarjan_scc(&g) {
+        // Kosaraju: petgraph's Tarjan recurses once per step of a chain and overflows the stack on long ones.
+        for scc in kosaraju_scc(&g) {
             let members: BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
             let first = *members.iter().next().expect("an scc has a member");
             if members.len() == 1 && !needs[first].contains(&first) {

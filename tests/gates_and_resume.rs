@@ -1,0 +1,386 @@
+//! Approval gates answered from another process, `status`, and `resume` after the executor
+//! is killed — through the real binary, with real processes.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Project, finish, pid_alive};
+
+const GATE: &str = r#"scenario: gate
+title: A gate between two steps
+rto: 5m
+roles:
+  lead: [alice, bob]
+  cto: [carol]
+steps:
+  - id: prep
+    budget: 10s
+    run: echo prep >> effects.txt
+    drill: run
+  - id: go
+    needs: [prep]
+    budget: 1m
+    approval: { prompt: "Proceed after prep?", approvers: [lead], min: MIN, timeout: TIMEOUT }
+  - id: act
+    needs: [go]
+    budget: 10s
+    run: echo act >> effects.txt
+    drill: run
+"#;
+
+fn gate_project(min: u32, timeout: &str) -> Project {
+    let p = Project::new();
+    p.write(
+        "runbooks/gate.yaml",
+        &GATE
+            .replace("MIN", &min.to_string())
+            .replace("TIMEOUT", timeout),
+    );
+    p
+}
+
+#[test]
+fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_process() {
+    let p = gate_project(1, "2m");
+    let child = p.spawn(&["run", "gate"]);
+    let run = p.wait_for("approval_requested", "go");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        p.read("effects.txt"),
+        "prep\n",
+        "act must wait for the gate"
+    );
+
+    // status shows the open gate and the exact command to paste.
+    let (code, out, _) = p.run(&["status", &run]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("go    waiting") || out.contains("waiting"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("runbook approve {run} go --as NAME")),
+        "{out}"
+    );
+
+    // An unauthorized name changes nothing, and its caller is told.
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "mallory"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("rejected: `mallory` may not approve `go`"),
+        "{out}"
+    );
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "carol"]);
+    assert_eq!(code, 1, "a CTO is not an approver of this gate: {out}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(p.read("effects.txt"), "prep\n");
+    assert_eq!(p.events_of(&run, "approval_rejected").len(), 2);
+
+    // An approver lets it finish.
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, out, err) = p.run(&[
+        "approve",
+        &run,
+        "go",
+        "--as",
+        "bob",
+        "--comment",
+        "checked the replica",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("granted: approved by bob"), "{out}");
+    let (code, _, err) = finish(child, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "prep\nact\n");
+
+    // The report names the approver and the wait.
+    let report = p.report_json(&run);
+    let go = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "go")
+        .unwrap()
+        .clone();
+    assert_eq!(go["approved_by"], serde_json::json!(["bob"]));
+    assert!(go["wait_s"].as_f64().unwrap() >= 0.8, "{go}");
+    assert!(report["human_wait_s"].as_f64().unwrap() >= 0.8);
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]);
+    assert!(md.contains("`go` approved by bob after a wait of"), "{md}");
+    assert!(md.contains("checked the replica"), "{md}");
+}
+
+#[test]
+fn a_denial_fails_the_run_with_exit_1() {
+    let p = gate_project(1, "2m");
+    let child = p.spawn(&["run", "gate"]);
+    let run = p.wait_for("approval_requested", "go");
+    let (code, out, _) = p.run(&[
+        "deny",
+        &run,
+        "go",
+        "--as",
+        "alice",
+        "--comment",
+        "replica is behind",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("denied: by alice"), "{out}");
+    let (code, _, _) = finish(child, Duration::from_secs(20));
+    assert_eq!(code, 1);
+    assert_eq!(p.read("effects.txt"), "prep\n");
+    let act = p
+        .events_of(&run, "step_finished")
+        .into_iter()
+        .find(|e| e["data"]["step"] == "act")
+        .unwrap();
+    assert_eq!(act["data"]["status"], "not_run");
+}
+
+#[test]
+fn the_two_person_rule_needs_two_different_approvers() {
+    let p = gate_project(2, "2m");
+    let child = p.spawn(&["run", "gate"]);
+    let run = p.wait_for("approval_requested", "go");
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("more approvers needed"), "{out}");
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]);
+    assert_eq!(code, 1, "the same person twice: {out}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.read("effects.txt"), "prep\n");
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "bob"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("granted: approved by alice, bob"), "{out}");
+    assert_eq!(finish(child, Duration::from_secs(20)).0, 0);
+}
+
+#[test]
+fn a_gate_timeout_stops_the_run_resumable_and_resume_asks_again() {
+    let p = gate_project(1, "1s");
+    let (code, _, err) = p.run(&["run", "gate"]);
+    assert_eq!(code, 3, "{err}");
+    let run = p.run_ids().pop().unwrap();
+    assert_eq!(p.events_of(&run, "approval_timed_out").len(), 1);
+    assert_eq!(
+        p.events_of(&run, "run_interrupted")[0]["data"]["reason"],
+        "approval_timed_out"
+    );
+    assert_eq!(
+        p.read("effects.txt"),
+        "prep\n",
+        "a gate never passes silently"
+    );
+
+    // Resume: prep is not run again, the gate asks again, an approval finishes the run.
+    let child = p.spawn(&["resume", &run]);
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while p.events_of(&run, "approval_requested").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "resume did not reopen the gate"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(finish(child, Duration::from_secs(20)).0, 0);
+    assert_eq!(p.read("effects.txt"), "prep\nact\n");
+    assert_eq!(p.events_of(&run, "run_resumed").len(), 1);
+}
+
+#[test]
+fn yes_in_a_real_run_needs_a_permitted_approver() {
+    let p = gate_project(1, "2m");
+    let (code, _, err) = p.run(&["run", "gate", "--yes"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`--yes` in a real run needs `--as NAME`"),
+        "{err}"
+    );
+    let (code, _, err) = p.run(&["run", "gate", "--yes", "--as", "carol"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`carol` may not approve gate `go`"), "{err}");
+    let (code, _, err) = p.run(&["run", "gate", "--yes", "--as", "alice"]);
+    assert_eq!(code, 0, "{err}");
+    let run = p.run_ids().pop().unwrap();
+    let granted = &p.events_of(&run, "approval_granted")[0]["data"];
+    assert_eq!(granted["auto"], true);
+    assert_eq!(granted["by"], serde_json::json!(["alice"]));
+    // In a drill, --yes alone is enough.
+    let (code, _, err) = p.run(&["run", "gate", "--drill", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+const CRASH: &str = r#"scenario: crash
+title: Killed in the middle of a step
+rto: 5m
+steps:
+  - id: first
+    budget: 10s
+    run: echo first >> effects.txt
+    drill: run
+  - id: long
+    needs: [first]
+    budget: 30s
+    run: echo long-start >> effects.txt; sleep 2; echo long-end >> effects.txt; echo "v=42" >> "$RUNBOOK_OUTPUT"
+    drill: run
+  - id: after
+    needs: [long]
+    budget: 10s
+    run: echo "after {{ steps.long.outputs.v }}" >> effects.txt
+    drill: run
+"#;
+
+#[test]
+fn a_run_killed_with_sigkill_mid_step_resumes_adopting_the_step_and_runs_everything_once() {
+    let p = Project::new();
+    p.write("runbooks/crash.yaml", CRASH);
+    let mut child = p.spawn(&["run", "crash"]);
+    let run = p.wait_for("step_started", "long");
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let _ = child.wait();
+    // The step's process outlived its executor.
+    let pid: i32 = p
+        .read(&format!(".runbook/runs/{run}/outputs/long.1.pid"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(pid), "the in-flight step should still run");
+
+    let (_, status, _) = p.run(&["status", &run]);
+    assert!(status.contains("the executor is gone"), "{status}");
+
+    let (code, _, err) = p.run(&["resume", &run]);
+    assert_eq!(code, 0, "{err}");
+    // Every step ran exactly once, the adopted one included; its output reached `after`.
+    assert_eq!(
+        p.read("effects.txt"),
+        "first\nlong-start\nlong-end\nafter 42\n"
+    );
+    let resumed = &p.events_of(&run, "run_resumed")[0]["data"];
+    assert_eq!(resumed["adopted"], serde_json::json!(["long"]));
+    let (code, out, _) = p.run(&["verify", &run]);
+    assert_eq!(code, 0, "{out}");
+    let report = p.report_json(&run);
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["resumes"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed() {
+    for idempotent in [false, true] {
+        let p = Project::new();
+        p.write(
+            "runbooks/crash.yaml",
+            &CRASH.replace(
+                "    budget: 30s\n",
+                &format!("    budget: 30s\n    idempotent: {idempotent}\n"),
+            ),
+        );
+        let mut child = p.spawn(&["run", "crash"]);
+        let run = p.wait_for("step_started", "long");
+        std::thread::sleep(Duration::from_millis(300));
+        // Kill the executor and the step's whole group: nothing left to adopt.
+        let pid: i32 = p
+            .read(&format!(".runbook/runs/{run}/outputs/long.1.pid"))
+            .trim()
+            .parse()
+            .unwrap();
+        child.kill().unwrap();
+        let _ = child.wait();
+        unsafe_killpg(pid);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pid_alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+
+        let (code, _, err) = p.run(&["resume", &run]);
+        if idempotent {
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(
+                p.read("effects.txt"),
+                "first\nlong-start\nlong-start\nlong-end\nafter 42\n"
+            );
+            assert_eq!(
+                p.events_of(&run, "run_resumed")[0]["data"]["rerun"],
+                serde_json::json!(["long"])
+            );
+        } else {
+            assert_eq!(code, 2, "{err}");
+            assert!(
+                err.contains(
+                    "step `long` started and never finished, and is not `idempotent: true`"
+                ),
+                "{err}"
+            );
+            assert_eq!(
+                p.read("effects.txt"),
+                "first\nlong-start\n",
+                "nothing re-ran"
+            );
+            let (code, _, err) = p.run(&["resume", &run, "--yes"]);
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(
+                p.read("effects.txt"),
+                "first\nlong-start\nlong-start\nlong-end\nafter 42\n"
+            );
+        }
+    }
+}
+
+fn unsafe_killpg(pgid: i32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status();
+}
+
+#[test]
+fn resume_refuses_a_live_run_and_a_changed_runbook() {
+    let p = Project::new();
+    p.write("runbooks/crash.yaml", CRASH);
+    let child = p.spawn(&["run", "crash"]);
+    let run = p.wait_for("step_started", "long");
+    let (code, _, err) = p.run(&["resume", &run]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot be resumed while its executor runs"),
+        "{err}"
+    );
+    assert_eq!(finish(child, Duration::from_secs(20)).0, 0);
+    let (code, _, err) = p.run(&["resume", &run]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already finished"), "{err}");
+
+    // Stopped by SIGINT, then the runbook changes: resume refuses.
+    let first = run;
+    let child = p.spawn(&["run", "crash"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        let newest = p.run_ids().into_iter().find(|r| *r != first);
+        if let Some(r) = newest.filter(|r| {
+            p.events_of(r, "step_started")
+                .iter()
+                .any(|e| e["data"]["step"] == "long")
+        }) {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second run did not start `long`"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let (code, _, _) = finish(child, Duration::from_secs(20));
+    assert_eq!(code, 3);
+    p.write("runbooks/crash.yaml", &CRASH.replace("rto: 5m", "rto: 6m"));
+    let (code, _, err) = p.run(&["resume", &run]);
+    assert_eq!(code, 2);
+    assert!(err.contains("has changed since run"), "{err}");
+}
