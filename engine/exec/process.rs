@@ -75,10 +75,15 @@ pub fn spawn(
     lines: Option<mpsc::UnboundedSender<LogLine>>,
 ) -> std::io::Result<Spawned> {
     let _ = std::fs::File::create(&files.output)?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("__step")
-        .arg(&files.status)
+    let mut cmd = match step_wrapper() {
+        StepWrapper::Small(path) => tokio::process::Command::new(path),
+        StepWrapper::Main(path) => {
+            let mut c = tokio::process::Command::new(path);
+            c.arg("__step");
+            c
+        }
+    };
+    cmd.arg(&files.status)
         .arg(&files.log)
         .arg(command)
         .current_dir(cwd)
@@ -130,6 +135,31 @@ pub fn spawn(
         (result, outputs)
     });
     Ok(Spawned { pid, exited, done })
+}
+
+enum StepWrapper {
+    /// `runbook-step`, installed beside `runbook`: quick to start.
+    Small(PathBuf),
+    /// `runbook __step`: the same code, when the small binary is not there.
+    Main(PathBuf),
+}
+
+fn step_wrapper() -> StepWrapper {
+    static FOUND: std::sync::OnceLock<(PathBuf, bool)> = std::sync::OnceLock::new();
+    let (path, small) = FOUND.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("runbook"));
+        let small = exe.with_file_name("runbook-step");
+        if small.is_file() {
+            (small, true)
+        } else {
+            (exe, false)
+        }
+    });
+    if *small {
+        StepWrapper::Small(path.clone())
+    } else {
+        StepWrapper::Main(path.clone())
+    }
 }
 
 async fn pump<R: AsyncRead + Unpin>(

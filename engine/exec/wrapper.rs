@@ -62,9 +62,20 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
             return 125;
         }
     };
-    let mut child = match Command::new("sh")
-        .arg("-c")
-        .arg(command)
+    // Like make: a command with nothing for a shell to interpret is executed directly.
+    let mut cmd = match simple_argv(command) {
+        Some(argv) => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+        None => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(command);
+            c
+        }
+    };
+    let mut child = match cmd
         .env_remove(SECRET_NAMES)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -77,7 +88,8 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
             return 126;
         }
     };
-    let pumps: Vec<_> = [
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let readers = [
         child
             .stdout
             .take()
@@ -86,14 +98,16 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
             .stderr
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|r| {
-        let (log, mask) = (log.clone(), mask.clone());
-        std::thread::spawn(move || pump(r, &log, &mask))
-    })
-    .collect();
+    ];
+    let mut pumps = 0;
+    for r in readers.into_iter().flatten() {
+        let (log, mask, done) = (log.clone(), mask.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            pump(r, &log, &mask);
+            let _ = done.send(());
+        });
+        pumps += 1;
+    }
     let code = match child.wait() {
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
@@ -104,9 +118,10 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
     // Lines still in the pipes are read; a background process that kept the pipe open is not
     // waited for (the engine ends the group).
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-    for p in pumps {
-        while !p.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+    for _ in 0..pumps {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
         }
     }
     if let Ok(mut f) = log.lock() {
@@ -117,6 +132,30 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
         let _ = std::fs::rename(&tmp, status);
     }
     code
+}
+
+/// The words of a command that needs no shell: plain words separated by spaces, with none of
+/// the characters a shell would interpret. Anything else goes to `sh -c`.
+fn simple_argv(command: &str) -> Option<Vec<String>> {
+    const SPECIAL: &[char] = &[
+        '$', '&', '|', ';', '<', '>', '(', ')', '`', '\\', '"', '\'', '*', '?', '[', ']', '#', '~',
+        '=', '%', '{', '}', '!', '\n', '\t',
+    ];
+    if command.trim().is_empty() || command.contains(SPECIAL) {
+        return None;
+    }
+    let argv: Vec<String> = command
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // A shell builtin or keyword must go through the shell.
+    const BUILTINS: &[&str] = &[
+        "cd", "exit", "export", "set", "unset", "exec", "source", ".", "alias", "eval", "read",
+        "trap", "wait", "ulimit", "umask", "if", "for", "while", "until", "case", "shift",
+        "return", "local",
+    ];
+    (!BUILTINS.contains(&argv[0].as_str())).then_some(argv)
 }
 
 fn pump(r: Box<dyn Read + Send>, log: &Mutex<std::fs::File>, mask: &Masker) {
