@@ -160,8 +160,9 @@ pub async fn execute(
     let mut asked: BTreeSet<usize> = BTreeSet::new();
 
     let mut actions = machine.handle(now(), Input::Start);
+    // Answers from `runbook approve`, told what became of them once that is journaled.
+    let mut answered: Option<(Vec<(String, String)>, Vec<Action>)> = None;
     loop {
-        let mut pending_results: Vec<(String, String)> = Vec::new();
         let outcome = perform(
             &mut shell,
             &mut machine,
@@ -172,6 +173,9 @@ pub async fn execute(
             &mut running,
             &mut asked,
         )?;
+        if let Some((reqs, acts)) = answered.take() {
+            write_approval_results(&approvals_dir, &reqs, &acts);
+        }
         if let Some(o) = outcome {
             while let Ok(line) = log_rx.try_recv() {
                 let id = shell.plan.steps[line.step].id.clone();
@@ -195,18 +199,14 @@ pub async fn execute(
             }
             _ = sleep_until_opt(wake) => Some(Input::Tick),
             _ = approval_poll.tick() => {
-                let mut inputs = Vec::new();
+                let mut reqs = Vec::new();
+                let mut acts = Vec::new();
                 for (req, input) in read_approval_requests(&approvals_dir) {
-                    pending_results.push((req, input_step(&input)));
-                    inputs.push(input);
+                    reqs.push((req, input_step(&input)));
+                    acts.extend(machine.handle(now(), input));
                 }
-                if inputs.is_empty() { None } else {
-                    let mut acts = Vec::new();
-                    for i in inputs {
-                        let t = now();
-                        acts.extend(machine.handle(t, i));
-                    }
-                    write_approval_results(&approvals_dir, &pending_results, &acts);
+                if reqs.is_empty() { None } else {
+                    answered = Some((reqs, acts.clone()));
                     actions = acts;
                     continue;
                 }
