@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# A throwaway local sandbox for the runbooks, under .sandbox/ at the repository root:
+#   - PostgreSQL primary and a streaming replica (127.0.0.1 only, free ports, password auth),
+#     database `omni` seeded with `orders` (10,000 rows) and `customers` (1,000 rows);
+#     libpq services `omni-primary` and `omni-replica` in .sandbox/pg_service.conf;
+#   - Redis (127.0.0.1, a free port, password, data in .sandbox/redis) with some keys;
+#   - a static HTTP health endpoint (python3 http.server) at /healthz;
+#   - helpers in .sandbox/bin: redis-stop, redis-start, dns-update, dns-lookup.
+# Each part starts only when its binaries are installed; what is missing is reported.
+#
+#   eval "$(examples/sandbox/up.sh)"      # start (or reuse) and set the environment
+#   examples/sandbox/down.sh              # stop everything and remove .sandbox/
+#
+# Idempotent: run it again and it reuses what runs, restarts what stopped, and prints the same
+# exports. Everything it says goes to stderr; stdout carries only `export` lines.
+# PostgreSQL refuses to run as root: as root, its binaries run as the `postgres` user (or a
+# dedicated `runbook-sandbox` user, created if needed) through runuser.
+set -euo pipefail
+
+log() { printf 'sandbox: %s\n' "$*" >&2; }
+die() { printf 'sandbox: error: %s\n' "$*" >&2; exit 1; }
+
+root=$(cd "$(dirname -- "$0")/../.." && pwd)
+sb="$root/.sandbox"
+mkdir -p "$sb" "$sb/bin" "$sb/backups" "$sb/work" "$sb/app" "$sb/dns"
+chmod 755 "$sb"
+state="$sb/state.env"
+# shellcheck source=/dev/null
+[ -f "$state" ] && . "$state"
+
+port_in_use() {
+  if command -v ss >/dev/null; then [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+  else (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; fi
+}
+taken_ports=" "
+pick_port() { # $1: the port used before, kept when still free
+  local p=${1:-}
+  if [ -n "$p" ] && ! port_in_use "$p" && [[ $taken_ports != *" $p "* ]]; then
+    taken_ports+="$p "; echo "$p"; return 0
+  fi
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    if ! port_in_use "$p" && [[ $taken_ports != *" $p "* ]]; then
+      taken_ports+="$p "; echo "$p"; return 0
+    fi
+  done
+  die "no free port found"
+}
+random_secret() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+# A process from a pid file, alive and running the expected program.
+alive() { # $1 pid file, $2 program name
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(head -n1 "$1")
+  [[ $pid =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "$2"
+}
+
+PG_PASSWORD=${PG_PASSWORD:-$(random_secret)}
+REDIS_PASSWORD=${REDIS_PASSWORD:-$(random_secret)}
+have_pg=false have_redis=false have_http=false
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_bindir=${PG_BINDIR:-}
+if [ -z "$pg_bindir" ]; then
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { pg_bindir=$d; break; }
+  done
+fi
+if [ -z "$pg_bindir" ] && command -v initdb >/dev/null; then pg_bindir=$(dirname "$(command -v initdb)"); fi
+
+if [ -n "$pg_bindir" ]; then
+  have_pg=true
+  if [ "$(id -u)" = 0 ]; then
+    if id postgres >/dev/null 2>&1; then pg_user=postgres
+    else
+      pg_user=runbook-sandbox
+      id "$pg_user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$pg_user" \
+        || die "cannot create user $pg_user to run PostgreSQL (it refuses to run as root)"
+    fi
+    as_pg() { runuser -u "$pg_user" -- env PGPASSFILE="$sb/pg/pgpass" "$@"; }
+  else
+    pg_user=$(id -un)
+    as_pg() { env PGPASSFILE="$sb/pg/pgpass" "$@"; }
+  fi
+  mkdir -p "$sb/pg/run"
+  chown -R "$pg_user" "$sb/pg" 2>/dev/null || true
+  chmod 700 "$sb/pg"
+  as_pg test -w "$sb/pg" || die "user $pg_user cannot write to $sb/pg: a parent folder is closed to it (move the repository, or open the path with chmod o+x)"
+
+  primary="$sb/pg/primary"
+  replica="$sb/pg/replica"
+  PG_PORT=$(pick_port "${PG_PORT:-}")
+  PG_REPLICA_PORT=$(pick_port "${PG_REPLICA_PORT:-}")
+  printf '127.0.0.1:*:*:postgres:%s\n' "$PG_PASSWORD" > "$sb/pg/pgpass"
+  chown "$pg_user" "$sb/pg/pgpass" 2>/dev/null || true
+  chmod 600 "$sb/pg/pgpass"
+
+  write_conf() { # $1 data dir, $2 port: per-start settings, included from postgresql.conf
+    as_pg sh -c 'cat > "$1/sandbox.conf"' sh "$1" <<EOF
+listen_addresses = '127.0.0.1'
+port = $2
+unix_socket_directories = '$sb/pg/run'
+fsync = off
+full_page_writes = off
+EOF
+  }
+  pg_running() { as_pg "$pg_bindir/pg_ctl" -D "$1" status >/dev/null 2>&1; }
+  pg_start() { # $1 data dir, $2 log
+    as_pg "$pg_bindir/pg_ctl" -D "$1" -l "$2" -w -t 60 start </dev/null >/dev/null 2>&1 \
+      || die "PostgreSQL did not start from $1; see $2"
+  }
+
+  if [ ! -s "$primary/PG_VERSION" ]; then
+    log "initialising PostgreSQL in $primary ($pg_bindir)"
+    rm -rf "$primary" "$replica"
+    pwfile="$sb/pg/pwfile"
+    printf '%s\n' "$PG_PASSWORD" > "$pwfile"; chown "$pg_user" "$pwfile" 2>/dev/null || true; chmod 600 "$pwfile"
+    as_pg "$pg_bindir/initdb" -D "$primary" -U postgres --pwfile="$pwfile" -E UTF8 --no-locale \
+      --auth-local=trust --auth-host=scram-sha-256 >"$sb/pg/initdb.log" 2>&1 \
+      || die "initdb failed; see $sb/pg/initdb.log"
+    rm -f "$pwfile"
+    as_pg sh -c 'echo "include_if_exists = '"'"'sandbox.conf'"'"'" >> "$1/postgresql.conf"' sh "$primary"
+  fi
+  if pg_running "$primary"; then
+    PG_PORT=$(sed -n "s/^port = //p" "$primary/sandbox.conf")
+    log "PostgreSQL primary already running on 127.0.0.1:$PG_PORT"
+  else
+    write_conf "$primary" "$PG_PORT"
+    pg_start "$primary" "$sb/pg/primary.log"
+    log "PostgreSQL primary on 127.0.0.1:$PG_PORT"
+  fi
+
+  export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGPASSWORD=$PG_PASSWORD
+  psql_admin() { psql -w -X -q -v ON_ERROR_STOP=1 --dbname="$1" "${@:2}"; }
+  if [ "$(psql_admin postgres -tAc "SELECT count(*) FROM pg_database WHERE datname = 'omni'")" = 0 ]; then
+    log "seeding database omni: orders (10,000 rows), customers (1,000 rows)"
+    psql_admin postgres -c 'CREATE DATABASE omni'
+    psql_admin omni <<'SQL'
+CREATE TABLE customers (
+  id         integer PRIMARY KEY,
+  name       text NOT NULL,
+  email      text NOT NULL UNIQUE
+);
+INSERT INTO customers
+SELECT i, 'Customer ' || i, 'customer' || i || '@example.test' FROM generate_series(1, 1000) AS i;
+CREATE TABLE orders (
+  id          bigint PRIMARY KEY,
+  customer_id integer NOT NULL REFERENCES customers (id),
+  amount      numeric(10, 2) NOT NULL,
+  status      text NOT NULL,
+  note        text,
+  created_at  timestamptz NOT NULL
+);
+INSERT INTO orders
+SELECT i,
+       1 + (i * 7919) % 1000,
+       round(((i * 104729) % 100000) / 100.0, 2),
+       (ARRAY['new', 'paid', 'shipped', 'cancelled'])[1 + i % 4],
+       CASE WHEN i % 10 = 0 THEN 'gift, "wrapped"' || E'\t' || 'tab' END,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '7 minutes'
+  FROM generate_series(1, 10000) AS i;
+ANALYZE;
+SQL
+  fi
+
+  if [ ! -s "$replica/PG_VERSION" ]; then
+    log "creating the streaming replica (pg_basebackup) in $replica"
+    rm -rf "$replica"
+    as_pg "$pg_bindir/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$replica" -R -X stream -c fast -w \
+      >"$sb/pg/basebackup.log" 2>&1 || die "pg_basebackup failed; see $sb/pg/basebackup.log"
+  fi
+  if pg_running "$replica"; then
+    PG_REPLICA_PORT=$(sed -n "s/^port = //p" "$replica/sandbox.conf")
+    log "PostgreSQL replica already running on 127.0.0.1:$PG_REPLICA_PORT"
+  else
+    write_conf "$replica" "$PG_REPLICA_PORT"
+    pg_start "$replica" "$sb/pg/replica.log"
+    log "PostgreSQL replica on 127.0.0.1:$PG_REPLICA_PORT"
+  fi
+  # Wait until the replica has replayed everything the primary has written so far.
+  target_lsn=$(psql_admin postgres -tAc 'SELECT pg_current_wal_lsn()')
+  for _ in $(seq 1 60); do
+    caught=$(PGPORT=$PG_REPLICA_PORT psql_admin postgres -tAc \
+      "SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '$target_lsn'::pg_lsn" 2>/dev/null || echo f)
+    [ "$caught" = t ] && break
+    [ "$(PGPORT=$PG_REPLICA_PORT psql_admin postgres -tAc 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ] && { log "note: the replica has been promoted (a region-failure run?); down.sh and up.sh give a fresh pair"; break; }
+    sleep 0.5
+  done
+
+  cat > "$sb/pg_service.conf" <<EOF
+# libpq services for the sandbox (PGSERVICEFILE points here); passwords come from PGPASSWORD.
+[omni-primary]
+host=127.0.0.1
+port=$PG_PORT
+user=postgres
+dbname=omni
+
+[omni-replica]
+host=127.0.0.1
+port=$PG_REPLICA_PORT
+user=postgres
+dbname=omni
+EOF
+else
+  log "PostgreSQL not installed (no initdb in /usr/lib/postgresql/*/bin or PATH): skipped (apt-get install postgresql)"
+fi
+
+# ---------------------------------------------------------------- Redis
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+  have_redis=true
+  mkdir -p "$sb/redis/data"
+  if alive "$sb/redis/redis.pid" redis-server; then
+    REDIS_PORT=$(sed -n 's/^port //p' "$sb/redis/redis.conf")
+    log "Redis already running on 127.0.0.1:$REDIS_PORT"
+  else
+    REDIS_PORT=$(pick_port "${REDIS_PORT:-}")
+    umask_old=$(umask); umask 077
+    cat > "$sb/redis/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+requirepass $REDIS_PASSWORD
+daemonize yes
+pidfile $sb/redis/redis.pid
+logfile $sb/redis/redis.log
+dir $sb/redis/data
+dbfilename dump.rdb
+# No automatic snapshots: backups in the sandbox are the ones the runbooks take.
+save ""
+appendonly no
+EOF
+    umask "$umask_old"
+    redis-server "$sb/redis/redis.conf" </dev/null >/dev/null 2>&1 || die "redis-server did not start; see $sb/redis/redis.log"
+    for _ in $(seq 1 50); do
+      [ "$(REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -h 127.0.0.1 -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] && break
+      sleep 0.2
+    done
+    log "Redis on 127.0.0.1:$REDIS_PORT"
+  fi
+  rc() { REDISCLI_AUTH=$REDIS_PASSWORD redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+  [ "$(rc PING)" = PONG ] || die "Redis on 127.0.0.1:$REDIS_PORT does not answer; see $sb/redis/redis.log"
+  if [ "$(rc DBSIZE)" = 0 ]; then
+    log "seeding Redis: 200 session keys, a hash, a list, a counter"
+    {
+      for i in $(seq 1 200); do echo "SET session:$i user-$(( (i * 37) % 1000 ))"; done
+      echo "HSET config:app feature_x on feature_y off max_upload_mb 50"
+      echo "RPUSH queue:emails welcome-1 welcome-2 reset-3"
+      echo "SET counter:orders 10000"
+    } | rc >/dev/null
+  fi
+  cat > "$sb/bin/redis-stop" <<EOF
+#!/usr/bin/env bash
+# Stop the sandbox Redis without saving (the restore puts its own RDB in place).
+set -euo pipefail
+REDISCLI_AUTH=\$(sed -n 's/^requirepass //p' "$sb/redis/redis.conf") redis-cli -h 127.0.0.1 -p $REDIS_PORT SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+for _ in \$(seq 1 50); do [ -e "$sb/redis/redis.pid" ] || exit 0; sleep 0.2; done
+echo "redis-stop: Redis did not stop" >&2; exit 1
+EOF
+  cat > "$sb/bin/redis-start" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+exec redis-server "$sb/redis/redis.conf" </dev/null >/dev/null 2>&1
+EOF
+else
+  log "Redis not installed: skipped (apt-get install redis-server)"
+fi
+
+# ---------------------------------------------------------------- HTTP health endpoint
+if command -v python3 >/dev/null; then
+  have_http=true
+  mkdir -p "$sb/www"
+  printf 'ok region=sandbox\n' > "$sb/www/healthz"
+  if alive "$sb/http.pid" http.server; then
+    HTTP_PORT=$(sed -n 's/^HTTP_PORT=//p' "$state")
+    log "health endpoint already on http://127.0.0.1:$HTTP_PORT/healthz"
+  else
+    HTTP_PORT=$(pick_port "${HTTP_PORT:-}")
+    nohup python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$sb/www" \
+      </dev/null >"$sb/http.log" 2>&1 &
+    echo $! > "$sb/http.pid"
+    for _ in $(seq 1 50); do
+      curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" 2>/dev/null && break
+      sleep 0.2
+    done
+    log "health endpoint on http://127.0.0.1:$HTTP_PORT/healthz"
+  fi
+else
+  log "python3 not installed: no health endpoint"
+fi
+
+# ---------------------------------------------------------------- DNS stand-in
+[ -s "$sb/dns/api.omni.sandbox" ] || echo "us.omni.sandbox" > "$sb/dns/api.omni.sandbox"
+cat > "$sb/bin/dns-update" <<EOF
+#!/usr/bin/env bash
+# Stand-in for a DNS provider's CLI: one file per record in .sandbox/dns.
+set -euo pipefail
+printf '%s\n' "\$DNS_TARGET" > "$sb/dns/\$DNS_RECORD"
+EOF
+cat > "$sb/bin/dns-lookup" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+cat "$sb/dns/\$DNS_RECORD" 2>/dev/null || true
+EOF
+chmod +x "$sb/bin/"*
+
+{
+  echo "# sandbox state, written by up.sh"
+  echo "PG_PASSWORD=$PG_PASSWORD"
+  echo "REDIS_PASSWORD=$REDIS_PASSWORD"
+  $have_pg && echo "PG_PORT=$PG_PORT" && echo "PG_REPLICA_PORT=$PG_REPLICA_PORT"
+  $have_redis && echo "REDIS_PORT=$REDIS_PORT"
+  $have_http && echo "HTTP_PORT=$HTTP_PORT"
+  true
+} > "$state.tmp"
+chmod 600 "$state.tmp"; mv -f "$state.tmp" "$state"
+
+q() { printf '%q' "$1"; }
+echo "export SANDBOX_DIR=$(q "$sb")"
+echo "export RUNBOOK_BACKUP_DIR=$(q "$sb/backups")"
+if $have_pg; then
+  echo "export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=omni"
+  echo "export PGPASSWORD=$(q "$PG_PASSWORD")"
+  echo "export PGSERVICEFILE=$(q "$sb/pg_service.conf")"
+  echo "export PG_REPLICA_PORT=$PG_REPLICA_PORT"
+fi
+if $have_redis; then
+  echo "export REDIS_HOST=127.0.0.1 REDIS_PORT=$REDIS_PORT REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0"
+  echo "export REDISCLI_AUTH=$(q "$REDIS_PASSWORD")"
+fi
+$have_http && echo "export APP_HEALTH_URL=http://127.0.0.1:$HTTP_PORT/healthz"
+log "ready: runbooks run against it with --env local"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run one site-specific command (isolate systems, revoke tokens, rotate credentials, ...)
+# that the runbook cannot know in advance: it comes from an environment variable of the
+# runbook. An empty command is an error that names the variable to set, never a silent
+# success: a step that "revoked all tokens" by doing nothing is worse than a failed one.
+set -euo pipefail
+
+me=${0##*/}
+die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
+usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
+out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+
+usage() {
+  cat <<'EOF2'
+usage: command.sh --what TEXT --command CMD [--var NAME]
+
+  --what TEXT     what the command does, for messages ("revoke all API keys and tokens")
+  --command CMD   the shell command (run with bash -c); its stdout may write key=value
+                  lines to $RUNBOOK_OUTPUT like any step
+  --var NAME      the runbook variable that holds the command, named in the error when empty
+
+outputs: whatever the command writes
+EOF2
+}
+
+what=""
+command_=""
+var=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --what) [ $# -ge 2 ] || usage_error "$1 needs a value"; what=$2; shift 2 ;;
+    --command) [ $# -ge 2 ] || usage_error "$1 needs a value"; command_=$2; shift 2 ;;
+    --var) [ $# -ge 2 ] || usage_error "$1 needs a value"; var=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+[ -n "$what" ] || usage_error "--what is required"
+if [ -z "$command_" ]; then
+  die "no command configured to $what${var:+: set the variable '$var' in the environment file or with --var $var=...}"
+fi
+echo "$what: $command_"
+bash -c "$command_" || die "failed to $what (exit $?): $command_"
+echo "done: $what"

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Restore a PostgreSQL backup into a named database, creating the database if it is missing.
+#
+# A custom-format dump (postgres/backup) is restored with pg_restore --clean --if-exists in a
+# single transaction: either the whole backup replaces the objects it contains, or nothing
+# changes. Objects created after the backup and absent from it are left alone; pass
+# --recreate true to drop and recreate the database for an exact copy.
+#
+# A plain SQL file (`.sql`, or `.sql.gz` as the old backup-database.sh wrote them) is also
+# accepted, into a new or recreated database only: plain SQL cannot clean what already exists.
+# Unlike the old restore-database.sh, the file is decompressed on the fly, never renamed.
+#
+# The file's .sha256 sidecar must be present and match unless --allow-unverified true.
+# Connection: libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE, PGSERVICE);
+# the maintenance connection (existence check, CREATE/DROP DATABASE) goes to database postgres.
+set -euo pipefail
+
+me=${0##*/}
+die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
+usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
+out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+
+usage() {
+  cat <<'EOF'
+usage: restore.sh --file PATH --database NAME [--jobs N] [--recreate true|false]
+                  [--terminate-connections true|false] [--no-owner true|false]
+                  [--allow-unverified true|false] [--service NAME]
+
+  --file PATH        backup to restore: custom-format dump, .sql or .sql.gz
+  --database NAME    database to restore into; created if missing
+  --jobs N           parallel pg_restore jobs (default 1; 1 restores in one transaction,
+                     more is faster but a failure leaves a partial restore)
+  --recreate         drop and recreate the database first (default false)
+  --terminate-connections  end other sessions on the database first, so that --clean does
+                     not wait on their locks (default false)
+  --no-owner         do not restore object ownership (default false)
+  --allow-unverified restore even without a .sha256 sidecar (default false)
+  --service NAME     libpq service from pg_service.conf
+
+outputs: database, restored_from, format, seconds
+EOF
+}
+
+bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
+
+file=""
+database=""
+jobs=1
+recreate=false
+terminate=false
+no_owner=false
+allow_unverified=false
+service=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --file) [ $# -ge 2 ] || usage_error "$1 needs a value"; file=$2; shift 2 ;;
+    --database) [ $# -ge 2 ] || usage_error "$1 needs a value"; database=$2; shift 2 ;;
+    --jobs) [ $# -ge 2 ] || usage_error "$1 needs a value"; jobs=$2; shift 2 ;;
+    --recreate) [ $# -ge 2 ] || usage_error "$1 needs a value"; recreate=$(bool "$1" "$2"); shift 2 ;;
+    --terminate-connections) [ $# -ge 2 ] || usage_error "$1 needs a value"; terminate=$(bool "$1" "$2"); shift 2 ;;
+    --no-owner) [ $# -ge 2 ] || usage_error "$1 needs a value"; no_owner=$(bool "$1" "$2"); shift 2 ;;
+    --allow-unverified) [ $# -ge 2 ] || usage_error "$1 needs a value"; allow_unverified=$(bool "$1" "$2"); shift 2 ;;
+    --service) [ $# -ge 2 ] || usage_error "$1 needs a value"; service=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+
+[ -n "$file" ] || usage_error "--file is required"
+[ -n "$database" ] || usage_error "--database is required"
+# A name that libpq could take for a connection string, or that needs quoting, is refused
+# rather than risked: restore targets are plain names.
+[[ $database =~ ^[A-Za-z_][A-Za-z0-9_-]*$ ]] || usage_error "--database must be a plain name (letters, digits, _ and -), got '$database'"
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || usage_error "--jobs must be a positive number (got '$jobs')"
+[ -z "$service" ] || export PGSERVICE="$service"
+for bin in psql pg_restore sha256sum; do
+  command -v "$bin" >/dev/null || die "$bin not found in PATH (install the PostgreSQL client tools)"
+done
+[ -f "$file" ] || die "backup file '$file' does not exist"
+[ -r "$file" ] || die "backup file '$file' is not readable"
+
+if [ -s "$file.sha256" ]; then
+  expected=$(cut -d' ' -f1 < "$file.sha256")
+  actual=$(sha256sum "$file" | cut -d' ' -f1)
+  [ "$expected" = "$actual" ] || die "checksum mismatch for $file: expected $expected, got $actual; refusing to restore a damaged backup"
+  echo "checksum ok: $actual"
+elif [ "$allow_unverified" = true ]; then
+  echo "warning: no $file.sha256; restoring unverified (--allow-unverified true)" >&2
+else
+  die "no $file.sha256 beside the backup: cannot verify it (pass --allow-unverified true to restore anyway)"
+fi
+
+magic=$(head -c 5 "$file" | od -An -c | tr -d ' \n')
+if [ "$magic" = "PGDMP" ]; then
+  format=custom
+elif [ "$(head -c 2 "$file" | od -An -tx1 | tr -d ' \n')" = "1f8b" ]; then
+  format=sql.gz
+else
+  format=sql
+fi
+
+# SQL on stdin, with the database name as the psql variable :db (quoted by psql, not by us).
+maint() { psql -w -X -q -v ON_ERROR_STOP=1 -v db="$database" --dbname=postgres -tA; }
+
+exists=$(maint <<'SQL'
+SELECT count(*) FROM pg_database WHERE datname = :'db';
+SQL
+) || die "cannot connect to the server (maintenance database postgres); check PGHOST/PGPORT/PGUSER/PGPASSWORD"
+
+terminate_sessions() {
+  maint <<'SQL' >/dev/null
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE datname = :'db' AND pid <> pg_backend_pid();
+SQL
+}
+
+created=false
+if [ "$exists" = 1 ] && [ "$recreate" = true ]; then
+  echo "dropping database $database (--recreate true)"
+  maint <<'SQL' || die "cannot drop database $database"
+DROP DATABASE :"db" WITH (FORCE);
+SQL
+  exists=0
+fi
+if [ "$exists" = 0 ]; then
+  echo "creating database $database"
+  maint <<'SQL' || die "cannot create database $database"
+CREATE DATABASE :"db";
+SQL
+  created=true
+elif [ "$terminate" = true ]; then
+  echo "terminating other sessions on $database"
+  terminate_sessions || die "cannot terminate sessions on $database"
+fi
+
+started=$(date +%s)
+case "$format" in
+  custom)
+    args=(-w --dbname="$database" --clean --if-exists --exit-on-error)
+    if [ "$jobs" -gt 1 ]; then args+=(--jobs="$jobs"); else args+=(--single-transaction); fi
+    [ "$no_owner" = false ] || args+=(--no-owner --no-privileges)
+    echo "restoring $file into $database (pg_restore ${args[*]:1})"
+    pg_restore "${args[@]}" "$file" || die "pg_restore into $database failed; $( [ "$jobs" -gt 1 ] && echo 'the database may be partially restored' || echo 'the transaction was rolled back, nothing changed' )"
+    ;;
+  sql|sql.gz)
+    $created || die "$file is plain SQL, which cannot replace existing objects: restore into a new database, or pass --recreate true"
+    echo "restoring plain SQL $file into $database"
+    if [ "$format" = sql.gz ]; then
+      gzip -dc -- "$file" | psql -w -X -q -v ON_ERROR_STOP=1 --single-transaction --dbname="$database" >/dev/null \
+        || die "restoring $file into $database failed; the transaction was rolled back"
+    else
+      psql -w -X -q -v ON_ERROR_STOP=1 --single-transaction --dbname="$database" -f "$file" >/dev/null \
+        || die "restoring $file into $database failed; the transaction was rolled back"
+    fi
+    ;;
+esac
+
+# pg_restore does not restore planner statistics; without them the first queries after a
+# restore can be slow enough to look like a second outage.
+psql -w -X -q --dbname="$database" -c 'ANALYZE' \
+  || echo "warning: ANALYZE failed; run it by hand" >&2
+
+seconds=$(( $(date +%s) - started ))
+echo "restored $file into $database in ${seconds}s"
+out database "$database"
+out restored_from "$file"
+out format "$format"
+out seconds "$seconds"

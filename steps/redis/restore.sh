@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Restore Redis from an RDB backup:
+#   1. check the file (sha256 sidecar, RDB header, redis-check-rdb when installed);
+#   2. while Redis still runs, read where it loads from (CONFIG GET dir/dbfilename) and
+#      refuse if appendonly is on: Redis would load the AOF and silently ignore the RDB;
+#   3. stop Redis with --stop-cmd and wait until it no longer answers;
+#   4. keep the current file as <rdb>.before-restore-<time>, put the backup in place
+#      atomically with the old file's owner and mode;
+#   5. start Redis with --start-cmd, wait for PING to answer PONG (not LOADING), and report
+#      DBSIZE, comparing it with the key count recorded in the backup's .meta.
+#
+# --scratch true (the drill variant) touches no running Redis: it loads the backup into a
+# throwaway redis-server on a free local port, checks PING and the key count, and removes it.
+#
+# Connection: REDIS_URL, or REDIS_HOST / REDIS_PORT, and REDISCLI_AUTH (see redis/backup.sh).
+set -euo pipefail
+
+me=${0##*/}
+die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
+warn() { printf '%s: warning: %s\n' "$me" "$*" >&2; }
+usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
+out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+
+usage() {
+  cat <<'EOF2'
+usage: restore.sh --file PATH --stop-cmd CMD --start-cmd CMD [--rdb-path PATH]
+                  [--timeout DURATION] [--allow-unverified true|false]
+       restore.sh --file PATH --scratch true
+
+  --file PATH        the RDB backup
+  --stop-cmd CMD     shell command that stops Redis (e.g. "systemctl stop redis-server")
+  --start-cmd CMD    shell command that starts it again (e.g. "systemctl start redis-server")
+  --rdb-path PATH    where Redis loads its RDB from; default: CONFIG GET dir/dbfilename,
+                     asked before stopping (required when Redis is already down)
+  --timeout DUR      for stopping, and for starting and loading (default 2m each)
+  --scratch true     load into a throwaway local redis-server instead (drills)
+  --allow-unverified restore even without a .sha256 sidecar (default false)
+
+outputs: keys, expected_keys, rdb_path, previous (the kept old file), scratch
+EOF2
+}
+
+to_seconds() {
+  local s=$1 total=0 n u
+  if [[ $s =~ ^[0-9]+$ ]]; then echo "$((10#$s))"; return 0; fi
+  [[ $s =~ ^([0-9]+[smhd])+$ ]] || return 1
+  while [[ $s =~ ^([0-9]+)([smhd])(.*)$ ]]; do
+    n=$((10#${BASH_REMATCH[1]})); u=${BASH_REMATCH[2]}; s=${BASH_REMATCH[3]}
+    case $u in s) total=$((total + n)) ;; m) total=$((total + n * 60)) ;;
+               h) total=$((total + n * 3600)) ;; d) total=$((total + n * 86400)) ;; esac
+  done
+  echo "$total"
+}
+
+# --- connection (same in every redis step) ---
+redis_args=()
+redis_target=""
+redis_connect() {
+  local url rest userinfo hostport db host port
+  if [ -n "${REDIS_URL:-}" ]; then
+    url=$REDIS_URL
+    case "$url" in
+      redis://*) rest=${url#redis://} ;;
+      rediss://*) rest=${url#rediss://}; redis_args+=(--tls) ;;
+      *) die "REDIS_URL must start with redis:// or rediss:// (got '${url%%://*}://...')" ;;
+    esac
+    if [[ $rest == *@* ]]; then
+      userinfo=${rest%@*}; rest=${rest##*@}
+      if [[ $userinfo == *:* ]]; then
+        [ -z "${userinfo#*:}" ] || export REDISCLI_AUTH="${userinfo#*:}"
+        userinfo=${userinfo%%:*}
+      fi
+      [ -z "$userinfo" ] || redis_args+=(--user "$userinfo")
+    fi
+    hostport=${rest%%/*}; db=""
+    [[ $rest == */* ]] && db=${rest#*/}
+    host=${hostport%%:*}; port=6379
+    [[ $hostport == *:* ]] && port=${hostport##*:}
+    [ -n "$host" ] || host=127.0.0.1
+    [ -z "$db" ] || redis_args+=(-n "$db")
+  else
+    host=${REDIS_HOST:-127.0.0.1}; port=${REDIS_PORT:-6379}
+  fi
+  [[ $port =~ ^[0-9]+$ ]] || die "redis port is not a number: '$port'"
+  redis_args+=(-h "$host" -p "$port")
+  redis_target="$host:$port"
+}
+rcli() { redis-cli "${redis_args[@]}" "$@"; }
+# One command whose reply must not be an error; redis-cli exits 0 on some error replies.
+rcmd() {
+  local reply
+  reply=$(rcli "$@" 2>&1) || { printf '%s\n' "$reply" >&2; return 1; }
+  case "$reply" in
+    ERR*|NOAUTH*|WRONGPASS*|NOPERM*|LOADING*|MISCONF*|"Could not connect"*|"(error)"*) printf '%s\n' "$reply" >&2; return 1 ;;
+  esac
+  printf '%s\n' "$reply"
+}
+info_field() { rcmd INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
+total_keys() { rcmd INFO keyspace | tr -d '\r' | sed -n 's/^db[0-9]*:keys=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
+# ---
+
+
+bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
+
+file=""
+stop_cmd=""
+start_cmd=""
+rdb_path=""
+timeout="2m"
+scratch=false
+allow_unverified=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --file) [ $# -ge 2 ] || usage_error "$1 needs a value"; file=$2; shift 2 ;;
+    --stop-cmd) [ $# -ge 2 ] || usage_error "$1 needs a value"; stop_cmd=$2; shift 2 ;;
+    --start-cmd) [ $# -ge 2 ] || usage_error "$1 needs a value"; start_cmd=$2; shift 2 ;;
+    --rdb-path) [ $# -ge 2 ] || usage_error "$1 needs a value"; rdb_path=$2; shift 2 ;;
+    --timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; timeout=$2; shift 2 ;;
+    --scratch) [ $# -ge 2 ] || usage_error "$1 needs a value"; scratch=$(bool "$1" "$2"); shift 2 ;;
+    --allow-unverified) [ $# -ge 2 ] || usage_error "$1 needs a value"; allow_unverified=$(bool "$1" "$2"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+[ -n "$file" ] || usage_error "--file is required"
+timeout_s=$(to_seconds "$timeout") || usage_error "--timeout: not a duration: '$timeout'"
+command -v redis-cli >/dev/null || die "redis-cli not found in PATH (install redis-tools)"
+[ -f "$file" ] || die "backup file '$file' does not exist"
+
+# 1. the file
+if [ -s "$file.sha256" ]; then
+  expected=$(cut -d' ' -f1 < "$file.sha256")
+  actual=$(sha256sum "$file" | cut -d' ' -f1)
+  [ "$expected" = "$actual" ] || die "checksum mismatch for $file: expected $expected, got $actual; refusing to restore a damaged backup"
+  echo "checksum ok: $actual"
+elif [ "$allow_unverified" = true ]; then
+  warn "no $file.sha256; restoring unverified (--allow-unverified true)"
+else
+  die "no $file.sha256 beside the backup: cannot verify it (pass --allow-unverified true to restore anyway)"
+fi
+[ "$(head -c 5 "$file")" = REDIS ] || die "$file is not an RDB file (no REDIS header)"
+if command -v redis-check-rdb >/dev/null; then
+  redis-check-rdb "$file" >/dev/null 2>&1 || die "redis-check-rdb rejects $file"
+fi
+expected_keys=""
+[ ! -s "$file.meta" ] || expected_keys=$(sed -n 's/^keys=\([0-9]*\)$/\1/p' "$file.meta" | head -n1)
+
+wait_for_pong() { # $1: seconds; PING until PONG (LOADING and refused connections are retried)
+  local deadline=$(( $(date +%s) + $1 )) reply
+  while :; do
+    reply=$(rcli PING 2>&1 || true)
+    [ "$reply" = PONG ] && return 0
+    [ "$(date +%s)" -lt "$deadline" ] || { printf '%s\n' "$reply" >&2; return 1; }
+    sleep 0.5
+  done
+}
+report_keys() {
+  local keys
+  keys=$(total_keys) || die "cannot count keys after the restore"
+  echo "Redis answers PING; $keys key(s) loaded"
+  out keys "$keys"
+  out expected_keys "${expected_keys:-unknown}"
+  if [ -n "$expected_keys" ]; then
+    if [ "$keys" = 0 ] && [ "$expected_keys" -gt 0 ]; then
+      die "Redis came up empty, but the backup recorded $expected_keys keys: the RDB was not loaded"
+    elif [ "$keys" != "$expected_keys" ]; then
+      warn "$keys keys loaded, the backup recorded $expected_keys (keys that expired since the backup do not load)"
+    fi
+  fi
+}
+
+# Drill: a throwaway server on a free port, nothing else touched.
+if [ "$scratch" = true ]; then
+  command -v redis-server >/dev/null || die "--scratch true needs redis-server installed on this host"
+  work=$(mktemp -d)
+  port=""
+  for _ in $(seq 1 50); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+  done
+  [ -n "$port" ] || die "no free local port found for the scratch server"
+  cp -- "$file" "$work/dump.rdb"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --dbfilename dump.rdb \
+    --save "" --appendonly no --daemonize no --logfile "$work/redis.log" &
+  pid=$!
+  trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'exit 130' INT TERM HUP PIPE
+  unset REDISCLI_AUTH
+  redis_args=(-h 127.0.0.1 -p "$port")
+  redis_target="127.0.0.1:$port (scratch)"
+  echo "loading $file into a scratch redis-server on 127.0.0.1:$port"
+  wait_for_pong "$timeout_s" || die "the scratch server did not come up: $(tail -n 5 "$work/redis.log" 2>/dev/null)"
+  report_keys
+  out rdb_path "$work/dump.rdb"
+  out scratch true
+  rcli SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+  exit 0
+fi
+
+[ -n "$stop_cmd" ] || usage_error "--stop-cmd is required (how Redis is stopped here, e.g. 'systemctl stop redis-server')"
+[ -n "$start_cmd" ] || usage_error "--start-cmd is required (how Redis is started here, e.g. 'systemctl start redis-server')"
+redis_connect
+
+# 2. where Redis loads from, asked while it still runs
+if rcli PING 2>/dev/null | grep -qx PONG; then
+  aof=$(rcmd CONFIG GET appendonly | sed -n 2p || true)
+  [ "$aof" != yes ] || die "appendonly is on: Redis would load its AOF and ignore the restored RDB. Turn AOF off (CONFIG SET appendonly no, and in redis.conf), restore, then turn it back on (CONFIG SET appendonly yes rewrites the AOF from the restored data)"
+  if [ -z "$rdb_path" ]; then
+    dir=$(rcmd CONFIG GET dir | sed -n 2p) || die "CONFIG GET dir failed (disabled?): pass --rdb-path"
+    dbfilename=$(rcmd CONFIG GET dbfilename | sed -n 2p) || die "CONFIG GET dbfilename failed: pass --rdb-path"
+    rdb_path="$dir/$dbfilename"
+  fi
+else
+  [ -n "$rdb_path" ] || die "Redis at $redis_target is not answering, so its RDB location is unknown: pass --rdb-path"
+  warn "Redis at $redis_target is not answering; restoring to $rdb_path"
+fi
+rdb_dir=$(dirname "$rdb_path")
+[ -d "$rdb_dir" ] || die "$rdb_dir does not exist"
+[ -w "$rdb_dir" ] || die "cannot write to $rdb_dir (run as its owner, or as root)"
+
+# 3. stop
+echo "stopping Redis: $stop_cmd"
+bash -c "$stop_cmd" || die "the stop command failed: $stop_cmd"
+deadline=$(( $(date +%s) + timeout_s ))
+while rcli PING 2>/dev/null | grep -qx PONG; do
+  [ "$(date +%s)" -lt "$deadline" ] || die "Redis still answers $timeout after the stop command; not replacing its file under it"
+  sleep 0.5
+done
+echo "Redis is stopped"
+
+# 4. swap the file, keeping the old one
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+tmp="$rdb_dir/.restore-$stamp.rdb"
+cp -- "$file" "$tmp" || die "cannot copy $file to $rdb_dir"
+previous=""
+if [ -e "$rdb_path" ]; then
+  chown --reference="$rdb_path" "$tmp" 2>/dev/null || warn "cannot give $tmp the owner of $rdb_path"
+  chmod --reference="$rdb_path" "$tmp" 2>/dev/null || true
+  previous="$rdb_path.before-restore-$stamp"
+  mv -f -- "$rdb_path" "$previous"
+  echo "kept the previous file as $previous"
+fi
+mv -f -- "$tmp" "$rdb_path"
+echo "placed $file at $rdb_path"
+
+# 5. start and check
+echo "starting Redis: $start_cmd"
+bash -c "$start_cmd" || die "the start command failed: $start_cmd (the backup is in place at $rdb_path${previous:+, the old file at $previous})"
+wait_for_pong "$timeout_s" || die "Redis did not answer PONG within $timeout after starting"
+report_keys
+out rdb_path "$rdb_path"
+out previous "$previous"
+out scratch false

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Delete backups older than the retention period (default 30 days, the plan's retention) from
+# a local folder or an rclone remote (`remote:path`, any destination with a colon), with their
+# .sha256 and .meta sidecars. The newest --keep-min backups are never deleted, however old:
+# if backups stopped a month ago, pruning must not delete the last ones there are.
+# Age is the file's modification time in the destination.
+set -euo pipefail
+
+me=${0##*/}
+die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
+usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
+out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+
+usage() {
+  cat <<'EOF2'
+usage: prune.sh --dest DIR|REMOTE:PATH --pattern GLOB [--retention-days N] [--keep-min N]
+                [--dry-run true|false]
+
+  --pattern GLOB       which files are backups, e.g. 'omni-*.dump' (required: prune never
+                       guesses what it may delete)
+  --retention-days N   delete backups older than N days (default 30)
+  --keep-min N         always keep the N newest backups (default 3)
+  --dry-run            only print what would be deleted (default false)
+
+outputs: deleted, kept
+EOF2
+}
+
+bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
+
+dest=""
+pattern=""
+retention_days=30
+keep_min=3
+dry_run=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dest) [ $# -ge 2 ] || usage_error "$1 needs a value"; dest=$2; shift 2 ;;
+    --pattern) [ $# -ge 2 ] || usage_error "$1 needs a value"; pattern=$2; shift 2 ;;
+    --retention-days) [ $# -ge 2 ] || usage_error "$1 needs a value"; retention_days=$2; shift 2 ;;
+    --keep-min) [ $# -ge 2 ] || usage_error "$1 needs a value"; keep_min=$2; shift 2 ;;
+    --dry-run) [ $# -ge 2 ] || usage_error "$1 needs a value"; dry_run=$(bool "$1" "$2"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+[ -n "$dest" ] || usage_error "--dest is required"
+[ -n "$pattern" ] || usage_error "--pattern is required (e.g. 'omni-*.dump')"
+[ "$pattern" != "*" ] || usage_error "--pattern '*' would treat every file as a backup; name them (e.g. 'omni-*.dump')"
+[[ $retention_days =~ ^[1-9][0-9]*$ ]] || usage_error "--retention-days must be a positive number of days (got '$retention_days')"
+[[ $keep_min =~ ^[0-9]+$ ]] || usage_error "--keep-min must be a number (got '$keep_min')"
+dest=${dest%/}
+
+remote=false
+[[ $dest == *:* ]] && remote=true
+if $remote; then
+  command -v rclone >/dev/null || die "destination '$dest' is an rclone remote but rclone is not installed"
+  # rclone prints modification times in local time, which date -d reads the same way.
+  rows=$(rclone -q lsf --files-only --format 'tp' --separator '|' --include "$pattern" "$dest") \
+    || die "cannot list $dest with rclone"
+  rows=$(printf '%s\n' "$rows" | while IFS='|' read -r t n; do
+    [ -n "$n" ] || continue
+    printf '%s|%s\n' "$(date -d "$t" +%s)" "$n"
+  done)
+else
+  [ -d "$dest" ] || die "folder '$dest' does not exist"
+  rows=$(find "$dest" -maxdepth 1 -type f -name "$pattern" -printf '%T@|%f\n' | sed 's/\.[0-9]*|/|/')
+fi
+# Backups only (not their sidecars, not partial uploads), newest first.
+rows=$(printf '%s\n' "$rows" | grep -v -E '\.(sha256|meta|partial)$|\|\.' | grep -v '^$' | sort -t'|' -k1,1nr -k2,2r || true)
+
+cutoff=$(( $(date +%s) - retention_days * 86400 ))
+deleted=0
+kept=0
+rank=0
+while IFS='|' read -r mtime n; do
+  [ -n "$n" ] || continue
+  rank=$((rank + 1))
+  if [ "$rank" -le "$keep_min" ] || [ "$mtime" -ge "$cutoff" ]; then
+    kept=$((kept + 1)); continue
+  fi
+  age_d=$(( ($(date +%s) - mtime) / 86400 ))
+  if [ "$dry_run" = true ]; then
+    echo "would delete $n (${age_d} days old) and its sidecars"
+  else
+    echo "deleting $n (${age_d} days old) and its sidecars"
+    for f in "$n" "$n.sha256" "$n.meta"; do
+      if $remote; then
+        rclone -q deletefile "$dest/$f" 2>/dev/null || [ "$f" != "$n" ] || die "cannot delete $dest/$f"
+      else
+        rm -f -- "$dest/$f" || die "cannot delete $dest/$f"
+      fi
+    done
+  fi
+  deleted=$((deleted + 1))
+done <<< "$rows"
+
+echo "$( [ "$dry_run" = true ] && echo 'would delete' || echo 'deleted' ) $deleted backup(s) older than $retention_days days; kept $kept"
+out deleted "$deleted"
+out kept "$kept"
