@@ -68,12 +68,14 @@ pub fn operator(as_name: &Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Vars: the runbook's defaults, then the environment file, then `--var`. A name the runbook
-/// does not declare is an error: a typo must not silently leave the default in place.
+/// Vars: the runbook's defaults, then the environment file, then `--var`. An environment file
+/// serves every runbook, so it may set variables a runbook does not use (they are ignored);
+/// a `--var` the runbook does not declare is an error: a typo must not silently leave the
+/// default in place.
 pub fn effective_vars(
     plan: &Plan,
     env: &EnvDoc,
-    env_name: Option<&str>,
+    _env_name: Option<&str>,
     cli: &[String],
 ) -> Result<BTreeMap<String, String>, Problem> {
     let mut vars = plan.vars.clone();
@@ -93,15 +95,9 @@ pub fn effective_vars(
         Err(Problem::error(format!("`{}` has no variable `{k}`", plan.scenario)).help(help))
     };
     for (k, v) in &env.vars {
-        known(k, &vars).map_err(|p| {
-            Problem::error(format!(
-                "{} (set in environment `{}`)",
-                p.message,
-                env_name.unwrap_or("?")
-            ))
-            .maybe_help(p.help)
-        })?;
-        vars.insert(k.clone(), v.value.0.clone());
+        if vars.contains_key(k) {
+            vars.insert(k.clone(), v.value.0.clone());
+        }
     }
     for kv in cli {
         let Some((k, v)) = kv.split_once('=') else {

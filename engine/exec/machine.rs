@@ -464,15 +464,21 @@ impl Machine {
     fn escalate(&mut self, k: usize, now: Duration, reason: &str, out: &mut Vec<Action>) {
         self.escalated[k] = true;
         let channel = self.plan.escalation[k].channel.clone();
+        // A rehearsal must never read like a real incident on the channel it reaches.
+        let tag = match self.cfg.mode {
+            Mode::Real => "[runbook]",
+            Mode::Drill => "[runbook DRILL — not a real incident]",
+            Mode::DryRun => "[runbook DRY-RUN — not a real incident]",
+        };
         let message = match reason {
             "rto_at_risk" => format!(
-                "[runbook] {}: RTO at risk at +{} (target {}); escalating to {channel}",
+                "{tag} {}: RTO at risk at +{} (target {}); escalating to {channel}",
                 self.plan.scenario,
                 fmt_duration(now),
                 fmt_duration(self.plan.rto)
             ),
             _ => format!(
-                "[runbook] {}: recovery still in progress at +{} (RTO target {}); escalating to {channel}",
+                "{tag} {}: recovery still in progress at +{} (RTO target {}); escalating to {channel}",
                 self.plan.scenario,
                 fmt_duration(now),
                 fmt_duration(self.plan.rto)

@@ -553,3 +553,25 @@ fn an_interrupt_kills_running_steps_and_stops_resumable() {
     assert_eq!(sim.at("run_interrupted").len(), 1);
     assert_eq!(sim.outcome, Some(Outcome::Stopped));
 }
+
+#[test]
+fn escalations_in_a_drill_say_it_is_a_drill() {
+    let p = plan(
+        "rto: 1h\nnotify:\n  oncall: echo {{ message }}\nescalation:\n  - { after: 0s, notify: oncall }\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run }\n",
+    );
+    for (mode, tag) in [
+        (Mode::Real, "[runbook] t:"),
+        (Mode::Drill, "[runbook DRILL — not a real incident] t:"),
+    ] {
+        let mut m = Machine::new(p.clone(), cfg(mode), Masker::default());
+        let acts = m.handle(Duration::ZERO, Input::Start);
+        let msg = acts
+            .iter()
+            .find_map(|a| match a {
+                Action::Notify { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(msg.starts_with(tag), "{msg}");
+    }
+}

@@ -14,6 +14,7 @@
 //! | `elapsed_s` | seconds from start to end on the run's clock (downtime of a resume included) |
 //! | `rto_target_s`, `rto_met` | the scenario's RTO and whether the run ended within it (`null` while unfinished) |
 //! | `projected_rto_s` | drills: the critical path with measured durations where steps ran and estimates where they did not |
+//! | `rpo_target_s`, `rpo_achieved_s`, `rpo_met` | the scenario's RPO, and the recovery point the run achieved: the largest `rpo_s` output of any step (a restored backup's age; `null` when no step reports one) |
 //! | `machine_s` | the sum of the durations of command steps (work; parallel work counts in full) |
 //! | `human_wait_s` | the sum of the waits at approval gates |
 //! | `critical_path` | step ids of the chain that decided the finish, as it ran |
@@ -151,6 +152,18 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
     Some(total.as_millis() as u64)
 }
 
+/// The recovery point achieved: the largest `rpo_s` output of any step (by convention a
+/// restore's source backup's age, e.g. `postgres/latest-backup`).
+pub fn rpo_achieved_ms(state: &RunState) -> Option<u64> {
+    state
+        .steps
+        .iter()
+        .filter_map(|s| s.outputs.get("rpo_s"))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as u64)
+        .max()
+}
+
 /// The stable machine form, from the journal alone.
 pub fn json_report(state: &RunState) -> Value {
     let started = state.started.clone().unwrap_or_default();
@@ -200,6 +213,12 @@ pub fn json_report(state: &RunState) -> Value {
         "rto_target_s": s(started.rto_ms),
         "rto_met": state.finished.as_ref().map(|f| f.rto_met),
         "projected_rto_s": if state.mode() == Mode::Real { Value::Null } else { json!(projected_rto_ms(state).map(s)) },
+        "rpo_target_s": started.rpo_ms.map(s),
+        "rpo_achieved_s": rpo_achieved_ms(state).map(s),
+        "rpo_met": match (started.rpo_ms, rpo_achieved_ms(state)) {
+            (Some(t), Some(a)) => Some(a <= t),
+            _ => None,
+        },
         "machine_s": s(machine_ms),
         "human_wait_s": s(state.human_wait_ms()),
         "critical_path": actual_critical_path(state),

@@ -55,6 +55,8 @@ pub struct Model {
     pub rto_ms: u64,
     pub rto_met: Option<bool>,
     pub projected_ms: Option<u64>,
+    pub rpo_ms: Option<u64>,
+    pub rpo_achieved_ms: Option<u64>,
     pub machine_ms: u64,
     pub human_ms: u64,
     pub runbook: String,
@@ -180,6 +182,8 @@ impl Model {
             elapsed_ms: elapsed,
             rto_ms: started.rto_ms,
             rto_met: state.finished.as_ref().map(|f| f.rto_met),
+            rpo_ms: started.rpo_ms,
+            rpo_achieved_ms: super::rpo_achieved_ms(state),
             projected_ms: if state.mode() == Mode::Real {
                 None
             } else {
@@ -284,6 +288,22 @@ impl Model {
                     d(p)
                 ),
             ));
+        }
+        match (self.rpo_ms, self.rpo_achieved_ms) {
+            (Some(t), Some(a)) => v.push((
+                "RPO",
+                format!(
+                    "{}: the restored data is {} old against a {} target",
+                    if a <= t { "met" } else { "MISSED" },
+                    d(a),
+                    d(t)
+                ),
+            )),
+            (Some(t), None) => v.push((
+                "RPO",
+                format!("target {} (no step reported the recovery point)", d(t)),
+            )),
+            _ => {}
         }
         v.push(("Machine time", d(self.machine_ms)));
         v.push(("Human wait", d(self.human_ms)));

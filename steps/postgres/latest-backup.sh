@@ -173,6 +173,7 @@ while IFS= read -r name; do
   out sha256 "$actual"
   out created_at "$created_at"
   out age_s "$age_s"
+  out rpo_s "$age_s"   # the recovery point a restore from it achieves (read by the report)
   out rpo_met "$rpo_met"
   out skipped "$skipped"
   if [ "$max_age_s" -gt 0 ] && [ "$age_s" -gt "$max_age_s" ]; then
