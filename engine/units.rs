@@ -21,7 +21,7 @@ pub fn fmt_duration(d: Duration) -> String {
     if ms < 1000 {
         return format!("{ms}ms");
     }
-    if ms < 10_000 && ms % 1000 != 0 {
+    if ms < 10_000 && !ms.is_multiple_of(1000) {
         // Short durations keep a decimal: `1.2s` is not `1s` when the budget is `1s`.
         return format!("{:.1}s", ms as f64 / 1000.0);
     }

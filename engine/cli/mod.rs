@@ -276,20 +276,29 @@ pub fn report_problems(problems: &Problems) {
         (true, false) => miette::GraphicalTheme::unicode_nocolor(),
         (false, _) => miette::GraphicalTheme::none(),
     };
+    // Ids hold hyphens: wrap only at spaces, so `plan-migration-back` stays whole.
     let handler = miette::GraphicalReportHandler::new_themed(theme)
         .with_width(100)
-        .with_links(false);
+        .with_links(false)
+        .with_break_words(false)
+        .with_word_splitter(textwrap::WordSplitter::NoHyphenation);
     let mut out = String::new();
     for p in &problems.0 {
+        // miette shows `[file:line:col]` only with a span; name the file in the message
+        // otherwise.
+        let named;
+        let p = match (&p.pos, &p.file) {
+            (None, Some(f)) => {
+                let mut q = p.clone();
+                q.message = format!("{}: {}", f.display_name(), p.message);
+                named = q;
+                &named
+            }
+            _ => p,
+        };
         let mut s = String::new();
         if handler.render_report(&mut s, p).is_err() {
             s = format!("{p}\n");
-        }
-        // miette shows `[file:line:col]` only with a span; say the file otherwise.
-        if p.pos.is_none()
-            && let Some(f) = &p.file
-        {
-            s = format!("{}: {s}", f.display_name());
         }
         out.push_str(&s);
         out.push('\n');

@@ -110,7 +110,8 @@ pub fn effective_vars(
     Ok(vars)
 }
 
-pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc, ()> {
+/// Loads `--env`; problems are reported here, and `Err` carries the exit code.
+pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc, u8> {
     let Some(name) = name else {
         return Ok(EnvDoc::default());
     };
@@ -123,11 +124,12 @@ pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc,
             ))
             .help("environments live in runbooks/env/<name>.yaml; `--env local` for the sandbox"),
         );
-        return Err(());
+        return Err(exit::USAGE);
     }
-    load_env(&path)
-        .map(|l| l.doc)
-        .map_err(|p| super::report_problems(&p))
+    load_env(&path).map(|l| l.doc).map_err(|p| {
+        super::report_problems(&p);
+        exit::USAGE
+    })
 }
 
 /// Who approves at gates under `--yes`, if allowed; an error says why not.

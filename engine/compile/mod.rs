@@ -316,7 +316,6 @@ impl Compiler<'_> {
                     }
                     None => {
                         let help = suggestion(&n.value, ids.iter().copied())
-                            .map(|s| s.replace("did you mean", "did you mean"))
                             .unwrap_or_else(|| "`needs` names ids of steps in this runbook".into());
                         self.err(
                             n.pos,

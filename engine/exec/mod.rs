@@ -83,6 +83,9 @@ impl Shell {
     }
 }
 
+/// Requests from `runbook approve` (request id, step) and the actions they led to.
+type Answered = (Vec<(String, String)>, Vec<Action>);
+
 /// A step's process, as the shell tracks it.
 struct Running {
     pgid: u32,
@@ -161,7 +164,7 @@ pub async fn execute(
 
     let mut actions = machine.handle(now(), Input::Start);
     // Answers from `runbook approve`, told what became of them once that is journaled.
-    let mut answered: Option<(Vec<(String, String)>, Vec<Action>)> = None;
+    let mut answered: Option<Answered> = None;
     loop {
         let outcome = perform(
             &mut shell,

@@ -148,17 +148,17 @@ impl Observer for Bars {
             EventKind::ApprovalRequested(a) => Some(a.step.clone()),
             _ => None,
         };
-        if let Some(id) = running_start {
-            if !self.bars.contains_key(&id) {
-                let bar = self.multi.add(ProgressBar::new(1000));
-                bar.set_style(
-                    ProgressStyle::with_template("  {bar:20} {msg}")
-                        .expect("template")
-                        .progress_chars("█▓░"),
-                );
-                let budget = self.budgets.get(&id).copied().unwrap_or_default();
-                self.bars.insert(id, (bar, rec.elapsed(), budget));
-            }
+        if let Some(id) = running_start
+            && !self.bars.contains_key(&id)
+        {
+            let bar = self.multi.add(ProgressBar::new(1000));
+            bar.set_style(
+                ProgressStyle::with_template("  {bar:20} {msg}")
+                    .expect("template")
+                    .progress_chars("█▓░"),
+            );
+            let budget = self.budgets.get(&id).copied().unwrap_or_default();
+            self.bars.insert(id, (bar, rec.elapsed(), budget));
         }
         let ended = match &rec.event {
             EventKind::StepFinished(f) if !f.will_retry => Some(f.step.clone()),

@@ -504,21 +504,19 @@ pub fn gantt(m: &Model) -> String {
     let height = top + row_h * m.steps.len() as f64 + 30.0;
     let width = label_w + chart_w + 20.0;
     let mut o = String::new();
-    let _ = write!(
+    let _ = writeln!(
         o,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="Gantt chart of the run" font-family="sans-serif" font-size="12">
 <defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#8a5cc7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" stroke-width="2"/></pattern></defs>
-<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>
-"##
+<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>"##
     );
     // Time axis: five ticks.
     for k in 0..=5 {
         let ms = (horizon / 1.05 * k as f64 / 5.0) as u64;
         let tx = x(ms);
-        let _ = write!(
+        let _ = writeln!(
             o,
-            r##"<line x1="{tx:.1}" y1="{top}" x2="{tx:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#555">+{}</text>
-"##,
+            r##"<line x1="{tx:.1}" y1="{top}" x2="{tx:.1}" y2="{:.1}" stroke="#e5e5e5"/><text x="{tx:.1}" y="{:.1}" text-anchor="middle" fill="#555">+{}</text>"##,
             height - 24.0,
             height - 8.0,
             d(ms)
@@ -526,10 +524,9 @@ pub fn gantt(m: &Model) -> String {
     }
     for (i, s) in m.steps.iter().enumerate() {
         let y = top + row_h * i as f64;
-        let _ = write!(
+        let _ = writeln!(
             o,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#222">{}</text>
-"##,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="#222">{}</text>"##,
             label_w - 8.0,
             y + row_h * 0.65,
             esc(&s.id)
@@ -553,10 +550,9 @@ pub fn gantt(m: &Model) -> String {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             o,
-            r##"<rect class="bar {}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{fill}"{stroke}{opacity}><title>{} — {}{}: {} (budget {})</title></rect>
-"##,
+            r##"<rect class="bar {}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{fill}"{stroke}{opacity}><title>{} — {}{}: {} (budget {})</title></rect>"##,
             esc(&s.status),
             y + 5.0,
             row_h - 10.0,
@@ -568,30 +564,27 @@ pub fn gantt(m: &Model) -> String {
         );
         // The budget, as a tick where it runs out.
         let bx = x(start + s.budget_ms).min(label_w + chart_w);
-        let _ = write!(
+        let _ = writeln!(
             o,
-            r##"<line class="budget" x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/>
-"##,
+            r##"<line class="budget" x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/>"##,
             y + 2.0,
             y + row_h - 2.0
         );
     }
     if rto_on_chart {
         let rx = x(m.rto_ms);
-        let _ = write!(
+        let _ = writeln!(
             o,
-            r##"<line class="rto" x1="{rx:.1}" y1="{:.1}" x2="{rx:.1}" y2="{:.1}" stroke="#d0342c" stroke-width="2" stroke-dasharray="6 4"/><text x="{rx:.1}" y="{:.1}" text-anchor="middle" fill="#d0342c">RTO {}</text>
-"##,
+            r##"<line class="rto" x1="{rx:.1}" y1="{:.1}" x2="{rx:.1}" y2="{:.1}" stroke="#d0342c" stroke-width="2" stroke-dasharray="6 4"/><text x="{rx:.1}" y="{:.1}" text-anchor="middle" fill="#d0342c">RTO {}</text>"##,
             top - 6.0,
             height - 24.0,
             top - 10.0,
             d(m.rto_ms)
         );
     } else {
-        let _ = write!(
+        let _ = writeln!(
             o,
-            r##"<text class="rto" x="{:.1}" y="{:.1}" text-anchor="end" fill="#d0342c">RTO {} →</text>
-"##,
+            r##"<text class="rto" x="{:.1}" y="{:.1}" text-anchor="end" fill="#d0342c">RTO {} →</text>"##,
             label_w + chart_w,
             top - 10.0,
             d(m.rto_ms)
@@ -662,9 +655,9 @@ ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
         o.push_str("</tr>\n");
     }
     o.push_str("</table>\n");
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<h2>Critical path, as it ran</h2><p>{}</p>\n",
+        "<h2>Critical path, as it ran</h2><p>{}</p>",
         esc(&m.critical_path.join(" → "))
     );
     for (title, items) in [
@@ -772,17 +765,17 @@ pub fn junit(m: &Model) -> String {
         );
         let mut body = String::new();
         if matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted") {
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
+                "      <failure message=\"{}\" type=\"{}\">{}</failure>",
                 esc(&format!("step {}", s.status)),
                 esc(&s.status),
                 esc(s.error.as_deref().unwrap_or(""))
             );
         } else if s.breached {
-            let _ = write!(
+            let _ = writeln!(
                 body,
-                "      <failure message=\"{}\" type=\"budget_breached\"/>\n",
+                "      <failure message=\"{}\" type=\"budget_breached\"/>",
                 esc(&format!(
                     "took {} against a budget of {}",
                     d(s.duration_ms.unwrap_or(0)),
