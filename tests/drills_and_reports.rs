@@ -583,6 +583,19 @@ fn history_figures_match_the_runs_in_the_state_folder() {
     assert_eq!(code, Some(1));
     assert_eq!(p.run(&["run", "small", "--drill", "--yes"]).0, 0);
     assert_eq!(p.run(&["run", "small", "--dry-run"]).0, 0);
+    // A run stopped at its gate (nobody answered within 1 s), then resumed and approved.
+    p.write(
+        "runbooks/small.yaml",
+        &SMALL.replace(
+            r#"approvers: [lead] }"#,
+            r#"approvers: [lead], timeout: 1s }"#,
+        ),
+    );
+    assert_eq!(p.run(&["run", "small", "--as", "alice"]).0, 3);
+    let stopped = p.run_ids().pop().unwrap();
+    let (code, _, err) = p.run(&["resume", &stopped, "--as", "alice", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.events_of(&stopped, "run_resumed").len(), 1);
     let (code, out, err) = p.run(&["history", "--format", "json"]);
     assert_eq!(code, 0, "{err}");
     let h: Value = serde_json::from_str(&out).unwrap();
@@ -590,15 +603,20 @@ fn history_figures_match_the_runs_in_the_state_folder() {
     assert_eq!(s["scenario"], "small");
     assert_eq!(
         s["runs"],
-        serde_json::json!({"drill": 1, "dry-run": 1, "real": 2})
+        serde_json::json!({"drill": 1, "dry-run": 1, "real": 3})
     );
-    assert_eq!(s["finished"], 3);
+    assert_eq!(s["finished"], 4);
     let rate = s["success_rate"].as_f64().unwrap();
-    assert!((rate - 2.0 / 3.0).abs() < 1e-9, "{rate}");
+    assert!((rate - 3.0 / 4.0).abs() < 1e-9, "{rate}");
     assert_eq!(s["rto_met_share"], 1.0);
     assert!(
-        s["mttr_s"].as_f64().unwrap() > 0.5,
-        "two real runs of over 0.8 s"
+        s["mttr_s"].as_f64().unwrap() > 0.8,
+        "real runs of over 0.8 s"
+    );
+    // The resumed run's RTO clock kept running through its stop.
+    assert!(
+        s["rto_max_s"].as_f64().unwrap() >= 1.0,
+        "the resumed run took at least its 1 s gate timeout"
     );
     assert_eq!(s["drill_overdue"], false);
     let slow = s["steps"]
@@ -607,7 +625,7 @@ fn history_figures_match_the_runs_in_the_state_folder() {
         .iter()
         .find(|x| x["id"] == "slow")
         .unwrap();
-    assert_eq!(slow["runs"], 3);
+    assert_eq!(slow["runs"], 4);
     assert!(slow["p50_s"].as_f64().unwrap() >= 0.8);
     assert!(
         slow["suggestion"]
@@ -618,7 +636,7 @@ fn history_figures_match_the_runs_in_the_state_folder() {
     );
     let (_, md, _) = p.run(&["history"]);
     assert!(
-        md.contains("| Success rate | 67% of 3 finished real runs and drills |"),
+        md.contains("| Success rate | 75% of 4 finished real runs and drills |"),
         "{md}"
     );
 }

@@ -263,6 +263,7 @@ fn init_tracing() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(EnvFilter::from_default_env())
+            .with_ansi(Style::stderr().color)
             .with_writer(std::io::stderr)
             .try_init();
     }

@@ -233,6 +233,7 @@ pub async fn execute(
             shell.observers.log(&id, &line.text);
         }
         if let Some(i) = input {
+            tracing::trace!(input = ?i, "input");
             actions.extend(machine.handle(now(), i));
             // Batch whatever else is already here into the same journal write.
             while let Ok(i) = rx.try_recv() {
@@ -367,6 +368,7 @@ fn perform(
                     });
                     match spawned {
                         Ok(sp) => {
+                            tracing::debug!(step = %id, attempt, pgid = sp.pid, "spawned");
                             running.insert(
                                 step,
                                 Running {
@@ -423,6 +425,7 @@ fn perform(
                 }
                 Action::Kill { step } => {
                     if let Some(r) = running.get(&step) {
+                        tracing::debug!(step = %shell.plan.steps[step].id, pgid = r.pgid, "terminating the process group");
                         let (pgid, exited) = (r.pgid, r.exited.clone());
                         tokio::spawn(process::terminate(pgid, process::GRACE, exited));
                     }

@@ -161,8 +161,16 @@ impl Journal {
             return Ok(());
         }
         self.file.write_all(&self.buf)?;
+        let started = std::time::Instant::now();
+        let bytes = self.buf.len();
         self.buf.clear();
-        self.file.sync_data()
+        self.file.sync_data()?;
+        tracing::trace!(
+            bytes,
+            fsync_us = started.elapsed().as_micros() as u64,
+            "journal synced"
+        );
+        Ok(())
     }
 }
 
