@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The executor against make on the same DAG of 1,000 `true` steps (issue 3, "Performance").
+#
+#   wide:  1,000 independent steps and a join, `runbook run --max-parallel 2` vs `make -j2`
+#   chain: 1,000 steps each needing the one before,  `runbook run` vs `make -j1`
+#
+# Runs alternate (runbook, make, make, runbook, ...) so drift in the machine's load hits both
+# sides alike; each run starts from an empty state folder. Prints medians, the ratio, and the
+# peak RSS of runbook through /usr/bin/time -v.
+# The journal stays durable: every batch of events is fsynced, as in production.
+#
+# usage: benches/executor.sh [ROUNDS]      (default 11 rounds per shape)
+# needs: a release build (cargo build --release), python3, make, /usr/bin/time
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${RUNBOOK_BIN:-$ROOT/target/release/runbook}
+ROUNDS=${1:-11}
+N=1000
+
+[ -x "$BIN" ] || { echo "no release binary at $BIN: run cargo build --release" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is missing (apt-get install -y time)" >&2; exit 2; }
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+# A private copy: a `cargo build` elsewhere must not swap the binary mid-benchmark.
+# The step wrapper `runbook-step` goes along when it sits beside `runbook` (the engine looks
+# for it there; without it, each step starts `runbook __step`).
+cp -p "$BIN" "$WORK/runbook"
+[ -x "$(dirname "$BIN")/runbook-step" ] && cp -p "$(dirname "$BIN")/runbook-step" "$WORK/runbook-step"
+BIN=$WORK/runbook
+WRAPPER=$([ -x "$WORK/runbook-step" ] && echo "runbook-step" || echo "runbook __step")
+
+for shape in wide chain; do
+  python3 "$ROOT/benches/gen_executor.py" "$shape" "$N" "$WORK/$shape"
+done
+
+echo "date: $(date -u +%FT%TZ)"
+echo "machine: nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -sr)"
+echo "runbook: $ROOT/target/release/runbook ($("$BIN" --version), built $(date -u -r "$BIN" +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- engine Cargo.toml || echo " + uncommitted engine changes")), make: $(make --version | head -1)"
+echo "step wrapper: $WRAPPER"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "state folder on: $(df -T "$WORK" | awk 'NR==2 {print $2" "$7}')"
+echo
+
+python3 - "$BIN" "$WORK" "$ROUNDS" <<'EOF'
+import os, shutil, statistics, subprocess, sys, time
+
+bin_, work, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+shapes = [
+    ("wide", ["--max-parallel", "2"], ["make", "-s", "-j2"]),
+    ("chain", [], ["make", "-s", "-j1"]),
+]
+
+def timed(cmd, cwd):
+    """Wall time and peak RSS (KiB) of one run, exit status checked."""
+    t0 = time.perf_counter()
+    with open(os.path.join(work, "stderr.txt"), "w") as err:
+        p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err,
+                             env=dict(os.environ, NO_COLOR="1"))
+        _, status, _ = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        tail = open(os.path.join(work, "stderr.txt")).read()[-2000:]
+        sys.exit(f"{cmd} exited {p.returncode}:\n{tail}")
+    return dt
+
+for shape, rb_args, make_cmd in shapes:
+    cwd = os.path.join(work, shape)
+    state = os.path.join(cwd, ".runbook")
+    rb_cmd = [bin_, "run", shape, *rb_args]
+
+    def runbook():
+        shutil.rmtree(state, ignore_errors=True)
+        return timed(rb_cmd, cwd)
+
+    def make():
+        return timed(make_cmd, cwd)
+
+    runbook(); make()  # warm-up: page cache, binary loaded
+    rb, mk = [], []
+    for r in range(rounds):
+        order = [runbook, make] if r % 2 == 0 else [make, runbook]
+        for f in order:
+            (rb if f is runbook else mk).append(f())
+    # The journal must hold the whole run: N (+1) starts and finishes.
+    runs = os.listdir(os.path.join(state, "runs"))
+    with open(os.path.join(state, "runs", runs[0], "journal.jsonl")) as j:
+        lines = sum(1 for _ in j)
+    mr, mm = statistics.median(rb), statistics.median(mk)
+    print(f"{shape}: runbook {' '.join(rb_cmd[1:])}  vs  {' '.join(make_cmd)}  ({rounds} rounds, alternating)")
+    print(f"  runbook median {mr*1000:8.1f} ms   (min {min(rb)*1000:.1f}, max {max(rb)*1000:.1f})")
+    print(f"  make    median {mm*1000:8.1f} ms   (min {min(mk)*1000:.1f}, max {max(mk)*1000:.1f})")
+    print(f"  ratio runbook/make {mr/mm:.2f}x")
+    print(f"  journal lines in the last run: {lines}")
+EOF
+
+echo
+for shape in wide chain; do
+  args=(run "$shape")
+  [ "$shape" = wide ] && args+=(--max-parallel 2)
+  rm -rf "$WORK/$shape/.runbook"
+  rss=$(cd "$WORK/$shape" && NO_COLOR=1 /usr/bin/time -v "$BIN" "${args[@]}" </dev/null 2>&1 >/dev/null \
+        | awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}')
+  echo "$shape: /usr/bin/time -v peak RSS of runbook ${args[*]}: ${rss} KiB ($((rss / 1024)) MiB)"
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
