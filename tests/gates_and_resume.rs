@@ -244,11 +244,7 @@ fn a_run_killed_with_sigkill_mid_step_resumes_adopting_the_step_and_runs_everyth
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     let _ = child.wait();
     // The step's process outlived its executor.
-    let pid: i32 = p
-        .read(&format!(".runbook/runs/{run}/outputs/long.1.pid"))
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i32 = step_pid(&p, &run, "long.1");
     assert!(pid_alive(pid), "the in-flight step should still run");
 
     let (_, status, _) = p.run(&["status", &run]);
@@ -285,11 +281,7 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
         let run = p.wait_for("step_started", "long");
         std::thread::sleep(Duration::from_millis(300));
         // Kill the executor and the step's whole group: nothing left to adopt.
-        let pid: i32 = p
-            .read(&format!(".runbook/runs/{run}/outputs/long.1.pid"))
-            .trim()
-            .parse()
-            .unwrap();
+        let pid: i32 = step_pid(&p, &run, "long.1");
         child.kill().unwrap();
         let _ = child.wait();
         unsafe_killpg(pid);
@@ -330,6 +322,17 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
             );
         }
     }
+}
+
+/// The process group the step wrapper recorded for `<step>.<attempt>`.
+fn step_pid(p: &Project, run: &str, key: &str) -> i32 {
+    p.read(&format!(".runbook/runs/{run}/steps.status"))
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{key} pid "))
+                .map(|n| n.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no pid recorded for {key}"))
 }
 
 fn unsafe_killpg(pgid: i32) {

@@ -549,16 +549,14 @@ pub fn resume(
         let attempt = s.attempts.max(1);
         let files = StepFiles::new(&run_dir, &step.id, attempt);
         let since = Duration::from_millis(s.started_ms.unwrap_or(0));
-        if s.in_flight && files.status.is_file() {
+        let (pgid, exit) = files.recorded();
+        if s.in_flight && exit.is_some() {
             // It ended while nobody watched: its wrapper recorded how.
             machine.adopt(i, attempt, since);
-            finished_away.push((i, attempt, exec::adopted_result(&files)));
+            finished_away.push((i, attempt, exec::adopted_result(&files, &mask)));
             adopted_ids.push(step.id.clone());
             continue;
         }
-        let pgid = std::fs::read_to_string(files.status.with_extension("pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok());
         if s.in_flight
             && let Some(pg) = pgid.filter(|&p| group_alive(p))
         {

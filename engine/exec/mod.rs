@@ -137,8 +137,9 @@ pub async fn execute(
         );
         let tx = tx.clone();
         let files = StepFiles::new(&shell.run_dir, &shell.plan.steps[step].id, attempt);
+        let mask = shell.mask.clone();
         tokio::spawn(async move {
-            let (result, outputs) = await_adopted(pgid, &files).await;
+            let (result, outputs) = await_adopted(pgid, &files, &mask).await;
             let _ = tx.send(Input::Exited {
                 step,
                 attempt,
@@ -481,7 +482,11 @@ fn perform(
 /// Wraps a command to run on inventory hosts over ssh (batch mode), all hosts in parallel,
 /// each line of output prefixed with its host; the step fails if any host fails. The step's
 /// extra environment is exported on the remote side. Killing the local process group ends
-/// the ssh clients, and with them the remote commands.
+/// the ssh clients, and with them the remote commands: sshd does not signal the processes of
+/// a session without a terminal when its client goes, so each remote command runs beside a
+/// watcher of the session's stdin, which ssh holds open (a FIFO nobody writes to) for as long
+/// as it lives; when the connection closes, the watcher terminates the remote process group
+/// (SIGTERM, then SIGKILL after the same grace as a local step).
 fn remote_command(
     command: &str,
     hosts: &[String],
@@ -497,8 +502,16 @@ fn remote_command(
         .iter()
         .map(|(k, v)| format!("export {k}={}; ", q(v)))
         .collect();
-    let remote = format!("{exports}{command}");
-    let mut script = String::from("pids=''; ");
+    let grace = process::GRACE.as_secs();
+    let remote = format!(
+        "{exports}exec 3<&0; \
+         ( trap '' TERM; while read -r _; do :; done; kill -TERM 0; sleep {grace}; kill -KILL 0 ) <&3 >/dev/null 2>&1 & w=$!; \
+         (\n{command}\n) </dev/null 3<&- & c=$!; exec 3<&-; \
+         wait \"$c\"; s=$?; kill -KILL \"$w\" 2>/dev/null; exit \"$s\""
+    );
+    let mut script = String::from(
+        "pids=''; f=\"$RUNBOOK_OUTPUT.stdin\"; rm -f \"$f\"; mkfifo \"$f\" && exec 3<>\"$f\"; rm -f \"$f\"; ",
+    );
     for (k, h) in hosts.iter().enumerate() {
         let Some(host) = inventory.get(h) else {
             let known: Vec<&str> = inventory.keys().map(String::as_str).collect();
@@ -539,7 +552,7 @@ fn remote_command(
         ssh.push(remote.clone());
         let argv: Vec<String> = ssh.iter().map(|a| q(a)).collect();
         script.push_str(&format!(
-            "( {{ {} 2>&1; echo \"$?\" > \"$RUNBOOK_OUTPUT.host{k}\"; }} | awk -v p={} '{{ print \"[\" p \"] \" $0; fflush() }}' ) & pids=\"$pids $!\"; ",
+            "( {{ {} 2>&1 <&3; echo \"$?\" > \"$RUNBOOK_OUTPUT.host{k}\"; }} | awk -v p={} '{{ print \"[\" p \"] \" $0; fflush() }}' ) & pids=\"$pids $!\"; ",
             argv.join(" "),
             q(h)
         ));
@@ -611,26 +624,29 @@ async fn run_notify(
 }
 
 /// Waits for an adopted process group to end, then reads the status its wrapper wrote.
-async fn await_adopted(pgid: u32, files: &StepFiles) -> (ExitResult, BTreeMap<String, String>) {
-    while !files.status.is_file() && process::group_alive(pgid) {
+async fn await_adopted(
+    pgid: u32,
+    files: &StepFiles,
+    mask: &Masker,
+) -> (ExitResult, BTreeMap<String, String>) {
+    while files.recorded().1.is_none() && process::group_alive(pgid) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     process::end_foreign_group(pgid).await;
-    adopted_result(files)
+    adopted_result(files, mask)
 }
 
-/// The outcome of a step whose executor died, from the files its wrapper left.
-pub fn adopted_result(files: &StepFiles) -> (ExitResult, BTreeMap<String, String>) {
-    let result = match std::fs::read_to_string(&files.status) {
-        Ok(s) => match s.trim().parse::<i32>() {
-            Ok(c) => ExitResult::Code(c),
-            Err(_) => ExitResult::Error(format!("unreadable exit status `{}`", s.trim())),
-        },
-        Err(_) => ExitResult::Error(
+/// The outcome of a step whose executor died, from what its wrapper recorded.
+pub fn adopted_result(files: &StepFiles, mask: &Masker) -> (ExitResult, BTreeMap<String, String>) {
+    let result = match files.recorded().1 {
+        Some(c) => ExitResult::Code(c),
+        None => ExitResult::Error(
             "the step's process ended without recording its exit status (it was killed)".into(),
         ),
     };
-    (result, process::read_outputs(&files.output))
+    let outputs = process::read_outputs(&files.output);
+    process::mask_file(&files.output, mask);
+    (result, outputs)
 }
 
 /// An approval dropped by `runbook approve`/`deny`: `approvals/<id>.json`.

@@ -38,18 +38,19 @@ pub struct Plain {
 impl Observer for Plain {
     fn record(&mut self, rec: &Record) {
         if let Some(line) = describe(rec, self.color, self.rto_ms) {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(
-                err,
-                "{} +{:<7} {line}",
+            // One write a line: stderr is unbuffered.
+            let text = format!(
+                "{} +{:<7} {line}\n",
                 rec.at.format("%H:%M:%S"),
                 fmt_duration(rec.elapsed())
             );
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
     }
     fn log(&mut self, step: &str, line: &str) {
         if self.show_logs {
-            let _ = writeln!(std::io::stderr().lock(), "    {step} | {line}");
+            let text = format!("    {step} | {line}\n");
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
     }
 }

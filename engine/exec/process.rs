@@ -26,12 +26,19 @@ pub fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
 }
 
-/// Where a step attempt's files go.
+/// Where a step attempt's files go. Creating files is what a no-op step costs most here, so a
+/// step gets none it does not need: its log is created on its first line of output, its
+/// outputs file by the step itself when it writes one, and its pid and exit status are lines
+/// in the run's one status log.
 #[derive(Clone, Debug)]
 pub struct StepFiles {
     pub log: PathBuf,
     pub output: PathBuf,
-    pub status: PathBuf,
+    /// `<run>/steps.status`: `<step>.<attempt> pid <pid>` and `<step>.<attempt> exit <code>`
+    /// lines, appended by the step wrapper.
+    pub status_log: PathBuf,
+    /// `<step>.<attempt>`.
+    pub key: String,
 }
 
 impl StepFiles {
@@ -41,10 +48,31 @@ impl StepFiles {
             output: run_dir
                 .join("outputs")
                 .join(format!("{step}.{attempt}.env")),
-            status: run_dir
-                .join("outputs")
-                .join(format!("{step}.{attempt}.status")),
+            status_log: run_dir.join("steps.status"),
+            key: format!("{step}.{attempt}"),
         }
+    }
+
+    /// What the wrapper recorded for this attempt: its process group, and its exit code once
+    /// it ended.
+    pub fn recorded(&self) -> (Option<u32>, Option<i32>) {
+        let text = std::fs::read_to_string(&self.status_log).unwrap_or_default();
+        let (mut pid, mut exit) = (None, None);
+        for line in text.lines() {
+            let mut w = line.split(' ');
+            if w.next() != Some(self.key.as_str()) {
+                continue;
+            }
+            match (
+                w.next(),
+                w.next().and_then(|n| n.trim().parse::<i64>().ok()),
+            ) {
+                (Some("pid"), Some(n)) => pid = u32::try_from(n).ok(),
+                (Some("exit"), Some(n)) => exit = i32::try_from(n).ok(),
+                _ => {}
+            }
+        }
+        (pid, exit)
     }
 }
 
@@ -74,7 +102,6 @@ pub fn spawn(
     secret_names: &str,
     lines: Option<mpsc::UnboundedSender<LogLine>>,
 ) -> std::io::Result<Spawned> {
-    let _ = std::fs::File::create(&files.output)?;
     let mut cmd = match step_wrapper() {
         StepWrapper::Small(path) => tokio::process::Command::new(path),
         StepWrapper::Main(path) => {
@@ -83,8 +110,9 @@ pub fn spawn(
             c
         }
     };
-    cmd.arg(&files.status)
+    cmd.arg(&files.status_log)
         .arg(&files.log)
+        .arg(&files.key)
         .arg(command)
         .current_dir(cwd)
         .env("RUNBOOK_OUTPUT", &files.output)

@@ -1,6 +1,7 @@
-//! The step wrapper: `runbook __step STATUS LOG COMMAND`, the leader of every step's process
-//! group. It runs the command under `sh -c`, writes its output to the log with secrets
-//! masked (and to its stdout for the live view), and records the exit status next to the log.
+//! The step wrapper: `runbook-step STATUS_LOG LOG KEY COMMAND` (or `runbook __step ...`), the
+//! leader of every step's process group. It runs the command under `sh -c` (or directly when
+//! nothing in it needs a shell), writes its output to the log with secrets masked (and to its
+//! stdout for the live view), and appends `KEY pid N` and `KEY exit N` to the run's status log.
 //!
 //! It exists so that a step outlives a crash of the engine cleanly: with the engine gone,
 //! writes to the engine's pipe fail and are ignored, the log and the status file still get
@@ -38,11 +39,20 @@ fn keep_running_on_signals() {
     }
 }
 
-pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
-    let _ = std::fs::write(
-        status.with_extension("pid"),
-        format!("{}\n", std::process::id()),
-    );
+/// Appends one line with one write: lines from concurrent steps never interleave.
+fn record(status_log: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(status_log)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+pub fn main(status_log: &Path, log: &Path, key: &str, command: &str) -> i32 {
+    record(status_log, &format!("{key} pid {}\n", std::process::id()));
     keep_running_on_signals();
     let names: Vec<String> = std::env::var(SECRET_NAMES)
         .unwrap_or_default()
@@ -51,17 +61,11 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
         .map(str::to_owned)
         .collect();
     let mask = Arc::new(Masker::from_env(&names));
-    let log = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-    {
-        Ok(f) => Arc::new(Mutex::new(f)),
-        Err(e) => {
-            eprintln!("runbook: cannot open the step log {}: {e}", log.display());
-            return 125;
-        }
-    };
+    // Opened on the first line of output: a silent step costs no file.
+    let log = Arc::new(Mutex::new(LazyLog {
+        path: log.to_owned(),
+        file: None,
+    }));
     // Like make: a command with nothing for a shell to interpret is executed directly.
     let mut cmd = match simple_argv(command) {
         Some(argv) => {
@@ -124,13 +128,12 @@ pub fn main(status: &Path, log: &Path, command: &str) -> i32 {
             break;
         }
     }
-    if let Ok(mut f) = log.lock() {
+    if let Ok(mut l) = log.lock()
+        && let Some(f) = l.file.as_mut()
+    {
         let _ = f.flush();
     }
-    let tmp = status.with_extension("tmp");
-    if std::fs::write(&tmp, format!("{code}\n")).is_ok() {
-        let _ = std::fs::rename(&tmp, status);
-    }
+    record(status_log, &format!("{key} exit {code}\n"));
     code
 }
 
@@ -158,7 +161,27 @@ fn simple_argv(command: &str) -> Option<Vec<String>> {
     (!BUILTINS.contains(&argv[0].as_str())).then_some(argv)
 }
 
-fn pump(r: Box<dyn Read + Send>, log: &Mutex<std::fs::File>, mask: &Masker) {
+struct LazyLog {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl LazyLog {
+    fn line(&mut self, line: &str) {
+        if self.file.is_none() {
+            self.file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .ok();
+        }
+        if let Some(f) = self.file.as_mut() {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn pump(r: Box<dyn Read + Send>, log: &Mutex<LazyLog>, mask: &Masker) {
     let mut reader = BufReader::new(r);
     let mut buf = Vec::new();
     let stdout = std::io::stdout();
@@ -169,8 +192,8 @@ fn pump(r: Box<dyn Read + Send>, log: &Mutex<std::fs::File>, mask: &Masker) {
             Ok(_) => {
                 let text = String::from_utf8_lossy(&buf);
                 let line = mask.mask(text.trim_end_matches(['\n', '\r']));
-                if let Ok(mut f) = log.lock() {
-                    let _ = writeln!(f, "{line}");
+                if let Ok(mut l) = log.lock() {
+                    l.line(&line);
                 }
                 // The engine may be gone: a failed write is not the step's failure.
                 let mut out = stdout.lock();
