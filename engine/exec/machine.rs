@@ -1141,29 +1141,8 @@ impl Machine {
         if waiting && !self.aborting {
             return;
         }
-        if !self.aborting && self.rt.iter().any(|r| matches!(r.st, St::Pending)) {
-            // Pending steps whose needs failed under `continue` semantics still wait on
-            // nothing runnable: mark them not run.
-            let runnable = self.plan.order.iter().any(|&i| {
-                matches!(self.rt[i].st, St::Pending)
-                    && self.plan.steps[i]
-                        .needs
-                        .iter()
-                        .all(|&j| matches!(self.rt[j].st, St::Done(_)))
-                    && self.plan.steps[i]
-                        .needs
-                        .iter()
-                        .all(|&j| match self.rt[j].st {
-                            St::Done(s) => {
-                                s.is_ok() || self.plan.steps[j].on_failure == OnFailure::Continue
-                            }
-                            _ => false,
-                        })
-            });
-            if runnable {
-                return;
-            }
-        }
+        // `schedule` ran just before and started every step that can start: with nothing
+        // running or waiting, a step still pending can never run (its needs failed).
         for i in self.plan.order.clone() {
             if matches!(self.rt[i].st, St::Pending | St::Waiting { .. }) {
                 out.push(Action::Record(EventKind::StepFinished(StepFinished {
