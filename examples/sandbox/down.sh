@@ -39,7 +39,10 @@ if [ -z "$pg_bindir" ]; then
   done
 fi
 [ -n "$pg_bindir" ] || { command -v pg_ctl >/dev/null && pg_bindir=$(dirname "$(command -v pg_ctl)"); }
-for data in "$sb/pg/replica" "$sb/pg/primary"; do
+# up.sh may have put PostgreSQL's files in /tmp, linked from .sandbox/pg.
+pg="$sb/pg"
+[ -L "$pg" ] && pg=$(readlink -f -- "$pg")
+for data in "$pg/replica" "$pg/primary"; do
   [ -s "$data/postmaster.pid" ] || continue
   owner=$(stat -c %U "$data")
   if [ -n "$pg_bindir" ]; then
@@ -58,3 +61,4 @@ for data in "$sb/pg/replica" "$sb/pg/primary"; do
 done
 
 rm -rf -- "$sb" && log "removed $sb"
+if [[ $pg == /tmp/runbook-sandbox-pg.* ]]; then rm -rf -- "$pg" && log "removed $pg"; fi

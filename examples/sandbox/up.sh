@@ -77,29 +77,39 @@ if [ -n "$pg_bindir" ]; then
       id "$pg_user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$pg_user" \
         || die "cannot create user $pg_user to run PostgreSQL (it refuses to run as root)"
     fi
-    as_pg() { runuser -u "$pg_user" -- env PGPASSFILE="$sb/pg/pgpass" "$@"; }
+    as_pg() { runuser -u "$pg_user" -- env PGPASSFILE="$pg/pgpass" "$@"; }
   else
     pg_user=$(id -un)
-    as_pg() { env PGPASSFILE="$sb/pg/pgpass" "$@"; }
+    as_pg() { env PGPASSFILE="$pg/pgpass" "$@"; }
   fi
-  mkdir -p "$sb/pg/run"
-  chown -R "$pg_user" "$sb/pg" 2>/dev/null || true
-  chmod 700 "$sb/pg"
-  as_pg test -w "$sb/pg" || die "user $pg_user cannot write to $sb/pg: a parent folder is closed to it (move the repository, or open the path with chmod o+x)"
+  # PostgreSQL's files: .sandbox/pg; or, when the repository sits where that user cannot
+  # reach (a clone under /root, as CI makes), a folder in /tmp that .sandbox/pg links to.
+  pg="$sb/pg"
+  [ -L "$pg" ] && pg=$(readlink -f -- "$pg")
+  pg_dir_ready() { mkdir -p "$pg/run" && { chown -R "$pg_user" "$pg" 2>/dev/null || true; } && chmod 700 "$pg"; }
+  pg_dir_ready
+  if ! as_pg test -w "$pg" && [ ! -L "$sb/pg" ] && [ ! -e "$sb/pg/primary/PG_VERSION" ]; then
+    rm -rf -- "$sb/pg"
+    pg=$(mktemp -d /tmp/runbook-sandbox-pg.XXXXXX)
+    ln -s -- "$pg" "$sb/pg"
+    log "user $pg_user cannot reach $sb: PostgreSQL's files go to $pg (linked from $sb/pg)"
+    pg_dir_ready
+  fi
+  as_pg test -w "$pg" || die "user $pg_user cannot write to $pg: a parent folder is closed to it (move the repository, or open the path with chmod o+x)"
 
-  primary="$sb/pg/primary"
-  replica="$sb/pg/replica"
+  primary="$pg/primary"
+  replica="$pg/replica"
   PG_PORT=$(pick_port "${PG_PORT:-}")
   PG_REPLICA_PORT=$(pick_port "${PG_REPLICA_PORT:-}")
-  printf '127.0.0.1:*:*:postgres:%s\n' "$PG_PASSWORD" > "$sb/pg/pgpass"
-  chown "$pg_user" "$sb/pg/pgpass" 2>/dev/null || true
-  chmod 600 "$sb/pg/pgpass"
+  printf '127.0.0.1:*:*:postgres:%s\n' "$PG_PASSWORD" > "$pg/pgpass"
+  chown "$pg_user" "$pg/pgpass" 2>/dev/null || true
+  chmod 600 "$pg/pgpass"
 
   write_conf() { # $1 data dir, $2 port: per-start settings, included from postgresql.conf
     as_pg sh -c 'cat > "$1/sandbox.conf"' sh "$1" <<EOF
 listen_addresses = '127.0.0.1'
 port = $2
-unix_socket_directories = '$sb/pg/run'
+unix_socket_directories = '$pg/run'
 fsync = off
 full_page_writes = off
 EOF
@@ -113,11 +123,11 @@ EOF
   if [ ! -s "$primary/PG_VERSION" ]; then
     log "initialising PostgreSQL in $primary ($pg_bindir)"
     rm -rf "$primary" "$replica"
-    pwfile="$sb/pg/pwfile"
+    pwfile="$pg/pwfile"
     printf '%s\n' "$PG_PASSWORD" > "$pwfile"; chown "$pg_user" "$pwfile" 2>/dev/null || true; chmod 600 "$pwfile"
     as_pg "$pg_bindir/initdb" -D "$primary" -U postgres --pwfile="$pwfile" -E UTF8 --no-locale \
-      --auth-local=trust --auth-host=scram-sha-256 >"$sb/pg/initdb.log" 2>&1 \
-      || die "initdb failed; see $sb/pg/initdb.log"
+      --auth-local=trust --auth-host=scram-sha-256 >"$pg/initdb.log" 2>&1 \
+      || die "initdb failed; see $pg/initdb.log"
     rm -f "$pwfile"
     as_pg sh -c 'echo "include_if_exists = '"'"'sandbox.conf'"'"'" >> "$1/postgresql.conf"' sh "$primary"
   fi
@@ -126,7 +136,7 @@ EOF
     log "PostgreSQL primary already running on 127.0.0.1:$PG_PORT"
   else
     write_conf "$primary" "$PG_PORT"
-    pg_start "$primary" "$sb/pg/primary.log"
+    pg_start "$primary" "$pg/primary.log"
     log "PostgreSQL primary on 127.0.0.1:$PG_PORT"
   fi
 
@@ -167,14 +177,14 @@ SQL
     log "creating the streaming replica (pg_basebackup) in $replica"
     rm -rf "$replica"
     as_pg "$pg_bindir/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$replica" -R -X stream -c fast -w \
-      >"$sb/pg/basebackup.log" 2>&1 || die "pg_basebackup failed; see $sb/pg/basebackup.log"
+      >"$pg/basebackup.log" 2>&1 || die "pg_basebackup failed; see $pg/basebackup.log"
   fi
   if pg_running "$replica"; then
     PG_REPLICA_PORT=$(sed -n "s/^port = //p" "$replica/sandbox.conf")
     log "PostgreSQL replica already running on 127.0.0.1:$PG_REPLICA_PORT"
   else
     write_conf "$replica" "$PG_REPLICA_PORT"
-    pg_start "$replica" "$sb/pg/replica.log"
+    pg_start "$replica" "$pg/replica.log"
     log "PostgreSQL replica on 127.0.0.1:$PG_REPLICA_PORT"
   fi
   # Wait until the replica has replayed everything the primary has written so far.
