@@ -869,6 +869,12 @@ fn an_on_step_runs_over_ssh_on_every_host_and_prefixes_its_output() {
             log.contains(&format!("[{h}] step=remote mode=real via=ssh")),
             "host {h} in the log:\n{log}"
         );
+        // And a log of its own per host, without the prefix.
+        let own = p.log(&run, &format!("remote@{h}"));
+        assert_eq!(
+            own, "step=remote mode=real via=ssh\n",
+            "the log of host {h}"
+        );
     }
     assert!(
         out.stderr.contains("remote | [a] step=remote")

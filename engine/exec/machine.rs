@@ -974,9 +974,12 @@ impl Machine {
                 "still failing when its poll window of {} closed",
                 fmt_duration(p.within)
             )),
-            (false, _, None) if timed_out => step
-                .timeout
-                .map(|t| format!("timed out after {}", fmt_duration(t))),
+            (false, _, None) if timed_out => step.timeout.map(|t| {
+                format!(
+                    "its process group was killed at the {} timeout",
+                    fmt_duration(t)
+                )
+            }),
             _ => error,
         };
         out.push(Action::Record(finished(status, false, error)));

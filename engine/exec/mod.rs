@@ -350,6 +350,9 @@ fn perform(
                             .to_string_lossy()
                             .into_owned(),
                     ));
+                    if !hosts.is_empty() {
+                        env.push((wrapper::HOSTS.into(), hosts.join(",")));
+                    }
                     let command = if hosts.is_empty() {
                         Ok(command)
                     } else {

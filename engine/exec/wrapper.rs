@@ -17,6 +17,10 @@ use super::mask::Masker;
 /// Environment variable naming the secrets (comma-separated names) whose values to mask.
 pub const SECRET_NAMES: &str = "RUNBOOK_SECRET_NAMES";
 
+/// For `on:` steps: the inventory hosts (comma-separated). Lines the remote wrapper prefixed
+/// with `[host] ` also go to that host's own log, `<step>@<host>.log`.
+pub const HOSTS: &str = "RUNBOOK_HOSTS";
+
 extern "C" fn ignore(_: libc_int) {}
 
 #[allow(non_camel_case_types)]
@@ -62,9 +66,16 @@ pub fn main(status_log: &Path, log: &Path, key: &str, command: &str) -> i32 {
         .collect();
     let mask = Arc::new(Masker::from_env(&names));
     // Opened on the first line of output: a silent step costs no file.
+    let hosts = std::env::var(HOSTS)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| (h.to_owned(), host_log(log, h), None))
+        .collect();
     let log = Arc::new(Mutex::new(LazyLog {
         path: log.to_owned(),
         file: None,
+        hosts,
     }));
     // Like make: a command with nothing for a shell to interpret is executed directly.
     let mut cmd = match simple_argv(command) {
@@ -81,6 +92,7 @@ pub fn main(status_log: &Path, log: &Path, key: &str, command: &str) -> i32 {
     };
     let mut child = match cmd
         .env_remove(SECRET_NAMES)
+        .env_remove(HOSTS)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -164,19 +176,47 @@ fn simple_argv(command: &str) -> Option<Vec<String>> {
 struct LazyLog {
     path: std::path::PathBuf,
     file: Option<std::fs::File>,
+    /// (host, its log, the file once opened).
+    hosts: Vec<(String, std::path::PathBuf, Option<std::fs::File>)>,
+}
+
+/// `logs/<step>.log` -> `logs/<step>@<host>.log`.
+fn host_log(log: &Path, host: &str) -> std::path::PathBuf {
+    let stem = log.file_stem().unwrap_or_default().to_string_lossy();
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    log.with_file_name(format!("{stem}@{safe}.log"))
+}
+
+/// Appends a line, opening the file on first use.
+fn append(file: &mut Option<std::fs::File>, path: &Path, line: &str) {
+    if file.is_none() {
+        *file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok();
+    }
+    if let Some(f) = file.as_mut() {
+        let _ = writeln!(f, "{line}");
+    }
 }
 
 impl LazyLog {
     fn line(&mut self, line: &str) {
-        if self.file.is_none() {
-            self.file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .ok();
-        }
-        if let Some(f) = self.file.as_mut() {
-            let _ = writeln!(f, "{line}");
+        append(&mut self.file, &self.path, line);
+        for (host, path, file) in &mut self.hosts {
+            if let Some(rest) = line.strip_prefix(&format!("[{host}] ")) {
+                append(file, path, rest);
+            }
         }
     }
 }
