@@ -74,4 +74,12 @@ export RUNBOOK_TEST_SSH_KNOWN_HOSTS="$ssh_dir/known_hosts"
 export RUNBOOK_TEST_CHROMIUM="$(command -v chromium)"
 
 echo "suite: sandbox up (PostgreSQL ${PGPORT:-?}, Redis ${REDIS_PORT:-?}), sshd on 127.0.0.1:$ssh_port" >&2
-cargo test --locked "$@"
+out="$ssh_dir/cargo-test.out"
+set +e
+cargo test --locked "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "suite: %d passed, %d failed\n", p, f }' "$out"
+exit "$rc"
