@@ -368,28 +368,8 @@ fn markdown_and_json_reports_hold_every_section_and_field() {
     let (code, md, _) = p.run(&["report", "--last", "--format", "md"]);
     assert_eq!(code, 0);
     insta::assert_snapshot!("small_report_md", redact(&md));
+    // Every DESIGN.md field is checked in tests/run.rs; here, the values of this run.
     let report = p.report_json(&run);
-    for k in [
-        "version",
-        "run_id",
-        "scenario",
-        "mode",
-        "status",
-        "operator",
-        "started_at",
-        "finished_at",
-        "elapsed_s",
-        "rto_target_s",
-        "rto_met",
-        "machine_s",
-        "human_wait_s",
-        "critical_path",
-        "steps",
-        "escalations",
-        "breaches",
-    ] {
-        assert!(!report[k].is_null() || k == "rto_met", "missing {k}");
-    }
     assert_eq!(report["version"], 1);
     assert_eq!(step(&report, "slow")["breached"], true);
     assert_eq!(

@@ -253,6 +253,17 @@ impl Model {
         }
     }
 
+    /// The sections that are lists, in report order.
+    fn lists(&self) -> [(&'static str, &Vec<String>); 5] {
+        [
+            ("Approvals", &self.approvals),
+            ("Escalations", &self.escalations),
+            ("Budget breaches", &self.breaches),
+            ("Retries", &self.retries),
+            ("Interruptions and resumes", &self.interruptions),
+        ]
+    }
+
     pub fn verdict(&self) -> String {
         match self.rto_met {
             Some(true) => format!("met: {} of a {} target", d(self.elapsed_ms), d(self.rto_ms)),
@@ -387,13 +398,7 @@ pub fn markdown(m: &Model) -> String {
             m.critical_path.join(" → ")
         }
     );
-    for (title, items) in [
-        ("Approvals", &m.approvals),
-        ("Escalations", &m.escalations),
-        ("Budget breaches", &m.breaches),
-        ("Retries", &m.retries),
-        ("Interruptions and resumes", &m.interruptions),
-    ] {
+    for (title, items) in m.lists() {
         let _ = writeln!(o, "\n## {title}\n");
         if items.is_empty() {
             let _ = writeln!(o, "None.");
@@ -660,13 +665,7 @@ ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
         "<h2>Critical path, as it ran</h2><p>{}</p>",
         esc(&m.critical_path.join(" → "))
     );
-    for (title, items) in [
-        ("Approvals", &m.approvals),
-        ("Escalations", &m.escalations),
-        ("Budget breaches", &m.breaches),
-        ("Retries", &m.retries),
-        ("Interruptions and resumes", &m.interruptions),
-    ] {
+    for (title, items) in m.lists() {
         let _ = write!(o, "<h2>{title}</h2>");
         if items.is_empty() {
             o.push_str("<p>None.</p>");
