@@ -5,10 +5,8 @@
 # success: a step that "revoked all tokens" by doing nothing is worse than a failed one.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 usage() {
   cat <<'EOF2'
@@ -26,15 +24,7 @@ EOF2
 what=""
 command_=""
 var=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --what) [ $# -ge 2 ] || usage_error "$1 needs a value"; what=$2; shift 2 ;;
-    --command) [ $# -ge 2 ] || usage_error "$1 needs a value"; command_=$2; shift 2 ;;
-    --var) [ $# -ge 2 ] || usage_error "$1 needs a value"; var=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --what=what --command=command_ --var=var -- "$@"
 [ -n "$what" ] || usage_error "--what is required"
 if [ -z "$command_" ]; then
   die "no command configured to $what${var:+: set the variable '$var' in the environment file or with --var $var=...}"

@@ -8,10 +8,8 @@
 # curl config in $CURL_HOME/.curlrc.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 usage() {
   cat <<'EOF2'
@@ -32,18 +30,6 @@ outputs: status (healthy), checks, failures
 EOF2
 }
 
-to_seconds() {
-  local s=$1 total=0 n u
-  if [[ $s =~ ^[0-9]+$ ]]; then echo "$((10#$s))"; return 0; fi
-  [[ $s =~ ^([0-9]+[smhd])+$ ]] || return 1
-  while [[ $s =~ ^([0-9]+)([smhd])(.*)$ ]]; do
-    n=$((10#${BASH_REMATCH[1]})); u=${BASH_REMATCH[2]}; s=${BASH_REMATCH[3]}
-    case $u in s) total=$((total + n)) ;; m) total=$((total + n * 60)) ;;
-               h) total=$((total + n * 3600)) ;; d) total=$((total + n * 86400)) ;; esac
-  done
-  echo "$total"
-}
-
 urls=()
 expect=""
 within="2m"
@@ -51,26 +37,15 @@ interval="5s"
 watch="0"
 max_failures=3
 request_timeout=10
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --url) [ $# -ge 2 ] || usage_error "$1 needs a value"; read -r -a more <<< "$2"; urls+=(${more[@]+"${more[@]}"}); shift 2 ;;
-    --expect) [ $# -ge 2 ] || usage_error "$1 needs a value"; expect=$2; shift 2 ;;
-    --within) [ $# -ge 2 ] || usage_error "$1 needs a value"; within=$2; shift 2 ;;
-    --interval) [ $# -ge 2 ] || usage_error "$1 needs a value"; interval=$2; shift 2 ;;
-    --watch) [ $# -ge 2 ] || usage_error "$1 needs a value"; watch=$2; shift 2 ;;
-    --max-failures) [ $# -ge 2 ] || usage_error "$1 needs a value"; max_failures=$2; shift 2 ;;
-    --request-timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; request_timeout=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --url=urls:words --expect=expect --within=within --interval=interval --watch=watch \
+  --max-failures=max_failures --request-timeout=request_timeout -- "$@"
 if [ "${#urls[@]}" -eq 0 ] && [ -n "${APP_HEALTH_URL:-}" ]; then
   read -r -a urls <<< "$APP_HEALTH_URL"
 fi
 [ "${#urls[@]}" -gt 0 ] || die "no URL to check: pass --url (the app_health_url variable) or set APP_HEALTH_URL"
-within_s=$(to_seconds "$within") || usage_error "--within: not a duration: '$within'"
-interval_s=$(to_seconds "$interval") || usage_error "--interval: not a duration: '$interval'"
-watch_s=$(to_seconds "$watch") || usage_error "--watch: not a duration: '$watch'"
+within_s=$(duration --within "$within")
+interval_s=$(duration --interval "$interval")
+watch_s=$(duration --watch "$watch")
 [[ $max_failures =~ ^[1-9][0-9]*$ ]] || usage_error "--max-failures must be a positive number"
 [[ $request_timeout =~ ^[1-9][0-9]*$ ]] || usage_error "--request-timeout must be a positive number of seconds"
 [ "$interval_s" -ge 1 ] || interval_s=1

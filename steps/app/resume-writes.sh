@@ -3,10 +3,8 @@
 # file that app/stop-writes created. Fails when neither is configured.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 usage() {
   cat <<'EOF2'
@@ -21,14 +19,7 @@ EOF2
 
 command_=""
 flag_file=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --command) [ $# -ge 2 ] || usage_error "$1 needs a value"; command_=$2; shift 2 ;;
-    --flag-file) [ $# -ge 2 ] || usage_error "$1 needs a value"; flag_file=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --command=command_ --flag-file=flag_file -- "$@"
 if [ -z "$command_" ] && [ -z "$flag_file" ]; then
   die "no way to resume writes is configured: set the resume_writes_cmd or maintenance_flag variable (--command or --flag-file)"
 fi

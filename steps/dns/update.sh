@@ -12,10 +12,8 @@
 # already resolves to the target is left alone and `changed=false` is reported.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 usage() {
   cat <<'EOF2'
@@ -40,18 +38,8 @@ type="CNAME"
 ttl=60
 command_=""
 lookup_cmd=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --record) [ $# -ge 2 ] || usage_error "$1 needs a value"; record=$2; shift 2 ;;
-    --target) [ $# -ge 2 ] || usage_error "$1 needs a value"; target=$2; shift 2 ;;
-    --type) [ $# -ge 2 ] || usage_error "$1 needs a value"; type=$2; shift 2 ;;
-    --ttl) [ $# -ge 2 ] || usage_error "$1 needs a value"; ttl=$2; shift 2 ;;
-    --command) [ $# -ge 2 ] || usage_error "$1 needs a value"; command_=$2; shift 2 ;;
-    --lookup-cmd) [ $# -ge 2 ] || usage_error "$1 needs a value"; lookup_cmd=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --record=record --target=target --type=type --ttl=ttl --command=command_ \
+  --lookup-cmd=lookup_cmd -- "$@"
 [ -n "$record" ] || usage_error "--record is required (the dns_record variable)"
 [ -n "$target" ] || usage_error "--target is required (the dns_failover_target variable)"
 [[ $ttl =~ ^[0-9]+$ ]] || usage_error "--ttl must be a number of seconds"

@@ -4,10 +4,8 @@
 # so parallel steps and escalations do not interleave.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 usage() {
   cat <<'EOF2'
@@ -21,16 +19,7 @@ file=""
 message=""
 channel="log"
 prefix=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --file) [ $# -ge 2 ] || usage_error "$1 needs a value"; file=$2; shift 2 ;;
-    --message) [ $# -ge 2 ] || usage_error "$1 needs a value"; message=$2; shift 2 ;;
-    --channel) [ $# -ge 2 ] || usage_error "$1 needs a value"; channel=$2; shift 2 ;;
-    --prefix) [ $# -ge 2 ] || usage_error "$1 needs a value"; prefix=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --file=file --message=message --channel=channel --prefix=prefix -- "$@"
 [ -n "$file" ] || usage_error "--file is required"
 [ -n "$message" ] || usage_error "--message is required"
 

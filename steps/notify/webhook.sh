@@ -12,11 +12,9 @@
 # that pages nobody does not pass for one that paged someone.
 set -euo pipefail
 
-me=${0##*/}
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 here=$(cd "$(dirname -- "$0")" && pwd)
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
 
 usage() {
   cat <<'EOF2'
@@ -45,25 +43,17 @@ json_string() { # JSON string literal of $1
   printf '"%s"' "$s"
 }
 
+# --required takes true or false, and says only that when it gets another value.
+true_or_false() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false" ;; esac; }
+
 message=""
 channel=""
 url_env="NOTIFY_WEBHOOK_URL"
 required=true
 log=""
 prefix=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --message) [ $# -ge 2 ] || usage_error "$1 needs a value"; message=$2; shift 2 ;;
-    --channel) [ $# -ge 2 ] || usage_error "$1 needs a value"; channel=$2; shift 2 ;;
-    --url-env) [ $# -ge 2 ] || usage_error "$1 needs a value"; url_env=$2; shift 2 ;;
-    --required) [ $# -ge 2 ] || usage_error "$1 needs a value"
-                case "$2" in true|false) required=$2 ;; *) usage_error "--required takes true or false" ;; esac; shift 2 ;;
-    --log) [ $# -ge 2 ] || usage_error "$1 needs a value"; log=$2; shift 2 ;;
-    --prefix) [ $# -ge 2 ] || usage_error "$1 needs a value"; prefix=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --message=message --channel=channel --url-env=url_env \
+  --required=required:true_or_false --log=log --prefix=prefix -- "$@"
 [ -n "$message" ] || usage_error "--message is required"
 [[ $url_env =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || usage_error "--url-env must be a variable name (got '$url_env')"
 text="$prefix$message"

@@ -12,10 +12,10 @@
 # Connection: libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE, PGSERVICE).
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/pg.sh"
 
 usage() {
   cat <<'EOF'
@@ -39,26 +39,15 @@ out_dir=""
 prefix=""
 tables=""
 service=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --out-dir) [ $# -ge 2 ] || usage_error "$1 needs a value"; out_dir=$2; shift 2 ;;
-    --database) [ $# -ge 2 ] || usage_error "$1 needs a value"; database=$2; shift 2 ;;
-    --prefix) [ $# -ge 2 ] || usage_error "$1 needs a value"; prefix=$2; shift 2 ;;
-    --tables) [ $# -ge 2 ] || usage_error "$1 needs a value"; tables=$2; shift 2 ;;
-    --service) [ $# -ge 2 ] || usage_error "$1 needs a value"; service=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --out-dir=out_dir --database=database --prefix=prefix --tables=tables \
+  --service=service -- "$@"
 
 [ -n "$out_dir" ] || usage_error "--out-dir is required"
 [ -n "$database" ] || usage_error "--database is empty"
 [ -n "$prefix" ] || prefix=$database
-[[ $prefix =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || usage_error "--prefix must be letters, digits, _ . - (got '$prefix')"
-[ -z "$service" ] || export PGSERVICE="$service"
-for bin in pg_dump pg_restore sha256sum; do
-  command -v "$bin" >/dev/null || die "$bin not found in PATH (install the PostgreSQL client tools)"
-done
+check_prefix "$prefix"
+pg_service "$service"
+pg_need pg_dump pg_restore sha256sum
 
 # Output that the checksums depend on must not depend on the caller's settings.
 export PGTZ=UTC

@@ -10,11 +10,12 @@
 # `age_s` is the age of the backup's snapshot in seconds: the recovery point this backup gives.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-warn() { printf '%s: warning: %s\n' "$me" "$*" >&2; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/pg.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/storage.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/storage.sh"
 
 usage() {
   cat <<'EOF'
@@ -36,18 +37,6 @@ outputs: file, name, meta, sha256, created_at, age_s, rpo_met, skipped
 EOF
 }
 
-to_seconds() {
-  local s=$1 total=0 n u
-  if [[ $s =~ ^[0-9]+$ ]]; then echo "$((10#$s))"; return 0; fi
-  [[ $s =~ ^([0-9]+[smhd])+$ ]] || return 1
-  while [[ $s =~ ^([0-9]+)([smhd])(.*)$ ]]; do
-    n=$((10#${BASH_REMATCH[1]})); u=${BASH_REMATCH[2]}; s=${BASH_REMATCH[3]}
-    case $u in s) total=$((total + n)) ;; m) total=$((total + n * 60)) ;;
-               h) total=$((total + n * 3600)) ;; d) total=$((total + n * 86400)) ;; esac
-  done
-  echo "$total"
-}
-
 human() { # seconds -> 45s, 12m05s, 3h07m
   local s=$1
   if [ "$s" -lt 60 ]; then printf '%ds' "$s"
@@ -61,23 +50,13 @@ before="now"
 rpo="1h"
 max_age="0"
 download_to="${TMPDIR:-/tmp}/runbook-backups"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --source) [ $# -ge 2 ] || usage_error "$1 needs a value"; source_=$2; shift 2 ;;
-    --prefix) [ $# -ge 2 ] || usage_error "$1 needs a value"; prefix=$2; shift 2 ;;
-    --before) [ $# -ge 2 ] || usage_error "$1 needs a value"; before=$2; shift 2 ;;
-    --rpo) [ $# -ge 2 ] || usage_error "$1 needs a value"; rpo=$2; shift 2 ;;
-    --max-age) [ $# -ge 2 ] || usage_error "$1 needs a value"; max_age=$2; shift 2 ;;
-    --download-to) [ $# -ge 2 ] || usage_error "$1 needs a value"; download_to=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --source=source_ --prefix=prefix --before=before --rpo=rpo --max-age=max_age \
+  --download-to=download_to -- "$@"
 
 [ -n "$source_" ] || usage_error "--source is required"
-[[ $prefix =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || usage_error "--prefix must be letters, digits, _ . - (got '$prefix')"
-rpo_s=$(to_seconds "$rpo") || usage_error "--rpo: not a duration: '$rpo'"
-max_age_s=$(to_seconds "$max_age") || usage_error "--max-age: not a duration: '$max_age'"
+check_prefix "$prefix"
+rpo_s=$(duration --rpo "$rpo")
+max_age_s=$(duration --max-age "$max_age")
 now=$(date -u +%s)
 case "$before" in
   "") usage_error "--before is empty: give the time the damage began (e.g. 2024-05-01T03:00:00Z), or 'now'" ;;
@@ -85,17 +64,17 @@ case "$before" in
   *) before_epoch=$(date -u -d "$before" +%s 2>/dev/null) \
        || usage_error "--before: cannot read '$before' as a time (try 2024-05-01T03:00:00Z)" ;;
 esac
-command -v pg_restore >/dev/null || die "pg_restore not found in PATH (install the PostgreSQL client tools)"
+pg_need pg_restore
 
 remote=false
-[[ $source_ == *:* ]] && remote=true
+is_remote "$source_" && remote=true
 if $remote; then
-  command -v rclone >/dev/null || die "source '$source_' is an rclone remote but rclone is not installed"
+  need_rclone source "$source_"
   mkdir -p "$download_to" || die "cannot create $download_to"
   listing=$(rclone -q lsf --files-only --include "$prefix-*.dump" "$source_") \
     || die "cannot list $source_ with rclone (check the remote name and its credentials)"
 else
-  [ -d "$source_" ] || die "backup folder '$source_' does not exist"
+  need_folder "backup folder" "$source_"
   source_=$(cd "$source_" && pwd)
   listing=$(find "$source_" -maxdepth 1 -type f -name "$prefix-*.dump" -printf '%f\n')
 fi

@@ -8,10 +8,10 @@
 # Connection: libpq environment, usually a service naming the replica (--service).
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/pg.sh"
 
 usage() {
   cat <<'EOF2'
@@ -28,22 +28,13 @@ EOF2
 service=""
 database="postgres"
 wait_s=60
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --service) [ $# -ge 2 ] || usage_error "$1 needs a value"; service=$2; shift 2 ;;
-    --database) [ $# -ge 2 ] || usage_error "$1 needs a value"; database=$2; shift 2 ;;
-    --wait) [ $# -ge 2 ] || usage_error "$1 needs a value"; wait_s=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --service=service --database=database --wait=wait_s -- "$@"
 [[ $wait_s =~ ^[1-9][0-9]*$ ]] || usage_error "--wait must be a positive number of seconds (got '$wait_s')"
-[ -z "$service" ] || export PGSERVICE="$service"
-command -v psql >/dev/null || die "psql not found in PATH (install the PostgreSQL client tools)"
+pg_service "$service"
+pg_need psql
 
 q() { psql -w -X -q -tA --dbname="$database" -c "$1"; }
-target="${PGSERVICE:+service $PGSERVICE}"
-target="${target:-${PGHOST:-local socket}:${PGPORT:-5432}}"
+target=$(pg_target)
 
 in_recovery=$(q 'SELECT pg_is_in_recovery()') \
   || die "cannot connect to the replica ($target); check the service or PGHOST/PGPORT/PGUSER/PGPASSWORD"

@@ -11,10 +11,10 @@
 # Connection: libpq environment, or --service.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/pg.sh"
 
 usage() {
   cat <<'EOF2'
@@ -28,38 +28,17 @@ outputs: role (standby|primary), lag_s, replicas (on a primary)
 EOF2
 }
 
-to_seconds() {
-  local s=$1 total=0 n u
-  if [[ $s =~ ^[0-9]+$ ]]; then echo "$((10#$s))"; return 0; fi
-  [[ $s =~ ^([0-9]+[smhd])+$ ]] || return 1
-  while [[ $s =~ ^([0-9]+)([smhd])(.*)$ ]]; do
-    n=$((10#${BASH_REMATCH[1]})); u=${BASH_REMATCH[2]}; s=${BASH_REMATCH[3]}
-    case $u in s) total=$((total + n)) ;; m) total=$((total + n * 60)) ;;
-               h) total=$((total + n * 3600)) ;; d) total=$((total + n * 86400)) ;; esac
-  done
-  echo "$total"
-}
-
 service=""
 max_lag="5m"
 min_replicas=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --service) [ $# -ge 2 ] || usage_error "$1 needs a value"; service=$2; shift 2 ;;
-    --max-lag) [ $# -ge 2 ] || usage_error "$1 needs a value"; max_lag=$2; shift 2 ;;
-    --min-replicas) [ $# -ge 2 ] || usage_error "$1 needs a value"; min_replicas=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
-max_lag_s=$(to_seconds "$max_lag") || usage_error "--max-lag: not a duration: '$max_lag'"
+parse_args --service=service --max-lag=max_lag --min-replicas=min_replicas -- "$@"
+max_lag_s=$(duration --max-lag "$max_lag")
 [[ $min_replicas =~ ^[0-9]+$ ]] || usage_error "--min-replicas must be a number (got '$min_replicas')"
-[ -z "$service" ] || export PGSERVICE="$service"
-command -v psql >/dev/null || die "psql not found in PATH (install the PostgreSQL client tools)"
+pg_service "$service"
+pg_need psql
 
 q() { psql -w -X -q -tA -F ' ' --dbname=postgres -c "$1"; }
-target="${PGSERVICE:+service $PGSERVICE}"
-target="${target:-${PGHOST:-local socket}:${PGPORT:-5432}}"
+target=$(pg_target)
 
 in_recovery=$(q 'SELECT pg_is_in_recovery()') \
   || die "cannot connect to $target; check the service or PGHOST/PGPORT/PGUSER/PGPASSWORD"

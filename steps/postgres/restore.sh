@@ -15,10 +15,10 @@
 # the maintenance connection (existence check, CREATE/DROP DATABASE) goes to database postgres.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/pg.sh"
 
 usage() {
   cat <<'EOF'
@@ -41,8 +41,6 @@ outputs: database, restored_from, format, seconds
 EOF
 }
 
-bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
-
 file=""
 database=""
 jobs=1
@@ -51,20 +49,9 @@ terminate=false
 no_owner=false
 allow_unverified=false
 service=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --file) [ $# -ge 2 ] || usage_error "$1 needs a value"; file=$2; shift 2 ;;
-    --database) [ $# -ge 2 ] || usage_error "$1 needs a value"; database=$2; shift 2 ;;
-    --jobs) [ $# -ge 2 ] || usage_error "$1 needs a value"; jobs=$2; shift 2 ;;
-    --recreate) [ $# -ge 2 ] || usage_error "$1 needs a value"; recreate=$(bool "$1" "$2"); shift 2 ;;
-    --terminate-connections) [ $# -ge 2 ] || usage_error "$1 needs a value"; terminate=$(bool "$1" "$2"); shift 2 ;;
-    --no-owner) [ $# -ge 2 ] || usage_error "$1 needs a value"; no_owner=$(bool "$1" "$2"); shift 2 ;;
-    --allow-unverified) [ $# -ge 2 ] || usage_error "$1 needs a value"; allow_unverified=$(bool "$1" "$2"); shift 2 ;;
-    --service) [ $# -ge 2 ] || usage_error "$1 needs a value"; service=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --file=file --database=database --jobs=jobs --recreate=recreate:bool \
+  --terminate-connections=terminate:bool --no-owner=no_owner:bool \
+  --allow-unverified=allow_unverified:bool --service=service -- "$@"
 
 [ -n "$file" ] || usage_error "--file is required"
 [ -n "$database" ] || usage_error "--database is required"
@@ -72,23 +59,13 @@ done
 # rather than risked: restore targets are plain names.
 [[ $database =~ ^[A-Za-z_][A-Za-z0-9_-]*$ ]] || usage_error "--database must be a plain name (letters, digits, _ and -), got '$database'"
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || usage_error "--jobs must be a positive number (got '$jobs')"
-[ -z "$service" ] || export PGSERVICE="$service"
-for bin in psql pg_restore sha256sum; do
-  command -v "$bin" >/dev/null || die "$bin not found in PATH (install the PostgreSQL client tools)"
-done
+pg_service "$service"
+pg_need psql pg_restore sha256sum
 [ -f "$file" ] || die "backup file '$file' does not exist"
 [ -r "$file" ] || die "backup file '$file' is not readable"
 
-if [ -s "$file.sha256" ]; then
-  expected=$(cut -d' ' -f1 < "$file.sha256")
-  actual=$(sha256sum "$file" | cut -d' ' -f1)
-  [ "$expected" = "$actual" ] || die "checksum mismatch for $file: expected $expected, got $actual; refusing to restore a damaged backup"
-  echo "checksum ok: $actual"
-elif [ "$allow_unverified" = true ]; then
-  echo "warning: no $file.sha256; restoring unverified (--allow-unverified true)" >&2
-else
-  die "no $file.sha256 beside the backup: cannot verify it (pass --allow-unverified true to restore anyway)"
-fi
+check_sidecar "$file" "$allow_unverified" \
+  || echo "warning: no $file.sha256; restoring unverified (--allow-unverified true)" >&2
 
 magic=$(head -c 5 "$file" | od -An -c | tr -d ' \n')
 if [ "$magic" = "PGDMP" ]; then

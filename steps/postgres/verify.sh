@@ -12,10 +12,10 @@
 # Connection: libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD or PGPASSFILE, PGSERVICE).
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/pg.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/pg.sh"
 
 usage() {
   cat <<'EOF'
@@ -36,23 +36,13 @@ database=""
 tables=""
 mode="exact"
 service=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --meta) [ $# -ge 2 ] || usage_error "$1 needs a value"; meta=$2; shift 2 ;;
-    --database) [ $# -ge 2 ] || usage_error "$1 needs a value"; database=$2; shift 2 ;;
-    --tables) [ $# -ge 2 ] || usage_error "$1 needs a value"; tables=$2; shift 2 ;;
-    --mode) [ $# -ge 2 ] || usage_error "$1 needs a value"; mode=$2; shift 2 ;;
-    --service) [ $# -ge 2 ] || usage_error "$1 needs a value"; service=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --meta=meta --database=database --tables=tables --mode=mode --service=service -- "$@"
 
 [ -n "$meta" ] || usage_error "--meta is required"
 [ -n "$database" ] || usage_error "--database is required"
 case "$mode" in exact|at-least) ;; *) usage_error "--mode takes exact or at-least (got '$mode')" ;; esac
-[ -z "$service" ] || export PGSERVICE="$service"
-command -v psql >/dev/null || die "psql not found in PATH (install the PostgreSQL client tools)"
+pg_service "$service"
+pg_need psql
 [[ $meta == *.meta ]] || meta="$meta.meta"
 [ -s "$meta" ] || die "no metadata file $meta (was the backup made by postgres/backup?)"
 

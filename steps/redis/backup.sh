@@ -14,10 +14,10 @@
 # moved to REDISCLI_AUTH, so it never appears on a command line.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/redis.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/redis.sh"
 
 usage() {
   cat <<'EOF2'
@@ -35,86 +35,18 @@ outputs: file, name, sha256, size, meta, keys, created_at, created_epoch
 EOF2
 }
 
-to_seconds() {
-  local s=$1 total=0 n u
-  if [[ $s =~ ^[0-9]+$ ]]; then echo "$((10#$s))"; return 0; fi
-  [[ $s =~ ^([0-9]+[smhd])+$ ]] || return 1
-  while [[ $s =~ ^([0-9]+)([smhd])(.*)$ ]]; do
-    n=$((10#${BASH_REMATCH[1]})); u=${BASH_REMATCH[2]}; s=${BASH_REMATCH[3]}
-    case $u in s) total=$((total + n)) ;; m) total=$((total + n * 60)) ;;
-               h) total=$((total + n * 3600)) ;; d) total=$((total + n * 86400)) ;; esac
-  done
-  echo "$total"
-}
-
-# --- connection (same in every redis step) ---
-redis_args=()
-redis_target=""
-redis_connect() {
-  local url rest userinfo hostport db host port
-  if [ -n "${REDIS_URL:-}" ]; then
-    url=$REDIS_URL
-    case "$url" in
-      redis://*) rest=${url#redis://} ;;
-      rediss://*) rest=${url#rediss://}; redis_args+=(--tls) ;;
-      *) die "REDIS_URL must start with redis:// or rediss:// (got '${url%%://*}://...')" ;;
-    esac
-    if [[ $rest == *@* ]]; then
-      userinfo=${rest%@*}; rest=${rest##*@}
-      if [[ $userinfo == *:* ]]; then
-        [ -z "${userinfo#*:}" ] || export REDISCLI_AUTH="${userinfo#*:}"
-        userinfo=${userinfo%%:*}
-      fi
-      [ -z "$userinfo" ] || redis_args+=(--user "$userinfo")
-    fi
-    hostport=${rest%%/*}; db=""
-    [[ $rest == */* ]] && db=${rest#*/}
-    host=${hostport%%:*}; port=6379
-    [[ $hostport == *:* ]] && port=${hostport##*:}
-    [ -n "$host" ] || host=127.0.0.1
-    [ -z "$db" ] || redis_args+=(-n "$db")
-  else
-    host=${REDIS_HOST:-127.0.0.1}; port=${REDIS_PORT:-6379}
-  fi
-  [[ $port =~ ^[0-9]+$ ]] || die "redis port is not a number: '$port'"
-  redis_args+=(-h "$host" -p "$port")
-  redis_target="$host:$port"
-}
-rcli() { redis-cli "${redis_args[@]}" "$@"; }
-# One command whose reply must not be an error; redis-cli exits 0 on some error replies.
-rcmd() {
-  local reply
-  reply=$(rcli "$@" 2>&1) || { printf '%s\n' "$reply" >&2; return 1; }
-  case "$reply" in
-    ERR*|NOAUTH*|WRONGPASS*|NOPERM*|LOADING*|MISCONF*|"Could not connect"*|"(error)"*) printf '%s\n' "$reply" >&2; return 1 ;;
-  esac
-  printf '%s\n' "$reply"
-}
-info_field() { rcmd INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
-total_keys() { rcmd INFO keyspace | tr -d '\r' | sed -n 's/^db[0-9]*:keys=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
-# ---
-
 out_dir=""
 prefix="omni-redis"
 timeout="5m"
 method="copy"
 rdb_path=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --out-dir) [ $# -ge 2 ] || usage_error "$1 needs a value"; out_dir=$2; shift 2 ;;
-    --prefix) [ $# -ge 2 ] || usage_error "$1 needs a value"; prefix=$2; shift 2 ;;
-    --timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; timeout=$2; shift 2 ;;
-    --method) [ $# -ge 2 ] || usage_error "$1 needs a value"; method=$2; shift 2 ;;
-    --rdb-path) [ $# -ge 2 ] || usage_error "$1 needs a value"; rdb_path=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --out-dir=out_dir --prefix=prefix --timeout=timeout --method=method \
+  --rdb-path=rdb_path -- "$@"
 [ -n "$out_dir" ] || usage_error "--out-dir is required"
-[[ $prefix =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || usage_error "--prefix must be letters, digits, _ . - (got '$prefix')"
-timeout_s=$(to_seconds "$timeout") || usage_error "--timeout: not a duration: '$timeout'"
+check_prefix "$prefix"
+timeout_s=$(duration --timeout "$timeout")
 case "$method" in copy|remote) ;; *) usage_error "--method takes copy or remote (got '$method')" ;; esac
-command -v redis-cli >/dev/null || die "redis-cli not found in PATH (install redis-tools)"
+need_redis_cli
 redis_connect
 
 pong=$(rcmd PING) || die "cannot reach Redis at $redis_target (check REDIS_URL or REDIS_HOST/REDIS_PORT and REDISCLI_AUTH)"

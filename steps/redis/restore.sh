@@ -12,14 +12,13 @@
 # --scratch true (the drill variant) touches no running Redis: it loads the backup into a
 # throwaway redis-server on a free local port, checks PING and the key count, and removes it.
 #
-# Connection: REDIS_URL, or REDIS_HOST / REDIS_PORT, and REDISCLI_AUTH (see redis/backup.sh).
+# Connection: REDIS_URL, or REDIS_HOST / REDIS_PORT, and REDISCLI_AUTH (see lib/redis.sh).
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-warn() { printf '%s: warning: %s\n' "$me" "$*" >&2; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/redis.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/redis.sh"
 
 usage() {
   cat <<'EOF2'
@@ -40,67 +39,6 @@ outputs: keys, expected_keys, rdb_path, previous (the kept old file), scratch
 EOF2
 }
 
-to_seconds() {
-  local s=$1 total=0 n u
-  if [[ $s =~ ^[0-9]+$ ]]; then echo "$((10#$s))"; return 0; fi
-  [[ $s =~ ^([0-9]+[smhd])+$ ]] || return 1
-  while [[ $s =~ ^([0-9]+)([smhd])(.*)$ ]]; do
-    n=$((10#${BASH_REMATCH[1]})); u=${BASH_REMATCH[2]}; s=${BASH_REMATCH[3]}
-    case $u in s) total=$((total + n)) ;; m) total=$((total + n * 60)) ;;
-               h) total=$((total + n * 3600)) ;; d) total=$((total + n * 86400)) ;; esac
-  done
-  echo "$total"
-}
-
-# --- connection (same in every redis step) ---
-redis_args=()
-redis_target=""
-redis_connect() {
-  local url rest userinfo hostport db host port
-  if [ -n "${REDIS_URL:-}" ]; then
-    url=$REDIS_URL
-    case "$url" in
-      redis://*) rest=${url#redis://} ;;
-      rediss://*) rest=${url#rediss://}; redis_args+=(--tls) ;;
-      *) die "REDIS_URL must start with redis:// or rediss:// (got '${url%%://*}://...')" ;;
-    esac
-    if [[ $rest == *@* ]]; then
-      userinfo=${rest%@*}; rest=${rest##*@}
-      if [[ $userinfo == *:* ]]; then
-        [ -z "${userinfo#*:}" ] || export REDISCLI_AUTH="${userinfo#*:}"
-        userinfo=${userinfo%%:*}
-      fi
-      [ -z "$userinfo" ] || redis_args+=(--user "$userinfo")
-    fi
-    hostport=${rest%%/*}; db=""
-    [[ $rest == */* ]] && db=${rest#*/}
-    host=${hostport%%:*}; port=6379
-    [[ $hostport == *:* ]] && port=${hostport##*:}
-    [ -n "$host" ] || host=127.0.0.1
-    [ -z "$db" ] || redis_args+=(-n "$db")
-  else
-    host=${REDIS_HOST:-127.0.0.1}; port=${REDIS_PORT:-6379}
-  fi
-  [[ $port =~ ^[0-9]+$ ]] || die "redis port is not a number: '$port'"
-  redis_args+=(-h "$host" -p "$port")
-  redis_target="$host:$port"
-}
-rcli() { redis-cli "${redis_args[@]}" "$@"; }
-# One command whose reply must not be an error; redis-cli exits 0 on some error replies.
-rcmd() {
-  local reply
-  reply=$(rcli "$@" 2>&1) || { printf '%s\n' "$reply" >&2; return 1; }
-  case "$reply" in
-    ERR*|NOAUTH*|WRONGPASS*|NOPERM*|LOADING*|MISCONF*|"Could not connect"*|"(error)"*) printf '%s\n' "$reply" >&2; return 1 ;;
-  esac
-  printf '%s\n' "$reply"
-}
-info_field() { rcmd INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
-total_keys() { rcmd INFO keyspace | tr -d '\r' | sed -n 's/^db[0-9]*:keys=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'; }
-# ---
-
-
-bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
 
 file=""
 stop_cmd=""
@@ -109,35 +47,16 @@ rdb_path=""
 timeout="2m"
 scratch=false
 allow_unverified=false
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --file) [ $# -ge 2 ] || usage_error "$1 needs a value"; file=$2; shift 2 ;;
-    --stop-cmd) [ $# -ge 2 ] || usage_error "$1 needs a value"; stop_cmd=$2; shift 2 ;;
-    --start-cmd) [ $# -ge 2 ] || usage_error "$1 needs a value"; start_cmd=$2; shift 2 ;;
-    --rdb-path) [ $# -ge 2 ] || usage_error "$1 needs a value"; rdb_path=$2; shift 2 ;;
-    --timeout) [ $# -ge 2 ] || usage_error "$1 needs a value"; timeout=$2; shift 2 ;;
-    --scratch) [ $# -ge 2 ] || usage_error "$1 needs a value"; scratch=$(bool "$1" "$2"); shift 2 ;;
-    --allow-unverified) [ $# -ge 2 ] || usage_error "$1 needs a value"; allow_unverified=$(bool "$1" "$2"); shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --file=file --stop-cmd=stop_cmd --start-cmd=start_cmd --rdb-path=rdb_path \
+  --timeout=timeout --scratch=scratch:bool --allow-unverified=allow_unverified:bool -- "$@"
 [ -n "$file" ] || usage_error "--file is required"
-timeout_s=$(to_seconds "$timeout") || usage_error "--timeout: not a duration: '$timeout'"
-command -v redis-cli >/dev/null || die "redis-cli not found in PATH (install redis-tools)"
+timeout_s=$(duration --timeout "$timeout")
+need_redis_cli
 [ -f "$file" ] || die "backup file '$file' does not exist"
 
 # 1. the file
-if [ -s "$file.sha256" ]; then
-  expected=$(cut -d' ' -f1 < "$file.sha256")
-  actual=$(sha256sum "$file" | cut -d' ' -f1)
-  [ "$expected" = "$actual" ] || die "checksum mismatch for $file: expected $expected, got $actual; refusing to restore a damaged backup"
-  echo "checksum ok: $actual"
-elif [ "$allow_unverified" = true ]; then
-  warn "no $file.sha256; restoring unverified (--allow-unverified true)"
-else
-  die "no $file.sha256 beside the backup: cannot verify it (pass --allow-unverified true to restore anyway)"
-fi
+check_sidecar "$file" "$allow_unverified" \
+  || warn "no $file.sha256; restoring unverified (--allow-unverified true)"
 [ "$(head -c 5 "$file")" = REDIS ] || die "$file is not an RDB file (no REDIS header)"
 if command -v redis-check-rdb >/dev/null; then
   redis-check-rdb "$file" >/dev/null 2>&1 || die "redis-check-rdb rejects $file"

@@ -7,11 +7,10 @@
 # "Newest" is by name: backup names carry a UTC timestamp (prefix-YYYYMMDDTHHMMSSZ.ext).
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-warn() { printf '%s: warning: %s\n' "$me" "$*" >&2; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/storage.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/storage.sh"
 
 usage() {
   cat <<'EOF2'
@@ -29,26 +28,14 @@ outputs: file, name, sha256
 EOF2
 }
 
-bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
-
 source_=""
 name=""
 latest=false
 pattern=""
 to=""
 verify=true
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --source) [ $# -ge 2 ] || usage_error "$1 needs a value"; source_=$2; shift 2 ;;
-    --name) [ $# -ge 2 ] || usage_error "$1 needs a value"; name=$2; shift 2 ;;
-    --latest) latest=true; shift ;;
-    --pattern) [ $# -ge 2 ] || usage_error "$1 needs a value"; pattern=$2; shift 2 ;;
-    --to) [ $# -ge 2 ] || usage_error "$1 needs a value"; to=$2; shift 2 ;;
-    --verify) [ $# -ge 2 ] || usage_error "$1 needs a value"; verify=$(bool "$1" "$2"); shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --source=source_ --name=name --latest=latest:set --pattern=pattern --to=to \
+  --verify=verify:bool -- "$@"
 [ -n "$source_" ] || usage_error "--source is required"
 [ -n "$to" ] || usage_error "--to is required"
 if [ -n "$name" ] && [ -n "$pattern" ]; then
@@ -63,11 +50,11 @@ else
 fi
 source_=${source_%/}
 remote=false
-[[ $source_ == *:* ]] && remote=true
+is_remote "$source_" && remote=true
 if $remote; then
-  command -v rclone >/dev/null || die "source '$source_' is an rclone remote but rclone is not installed"
+  need_rclone source "$source_"
 else
-  [ -d "$source_" ] || die "source folder '$source_' does not exist"
+  need_folder "source folder" "$source_"
 fi
 mkdir -p "$to" || die "cannot create $to"
 to=$(cd "$to" && pwd)

@@ -3,10 +3,10 @@
 # colon), newest name first, with size and modification time. Sidecars are not listed.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/storage.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/storage.sh"
 
 usage() {
   cat <<'EOF2'
@@ -20,23 +20,16 @@ EOF2
 
 dest=""
 pattern="*"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dest) [ $# -ge 2 ] || usage_error "$1 needs a value"; dest=$2; shift 2 ;;
-    --pattern) [ $# -ge 2 ] || usage_error "$1 needs a value"; pattern=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --dest=dest --pattern=pattern -- "$@"
 [ -n "$dest" ] || usage_error "--dest is required"
 dest=${dest%/}
 
-if [[ $dest == *:* ]]; then
-  command -v rclone >/dev/null || die "destination '$dest' is an rclone remote but rclone is not installed"
+if is_remote "$dest"; then
+  need_rclone destination "$dest"
   rows=$(rclone -q lsf --files-only --format 'pst' --separator '|' --include "$pattern" "$dest") \
     || die "cannot list $dest with rclone"
 else
-  [ -d "$dest" ] || die "folder '$dest' does not exist"
+  need_folder folder "$dest"
   rows=$(find "$dest" -maxdepth 1 -type f -name "$pattern" -printf '%f|%s|%TY-%Tm-%Td %TH:%TM:%.2TS\n')
 fi
 rows=$(printf '%s\n' "$rows" | grep -v -E '^[^|]*\.(sha256|meta)\||^\.' | grep -v '^$' | LC_ALL=C sort -r || true)

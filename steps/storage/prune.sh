@@ -6,10 +6,10 @@
 # Age is the file's modification time in the destination.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/storage.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/storage.sh"
 
 usage() {
   cat <<'EOF2'
@@ -26,24 +26,13 @@ outputs: deleted, kept
 EOF2
 }
 
-bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
-
 dest=""
 pattern=""
 retention_days=30
 keep_min=3
 dry_run=false
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dest) [ $# -ge 2 ] || usage_error "$1 needs a value"; dest=$2; shift 2 ;;
-    --pattern) [ $# -ge 2 ] || usage_error "$1 needs a value"; pattern=$2; shift 2 ;;
-    --retention-days) [ $# -ge 2 ] || usage_error "$1 needs a value"; retention_days=$2; shift 2 ;;
-    --keep-min) [ $# -ge 2 ] || usage_error "$1 needs a value"; keep_min=$2; shift 2 ;;
-    --dry-run) [ $# -ge 2 ] || usage_error "$1 needs a value"; dry_run=$(bool "$1" "$2"); shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --dest=dest --pattern=pattern --retention-days=retention_days --keep-min=keep_min \
+  --dry-run=dry_run:bool -- "$@"
 [ -n "$dest" ] || usage_error "--dest is required"
 [ -n "$pattern" ] || usage_error "--pattern is required (e.g. 'omni-*.dump')"
 [ "$pattern" != "*" ] || usage_error "--pattern '*' would treat every file as a backup; name them (e.g. 'omni-*.dump')"
@@ -52,9 +41,9 @@ done
 dest=${dest%/}
 
 remote=false
-[[ $dest == *:* ]] && remote=true
+is_remote "$dest" && remote=true
 if $remote; then
-  command -v rclone >/dev/null || die "destination '$dest' is an rclone remote but rclone is not installed"
+  need_rclone destination "$dest"
   # rclone prints modification times in local time, which date -d reads the same way.
   rows=$(rclone -q lsf --files-only --format 'tp' --separator '|' --include "$pattern" "$dest") \
     || die "cannot list $dest with rclone"
@@ -63,7 +52,7 @@ if $remote; then
     printf '%s|%s\n' "$(date -d "$t" +%s)" "$n"
   done)
 else
-  [ -d "$dest" ] || die "folder '$dest' does not exist"
+  need_folder "folder" "$dest"
   rows=$(find "$dest" -maxdepth 1 -type f -name "$pattern" -printf '%T@|%f\n' | sed 's/\.[0-9]*|/|/')
 fi
 # Backups only (not their sidecars, not partial uploads), newest first.

@@ -9,10 +9,10 @@
 # the old backup scripts deleted the local copy whether or not the upload had worked.
 set -euo pipefail
 
-me=${0##*/}
-die() { printf '%s: error: %s\n' "$me" "$*" >&2; exit 1; }
-usage_error() { printf '%s: %s (see --help)\n' "$me" "$*" >&2; exit 2; }
-out() { printf '%s=%s\n' "$1" "$2" >> "${RUNBOOK_OUTPUT:-/dev/null}"; }
+# shellcheck source-path=SCRIPTDIR source=../lib/common.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=../lib/storage.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../lib/storage.sh"
 
 usage() {
   cat <<'EOF2'
@@ -28,22 +28,12 @@ outputs: url, name
 EOF2
 }
 
-bool() { case "$2" in true|false) printf '%s' "$2" ;; *) usage_error "$1 takes true or false (got '$2')" ;; esac; }
-
 file=""
 dest=""
 sidecars=true
 delete_source=false
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --file) [ $# -ge 2 ] || usage_error "$1 needs a value"; file=$2; shift 2 ;;
-    --dest) [ $# -ge 2 ] || usage_error "$1 needs a value"; dest=$2; shift 2 ;;
-    --sidecars) [ $# -ge 2 ] || usage_error "$1 needs a value"; sidecars=$(bool "$1" "$2"); shift 2 ;;
-    --delete-source) [ $# -ge 2 ] || usage_error "$1 needs a value"; delete_source=$(bool "$1" "$2"); shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage_error "unknown argument: $1" ;;
-  esac
-done
+parse_args --file=file --dest=dest --sidecars=sidecars:bool --delete-source=delete_source:bool \
+  -- "$@"
 [ -n "$file" ] || usage_error "--file is required"
 [ -n "$dest" ] || usage_error "--dest is required"
 [ -f "$file" ] || die "'$file' does not exist or is not a file"
@@ -63,8 +53,8 @@ if [ -f "$src_dir/$name.sha256" ]; then
     || die "$file does not match its own $name.sha256; not uploading a damaged backup"
 fi
 
-if [[ $dest == *:* ]]; then
-  command -v rclone >/dev/null || die "destination '$dest' is an rclone remote but rclone is not installed"
+if is_remote "$dest"; then
+  need_rclone destination "$dest"
   list=$(mktemp)
   trap 'rm -f "$list"' EXIT
   for f in "${files[@]}"; do
