@@ -1028,49 +1028,43 @@ impl Machine {
         comment: Option<String>,
         out: &mut Vec<Action>,
     ) {
+        // An answer that cannot count is journaled, and the gate stays as it was.
+        let reject = |by: String, reason: String| {
+            Action::Record(EventKind::ApprovalRejected(ApprovalRejected {
+                step: step_id.to_owned(),
+                by,
+                reason,
+            }))
+        };
         let Some(i) = self.plan.step_index(step_id) else {
-            out.push(Action::Record(EventKind::ApprovalRejected(
-                ApprovalRejected {
-                    step: step_id.to_owned(),
-                    by,
-                    reason: format!("there is no step `{step_id}` in this run"),
-                },
-            )));
+            out.push(reject(
+                by,
+                format!("there is no step `{step_id}` in this run"),
+            ));
             return;
         };
         let step = self.plan.steps[i].clone();
         let Action_::Gate(gate) = action_of(&step) else {
-            out.push(Action::Record(EventKind::ApprovalRejected(
-                ApprovalRejected {
-                    step: step.id.clone(),
-                    by,
-                    reason: format!("step `{step_id}` is not an approval gate"),
-                },
-            )));
+            out.push(reject(
+                by,
+                format!("step `{step_id}` is not an approval gate"),
+            ));
             return;
         };
         let St::Waiting { since, got } = &self.rt[i].st else {
-            out.push(Action::Record(EventKind::ApprovalRejected(
-                ApprovalRejected {
-                    step: step.id.clone(),
-                    by,
-                    reason: format!("gate `{step_id}` is not waiting for an answer"),
-                },
-            )));
+            out.push(reject(
+                by,
+                format!("gate `{step_id}` is not waiting for an answer"),
+            ));
             return;
         };
         let (since, mut got) = (*since, got.clone());
         if !self.plan.may_approve(gate, &by) {
-            out.push(Action::Record(EventKind::ApprovalRejected(
-                ApprovalRejected {
-                    step: step.id.clone(),
-                    by: by.clone(),
-                    reason: format!(
-                        "`{by}` may not approve `{step_id}`; approvers: {}",
-                        gate.approvers.join(", ")
-                    ),
-                },
-            )));
+            let reason = format!(
+                "`{by}` may not approve `{step_id}`; approvers: {}",
+                gate.approvers.join(", ")
+            );
+            out.push(reject(by, reason));
             return;
         }
         let wait_ms = now.saturating_sub(since).as_millis() as u64;
@@ -1086,16 +1080,11 @@ impl Machine {
             return;
         }
         if got.contains(&by) {
-            out.push(Action::Record(EventKind::ApprovalRejected(
-                ApprovalRejected {
-                    step: step.id.clone(),
-                    by: by.clone(),
-                    reason: format!(
-                        "`{by}` has already approved `{step_id}`; it needs {} different people",
-                        gate.min
-                    ),
-                },
-            )));
+            let reason = format!(
+                "`{by}` has already approved `{step_id}`; it needs {} different people",
+                gate.min
+            );
+            out.push(reject(by, reason));
             return;
         }
         got.push(by.clone());
