@@ -37,11 +37,14 @@ fi
 
 ssh_dir=$(mktemp -d)
 sshd_pid=""
+summary=""
 cleanup() {
   local rc=$?
   [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true
   examples/sandbox/down.sh >&2 || true
   rm -rf "$ssh_dir"
+  # The suite's closing line comes last, after the services have stopped.
+  [ -z "$summary" ] || echo "$summary"
   exit "$rc"
 }
 trap cleanup EXIT INT TERM
@@ -80,6 +83,6 @@ cargo test --locked "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
-     END { printf "suite: %d passed, %d failed\n", p, f }' "$out"
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "suite: %d passed, %d failed\n", p, f }' "$out")
 exit "$rc"
