@@ -33,7 +33,13 @@ pub mod exit {
 )]
 pub struct Cli {
     /// Where runs are kept (default: .runbook under the current directory).
-    #[arg(long, global = true, env = "RUNBOOK_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUNBOOK_STATE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -42,6 +42,7 @@ pub struct RunArgs {
     /// Who is running (and approving at this terminal); default: $USER.
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// Use this run id instead of a generated one (`<time>-<scenario>`).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
     /// At most N steps at once (default: as many as the DAG allows).
