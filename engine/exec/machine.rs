@@ -164,6 +164,9 @@ pub struct Machine {
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// A step breaches when it runs *past* its budget: one that takes exactly its budget (as a
+/// dry-run step does when its estimate is its budget) is on budget.
+const BREACH_AFTER: Duration = Duration::from_millis(1);
 
 impl Machine {
     pub fn new(plan: Arc<Plan>, cfg: Config, mask: Masker) -> Self {
@@ -314,7 +317,7 @@ impl Machine {
         if !rt.warned {
             at(start + budget.mul_f64(0.8));
         } else if !rt.breached {
-            at(start + budget);
+            at(start + budget + BREACH_AFTER);
         }
     }
 
@@ -393,7 +396,7 @@ impl Machine {
                     self.rt[i].warned = true;
                     out.push(Action::Record(EventKind::BudgetWarning(ev())));
                 }
-                if !self.rt[i].breached && elapsed >= budget {
+                if !self.rt[i].breached && elapsed >= budget + BREACH_AFTER {
                     self.rt[i].breached = true;
                     out.push(Action::Record(EventKind::BudgetBreached(ev())));
                 }

@@ -176,17 +176,39 @@ impl Sim {
 const TWO: &str = "rto: 1h\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 10m, run: b, drill: run }\n";
 
 #[test]
-fn budget_warns_at_80_percent_and_breaches_at_100_exactly() {
+fn budget_warns_at_80_percent_and_breaches_past_100_exactly() {
     let mut sim = Sim::new(plan(TWO), cfg(Mode::Real));
     assert_eq!(sim.spawned(), vec![(s(0), "a".into())]);
     sim.advance(s(479));
     assert!(sim.at("budget_warning").is_empty());
     sim.advance(s(480));
     assert_eq!(sim.at("budget_warning"), vec![(s(480), "a".into())]);
+    // Exactly the budget is on budget; a millisecond past it is a breach.
     sim.advance(s(600));
-    assert_eq!(sim.at("budget_breached"), vec![(s(600), "a".into())]);
+    assert!(sim.at("budget_breached").is_empty());
+    let past = s(600) + Duration::from_millis(1);
+    sim.advance(past);
+    assert_eq!(sim.at("budget_breached"), vec![(past, "a".into())]);
     sim.exit("a", 0);
-    assert_eq!(sim.spawned().last().unwrap(), &(s(600), "b".to_owned()));
+    assert_eq!(sim.spawned().last().unwrap(), &(past, "b".to_owned()));
+}
+
+/// Regression: in dry-runs, where a step takes exactly its budget, a step finishing at the
+/// same instant as another was reported over budget.
+#[test]
+fn a_step_that_takes_exactly_its_budget_does_not_breach() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\n  - { id: b, budget: 10m, run: b, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(600));
+    sim.exit("a", 0);
+    sim.exit("b", 0);
+    assert!(
+        sim.at("budget_breached").is_empty(),
+        "{:?}",
+        sim.at("budget_breached")
+    );
 }
 
 #[test]
