@@ -2,16 +2,16 @@
 //! binary: `runbook check` exits 2 and says what is wrong, where (`[file:line:col]`, the source
 //! line and a caret) and what would fix it. Each message is checked word for word in a snapshot.
 
-mod common;
+mod support;
 
-use common::{Output, Runbook, runbook};
+use support::{Out, Runbook, runbook};
 
 /// `runbook check runbooks/<name>.yaml` in a fresh project holding that runbook.
-fn check(name: &str, yaml: &str) -> Output {
+fn check(name: &str, yaml: &str) -> Out {
     check_in(runbook(&[]), name, yaml)
 }
 
-fn check_in(project: Runbook, name: &str, yaml: &str) -> Output {
+fn check_in(project: Runbook, name: &str, yaml: &str) -> Out {
     let path = format!("runbooks/{name}.yaml");
     project.file(&path, yaml).arg("check").arg(&path).run()
 }

@@ -47,7 +47,7 @@ fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
 fn a_drill_runs_drill_variants_and_journals_skip_and_mock_as_such() {
     let p = Project::new();
     p.write("runbooks/drill.yaml", DRILL);
-    let (code, _, err) = p.run(&["run", "drill", "--drill"]);
+    let (code, _, err) = p.run(&["run", "drill", "--drill"]).parts();
     assert_eq!(code, 0, "{err}");
     assert_eq!(p.read("effects.txt"), "mode=drill\nrestore-into-scratch\n");
     let run = p.run_ids().pop().unwrap();
@@ -84,7 +84,7 @@ fn a_drill_runs_drill_variants_and_journals_skip_and_mock_as_such() {
     assert_eq!(step(&report, "slow")["status"], "simulated");
     let projected = report["projected_rto_s"].as_f64().unwrap();
     assert!((1200.0..1210.0).contains(&projected), "{projected}");
-    let (_, md, _) = p.run(&["report", &run, "--format", "md"]);
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
     assert!(md.contains("| Projected RTO | 20m"), "{md}");
 }
 
@@ -105,7 +105,7 @@ steps:
 "#,
     );
     let t0 = Instant::now();
-    let (code, _, err) = p.run(&["run", "rehearse", "--dry-run"]);
+    let (code, _, err) = p.run(&["run", "rehearse", "--dry-run"]).parts();
     let took = t0.elapsed();
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -152,7 +152,7 @@ steps:
 #[test]
 fn every_shipped_scenario_rehearses_with_dry_run_in_well_under_a_second() {
     let root = repo_root();
-    let state = tempfile::tempdir().unwrap();
+    let state = Project::new();
     let scenarios = [
         "region-failure",
         "database-corruption",
@@ -161,21 +161,12 @@ fn every_shipped_scenario_rehearses_with_dry_run_in_well_under_a_second() {
     ];
     for s in scenarios {
         let t0 = Instant::now();
-        let out = std::process::Command::new(support::BIN)
-            .args(["run", s, "--dry-run", "--env", "production.example"])
-            .current_dir(&root)
-            .env("RUNBOOK_STATE_DIR", state.path())
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+        // Run from the repository root, the state in the project folder.
+        let mut cmd = state.cmd(&["run", s, "--dry-run", "--env", "production.example"]);
+        cmd.current_dir(&root);
+        let out = state.run_with(cmd);
         let took = t0.elapsed();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{s}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.code, Some(0), "{s}: {}", out.stderr);
         // Generous for a slow machine; it takes milliseconds.
         assert!(took < Duration::from_secs(3), "{s} took {took:?}");
     }
@@ -186,7 +177,9 @@ fn sampled_dry_runs_follow_the_seed() {
     let p = Project::new();
     p.write("runbooks/rehearse.yaml", "scenario: rehearse\ntitle: t\nrto: 1h\nsteps:\n  - { id: a, budget: 1h, estimate: 10m..20m..50m, run: 'true', drill: run }\n");
     let elapsed = |seed: &str| {
-        let (code, _, err) = p.run(&["run", "rehearse", "--dry-run", "--sample", "--seed", seed]);
+        let (code, _, err) = p
+            .run(&["run", "rehearse", "--dry-run", "--sample", "--seed", seed])
+            .parts();
         assert_eq!(code, 0, "{err}");
         let run = p.run_ids().pop().unwrap();
         let e = p.events_of(&run, "run_finished")[0]["data"]["elapsed_ms"]
@@ -202,16 +195,18 @@ fn sampled_dry_runs_follow_the_seed() {
 }
 
 fn simulate(p: &Project, scenario: &str, n: &str, seed: &str) -> Value {
-    let (code, out, err) = p.run(&[
-        "plan",
-        scenario,
-        "--simulate",
-        n,
-        "--seed",
-        seed,
-        "--format",
-        "json",
-    ]);
+    let (code, out, err) = p
+        .run(&[
+            "plan",
+            scenario,
+            "--simulate",
+            n,
+            "--seed",
+            seed,
+            "--format",
+            "json",
+        ])
+        .parts();
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -264,7 +259,7 @@ fn list_flags_scenarios_not_drilled_in_92_days() {
         "runbooks/other.yaml",
         &DRILL.replace("scenario: drill", "scenario: other"),
     );
-    let (code, out, err) = p.run(&["list"]);
+    let (code, out, err) = p.run(&["list"]).parts();
     assert_eq!(code, 0, "{err}");
     assert!(
         out.lines()
@@ -272,8 +267,8 @@ fn list_flags_scenarios_not_drilled_in_92_days() {
         "{out}"
     );
     assert!(err.contains("not drilled in the last 92 days"), "{err}");
-    assert_eq!(p.run(&["run", "drill", "--drill"]).0, 0);
-    let (_, out, err) = p.run(&["list"]);
+    assert_eq!(p.run(&["run", "drill", "--drill"]).parts().0, 0);
+    let (_, out, err) = p.run(&["list"]).parts();
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let line = out.lines().find(|l| l.starts_with("drill ")).unwrap();
     assert!(line.contains(&today) && !line.contains("OVERDUE"), "{line}");
@@ -362,10 +357,10 @@ fn duration_at(c: &[char], i: usize) -> Option<usize> {
 fn markdown_and_json_reports_hold_every_section_and_field() {
     let p = Project::new();
     p.write("runbooks/small.yaml", SMALL);
-    let (code, _, err) = p.run(&["run", "small", "--as", "alice", "--yes"]);
+    let (code, _, err) = p.run(&["run", "small", "--as", "alice", "--yes"]).parts();
     assert_eq!(code, 0, "{err}");
     let run = p.run_ids().pop().unwrap();
-    let (code, md, _) = p.run(&["report", "--last", "--format", "md"]);
+    let (code, md, _) = p.run(&["report", "--last", "--format", "md"]).parts();
     assert_eq!(code, 0);
     insta::assert_snapshot!("small_report_md", redact(&md));
     // Every DESIGN.md field is checked in tests/run.rs; here, the values of this run.
@@ -420,7 +415,7 @@ fn junit_has_one_testcase_per_step_and_fails_breaches_and_failed_steps() {
         .map(|o| (o.status.code().unwrap(), (), ()))
         .unwrap();
     assert_eq!(code, 1);
-    let (code, xml, _) = p.run(&["report", "--last", "--format", "junit"]);
+    let (code, xml, _) = p.run(&["report", "--last", "--format", "junit"]).parts();
     assert_eq!(code, 0);
     // Parse it: a well-formed document with one testcase per step.
     let doc = roxmltree::Document::parse(&xml).expect("junit parses");
@@ -453,9 +448,14 @@ fn junit_has_one_testcase_per_step_and_fails_breaches_and_failed_steps() {
 fn the_html_report_is_self_contained_and_renders_in_a_real_browser() {
     let p = Project::new();
     p.write("runbooks/small.yaml", SMALL);
-    assert_eq!(p.run(&["run", "small", "--as", "alice", "--yes"]).0, 0);
+    assert_eq!(
+        p.run(&["run", "small", "--as", "alice", "--yes"]).parts().0,
+        0
+    );
     let html_path = p.path().join("r.html");
-    let (code, _, err) = p.run(&["report", "--last", "--format", "html", "-o", "r.html"]);
+    let (code, _, err) = p
+        .run(&["report", "--last", "--format", "html", "-o", "r.html"])
+        .parts();
     assert_eq!(code, 0, "{err}");
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(
@@ -553,7 +553,10 @@ fn history_figures_match_the_runs_in_the_state_folder() {
     let p = Project::new();
     p.write("runbooks/small.yaml", SMALL);
     // Two real runs (one failed), one drill, one dry-run (left out of the figures).
-    assert_eq!(p.run(&["run", "small", "--as", "alice", "--yes"]).0, 0);
+    assert_eq!(
+        p.run(&["run", "small", "--as", "alice", "--yes"]).parts().0,
+        0
+    );
     let code = p
         .cmd(&["run", "small", "--as", "alice", "--yes"])
         .env("FAIL", "1")
@@ -561,8 +564,8 @@ fn history_figures_match_the_runs_in_the_state_folder() {
         .unwrap()
         .code();
     assert_eq!(code, Some(1));
-    assert_eq!(p.run(&["run", "small", "--drill", "--yes"]).0, 0);
-    assert_eq!(p.run(&["run", "small", "--dry-run"]).0, 0);
+    assert_eq!(p.run(&["run", "small", "--drill", "--yes"]).parts().0, 0);
+    assert_eq!(p.run(&["run", "small", "--dry-run"]).parts().0, 0);
     // A run stopped at its gate (nobody answered within 1 s), then resumed and approved.
     p.write(
         "runbooks/small.yaml",
@@ -571,12 +574,14 @@ fn history_figures_match_the_runs_in_the_state_folder() {
             r#"approvers: [lead], timeout: 1s }"#,
         ),
     );
-    assert_eq!(p.run(&["run", "small", "--as", "alice"]).0, 3);
+    assert_eq!(p.run(&["run", "small", "--as", "alice"]).parts().0, 3);
     let stopped = p.run_ids().pop().unwrap();
-    let (code, _, err) = p.run(&["resume", &stopped, "--as", "alice", "--yes"]);
+    let (code, _, err) = p
+        .run(&["resume", &stopped, "--as", "alice", "--yes"])
+        .parts();
     assert_eq!(code, 0, "{err}");
     assert_eq!(p.events_of(&stopped, "run_resumed").len(), 1);
-    let (code, out, err) = p.run(&["history", "--format", "json"]);
+    let (code, out, err) = p.run(&["history", "--format", "json"]).parts();
     assert_eq!(code, 0, "{err}");
     let h: Value = serde_json::from_str(&out).unwrap();
     let s = &h[0];
@@ -614,7 +619,7 @@ fn history_figures_match_the_runs_in_the_state_folder() {
             .starts_with("too tight"),
         "{slow}"
     );
-    let (_, md, _) = p.run(&["history"]);
+    let (_, md, _) = p.run(&["history"]).parts();
     assert!(
         md.contains("| Success rate | 75% of 4 finished real runs and drills |"),
         "{md}"
@@ -625,9 +630,9 @@ fn history_figures_match_the_runs_in_the_state_folder() {
 fn export_bundles_the_evidence_an_auditor_needs() {
     let p = Project::new();
     p.write("runbooks/small.yaml", SMALL);
-    assert_eq!(p.run(&["run", "small", "--drill", "--yes"]).0, 0);
+    assert_eq!(p.run(&["run", "small", "--drill", "--yes"]).parts().0, 0);
     let run = p.run_ids().pop().unwrap();
-    let (code, _, err) = p.run(&["export", &run, "-o", "evidence.tar.gz"]);
+    let (code, _, err) = p.run(&["export", &run, "-o", "evidence.tar.gz"]).parts();
     assert_eq!(code, 0, "{err}");
     let x = p.path().join("x");
     std::fs::create_dir(&x).unwrap();

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Project, finish, pid_alive};
+use support::{Project, pid_alive};
 
 const GATE: &str = r#"scenario: gate
 title: A gate between two steps
@@ -53,7 +53,7 @@ fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_pr
     );
 
     // status shows the open gate and the exact command to paste.
-    let (code, out, _) = p.run(&["status", &run]);
+    let (code, out, _) = p.run(&["status", &run]).parts();
     assert_eq!(code, 0);
     assert!(
         out.contains("go    waiting") || out.contains("waiting"),
@@ -65,13 +65,13 @@ fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_pr
     );
 
     // An unauthorized name changes nothing, and its caller is told.
-    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "mallory"]);
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "mallory"]).parts();
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("rejected: `mallory` may not approve `go`"),
         "{out}"
     );
-    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "carol"]);
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "carol"]).parts();
     assert_eq!(code, 1, "a CTO is not an approver of this gate: {out}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(p.read("effects.txt"), "prep\n");
@@ -79,18 +79,20 @@ fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_pr
 
     // An approver lets it finish.
     std::thread::sleep(Duration::from_millis(300));
-    let (code, out, err) = p.run(&[
-        "approve",
-        &run,
-        "go",
-        "--as",
-        "bob",
-        "--comment",
-        "checked the replica",
-    ]);
+    let (code, out, err) = p
+        .run(&[
+            "approve",
+            &run,
+            "go",
+            "--as",
+            "bob",
+            "--comment",
+            "checked the replica",
+        ])
+        .parts();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("granted: approved by bob"), "{out}");
-    let (code, _, err) = finish(child, Duration::from_secs(20));
+    let (code, _, err) = child.finish_within(Duration::from_secs(20)).parts();
     assert_eq!(code, 0, "{err}");
     assert_eq!(p.read("effects.txt"), "prep\nact\n");
 
@@ -106,7 +108,7 @@ fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_pr
     assert_eq!(go["approved_by"], serde_json::json!(["bob"]));
     assert!(go["wait_s"].as_f64().unwrap() >= 0.8, "{go}");
     assert!(report["human_wait_s"].as_f64().unwrap() >= 0.8);
-    let (_, md, _) = p.run(&["report", &run, "--format", "md"]);
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
     assert!(md.contains("`go` approved by bob after a wait of"), "{md}");
     assert!(md.contains("checked the replica"), "{md}");
 }
@@ -116,18 +118,20 @@ fn a_denial_fails_the_run_with_exit_1() {
     let p = gate_project(1, "2m");
     let child = p.spawn(&["run", "gate"]);
     let run = p.wait_for("approval_requested", "go");
-    let (code, out, _) = p.run(&[
-        "deny",
-        &run,
-        "go",
-        "--as",
-        "alice",
-        "--comment",
-        "replica is behind",
-    ]);
+    let (code, out, _) = p
+        .run(&[
+            "deny",
+            &run,
+            "go",
+            "--as",
+            "alice",
+            "--comment",
+            "replica is behind",
+        ])
+        .parts();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("denied: by alice"), "{out}");
-    let (code, _, _) = finish(child, Duration::from_secs(20));
+    let (code, _, _) = child.finish_within(Duration::from_secs(20)).parts();
     assert_eq!(code, 1);
     assert_eq!(p.read("effects.txt"), "prep\n");
     let act = p
@@ -143,23 +147,23 @@ fn the_two_person_rule_needs_two_different_approvers() {
     let p = gate_project(2, "2m");
     let child = p.spawn(&["run", "gate"]);
     let run = p.wait_for("approval_requested", "go");
-    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]);
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("more approvers needed"), "{out}");
-    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]);
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
     assert_eq!(code, 1, "the same person twice: {out}");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(p.read("effects.txt"), "prep\n");
-    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "bob"]);
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "bob"]).parts();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("granted: approved by alice, bob"), "{out}");
-    assert_eq!(finish(child, Duration::from_secs(20)).0, 0);
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
 }
 
 #[test]
 fn a_gate_timeout_stops_the_run_resumable_and_resume_asks_again() {
     let p = gate_project(1, "1s");
-    let (code, _, err) = p.run(&["run", "gate"]);
+    let (code, _, err) = p.run(&["run", "gate"]).parts();
     assert_eq!(code, 3, "{err}");
     let run = p.run_ids().pop().unwrap();
     assert_eq!(p.events_of(&run, "approval_timed_out").len(), 1);
@@ -184,9 +188,9 @@ fn a_gate_timeout_stops_the_run_resumable_and_resume_asks_again() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]);
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
     assert_eq!(code, 0, "{out}");
-    assert_eq!(finish(child, Duration::from_secs(20)).0, 0);
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
     assert_eq!(p.read("effects.txt"), "prep\nact\n");
     assert_eq!(p.events_of(&run, "run_resumed").len(), 1);
 }
@@ -194,23 +198,23 @@ fn a_gate_timeout_stops_the_run_resumable_and_resume_asks_again() {
 #[test]
 fn yes_in_a_real_run_needs_a_permitted_approver() {
     let p = gate_project(1, "2m");
-    let (code, _, err) = p.run(&["run", "gate", "--yes"]);
+    let (code, _, err) = p.run(&["run", "gate", "--yes"]).parts();
     assert_eq!(code, 2);
     assert!(
         err.contains("`--yes` in a real run needs `--as NAME`"),
         "{err}"
     );
-    let (code, _, err) = p.run(&["run", "gate", "--yes", "--as", "carol"]);
+    let (code, _, err) = p.run(&["run", "gate", "--yes", "--as", "carol"]).parts();
     assert_eq!(code, 2);
     assert!(err.contains("`carol` may not approve gate `go`"), "{err}");
-    let (code, _, err) = p.run(&["run", "gate", "--yes", "--as", "alice"]);
+    let (code, _, err) = p.run(&["run", "gate", "--yes", "--as", "alice"]).parts();
     assert_eq!(code, 0, "{err}");
     let run = p.run_ids().pop().unwrap();
     let granted = &p.events_of(&run, "approval_granted")[0]["data"];
     assert_eq!(granted["auto"], true);
     assert_eq!(granted["by"], serde_json::json!(["alice"]));
     // In a drill, --yes alone is enough.
-    let (code, _, err) = p.run(&["run", "gate", "--drill", "--yes"]);
+    let (code, _, err) = p.run(&["run", "gate", "--drill", "--yes"]).parts();
     assert_eq!(code, 0, "{err}");
 }
 
@@ -241,16 +245,15 @@ fn a_run_killed_with_sigkill_mid_step_resumes_adopting_the_step_and_runs_everyth
     let mut child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
     std::thread::sleep(Duration::from_millis(300));
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
-    let _ = child.wait();
+    child.kill().unwrap(); // SIGKILL (and reaped): no chance to clean up
     // The step's process outlived its executor.
     let pid: i32 = step_pid(&p, &run, "long.1");
     assert!(pid_alive(pid), "the in-flight step should still run");
 
-    let (_, status, _) = p.run(&["status", &run]);
+    let (_, status, _) = p.run(&["status", &run]).parts();
     assert!(status.contains("the executor is gone"), "{status}");
 
-    let (code, _, err) = p.run(&["resume", &run]);
+    let (code, _, err) = p.run(&["resume", &run]).parts();
     assert_eq!(code, 0, "{err}");
     // Every step ran exactly once, the adopted one included; its output reached `after`.
     assert_eq!(
@@ -259,7 +262,7 @@ fn a_run_killed_with_sigkill_mid_step_resumes_adopting_the_step_and_runs_everyth
     );
     let resumed = &p.events_of(&run, "run_resumed")[0]["data"];
     assert_eq!(resumed["adopted"], serde_json::json!(["long"]));
-    let (code, out, _) = p.run(&["verify", &run]);
+    let (code, out, _) = p.run(&["verify", &run]).parts();
     assert_eq!(code, 0, "{out}");
     let report = p.report_json(&run);
     assert_eq!(report["status"], "succeeded");
@@ -282,15 +285,14 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
         std::thread::sleep(Duration::from_millis(300));
         // Kill the executor and the step's whole group: nothing left to adopt.
         let pid: i32 = step_pid(&p, &run, "long.1");
-        child.kill().unwrap();
-        let _ = child.wait();
+        child.kill().unwrap(); // SIGKILL, and reaped
         unsafe_killpg(pid);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while pid_alive(pid) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
 
-        let (code, _, err) = p.run(&["resume", &run]);
+        let (code, _, err) = p.run(&["resume", &run]).parts();
         if idempotent {
             assert_eq!(code, 0, "{err}");
             assert_eq!(
@@ -314,7 +316,7 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
                 "first\nlong-start\n",
                 "nothing re-ran"
             );
-            let (code, _, err) = p.run(&["resume", &run, "--yes"]);
+            let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
             assert_eq!(code, 0, "{err}");
             assert_eq!(
                 p.read("effects.txt"),
@@ -347,14 +349,14 @@ fn resume_refuses_a_live_run_and_a_changed_runbook() {
     p.write("runbooks/crash.yaml", CRASH);
     let child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
-    let (code, _, err) = p.run(&["resume", &run]);
+    let (code, _, err) = p.run(&["resume", &run]).parts();
     assert_eq!(code, 2);
     assert!(
         err.contains("cannot be resumed while its executor runs"),
         "{err}"
     );
-    assert_eq!(finish(child, Duration::from_secs(20)).0, 0);
-    let (code, _, err) = p.run(&["resume", &run]);
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
+    let (code, _, err) = p.run(&["resume", &run]).parts();
     assert_eq!(code, 2);
     assert!(err.contains("already finished"), "{err}");
 
@@ -380,10 +382,10 @@ fn resume_refuses_a_live_run_and_a_changed_runbook() {
     let _ = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
-    let (code, _, _) = finish(child, Duration::from_secs(20));
+    let (code, _, _) = child.finish_within(Duration::from_secs(20)).parts();
     assert_eq!(code, 3);
     p.write("runbooks/crash.yaml", &CRASH.replace("rto: 5m", "rto: 6m"));
-    let (code, _, err) = p.run(&["resume", &run]);
+    let (code, _, err) = p.run(&["resume", &run]).parts();
     assert_eq!(code, 2);
     assert!(err.contains("has changed since run"), "{err}");
 }

@@ -10,15 +10,15 @@
 //! is the running sandbox, with its own state folder. Tests that touch the sandbox's database
 //! or Redis take that system's lock: they damage and restore shared data.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-const BIN: &str = env!("CARGO_BIN_EXE_runbook");
+use support::Project;
 
 /// The longest a run may take before the test gives up on it (the database drill watches the
 /// health endpoint for a minute).
@@ -88,209 +88,17 @@ fn need_ssh() -> Ssh {
     }
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// A project with the step library only; runbooks are written by the test.
+fn with_steps() -> Project {
+    Project::new().with_repo_steps().with_deadline(RUN_DEADLINE)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            // fs::copy keeps the mode: the step scripts stay executable.
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A temporary project folder and its state.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-/// What a finished `runbook` invocation left.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The id of the run this `runbook run` started, from its first line.
-    #[track_caller]
-    fn id(&self) -> String {
-        self.stderr
-            .lines()
-            .find_map(|l| {
-                let rest = &l[l.find(" run ")? + 5..];
-                let (id, tail) = rest.split_once(' ')?;
-                tail.starts_with("started").then(|| id.to_owned())
-            })
-            .unwrap_or_else(|| panic!("no `run ... started` line in:\n{}", self.stderr))
-    }
-
-    #[track_caller]
-    fn code(&self, expected: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(expected),
-            "exit code of runbook\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-impl Project {
-    /// The step library only; runbooks are written by the test.
-    fn with_steps() -> Project {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        copy_dir(&repo().join("steps"), &dir.path().join("steps"));
-        Project { dir }
-    }
-
-    /// The shipped runbooks, environments and step library, run against the sandbox: the
-    /// local environment's `.sandbox/...` paths resolve to it.
-    fn shipped(sandbox: &Path) -> Project {
-        let p = Project::with_steps();
-        copy_dir(&repo().join("runbooks"), &p.path().join("runbooks"));
-        std::os::unix::fs::symlink(sandbox, p.path().join(".sandbox")).unwrap();
-        p
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, text: &str) -> &Self {
-        let path = self.path().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-        self
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env("RUNBOOK_STATE_DIR", self.path().join(".runbook"))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs `runbook` to the end (failing the test if it outlives [`RUN_DEADLINE`]).
-    fn run(&self, args: &[&str]) -> Run {
-        let child = self.command(args).spawn().expect("start runbook");
-        finish(child, args)
-    }
-
-    /// The runs in this project's state folder, oldest first.
-    fn run_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.path().join(".runbook/runs"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    }
-
-    fn last_run_of(&self, scenario: &str) -> Option<String> {
-        self.run_ids()
-            .into_iter()
-            .rev()
-            .find(|id| id.ends_with(&format!("-{scenario}")))
-    }
-
-    fn events(&self, run: &str) -> Vec<Value> {
-        std::fs::read_to_string(
-            self.path()
-                .join(format!(".runbook/runs/{run}/journal.jsonl")),
-        )
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-    }
-
-    /// The outputs a step of a run wrote (`key=value` lines), from the journal.
-    #[track_caller]
-    fn outputs(&self, run: &str, step: &str) -> Value {
-        self.events(run)
-            .into_iter()
-            .find(|e| e["type"] == "step_output" && e["data"]["step"] == step)
-            .map(|e| e["data"]["outputs"].clone())
-            .unwrap_or_else(|| panic!("run {run} journaled no outputs for `{step}`"))
-    }
-
-    fn log(&self, run: &str, step: &str) -> String {
-        std::fs::read_to_string(
-            self.path()
-                .join(format!(".runbook/runs/{run}/logs/{step}.log")),
-        )
-        .unwrap_or_default()
-    }
-
-    #[track_caller]
-    fn report_json(&self, run: &str) -> Value {
-        let out = self.run(&["report", run, "--format", "json"]);
-        out.code(0);
-        serde_json::from_str(&out.stdout).expect("the JSON report parses")
-    }
-
-    #[track_caller]
-    fn last_report_json(&self) -> Value {
-        let out = self.run(&["report", "--last", "--format", "json"]);
-        out.code(0);
-        serde_json::from_str(&out.stdout).expect("the JSON report parses")
-    }
-}
-
-/// Waits for a `runbook` process, reading its output as it comes; kills it and fails the test
-/// past the deadline.
-fn finish(mut child: std::process::Child, args: &[&str]) -> Run {
-    let pump = |r: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut s);
-            }
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = pump(child.stdout.take().map(|s| Box::new(s) as _));
-    let err = pump(child.stderr.take().map(|s| Box::new(s) as _));
-    let deadline = Instant::now() + RUN_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "`runbook {}` did not finish within {RUN_DEADLINE:?}\n--- stderr\n{}",
-                args.join(" "),
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code(),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+/// A project with the shipped runbooks, environments and step library, run against the
+/// sandbox: the local environment's `.sandbox/...` paths resolve to it.
+fn shipped(sandbox: &Path) -> Project {
+    let p = with_steps().with_repo_runbooks();
+    std::os::unix::fs::symlink(sandbox, p.path().join(".sandbox")).unwrap();
+    p
 }
 
 // ------------------------------------------------------------------------------ PostgreSQL
@@ -337,7 +145,7 @@ fn table_checksum(database: &str, table: &str) -> String {
 fn backup_damage_restore_database_brings_back_exactly_the_original_rows() {
     let sandbox = need_postgres();
     let _db = lock(&POSTGRES);
-    let p = Project::shipped(&sandbox);
+    let p = shipped(&sandbox);
 
     let orders = table_checksum("omni", "orders");
     let customers = table_checksum("omni", "customers");
@@ -393,7 +201,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
     let sandbox = need_postgres();
     need("APP_HEALTH_URL");
     let db = lock(&POSTGRES);
-    let p = Project::shipped(&sandbox);
+    let p = shipped(&sandbox);
 
     let orders = table_checksum("omni", "orders");
     let customers = table_checksum("omni", "customers");
@@ -409,13 +217,13 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
         "local",
         "--yes",
     ];
-    let mut child = p.command(&args).spawn().expect("start runbook");
+    let mut child = p.spawn(&args);
     // The database part ends with verify-restore; the drill then watches the health endpoint
     // for a minute, which needs the database lock no longer.
     let deadline = Instant::now() + RUN_DEADLINE;
     let drill = loop {
         // Read before the journal: a drill that ended has journaled all it will.
-        let ended = child.try_wait().unwrap().is_some();
+        let ended = child.has_ended();
         if let Some(run) = p.last_run_of("database-corruption") {
             let events = p.events(&run);
             let done = events.iter().any(|e| {
@@ -428,7 +236,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
         }
         if ended || Instant::now() > deadline {
             let _ = child.kill();
-            let out = finish(child, &args);
+            let out = child.finish();
             panic!(
                 "the drill did not get past verify-restore (within {RUN_DEADLINE:?})\n--- stderr\n{}",
                 out.stderr
@@ -441,7 +249,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
     let omni_orders = table_checksum("omni", "orders");
     let omni_customers = table_checksum("omni", "customers");
     drop(db);
-    let out = finish(child, &args);
+    let out = child.finish();
     out.code(0);
 
     assert_eq!(drill_orders, orders, "omni_drill holds the backup's orders");
@@ -514,7 +322,7 @@ fn redis_sample() -> Vec<String> {
 fn backup_flush_restore_redis_brings_back_the_keys() {
     let sandbox = need_redis();
     let _redis = lock(&REDIS);
-    let p = Project::shipped(&sandbox);
+    let p = shipped(&sandbox);
 
     let marker = format!("taken-{}", std::process::id());
     redis(&["SET", "runbook-test:marker", &marker]);
@@ -622,7 +430,7 @@ fn need_rclone() {
 #[test]
 fn storage_upload_then_download_gives_identical_bytes() {
     need_rclone();
-    let p = Project::with_steps();
+    let p = with_steps();
     p.write("runbooks/storage-round-trip.yaml", STORAGE_ROUND_TRIP);
     let name = "omni-20240501T030000Z.dump";
     let bytes = backup_bytes(300_000);
@@ -718,7 +526,7 @@ fn names_in(folder: &Path) -> Vec<String> {
 #[test]
 fn storage_prune_removes_backups_past_retention_and_keeps_newer_ones() {
     need_rclone();
-    let p = Project::with_steps();
+    let p = with_steps();
     p.write("runbooks/storage-prune.yaml", STORAGE_PRUNE);
     let ages = [
         ("omni-20240101T000000Z.dump", 90),
@@ -780,7 +588,7 @@ fn storage_prune_removes_backups_past_retention_and_keeps_newer_ones() {
 
 #[test]
 fn storage_prune_never_deletes_the_newest_backups_however_old() {
-    let p = Project::with_steps();
+    let p = with_steps();
     p.write("runbooks/storage-prune.yaml", STORAGE_PRUNE);
     let folder = p.path().join("bucket");
     // Backups stopped two months ago: the last three stay (keep_min defaults to 3).
@@ -850,7 +658,7 @@ fn on_runbook(scenario: &str, hosts: &str, step: &str) -> String {
 #[test]
 fn an_on_step_runs_over_ssh_on_every_host_and_prefixes_its_output() {
     let ssh = need_ssh();
-    let p = Project::with_steps();
+    let p = with_steps();
     p.write("runbooks/env/hosts.yaml", &ssh_environment(&ssh, false));
     p.write(
         "runbooks/fan-out.yaml",
@@ -888,7 +696,7 @@ fn an_on_step_runs_over_ssh_on_every_host_and_prefixes_its_output() {
 #[test]
 fn an_on_step_fails_when_one_host_fails_and_names_it() {
     let ssh = need_ssh();
-    let p = Project::with_steps();
+    let p = with_steps();
     p.write("runbooks/env/hosts.yaml", &ssh_environment(&ssh, true));
     p.write(
         "runbooks/fan-out.yaml",
@@ -917,7 +725,7 @@ fn an_on_step_fails_when_one_host_fails_and_names_it() {
 #[test]
 fn a_timeout_on_an_on_step_kills_the_remote_command_too() {
     let ssh = need_ssh();
-    let p = Project::with_steps();
+    let p = with_steps();
     p.write("runbooks/env/hosts.yaml", &ssh_environment(&ssh, false));
     // A sleep no other test or process runs, and a file only a survivor would create.
     let nanos = std::time::SystemTime::now()

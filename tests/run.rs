@@ -3,212 +3,13 @@
 //! `NO_COLOR=1` and no standard input. Timing asserts are lower bounds, except where the point
 //! of the test is that steps overlap; there the margin is wide.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
-use tempfile::TempDir;
-
-/// Longest any single `runbook` invocation may take before the test gives up on it.
-const HANG: Duration = Duration::from_secs(60);
-
-/// A throwaway project folder holding one runbook.
-struct Project {
-    dir: TempDir,
-    scenario: String,
-}
-
-/// What one invocation did.
-#[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Out {
-    #[track_caller]
-    fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-impl Project {
-    /// A project with `runbooks/<scenario>.yaml` holding `yaml`.
-    fn new(scenario: &str, yaml: &str) -> Project {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let p = Project {
-            dir,
-            scenario: scenario.to_owned(),
-        };
-        p.write(&format!("runbooks/{scenario}.yaml"), yaml);
-        p
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, rel: &str, contents: &str) {
-        let full = self.path().join(rel);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, contents).unwrap();
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_runbook"));
-        c.args(args)
-            .current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env_remove("RUNBOOK_STATE_DIR")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    /// Runs `runbook ARGS` to the end.
-    fn run(&self, args: &[&str]) -> Out {
-        self.run_with(self.cmd(args))
-    }
-
-    fn run_with(&self, mut cmd: Command) -> Out {
-        let started = Instant::now();
-        let child = cmd.spawn().expect("start runbook");
-        finish(child, started)
-    }
-
-    /// `runbook run <scenario> ARGS`.
-    fn run_scenario(&self, extra: &[&str]) -> Out {
-        let mut args = vec!["run", self.scenario.as_str()];
-        args.extend_from_slice(extra);
-        self.run(&args)
-    }
-
-    fn run_dir(&self, run_id: &str) -> PathBuf {
-        self.path().join(".runbook/runs").join(run_id)
-    }
-
-    /// The journal of a run, parsed line by line.
-    fn journal(&self, run_id: &str) -> Vec<Value> {
-        let text = std::fs::read_to_string(self.run_dir(run_id).join("journal.jsonl"))
-            .expect("the run's journal");
-        text.lines()
-            .map(|l| serde_json::from_str(l).expect("a journal line is JSON"))
-            .collect()
-    }
-
-    fn log(&self, run_id: &str, step: &str) -> String {
-        std::fs::read_to_string(
-            self.run_dir(run_id)
-                .join("logs")
-                .join(format!("{step}.log")),
-        )
-        .unwrap_or_default()
-    }
-
-    fn report(&self) -> Value {
-        let out = self.run(&["report", "--last", "--format", "json"]);
-        out.expect_code(0);
-        serde_json::from_str(&out.stdout).expect("the report is JSON")
-    }
-
-    /// Reads a pid a step wrote into the project folder.
-    fn pid_file(&self, rel: &str) -> i32 {
-        let s = std::fs::read_to_string(self.path().join(rel))
-            .unwrap_or_else(|e| panic!("the step should have written {rel}: {e}"));
-        s.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{rel} holds a pid, not {s:?}"))
-    }
-}
-
-/// Waits for a child with a deadline, collecting its output.
-fn finish(mut child: Child, started: Instant) -> Out {
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    let status: ExitStatus = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if started.elapsed() > HANG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "runbook did not finish within {HANG:?}; stderr:\n{}",
-                err_t.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = started.elapsed();
-    Out {
-        code: status.code(),
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-        elapsed,
-    }
-}
-
-/// Kills a background `runbook` if a test fails before it is waited for.
-struct Reap(Option<Child>);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Polls until `cond` holds, or panics after `HANG`.
-#[track_caller]
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < HANG, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Is a process with this pid running? A zombie is not: it has ended, and only waits for
-/// whoever adopted it to collect its status.
-fn alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // `pid (comm) S ...`: the state follows the last `)`.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, Some('Z') | Some('X') | None)
-}
-
-fn events_of<'a>(journal: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    journal.iter().filter(|e| e["type"] == kind).collect()
-}
+use support::{Project, events_of, files_under, pid_alive, repo_root, wait_until};
 
 /// The `step_finished` records of one step, in order.
 fn finished_of<'a>(journal: &'a [Value], step: &str) -> Vec<&'a Value> {
@@ -218,26 +19,9 @@ fn finished_of<'a>(journal: &'a [Value], step: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn independent_steps_run_at_the_same_time() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "parallel",
         r#"
 scenario: parallel
@@ -249,7 +33,7 @@ steps:
 "#,
     );
     let out = p.run_scenario(&["--run-id", "r1"]);
-    out.expect_code(0);
+    out.code(0);
     assert!(
         out.elapsed >= Duration::from_secs(1),
         "each step sleeps 1s: {:?}",
@@ -261,7 +45,7 @@ steps:
         out.elapsed
     );
     // The journal agrees: each step started before the other finished.
-    let j = p.journal("r1");
+    let j = p.journal_events("r1");
     let at = |kind: &str, step: &str| {
         j.iter()
             .find(|e| e["type"] == kind && e["data"]["step"] == step)
@@ -274,7 +58,7 @@ steps:
 
 #[test]
 fn a_timed_out_step_leaves_no_process_behind() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "hang",
         r#"
 scenario: hang
@@ -289,13 +73,13 @@ steps:
 "#,
     );
     let out = p.run_scenario(&["--run-id", "r1"]);
-    out.expect_code(1);
+    out.code(1);
     let child = p.pid_file("child.pid");
     assert!(
-        !alive(child),
+        !pid_alive(child),
         "the background child {child} of the timed-out step still runs"
     );
-    let j = p.journal("r1");
+    let j = p.journal_events("r1");
     let f = finished_of(&j, "stuck");
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0]["data"]["status"], "timed_out");
@@ -304,7 +88,7 @@ steps:
 
 #[test]
 fn a_succeeded_step_leaves_no_background_child_behind() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "leak",
         r#"
 scenario: leak
@@ -318,21 +102,21 @@ steps:
 "#,
     );
     let out = p.run_scenario(&["--run-id", "r1"]);
-    out.expect_code(0);
+    out.code(0);
     let child = p.pid_file("child.pid");
     assert!(
-        !alive(child),
+        !pid_alive(child),
         "the background child {child} of a finished step still runs"
     );
     assert_eq!(
-        finished_of(&p.journal("r1"), "leaky")[0]["data"]["status"],
+        finished_of(&p.journal_events("r1"), "leaky")[0]["data"]["status"],
         "succeeded"
     );
 }
 
 #[test]
 fn a_step_never_runs_after_its_need_failed() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "broken",
         r#"
 scenario: broken
@@ -344,9 +128,9 @@ steps:
 "#,
     );
     let out = p.run_scenario(&["--run-id", "r1"]);
-    out.expect_code(1);
+    out.code(1);
     assert!(!p.path().join("second-ran").exists(), "`second` ran");
-    let j = p.journal("r1");
+    let j = p.journal_events("r1");
     let first = finished_of(&j, "first");
     assert_eq!(first[0]["data"]["status"], "failed");
     assert_eq!(first[0]["data"]["exit_code"], 3);
@@ -363,7 +147,7 @@ steps:
 
 #[test]
 fn outputs_and_vars_arrive_as_literal_text() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "inject",
         r#"
 scenario: inject
@@ -398,7 +182,7 @@ steps:
         "--var",
         "subst=$(touch x)",
     ]);
-    out.expect_code(0);
+    out.code(0);
     let made: Vec<PathBuf> = files_under(p.path())
         .into_iter()
         .filter(|f| f.file_name().is_some_and(|n| n == "x"))
@@ -421,7 +205,7 @@ steps:
 #[test]
 fn a_secret_never_reaches_the_state_folder_or_the_terminal() {
     const SECRET: &str = "some-long-secret-value";
-    let p = Project::new(
+    let p = Project::with_runbook(
         "secret",
         r#"
 scenario: secret
@@ -446,7 +230,7 @@ steps:
     let mut cmd = p.cmd(&["run", "secret", "--run-id", "r1", "--json"]);
     cmd.env("MY_SECRET", SECRET);
     let out = p.run_with(cmd);
-    out.expect_code(0);
+    out.code(0);
     let terminal = format!("{}{}", out.stdout, out.stderr);
     assert!(
         !terminal.contains(SECRET),
@@ -471,7 +255,7 @@ steps:
     assert!(p.log("r1", "leak").contains("token is ***"));
 
     let report = p.run(&["report", "--last", "--format", "json"]);
-    report.expect_code(0);
+    report.code(0);
     assert!(
         !report.stdout.contains(SECRET),
         "the secret is in the report"
@@ -483,7 +267,7 @@ steps:
 #[test]
 fn a_secret_in_a_step_output_is_masked_on_disk_but_passed_on_intact() {
     const SECRET: &str = "another-long-secret-value";
-    let p = Project::new(
+    let p = Project::with_runbook(
         "handoff",
         r#"
 scenario: handoff
@@ -504,7 +288,7 @@ steps:
     );
     let mut cmd = p.cmd(&["run", "handoff", "--run-id", "r1"]);
     cmd.env("MY_SECRET", SECRET);
-    p.run_with(cmd).expect_code(0);
+    p.run_with(cmd).code(0);
     let env_file = p.run_dir("r1").join("outputs/mint.1.env");
     let text = std::fs::read_to_string(&env_file).unwrap();
     assert_eq!(text.trim(), "token=***");
@@ -512,7 +296,7 @@ steps:
 
 #[test]
 fn a_second_run_of_a_live_scenario_is_refused() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "busy",
         r#"
 scenario: busy
@@ -522,18 +306,13 @@ steps:
   - { id: slow, budget: 10s, run: sleep 3, drill: run }
 "#,
     );
-    let started = Instant::now();
-    let first = p
-        .cmd(&["run", "busy", "--run-id", "first-run"])
-        .spawn()
-        .expect("start the first run");
+    let first = p.spawn(&["run", "busy", "--run-id", "first-run"]);
     let first_pid = first.id();
-    let mut first = Reap(Some(first));
     let journal = p.run_dir("first-run").join("journal.jsonl");
     wait_until("the first run has a journal", || journal.is_file());
 
     let second = p.run_scenario(&["--run-id", "second-run"]);
-    second.expect_code(2);
+    second.code(2);
     assert!(
         second.stderr.contains("first-run"),
         "the refusal does not name the live run:\n{}",
@@ -549,13 +328,13 @@ steps:
         "the refused run left a run folder"
     );
 
-    let out = finish(first.0.take().unwrap(), started);
-    out.expect_code(0);
+    let out = first.finish();
+    out.code(0);
 }
 
 #[test]
 fn verify_catches_a_changed_byte() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "chain",
         r#"
 scenario: chain
@@ -566,9 +345,9 @@ steps:
   - { id: beta, needs: [alpha], budget: 10s, run: "true", drill: run }
 "#,
     );
-    p.run_scenario(&["--run-id", "r1"]).expect_code(0);
+    p.run_scenario(&["--run-id", "r1"]).code(0);
     let ok = p.run(&["verify", "r1"]);
-    ok.expect_code(0);
+    ok.code(0);
 
     let path = p.run_dir("r1").join("journal.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -596,7 +375,7 @@ steps:
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
 
     let bad = p.run(&["verify", "r1"]);
-    bad.expect_code(1);
+    bad.code(1);
     assert!(
         bad.stdout.contains(&format!("seq {seq}")),
         "verify should name seq {seq}:\n{}{}",
@@ -607,7 +386,7 @@ steps:
 
 #[test]
 fn sigint_stops_the_run_with_exit_3() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "stop",
         r#"
 scenario: stop
@@ -620,13 +399,8 @@ steps:
     drill: run
 "#,
     );
-    let started = Instant::now();
-    let child = p
-        .cmd(&["run", "stop", "--run-id", "r1"])
-        .spawn()
-        .expect("start the run");
-    let pid = child.id() as i32;
-    let mut run = Reap(Some(child));
+    let run = p.spawn(&["run", "stop", "--run-id", "r1"]);
+    let pid = run.id() as i32;
     let child_pid = p.path().join("child.pid");
     wait_until("the step has started its child", || {
         std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
@@ -636,21 +410,21 @@ steps:
         nix::sys::signal::Signal::SIGINT,
     )
     .expect("send SIGINT");
-    let out = finish(run.0.take().unwrap(), started);
-    out.expect_code(3);
+    let out = run.finish();
+    out.code(3);
 
     for f in ["shell.pid", "child.pid"] {
         let pid = p.pid_file(f);
-        assert!(!alive(pid), "the step's process {pid} ({f}) still runs");
+        assert!(!pid_alive(pid), "the step's process {pid} ({f}) still runs");
     }
-    let j = p.journal("r1");
+    let j = p.journal_events("r1");
     assert_eq!(events_of(&j, "run_interrupted").len(), 1, "{j:#?}");
     assert!(events_of(&j, "run_finished").is_empty());
 }
 
 #[test]
 fn json_writes_one_event_a_line() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "stream",
         r#"
 scenario: stream
@@ -662,7 +436,7 @@ steps:
 "#,
     );
     let out = p.run_scenario(&["--run-id", "r1", "--json"]);
-    out.expect_code(0);
+    out.code(0);
     let events: Vec<Value> = out
         .stdout
         .lines()
@@ -682,12 +456,12 @@ steps:
     assert_eq!(events.first().unwrap()["type"], "run_started");
     assert_eq!(events.last().unwrap()["type"], "run_finished");
     // The stream is the journal.
-    assert_eq!(events, p.journal("r1"));
+    assert_eq!(events, p.journal_events("r1"));
 }
 
 #[test]
 fn report_json_has_the_design_fields_and_values() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "timed",
         r#"
 scenario: timed
@@ -699,8 +473,8 @@ steps:
 "#,
     );
     p.run_scenario(&["--run-id", "r1", "--as", "tester"])
-        .expect_code(0);
-    let r = p.report();
+        .code(0);
+    let r = p.last_report_json();
     for k in [
         "run_id",
         "scenario",
@@ -779,7 +553,7 @@ steps:
 
 #[test]
 fn a_step_that_fails_twice_succeeds_on_its_third_attempt() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "flaky",
         r#"
 scenario: flaky
@@ -795,7 +569,7 @@ steps:
 "#,
     );
     let out = p.run_scenario(&["--run-id", "r1"]);
-    out.expect_code(0);
+    out.code(0);
     assert!(
         out.elapsed >= Duration::from_secs(2),
         "two backoffs of 1s: {:?}",
@@ -803,7 +577,7 @@ steps:
     );
     let count = std::fs::read_to_string(p.path().join("count")).unwrap();
     assert_eq!(count.trim(), "3");
-    let j = p.journal("r1");
+    let j = p.journal_events("r1");
     let attempts: Vec<&Value> = events_of(&j, "step_started")
         .iter()
         .map(|e| &e["data"]["attempt"])
@@ -814,7 +588,7 @@ steps:
         .map(|e| &e["data"]["status"])
         .collect();
     assert_eq!(finished, ["failed", "failed", "succeeded"]);
-    let r = p.report();
+    let r = p.last_report_json();
     assert_eq!(r["steps"][0]["attempts"], 3);
     assert_eq!(r["steps"][0]["status"], "succeeded");
 }
@@ -834,27 +608,27 @@ steps:
 
 #[test]
 fn exit_0_when_every_step_succeeded() {
-    let p = Project::new("codes", ONE_STEP);
-    p.run_scenario(&[]).expect_code(0);
+    let p = Project::with_runbook("codes", ONE_STEP);
+    p.run_scenario(&[]).code(0);
 }
 
 #[test]
 fn exit_1_when_a_step_failed() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "codes",
         &ONE_STEP.replace("run: echo {{ database }}", "run: exit 7"),
     );
-    p.run_scenario(&[]).expect_code(1);
+    p.run_scenario(&[]).code(1);
 }
 
 #[test]
 fn exit_2_for_an_invalid_runbook() {
-    let p = Project::new(
+    let p = Project::with_runbook(
         "codes",
         &ONE_STEP.replace("budget: 10s", "needs: [missing]\n    budget: 10s"),
     );
     let out = p.run_scenario(&[]);
-    out.expect_code(2);
+    out.code(2);
     assert!(out.stderr.contains("missing"), "{}", out.stderr);
     assert!(
         !p.path().join(".runbook/runs").exists(),
@@ -864,12 +638,12 @@ fn exit_2_for_an_invalid_runbook() {
 
 #[test]
 fn exit_2_for_a_bad_var() {
-    let p = Project::new("codes", ONE_STEP);
+    let p = Project::with_runbook("codes", ONE_STEP);
     let unknown = p.run_scenario(&["--var", "databse=x"]);
-    unknown.expect_code(2);
+    unknown.code(2);
     assert!(unknown.stderr.contains("databse"), "{}", unknown.stderr);
     let malformed = p.run_scenario(&["--var", "database"]);
-    malformed.expect_code(2);
+    malformed.code(2);
     assert!(malformed.stderr.contains("K=V"), "{}", malformed.stderr);
     assert!(
         !p.path().join(".runbook/runs").exists(),
@@ -887,37 +661,34 @@ steps:
 
 #[test]
 fn exit_4_with_strict_rto_when_the_rto_is_missed() {
-    let p = Project::new("late", MISSED_RTO);
-    p.run_scenario(&["--strict-rto"]).expect_code(4);
-    assert_eq!(p.report()["rto_met"], false);
+    let p = Project::with_runbook("late", MISSED_RTO);
+    p.run_scenario(&["--strict-rto"]).code(4);
+    assert_eq!(p.last_report_json()["rto_met"], false);
 }
 
 #[test]
 fn exit_0_without_strict_rto_when_the_rto_is_missed() {
-    let p = Project::new("late", MISSED_RTO);
-    p.run_scenario(&[]).expect_code(0);
-    assert_eq!(p.report()["rto_met"], false);
+    let p = Project::with_runbook("late", MISSED_RTO);
+    p.run_scenario(&[]).code(0);
+    assert_eq!(p.last_report_json()["rto_met"], false);
 }
 
 #[test]
 fn the_quickstart_succeeds_and_reports_its_breach() {
-    let dir = tempfile::tempdir().unwrap();
-    let examples = dir.path().join("examples");
+    let p = Project::new();
+    let examples = p.path().join("examples");
     std::fs::create_dir(&examples).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let src = repo_root().join("examples");
     for e in std::fs::read_dir(&src).unwrap().flatten() {
         if e.file_type().unwrap().is_file() {
             std::fs::copy(e.path(), examples.join(e.file_name())).unwrap();
         }
     }
-    let p = Project {
-        dir,
-        scenario: "examples/quickstart.yaml".into(),
-    };
     // As its header says for a run without questions: alice approves the gate up front.
-    p.run_scenario(&["--as", "alice", "--yes"]).expect_code(0);
+    p.run(&["run", "examples/quickstart.yaml", "--as", "alice", "--yes"])
+        .code(0);
     assert!(p.path().join(".quickstart/data/summary.txt").is_file());
-    let r = p.report();
+    let r = p.last_report_json();
     assert_eq!(r["status"], "succeeded");
     let breaches = r["breaches"].as_array().unwrap();
     assert!(

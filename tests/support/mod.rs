@@ -1,28 +1,150 @@
-//! A project folder for multi-command scenarios: write runbooks, start runs in the background,
-//! answer gates from a second process, kill executors, resume — all through the real binary.
-#![allow(dead_code)]
+//! Runs the real `runbook` binary, as a user would, for every integration test (`mod support;`).
+//!
+//! A [`Project`] is a temporary project folder: the test writes runbooks and scripts into it
+//! (or copies the repository's `runbooks/` and `steps/`), runs commands in it to completion or
+//! starts them in the background, and reads what they left: journals, events, step logs,
+//! reports. Every invocation runs with no standard input, `NO_COLOR=1`, `USER=tester`, its own
+//! state folder (`<project>/.runbook`) and a deadline past which it is killed and the test
+//! fails. For one-shot commands, [`runbook`] builds a project and runs one command in it, its
+//! output redacted (the temporary folder's path as `[TMP]`) for snapshots.
+#![allow(dead_code)] // each test file uses its own part of the harness
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub struct Project {
-    pub dir: tempfile::TempDir,
-}
+use serde_json::Value;
+use tempfile::TempDir;
 
+/// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_runbook");
 
+/// The longest an invocation may take, by default, before the test gives up on it.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// The repository root: the shipped runbooks and step library live under it.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies a folder recursively, keeping file modes (step scripts stay executable).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Is a process with this pid running? A zombie is not: it has ended, and only waits for
+/// whoever adopted it to collect its status.
+pub fn pid_alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last `)`.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z') | Some('X') | None)
+}
+
+/// Polls until `cond` holds, or fails the test after [`HANG`].
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < HANG, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The events of a journal of this type.
+pub fn events_of<'a>(journal: &'a [Value], ty: &str) -> Vec<&'a Value> {
+    journal.iter().filter(|e| e["type"] == ty).collect()
+}
+
+/// A throwaway project folder and its state (`.runbook/`).
+pub struct Project {
+    pub dir: TempDir,
+    /// The scenario [`Project::run_scenario`] runs.
+    scenario: String,
+    /// How long one invocation may take.
+    deadline: Duration,
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Project {
+    /// An empty project.
     pub fn new() -> Self {
         Project {
             dir: tempfile::tempdir().expect("a temporary folder"),
+            scenario: String::new(),
+            deadline: HANG,
         }
+    }
+
+    /// A project with `runbooks/<scenario>.yaml` holding `yaml`, the scenario
+    /// [`Project::run_scenario`] runs.
+    pub fn with_runbook(scenario: &str, yaml: &str) -> Self {
+        let mut p = Project::new();
+        p.scenario = scenario.to_owned();
+        p.write(&format!("runbooks/{scenario}.yaml"), yaml);
+        p
+    }
+
+    /// Adds a copy of the repository's step library (`steps/`).
+    pub fn with_repo_steps(self) -> Self {
+        copy_dir(&repo_root().join("steps"), &self.path().join("steps"));
+        self
+    }
+
+    /// Adds a copy of the repository's runbooks and environments (`runbooks/`).
+    pub fn with_repo_runbooks(self) -> Self {
+        copy_dir(&repo_root().join("runbooks"), &self.path().join("runbooks"));
+        self
+    }
+
+    /// Lets each invocation take this long before the test gives up on it.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// Writes a file (parent folders created).
     pub fn write(&self, rel: &str, text: &str) -> &Self {
         let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -30,10 +152,24 @@ impl Project {
         self
     }
 
+    /// Writes an executable script.
+    pub fn script(&self, rel: &str, text: &str) -> &Self {
+        use std::os::unix::fs::PermissionsExt;
+        self.write(rel, text);
+        std::fs::set_permissions(
+            self.path().join(rel),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("make a script executable");
+        self
+    }
+
+    /// A file of the project; empty when it is missing.
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path().join(rel)).unwrap_or_default()
     }
 
+    /// `runbook ARGS` in the project, output captured, not started yet.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
@@ -42,30 +178,58 @@ impl Project {
             .env("RUNBOOK_STATE_DIR", self.path().join(".runbook"))
             .env("USER", "tester")
             .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("FORCE_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     }
 
-    /// Runs to completion; returns (exit code, stdout, stderr).
-    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out: Output = self.cmd(args).output().expect("run runbook");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    /// Runs `runbook ARGS` to the end.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.run_with(self.cmd(args))
     }
 
-    /// Starts in the background, output captured.
-    pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start runbook")
+    /// Runs a command made by [`Project::cmd`] (and adjusted) to the end.
+    pub fn run_with(&self, cmd: Command) -> Out {
+        self.spawn_with(cmd).finish()
     }
 
-    /// The single run's id (the test starts one run of a scenario at a time).
+    /// `runbook run <scenario> ARGS`, for a project made by [`Project::with_runbook`].
+    pub fn run_scenario(&self, extra: &[&str]) -> Out {
+        let mut args = vec!["run", self.scenario.as_str()];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// Starts `runbook ARGS` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_with(self.cmd(args))
+    }
+
+    /// Starts a command made by [`Project::cmd`] (and adjusted) in the background.
+    pub fn spawn_with(&self, mut cmd: Command) -> Running {
+        let what = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("start runbook");
+        let stdout = pump(child.stdout.take().map(|s| Box::new(s) as _));
+        let stderr = pump(child.stderr.take().map(|s| Box::new(s) as _));
+        Running {
+            child: Some(child),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            started,
+            deadline: self.deadline,
+            what,
+        }
+    }
+
+    /// The runs in the state folder, oldest first (run ids sort by time).
     pub fn run_ids(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path().join(".runbook/runs"))
             .map(|rd| {
@@ -78,26 +242,67 @@ impl Project {
         v
     }
 
-    pub fn journal(&self, run: &str) -> String {
-        self.read(&format!(".runbook/runs/{run}/journal.jsonl"))
+    /// The newest run of a scenario.
+    pub fn last_run_of(&self, scenario: &str) -> Option<String> {
+        self.run_ids()
+            .into_iter()
+            .rev()
+            .find(|id| id.ends_with(&format!("-{scenario}")))
     }
 
-    pub fn events(&self, run: &str) -> Vec<serde_json::Value> {
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.path().join(".runbook/runs").join(run)
+    }
+
+    /// The journal of a run as text; empty when there is none (yet).
+    pub fn journal(&self, run: &str) -> String {
+        std::fs::read_to_string(self.run_dir(run).join("journal.jsonl")).unwrap_or_default()
+    }
+
+    /// The events of a run's journal read so far (a line being written is skipped).
+    pub fn events(&self, run: &str) -> Vec<Value> {
         self.journal(run)
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
 
-    pub fn events_of(&self, run: &str, ty: &str) -> Vec<serde_json::Value> {
+    pub fn events_of(&self, run: &str, ty: &str) -> Vec<Value> {
         self.events(run)
             .into_iter()
             .filter(|e| e["type"] == ty)
             .collect()
     }
 
-    /// Waits (up to 20 s) until the journal of the only run has an event of this type for
-    /// this step (any step when `step` is empty).
+    /// The journal of a finished run, every line of which must be JSON.
+    #[track_caller]
+    pub fn journal_events(&self, run: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.run_dir(run).join("journal.jsonl"))
+            .expect("the run's journal");
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a journal line is JSON"))
+            .collect()
+    }
+
+    /// The outputs a step of a run wrote (`key=value` lines), from the journal.
+    #[track_caller]
+    pub fn outputs(&self, run: &str, step: &str) -> Value {
+        self.events(run)
+            .into_iter()
+            .find(|e| e["type"] == "step_output" && e["data"]["step"] == step)
+            .map(|e| e["data"]["outputs"].clone())
+            .unwrap_or_else(|| panic!("run {run} journaled no outputs for `{step}`"))
+    }
+
+    /// The log of a step of a run; empty when there is none.
+    pub fn log(&self, run: &str, step: &str) -> String {
+        std::fs::read_to_string(self.run_dir(run).join("logs").join(format!("{step}.log")))
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to 20 s) until the journal of the newest run has an event of this type for
+    /// this step (any step when `step` is empty); returns that run.
+    #[track_caller]
     pub fn wait_for(&self, ty: &str, step: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -118,54 +323,251 @@ impl Project {
         }
     }
 
-    pub fn report_json(&self, run: &str) -> serde_json::Value {
-        let (code, out, err) = self.run(&["report", run, "--format", "json"]);
-        assert_eq!(code, 0, "{err}");
-        serde_json::from_str(&out).unwrap()
+    /// `runbook report RUN --format json`, which must succeed.
+    #[track_caller]
+    pub fn report_json(&self, run: &str) -> Value {
+        let out = self.run(&["report", run, "--format", "json"]);
+        out.code(0);
+        serde_json::from_str(&out.stdout).expect("the JSON report parses")
+    }
+
+    /// `runbook report --last --format json`, which must succeed.
+    #[track_caller]
+    pub fn last_report_json(&self) -> Value {
+        let out = self.run(&["report", "--last", "--format", "json"]);
+        out.code(0);
+        serde_json::from_str(&out.stdout).expect("the JSON report parses")
+    }
+
+    /// Reads a pid a step wrote into the project folder.
+    #[track_caller]
+    pub fn pid_file(&self, rel: &str) -> i32 {
+        let s = std::fs::read_to_string(self.path().join(rel))
+            .unwrap_or_else(|e| panic!("the step should have written {rel}: {e}"));
+        s.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{rel} holds a pid, not {s:?}"))
+    }
+
+    /// The path of the project folder replaced by `[TMP]`.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&*self.path().to_string_lossy(), "[TMP]")
     }
 }
 
-/// Waits for a child with a deadline; kills it and fails the test if it hangs.
-pub fn finish(mut child: Child, within: Duration) -> (i32, String, String) {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
+/// Reads a pipe to its end on a thread of its own, so a chatty child never blocks on it.
+fn pump(r: Option<Box<dyn Read + Send>>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut s);
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "runbook did not finish within {within:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// A `runbook` running in the background; killed if the test ends before it is waited for.
+pub struct Running {
+    child: Option<Child>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    started: Instant,
+    deadline: Duration,
+    what: String,
+}
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Has it ended (without collecting its output)?
+    pub fn has_ended(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_some()
+    }
+
+    /// SIGKILL, then collects its exit status.
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        let child = self.child.as_mut().unwrap();
+        child.kill()?;
+        let _ = child.wait();
+        Ok(())
+    }
+
+    /// Waits for it to end, within the project's deadline.
+    #[track_caller]
+    pub fn finish(self) -> Out {
+        let within = self.deadline;
+        self.finish_within(within)
+    }
+
+    /// Waits for it to end; kills it and fails the test if it outlives `within`.
+    #[track_caller]
+    pub fn finish_within(mut self, within: Duration) -> Out {
+        let deadline = Instant::now() + within;
+        let mut child = self.child.take().unwrap();
+        let status: ExitStatus = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{}` did not finish within {within:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.what,
+                    self.stdout.take().unwrap().join().unwrap(),
+                    self.stderr.take().unwrap().join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = self.started.elapsed();
+        Out {
+            code: status.code(),
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+            elapsed,
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
-pub fn pid_alive(pid: i32) -> bool {
-    // A zombie is not alive.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            let state = s
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .next()
-                .unwrap_or("Z");
-            state != "Z" && state != "X"
-        })
-        .unwrap_or(false)
+/// What one finished invocation did.
+#[derive(Debug)]
+pub struct Out {
+    /// The exit code; none when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// From start to end.
+    pub elapsed: Duration,
+}
+
+impl Out {
+    /// Asserts the exit code, showing the whole output when it differs.
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts stderr holds this text.
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// (exit code, -1 when a signal ended it; stdout; stderr).
+    pub fn parts(self) -> (i32, String, String) {
+        (self.code.unwrap_or(-1), self.stdout, self.stderr)
+    }
+
+    /// The id of the run this `runbook run` started, from its `run ... started` line.
+    #[track_caller]
+    pub fn id(&self) -> String {
+        self.stderr
+            .lines()
+            .find_map(|l| {
+                let rest = &l[l.find(" run ")? + 5..];
+                let (id, tail) = rest.split_once(' ')?;
+                tail.starts_with("started").then(|| id.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no `run ... started` line in:\n{}", self.stderr))
+    }
+}
+
+/// One invocation in a fresh project: `runbook(&["check"]).file("runbooks/x.yaml", "...").run()`.
+pub struct Runbook {
+    args: Vec<String>,
+    files: Vec<(String, String, bool)>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+}
+
+/// Starts an invocation of the binary with these arguments.
+pub fn runbook(args: &[&str]) -> Runbook {
+    Runbook {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        files: Vec::new(),
+        env: Vec::new(),
+        cwd: None,
+    }
+}
+
+impl Runbook {
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Writes a file (parents created) into the project before the run.
+    pub fn file(mut self, path: &str, contents: &str) -> Self {
+        self.files
+            .push((path.to_owned(), contents.to_owned(), false));
+        self
+    }
+
+    /// Writes an executable script into the project before the run.
+    pub fn script(mut self, path: &str, contents: &str) -> Self {
+        self.files
+            .push((path.to_owned(), contents.to_owned(), true));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs in this folder instead of the project (its state still goes to the project).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Runs to the end; the output names the project folder `[TMP]`.
+    pub fn run(self) -> Out {
+        let p = Project::new();
+        for (path, contents, executable) in &self.files {
+            if *executable {
+                p.script(path, contents);
+            } else {
+                p.write(path, contents);
+            }
+        }
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut cmd = p.cmd(&args);
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = p.run_with(cmd);
+        Out {
+            stdout: p.redact(&out.stdout),
+            stderr: p.redact(&out.stderr),
+            ..out
+        }
+    }
 }
