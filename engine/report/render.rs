@@ -515,9 +515,10 @@ pub fn gantt(m: &Model) -> String {
 <defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#8a5cc7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" stroke-width="2"/></pattern></defs>
 <rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>"##
     );
-    // Time axis: five ticks.
-    for k in 0..=5 {
-        let ms = (horizon / 1.05 * k as f64 / 5.0) as u64;
+    // Time axis: ticks at a round interval, at most eight of them.
+    let step = tick_interval(horizon as u64);
+    for k in 0..=(horizon as u64 / step) {
+        let ms = k * step;
         let tx = x(ms);
         let _ = writeln!(
             o,
@@ -597,6 +598,19 @@ pub fn gantt(m: &Model) -> String {
     }
     o.push_str("</svg>");
     o
+}
+
+/// The smallest round interval (100 ms, ..., 1 s, 2 s, 5 s, ..., 30 m, 1 h, ...) that fits
+/// `span_ms` in at most eight ticks.
+fn tick_interval(span_ms: u64) -> u64 {
+    const ROUND_MS: [u64; 20] = [
+        100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000,
+        600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 21_600_000, 43_200_000,
+    ];
+    ROUND_MS
+        .into_iter()
+        .find(|step| span_ms / step <= 8)
+        .unwrap_or(86_400_000)
 }
 
 pub fn html(m: &Model) -> String {
@@ -797,4 +811,16 @@ pub fn junit(m: &Model) -> String {
     }
     o.push_str("  </testsuite>\n</testsuites>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick_interval;
+
+    #[test]
+    fn ticks_fall_on_round_intervals() {
+        assert_eq!(tick_interval(4 * 3_600_000), 1_800_000);
+        assert_eq!(tick_interval(1_800), 500);
+        assert_eq!(tick_interval(90_000), 15_000);
+    }
 }
