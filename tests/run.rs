@@ -651,6 +651,35 @@ fn exit_2_for_a_bad_var() {
     );
 }
 
+/// An `on:` host missing from the inventory is found before anything runs, not when the step
+/// comes up in the middle of an incident.
+#[test]
+fn exit_2_before_anything_runs_for_hosts_missing_from_the_inventory() {
+    let p = Project::with_runbook(
+        "remote",
+        r#"
+scenario: remote
+title: A first step, then one on two hosts
+rto: 1m
+steps:
+  - { id: first, budget: 5s, run: touch first-ran, drill: run }
+  - { id: there, needs: [first], budget: 5s, run: "true", drill: run, on: [db1, db2] }
+"#,
+    );
+    let out = p.run_scenario(&[]);
+    out.code(2);
+    out.stderr_has("hosts not in the inventory: `db1` (step `there`), `db2` (step `there`)");
+    out.stderr_has("pass `--env NAME`");
+    assert!(
+        !p.path().join("first-ran").exists(),
+        "a step ran before the check"
+    );
+    assert!(
+        !p.path().join(".runbook/runs").exists(),
+        "a run was started"
+    );
+}
+
 const MISSED_RTO: &str = r#"
 scenario: late
 title: A step longer than the whole RTO

@@ -166,6 +166,52 @@ pub fn auto_approver(
     Ok(Some(who.clone()))
 }
 
+/// What can be known before anything runs, so it is not found out at step seven of an
+/// incident: every `on:` host is in the environment's inventory. Secrets that are not set are
+/// only warned about: a drill may not need them.
+pub fn preflight(
+    plan: &Plan,
+    env: &EnvDoc,
+    env_name: Option<&str>,
+    mode: Mode,
+) -> Result<(), Problem> {
+    let mut missing = Vec::new();
+    for s in &plan.steps {
+        for h in &s.on {
+            if !env.inventory.contains_key(h) {
+                missing.push(format!("`{h}` (step `{}`)", s.id));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let known: Vec<&str> = env.inventory.keys().map(String::as_str).collect();
+        let help = match env_name {
+            None => "pass `--env NAME`: hosts come from the environment's `inventory`".to_owned(),
+            Some(e) if known.is_empty() => format!("environment `{e}` has no `inventory`"),
+            Some(e) => format!("environment `{e}` has: {}", known.join(", ")),
+        };
+        return Err(Problem::error(format!(
+            "hosts not in the inventory: {}",
+            missing.join(", ")
+        ))
+        .help(help));
+    }
+    // A dry-run runs nothing and sends nothing: it needs no secret.
+    let unset: Vec<&str> = plan
+        .secrets
+        .iter()
+        .filter(|n| std::env::var_os(n).is_none())
+        .map(String::as_str)
+        .collect();
+    if mode != Mode::DryRun && !unset.is_empty() {
+        eprintln!(
+            "warning: not set in the environment: {} (the steps and notifications that use them will fail)",
+            unset.join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub fn plan_summary(plan: &Plan) -> PlanSummary {
     PlanSummary {
         steps: plan
@@ -253,6 +299,10 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
     } else {
         Mode::Real
     };
+    if let Err(p) = preflight(&plan, &env, args.env.as_deref(), mode) {
+        super::report_problem(p);
+        return exit::USAGE;
+    }
     let operator = operator(&args.as_name);
     let auto = match auto_approver(&plan, mode, &env, args.yes, &args.as_name, &operator) {
         Ok(a) => a,
