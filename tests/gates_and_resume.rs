@@ -283,9 +283,11 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
         let mut child = p.spawn(&["run", "crash"]);
         let run = p.wait_for("step_started", "long");
         std::thread::sleep(Duration::from_millis(300));
-        // Kill the executor and the step's whole group: nothing left to adopt.
+        // Kill everything, as a reboot would: the executor, its step supervisor and the
+        // step's whole group. Nothing is left to adopt and nothing recorded an end.
         let pid: i32 = step_pid(&p, &run, "long.1");
         child.kill().unwrap(); // SIGKILL, and reaped
+        kill_supervisor_of(&p, &run);
         unsafe_killpg(pid);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while pid_alive(pid) && std::time::Instant::now() < deadline {
@@ -337,10 +339,68 @@ fn step_pid(p: &Project, run: &str, key: &str) -> i32 {
         .unwrap_or_else(|| panic!("no pid recorded for {key}"))
 }
 
+/// SIGKILL to the step supervisor of a run (found by its status log on its command line).
+fn kill_supervisor_of(p: &Project, run: &str) {
+    let status_log = p.path().join(format!(".runbook/runs/{run}/steps.status"));
+    let needle = status_log.to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("supervise") && cmdline.contains(&needle) {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status();
+        }
+    }
+}
+
 fn unsafe_killpg(pgid: i32) {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
         .status();
+}
+
+/// With the engine gone, the step supervisor still sees its steps to their end: a step killed
+/// meanwhile is recorded as such, and resume takes that outcome rather than running it again.
+#[test]
+fn a_step_killed_while_its_engine_was_down_is_taken_as_failed_not_rerun() {
+    let p = Project::new();
+    p.write("runbooks/crash.yaml", CRASH);
+    let mut child = p.spawn(&["run", "crash"]);
+    let run = p.wait_for("step_started", "long");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid: i32 = step_pid(&p, &run, "long.1");
+    child.kill().unwrap();
+    unsafe_killpg(pid);
+    let status = p.path().join(format!(".runbook/runs/{run}/steps.status"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&status)
+        .unwrap_or_default()
+        .contains("long.1 exit ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the supervisor recorded no end for `long`"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, err) = p.run(&["resume", &run]).parts();
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        p.read("effects.txt"),
+        "first\nlong-start\n",
+        "nothing ran again"
+    );
+    let long = p
+        .events_of(&run, "step_finished")
+        .into_iter()
+        .find(|e| e["data"]["step"] == "long")
+        .unwrap();
+    assert_eq!(long["data"]["status"], "failed");
+    assert_eq!(long["data"]["exit_code"], 137);
 }
 
 #[test]

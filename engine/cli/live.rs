@@ -551,7 +551,7 @@ pub fn resume(
         let since = Duration::from_millis(s.started_ms.unwrap_or(0));
         let (pgid, exit) = files.recorded();
         if s.in_flight && exit.is_some() {
-            // It ended while nobody watched: its wrapper recorded how.
+            // It ended while nobody watched: the supervisor recorded how.
             machine.adopt(i, attempt, since);
             finished_away.push((i, attempt, exec::adopted_result(&files, &mask)));
             adopted_ids.push(step.id.clone());

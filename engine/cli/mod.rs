@@ -185,15 +185,11 @@ impl Style {
 }
 
 pub fn main() -> ExitCode {
-    // The step wrapper: hidden, and parsed by hand to cost as little as possible per step.
+    // The step supervisor, when `runbook-step` is not installed beside us: hidden, and parsed
+    // by hand.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "__step") && args.len() == 6 {
-        let code = crate::exec::wrapper::main(
-            std::path::Path::new(&args[2]),
-            std::path::Path::new(&args[3]),
-            &args[4].to_string_lossy(),
-            &args[5].to_string_lossy(),
-        );
+    if args.get(1).is_some_and(|a| a == "__supervise") && args.len() == 3 {
+        let code = crate::exec::supervisor::main(std::path::Path::new(&args[2]));
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = match Cli::try_parse() {

@@ -11,7 +11,7 @@ pub mod machine;
 pub mod mask;
 pub mod observer;
 pub mod process;
-pub mod wrapper;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -86,14 +86,94 @@ impl Shell {
 /// Requests from `runbook approve` (request id, step) and the actions they led to.
 type Answered = (Vec<(String, String)>, Vec<Action>);
 
-/// A step's process, as the shell tracks it.
+/// A step's process, as the shell tracks it: its process group, once the supervisor has
+/// reported it (an adopted step's is known from the start).
 struct Running {
-    pgid: u32,
+    pgid: Arc<std::sync::Mutex<Option<u32>>>,
     exited: Arc<AtomicBool>,
 }
 
+impl Running {
+    fn pgid(&self) -> Option<u32> {
+        *self.pgid.lock().expect("pgid lock")
+    }
+}
+
+/// A step the supervisor runs for us, until it reports the end.
+struct Pending {
+    step: usize,
+    attempt: u32,
+    output: PathBuf,
+    pgid: Arc<std::sync::Mutex<Option<u32>>>,
+    exited: Arc<AtomicBool>,
+}
+
+type PendingMap = Arc<std::sync::Mutex<HashMap<String, Pending>>>;
+
+/// Starts the run's step supervisor; its events become inputs and log lines.
+fn start_supervisor(
+    shell: &Shell,
+    pending: &PendingMap,
+    tx: &mpsc::UnboundedSender<Input>,
+    log_tx: &mpsc::UnboundedSender<LogLine>,
+) -> Result<supervisor::Handle, ExecError> {
+    let (pending, tx, log_tx, mask) = (
+        pending.clone(),
+        tx.clone(),
+        log_tx.clone(),
+        shell.mask.clone(),
+    );
+    supervisor::spawn(
+        &shell.plan.root,
+        &shell.run_dir.join("steps.status"),
+        &shell.plan.secrets.join(","),
+        move |ev| match ev {
+            Some(supervisor::Event::Pid { key, pid }) => {
+                if let Some(p) = pending.lock().expect("pending lock").get(&key) {
+                    *p.pgid.lock().expect("pgid lock") = Some(pid);
+                }
+            }
+            Some(supervisor::Event::Line { step, text }) => {
+                let _ = log_tx.send(LogLine { step, text });
+            }
+            Some(supervisor::Event::Exit { key, code, signal }) => {
+                let Some(p) = pending.lock().expect("pending lock").remove(&key) else {
+                    return;
+                };
+                p.exited.store(true, std::sync::atomic::Ordering::SeqCst);
+                let outputs = process::read_outputs(&p.output);
+                process::mask_file(&p.output, &mask);
+                let result = match (code, signal) {
+                    (Some(c), _) => ExitResult::Code(c),
+                    (None, Some(sig)) => ExitResult::Signal(sig),
+                    _ => ExitResult::Error("unknown exit status".into()),
+                };
+                let _ = tx.send(Input::Exited {
+                    step: p.step,
+                    attempt: p.attempt,
+                    result,
+                    outputs,
+                });
+            }
+            None => {
+                // The supervisor is gone: every step it still ran is lost to this run.
+                for (_, p) in pending.lock().expect("pending lock").drain() {
+                    p.exited.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = tx.send(Input::Exited {
+                        step: p.step,
+                        attempt: p.attempt,
+                        result: ExitResult::Error("the step supervisor died".into()),
+                        outputs: BTreeMap::new(),
+                    });
+                }
+            }
+        },
+    )
+    .map_err(|e| ExecError::Other(format!("cannot start the step supervisor: {e}")))
+}
+
 /// A step of a dead executor taken over by a resume: its process group still runs (`pgid`),
-/// or it already ended and its wrapper left the `result`.
+/// or it already ended and its supervisor left the `result`.
 pub struct Adopted {
     pub step: usize,
     pub attempt: u32,
@@ -131,7 +211,7 @@ pub async fn execute(
         running.insert(
             step,
             Running {
-                pgid,
+                pgid: Arc::new(std::sync::Mutex::new(Some(pgid))),
                 exited: Arc::new(AtomicBool::new(false)),
             },
         );
@@ -148,6 +228,9 @@ pub async fn execute(
             });
         });
     }
+
+    let pending: PendingMap = Arc::default();
+    let sup = start_supervisor(&shell, &pending, &tx, &log_tx)?;
 
     let approvals_dir = shell.run_dir.join("approvals");
     let mut approval_poll = tokio::time::interval(Duration::from_millis(250));
@@ -173,7 +256,8 @@ pub async fn execute(
             actions,
             now(),
             &tx,
-            &log_tx,
+            &sup,
+            &pending,
             &mut running,
             &mut asked,
         )?;
@@ -186,6 +270,7 @@ pub async fn execute(
                 shell.observers.log(&id, &line.text);
             }
             shell.observers.finish();
+            sup.close().await;
             return Ok(o);
         }
         if shell.interactive && !asked.is_empty() && !stdin_started {
@@ -270,10 +355,12 @@ fn interrupt_input(
     let now = Instant::now();
     if stop.stopping {
         for r in running.values() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(r.pgid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            if let Some(pg) = r.pgid() {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pg as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
         observers.notice(&format!("\n  killed {} running step(s)", running.len()));
         return None;
@@ -308,7 +395,8 @@ fn perform(
     actions: Vec<Action>,
     now: Duration,
     tx: &mpsc::UnboundedSender<Input>,
-    log_tx: &mpsc::UnboundedSender<LogLine>,
+    sup: &supervisor::Handle,
+    pending: &PendingMap,
     running: &mut HashMap<usize, Running>,
     asked: &mut BTreeSet<usize>,
 ) -> Result<Option<Outcome>, ExecError> {
@@ -350,52 +438,55 @@ fn perform(
                             .to_string_lossy()
                             .into_owned(),
                     ));
-                    if !hosts.is_empty() {
-                        env.push((wrapper::HOSTS.into(), hosts.join(",")));
-                    }
                     let command = if hosts.is_empty() {
                         Ok(command)
                     } else {
                         remote_command(&command, &hosts, &shell.inventory, &env)
                     };
-                    let spawned = command.and_then(|c| {
-                        process::spawn(
-                            step,
-                            &c,
-                            &shell.plan.root,
-                            &env,
-                            &files,
-                            &shell.plan.secrets.join(","),
-                            Some(log_tx.clone()),
-                        )
-                        .map_err(|e| format!("cannot start the step: {e}"))
-                    });
-                    match spawned {
-                        Ok(sp) => {
-                            tracing::debug!(step = %id, attempt, pgid = sp.pid, "spawned");
-                            running.insert(
-                                step,
-                                Running {
-                                    pgid: sp.pid,
-                                    exited: sp.exited.clone(),
-                                },
-                            );
-                            let tx = tx.clone();
-                            tokio::spawn(async move {
-                                let (result, outputs) = match sp.done.await {
-                                    Ok(r) => r,
-                                    Err(e) => (
-                                        ExitResult::Error(format!("the step's task failed: {e}")),
-                                        BTreeMap::new(),
-                                    ),
-                                };
-                                let _ = tx.send(Input::Exited {
+                    match command {
+                        Ok(command) => {
+                            env.push((
+                                "RUNBOOK_OUTPUT".into(),
+                                files.output.to_string_lossy().into_owned(),
+                            ));
+                            let r = Running {
+                                pgid: Arc::default(),
+                                exited: Arc::new(AtomicBool::new(false)),
+                            };
+                            pending.lock().expect("pending lock").insert(
+                                files.key.clone(),
+                                Pending {
                                     step,
                                     attempt,
-                                    result,
-                                    outputs,
-                                });
+                                    output: files.output.clone(),
+                                    pgid: r.pgid.clone(),
+                                    exited: r.exited.clone(),
+                                },
+                            );
+                            running.insert(step, r);
+                            tracing::debug!(step = %id, attempt, "spawning");
+                            let sent = sup.requests.send(supervisor::Request {
+                                key: files.key.clone(),
+                                step,
+                                command,
+                                log: files.log.clone(),
+                                env,
+                                hosts,
                             });
+                            if sent.is_err() {
+                                pending.lock().expect("pending lock").remove(&files.key);
+                                more.extend(machine.handle(
+                                    now,
+                                    Input::Exited {
+                                        step,
+                                        attempt,
+                                        result: ExitResult::Error(
+                                            "the step supervisor is gone".into(),
+                                        ),
+                                        outputs: BTreeMap::new(),
+                                    },
+                                ));
+                            }
                         }
                         Err(e) => {
                             more.extend(machine.handle(
@@ -429,9 +520,22 @@ fn perform(
                 }
                 Action::Kill { step } => {
                     if let Some(r) = running.get(&step) {
-                        tracing::debug!(step = %shell.plan.steps[step].id, pgid = r.pgid, "terminating the process group");
-                        let (pgid, exited) = (r.pgid, r.exited.clone());
-                        tokio::spawn(process::terminate(pgid, process::GRACE, exited));
+                        tracing::debug!(step = %shell.plan.steps[step].id, "terminating the process group");
+                        let (pgid, exited) = (r.pgid.clone(), r.exited.clone());
+                        tokio::spawn(async move {
+                            // The supervisor reports the group right after it starts it.
+                            for _ in 0..200 {
+                                let known = *pgid.lock().expect("pgid lock");
+                                if let Some(pg) = known {
+                                    process::terminate(pg, process::GRACE, exited).await;
+                                    return;
+                                }
+                                if exited.load(std::sync::atomic::Ordering::SeqCst) {
+                                    return;
+                                }
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                        });
                     }
                 }
                 Action::Notify {
@@ -626,7 +730,7 @@ async fn run_notify(
     ok
 }
 
-/// Waits for an adopted process group to end, then reads the status its wrapper wrote.
+/// Waits for an adopted process group to end, then reads the status its supervisor wrote.
 async fn await_adopted(
     pgid: u32,
     files: &StepFiles,
@@ -639,7 +743,7 @@ async fn await_adopted(
     adopted_result(files, mask)
 }
 
-/// The outcome of a step whose executor died, from what its wrapper recorded.
+/// The outcome of a step whose executor died, from what its supervisor recorded.
 pub fn adopted_result(files: &StepFiles, mask: &Masker) -> (ExitResult, BTreeMap<String, String>) {
     let result = match files.recorded().1 {
         Some(c) => ExitResult::Code(c),

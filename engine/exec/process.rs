@@ -1,22 +1,15 @@
-//! Step processes: each runs in its own process group under the step wrapper, which writes
-//! the masked log and the exit status (so `resume` can adopt a step whose executor died). Nothing a step starts is left running:
-//! the engine is a child subreaper, and the group is killed and reaped when the step ends.
+//! Step processes, seen from the engine: where a step's files go, ending a process group, and
+//! the outputs a step leaves. The run's supervisor (see [`super::supervisor`]) starts them and,
+//! a child subreaper itself, ends and reaps whatever a step left in its group.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::mpsc;
-
-use super::machine::ExitResult;
 
 /// How long a step gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -35,7 +28,7 @@ pub struct StepFiles {
     pub log: PathBuf,
     pub output: PathBuf,
     /// `<run>/steps.status`: `<step>.<attempt> pid <pid>` and `<step>.<attempt> exit <code>`
-    /// lines, appended by the step wrapper.
+    /// lines, appended by the run's step supervisor.
     pub status_log: PathBuf,
     /// `<step>.<attempt>`.
     pub key: String,
@@ -53,7 +46,7 @@ impl StepFiles {
         }
     }
 
-    /// What the wrapper recorded for this attempt: its process group, and its exit code once
+    /// What the supervisor recorded for this attempt: its process group, and its exit code once
     /// it ended.
     pub fn recorded(&self) -> (Option<u32>, Option<i32>) {
         let text = std::fs::read_to_string(&self.status_log).unwrap_or_default();
@@ -83,136 +76,6 @@ pub struct LogLine {
     pub text: String,
 }
 
-pub struct Spawned {
-    pub pid: u32,
-    /// Set once the leader has exited, so a pending SIGKILL is not sent to a reused group.
-    pub exited: Arc<AtomicBool>,
-    pub done: tokio::task::JoinHandle<(ExitResult, BTreeMap<String, String>)>,
-}
-
-/// Starts a step: the wrapper (`runbook __step`, see [`super::wrapper`]) leads a new process
-/// group, runs the command, writes the masked log and the status file; its stdout carries the
-/// masked lines to the observers.
-pub fn spawn(
-    step: usize,
-    command: &str,
-    cwd: &Path,
-    env: &[(String, String)],
-    files: &StepFiles,
-    secret_names: &str,
-    lines: Option<mpsc::UnboundedSender<LogLine>>,
-) -> std::io::Result<Spawned> {
-    let mut cmd = match step_wrapper() {
-        StepWrapper::Small(path) => tokio::process::Command::new(path),
-        StepWrapper::Main(path) => {
-            let mut c = tokio::process::Command::new(path);
-            c.arg("__step");
-            c
-        }
-    };
-    cmd.arg(&files.status_log)
-        .arg(&files.log)
-        .arg(&files.key)
-        .arg(command)
-        .current_dir(cwd)
-        .env("RUNBOOK_OUTPUT", &files.output)
-        .env(super::wrapper::SECRET_NAMES, secret_names)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn()?;
-    let pid = child.id().unwrap_or(0);
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(pump(s, step, lines.clone())));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(pump(s, step, lines.clone())));
-    let output_file = files.output.clone();
-    let names: Vec<String> = secret_names.split(',').map(str::to_owned).collect();
-    let secrets = super::mask::Masker::from_env(&names);
-    let exited = Arc::new(AtomicBool::new(false));
-    let exited2 = exited.clone();
-    let done = tokio::spawn(async move {
-        let status = child.wait().await;
-        exited2.store(true, Ordering::SeqCst);
-        // Whatever the step left behind in its group goes now.
-        end_group(pid).await;
-        for h in [out, err].into_iter().flatten() {
-            // A reader still open means a descendant that escaped the group holds the pipe:
-            // do not wait for it forever.
-            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
-        }
-        let result = match status {
-            Ok(s) => match (s.code(), s.signal()) {
-                (Some(c), _) => ExitResult::Code(c),
-                (None, Some(sig)) => ExitResult::Signal(sig),
-                _ => ExitResult::Error("unknown exit status".into()),
-            },
-            Err(e) => ExitResult::Error(format!("waiting for the step failed: {e}")),
-        };
-        let outputs = read_outputs(&output_file);
-        mask_file(&output_file, &secrets);
-        (result, outputs)
-    });
-    Ok(Spawned { pid, exited, done })
-}
-
-enum StepWrapper {
-    /// `runbook-step`, installed beside `runbook`: quick to start.
-    Small(PathBuf),
-    /// `runbook __step`: the same code, when the small binary is not there.
-    Main(PathBuf),
-}
-
-fn step_wrapper() -> StepWrapper {
-    static FOUND: std::sync::OnceLock<(PathBuf, bool)> = std::sync::OnceLock::new();
-    let (path, small) = FOUND.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("runbook"));
-        let small = exe.with_file_name("runbook-step");
-        if small.is_file() {
-            (small, true)
-        } else {
-            (exe, false)
-        }
-    });
-    if *small {
-        StepWrapper::Small(path.clone())
-    } else {
-        StepWrapper::Main(path.clone())
-    }
-}
-
-async fn pump<R: AsyncRead + Unpin>(
-    r: R,
-    step: usize,
-    lines: Option<mpsc::UnboundedSender<LogLine>>,
-) {
-    let mut reader = BufReader::new(r);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                if let Some(tx) = &lines {
-                    let text = String::from_utf8_lossy(&buf)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    let _ = tx.send(LogLine { step, text });
-                }
-            }
-        }
-    }
-}
-
 /// Terminates a step's process group: SIGTERM, then SIGKILL after the grace period unless
 /// the step has exited by then. It never reaps: the leader's status belongs to its waiter.
 pub async fn terminate(pgid: u32, grace: Duration, exited: Arc<AtomicBool>) {
@@ -228,42 +91,6 @@ pub async fn terminate(pgid: u32, grace: Duration, exited: Arc<AtomicBool>) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = killpg(pg, Signal::SIGKILL);
-}
-
-/// After the leader exited and was reaped: stop what is left of its group, and reap those
-/// members that were reparented to us as subreaper.
-async fn end_group(pgid: u32) {
-    let pg = Pid::from_raw(pgid as i32);
-    let gone = || {
-        reap_group(pgid);
-        killpg(pg, None).is_err()
-    };
-    if gone() {
-        return;
-    }
-    let _ = killpg(pg, Signal::SIGTERM);
-    for _ in 0..25 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if gone() {
-            return;
-        }
-    }
-    let _ = killpg(pg, Signal::SIGKILL);
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if gone() {
-            return;
-        }
-    }
-}
-
-fn reap_group(pgid: u32) {
-    loop {
-        match waitpid(Pid::from_raw(-(pgid as i32)), Some(WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
-            Ok(_) => continue,
-        }
-    }
 }
 
 /// Is any process of the group alive? Read from /proc, so zombies (which signal 0 still
