@@ -422,6 +422,59 @@ steps:
     assert!(events_of(&j, "run_finished").is_empty());
 }
 
+/// If the step supervisor dies, nobody logs or records its steps any more: they are ended and
+/// fail, and the run stops with exit 1 rather than hanging.
+#[test]
+fn a_dead_step_supervisor_fails_its_steps_and_leaves_nothing_running() {
+    let p = Project::with_runbook(
+        "orphan",
+        r#"
+scenario: orphan
+title: A long step whose supervisor is killed
+rto: 1m
+steps:
+  - id: long
+    budget: 1m
+    run: echo $$ > shell.pid; sleep 300 & echo $! > child.pid; wait
+    drill: run
+"#,
+    );
+    let run = p.spawn(&["run", "orphan", "--run-id", "r1"]);
+    let child_pid = p.path().join("child.pid");
+    wait_until("the step has started its child", || {
+        std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let status_log = p.run_dir("r1").join("steps.status");
+    let needle = status_log.to_string_lossy().into_owned();
+    let mut killed = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("supervise") && cmdline.contains(&needle) {
+            let pid: i32 = e.file_name().to_string_lossy().parse().unwrap();
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, 1, "one supervisor for the run");
+    let out = run.finish();
+    out.code(1);
+    for f in ["shell.pid", "child.pid"] {
+        let pid = p.pid_file(f);
+        wait_until("the step's processes are gone", || !pid_alive(pid));
+    }
+    let j = p.journal_events("r1");
+    let long = events_of(&j, "step_finished")[0];
+    assert_eq!(long["data"]["status"], "failed");
+    assert_eq!(long["data"]["error"], "the step supervisor died");
+}
+
 #[test]
 fn json_writes_one_event_a_line() {
     let p = Project::with_runbook(

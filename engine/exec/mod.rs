@@ -156,8 +156,15 @@ fn start_supervisor(
                 });
             }
             None => {
-                // The supervisor is gone: every step it still ran is lost to this run.
+                // The supervisor is gone: nobody logs or records the steps it ran any more.
+                // They are ended, and fail.
                 for (_, p) in pending.lock().expect("pending lock").drain() {
+                    if let Some(pg) = *p.pgid.lock().expect("pgid lock") {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(pg as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
                     p.exited.store(true, std::sync::atomic::Ordering::SeqCst);
                     let _ = tx.send(Input::Exited {
                         step: p.step,
