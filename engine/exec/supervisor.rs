@@ -11,7 +11,6 @@
 //! supervisor for the whole run, not one wrapper per step, keeps a step's cost to the one
 //! process it runs.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -278,7 +277,6 @@ fn end_group(pgid: u32) {
 /// events read by a reader task.
 pub struct Handle {
     pub requests: tokio::sync::mpsc::UnboundedSender<Request>,
-    pub pids: Arc<Mutex<HashMap<String, u32>>>,
     child: tokio::process::Child,
 }
 
@@ -334,18 +332,10 @@ pub fn spawn(
             }
         }
     });
-    let pids: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let pids2 = pids.clone();
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             match serde_json::from_str::<Event>(&line) {
-                Ok(Event::Pid { key, pid }) => {
-                    if let Ok(mut p) = pids2.lock() {
-                        p.insert(key.clone(), pid);
-                    }
-                    on_event(Some(Event::Pid { key, pid }));
-                }
                 Ok(ev) => on_event(Some(ev)),
                 Err(e) => tracing::warn!("unreadable event from the step supervisor: {e}"),
             }
@@ -354,12 +344,9 @@ pub fn spawn(
     });
     Ok(Handle {
         requests: tx,
-        pids,
         child,
     })
 }
-
-// ---- pieces shared by the supervisor's parts ----
 
 /// Environment variable naming the secrets (comma-separated names) whose values to mask.
 pub const SECRET_NAMES: &str = "RUNBOOK_SECRET_NAMES";
