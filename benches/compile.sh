@@ -14,15 +14,10 @@ set -euo pipefail
 root="$(cd -- "$(dirname -- "$0")/.." && pwd)"
 cd "$root"
 
-for tool in hyperfine python3; do
-    command -v "$tool" >/dev/null || { echo "error: \`$tool\` is needed (apt-get install $tool)" >&2; exit 2; }
-done
+source "$root/benches/common.sh"
+need_tools hyperfine python3
 
-if [[ -z "${RUNBOOK_BIN:-}" ]]; then
-    cargo build --release --quiet
-    RUNBOOK_BIN="$root/target/release/runbook"
-fi
-bin="$(realpath "$RUNBOOK_BIN")"
+release_bin
 
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(1000 10000 100000)

@@ -11,14 +11,9 @@ set -euo pipefail
 
 root="$(cd -- "$(dirname -- "$0")/.." && pwd)"
 cd "$root"
-for tool in hyperfine python3; do
-    command -v "$tool" >/dev/null || { echo "error: \`$tool\` is needed (apt-get install $tool)" >&2; exit 2; }
-done
-if [[ -z "${RUNBOOK_BIN:-}" ]]; then
-    cargo build --release --quiet
-    RUNBOOK_BIN="$root/target/release/runbook"
-fi
-bin="$(realpath "$RUNBOOK_BIN")"
+source "$root/benches/common.sh"
+need_tools hyperfine python3
+release_bin
 steps=${1:-1000}
 iterations=${2:-10000}
 

@@ -490,14 +490,9 @@ impl Machine {
         let Some(tmpl) = self.plan.notify.get(&channel) else {
             return;
         };
-        let mut ctx: BTreeMap<String, Value> = self
-            .cfg
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-            .collect();
+        // A notify command sees what a step's command does (vars, env), and the message.
+        let mut ctx = self.context(false);
         ctx.insert("message".into(), Value::from(message.clone()));
-        ctx.insert("env".into(), self.env_value.clone());
         match template::render(tmpl, Quoting::Shell, &Value::from(ctx)) {
             Ok(command) => out.push(Action::Notify {
                 channel,

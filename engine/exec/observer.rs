@@ -18,13 +18,6 @@ pub trait Observer: Send {
     fn log(&mut self, _step: &str, _line: &str) {}
     /// Called about every second while the run is live, for clocks on screen.
     fn tick(&mut self, _now: Duration, _projected: Duration) {}
-    /// Before asking a question on the terminal: get out of the way.
-    fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R
-    where
-        Self: Sized,
-    {
-        f()
-    }
     fn finish(&mut self) {}
 }
 
@@ -182,9 +175,6 @@ impl Observer for Bars {
         self.now = now;
         self.redraw(projected);
     }
-    fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        self.multi.suspend(f)
-    }
     fn finish(&mut self) {
         for (_, (bar, _, _)) in std::mem::take(&mut self.bars) {
             bar.finish_and_clear();
@@ -231,12 +221,6 @@ impl Observers {
         match &mut self.bars {
             Some(b) => b.println(text),
             None => eprintln!("{text}"),
-        }
-    }
-    pub fn suspend<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        match &mut self.bars {
-            Some(b) => b.suspend(f),
-            None => f(),
         }
     }
     pub fn finish(&mut self) {

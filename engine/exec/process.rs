@@ -14,7 +14,8 @@ use nix::unistd::Pid;
 /// How long a step gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
-/// Makes orphaned descendants of steps our children, so none outlives the engine unseen.
+/// Makes orphans our children. Steps' own descendants go to the step supervisor, itself a
+/// subreaper; this catches the steps of a supervisor that died, which the engine then ends.
 pub fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
 }
