@@ -115,6 +115,58 @@ steps:
 }
 
 #[test]
+fn every_line_a_step_prints_reaches_its_log_in_order() {
+    // The supervisor reads every step's stdout and stderr in one poll loop: more than a pipe
+    // holds, from two steps at once, and a last line with no newline, must all arrive whole.
+    let p = Project::with_runbook(
+        "chatty",
+        r#"
+scenario: chatty
+title: Two steps that print a lot
+rto: 1m
+steps:
+  - id: out
+    budget: 10s
+    run: for i in $(seq 1 20000); do echo "out line $i"; done; printf 'no newline at the end'
+    drill: run
+  - id: err
+    budget: 10s
+    run: for i in $(seq 1 20000); do echo "err line $i" >&2; done
+    drill: run
+"#,
+    );
+    let out = p.run_scenario(&["--run-id", "r1"]);
+    out.code(0);
+    let log = p.log("r1", "out");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines.len(),
+        20001,
+        "{}",
+        &log[log.len().saturating_sub(200)..]
+    );
+    for (k, line) in lines[..20000].iter().enumerate() {
+        assert_eq!(*line, format!("out line {}", k + 1));
+    }
+    assert_eq!(lines[20000], "no newline at the end");
+    let err = p.log("r1", "err");
+    assert_eq!(err.lines().count(), 20000);
+    assert_eq!(err.lines().last(), Some("err line 20000"));
+    // The terminal shows them too, each once.
+    for line in [
+        "out | out line 20000",
+        "out | no newline at the end",
+        "err | err line 20000",
+    ] {
+        assert_eq!(
+            out.stderr.matches(line).count(),
+            1,
+            "`{line}` on the terminal"
+        );
+    }
+}
+
+#[test]
 fn a_step_never_runs_after_its_need_failed() {
     let p = Project::with_runbook(
         "broken",

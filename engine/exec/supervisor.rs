@@ -10,14 +10,24 @@
 //! step ends, then exits — and `runbook resume` adopts those steps from the status log. One
 //! supervisor for the whole run, not one wrapper per step, keeps a step's cost to the one
 //! process it runs.
+//!
+//! It is one thread around one `poll(2)`: the engine's requests, every step's stdout and
+//! stderr, and SIGCHLD (through a signalfd) are all file descriptors, so a step costs the
+//! process it runs and two pipes — no thread, no lock. As a child subreaper it reaps
+//! whatever a step leaves behind, and `waitpid(-1)` is how it learns of every end.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -53,17 +63,14 @@ pub enum Event {
     },
 }
 
-type Out = Arc<Mutex<std::io::Stdout>>;
-
-fn emit(out: &Out, ev: &Event) {
-    if let Ok(line) = serde_json::to_string(ev)
-        && let Ok(mut o) = out.lock()
-    {
-        // The engine may be gone: a failed write is nobody's failure.
-        let _ = writeln!(o, "{line}");
-        let _ = o.flush();
-    }
-}
+/// What is left of a step's group once its leader has exited: SIGTERM, then SIGKILL after
+/// this long, then give up after as long again (a process in uninterruptible sleep).
+const GROUP_GRACE: Duration = Duration::from_millis(500);
+const GROUP_GIVE_UP: Duration = Duration::from_secs(2);
+const GROUP_CHECK: Duration = Duration::from_millis(20);
+/// Lines still in the pipes are read for this long after the group is gone: an escaped
+/// descendant holding a pipe is not waited for.
+const DRAIN: Duration = Duration::from_millis(500);
 
 pub fn main(status_log: &Path) -> i32 {
     keep_running_on_signals();
@@ -74,203 +81,436 @@ pub fn main(status_log: &Path) -> i32 {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let mask = Arc::new(Masker::from_env(&names));
-    let out: Out = Arc::new(Mutex::new(std::io::stdout()));
-    let mut waiters = Vec::new();
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        let req: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("runbook-step: unreadable request: {e}");
-                continue;
-            }
-        };
-        let (status_log, mask, out) = (status_log.to_owned(), mask.clone(), out.clone());
-        match start(&req, &status_log, &mask, &out) {
-            Ok(w) => waiters.push(w),
-            Err(e) => {
-                emit(
-                    &out,
-                    &Event::Line {
-                        step: req.step,
-                        text: format!("runbook: cannot start the step: {e}"),
-                    },
-                );
-                record(&status_log, &format!("{} exit 127\n", req.key));
-                emit(
-                    &out,
-                    &Event::Exit {
-                        key: req.key,
-                        code: Some(127),
-                        signal: None,
-                    },
-                );
-            }
+    match Supervisor::new(status_log, Masker::from_env(&names)) {
+        Ok(mut s) => {
+            s.run();
+            0
         }
-        waiters.retain(|w: &std::thread::JoinHandle<()>| !w.is_finished());
+        Err(e) => {
+            eprintln!("runbook-step: cannot watch for the end of steps: {e}");
+            1
+        }
     }
-    // The engine is done with us (or gone): see every step to its end.
-    for w in waiters {
-        let _ = w.join();
-    }
-    0
 }
 
-fn start(
-    req: &Request,
-    status_log: &Path,
-    mask: &Arc<Masker>,
-    out: &Out,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = match simple_argv(&req.command) {
-        Some(argv) => {
-            let mut c = Command::new(&argv[0]);
-            c.args(&argv[1..]);
-            c
+/// One step's process group, from its start until its end is reported.
+struct StepProc {
+    key: String,
+    step: usize,
+    pgid: i32,
+    log: LazyLog,
+    /// stdout and stderr: the read end while open, and the start of a line not yet ended.
+    pipes: Vec<(Option<OwnedFd>, Vec<u8>)>,
+    /// The leader's exit code or signal, once reaped.
+    ended: Option<(Option<i32>, Option<i32>)>,
+    phase: Phase,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Running,
+    /// The leader is gone and its group was told to go: SIGTERM at `since` (SIGKILL once
+    /// `killed`); checked again at `check`.
+    Ending {
+        since: Instant,
+        killed: bool,
+        check: Instant,
+    },
+    /// The group is gone; what its pipes still hold is read until `until`.
+    Draining {
+        until: Instant,
+    },
+}
+
+struct Supervisor {
+    status_path: PathBuf,
+    /// The run's status log, opened once; every line is one `write` on it (O_APPEND).
+    status: Option<File>,
+    mask: Masker,
+    sigchld: SignalFd,
+    /// Events not yet written to the engine: written together, once a round.
+    out: Vec<u8>,
+    /// The engine's requests: a line not yet complete.
+    input: Vec<u8>,
+    input_open: bool,
+    /// By the pid of the step's leader (its process group).
+    steps: HashMap<i32, StepProc>,
+    buf: Vec<u8>,
+}
+
+impl Supervisor {
+    fn new(status_log: &Path, mask: Masker) -> nix::Result<Self> {
+        let mut chld = SigSet::empty();
+        chld.add(Signal::SIGCHLD);
+        // Blocked here, read from the signalfd; a step starts with no signal blocked (std
+        // resets the mask of every process it spawns).
+        chld.thread_block()?;
+        let sigchld = SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Supervisor {
+            status_path: status_log.to_owned(),
+            status: None,
+            mask,
+            sigchld,
+            out: Vec::new(),
+            input: Vec::new(),
+            input_open: true,
+            steps: HashMap::new(),
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    fn run(&mut self) {
+        // SAFETY: fd 1 is ours for the life of the process; ManuallyDrop never closes it.
+        let mut stdout = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+        loop {
+            if !self.out.is_empty() {
+                // The engine may be gone: a failed write is nobody's failure.
+                let _ = stdout.write_all(&self.out);
+                self.out.clear();
+            }
+            if !self.input_open && self.steps.is_empty() {
+                return;
+            }
+            let ready = self.wait();
+            let now = Instant::now();
+            for (fd, pid) in ready {
+                match (fd, pid) {
+                    (Source::Input, _) => self.read_input(),
+                    (Source::Sigchld, _) => self.reap(),
+                    (Source::Pipe(i), pid) => self.read_pipe(pid, i),
+                }
+            }
+            self.advance(now);
         }
-        None => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(&req.command);
-            c
+    }
+
+    /// Polls every descriptor until one is ready or the next group check is due.
+    fn wait(&mut self) -> Vec<(Source, i32)> {
+        let stdin = std::io::stdin();
+        let mut fds = Vec::with_capacity(2 + 2 * self.steps.len());
+        let mut sources = Vec::with_capacity(fds.capacity());
+        if self.input_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            sources.push((Source::Input, 0));
         }
-    };
-    cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
-        .env_remove(SECRET_NAMES)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-    record(status_log, &format!("{} pid {pid}\n", req.key));
-    emit(
-        out,
-        &Event::Pid {
+        fds.push(PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN));
+        sources.push((Source::Sigchld, 0));
+        let mut due: Option<Instant> = None;
+        for (pid, s) in &self.steps {
+            for (i, (fd, _)) in s.pipes.iter().enumerate() {
+                if let Some(fd) = fd {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    sources.push((Source::Pipe(i), *pid));
+                }
+            }
+            let at = match s.phase {
+                Phase::Running => None,
+                Phase::Ending { check, .. } => Some(check),
+                Phase::Draining { until } => Some(until),
+            };
+            due = match (due, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let timeout = match due {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
+                PollTimeout::try_from(ms.min(60_000)).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            // A signal (SIGTERM and the like are caught and ignored): look again.
+            Err(Errno::EINTR) => return Vec::new(),
+            Err(e) => {
+                eprintln!("runbook-step: poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                return Vec::new();
+            }
+        }
+        let mut ready = Vec::new();
+        for (fd, src) in fds.iter().zip(sources) {
+            if fd.revents().is_some_and(|r| !r.is_empty()) {
+                ready.push(src);
+            }
+        }
+        // Pipes before the end of their steps, so no line is missed.
+        ready.sort_by_key(|(s, _)| matches!(s, Source::Sigchld));
+        ready
+    }
+
+    /// Reads the engine's requests; starts a step for each complete line.
+    fn read_input(&mut self) {
+        match nix::unistd::read(std::io::stdin().as_fd(), &mut self.buf) {
+            Ok(0) | Err(Errno::EBADF) => self.input_open = false,
+            Ok(n) => self.input.extend_from_slice(&self.buf[..n]),
+            Err(Errno::EINTR | Errno::EAGAIN) => {}
+            Err(_) => self.input_open = false,
+        }
+        while let Some(nl) = self.input.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.input.drain(..=nl).collect();
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => self.start(req),
+                Err(e) => eprintln!("runbook-step: unreadable request: {e}"),
+            }
+        }
+    }
+
+    fn start(&mut self, req: Request) {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = match simple_argv(&req.command) {
+            Some(argv) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+            None => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(&req.command);
+                c
+            }
+        };
+        cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
+            .env_remove(SECRET_NAMES)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                self.emit(&Event::Line {
+                    step: req.step,
+                    text: format!("runbook: cannot start the step: {e}"),
+                });
+                self.record(&format!("{} exit 127\n", req.key));
+                self.emit(&Event::Exit {
+                    key: req.key,
+                    code: Some(127),
+                    signal: None,
+                });
+                return;
+            }
+        };
+        let pid = child.id();
+        let pipes = [
+            child.stdout.take().map(OwnedFd::from),
+            child.stderr.take().map(OwnedFd::from),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|fd| (Some(fd), Vec::new()))
+        .collect();
+        // The child is reaped by `reap`, with every other process that ends here.
+        drop(child);
+        self.record(&format!("{} pid {pid}\n", req.key));
+        self.emit(&Event::Pid {
             key: req.key.clone(),
             pid,
-        },
-    );
-    let hosts = req
-        .hosts
-        .iter()
-        .map(|h| (h.clone(), host_log(&req.log, h), None))
-        .collect();
-    let log = Arc::new(Mutex::new(LazyLog {
-        path: req.log.clone(),
-        file: None,
-        hosts,
-    }));
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ];
-    let mut pumps = 0;
-    for r in readers.into_iter().flatten() {
-        let (log, mask, done, out, step) = (
-            log.clone(),
-            mask.clone(),
-            done_tx.clone(),
-            out.clone(),
-            req.step,
-        );
-        std::thread::spawn(move || {
-            pump(r, step, &log, &mask, &out);
-            let _ = done.send(());
         });
-        pumps += 1;
+        let hosts = req
+            .hosts
+            .iter()
+            .map(|h| (h.clone(), host_log(&req.log, h), None))
+            .collect();
+        self.steps.insert(
+            pid as i32,
+            StepProc {
+                key: req.key,
+                step: req.step,
+                pgid: pid as i32,
+                log: LazyLog {
+                    path: req.log,
+                    file: None,
+                    hosts,
+                },
+                pipes,
+                ended: None,
+                phase: Phase::Running,
+            },
+        );
     }
-    let (key, status_log, out) = (req.key.clone(), status_log.to_owned(), out.clone());
-    Ok(std::thread::spawn(move || {
-        let (code, signal) = match child.wait() {
-            Ok(s) => {
-                use std::os::unix::process::ExitStatusExt;
-                (s.code(), s.signal())
-            }
-            Err(_) => (Some(125), None),
-        };
-        end_group(pid);
-        // Lines still in the pipes are read; an escaped descendant holding a pipe is not
-        // waited for.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        for _ in 0..pumps {
-            if done_rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .is_err()
-            {
-                break;
-            }
-        }
-        if let Ok(mut l) = log.lock()
-            && let Some(f) = l.file.as_mut()
-        {
-            let _ = f.flush();
-        }
-        // The status log keeps the shell's convention: 128 + N for signal N.
-        let recorded = code.unwrap_or(128 + signal.unwrap_or(0));
-        record(&status_log, &format!("{key} exit {recorded}\n"));
-        emit(&out, &Event::Exit { key, code, signal });
-    }))
-}
 
-fn pump(r: Box<dyn Read + Send>, step: usize, log: &Mutex<LazyLog>, mask: &Masker, out: &Out) {
-    let mut reader = BufReader::new(r);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf);
-                let line = mask.mask(text.trim_end_matches(['\n', '\r']));
-                if let Ok(mut l) = log.lock() {
-                    l.line(&line);
-                }
-                emit(out, &Event::Line { step, text: line });
-            }
-        }
+    /// Reaps every child that has ended: step leaders, and whatever else was left to us.
+    fn reap(&mut self) {
+        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        self.reap_children();
     }
-}
 
-/// After the leader exited and was reaped: stop what is left of its group, and reap those
-/// members that were reparented to us as subreaper.
-fn end_group(pgid: u32) {
-    let pg = Pid::from_raw(pgid as i32);
-    let gone = || {
+    fn reap_children(&mut self) {
         loop {
-            match waitpid(Pid::from_raw(-(pgid as i32)), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
+            let (pid, ended) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, (Some(code), None)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, (None, Some(sig as i32))),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
+            };
+            if let Some(s) = self.steps.get_mut(&pid.as_raw()) {
+                s.ended = Some(ended);
             }
         }
-        killpg(pg, None).is_err()
-    };
-    if gone() {
-        return;
     }
-    let _ = killpg(pg, Signal::SIGTERM);
-    for _ in 0..25 {
-        std::thread::sleep(Duration::from_millis(20));
-        if gone() {
+
+    /// Reads what a step printed; complete lines are masked, logged and reported.
+    fn read_pipe(&mut self, pid: i32, i: usize) {
+        let Some(s) = self.steps.get_mut(&pid) else {
             return;
+        };
+        let Some((Some(fd), partial)) = s.pipes.get_mut(i) else {
+            return;
+        };
+        let n = match nix::unistd::read(fd.as_fd(), &mut self.buf) {
+            Ok(n) => n,
+            Err(Errno::EINTR | Errno::EAGAIN) => return,
+            Err(_) => 0,
+        };
+        partial.extend_from_slice(&self.buf[..n]);
+        let mut lines = Vec::new();
+        let mut from = 0;
+        while let Some(nl) = partial[from..].iter().position(|b| *b == b'\n') {
+            lines.push(partial[from..from + nl].to_vec());
+            from += nl + 1;
+        }
+        partial.drain(..from);
+        if n == 0 {
+            // End of the stream: an unfinished last line is a line.
+            s.pipes[i].0 = None;
+            let rest = std::mem::take(&mut s.pipes[i].1);
+            if !rest.is_empty() {
+                lines.push(rest);
+            }
+        }
+        for raw in lines {
+            self.line(pid, &raw);
         }
     }
-    let _ = killpg(pg, Signal::SIGKILL);
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(20));
-        if gone() {
+
+    /// One line a step printed: masked, into its log, to the engine.
+    fn line(&mut self, pid: i32, raw: &[u8]) {
+        let Some(s) = self.steps.get_mut(&pid) else {
             return;
+        };
+        let text = String::from_utf8_lossy(raw);
+        let line = self.mask.mask(text.trim_end_matches('\r'));
+        s.log.line(&line);
+        let step = s.step;
+        self.emit(&Event::Line { step, text: line });
+    }
+
+    /// Moves every step whose leader has exited towards its end: its group stopped, its
+    /// pipes drained, its exit recorded and reported.
+    fn advance(&mut self, now: Instant) {
+        // A member of a group that ended with its leader may not be reaped yet: a zombie
+        // would make its group look alive.
+        if self
+            .steps
+            .values()
+            .any(|s| s.ended.is_some() && s.phase == Phase::Running)
+        {
+            self.reap_children();
+        }
+        let mut done = Vec::new();
+        for (pid, s) in &mut self.steps {
+            if s.ended.is_none() {
+                continue;
+            }
+            let gone = || killpg(Pid::from_raw(s.pgid), None).is_err();
+            let pg = Pid::from_raw(s.pgid);
+            s.phase = match s.phase {
+                Phase::Running if gone() => Phase::Draining { until: now + DRAIN },
+                Phase::Running => {
+                    let _ = killpg(pg, Signal::SIGTERM);
+                    Phase::Ending {
+                        since: now,
+                        killed: false,
+                        check: now + GROUP_CHECK,
+                    }
+                }
+                Phase::Ending { check, .. } if now < check => s.phase,
+                Phase::Ending { .. } if gone() => Phase::Draining { until: now + DRAIN },
+                Phase::Ending { since, killed, .. } => {
+                    let waited = now.duration_since(since);
+                    if !killed && waited >= GROUP_GRACE {
+                        let _ = killpg(pg, Signal::SIGKILL);
+                        Phase::Ending {
+                            since: now,
+                            killed: true,
+                            check: now + GROUP_CHECK,
+                        }
+                    } else if killed && waited >= GROUP_GIVE_UP {
+                        Phase::Draining { until: now + DRAIN }
+                    } else {
+                        Phase::Ending {
+                            since,
+                            killed,
+                            check: now + GROUP_CHECK,
+                        }
+                    }
+                }
+                p @ Phase::Draining { .. } => p,
+            };
+            if let Phase::Draining { until } = s.phase
+                && (s.pipes.iter().all(|(fd, _)| fd.is_none()) || now >= until)
+            {
+                done.push(*pid);
+            }
+        }
+        done.sort_unstable();
+        for pid in done {
+            // A line cut off by the drain's end still counts.
+            let rests: Vec<Vec<u8>> = self.steps[&pid]
+                .pipes
+                .iter()
+                .filter(|(_, rest)| !rest.is_empty())
+                .map(|(_, rest)| rest.clone())
+                .collect();
+            for rest in rests {
+                self.line(pid, &rest);
+            }
+            let Some(mut s) = self.steps.remove(&pid) else {
+                continue;
+            };
+            s.log.flush();
+            let (code, signal) = s.ended.unwrap_or((Some(125), None));
+            // The status log keeps the shell's convention: 128 + N for signal N.
+            let recorded = code.unwrap_or(128 + signal.unwrap_or(0));
+            self.record(&format!("{} exit {recorded}\n", s.key));
+            self.emit(&Event::Exit {
+                key: s.key,
+                code,
+                signal,
+            });
         }
     }
+
+    fn emit(&mut self, ev: &Event) {
+        if serde_json::to_writer(&mut self.out, ev).is_ok() {
+            self.out.push(b'\n');
+        }
+    }
+
+    /// Appends one line with one write: lines never interleave with another writer's.
+    fn record(&mut self, line: &str) {
+        if self.status.is_none() {
+            self.status = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.status_path)
+                .ok();
+        }
+        if let Some(f) = self.status.as_mut() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Input,
+    Sigchld,
+    Pipe(usize),
 }
 
 /// The engine's side: the supervisor process, fed through a channel by a writer task, its
@@ -373,18 +613,6 @@ pub(crate) fn keep_running_on_signals() {
     }
 }
 
-/// Appends one line with one write: lines from concurrent steps never interleave.
-pub(crate) fn record(status_log: &Path, line: &str) {
-    use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(status_log)
-    {
-        let _ = f.write_all(line.as_bytes());
-    }
-}
-
 /// The words of a command that needs no shell: plain words separated by spaces, with none of
 /// the characters a shell would interpret. Anything else goes to `sh -c`.
 pub(crate) fn simple_argv(command: &str) -> Option<Vec<String>> {
@@ -442,11 +670,20 @@ fn append(file: &mut Option<std::fs::File>, path: &Path, line: &str) {
             .ok();
     }
     if let Some(f) = file.as_mut() {
-        let _ = writeln!(f, "{line}");
+        let mut l = String::with_capacity(line.len() + 1);
+        l.push_str(line);
+        l.push('\n');
+        let _ = f.write_all(l.as_bytes());
     }
 }
 
 impl LazyLog {
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush();
+        }
+    }
+
     pub(crate) fn line(&mut self, line: &str) {
         append(&mut self.file, &self.path, line);
         for (host, path, file) in &mut self.hosts {
