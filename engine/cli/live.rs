@@ -616,11 +616,7 @@ pub fn resume(
         eprintln!("error: {e}");
         return exit::FAILED;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt = exec::runtime();
     let mut adopted: Vec<Adopted> = adopt
         .into_iter()
         .map(|(step, attempt, pg)| Adopted {

@@ -432,11 +432,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
     let result = if mode == Mode::DryRun {
         exec::dry_run(&mut shell, &mut machine)
     } else {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
+        let rt = exec::runtime();
         rt.block_on(exec::execute(shell, machine, Duration::ZERO, Vec::new()))
     };
     finish(result, &run_id, &state, args.strict_rto)

@@ -5,7 +5,7 @@
 //! events to journal, processes to spawn or kill, notifications to send. It owns no process,
 //! no file and no clock, so every timing rule is tested exactly on a virtual clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,6 +161,88 @@ pub struct Machine {
     last_projection: Duration,
     done: bool,
     env_value: Value,
+    /// What the clock, the scheduler and the projection look at, kept as steps change state
+    /// (see [`Machine::set`]) so that an event costs what is in flight, not the whole plan.
+    sets: Sets,
+}
+
+/// Indexes over the steps' states.
+struct Sets {
+    /// Running, waiting at a gate or backing off, by step index.
+    active: BTreeSet<usize>,
+    /// Unfinished steps whose needs have all finished, by position in `plan.order`: those
+    /// that can start, and those that decide the projection (everything below an unfinished
+    /// step is still pending).
+    frontier: BTreeSet<usize>,
+    /// The gates among them: they start even when `--max-parallel` holds commands back.
+    frontier_gates: BTreeSet<usize>,
+    /// The pending steps of the frontier, by the longest path of budgets they start: their
+    /// share of the projection, which only changes when they start or finish.
+    pending_paths: BTreeMap<Duration, usize>,
+    /// Per step: its needs not yet finished, its position in `plan.order`, the steps that
+    /// need it, and the longest path of budgets below it.
+    unmet: Vec<usize>,
+    pos: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    below: Vec<Duration>,
+}
+
+impl Sets {
+    fn new(plan: &Plan) -> Self {
+        let n = plan.steps.len();
+        let dependents = plan.dependents();
+        let mut pos = vec![0; n];
+        for (p, &i) in plan.order.iter().enumerate() {
+            pos[i] = p;
+        }
+        let mut below = vec![Duration::ZERO; n];
+        for &i in plan.order.iter().rev() {
+            below[i] = dependents[i]
+                .iter()
+                .map(|&d| plan.steps[d].budget + below[d])
+                .max()
+                .unwrap_or_default();
+        }
+        let mut sets = Sets {
+            active: BTreeSet::new(),
+            frontier: BTreeSet::new(),
+            frontier_gates: BTreeSet::new(),
+            pending_paths: BTreeMap::new(),
+            unmet: plan.steps.iter().map(|s| s.needs.len()).collect(),
+            pos,
+            dependents,
+            below,
+        };
+        for i in 0..n {
+            if sets.unmet[i] == 0 {
+                sets.enter(plan, i, true);
+            }
+        }
+        sets
+    }
+
+    /// Step `i`, unfinished, joins the frontier: its last need has finished.
+    fn enter(&mut self, plan: &Plan, i: usize, pending: bool) {
+        self.frontier.insert(self.pos[i]);
+        if plan.steps[i].is_gate() {
+            self.frontier_gates.insert(self.pos[i]);
+        }
+        if pending {
+            self.count_pending(plan, i, true);
+        }
+    }
+
+    fn count_pending(&mut self, plan: &Plan, i: usize, add: bool) {
+        let path = plan.steps[i].budget + self.below[i];
+        if add {
+            *self.pending_paths.entry(path).or_default() += 1;
+        } else if let Some(c) = self.pending_paths.get_mut(&path) {
+            *c -= 1;
+            if *c == 0 {
+                self.pending_paths.remove(&path);
+            }
+        }
+    }
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -189,7 +271,6 @@ impl Machine {
                 };
                 n
             ],
-            plan,
             cfg,
             mask,
             running: 0,
@@ -200,6 +281,49 @@ impl Machine {
             last_projection: Duration::ZERO,
             done: false,
             env_value,
+            sets: Sets::new(&plan),
+            plan,
+        }
+    }
+
+    /// Every change of a step's state goes through here, which keeps [`Sets`] true.
+    fn set(&mut self, i: usize, st: St) {
+        let was = std::mem::replace(&mut self.rt[i].st, st);
+        let now = &self.rt[i].st;
+        let is_active = |s: &St| {
+            matches!(
+                s,
+                St::Running { .. } | St::Waiting { .. } | St::Backoff { .. }
+            )
+        };
+        if is_active(now) {
+            self.sets.active.insert(i);
+        } else {
+            self.sets.active.remove(&i);
+        }
+        let (was_done, done) = (matches!(was, St::Done(_)), matches!(now, St::Done(_)));
+        debug_assert!(
+            !was_done || done,
+            "a finished step never runs again in one machine"
+        );
+        let in_frontier = self.sets.unmet[i] == 0 && !was_done;
+        let (was_pending, pending) = (matches!(was, St::Pending), matches!(now, St::Pending));
+        if in_frontier && was_pending != pending {
+            self.sets.count_pending(&self.plan, i, pending);
+        }
+        if done && !was_done {
+            if in_frontier {
+                self.sets.frontier.remove(&self.sets.pos[i]);
+                self.sets.frontier_gates.remove(&self.sets.pos[i]);
+            }
+            for k in 0..self.sets.dependents[i].len() {
+                let d = self.sets.dependents[i][k];
+                self.sets.unmet[d] -= 1;
+                if self.sets.unmet[d] == 0 && !matches!(self.rt[d].st, St::Done(_)) {
+                    let pending = matches!(self.rt[d].st, St::Pending);
+                    self.sets.enter(&self.plan, d, pending);
+                }
+            }
         }
     }
 
@@ -207,7 +331,8 @@ impl Machine {
     /// escalations already sent are not sent again. Steps that were in flight are left
     /// pending: the caller decides to adopt, re-run or ask, before [`Input::Start`].
     pub fn restore(&mut self, state: &RunState) {
-        for (i, step) in self.plan.steps.iter().enumerate() {
+        let plan = self.plan.clone();
+        for (i, step) in plan.steps.iter().enumerate() {
             let Some(s) = state.step(&step.id) else {
                 continue;
             };
@@ -215,7 +340,7 @@ impl Machine {
             self.rt[i].warned = s.warned;
             self.rt[i].breached = s.breached;
             match s.status {
-                Some(st) if st.is_ok() => self.rt[i].st = St::Done(st),
+                Some(st) if st.is_ok() => self.set(i, St::Done(st)),
                 _ => {}
             }
         }
@@ -237,12 +362,15 @@ impl Machine {
 
     /// Marks an in-flight step adopted on resume: it is running under its old process.
     pub fn adopt(&mut self, step: usize, attempt: u32, since: Duration) {
-        self.rt[step].st = St::Running {
-            attempt,
-            since,
-            killing: false,
-            timed_out: false,
-        };
+        self.set(
+            step,
+            St::Running {
+                attempt,
+                since,
+                killing: false,
+                timed_out: false,
+            },
+        );
         self.rt[step].first_started.get_or_insert(since);
         self.running += 1;
     }
@@ -269,19 +397,17 @@ impl Machine {
         }
         let mut wake: Option<Duration> = None;
         let mut at = |t: Duration| wake = Some(wake.map_or(t, |w| w.min(t)));
-        let mut busy = false;
-        for (i, rt) in self.rt.iter().enumerate() {
+        let busy = !self.sets.active.is_empty();
+        for &i in &self.sets.active {
             let step = &self.plan.steps[i];
-            match &rt.st {
+            match &self.rt[i].st {
                 St::Running { since, killing, .. } => {
-                    busy = true;
                     if let (Some(t), false) = (step.timeout, *killing) {
                         at(*since + t);
                     }
                     self.budget_wakes(i, &mut at);
                 }
                 St::Waiting { since, .. } => {
-                    busy = true;
                     if let Action_::Gate(a) = action_of(step)
                         && let Some(t) = a.timeout
                     {
@@ -289,10 +415,7 @@ impl Machine {
                     }
                     self.budget_wakes(i, &mut at);
                 }
-                St::Backoff { until, .. } => {
-                    busy = true;
-                    at(*until);
-                }
+                St::Backoff { until, .. } => at(*until),
                 _ => {}
             }
         }
@@ -377,7 +500,8 @@ impl Machine {
 
     /// Timers: budgets, timeouts, gate timeouts, backoffs, escalations, the projection.
     fn clock(&mut self, now: Duration, out: &mut Vec<Action>) {
-        for i in 0..self.rt.len() {
+        let active: Vec<usize> = self.sets.active.iter().copied().collect();
+        for i in active {
             let step = &self.plan.steps[i];
             let budget = step.budget;
             if let Some(start) = self.rt[i].first_started
@@ -431,7 +555,7 @@ impl Machine {
                             },
                         )));
                         // A gate never passes silently: the run stops, resumable.
-                        self.rt[i].st = St::Pending;
+                        self.set(i, St::Pending);
                         if self.stopping.is_none() {
                             self.stopping = Some("approval_timed_out".into());
                         }
@@ -440,7 +564,7 @@ impl Machine {
                 St::Backoff { attempt, until } if now >= *until => {
                     let attempt = *attempt;
                     if self.aborting || self.stopping.is_some() {
-                        self.rt[i].st = St::Pending;
+                        self.set(i, St::Pending);
                     } else {
                         self.start_attempt(now, i, attempt, out);
                     }
@@ -516,9 +640,10 @@ impl Machine {
     /// running steps have left — and warns when it passes the RTO target.
     fn project(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.last_projection = now;
-        let (projected, path) = self.projection(now);
+        let projected = self.projected_finish(now);
         if projected > self.plan.rto {
             if !self.at_risk {
+                let (_, path) = self.projection(now);
                 self.at_risk = true;
                 out.push(Action::Record(EventKind::RtoAtRisk(RtoAtRisk {
                     projected_ms: projected.as_millis() as u64,
@@ -537,23 +662,39 @@ impl Machine {
         }
     }
 
+    /// The projected finish: now plus the longest remaining path of budgets. Every step below
+    /// an unfinished one is still pending, so that path starts on the frontier: at a pending
+    /// step (its path is fixed) or an active one (what its budget has left, and the path
+    /// below it). [`Machine::projection`] finds the same instant the long way, with the path.
+    pub fn projected_finish(&self, now: Duration) -> Duration {
+        let pending = self.sets.pending_paths.last_key_value().map(|(d, _)| *d);
+        let active = self
+            .sets
+            .active
+            .iter()
+            .filter(|&&i| self.sets.unmet[i] == 0)
+            .map(|&i| self.weight(i, now) + self.sets.below[i]);
+        now + active.chain(pending).max().unwrap_or_default()
+    }
+
+    /// What is left of step `i`'s budget.
+    fn weight(&self, i: usize, now: Duration) -> Duration {
+        let budget = self.plan.steps[i].budget;
+        match &self.rt[i].st {
+            St::Done(_) => Duration::ZERO,
+            St::Running { .. } | St::Waiting { .. } | St::Backoff { .. } => {
+                let used = self.rt[i]
+                    .first_started
+                    .map_or(Duration::ZERO, |s| now.saturating_sub(s));
+                budget.saturating_sub(used)
+            }
+            St::Pending => budget,
+        }
+    }
+
     /// (projected finish, the remaining steps on the path that decides it).
     pub fn projection(&self, now: Duration) -> (Duration, Vec<usize>) {
-        let weights: Vec<Duration> = (0..self.rt.len())
-            .map(|i| {
-                let budget = self.plan.steps[i].budget;
-                match &self.rt[i].st {
-                    St::Done(_) => Duration::ZERO,
-                    St::Running { .. } | St::Waiting { .. } | St::Backoff { .. } => {
-                        let used = self.rt[i]
-                            .first_started
-                            .map_or(Duration::ZERO, |s| now.saturating_sub(s));
-                        budget.saturating_sub(used)
-                    }
-                    St::Pending => budget,
-                }
-            })
-            .collect();
+        let weights: Vec<Duration> = (0..self.rt.len()).map(|i| self.weight(i, now)).collect();
         let needs: Vec<&[usize]> = self.plan.steps.iter().map(|s| s.needs.as_slice()).collect();
         let (path, rest) = longest_path(&weights, &needs, &self.plan.order);
         let path = path
@@ -569,7 +710,22 @@ impl Machine {
             return;
         }
         let plan = self.plan.clone();
-        for &i in &plan.order {
+        // Only the frontier can start; once `--max-parallel` is reached, only its gates. A
+        // step that starts and ends at once (skipped, mocked, auto-approved) lets the steps
+        // below it join the frontier further on, where this pass still goes.
+        let mut from = 0;
+        loop {
+            let full = self.cfg.max_parallel.is_some_and(|max| self.running >= max);
+            let candidates = if full {
+                &self.sets.frontier_gates
+            } else {
+                &self.sets.frontier
+            };
+            let Some(&p) = candidates.range(from..).next() else {
+                break;
+            };
+            from = p + 1;
+            let i = plan.order[p];
             if !matches!(self.rt[i].st, St::Pending) {
                 continue;
             }
@@ -584,22 +740,16 @@ impl Machine {
             if !ready {
                 continue;
             }
-            let is_gate = plan.steps[i].is_gate();
-            if !is_gate
-                && let Some(max) = self.cfg.max_parallel
-                && self.running >= max
-            {
-                continue;
-            }
             self.start_attempt(now, i, 1, out);
         }
     }
 
     fn start_attempt(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Action>) {
-        let step = self.plan.steps[i].clone();
+        let plan = self.plan.clone();
+        let step = &plan.steps[i];
         self.rt[i].first_started.get_or_insert(now);
         let id = step.id.clone();
-        match action_of(&step) {
+        match action_of(step) {
             Action_::Gate(a) => {
                 let prompt = self
                     .render_plain(i, &a.prompt)
@@ -613,19 +763,25 @@ impl Machine {
                         timeout_ms: a.timeout.map(|t| t.as_millis() as u64),
                     },
                 )));
-                self.rt[i].st = St::Waiting {
-                    since: now,
-                    got: Vec::new(),
-                };
+                self.set(
+                    i,
+                    St::Waiting {
+                        since: now,
+                        got: Vec::new(),
+                    },
+                );
                 if self.cfg.mode == Mode::DryRun {
                     // Gates take their estimate, on the virtual clock.
                     self.running += 1;
-                    self.rt[i].st = St::Running {
-                        attempt,
-                        since: now,
-                        killing: false,
-                        timed_out: false,
-                    };
+                    self.set(
+                        i,
+                        St::Running {
+                            attempt,
+                            since: now,
+                            killing: false,
+                            timed_out: false,
+                        },
+                    );
                     let after = self.sim_duration(i);
                     out.push(Action::Simulate {
                         step: i,
@@ -648,7 +804,7 @@ impl Machine {
                 }
             }
             Action_::Command => {
-                let how = self.how(&step);
+                let how = self.how(step);
                 match how {
                     How::Skip => {
                         out.push(Action::Record(EventKind::StepFinished(StepFinished {
@@ -661,7 +817,7 @@ impl Machine {
                             will_retry: false,
                             error: None,
                         })));
-                        self.rt[i].st = St::Done(StepStatus::Skipped);
+                        self.set(i, St::Done(StepStatus::Skipped));
                         self.after_finish(now, i, StepStatus::Skipped, out);
                     }
                     How::Mock => {
@@ -676,18 +832,21 @@ impl Machine {
                             will_retry: false,
                             error: None,
                         })));
-                        self.rt[i].st = St::Done(StepStatus::Simulated);
+                        self.set(i, St::Done(StepStatus::Simulated));
                         self.after_finish(now, i, StepStatus::Simulated, out);
                     }
                     How::Run(kind) => {
-                        let rendered = self.render_command(i, &step);
+                        let rendered = self.render_command(i, step);
                         self.running += 1;
-                        self.rt[i].st = St::Running {
-                            attempt,
-                            since: now,
-                            killing: false,
-                            timed_out: false,
-                        };
+                        self.set(
+                            i,
+                            St::Running {
+                                attempt,
+                                since: now,
+                                killing: false,
+                                timed_out: false,
+                            },
+                        );
                         match rendered {
                             Ok((command, env)) => {
                                 out.push(Action::Record(EventKind::StepStarted(StepStarted {
@@ -882,7 +1041,8 @@ impl Machine {
             _ => return, // a stale report (e.g. after a resume)
         };
         self.running -= 1;
-        let step = self.plan.steps[i].clone();
+        let plan = self.plan.clone();
+        let step = &plan.steps[i];
         let duration = now.saturating_sub(since);
 
         // Dry-run gates end as granted after their estimate.
@@ -945,7 +1105,7 @@ impl Machine {
         };
         if status == StepStatus::Interrupted {
             out.push(Action::Record(finished(status, false, error)));
-            self.rt[i].st = St::Pending;
+            self.set(i, St::Pending);
             return;
         }
         if !ok && self.stopping.is_none() && !self.aborting {
@@ -960,10 +1120,13 @@ impl Machine {
             };
             if let Some(until) = retry_at {
                 out.push(Action::Record(finished(status, true, error)));
-                self.rt[i].st = St::Backoff {
-                    attempt: attempt + 1,
-                    until,
-                };
+                self.set(
+                    i,
+                    St::Backoff {
+                        attempt: attempt + 1,
+                        until,
+                    },
+                );
                 return;
             }
         }
@@ -981,7 +1144,7 @@ impl Machine {
             _ => error,
         };
         out.push(Action::Record(finished(status, false, error)));
-        self.rt[i].st = St::Done(status);
+        self.set(i, St::Done(status));
         self.after_finish(now, i, status, out);
     }
 
@@ -1001,7 +1164,7 @@ impl Machine {
             will_retry: false,
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
         })));
-        self.rt[i].st = St::Done(status);
+        self.set(i, St::Done(status));
         self.after_finish(now, i, status, out);
     }
 
@@ -1095,7 +1258,7 @@ impl Machine {
                     wait_ms,
                 },
             )));
-            self.rt[i].st = St::Waiting { since, got };
+            self.set(i, St::Waiting { since, got });
             return;
         }
         out.push(Action::Record(EventKind::ApprovalGranted(
@@ -1112,9 +1275,10 @@ impl Machine {
 
     fn finish_if_over(&mut self, now: Duration, out: &mut Vec<Action>) {
         let busy = self
-            .rt
+            .sets
+            .active
             .iter()
-            .any(|r| matches!(r.st, St::Running { .. } | St::Backoff { .. }));
+            .any(|&i| matches!(self.rt[i].st, St::Running { .. } | St::Backoff { .. }));
         if busy {
             return;
         }
@@ -1127,7 +1291,11 @@ impl Machine {
             out.push(Action::Done(Outcome::Stopped));
             return;
         }
-        let waiting = self.rt.iter().any(|r| matches!(r.st, St::Waiting { .. }));
+        let waiting = self
+            .sets
+            .active
+            .iter()
+            .any(|&i| matches!(self.rt[i].st, St::Waiting { .. }));
         if waiting && !self.aborting {
             return;
         }
@@ -1145,7 +1313,7 @@ impl Machine {
                     will_retry: false,
                     error: None,
                 })));
-                self.rt[i].st = St::Done(StepStatus::NotRun);
+                self.set(i, St::Done(StepStatus::NotRun));
                 self.failed = true;
             }
         }

@@ -597,3 +597,159 @@ fn escalations_in_a_drill_say_it_is_a_drill() {
         assert!(msg.starts_with(tag), "{msg}");
     }
 }
+
+/// A small deterministic generator, so that a failing case can be replayed by its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// A random DAG of commands and auto-approved gates, some failing with `on_failure:
+/// continue`, run in random order with `--max-parallel` or without.
+fn random_run(seed: u64) -> (Sim, Option<usize>) {
+    let mut r = Lcg(seed);
+    let n = 2 + r.below(24) as usize;
+    let mut yaml = String::from("rto: 2h\nroles: { lead: [x] }\nsteps:\n");
+    for i in 0..n {
+        let needs: Vec<String> = (0..i)
+            .filter(|_| r.below(10) < 3)
+            .take(3)
+            .map(|j| format!("s{j}"))
+            .collect();
+        let budget = 1 + r.below(30);
+        yaml.push_str(&format!(
+            "  - {{ id: s{i}, needs: [{}], budget: {budget}m, ",
+            needs.join(", ")
+        ));
+        if r.below(6) == 0 {
+            yaml.push_str("approval: { prompt: ok?, approvers: [lead] } }\n");
+        } else {
+            let cont = if r.below(5) == 0 {
+                ", on_failure: continue"
+            } else {
+                ""
+            };
+            yaml.push_str(&format!("run: s{i}, drill: run{cont} }}\n"));
+        }
+    }
+    let mut c = cfg(Mode::Real);
+    c.auto_approve_as = Some("x".into());
+    let max = (r.below(3) != 0).then(|| 1 + r.below(3) as usize);
+    c.max_parallel = max;
+    let p = plan(&yaml);
+    let mut sim = Sim::new(p.clone(), c);
+    let mut ended = std::collections::BTreeSet::new();
+    let check = |sim: &Sim| {
+        assert_eq!(
+            sim.m.projected_finish(sim.now),
+            sim.m.projection(sim.now).0,
+            "seed {seed}: the frontier's projection differs from the longest path's\n{yaml}"
+        );
+    };
+    check(&sim);
+    while sim.outcome.is_none() {
+        let running: Vec<usize> = sim
+            .spawns
+            .iter()
+            .map(|x| x.1)
+            .filter(|i| !ended.contains(i))
+            .collect();
+        if let Some(max) = max {
+            assert!(running.len() <= max, "seed {seed}: over --max-parallel");
+        }
+        assert!(
+            !running.is_empty(),
+            "seed {seed}: stalled with nothing running\n{yaml}"
+        );
+        let i = running[r.below(running.len() as u64) as usize];
+        sim.advance(sim.now + s(r.below(40) * 60));
+        check(&sim);
+        ended.insert(i);
+        let code = if p.steps[i].on_failure == OnFailure::Continue && r.below(2) == 0 {
+            1
+        } else {
+            0
+        };
+        sim.exit(&p.steps[i].id.clone(), code);
+        check(&sim);
+        // No step is kept waiting while there is room for it.
+        let done: std::collections::BTreeSet<&str> = sim
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                EventKind::StepFinished(f) => Some(f.step.as_str()),
+                _ => None,
+            })
+            .collect();
+        let spawned: std::collections::BTreeSet<usize> = sim.spawns.iter().map(|x| x.1).collect();
+        let busy = spawned.iter().filter(|i| !ended.contains(*i)).count();
+        let waiting = p.steps.iter().enumerate().any(|(k, st)| {
+            !spawned.contains(&k)
+                && !done.contains(st.id.as_str())
+                && st
+                    .needs
+                    .iter()
+                    .all(|&j| done.contains(p.steps[j].id.as_str()))
+        });
+        assert!(
+            !waiting || max.is_some_and(|m| busy >= m),
+            "seed {seed}: a ready step was not started\n{yaml}"
+        );
+    }
+    (sim, max)
+}
+
+#[test]
+fn random_dags_project_as_the_longest_path_and_start_every_step_once() {
+    for seed in 0..300 {
+        let (sim, _) = random_run(seed);
+        let plan = sim.m.plan();
+        let mut started: Vec<usize> = sim.spawns.iter().map(|x| x.1).collect();
+        started.sort_unstable();
+        started.dedup();
+        assert_eq!(
+            started.len(),
+            sim.spawns.len(),
+            "seed {seed}: a step started twice"
+        );
+        // Everything ran (failures only ever `continue`): commands were spawned, gates
+        // granted, and each step only after all its needs had finished.
+        for step in &plan.steps {
+            let f = sim.finished(&step.id);
+            assert_eq!(
+                f.len(),
+                1,
+                "seed {seed}: `{}` finished {} times",
+                step.id,
+                f.len()
+            );
+            assert_ne!(
+                f[0].status,
+                StepStatus::NotRun,
+                "seed {seed}: `{}`",
+                step.id
+            );
+            let start = sim.events.iter().position(|(_, e)| {
+                matches!(e, EventKind::StepStarted(x) if x.step == step.id)
+                    || matches!(e, EventKind::ApprovalRequested(x) if x.step == step.id)
+            });
+            for &j in &step.needs {
+                let need_end = sim.events.iter().position(
+                    |(_, e)| matches!(e, EventKind::StepFinished(x) if x.step == plan.steps[j].id),
+                );
+                assert!(
+                    need_end < start,
+                    "seed {seed}: `{}` before its need",
+                    step.id
+                );
+            }
+        }
+    }
+}

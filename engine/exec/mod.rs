@@ -188,6 +188,16 @@ pub struct Adopted {
     pub result: Option<(ExitResult, BTreeMap<String, String>)>,
 }
 
+/// The executor's runtime: one thread. The loop's work per event is small and mostly waits
+/// on the journal's fsync; a second thread would only add wake-ups between threads to every
+/// hand-over from the supervisor's pipe to the loop.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Runs the machine for real (or as a drill) until it is done. Adopted steps' outcomes are
 /// awaited, never re-run.
 pub async fn execute(
@@ -312,7 +322,7 @@ pub async fn execute(
             }
             _ = screen.tick() => {
                 let t = now();
-                let (projected, _) = machine.projection(t);
+                let projected = machine.projected_finish(t);
                 shell.observers.tick(t, projected);
                 None
             }
