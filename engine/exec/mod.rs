@@ -141,8 +141,7 @@ fn start_supervisor(
                     return;
                 };
                 p.exited.store(true, std::sync::atomic::Ordering::SeqCst);
-                let outputs = process::read_outputs(&p.output);
-                process::mask_file(&p.output, &mask);
+                let outputs = process::take_outputs(&p.output, &mask);
                 let result = match (code, signal) {
                     (Some(c), _) => ExitResult::Code(c),
                     (None, Some(sig)) => ExitResult::Signal(sig),
@@ -768,8 +767,7 @@ pub fn adopted_result(files: &StepFiles, mask: &Masker) -> (ExitResult, BTreeMap
             "the step's process ended without recording its exit status (it was killed)".into(),
         ),
     };
-    let outputs = process::read_outputs(&files.output);
-    process::mask_file(&files.output, mask);
+    let outputs = process::take_outputs(&files.output, mask);
     (result, outputs)
 }
 

@@ -137,23 +137,17 @@ pub async fn end_foreign_group(pgid: u32) {
     let _ = killpg(pg, Signal::SIGKILL);
 }
 
-/// The outputs file sits in the state folder, which keeps no secret in clear: once read, a
-/// secret the step wrote into it is masked like everywhere else.
-pub fn mask_file(path: &Path, secrets: &super::mask::Masker) {
+/// The outputs a step left in its file (`key=value` lines and `key<<DELIM` blocks, as GitHub
+/// Actions writes them), read once. The file sits in the state folder, which keeps no secret
+/// in clear: a secret the step wrote into it is masked there like everywhere else.
+pub fn take_outputs(path: &Path, secrets: &super::mask::Masker) -> BTreeMap<String, String> {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+        return BTreeMap::new();
     };
     let masked = secrets.mask(&text);
     if masked != text {
         let _ = std::fs::write(path, masked);
     }
-}
-
-/// `key=value` lines and `key<<DELIM` ... `DELIM` blocks, as GitHub Actions writes them.
-pub fn read_outputs(path: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return BTreeMap::new();
-    };
     parse_outputs(&text)
 }
 

@@ -26,7 +26,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -143,9 +143,8 @@ impl Journal {
         self.buf.extend_from_slice(&line);
         let rec = Record {
             seq: self.next_seq,
-            at: DateTime::parse_from_rfc3339(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(at),
+            // As it reads back: to the millisecond.
+            at: at.trunc_subsecs(3),
             elapsed_ms: elapsed.as_millis() as u64,
             event,
             prev: std::mem::replace(&mut self.prev, hash.clone()),
@@ -323,6 +322,31 @@ mod tests {
 
     fn tmp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn an_appended_record_is_the_record_read_back() {
+        let d = tmp();
+        let p = d.path().join("journal.jsonl");
+        let mut j = Journal::create(&p).unwrap();
+        // Sub-millisecond digits are not written: the record says what the file says.
+        let t = DateTime::parse_from_rfc3339("2026-12-01T07:13:13.123987654Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let written = j.append(
+            t,
+            Duration::from_millis(1234),
+            EventKind::Escalated(Escalated {
+                channel: "oncall".into(),
+                reason: "schedule".into(),
+                message: "a \"quoted\" message".into(),
+                ok: true,
+            }),
+        );
+        j.sync().unwrap();
+        let (read, _) = read_verified(&p).unwrap();
+        assert_eq!(read, vec![written]);
+        assert_eq!(read[0].at.to_rfc3339(), "2026-12-01T07:13:13.123+00:00");
     }
 
     #[test]
