@@ -7,7 +7,11 @@
 # Runs alternate (runbook, make, make, runbook, ...) so drift in the machine's load hits both
 # sides alike; each run starts from an empty state folder. Prints medians, the ratio, and the
 # peak RSS of runbook through /usr/bin/time -v.
-# The journal stays durable: every batch of events is fsynced, as in production.
+#
+# The journal stays durable: every batch of events is fdatasync'd, as in production, with the
+# state folder on the file system of the working folder (the target). For attribution only,
+# the same runs are then timed with the state folder on tmpfs (/dev/shm), where an fdatasync
+# costs nothing, and one chain run is traced for the duration of each of its fdatasyncs.
 #
 # usage: benches/executor.sh [ROUNDS]      (default 11 rounds per shape)
 # needs: a release build (cargo build --release), python3, make, /usr/bin/time
@@ -22,14 +26,15 @@ N=1000
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is missing (apt-get install -y time)" >&2; exit 2; }
 
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-# A private copy: a `cargo build` elsewhere must not swap the binary mid-benchmark.
-# The step wrapper `runbook-step` goes along when it sits beside `runbook` (the engine looks
-# for it there; without it, each step starts `runbook __step`).
+SHM=$(mktemp -d -p /dev/shm 2>/dev/null || true)
+trap 'rm -rf "$WORK" ${SHM:+"$SHM"}' EXIT
+# A private copy: a `cargo build` elsewhere must not swap the binary mid-benchmark. The step
+# supervisor `runbook-step` goes along when it sits beside `runbook` (the engine looks for it
+# there; without it, the engine starts `runbook __supervise`).
 cp -p "$BIN" "$WORK/runbook"
 [ -x "$(dirname "$BIN")/runbook-step" ] && cp -p "$(dirname "$BIN")/runbook-step" "$WORK/runbook-step"
 BIN=$WORK/runbook
-WRAPPER=$([ -x "$WORK/runbook-step" ] && echo "runbook-step" || echo "runbook __step")
+SUPERVISOR=$([ -x "$WORK/runbook-step" ] && echo "runbook-step --supervise" || echo "runbook __supervise")
 
 for shape in wide chain; do
   python3 "$ROOT/benches/gen_executor.py" "$shape" "$N" "$WORK/$shape"
@@ -38,27 +43,27 @@ done
 echo "date: $(date -u +%FT%TZ)"
 echo "machine: nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -sr)"
 echo "runbook: $ROOT/target/release/runbook ($("$BIN" --version), built $(date -u -r "$BIN" +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- engine Cargo.toml || echo " + uncommitted engine changes")), make: $(make --version | head -1)"
-echo "step wrapper: $WRAPPER"
+echo "step supervisor: $SUPERVISOR"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "state folder on: $(df -T "$WORK" | awk 'NR==2 {print $2" "$7}')"
+echo "state folder on: $(df -T "$WORK" | awk 'NR==2 {print $2" "$7}')${SHM:+; attribution runs on $(df -T "$SHM" | awk 'NR==2 {print $2" "$7}')}"
 echo
 
-python3 - "$BIN" "$WORK" "$ROUNDS" <<'EOF'
-import os, shutil, statistics, subprocess, sys, time
+python3 - "$BIN" "$WORK" "$ROUNDS" "$SHM" <<'EOF'
+import os, re, shutil, statistics, subprocess, sys, time
 
-bin_, work, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bin_, work, rounds, shm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 shapes = [
     ("wide", ["--max-parallel", "2"], ["make", "-s", "-j2"]),
     ("chain", [], ["make", "-s", "-j1"]),
 ]
 
-def timed(cmd, cwd):
-    """Wall time and peak RSS (KiB) of one run, exit status checked."""
+def timed(cmd, cwd, env=None):
+    """Wall time of one run, exit status checked."""
     t0 = time.perf_counter()
     with open(os.path.join(work, "stderr.txt"), "w") as err:
         p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=err,
-                             env=dict(os.environ, NO_COLOR="1"))
+                             env=dict(os.environ, NO_COLOR="1", **(env or {})))
         _, status, _ = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -67,34 +72,52 @@ def timed(cmd, cwd):
         sys.exit(f"{cmd} exited {p.returncode}:\n{tail}")
     return dt
 
-for shape, rb_args, make_cmd in shapes:
-    cwd = os.path.join(work, shape)
-    state = os.path.join(cwd, ".runbook")
-    rb_cmd = [bin_, "run", shape, *rb_args]
+def compare(label, state_of):
+    for shape, rb_args, make_cmd in shapes:
+        cwd = os.path.join(work, shape)
+        state = state_of(shape)
+        rb_cmd = [bin_, "run", shape, *rb_args, "--state-dir", state]
 
-    def runbook():
-        shutil.rmtree(state, ignore_errors=True)
-        return timed(rb_cmd, cwd)
+        def runbook():
+            shutil.rmtree(state, ignore_errors=True)
+            return timed(rb_cmd, cwd)
 
-    def make():
-        return timed(make_cmd, cwd)
+        def make():
+            return timed(make_cmd, cwd)
 
-    runbook(); make()  # warm-up: page cache, binary loaded
-    rb, mk = [], []
-    for r in range(rounds):
-        order = [runbook, make] if r % 2 == 0 else [make, runbook]
-        for f in order:
-            (rb if f is runbook else mk).append(f())
-    # The journal must hold the whole run: N (+1) starts and finishes.
-    runs = os.listdir(os.path.join(state, "runs"))
-    with open(os.path.join(state, "runs", runs[0], "journal.jsonl")) as j:
-        lines = sum(1 for _ in j)
-    mr, mm = statistics.median(rb), statistics.median(mk)
-    print(f"{shape}: runbook {' '.join(rb_cmd[1:])}  vs  {' '.join(make_cmd)}  ({rounds} rounds, alternating)")
-    print(f"  runbook median {mr*1000:8.1f} ms   (min {min(rb)*1000:.1f}, max {max(rb)*1000:.1f})")
-    print(f"  make    median {mm*1000:8.1f} ms   (min {min(mk)*1000:.1f}, max {max(mk)*1000:.1f})")
-    print(f"  ratio runbook/make {mr/mm:.2f}x")
-    print(f"  journal lines in the last run: {lines}")
+        runbook(); make()  # warm-up: page cache, binary loaded
+        rb, mk = [], []
+        for r in range(rounds):
+            order = [runbook, make] if r % 2 == 0 else [make, runbook]
+            for f in order:
+                (rb if f is runbook else mk).append(f())
+        # The journal must hold the whole run: N (+1) starts and finishes.
+        runs = os.listdir(os.path.join(state, "runs"))
+        with open(os.path.join(state, "runs", runs[0], "journal.jsonl")) as j:
+            lines = sum(1 for _ in j)
+        mr, mm = statistics.median(rb), statistics.median(mk)
+        print(f"{label} {shape}: runbook {' '.join(rb_cmd[1:-2])}  vs  {' '.join(make_cmd)}  ({rounds} rounds, alternating)")
+        print(f"  runbook median {mr*1000:8.1f} ms   (min {min(rb)*1000:.1f}, max {max(rb)*1000:.1f})")
+        print(f"  make    median {mm*1000:8.1f} ms   (min {min(mk)*1000:.1f}, max {max(mk)*1000:.1f})")
+        print(f"  ratio runbook/make {mr/mm:.2f}x")
+        print(f"  journal lines in the last run: {lines}")
+
+compare("durable", lambda shape: os.path.join(work, shape, ".runbook"))
+if shm:
+    print()
+    compare("attribution, state on tmpfs:", lambda shape: os.path.join(shm, shape))
+    # How long each fdatasync of the journal takes during a chain run on the real disk.
+    state = os.path.join(work, "chain", ".runbook-traced")
+    shutil.rmtree(state, ignore_errors=True)
+    timed([bin_, "run", "chain", "--state-dir", state], os.path.join(work, "chain"),
+          env={"RUST_LOG": "runbook::journal=trace"})
+    text = open(os.path.join(work, "stderr.txt")).read()
+    us = sorted(int(m) for m in re.findall(r"fsync_us=(\d+)", text))
+    if us:
+        q = lambda p: us[min(len(us) - 1, int(p * len(us)))]
+        print()
+        print(f"attribution: the chain's {len(us)} journal fdatasyncs on the real disk: "
+              f"p10 {q(0.1)} us, median {q(0.5)} us, p90 {q(0.9)} us, mean {sum(us)/len(us):.0f} us")
 EOF
 
 echo

@@ -474,6 +474,47 @@ steps:
     assert!(events_of(&j, "run_finished").is_empty());
 }
 
+#[test]
+fn a_second_sigint_kills_the_running_steps_at_once() {
+    // The step ignores SIGTERM, so the graceful stop of the first Ctrl-C would wait out the
+    // 5 s grace before its SIGKILL; the second one kills without waiting.
+    let p = Project::with_runbook(
+        "stubborn",
+        r#"
+scenario: stubborn
+title: A step that ignores SIGTERM
+rto: 1m
+steps:
+  - id: stubborn
+    budget: 1m
+    run: trap '' TERM; echo $$ > shell.pid; sleep 300 & echo $! > child.pid; wait
+    drill: run
+"#,
+    );
+    let run = p.spawn(&["run", "stubborn", "--run-id", "r1"]);
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    let child_pid = p.path().join("child.pid");
+    wait_until("the step has started its child", || {
+        std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
+    });
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
+    // Well inside the grace the first press would have waited out.
+    let out = run.finish_within(Duration::from_secs(4));
+    out.code(3);
+    for f in ["shell.pid", "child.pid"] {
+        let pid = p.pid_file(f);
+        assert!(!pid_alive(pid), "the step's process {pid} ({f}) still runs");
+    }
+    let j = p.journal_events("r1");
+    assert_eq!(
+        finished_of(&j, "stubborn")[0]["data"]["status"],
+        "interrupted"
+    );
+    assert_eq!(events_of(&j, "run_interrupted").len(), 1, "{j:#?}");
+}
+
 /// If the step supervisor dies, nobody logs or records its steps any more: they are ended and
 /// fail, and the run stops with exit 1 rather than hanging.
 #[test]

@@ -226,6 +226,7 @@ impl Project {
             started,
             deadline: self.deadline,
             what,
+            state: self.path().join(".runbook"),
         }
     }
 
@@ -374,6 +375,8 @@ pub struct Running {
     started: Instant,
     deadline: Duration,
     what: String,
+    /// The project's state folder: where the steps a killed engine left running are found.
+    state: PathBuf,
 }
 
 impl Running {
@@ -413,11 +416,12 @@ impl Running {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
+                kill_leftovers(&self.state);
                 panic!(
                     "`{}` did not finish within {within:?}\n--- stdout\n{}\n--- stderr\n{}",
                     self.what,
-                    self.stdout.take().unwrap().join().unwrap(),
-                    self.stderr.take().unwrap().join().unwrap()
+                    collect(self.stdout.take().unwrap()),
+                    collect(self.stderr.take().unwrap())
                 );
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -437,7 +441,43 @@ impl Drop for Running {
         if let Some(c) = &mut self.child {
             let _ = c.kill();
             let _ = c.wait();
+            kill_leftovers(&self.state);
         }
+    }
+}
+
+/// Steps outlive a killed engine (their supervisor sees them through, for `resume`): a test
+/// that kills one ends them too, by the process groups in the runs' status logs, so that
+/// nothing outlives the test and no pipe of the test's stays open.
+fn kill_leftovers(state: &Path) {
+    let Ok(runs) = std::fs::read_dir(state.join("runs")) else {
+        return;
+    };
+    for run in runs.flatten() {
+        let status = std::fs::read_to_string(run.path().join("steps.status")).unwrap_or_default();
+        for line in status.lines() {
+            if let [_, "pid", pid] = line.split(' ').collect::<Vec<_>>()[..]
+                && let Ok(pid) = pid.parse::<i32>()
+            {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// A reader's text, or a note that its pipe stayed open (a process of the run outlived it).
+fn collect(reader: JoinHandle<String>) -> String {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !reader.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reader.is_finished() {
+        reader.join().unwrap_or_default()
+    } else {
+        "<still open 5 s after the kill: a process of the run outlived it>".into()
     }
 }
 
