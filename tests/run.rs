@@ -515,6 +515,97 @@ steps:
     assert_eq!(events_of(&j, "run_interrupted").len(), 1, "{j:#?}");
 }
 
+#[test]
+fn on_a_terminal_ctrl_c_asks_first_then_stops_then_kills() {
+    // A stray key must not stop a recovery: on a terminal the first Ctrl-C asks, a second
+    // within 5 s stops the run gracefully (here it would wait out the grace: the step ignores
+    // SIGTERM), a third kills at once.
+    let p = Project::with_runbook(
+        "stubborn",
+        r#"
+scenario: stubborn
+title: A step that ignores SIGTERM
+rto: 1m
+steps:
+  - id: stubborn
+    budget: 1m
+    run: trap '' TERM; echo $$ > shell.pid; sleep 300 & echo $! > child.pid; wait
+    drill: run
+"#,
+    );
+    let (_terminal, tty) = open_pty();
+    let mut cmd = p.cmd(&["run", "stubborn", "--run-id", "r1"]);
+    cmd.stdin(std::process::Stdio::from(tty));
+    let mut run = p.spawn_with(cmd);
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    let child_pid = p.path().join("child.pid");
+    wait_until("the step has started its child", || {
+        std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let ctrl_c = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    ctrl_c();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !run.has_ended(),
+        "the first Ctrl-C on a terminal stopped the run"
+    );
+    assert!(pid_alive(p.pid_file("child.pid")));
+    ctrl_c();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !run.has_ended(),
+        "the graceful stop did not wait for the step"
+    );
+    ctrl_c();
+    let out = run.finish_within(Duration::from_secs(4));
+    out.code(3);
+    assert!(
+        out.stderr
+            .contains("press Ctrl-C again within 5 seconds to stop the run"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("killed 1 running step(s)"),
+        "{}",
+        out.stderr
+    );
+    for f in ["shell.pid", "child.pid"] {
+        let pid = p.pid_file(f);
+        assert!(!pid_alive(pid), "the step's process {pid} ({f}) still runs");
+    }
+    let j = p.journal_events("r1");
+    assert_eq!(
+        finished_of(&j, "stubborn")[0]["data"]["status"],
+        "interrupted"
+    );
+    assert_eq!(events_of(&j, "run_interrupted").len(), 1, "{j:#?}");
+}
+
+/// A pseudo-terminal: (the terminal's side, the side a program reads as its terminal).
+fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut terminal, mut tty) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors, which become owned here.
+    let rc = unsafe {
+        nix::libc::openpty(
+            &mut terminal,
+            &mut tty,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just opened and nothing else owns them.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(terminal),
+            std::os::fd::OwnedFd::from_raw_fd(tty),
+        )
+    }
+}
+
 /// If the step supervisor dies, nobody logs or records its steps any more: they are ended and
 /// fail, and the run stops with exit 1 rather than hanging.
 #[test]
