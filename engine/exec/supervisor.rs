@@ -278,12 +278,31 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = match cmd.spawn() {
+        let mut spawned = cmd.spawn();
+        // Two pipes a step: some hundreds of steps at once reach the usual soft limit of 1,024
+        // descriptors. It is raised to the hard limit then, and only then, so that the steps
+        // of ordinary runs inherit the limit they would have had anyway.
+        if spawned
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(Errno::EMFILE as i32))
+            && raise_descriptor_limit()
+        {
+            spawned = cmd.spawn();
+        }
+        let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
+                let why = if e.raw_os_error() == Some(Errno::EMFILE as i32) {
+                    format!(
+                        "{e}: too many steps at once for this system's limit on open files ({}); lower --max-parallel",
+                        descriptor_limit()
+                    )
+                } else {
+                    e.to_string()
+                };
                 self.emit(&Event::Line {
                     step: req.step,
-                    text: format!("runbook: cannot start the step: {e}"),
+                    text: format!("runbook: cannot start the step: {why}"),
                 });
                 self.record(&format!("{} exit 127\n", req.key));
                 self.emit(&Event::Exit {
@@ -611,6 +630,20 @@ pub(crate) fn keep_running_on_signals() {
             let _ = sigaction(sig, &action);
         }
     }
+}
+
+/// Raises the soft limit on open files to the hard limit; false if it was there already.
+fn raise_descriptor_limit() -> bool {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok(),
+        _ => false,
+    }
+}
+
+fn descriptor_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(soft, _)| soft)
 }
 
 /// The words of a command that needs no shell: plain words separated by spaces, with none of
