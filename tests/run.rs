@@ -8,6 +8,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nix::unistd::Pid;
 use serde_json::Value;
 use support::{Project, events_of, files_under, pid_alive, repo_root, wait_until};
 
@@ -511,10 +512,9 @@ steps:
     assert!(events_of(&j, "run_finished").is_empty());
 }
 
-#[test]
-fn a_second_sigint_kills_the_running_steps_at_once() {
-    // The step ignores SIGTERM, so the graceful stop of the first Ctrl-C would wait out the
-    // 5 s grace before its SIGKILL; the second one kills without waiting.
+/// A run whose one step ignores SIGTERM, so that a graceful stop waits out the 5 s grace
+/// before its SIGKILL; returned once the step has started its child, with `runbook`'s pid.
+fn stubborn_run(stdin: Option<std::os::fd::OwnedFd>) -> (Project, support::Running, Pid) {
     let p = Project::with_runbook(
         "stubborn",
         r#"
@@ -528,17 +528,25 @@ steps:
     drill: run
 "#,
     );
-    let run = p.spawn(&["run", "stubborn", "--run-id", "r1"]);
-    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    let mut cmd = p.cmd(&["run", "stubborn", "--run-id", "r1"]);
+    if let Some(fd) = stdin {
+        cmd.stdin(std::process::Stdio::from(fd));
+    }
+    let run = p.spawn_with(cmd);
+    let pid = Pid::from_raw(run.id() as i32);
     let child_pid = p.path().join("child.pid");
     wait_until("the step has started its child", || {
         std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
     });
+    (p, run, pid)
+}
+
+fn ctrl_c(pid: Pid) {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
-    std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT");
-    // Well inside the grace the first press would have waited out.
-    let out = run.finish_within(Duration::from_secs(4));
+}
+
+/// The stubborn run ended interrupted, resumable, with nothing of its step left.
+fn assert_stopped_and_gone(p: &Project, out: &support::Out) {
     out.code(3);
     for f in ["shell.pid", "child.pid"] {
         let pid = p.pid_file(f);
@@ -553,49 +561,37 @@ steps:
 }
 
 #[test]
+fn a_second_sigint_kills_the_running_steps_at_once() {
+    let (p, run, pid) = stubborn_run(None);
+    ctrl_c(pid);
+    std::thread::sleep(Duration::from_millis(500));
+    ctrl_c(pid);
+    // Well inside the grace the first press would have waited out.
+    let out = run.finish_within(Duration::from_secs(4));
+    assert_stopped_and_gone(&p, &out);
+}
+
+#[test]
 fn on_a_terminal_ctrl_c_asks_first_then_stops_then_kills() {
     // A stray key must not stop a recovery: on a terminal the first Ctrl-C asks, a second
-    // within 5 s stops the run gracefully (here it would wait out the grace: the step ignores
-    // SIGTERM), a third kills at once.
-    let p = Project::with_runbook(
-        "stubborn",
-        r#"
-scenario: stubborn
-title: A step that ignores SIGTERM
-rto: 1m
-steps:
-  - id: stubborn
-    budget: 1m
-    run: trap '' TERM; echo $$ > shell.pid; sleep 300 & echo $! > child.pid; wait
-    drill: run
-"#,
-    );
+    // within 5 s stops the run gracefully (here it waits out the grace), a third kills at once.
     let (_terminal, tty) = open_pty();
-    let mut cmd = p.cmd(&["run", "stubborn", "--run-id", "r1"]);
-    cmd.stdin(std::process::Stdio::from(tty));
-    let mut run = p.spawn_with(cmd);
-    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
-    let child_pid = p.path().join("child.pid");
-    wait_until("the step has started its child", || {
-        std::fs::read_to_string(&child_pid).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let ctrl_c = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
-    ctrl_c();
+    let (p, mut run, pid) = stubborn_run(Some(tty));
+    ctrl_c(pid);
     std::thread::sleep(Duration::from_millis(800));
     assert!(
         !run.has_ended(),
         "the first Ctrl-C on a terminal stopped the run"
     );
     assert!(pid_alive(p.pid_file("child.pid")));
-    ctrl_c();
+    ctrl_c(pid);
     std::thread::sleep(Duration::from_millis(800));
     assert!(
         !run.has_ended(),
         "the graceful stop did not wait for the step"
     );
-    ctrl_c();
+    ctrl_c(pid);
     let out = run.finish_within(Duration::from_secs(4));
-    out.code(3);
     assert!(
         out.stderr
             .contains("press Ctrl-C again within 5 seconds to stop the run"),
@@ -607,16 +603,7 @@ steps:
         "{}",
         out.stderr
     );
-    for f in ["shell.pid", "child.pid"] {
-        let pid = p.pid_file(f);
-        assert!(!pid_alive(pid), "the step's process {pid} ({f}) still runs");
-    }
-    let j = p.journal_events("r1");
-    assert_eq!(
-        finished_of(&j, "stubborn")[0]["data"]["status"],
-        "interrupted"
-    );
-    assert_eq!(events_of(&j, "run_interrupted").len(), 1, "{j:#?}");
+    assert_stopped_and_gone(&p, &out);
 }
 
 /// A pseudo-terminal: (the terminal's side, the side a program reads as its terminal).

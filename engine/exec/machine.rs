@@ -137,6 +137,18 @@ enum St {
     Done(StepStatus),
 }
 
+impl St {
+    /// A fresh attempt, neither being killed nor timed out.
+    fn running(attempt: u32, since: Duration) -> St {
+        St::Running {
+            attempt,
+            since,
+            killing: false,
+            timed_out: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Rt {
     st: St,
@@ -151,6 +163,7 @@ pub struct Machine {
     cfg: Config,
     mask: Masker,
     rt: Vec<Rt>,
+    /// Steps in `St::Running`, kept by [`Machine::set`]: what `--max-parallel` counts.
     running: usize,
     aborting: bool,
     failed: bool,
@@ -286,10 +299,19 @@ impl Machine {
         }
     }
 
-    /// Every change of a step's state goes through here, which keeps [`Sets`] true.
+    /// Every change of a step's state goes through here, which keeps [`Sets`] and the
+    /// count of running steps true.
     fn set(&mut self, i: usize, st: St) {
         let was = std::mem::replace(&mut self.rt[i].st, st);
         let now = &self.rt[i].st;
+        match (
+            matches!(was, St::Running { .. }),
+            matches!(now, St::Running { .. }),
+        ) {
+            (false, true) => self.running += 1,
+            (true, false) => self.running -= 1,
+            _ => {}
+        }
         let is_active = |s: &St| {
             matches!(
                 s,
@@ -362,17 +384,8 @@ impl Machine {
 
     /// Marks an in-flight step adopted on resume: it is running under its old process.
     pub fn adopt(&mut self, step: usize, attempt: u32, since: Duration) {
-        self.set(
-            step,
-            St::Running {
-                attempt,
-                since,
-                killing: false,
-                timed_out: false,
-            },
-        );
+        self.set(step, St::running(attempt, since));
         self.rt[step].first_started.get_or_insert(since);
-        self.running += 1;
     }
 
     pub fn is_done(&self) -> bool {
@@ -772,16 +785,7 @@ impl Machine {
                 );
                 if self.cfg.mode == Mode::DryRun {
                     // Gates take their estimate, on the virtual clock.
-                    self.running += 1;
-                    self.set(
-                        i,
-                        St::Running {
-                            attempt,
-                            since: now,
-                            killing: false,
-                            timed_out: false,
-                        },
-                    );
+                    self.set(i, St::running(attempt, now));
                     let after = self.sim_duration(i);
                     out.push(Action::Simulate {
                         step: i,
@@ -837,16 +841,7 @@ impl Machine {
                     }
                     How::Run(kind) => {
                         let rendered = self.render_command(i, step);
-                        self.running += 1;
-                        self.set(
-                            i,
-                            St::Running {
-                                attempt,
-                                since: now,
-                                killing: false,
-                                timed_out: false,
-                            },
-                        );
+                        self.set(i, St::running(attempt, now));
                         match rendered {
                             Ok((command, env)) => {
                                 out.push(Action::Record(EventKind::StepStarted(StepStarted {
@@ -1040,7 +1035,6 @@ impl Machine {
             } if *a == attempt => (*since, *timed_out, *killing),
             _ => return, // a stale report (e.g. after a resume)
         };
-        self.running -= 1;
         let plan = self.plan.clone();
         let step = &plan.steps[i];
         let duration = now.saturating_sub(since);
