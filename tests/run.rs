@@ -167,34 +167,42 @@ steps:
     }
 }
 
-#[test]
-fn hundreds_of_steps_at_once_start_past_the_soft_limit_on_open_files() {
-    // Regression: each running step holds two pipes in its supervisor, so 200 steps at once
-    // ran out of descriptors under a soft limit of 256 and failed with "Too many open files".
+/// `runbook run` of `n` steps of `sleep 1` at once, under a limit on open files of `soft`
+/// (and `hard`, which stays when None).
+fn many_at_once(n: usize, soft: u64, hard: Option<u64>) -> (Project, support::Out) {
     let mut yaml = String::from("scenario: many\ntitle: Many at once\nrto: 1h\nsteps:\n");
-    for i in 0..200 {
+    for i in 0..n {
         yaml.push_str(&format!(
             "  - {{ id: s{i:03}, budget: 1m, run: sleep 1, drill: run }}\n"
         ));
     }
     let p = Project::with_runbook("many", &yaml);
     let mut cmd = p.cmd(&["run", "many", "--run-id", "r1"]);
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    // SAFETY: getrlimit and setrlimit are async-signal-safe; nothing else runs between fork
+    // and exec.
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             use nix::sys::resource::{Resource, getrlimit, setrlimit};
-            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-            if hard <= 1024 {
+            let (_, max) = getrlimit(Resource::RLIMIT_NOFILE)?;
+            if max <= 1024 {
                 return Err(std::io::Error::other(
                     "the test needs a hard limit on open files above 1,024",
                 ));
             }
-            setrlimit(Resource::RLIMIT_NOFILE, 256, hard)?;
+            setrlimit(Resource::RLIMIT_NOFILE, soft, hard.unwrap_or(max))?;
             Ok(())
         });
     }
     let out = p.run_with(cmd);
+    (p, out)
+}
+
+#[test]
+fn hundreds_of_steps_at_once_start_past_the_soft_limit_on_open_files() {
+    // Regression: each running step holds two pipes in its supervisor, so 200 steps at once
+    // ran out of descriptors under a soft limit of 256 and failed with "Too many open files".
+    let (p, out) = many_at_once(200, 256, None);
     out.code(0);
     let j = p.journal_events("r1");
     let ok = events_of(&j, "step_finished")

@@ -138,6 +138,14 @@ enum St {
 }
 
 impl St {
+    /// Running, waiting at a gate or backing off: what the clock looks at.
+    fn is_active(&self) -> bool {
+        matches!(
+            self,
+            St::Running { .. } | St::Waiting { .. } | St::Backoff { .. }
+        )
+    }
+
     /// A fresh attempt, neither being killed nor timed out.
     fn running(attempt: u32, since: Duration) -> St {
         St::Running {
@@ -312,13 +320,7 @@ impl Machine {
             (true, false) => self.running -= 1,
             _ => {}
         }
-        let is_active = |s: &St| {
-            matches!(
-                s,
-                St::Running { .. } | St::Waiting { .. } | St::Backoff { .. }
-            )
-        };
-        if is_active(now) {
+        if now.is_active() {
             self.sets.active.insert(i);
         } else {
             self.sets.active.remove(&i);
@@ -518,10 +520,7 @@ impl Machine {
             let step = &self.plan.steps[i];
             let budget = step.budget;
             if let Some(start) = self.rt[i].first_started
-                && matches!(
-                    self.rt[i].st,
-                    St::Running { .. } | St::Waiting { .. } | St::Backoff { .. }
-                )
+                && self.rt[i].st.is_active()
             {
                 let elapsed = now.saturating_sub(start);
                 let ev = || BudgetEvent {
@@ -695,13 +694,13 @@ impl Machine {
         let budget = self.plan.steps[i].budget;
         match &self.rt[i].st {
             St::Done(_) => Duration::ZERO,
-            St::Running { .. } | St::Waiting { .. } | St::Backoff { .. } => {
+            St::Pending => budget,
+            _ => {
                 let used = self.rt[i]
                     .first_started
                     .map_or(Duration::ZERO, |s| now.saturating_sub(s));
                 budget.saturating_sub(used)
             }
-            St::Pending => budget,
         }
     }
 

@@ -173,11 +173,11 @@ impl Supervisor {
             }
             let ready = self.wait();
             let now = Instant::now();
-            for (fd, pid) in ready {
-                match (fd, pid) {
-                    (Source::Input, _) => self.read_input(),
-                    (Source::Sigchld, _) => self.reap(),
-                    (Source::Pipe(i), pid) => self.read_pipe(pid, i),
+            for source in ready {
+                match source {
+                    Source::Input => self.read_input(),
+                    Source::Sigchld => self.reap(),
+                    Source::Pipe { pid, index } => self.read_pipe(pid, index),
                 }
             }
             self.advance(now);
@@ -185,22 +185,22 @@ impl Supervisor {
     }
 
     /// Polls every descriptor until one is ready or the next group check is due.
-    fn wait(&mut self) -> Vec<(Source, i32)> {
+    fn wait(&mut self) -> Vec<Source> {
         let stdin = std::io::stdin();
         let mut fds = Vec::with_capacity(2 + 2 * self.steps.len());
         let mut sources = Vec::with_capacity(fds.capacity());
         if self.input_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-            sources.push((Source::Input, 0));
+            sources.push(Source::Input);
         }
         fds.push(PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN));
-        sources.push((Source::Sigchld, 0));
+        sources.push(Source::Sigchld);
         let mut due: Option<Instant> = None;
         for (pid, s) in &self.steps {
-            for (i, (fd, _)) in s.pipes.iter().enumerate() {
+            for (index, (fd, _)) in s.pipes.iter().enumerate() {
                 if let Some(fd) = fd {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                    sources.push((Source::Pipe(i), *pid));
+                    sources.push(Source::Pipe { pid: *pid, index });
                 }
             }
             let at = match s.phase {
@@ -230,15 +230,12 @@ impl Supervisor {
                 return Vec::new();
             }
         }
-        let mut ready = Vec::new();
-        for (fd, src) in fds.iter().zip(sources) {
-            if fd.revents().is_some_and(|r| !r.is_empty()) {
-                ready.push(src);
-            }
-        }
-        // Pipes before the end of their steps, so no line is missed.
-        ready.sort_by_key(|(s, _)| matches!(s, Source::Sigchld));
-        ready
+        // A step's end is acted on in `advance`, after every ready pipe has been read.
+        fds.iter()
+            .zip(sources)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, source)| source)
+            .collect()
     }
 
     /// Reads the engine's requests; starts a step for each complete line.
@@ -278,6 +275,16 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        let hosts = req
+            .hosts
+            .iter()
+            .map(|h| (h.clone(), host_log(&req.log, h), None))
+            .collect();
+        let log = LazyLog {
+            path: req.log.clone(),
+            file: None,
+            hosts,
+        };
         let mut spawned = cmd.spawn();
         // Two pipes a step: some hundreds of steps at once reach the usual soft limit of 1,024
         // descriptors. It is raised to the hard limit then, and only then, so that the steps
@@ -329,22 +336,13 @@ impl Supervisor {
             key: req.key.clone(),
             pid,
         });
-        let hosts = req
-            .hosts
-            .iter()
-            .map(|h| (h.clone(), host_log(&req.log, h), None))
-            .collect();
         self.steps.insert(
             pid as i32,
             StepProc {
                 key: req.key,
                 step: req.step,
                 pgid: pid as i32,
-                log: LazyLog {
-                    path: req.log,
-                    file: None,
-                    hosts,
-                },
+                log,
                 pipes,
                 ended: None,
                 phase: Phase::Running,
@@ -488,10 +486,9 @@ impl Supervisor {
             for rest in rests {
                 self.line(pid, &rest);
             }
-            let Some(mut s) = self.steps.remove(&pid) else {
+            let Some(s) = self.steps.remove(&pid) else {
                 continue;
             };
-            s.log.flush();
             let (code, signal) = s.ended.unwrap_or((Some(125), None));
             // The status log keeps the shell's convention: 128 + N for signal N.
             let recorded = code.unwrap_or(128 + signal.unwrap_or(0));
@@ -525,11 +522,13 @@ impl Supervisor {
     }
 }
 
+/// What `poll` found ready: the engine's requests, SIGCHLD, or a pipe of a step (by its
+/// leader's pid; 0 is stdout, 1 stderr).
 #[derive(Clone, Copy, Debug)]
 enum Source {
     Input,
     Sigchld,
-    Pipe(usize),
+    Pipe { pid: i32, index: usize },
 }
 
 /// The engine's side: the supervisor process, fed through a channel by a writer task, its
@@ -711,12 +710,6 @@ fn append(file: &mut Option<std::fs::File>, path: &Path, line: &str) {
 }
 
 impl LazyLog {
-    fn flush(&mut self) {
-        if let Some(f) = self.file.as_mut() {
-            let _ = f.flush();
-        }
-    }
-
     pub(crate) fn line(&mut self, line: &str) {
         append(&mut self.file, &self.path, line);
         for (host, path, file) in &mut self.hosts {

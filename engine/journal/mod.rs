@@ -128,6 +128,8 @@ impl Journal {
 
     /// Appends one event (buffered). Returns the record as it will stand in the file.
     pub fn append(&mut self, at: DateTime<Utc>, elapsed: Duration, event: EventKind) -> Record {
+        // The file holds milliseconds; so does the record returned.
+        let at = at.trunc_subsecs(3);
         let at_s = at.to_rfc3339_opts(SecondsFormat::Millis, true);
         let body = Body {
             seq: self.next_seq,
@@ -143,8 +145,7 @@ impl Journal {
         self.buf.extend_from_slice(&line);
         let rec = Record {
             seq: self.next_seq,
-            // As it reads back: to the millisecond.
-            at: at.trunc_subsecs(3),
+            at,
             elapsed_ms: elapsed.as_millis() as u64,
             event,
             prev: std::mem::replace(&mut self.prev, hash.clone()),
