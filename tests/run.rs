@@ -213,6 +213,18 @@ fn hundreds_of_steps_at_once_start_past_the_soft_limit_on_open_files() {
 }
 
 #[test]
+fn a_step_past_the_hard_limit_on_open_files_says_what_to_lower() {
+    let (p, out) = many_at_once(60, 64, Some(64));
+    out.code(1);
+    let log = p.log("r1", "s059");
+    assert!(
+        log.contains("too many steps at once for this system's limit on open files (64); lower --max-parallel"),
+        "{log}\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn a_step_never_runs_after_its_need_failed() {
     let p = Project::with_runbook(
         "broken",

@@ -280,7 +280,7 @@ impl Supervisor {
             .iter()
             .map(|h| (h.clone(), host_log(&req.log, h), None))
             .collect();
-        let log = LazyLog {
+        let mut log = LazyLog {
             path: req.log.clone(),
             file: None,
             hosts,
@@ -307,9 +307,12 @@ impl Supervisor {
                 } else {
                     e.to_string()
                 };
+                // In the step's log too, where whoever looks into the failure looks first.
+                let text = format!("runbook: cannot start the step: {why}");
+                log.line(&text);
                 self.emit(&Event::Line {
                     step: req.step,
-                    text: format!("runbook: cannot start the step: {why}"),
+                    text,
                 });
                 self.record(&format!("{} exit 127\n", req.key));
                 self.emit(&Event::Exit {
