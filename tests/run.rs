@@ -224,6 +224,57 @@ fn a_step_past_the_hard_limit_on_open_files_says_what_to_lower() {
     );
 }
 
+/// Commands with no shell syntax are exec'd directly, as make does; each must do exactly what
+/// `sh -c` does with it: builtins that have no program (`:`, `command`, `type`) or a program
+/// that differs (`echo`), a program not found, a script with no `#!`, and `PWD`.
+#[test]
+fn a_plain_command_does_what_sh_c_does() {
+    let commands = [
+        ":",
+        "command -v sh",
+        "type sh",
+        "echo -e plain",
+        "pwd",
+        "printenv PWD",
+        "no-such-program-here arg",
+        "./no-shebang.sh",
+        "false",
+        "true --version",
+        "ls no-shebang.sh",
+    ];
+    let mut yaml = String::from("scenario: plain\ntitle: Plain commands\nrto: 1m\nsteps:\n");
+    for (i, c) in commands.iter().enumerate() {
+        yaml.push_str(&format!(
+            "  - {{ id: c{i}, budget: 10s, run: {c:?}, drill: run, on_failure: continue }}\n"
+        ));
+    }
+    let p = Project::with_runbook("plain", &yaml);
+    p.script("no-shebang.sh", "echo run by the shell\n");
+    let mut cmd = p.cmd(&["run", "plain", "--run-id", "r1"]);
+    // The operator's PWD names another folder: `sh` puts the working folder there.
+    cmd.env("PWD", "/");
+    p.run_with(cmd);
+    let j = p.journal_events("r1");
+    for (i, c) in commands.iter().enumerate() {
+        let sh = std::process::Command::new("sh")
+            .args(["-c", c])
+            .current_dir(p.path())
+            .env("PWD", "/")
+            .output()
+            .unwrap();
+        let expected =
+            String::from_utf8_lossy(&sh.stdout).into_owned() + &String::from_utf8_lossy(&sh.stderr);
+        let step = format!("c{i}");
+        assert_eq!(p.log("r1", &step), expected, "the log of `{c}`");
+        let finished = finished_of(&j, &step);
+        assert_eq!(
+            finished[0]["data"]["exit_code"],
+            sh.status.code().unwrap(),
+            "the exit code of `{c}`"
+        );
+    }
+}
+
 #[test]
 fn a_step_never_runs_after_its_need_failed() {
     let p = Project::with_runbook(

@@ -136,6 +136,9 @@ struct Supervisor {
     /// By the pid of the step's leader (its process group).
     steps: HashMap<i32, StepProc>,
     buf: Vec<u8>,
+    /// What `sh` would set `PWD` to in a step's environment; given to the steps that run
+    /// without it (see [`simple_argv`]).
+    pwd: Option<std::ffi::OsString>,
 }
 
 impl Supervisor {
@@ -149,6 +152,7 @@ impl Supervisor {
         Ok(Supervisor {
             status_path: status_log.to_owned(),
             status: None,
+            pwd: shell_pwd(),
             mask,
             sigchld,
             out: Vec::new(),
@@ -255,12 +259,17 @@ impl Supervisor {
         }
     }
 
-    fn start(&mut self, req: Request) {
+    /// The step's process: `argv` exec'd directly when given, else `sh -c` of its command.
+    fn command(&self, req: &Request, argv: Option<&[String]>) -> Command {
         use std::os::unix::process::CommandExt;
-        let mut cmd = match simple_argv(&req.command) {
+        let mut cmd = match argv {
             Some(argv) => {
                 let mut c = Command::new(&argv[0]);
                 c.args(&argv[1..]);
+                // `sh` would have put the working folder there.
+                if let Some(pwd) = &self.pwd {
+                    c.env("PWD", pwd);
+                }
                 c
             }
             None => {
@@ -275,6 +284,12 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        cmd
+    }
+
+    fn start(&mut self, req: Request) {
+        let direct = simple_argv(&req.command);
+        let mut cmd = self.command(&req, direct.as_deref());
         let hosts = req
             .hosts
             .iter()
@@ -286,6 +301,12 @@ impl Supervisor {
             hosts,
         };
         let mut spawned = cmd.spawn();
+        // Not found on PATH, not executable, a script with no `#!`: whatever `sh` makes of
+        // it, said as `sh` says it.
+        if direct.is_some() && spawned.is_err() {
+            cmd = self.command(&req, None);
+            spawned = cmd.spawn();
+        }
         // Two pipes a step: some hundreds of steps at once reach the usual soft limit of 1,024
         // descriptors. It is raised to the hard limit then, and only then, so that the steps
         // of ordinary runs inherit the limit they would have had anyway.
@@ -648,12 +669,14 @@ fn descriptor_limit() -> u64 {
         .map_or(0, |(soft, _)| soft)
 }
 
-/// The words of a command that needs no shell: plain words separated by spaces, with none of
-/// the characters a shell would interpret. Anything else goes to `sh -c`.
+/// The words of a command that needs no shell, as make runs a recipe: plain words separated by
+/// spaces, with none of the characters a shell would interpret, whose first word is no shell
+/// builtin or reserved word, so that exec'ing the words does what `sh -c` would. Anything else
+/// goes to `sh -c`, and so does a command whose program cannot be started directly.
 pub(crate) fn simple_argv(command: &str) -> Option<Vec<String>> {
     const SPECIAL: &[char] = &[
         '$', '&', '|', ';', '<', '>', '(', ')', '`', '\\', '"', '\'', '*', '?', '[', ']', '#', '~',
-        '=', '%', '{', '}', '!', '\n', '\t',
+        '=', '%', '{', '}', '!', '^', '\n', '\t', '\r',
     ];
     if command.trim().is_empty() || command.contains(SPECIAL) {
         return None;
@@ -663,13 +686,115 @@ pub(crate) fn simple_argv(command: &str) -> Option<Vec<String>> {
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect();
-    // A shell builtin or keyword must go through the shell.
-    const BUILTINS: &[&str] = &[
-        "cd", "exit", "export", "set", "unset", "exec", "source", ".", "alias", "eval", "read",
-        "trap", "wait", "ulimit", "umask", "if", "for", "while", "until", "case", "shift",
-        "return", "local",
-    ];
-    (!BUILTINS.contains(&argv[0].as_str())).then_some(argv)
+    // `true` and `false` alone do the same as the builtins; with words after them, coreutils'
+    // take `--help` and `--version`, which the shell's ignore.
+    if argv.len() == 1 && matches!(argv[0].as_str(), "true" | "false") {
+        return Some(argv);
+    }
+    (!SHELL_WORDS.contains(&argv[0].as_str())).then_some(argv)
+}
+
+/// The builtins and reserved words of `sh`: POSIX's, dash's and bash's (`/bin/sh` is either),
+/// a program of the same name on PATH (`echo`, `printf`, `kill`, `pwd`, `test`) behaving
+/// differently in places, or not existing at all (`command`, `type`, `:`).
+const SHELL_WORDS: &[&str] = &[
+    // POSIX special builtins
+    ".",
+    ":",
+    "break",
+    "continue",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "readonly",
+    "return",
+    "set",
+    "shift",
+    "times",
+    "trap",
+    "unset",
+    // regular builtins of dash and POSIX
+    "alias",
+    "bg",
+    "cd",
+    "chdir",
+    "command",
+    "echo",
+    "false",
+    "fc",
+    "fg",
+    "getopts",
+    "hash",
+    "jobs",
+    "kill",
+    "local",
+    "printf",
+    "pwd",
+    "read",
+    "test",
+    "true",
+    "type",
+    "ulimit",
+    "umask",
+    "unalias",
+    "wait",
+    // bash's besides
+    "bind",
+    "builtin",
+    "caller",
+    "compgen",
+    "complete",
+    "compopt",
+    "declare",
+    "dirs",
+    "disown",
+    "enable",
+    "help",
+    "history",
+    "let",
+    "logout",
+    "mapfile",
+    "popd",
+    "pushd",
+    "readarray",
+    "shopt",
+    "source",
+    "suspend",
+    "typeset",
+    // reserved words
+    "case",
+    "coproc",
+    "do",
+    "done",
+    "elif",
+    "else",
+    "esac",
+    "fi",
+    "for",
+    "function",
+    "if",
+    "in",
+    "select",
+    "then",
+    "time",
+    "until",
+    "while",
+];
+
+/// `PWD` as `sh` sets it on starting in the working folder: the inherited value if it names
+/// that folder (a path through a symlink stays as the operator typed it), else the folder.
+fn shell_pwd() -> Option<std::ffi::OsString> {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::env::current_dir().ok()?;
+    let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    match std::env::var_os("PWD") {
+        Some(pwd) if Path::new(&pwd).is_absolute() && same(Path::new(&pwd), &here) => Some(pwd),
+        _ => Some(here.into_os_string()),
+    }
 }
 
 pub(crate) struct LazyLog {
