@@ -11,10 +11,11 @@
 # The journal stays durable: every batch of events is fdatasync'd, as in production, with the
 # state folder on the file system of the working folder (the target). For attribution only,
 # the same runs are then timed with the state folder on tmpfs (/dev/shm), where an fdatasync
-# costs nothing, and one chain run is traced for the duration of each of its fdatasyncs.
+# costs nothing, and one chain run is traced for the duration of each of its fdatasyncs; and
+# benches/floor.rs, a program that does nothing but the journal's rule, gives the floor.
 #
 # usage: benches/executor.sh [ROUNDS]      (default 11 rounds per shape)
-# needs: a release build (cargo build --release), python3, make, /usr/bin/time
+# needs: a release build (cargo build --release), rustc, python3, make, /usr/bin/time
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +40,8 @@ SUPERVISOR=$([ -x "$WORK/runbook-step" ] && echo "runbook-step --supervise" || e
 for shape in wide chain; do
   python3 "$ROOT/benches/gen_executor.py" "$shape" "$N" "$WORK/$shape"
 done
+rustc --edition 2024 -O -o "$WORK/floor" "$ROOT/benches/floor.rs" \
+  || echo "benches/floor.rs did not build: no floor figures" >&2
 
 echo "date: $(date -u +%FT%TZ)"
 echo "machine: nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -sr)"
@@ -48,10 +51,10 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "state folder on: $(df -T "$WORK" | awk 'NR==2 {print $2" "$7}')${SHM:+; attribution runs on $(df -T "$SHM" | awk 'NR==2 {print $2" "$7}')}"
 echo
 
-python3 - "$BIN" "$WORK" "$ROUNDS" "$SHM" <<'EOF'
+python3 - "$BIN" "$WORK" "$ROUNDS" "$SHM" "$N" <<'EOF'
 import os, re, shutil, statistics, subprocess, sys, time
 
-bin_, work, rounds, shm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+bin_, work, rounds, shm, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 shapes = [
     ("wide", ["--max-parallel", "2"], ["make", "-s", "-j2"]),
     ("chain", [], ["make", "-s", "-j1"]),
@@ -103,6 +106,35 @@ def compare(label, state_of):
         print(f"  journal lines in the last run: {lines}")
 
 compare("durable", lambda shape: os.path.join(work, shape, ".runbook"))
+
+# The floor: benches/floor.rs does only what DESIGN.md requires of a run's durability (the
+# records of a step appended and fdatasync'd before it is spawned), with `sh -c true` as
+# runbook runs a step and with `true` exec'd directly as make does, against make on the real
+# disk. Whatever of runbook's ratio the floor already has is the journal's rule, not runbook.
+floor = os.path.join(work, "floor")
+if os.access(floor, os.X_OK):
+    print()
+    for shape, _, make_cmd in shapes:
+        cwd = os.path.join(work, shape)
+        journal = os.path.join(work, f"floor-{shape}.jsonl")
+        contenders = {
+            "make": make_cmd,
+            "floor, sh -c, fdatasync": [floor, shape, n, "sync", "sh", journal],
+            "floor, direct, fdatasync": [floor, shape, n, "sync", "direct", journal],
+            "floor, sh -c, no fdatasync": [floor, shape, n, "nosync", "sh", journal],
+        }
+        times = {k: [] for k in contenders}
+        for r in range(rounds):
+            names = list(contenders) if r % 2 == 0 else list(reversed(contenders))
+            for k in names:
+                if os.path.exists(journal):
+                    os.unlink(journal)
+                times[k].append(timed(contenders[k], cwd))
+        mm = statistics.median(times["make"])
+        print(f"floor {shape}: {rounds} rounds, alternating, against {' '.join(make_cmd)}")
+        for k, v in times.items():
+            m = statistics.median(v)
+            print(f"  {k:27} median {m*1000:8.1f} ms   (min {min(v)*1000:.1f}, max {max(v)*1000:.1f})   {m/mm:.2f}x make")
 if shm:
     print()
     compare("attribution, state on tmpfs:", lambda shape: os.path.join(shm, shape))
