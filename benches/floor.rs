@@ -5,11 +5,12 @@
 //! For each step it appends the step's records to a journal file and, with `sync`, makes them
 //! durable (`fdatasync`) before it spawns the step, as DESIGN.md requires of a `step_started`;
 //! a finished step's record shares the batch of the next start, the most batching the rule
-//! allows. No parsing, no scheduler, no logs, no hash, no second process: one thread, a spawn
-//! and a `wait` a step.
+//! allows. No parsing, no scheduler, no logs, no hash, no second process: a spawn and a wait a
+//! step.
 //!
 //!   chain: N steps one after the other (as `make -j1`)
-//!   wide:  N independent steps two at a time, then a join (as `make -j2`)
+//!   wide:  N independent steps two at a time, then a join (as `make -j2`), each slot its own
+//!          thread so that the fdatasyncs of the two slots overlap
 //!
 //! usage: floor wide|chain N sync|nosync sh|direct JOURNAL
 //!   sh:     each step is `sh -c true`, as DESIGN.md runs a step's `run:`
@@ -20,11 +21,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-
-unsafe extern "C" {
-    fn wait(status: *mut i32) -> i32;
-}
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A journal record of about the size of runbook's (`step_started`, `step_finished`: 300 to
 /// 400 bytes of JSON with its two hashes).
@@ -33,19 +32,25 @@ const RECORD: &[u8] = &[b'x'; 380];
 struct Journal {
     file: File,
     sync: bool,
+    /// One batch is appended at a time; the fdatasyncs may overlap.
+    append: Mutex<()>,
 }
 
 impl Journal {
-    fn commit(&mut self, records: usize) {
+    fn commit(&self, records: usize) {
         let batch = RECORD.repeat(records);
-        self.file.write_all(&batch).expect("journal write");
+        {
+            let _one_at_a_time = self.append.lock().expect("journal lock");
+            (&self.file).write_all(&batch).expect("journal write");
+        }
         if self.sync {
             self.file.sync_data().expect("journal fdatasync");
         }
     }
 }
 
-fn spawn(shell: bool) -> Child {
+/// Runs one step to its end.
+fn run(shell: bool) {
     let mut cmd = if shell {
         let mut c = Command::new("sh");
         c.args(["-c", "true"]);
@@ -53,20 +58,13 @@ fn spawn(shell: bool) -> Child {
     } else {
         Command::new("true")
     };
-    cmd.stdin(Stdio::null())
+    let status = cmd
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn")
-}
-
-/// Reaps whichever child ends first; its pid.
-fn wait_any() -> u32 {
-    let mut status = 0;
-    // SAFETY: wait(2) with a valid pointer to an int.
-    let pid = unsafe { wait(&mut status) };
-    assert!(pid > 0 && status == 0, "wait: pid {pid}, status {status}");
-    pid as u32
+        .status()
+        .expect("spawn");
+    assert!(status.success(), "the step failed: {status}");
 }
 
 fn main() {
@@ -76,49 +74,48 @@ fn main() {
         panic!("{usage}")
     };
     let n: usize = n.parse().expect(usage);
-    let slots = match shape.as_str() {
-        "wide" => 2,
-        "chain" => 1,
-        _ => panic!("{usage}"),
-    };
     let shell = how == "sh";
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(journal)
         .expect("journal open");
-    let mut journal = Journal {
+    let journal = Arc::new(Journal {
         file,
         sync: sync == "sync",
-    };
-
-    let mut running: Vec<Child> = Vec::new();
-    let first = slots.min(n);
-    journal.commit(1 + first); // run_started and the first starts
-    for _ in 0..first {
-        running.push(spawn(shell));
-    }
-    let mut started = first;
-    while !running.is_empty() {
-        let pid = wait_any();
-        let done = running
-            .iter()
-            .position(|c| c.id() == pid)
-            .expect("our child");
-        running.swap_remove(done);
-        if started < n {
-            journal.commit(2); // this step_finished and the next step_started
-            running.push(spawn(shell));
-            started += 1;
-        } else {
-            journal.commit(1);
+        append: Mutex::new(()),
+    });
+    journal.commit(1); // run_started
+    match shape.as_str() {
+        "chain" => {
+            // A step's start shares a batch with the end of the one before.
+            for _ in 0..n {
+                journal.commit(2);
+                run(shell);
+            }
         }
+        "wide" => {
+            // Two slots, each its own thread, so that one slot's fdatasync overlaps the other
+            // slot's step and fdatasync: lower than one thread doing both in turn (measured).
+            let next = Arc::new(AtomicUsize::new(0));
+            let slots: Vec<_> = (0..2)
+                .map(|_| {
+                    let (journal, next) = (journal.clone(), next.clone());
+                    std::thread::spawn(move || {
+                        while next.fetch_add(1, Ordering::SeqCst) < n {
+                            journal.commit(2);
+                            run(shell);
+                        }
+                    })
+                })
+                .collect();
+            for slot in slots {
+                slot.join().expect("slot");
+            }
+            journal.commit(2); // the join
+            run(shell);
+        }
+        _ => panic!("{usage}"),
     }
-    if shape == "wide" {
-        journal.commit(1);
-        spawn(shell);
-        wait_any();
-        journal.commit(1);
-    }
-    journal.commit(1); // run_finished
+    journal.commit(2); // the last step_finished, run_finished
 }
