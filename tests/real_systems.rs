@@ -192,6 +192,37 @@ fn backup_damage_restore_database_brings_back_exactly_the_original_rows() {
         p.log(&restore, "verify")
     );
     assert_eq!(p.report_json(&restore)["status"], "succeeded");
+
+    // The .meta comes from backup storage, where whoever broke in may have written: a COPY
+    // target carrying more than a table and its columns is refused, and never executed.
+    let meta = p.outputs(&restore, "find-backup")["meta"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let marker = p.path().join("copy-to-program-ran");
+    let tampered: String = std::fs::read_to_string(p.path().join(&meta))
+        .unwrap()
+        .lines()
+        .map(|l| match l.strip_prefix("table.public.orders.copy=") {
+            Some(target) => format!(
+                "table.public.orders.copy={} TO PROGRAM 'touch {}' --)",
+                target.trim_end_matches(')'),
+                marker.display()
+            ),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    p.write("tampered.meta", &(tampered + "\n"));
+    p.write(
+        "runbooks/verify-tampered.yaml",
+        "scenario: verify-tampered\ntitle: t\nrto: 5m\nsteps:\n  - { id: verify, uses: postgres/verify, with: { meta: tampered.meta, database: omni, tables: public.orders } }\n",
+    );
+    let out = p.run(&["run", "verify-tampered", "--yes"]);
+    out.code(1);
+    let log = p.log(&out.id(), "verify");
+    assert!(log.contains("unexpected COPY target"), "verify log:\n{log}");
+    assert!(!marker.exists(), "the tampered COPY target was executed");
 }
 
 /// The drill restores into the scratch database, leaves production alone, and reports the
@@ -339,6 +370,9 @@ fn backup_flush_restore_redis_brings_back_the_keys() {
         keys.to_string().as_str(),
         "the backup test-loaded with every key"
     );
+    // The copy fetched back for the test is gone: one kept a run would fill the disk.
+    let checked = p.path().join(".sandbox/work/verify");
+    assert!(!checked.exists(), "{} is left behind", checked.display());
 
     redis(&["FLUSHALL"]);
     redis(&["SET", "runbook-test:after-backup", "lost"]);

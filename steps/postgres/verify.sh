@@ -60,7 +60,11 @@ server_encoding=$(q -c 'SHOW server_encoding') \
   || die "cannot connect to database '$database'; check PGHOST/PGPORT/PGUSER/PGPASSWORD"
 export PGCLIENTENCODING="$server_encoding"
 
-copy_re='^[A-Za-z0-9_."$]+ [(][^;]*[)]$'
+# The COPY target comes from pg_dump's own output: schema.table (columns), each name bare
+# (lower case) or double-quoted as pg_dump writes it. Nothing else gets into the COPY below:
+# the .meta is read from backup storage, which an attacker may have written to.
+ident='([a-z_][a-z0-9_$]*|"([^"]|"")+")'
+copy_re="^$ident[.]$ident [(]$ident(, $ident)*[)]\$"
 ok=0
 failed=0
 total_rows=0
@@ -74,7 +78,6 @@ for t in ${tables//,/ }; do
     echo "  $t: FAILED: not recorded in $meta" >&2
     failed=$((failed + 1)); continue
   fi
-  # The COPY target comes from pg_dump's own output: a qualified name and a column list.
   [[ $copy_target =~ $copy_re ]] \
     || die "$meta: unexpected COPY target for $t: $copy_target"
   tmp_rows=$(mktemp)
