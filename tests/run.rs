@@ -423,6 +423,46 @@ steps:
     );
 }
 
+/// A key spans lines, and output is masked line by line: no line of it reaches a log or the
+/// terminal.
+#[test]
+fn no_line_of_a_multi_line_secret_reaches_the_state_folder_or_the_terminal() {
+    const LINES: [&str; 2] = ["MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "CBKcwggSjAgEAAoIBAQC7"];
+    let key = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----",
+        LINES[0], LINES[1]
+    );
+    let p = Project::with_runbook(
+        "pem",
+        r#"
+scenario: pem
+title: A step that prints a key
+rto: 1m
+secrets: [KEY]
+steps:
+  - { id: leak, budget: 10s, run: 'echo "$KEY"; echo "$KEY" >&2', drill: run }
+"#,
+    );
+    let mut cmd = p.cmd(&["run", "pem", "--run-id", "r1", "--json"]);
+    cmd.env("KEY", &key);
+    let out = p.run_with(cmd);
+    out.code(0);
+    let terminal = format!("{}{}", out.stdout, out.stderr);
+    for line in LINES {
+        assert!(!terminal.contains(line), "on the terminal:\n{terminal}");
+        for f in files_under(&p.path().join(".runbook")) {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(
+                !text.contains(line),
+                "a line of the key is in {}",
+                f.display()
+            );
+        }
+    }
+    // Four lines of the key, to stdout and to stderr.
+    assert_eq!(p.log("r1", "leak").matches("***").count(), 8);
+}
+
 /// Regression: a secret a step wrote to `$RUNBOOK_OUTPUT` stayed in clear in the state folder
 /// (`outputs/<step>.<attempt>.env`).
 #[test]

@@ -14,7 +14,23 @@ impl Masker {
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
         // Very short values would mask ordinary text everywhere; a secret of one or two
         // characters is no secret, and is left alone.
-        let mut secrets: Vec<String> = values.into_iter().filter(|v| v.len() >= 3).collect();
+        let mut secrets: Vec<String> = Vec::new();
+        for v in values {
+            // A key or a certificate spans lines, and output is masked a line at a time, so
+            // each of its lines is a secret too: those of 8 characters or more (shorter ones,
+            // `}` or the end of a base64 block, would mask ordinary text and give little away).
+            if v.contains('\n') {
+                secrets.extend(
+                    v.lines()
+                        .map(str::trim)
+                        .filter(|l| l.len() >= 8)
+                        .map(str::to_owned),
+                );
+            }
+            if v.len() >= 3 {
+                secrets.push(v);
+            }
+        }
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         secrets.dedup();
         Masker { secrets }
@@ -65,5 +81,16 @@ mod tests {
             "x".to_owned(),
         ]);
         assert_eq!(m.mask("a hunter2 b hunter2-extra x"), "a *** b *** x");
+    }
+
+    #[test]
+    fn every_long_line_of_a_multi_line_secret_is_masked_on_its_own() {
+        let key = "-----BEGIN KEY-----\r\nMIIEvQIBADANBgkq\n  CBKcwggSj\nZg==\n-----END KEY-----\n";
+        let m = Masker::new([key.to_owned()]);
+        assert_eq!(m.mask(key), "***");
+        assert_eq!(m.mask("line MIIEvQIBADANBgkq"), "line ***");
+        assert_eq!(m.mask("  CBKcwggSj"), "  ***");
+        // Short lines would mask ordinary text: left alone.
+        assert_eq!(m.mask("Zg=="), "Zg==");
     }
 }
