@@ -420,6 +420,11 @@ impl Machine {
                     if let (Some(t), false) = (step.timeout, *killing) {
                         at(*since + t);
                     }
+                    if let (Some(p), Some(first), false) =
+                        (step.poll, self.rt[i].first_started, *killing)
+                    {
+                        at(first + p.within);
+                    }
                     self.budget_wakes(i, &mut at);
                 }
                 St::Waiting { since, .. } => {
@@ -537,6 +542,10 @@ impl Machine {
                     out.push(Action::Record(EventKind::BudgetBreached(ev())));
                 }
             }
+            let poll_closes = step
+                .poll
+                .zip(self.rt[i].first_started)
+                .map(|(p, first)| first + p.within);
             match &mut self.rt[i].st {
                 St::Running {
                     since,
@@ -544,9 +553,9 @@ impl Machine {
                     timed_out,
                     ..
                 } => {
-                    if let Some(t) = step.timeout
-                        && !*killing
-                        && now >= *since + t
+                    if !*killing
+                        && (step.timeout.is_some_and(|t| now >= *since + t)
+                            || poll_closes.is_some_and(|end| now >= end))
                     {
                         *killing = true;
                         *timed_out = true;
@@ -573,13 +582,14 @@ impl Machine {
                         }
                     }
                 }
+                // A run that stops or aborts makes no new attempt, and does not wait out the
+                // backoff to say so: Ctrl-C during a 60 s backoff stops the run at once.
+                St::Backoff { .. } if self.aborting || self.stopping.is_some() => {
+                    self.set(i, St::Pending);
+                }
                 St::Backoff { attempt, until } if now >= *until => {
                     let attempt = *attempt;
-                    if self.aborting || self.stopping.is_some() {
-                        self.set(i, St::Pending);
-                    } else {
-                        self.start_attempt(now, i, attempt, out);
-                    }
+                    self.start_attempt(now, i, attempt, out);
                 }
                 _ => {}
             }
@@ -1124,6 +1134,13 @@ impl Machine {
             }
         }
         let error = match (ok, step.poll, &error) {
+            // Killed because the window closed on an attempt still running.
+            (false, Some(p), None) if timed_out && step.timeout.is_none_or(|t| now < since + t) => {
+                Some(format!(
+                    "its attempt was still running when its poll window of {} closed",
+                    fmt_duration(p.within)
+                ))
+            }
             (false, Some(p), None) if self.stopping.is_none() => Some(format!(
                 "still failing when its poll window of {} closed",
                 fmt_duration(p.within)

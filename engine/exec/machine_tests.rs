@@ -753,3 +753,70 @@ fn random_dags_project_as_the_longest_path_and_start_every_step_once() {
         }
     }
 }
+
+#[test]
+fn an_interrupt_during_a_backoff_stops_the_run_at_once() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, retries: 3, backoff: 60s }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(1));
+    sim.exit("a", 1);
+    assert!(sim.finished("a")[0].will_retry);
+    sim.advance(s(2));
+    sim.feed(Input::Interrupt);
+    // Not at +61s, when the backoff would have ended: now, with no new attempt.
+    assert_eq!(sim.outcome, Some(Outcome::Stopped));
+    assert_eq!(sim.at("run_interrupted"), vec![(s(2), String::new())]);
+    assert_eq!(sim.spawned().len(), 1);
+}
+
+#[test]
+fn an_aborting_failure_ends_the_run_without_waiting_out_a_backoff() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, retries: 3, backoff: 60s }\n  - { id: b, budget: 5m, run: b, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(1));
+    sim.exit("a", 1);
+    sim.advance(s(2));
+    sim.exit("b", 1);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(
+        sim.spawned().len(),
+        2,
+        "a is not tried again once the run aborts"
+    );
+}
+
+#[test]
+fn a_poll_attempt_still_running_when_the_window_closes_is_killed() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, poll: { every: 10s, within: 30s } }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(5));
+    sim.exit("a", 1);
+    sim.advance(s(15)); // the second attempt starts at +15s and hangs
+    sim.advance(s(29));
+    assert!(sim.kills.is_empty());
+    sim.advance(s(31));
+    assert_eq!(sim.kills, vec![(s(30), 0)]);
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 2,
+        result: ExitResult::Signal(15),
+        outputs: BTreeMap::new(),
+    });
+    let last = sim.finished("a").pop().unwrap();
+    assert_eq!(last.status, StepStatus::TimedOut);
+    assert!(!last.will_retry);
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap()
+            .contains("still running when its poll window of 30s closed"),
+        "{last:?}"
+    );
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+}
