@@ -218,6 +218,60 @@ fn yes_in_a_real_run_needs_a_permitted_approver() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// `--yes --as NAME` in a real run is NAME's approval, one person's: a gate with `min: 2`
+/// still waits for a second approver. In a drill, `--yes` passes it.
+#[test]
+fn yes_in_a_real_run_is_one_approval_of_a_two_person_gate() {
+    let p = gate_project(2, "2m");
+    let child = p.spawn(&["run", "gate", "--yes", "--as", "alice"]);
+    let run = p.wait_for("approval_received", "go");
+    let got = &p.events_of(&run, "approval_received")[0]["data"];
+    assert_eq!(got["by"], "alice");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        p.events_of(&run, "approval_granted").is_empty(),
+        "one person passed a two-person gate"
+    );
+    assert_eq!(p.read("effects.txt"), "prep\n");
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
+    assert_eq!(code, 1, "alice twice: {out}");
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "bob"]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("granted: approved by alice, bob"), "{out}");
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
+    assert_eq!(p.read("effects.txt"), "prep\nact\n");
+
+    let (code, _, err) = p.run(&["run", "gate", "--drill", "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `resume` keeps the run's `--max-parallel`.
+#[test]
+fn resume_keeps_the_runs_max_parallel() {
+    let p = Project::new();
+    let step = |id: &str| {
+        format!(
+            "  - {{ id: {id}, budget: 30s, idempotent: true, run: 'echo {id} >> order.txt; sleep 1; echo {id}-end >> order.txt', drill: run }}\n"
+        )
+    };
+    p.write(
+        "runbooks/mp.yaml",
+        &format!(
+            "scenario: mp\ntitle: t\nrto: 5m\nsteps:\n{}{}{}",
+            step("a"),
+            step("b"),
+            step("c")
+        ),
+    );
+    let mut child = p.spawn(&["run", "mp", "--max-parallel", "1"]);
+    let run = p.wait_for("step_started", "a");
+    child.kill().unwrap(); // SIGKILL: the engine is gone, step a goes on
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    // One step at a time, as the run was asked: each ends before the next starts.
+    assert_eq!(p.read("order.txt"), "a\na-end\nb\nb-end\nc\nc-end\n");
+}
+
 const CRASH: &str = r#"scenario: crash
 title: Killed in the middle of a step
 rto: 5m

@@ -519,8 +519,9 @@ pub fn resume(
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let cfg = Config {
         mode,
-        max_parallel: None,
+        max_parallel: started.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,
+        yes_is_one_approval: mode == Mode::Real && !env.auto_approve,
         vars,
         env: env_snapshot(),
         durations: None,

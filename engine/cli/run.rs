@@ -413,6 +413,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         env: args.env.clone(),
         vars: masked_vars,
         plan: plan_summary(&plan),
+        max_parallel: args.max_parallel,
     });
     if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
         eprintln!("error: {e}");
@@ -422,6 +423,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         mode,
         max_parallel: args.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,
+        yes_is_one_approval: mode == Mode::Real && !env.auto_approve,
         vars,
         env: env_snapshot(),
         durations: args

@@ -25,6 +25,9 @@ pub struct Config {
     pub max_parallel: Option<usize>,
     /// `--yes` in effect: gates are granted at once in this name.
     pub auto_approve_as: Option<String>,
+    /// A real run (not a sandbox's): `--yes --as NAME` is NAME's approval, one person's, so a
+    /// gate with `min: 2` still waits for someone else.
+    pub yes_is_one_approval: bool,
     /// Variables after `--env` and `--var`.
     pub vars: BTreeMap<String, String>,
     /// The operator's environment, as templates see it under `env`.
@@ -547,20 +550,19 @@ impl Machine {
                 .zip(self.rt[i].first_started)
                 .map(|(p, first)| first + p.within);
             match &mut self.rt[i].st {
+                // Its timeout, or the end of its poll window, has come.
                 St::Running {
                     since,
                     killing,
                     timed_out,
                     ..
-                } => {
-                    if !*killing
-                        && (step.timeout.is_some_and(|t| now >= *since + t)
-                            || poll_closes.is_some_and(|end| now >= end))
-                    {
-                        *killing = true;
-                        *timed_out = true;
-                        out.push(Action::Kill { step: i });
-                    }
+                } if !*killing
+                    && (step.timeout.is_some_and(|t| now >= *since + t)
+                        || poll_closes.is_some_and(|end| now >= end)) =>
+                {
+                    *killing = true;
+                    *timed_out = true;
+                    out.push(Action::Kill { step: i });
                 }
                 St::Waiting { since, .. } => {
                     let since = *since;
@@ -801,6 +803,13 @@ impl Machine {
                         attempt,
                         after,
                     });
+                } else if let Some(who) = self.cfg.auto_approve_as.clone()
+                    && self.cfg.yes_is_one_approval
+                    && a.min > 1
+                {
+                    // The two-person rule holds under `--yes`: this is one of them.
+                    self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
+                    out.push(Action::Ask { step: i });
                 } else if let Some(who) = self.cfg.auto_approve_as.clone() {
                     out.push(Action::Record(EventKind::ApprovalGranted(
                         ApprovalGranted {

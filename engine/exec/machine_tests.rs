@@ -32,6 +32,7 @@ fn cfg(mode: Mode) -> Config {
         mode,
         max_parallel: None,
         auto_approve_as: None,
+        yes_is_one_approval: false,
         vars: BTreeMap::new(),
         env: BTreeMap::new(),
         durations: None,

@@ -120,6 +120,9 @@ pub struct RunStarted {
     /// Variables as the run saw them, secrets masked.
     pub vars: BTreeMap<String, String>,
     pub plan: PlanSummary,
+    /// `--max-parallel`, which `resume` keeps to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
