@@ -3,6 +3,36 @@
 //! Data flows one way: YAML → [`runbook`] → [`compile::Plan`] → events ([`exec`]) →
 //! [`journal`] → [`report`]. Everything but the executor is synchronous and pure.
 
+/// `print!`, `println!`, `eprint!` and `eprintln!` that never panic, shadowing std's across the crate. `run` and
+/// `resume` ignore SIGPIPE, so that a reader that goes away (`runbook run … | head`, a dropped
+/// terminal) cannot kill the engine and orphan its steps; a write to a closed stdout or stderr
+/// then fails with EPIPE, on which std's macros panic, ending a run that had succeeded with
+/// exit 101. Here the write is dropped. The other commands die of SIGPIPE quietly, as before.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod compile;
 pub mod diag;

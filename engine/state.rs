@@ -61,25 +61,30 @@ impl StateDir {
         Ok(dir)
     }
 
-    /// Run ids, oldest first (ids begin with their start time).
+    /// Run ids, oldest first: by the time of each journal's first record (an id given with
+    /// `--run-id` need not sort by time), else by when the journal was made.
     pub fn runs(&self) -> Vec<String> {
         let Ok(rd) = std::fs::read_dir(self.runs_dir()) else {
             return Vec::new();
         };
-        let mut ids: Vec<(std::time::SystemTime, String)> = rd
+        let mut ids: Vec<(String, String)> = rd
             .filter_map(Result::ok)
             .filter(|e| e.path().join("journal.jsonl").is_file())
             .map(|e| {
-                let t = e
-                    .path()
-                    .join("journal.jsonl")
-                    .metadata()
-                    .and_then(|m| m.created().or_else(|_| m.modified()))
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                (t, e.file_name().to_string_lossy().into_owned())
+                let journal = e.path().join("journal.jsonl");
+                let at = started_at(&journal).unwrap_or_else(|| {
+                    let t = journal
+                        .metadata()
+                        .and_then(|m| m.created().or_else(|_| m.modified()))
+                        .unwrap_or(std::time::UNIX_EPOCH);
+                    chrono::DateTime::<Utc>::from(t)
+                        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                        .to_string()
+                });
+                (at, e.file_name().to_string_lossy().into_owned())
             })
             .collect();
-        ids.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        ids.sort();
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
@@ -157,4 +162,20 @@ pub fn lock(path: &Path, run_id: &str) -> Result<Lock, Result<Holder, std::io::E
     writeln!(file, "{run_id} {}", std::process::id()).map_err(Err)?;
     file.flush().map_err(Err)?;
     Ok(Lock { _file: file })
+}
+
+/// The `at` of a journal's first record (RFC 3339 in UTC to the millisecond, which sorts as
+/// text), read from its first line only.
+fn started_at(journal: &Path) -> Option<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(std::fs::File::open(journal).ok()?)
+        .take(64 * 1024)
+        .read_line(&mut line)
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    struct First {
+        at: String,
+    }
+    serde_json::from_str::<First>(&line).ok().map(|f| f.at)
 }

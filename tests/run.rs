@@ -1104,3 +1104,88 @@ fn the_quickstart_succeeds_and_reports_its_breach() {
         .unwrap();
     assert_eq!(step["breached"], true);
 }
+
+/// The reader of the terminal going away (`runbook run … | head -1`, a closed stderr) does not
+/// turn a run that succeeded into a crash: exit 0, the journal whole.
+#[test]
+fn a_run_whose_stdout_and_stderr_are_closed_still_ends_as_it_should() {
+    let p = Project::with_runbook(
+        "closed",
+        r#"
+scenario: closed
+title: Output to nobody
+rto: 1m
+steps:
+  - { id: talk, budget: 10s, run: 'sleep 0.5; echo one; echo two >&2', drill: run }
+  - { id: more, needs: [talk], budget: 10s, run: 'echo three', drill: run }
+"#,
+    );
+    let mut child = p
+        .cmd(&["run", "closed", "--run-id", "r1", "--json"])
+        .spawn()
+        .unwrap();
+    // Close both read ends before the run writes much.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let j = p.journal_events("r1");
+    assert_eq!(
+        events_of(&j, "run_finished")[0]["data"]["status"],
+        "succeeded"
+    );
+}
+
+/// A dropped ssh session (SIGHUP) does not stop a recovery half-way: the run goes on.
+#[test]
+fn a_hangup_does_not_stop_the_run() {
+    let p = Project::with_runbook(
+        "hup",
+        r#"
+scenario: hup
+title: The terminal goes away
+rto: 1m
+steps:
+  - { id: long, budget: 10s, run: 'sleep 1; echo done > done.txt', drill: run }
+"#,
+    );
+    let child = p.spawn(&["run", "hup", "--run-id", "r1"]);
+    p.wait_for("step_started", "long");
+    nix::sys::signal::kill(
+        Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let out = child.finish_within(Duration::from_secs(20));
+    out.code(0);
+    assert_eq!(p.read("done.txt"), "done\n");
+    assert!(p.events_of("r1", "run_interrupted").is_empty());
+}
+
+/// `last` is the run that started last, whatever its id (`--run-id zz-old` sorts after the
+/// default ids, which begin with their start time).
+#[test]
+fn last_is_the_newest_run_whatever_its_id() {
+    let p = Project::with_runbook(
+        "ids",
+        "scenario: ids\ntitle: t\nrto: 1m\nsteps:\n  - { id: a, budget: 10s, run: 'true', drill: run }\n",
+    );
+    p.run_scenario(&["--run-id", "zz-old"]).code(0);
+    std::thread::sleep(Duration::from_millis(20));
+    let newer = p.run_scenario(&[]).code(0).id();
+    assert_ne!(newer, "zz-old");
+    let (code, out, err) = p.run(&["report", "--last", "--format", "json"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["run_id"], newer.as_str());
+}

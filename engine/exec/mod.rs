@@ -257,6 +257,10 @@ pub async fn execute(
         .map_err(|e| ExecError::Other(format!("cannot watch for Ctrl-C: {e}")))?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| ExecError::Other(format!("cannot watch for SIGTERM: {e}")))?;
+    // The terminal going away (a dropped ssh session) must not end a recovery half-way: the
+    // run goes on without it, and `runbook status` and `runbook approve` reach it from a new one.
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| ExecError::Other(format!("cannot watch for SIGHUP: {e}")))?;
     let mut stop = StopState::default();
     let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<String>();
     let mut stdin_started = false;
@@ -327,6 +331,10 @@ pub async fn execute(
             }
             _ = sigint.recv() => interrupt_input(&mut stop, shell.tty_signals, &running, &mut shell.observers),
             _ = sigterm.recv() => interrupt_input(&mut stop, false, &running, &mut shell.observers),
+            _ = sighup.recv() => {
+                tracing::warn!("SIGHUP: the terminal is gone; the run goes on");
+                None
+            }
         };
         actions = Vec::new();
         // A step's output lines are all sent before its exit is: show them first.
