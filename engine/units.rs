@@ -9,8 +9,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err("an empty duration".into());
     }
-    humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e})"))
+    let d = humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e})"))?;
+    // Past this, sums of budgets and the clock's arithmetic could overflow; and no budget,
+    // timeout or RTO of a recovery is longer.
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{t}` is longer than a year (366d), the longest duration a runbook may give"
+        ));
+    }
+    Ok(d)
 }
+
+/// The longest duration a runbook may give: 366 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// `2h30m`, `15m`, `90s` → `1m30s`, `450ms`: short, and parseable back.
 pub fn fmt_duration(d: Duration) -> String {
@@ -115,6 +126,19 @@ mod tests {
         }
         assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn a_duration_past_a_year_is_refused_not_overflowed() {
+        assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION);
+        for t in ["367d", "18446744073709551615s", "300000000000y"] {
+            let e = parse_duration(t).unwrap_err();
+            assert!(
+                e.contains("longer than a year") || e.contains("not a duration"),
+                "{t}: {e}"
+            );
+        }
+        assert!(Estimate::parse("300000000000y..400000000000y").is_err());
     }
 
     #[test]

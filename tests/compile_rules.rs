@@ -842,3 +842,36 @@ fn an_empty_file_is_an_error() {
         .stderr_has("a runbook needs at least `scenario`, `title`, `rto` and `steps`");
     insta::assert_snapshot!(out.stderr);
 }
+
+/// Durations past a year are refused where they are written; they used to overflow the
+/// arithmetic of estimates and critical paths (a panic) or make a dry-run crawl.
+#[test]
+fn durations_past_a_year_are_errors_not_panics() {
+    let out = check(
+        "huge",
+        "\
+scenario: huge
+title: Huge durations
+rto: 1m
+steps:
+  - { id: a, budget: 18446744073709551615s, run: \"true\", drill: run }
+  - { id: b, needs: [a], budget: 300000000000y, estimate: 1s..2s, run: \"true\", drill: run }
+  - { id: c, needs: [b], budget: 1m, estimate: 300000000000y..400000000000y, run: \"true\", drill: run }
+",
+    );
+    out.code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("is longer than a year").count(),
+        3,
+        "{}",
+        out.stderr
+    );
+    for line in [":5:", ":6:", ":7:"] {
+        assert!(
+            out.stderr.contains(line),
+            "no error at {line}\n{}",
+            out.stderr
+        );
+    }
+}

@@ -114,6 +114,12 @@ impl Compiler<'_> {
     fn duration(&mut self, what: &str, sp: &Sp<String>) -> Option<Duration> {
         match parse_duration(&sp.value) {
             Ok(d) => Some(d),
+            Err(e) if e.contains("longer than a year") => {
+                self.err(sp.pos, format!("{what}: {e}"))
+                    .label("too long")
+                    .help("write it in hours or days, e.g. `4h` or `2d`");
+                None
+            }
             Err(e) => {
                 self.err(sp.pos, format!("{what}: {e}"))
                     .label("not a duration")
