@@ -1189,3 +1189,53 @@ fn last_is_the_newest_run_whatever_its_id() {
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["run_id"], newer.as_str());
 }
+
+/// What a step writes to `$RUNBOOK_OUTPUT` that is not an output is said in its log, the rest
+/// is kept; a step downstream missing an output says which step did not write which key.
+#[test]
+fn outputs_that_cannot_be_read_are_said_and_a_missing_one_is_named() {
+    let p = Project::with_runbook(
+        "outs",
+        r#"
+scenario: outs
+title: Outputs, good and bad
+rto: 1m
+steps:
+  - id: a
+    budget: 10s
+    run: printf 'file=/b/x.dump\nnote=caf\351\njust words\nlog<<END\nx\n' >> "$RUNBOOK_OUTPUT"
+    drill: run
+  - { id: b, needs: [a], budget: 10s, run: 'echo {{ steps.a.outputs.file }}', drill: run }
+  - { id: pick, budget: 10s, run: 'echo n=1 >> "$RUNBOOK_OUTPUT"', drill: mock }
+  - { id: use, needs: [pick], budget: 10s, run: 'echo {{ steps.pick.outputs.n }}', drill: run }
+"#,
+    );
+    let out = p.run_scenario(&["--run-id", "r1"]);
+    out.code(0);
+    assert_eq!(p.log("r1", "b"), "/b/x.dump\n", "a's good output is kept");
+    let log = p.log("r1", "a");
+    for said in [
+        "not UTF-8",
+        "line 3: ignored, neither `key=value` nor `key<<EOF`: just words",
+        "line 4: the block `log<<END` is never closed",
+    ] {
+        assert!(log.contains(said), "a's log lacks {said:?}:\n{log}");
+        assert!(
+            out.stderr.contains(said),
+            "the terminal lacks {said:?}:\n{}",
+            out.stderr
+        );
+    }
+
+    let out = p.run_scenario(&["--run-id", "r2", "--drill"]);
+    out.code(1);
+    let j = p.journal_events("r2");
+    let error = finished_of(&j, "use")[0]["data"]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        error.contains("step `pick` wrote no output `n` (it was mocked in this drill"),
+        "{error}"
+    );
+}

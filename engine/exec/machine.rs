@@ -898,7 +898,7 @@ impl Machine {
                                     now,
                                     i,
                                     attempt,
-                                    ExitResult::Error(e),
+                                    ExitResult::Error(self.explain_render_error(step, e)),
                                     BTreeMap::new(),
                                     out,
                                 );
@@ -907,6 +907,46 @@ impl Machine {
                     }
                 }
             }
+        }
+    }
+
+    /// A template that did not render names what it missed: the outputs it takes from steps
+    /// upstream that they did not write, and why a step wrote none.
+    fn explain_render_error(&self, step: &Step, error: String) -> String {
+        let mut sources: Vec<&str> = step.env.values().map(String::as_str).collect();
+        if let StepAction::Command(cmd) = &step.action {
+            sources.push(&cmd.template);
+            sources.extend(cmd.inputs.iter().flatten().map(|(_, v)| v.as_str()));
+        }
+        match &step.drill {
+            Drill::Command { template, .. } => sources.push(template),
+            Drill::With(with) => sources.extend(with.values().map(String::as_str)),
+            _ => {}
+        }
+        let mut missing = Vec::new();
+        for (id, key) in sources.iter().flat_map(|s| output_refs(s)) {
+            let Some(j) = self.plan.step_index(&id) else {
+                continue;
+            };
+            if self.rt[j].outputs.contains_key(&key) {
+                continue;
+            }
+            let why = match &self.rt[j].st {
+                St::Done(StepStatus::Simulated) => {
+                    " (it was mocked in this drill: give it a `drill:` command that writes it)"
+                }
+                St::Done(StepStatus::Skipped) => " (it was skipped in this drill)",
+                _ => "",
+            };
+            let line = format!("step `{id}` wrote no output `{key}`{why}");
+            if !missing.contains(&line) {
+                missing.push(line);
+            }
+        }
+        if missing.is_empty() {
+            error
+        } else {
+            format!("{error}: {}", missing.join("; "))
         }
     }
 
@@ -1378,3 +1418,39 @@ fn action_of(step: &Step) -> Action_<'_> {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+/// The `(step, key)` of every `steps['id'].outputs.key` or `steps.id.outputs.key` in a template.
+fn output_refs(src: &str) -> Vec<(String, String)> {
+    let word = |s: &str| -> usize {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(s.len())
+    };
+    let mut refs = Vec::new();
+    let mut rest = src;
+    while let Some(at) = rest.find("steps") {
+        rest = &rest[at + "steps".len()..];
+        let id = if let Some(r) = rest.strip_prefix("['").or_else(|| rest.strip_prefix("[\"")) {
+            let Some(end) = r.find(['\'', '"']) else {
+                continue;
+            };
+            let id = &r[..end];
+            rest = r[end + 1..].strip_prefix(']').unwrap_or(&r[end + 1..]);
+            id
+        } else if let Some(r) = rest.strip_prefix('.') {
+            let n = word(r);
+            rest = &r[n..];
+            &r[..n]
+        } else {
+            continue;
+        };
+        let Some(r) = rest.strip_prefix(".outputs.") else {
+            continue;
+        };
+        let n = r
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(r.len());
+        refs.push((id.to_owned(), r[..n].to_owned()));
+        rest = &r[n..];
+    }
+    refs
+}

@@ -821,3 +821,15 @@ fn a_poll_attempt_still_running_when_the_window_closes_is_killed() {
     );
     assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
 }
+
+#[test]
+fn output_references_are_found_in_both_spellings() {
+    assert_eq!(
+        output_refs("echo {{ steps['find-backup'].outputs.file }} {{ steps.a.outputs.n_2 }}"),
+        vec![
+            ("find-backup".to_owned(), "file".to_owned()),
+            ("a".to_owned(), "n_2".to_owned())
+        ]
+    );
+    assert!(output_refs("echo steps and {{ steps }}").is_empty());
+}

@@ -104,6 +104,7 @@ struct Pending {
     step: usize,
     attempt: u32,
     output: PathBuf,
+    log: PathBuf,
     pgid: Arc<std::sync::Mutex<Option<u32>>>,
     exited: Arc<AtomicBool>,
 }
@@ -141,7 +142,10 @@ fn start_supervisor(
                     return;
                 };
                 p.exited.store(true, std::sync::atomic::Ordering::SeqCst);
-                let outputs = process::take_outputs(&p.output, &mask);
+                let (outputs, problems) = process::take_outputs(&p.output, &p.log, &mask);
+                for text in problems {
+                    let _ = log_tx.send(LogLine { step: p.step, text });
+                }
                 let result = match (code, signal) {
                     (Some(c), _) => ExitResult::Code(c),
                     (None, Some(sig)) => ExitResult::Signal(sig),
@@ -483,6 +487,7 @@ fn perform(
                                     step,
                                     attempt,
                                     output: files.output.clone(),
+                                    log: files.log.clone(),
                                     pgid: r.pgid.clone(),
                                     exited: r.exited.clone(),
                                 },
@@ -775,7 +780,7 @@ pub fn adopted_result(files: &StepFiles, mask: &Masker) -> (ExitResult, BTreeMap
             "the step's process ended without recording its exit status (it was killed)".into(),
         ),
     };
-    let outputs = process::take_outputs(&files.output, mask);
+    let (outputs, _) = process::take_outputs(&files.output, &files.log, mask);
     (result, outputs)
 }
 

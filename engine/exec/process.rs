@@ -140,37 +140,91 @@ pub async fn end_foreign_group(pgid: u32) {
 /// The outputs a step left in its file (`key=value` lines and `key<<DELIM` blocks, as GitHub
 /// Actions writes them), read once. The file sits in the state folder, which keeps no secret
 /// in clear: a secret the step wrote into it is masked there like everywhere else.
-pub fn take_outputs(path: &Path, secrets: &super::mask::Masker) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return BTreeMap::new();
+/// Reads what a step wrote to `$RUNBOOK_OUTPUT` (the file is then masked in place). What
+/// cannot be read as outputs (bytes that are not UTF-8, a line with no `=`, a `key<<EOF` block
+/// never closed) is said in the step's log and returned, so the step downstream that misses a
+/// value is not the first to hear of it; the rest is kept.
+pub fn take_outputs(
+    path: &Path,
+    log: &Path,
+    secrets: &super::mask::Masker,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return (BTreeMap::new(), Vec::new());
+    };
+    let mut problems = Vec::new();
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(
+                "$RUNBOOK_OUTPUT holds bytes that are not UTF-8: each was replaced by U+FFFD"
+                    .to_owned(),
+            );
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
     };
     let masked = secrets.mask(&text);
     if masked != text {
         let _ = std::fs::write(path, masked);
     }
-    parse_outputs(&text)
+    let (outputs, more) = parse_outputs(&text);
+    problems.extend(more);
+    let problems: Vec<String> = problems
+        .into_iter()
+        .map(|p| format!("runbook: {}", secrets.mask(&p)))
+        .collect();
+    if !problems.is_empty() {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            for p in &problems {
+                let _ = writeln!(f, "{p}");
+            }
+        }
+    }
+    (outputs, problems)
 }
 
-pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+/// `key=value` lines and `key<<DELIM` ... `DELIM` blocks; what else is there, said.
+pub fn parse_outputs(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
     let mut out = BTreeMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
+    let mut problems = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
         if let Some((key, delim)) = line.split_once("<<")
             && !key.contains('=')
         {
             let mut value = Vec::new();
-            for l in lines.by_ref() {
+            let mut closed = false;
+            for (_, l) in lines.by_ref() {
                 if l == delim {
+                    closed = true;
                     break;
                 }
                 value.push(l);
             }
+            if !closed {
+                problems.push(format!(
+                    "$RUNBOOK_OUTPUT line {}: the block `{}<<{delim}` is never closed by a line `{delim}`: it takes every line to the end",
+                    n + 1,
+                    key.trim()
+                ));
+            }
             out.insert(key.trim().to_owned(), value.join("\n"));
         } else if let Some((k, v)) = line.split_once('=') {
             out.insert(k.trim().to_owned(), v.to_owned());
+        } else if !line.trim().is_empty() {
+            problems.push(format!(
+                "$RUNBOOK_OUTPUT line {}: ignored, neither `key=value` nor `key<<EOF`: {}",
+                n + 1,
+                line.chars().take(80).collect::<String>()
+            ));
         }
     }
-    out
+    (out, problems)
 }
 
 #[cfg(test)]
@@ -179,9 +233,25 @@ mod tests {
 
     #[test]
     fn outputs_parse_lines_and_blocks() {
-        let o = parse_outputs("file=/b/x.dump\nnote<<EOF\nline 1\nline=2\nEOF\nage_s=42\n");
+        let (o, problems) =
+            parse_outputs("file=/b/x.dump\nnote<<EOF\nline 1\nline=2\nEOF\nage_s=42\n");
         assert_eq!(o["file"], "/b/x.dump");
         assert_eq!(o["note"], "line 1\nline=2");
         assert_eq!(o["age_s"], "42");
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn what_is_not_an_output_is_said_and_the_rest_kept() {
+        let (o, problems) = parse_outputs("a=1\njust words\n\nnotes<<END\nx\nafter=lost\n");
+        assert_eq!(o["a"], "1");
+        assert_eq!(o["notes"], "x\nafter=lost");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("line 2: ignored"), "{}", problems[0]);
+        assert!(
+            problems[1].contains("line 4: the block `notes<<END` is never closed"),
+            "{}",
+            problems[1]
+        );
     }
 }
