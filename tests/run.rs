@@ -1239,3 +1239,31 @@ steps:
         "{error}"
     );
 }
+
+/// An escalation still being sent when the last step ends is sent and journaled; the run's
+/// time is still its steps' time.
+#[test]
+fn an_escalation_in_flight_at_the_end_is_sent_and_journaled() {
+    let p = Project::with_runbook(
+        "late",
+        r#"
+scenario: late
+title: A slow notify command
+rto: 1m
+notify: { lead: "sleep 2; echo {{ message }} >> notes.txt" }
+escalation: [{ after: 0s, notify: lead }]
+steps:
+  - { id: quick, budget: 10s, run: sleep 0.5, drill: run }
+"#,
+    );
+    let out = p.run_scenario(&["--run-id", "r1"]);
+    out.code(0);
+    assert!(p.read("notes.txt").contains("recovery still in progress"));
+    let j = p.journal_events("r1");
+    assert_eq!(events_of(&j, "escalated").len(), 1);
+    let finished = &events_of(&j, "run_finished")[0]["data"];
+    assert!(
+        finished["elapsed_ms"].as_u64().unwrap() < 1500,
+        "the run's time waited for the notification: {finished}"
+    );
+}

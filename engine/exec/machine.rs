@@ -183,6 +183,11 @@ pub struct Machine {
     escalated: Vec<bool>,
     at_risk: bool,
     last_projection: Duration,
+    /// Notify commands started and not yet reported: the run waits for them (each has its
+    /// own timeout), so that an escalation sent at the end is sent, and journaled.
+    notifying: usize,
+    /// When the last step ended, while notifications hold the run's end: the run's time.
+    work_ended: Option<Duration>,
     done: bool,
     env_value: Value,
     /// What the clock, the scheduler and the projection look at, kept as steps change state
@@ -302,6 +307,8 @@ impl Machine {
             failed: false,
             stopping: None,
             at_risk: false,
+            notifying: 0,
+            work_ended: None,
             last_projection: Duration::ZERO,
             done: false,
             env_value,
@@ -450,6 +457,15 @@ impl Machine {
                 }
             }
             at(self.last_projection + MINUTE);
+            // An active step counts what is left of its budget; once over it, the projection
+            // is now plus the path below it, which passes the target at this instant.
+            if !self.at_risk {
+                for &i in &self.sets.active {
+                    if let Some(t) = self.plan.rto.checked_sub(self.sets.below[i]) {
+                        at(t + Duration::from_millis(1));
+                    }
+                }
+            }
         }
         wake
     }
@@ -495,12 +511,15 @@ impl Machine {
                 reason,
                 message,
                 ok,
-            } => out.push(Action::Record(EventKind::Escalated(Escalated {
-                channel,
-                reason,
-                message: self.mask.mask(&message),
-                ok,
-            }))),
+            } => {
+                self.notifying = self.notifying.saturating_sub(1);
+                out.push(Action::Record(EventKind::Escalated(Escalated {
+                    channel,
+                    reason,
+                    message: self.mask.mask(&message),
+                    ok,
+                })))
+            }
             Input::Interrupt => {
                 if self.stopping.is_none() {
                     self.stopping = Some("signal".into());
@@ -596,9 +615,13 @@ impl Machine {
                 _ => {}
             }
         }
-        if self.stopping.is_none() {
+        if self.stopping.is_none() && self.work_ended.is_none() {
             self.fire_escalations(now, out);
-            if now >= self.last_projection + MINUTE {
+            // Every minute; and the moment the projection passes the target (a step running
+            // over its budget pushes it later as the clock goes; see `next_wake`).
+            if now >= self.last_projection + MINUTE
+                || (!self.at_risk && self.projected_finish(now) > self.plan.rto)
+            {
                 self.project(now, out);
             }
         }
@@ -642,12 +665,15 @@ impl Machine {
         let mut ctx = self.context(false);
         ctx.insert("message".into(), Value::from(message.clone()));
         match template::render(tmpl, Quoting::Shell, &Value::from(ctx)) {
-            Ok(command) => out.push(Action::Notify {
-                channel,
-                reason: reason.into(),
-                command,
-                message,
-            }),
+            Ok(command) => {
+                self.notifying += 1;
+                out.push(Action::Notify {
+                    channel,
+                    reason: reason.into(),
+                    command,
+                    message,
+                })
+            }
             Err(e) => out.push(Action::Record(EventKind::Escalated(Escalated {
                 channel,
                 reason: reason.into(),
@@ -1375,6 +1401,11 @@ impl Machine {
                 self.set(i, St::Done(StepStatus::NotRun));
                 self.failed = true;
             }
+        }
+        // The run's work is over; an escalation still being sent holds its end.
+        let now = *self.work_ended.get_or_insert(now);
+        if self.notifying > 0 {
+            return;
         }
         let rto_met = now <= self.plan.rto;
         let status = if self.failed {

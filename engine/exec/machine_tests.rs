@@ -219,13 +219,14 @@ fn rto_at_risk_fires_when_the_projection_passes_the_target_before_the_miss() {
         "rto: 1h\nsteps:\n  - { id: a, budget: 20m, run: a, drill: run }\n  - { id: b, needs: [a], budget: 30m, run: b, drill: run }\n",
     );
     let mut sim = Sim::new(p, cfg(Mode::Real));
-    // 20m + 30m fits in 1h; a runs long. At +31m a has no budget left, so the projection is
-    // 31m + 30m = 61m > 60m; the per-minute projection catches it at +31m.
+    // 20m + 30m fits in 1h; a runs long. Past its 20m budget the projection is now + 30m,
+    // which passes 60m just after +30m: caught at that instant, not at the next minute.
+    let just_after = s(30 * 60) + Duration::from_millis(1);
     sim.advance(s(30 * 60));
     assert!(sim.at("rto_at_risk").is_empty());
     sim.advance(s(31 * 60));
     assert_eq!(sim.at("rto_at_risk").len(), 1);
-    assert_eq!(sim.at("rto_at_risk")[0].0, s(31 * 60));
+    assert_eq!(sim.at("rto_at_risk")[0].0, just_after);
     let EventKind::RtoAtRisk(r) = &sim
         .events
         .iter()
@@ -235,7 +236,7 @@ fn rto_at_risk_fires_when_the_projection_passes_the_target_before_the_miss() {
     else {
         unreachable!()
     };
-    assert_eq!(r.projected_ms, 61 * 60 * 1000);
+    assert_eq!(r.projected_ms, 60 * 60 * 1000 + 1);
     assert_eq!(r.path, vec!["b".to_owned()]);
     // Not repeated while it stays at risk.
     sim.advance(s(40 * 60));
@@ -283,14 +284,15 @@ fn rto_at_risk_escalates_to_the_next_level_early() {
         vec![(s(45 * 60), "lead".into(), "schedule".into())]
     );
     // 50m + 9m fits. a overruns: at +51m the projection is 51m + 9m = 60m, still on target;
-    // at +52m it is 61m: at risk, and the CTO hears of it now, not at +90m.
+    // just after, it passes: at risk, and the CTO hears of it now, not at +90m.
+    let just_after = s(51 * 60) + Duration::from_millis(1);
     sim.advance(s(51 * 60));
     assert!(sim.at("rto_at_risk").is_empty());
     sim.advance(s(52 * 60));
-    assert_eq!(sim.at("rto_at_risk")[0].0, s(52 * 60));
+    assert_eq!(sim.at("rto_at_risk")[0].0, just_after);
     assert_eq!(
         sim.notifies[1],
-        (s(52 * 60), "cto".into(), "rto_at_risk".into())
+        (just_after, "cto".into(), "rto_at_risk".into())
     );
 }
 
@@ -832,4 +834,88 @@ fn output_references_are_found_in_both_spellings() {
         ]
     );
     assert!(output_refs("echo steps and {{ steps }}").is_empty());
+}
+
+#[test]
+fn a_step_over_a_short_rto_puts_it_at_risk_the_moment_the_projection_passes() {
+    // rto 3s, one step of budget 1s that runs 8s: at risk just after +3s, not at +8s.
+    let p = plan(
+        "rto: 3s\nnotify:\n  lead: echo {{ message }}\nescalation:\n  - { after: 1h, notify: lead }\nsteps:\n  - { id: a, budget: 1s, run: a, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(8));
+    assert_eq!(
+        sim.at("rto_at_risk"),
+        vec![(s(3) + Duration::from_millis(1), String::new())]
+    );
+    assert_eq!(
+        sim.notifies,
+        vec![(
+            s(3) + Duration::from_millis(1),
+            "lead".into(),
+            "rto_at_risk".into()
+        )]
+    );
+}
+
+#[test]
+fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_step() {
+    let p = plan(
+        "rto: 1m\nnotify:\n  lead: echo {{ message }}\nescalation:\n  - { after: 0s, notify: lead }\nsteps:\n  - { id: a, budget: 10s, run: a, drill: run }\n",
+    );
+    // Play the notify command by hand: it is still being sent when the step ends.
+    let mut m = Machine::new(p, cfg(Mode::Real), Masker::default());
+    let acts = m.handle(Duration::ZERO, Input::Start);
+    let notify = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Notify {
+                channel,
+                reason,
+                message,
+                ..
+            } => Some((channel.clone(), reason.clone(), message.clone())),
+            _ => None,
+        })
+        .expect("the 0s escalation");
+    let acts = m.handle(
+        s(1),
+        Input::Exited {
+            step: 0,
+            attempt: 1,
+            result: ExitResult::Code(0),
+            outputs: BTreeMap::new(),
+        },
+    );
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::Done(_))),
+        "the run ended with its escalation unsent"
+    );
+    let acts = m.handle(
+        s(3),
+        Input::Notified {
+            channel: notify.0,
+            reason: notify.1,
+            message: notify.2,
+            ok: true,
+        },
+    );
+    let kinds: Vec<&str> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::Record(e) => Some(e.type_name()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, vec!["escalated", "run_finished"]);
+    let finished = acts.iter().find_map(|a| match a {
+        Action::Record(EventKind::RunFinished(f)) => Some(f.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        finished.unwrap().elapsed_ms,
+        1000,
+        "the run's time is its last step's end"
+    );
+    assert!(acts.iter().any(|a| matches!(a, Action::Done(_))));
 }
