@@ -503,3 +503,40 @@ fn resume_refuses_a_live_run_and_a_changed_runbook() {
     assert_eq!(code, 2);
     assert!(err.contains("has changed since run"), "{err}");
 }
+
+/// A step that finished, failed, is not run again by `resume` (here one that failed with
+/// `on_failure: continue`, before the run was interrupted).
+#[test]
+fn resume_never_reruns_a_step_that_finished_failed() {
+    let p = Project::new();
+    p.write(
+        "runbooks/res.yaml",
+        r#"scenario: res
+title: A failed step, then an interruption
+rto: 5m
+steps:
+  - { id: nonidem, budget: 10s, on_failure: continue, run: 'echo ran >> count.txt; exit 1', drill: run }
+  - { id: long, budget: 30s, idempotent: true, run: 'sleep 5; echo long >> effects.txt', drill: run }
+"#,
+    );
+    let child = p.spawn(&["run", "res"]);
+    let run = p.wait_for("step_finished", "nonidem");
+    p.wait_for("step_started", "long");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    // The failed step stays failed: the run fails; long ran again, nonidem did not.
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(p.read("count.txt"), "ran\n");
+    assert_eq!(p.read("effects.txt"), "long\n");
+    let started = p
+        .events_of(&run, "step_started")
+        .into_iter()
+        .filter(|e| e["data"]["step"] == "nonidem")
+        .count();
+    assert_eq!(started, 1);
+}

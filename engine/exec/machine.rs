@@ -373,8 +373,18 @@ impl Machine {
             self.rt[i].outputs = s.outputs.clone();
             self.rt[i].warned = s.warned;
             self.rt[i].breached = s.breached;
+            // A step that finished stays finished, failed ones too: resume never re-runs a
+            // finished step. Interrupted ones run again; one that failed and was to be tried
+            // again has no status yet, and is.
             match s.status {
                 Some(st) if st.is_ok() => self.set(i, St::Done(st)),
+                Some(st @ (StepStatus::Failed | StepStatus::TimedOut)) => {
+                    self.set(i, St::Done(st));
+                    self.failed = true;
+                    if step.on_failure == OnFailure::Abort {
+                        self.aborting = true;
+                    }
+                }
                 _ => {}
             }
         }
