@@ -540,3 +540,73 @@ steps:
         .count();
     assert_eq!(started, 1);
 }
+
+/// What held a secret is journaled masked, so a resumed run does not have it: an output is
+/// missing (and the step that needs it says why) rather than `***`, and a variable must be
+/// given again rather than falling back to the runbook's default.
+#[test]
+fn resume_does_not_pass_on_masked_values_as_if_they_were_real() {
+    let p = Project::new();
+    p.write(
+        "runbooks/rsec.yaml",
+        r#"scenario: rsec
+title: Secrets across a resume
+rto: 5m
+vars: { target: "postgres://localhost/default" }
+secrets: [PW]
+steps:
+  - { id: a, budget: 10s, run: 'echo "dsn=postgres://u:$PW@db/x" >> "$RUNBOOK_OUTPUT"', drill: run }
+  - { id: wait, needs: [a], budget: 30s, idempotent: true, run: sleep 5, drill: run }
+  - { id: b, needs: [wait], budget: 10s, run: 'echo {{ steps.a.outputs.dsn }} {{ target }} > got.txt', drill: run }
+"#,
+    );
+    let mut cmd = p.cmd(&[
+        "run",
+        "rsec",
+        "--var",
+        "target=postgres://u:hunter22@prod/x",
+    ]);
+    cmd.env("PW", "hunter22");
+    let child = p.spawn_with(cmd);
+    let run = p.wait_for("step_started", "wait");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+
+    let mut cmd = p.cmd(&["resume", &run, "--yes"]);
+    cmd.env("PW", "hunter22");
+    let (code, _, err) = p.run_with(cmd).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("variable `target` held a secret"), "{err}");
+    assert!(err.contains("--var target="), "{err}");
+
+    let mut cmd = p.cmd(&[
+        "resume",
+        &run,
+        "--yes",
+        "--var",
+        "target=postgres://u:hunter22@prod/x",
+    ]);
+    cmd.env("PW", "hunter22");
+    let (code, _, err) = p.run_with(cmd).parts();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !p.path().join("got.txt").exists(),
+        "b ran with a masked value"
+    );
+    let b = p
+        .events_of(&run, "step_finished")
+        .into_iter()
+        .find(|e| e["data"]["step"] == "b")
+        .unwrap();
+    let error = b["data"]["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "step `a` wrote no output `dsn` in this resumed run: its value held a secret"
+        ),
+        "{error}"
+    );
+}

@@ -402,6 +402,7 @@ pub fn resume(
     yes: bool,
     as_name: &Option<String>,
     json: bool,
+    given: &[String],
     state_dir: Option<PathBuf>,
 ) -> u8 {
     let state = StateDir::resolve(state_dir);
@@ -490,12 +491,23 @@ pub fn resume(
     };
     let mode = started.mode.unwrap_or(Mode::Real);
     let operator = operator(as_name);
-    let vars = match effective_vars(&plan, &Default::default(), None, &[]) {
+    let vars = match effective_vars(&plan, &Default::default(), None, given) {
         Ok(mut v) => {
-            // The values the run started with (masked ones fall back to the current defaults).
+            // The values the run started with. One that held a secret is journaled masked:
+            // it must be given again, or resume would aim at the runbook's default instead.
+            let given_names: Vec<&str> = given
+                .iter()
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+                .collect();
             for (k, val) in &started.vars {
                 if !val.contains(crate::exec::mask::MASK) {
                     v.insert(k.clone(), val.clone());
+                } else if !given_names.contains(&k.as_str()) {
+                    eprintln!(
+                        "error: variable `{k}` held a secret when run `{id}` started, and the journal keeps it masked (`{val}`)"
+                    );
+                    eprintln!("help: give it again: `runbook resume {id} --var {k}=...`");
+                    return exit::USAGE;
                 }
             }
             v

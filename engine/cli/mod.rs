@@ -95,6 +95,10 @@ pub enum Command {
         /// Write the event stream to stdout, one JSON object a line.
         #[arg(long)]
         json: bool,
+        /// A variable whose value held a secret when the run started: the journal keeps it
+        /// masked, so resume needs it again (K=V, repeatable).
+        #[arg(long = "var", value_name = "K=V")]
+        vars: Vec<String>,
     },
     /// Check a run's journal: its hash chain, line by line.
     Verify {
@@ -241,7 +245,8 @@ pub fn main() -> ExitCode {
             yes,
             as_name,
             json,
-        } => live::resume(&run, yes, &as_name, json, cli.state_dir),
+            vars,
+        } => live::resume(&run, yes, &as_name, json, &vars, cli.state_dir),
         Command::Verify { run } => runs::verify(&run, cli.state_dir),
         Command::Report {
             run,

@@ -167,6 +167,8 @@ struct Rt {
     warned: bool,
     breached: bool,
     outputs: BTreeMap<String, String>,
+    /// Outputs restored on resume without their value: it held a secret.
+    masked_outputs: BTreeSet<String>,
 }
 
 pub struct Machine {
@@ -297,6 +299,7 @@ impl Machine {
                     warned: false,
                     breached: false,
                     outputs: BTreeMap::new(),
+                    masked_outputs: BTreeSet::new(),
                 };
                 n
             ],
@@ -370,7 +373,15 @@ impl Machine {
             let Some(s) = state.step(&step.id) else {
                 continue;
             };
-            self.rt[i].outputs = s.outputs.clone();
+            // An output that held a secret is journaled masked: `***` is not its value, and
+            // a command given it would do the wrong thing. It is left out, and said so.
+            let (kept, masked): (BTreeMap<_, _>, BTreeMap<_, _>) = s
+                .outputs
+                .clone()
+                .into_iter()
+                .partition(|(_, v)| !v.contains(crate::exec::mask::MASK));
+            self.rt[i].outputs = kept;
+            self.rt[i].masked_outputs = masked.into_keys().collect();
             self.rt[i].warned = s.warned;
             self.rt[i].breached = s.breached;
             // A step that finished stays finished, failed ones too: resume never re-runs a
@@ -968,6 +979,9 @@ impl Machine {
                 continue;
             }
             let why = match &self.rt[j].st {
+                _ if self.rt[j].masked_outputs.contains(&key) => {
+                    " in this resumed run: its value held a secret, which the journal keeps masked (start a new run, or pass the secret in the environment instead)"
+                }
                 St::Done(StepStatus::Simulated) => {
                     " (it was mocked in this drill: give it a `drill:` command that writes it)"
                 }
