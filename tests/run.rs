@@ -1267,3 +1267,35 @@ steps:
         "the run's time waited for the notification: {finished}"
     );
 }
+
+/// What a step starts in a session of its own (`setsid`, a daemon) is ended with the step:
+/// when it succeeds, when it times out, and at the end of the run for one that cleared its
+/// environment (nothing says which step it came from).
+#[test]
+fn a_daemon_a_step_started_in_its_own_session_does_not_outlive_it() {
+    let p = Project::with_runbook(
+        "daemons",
+        r#"
+scenario: daemons
+title: Steps that leave daemons
+rto: 1m
+steps:
+  - { id: ok, budget: 10s, run: 'setsid sleep 601 </dev/null >/dev/null 2>&1 & echo $! > ok.pid; sleep 0.3', drill: run }
+  - { id: slow, budget: 10s, timeout: 1s, on_failure: continue, run: 'setsid sleep 602 </dev/null >/dev/null 2>&1 & echo $! > slow.pid; sleep 100', drill: run }
+  - { id: anon, budget: 10s, run: 'env -i setsid sleep 603 </dev/null >/dev/null 2>&1 & echo $! > anon.pid; sleep 0.3', drill: run }
+  - { id: after, needs: [ok], budget: 10s, run: 'sleep 0.5', drill: run }
+"#,
+    );
+    let out = p.run_scenario(&["--run-id", "r1"]);
+    out.code(1); // `slow` timed out
+    // Gone by the time the run has ended, not some time later.
+    for name in ["ok", "slow", "anon"] {
+        let pid = p.pid_file(&format!("{name}.pid"));
+        assert!(
+            !pid_alive(pid),
+            "the daemon of `{name}` ({pid}) outlived the run"
+        );
+    }
+    let j = p.journal_events("r1");
+    assert_eq!(finished_of(&j, "slow")[0]["data"]["status"], "timed_out");
+}
