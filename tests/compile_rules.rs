@@ -875,3 +875,51 @@ steps:
         );
     }
 }
+
+/// The YAML library's own words (Rust types, its API) are said in the format's.
+#[test]
+fn type_errors_are_said_in_the_formats_words() {
+    for (yaml, says) in [
+        (
+            "vars: { n: ~ }\nsteps:\n  - { id: a, budget: 5s, run: \"true\", drill: run }\n",
+            "a value is missing here (null)",
+        ),
+        (
+            "steps:\n  - { id: a, budget: 5s, run: \"true\", drill: run, retries: -1 }\n",
+            "expected a whole number, 0 or more",
+        ),
+        (
+            "steps:\n  - { id: a, budget: 5s, run: \"true\", drill: run }\n  - { id: b, needs: a, budget: 5s, run: \"true\", drill: run }\n",
+            "expected a list here",
+        ),
+        (
+            "steps:\n  - { id: a, budget: 5s, run: [x], drill: run }\n",
+            "expected a text value here",
+        ),
+        (
+            "steps:\n  - { id: a, budget: 5s, run: \"true\", drill: run }\n---\nx: 1\n",
+            "more than one YAML document",
+        ),
+    ] {
+        let out = check(
+            "words",
+            &format!("scenario: words\ntitle: T\nrto: 1m\n{yaml}"),
+        );
+        out.code(2);
+        assert!(out.stderr.contains(says), "{says:?} not in\n{}", out.stderr);
+        for leak in [
+            "Option<String>",
+            "u32",
+            "from_str_multiple",
+            "sequence start",
+            "scalar",
+        ] {
+            assert!(!out.stderr.contains(leak), "{leak:?} in\n{}", out.stderr);
+        }
+        assert!(
+            out.stderr.contains("[runbooks/words.yaml:"),
+            "{}",
+            out.stderr
+        );
+    }
+}

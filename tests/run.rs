@@ -1299,3 +1299,15 @@ steps:
     let j = p.journal_events("r1");
     assert_eq!(finished_of(&j, "slow")[0]["data"]["status"], "timed_out");
 }
+
+/// A variable written as a number is kept as written: `9.10` is not `9.1`, `0012345` keeps
+/// its zeros, a long number its digits.
+#[test]
+fn number_looking_values_arrive_as_written() {
+    let p = Project::with_runbook(
+        "nums",
+        "scenario: nums\ntitle: t\nrto: 1m\nvars: { pgver: 9.10, acct: 0012345, big: 12345678901234567890123 }\nsteps:\n  - { id: a, budget: 5s, run: 'echo {{ pgver }} {{ acct }} {{ big }}', drill: run }\n",
+    );
+    p.run_scenario(&["--run-id", "r1"]).code(0);
+    assert_eq!(p.log("r1", "a"), "9.10 0012345 12345678901234567890123\n");
+}

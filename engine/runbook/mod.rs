@@ -159,6 +159,15 @@ fn yaml_problem(e: &serde_saphyr::Error, file: &Arc<SourceFile>) -> Problem {
             format!("duplicate key `{key}`")
         };
     }
+    // And its type-level wording, in the format's.
+    let mut help_for: Option<&str> = None;
+    for (says, means, help) in WORDING {
+        if message.contains(says) {
+            message = (*means).to_owned();
+            help_for = Some(help);
+            break;
+        }
+    }
     let mut p = Problem::error(message).in_file(file);
     if let Some(loc) = e.location() {
         let mut pos = Pos::from_location(&loc);
@@ -169,7 +178,9 @@ fn yaml_problem(e: &serde_saphyr::Error, file: &Arc<SourceFile>) -> Problem {
         }
         p = p.at(file, pos);
     }
-    let help = if p.message.contains("duplicate") {
+    let help = if let Some(h) = help_for {
+        Some(h)
+    } else if p.message.contains("duplicate") {
         Some("a key may appear once in a mapping: remove or rename the repeated one")
     } else if p.message.contains("missing field") {
         Some("add the missing key; `runbook schema` lists every key of the format")
@@ -178,6 +189,46 @@ fn yaml_problem(e: &serde_saphyr::Error, file: &Arc<SourceFile>) -> Problem {
     };
     p.maybe_help(help.map(str::to_owned))
 }
+
+/// serde-saphyr's messages that speak of Rust types or of its own API, and what they mean in
+/// a runbook: (what it says, what we say, the help).
+const WORDING: &[(&str, &str, &str)] = &[
+    (
+        "cannot deserialize null into",
+        "a value is missing here (null)",
+        "write a value, or \"\" for an empty one",
+    ),
+    (
+        "invalid u32",
+        "expected a whole number, 0 or more",
+        "e.g. `retries: 2`",
+    ),
+    (
+        "invalid u64",
+        "expected a whole number, 0 or more",
+        "e.g. `min: 2`",
+    ),
+    (
+        "expected sequence start",
+        "expected a list here",
+        "e.g. `needs: [a, b]`, or one item a line, each after `- `",
+    ),
+    (
+        "expected string scalar",
+        "expected a text value here, not a list or a mapping",
+        "quote it to keep it as written, e.g. `run: \"echo {{ x }}\"`",
+    ),
+    (
+        "multiple YAML documents detected",
+        "more than one YAML document in the file (a `---` separator)",
+        "a runbook is one document: remove the `---` line, or put the second document in a file of its own",
+    ),
+    (
+        "budget breached",
+        "too many YAML nodes or aliases to read this file",
+        "a runbook needs no anchors that expand to large trees; write the values out",
+    ),
+];
 
 /// The byte offset of a 1-based line and (character) column, clamped to the text.
 fn offset_of(text: &str, line: u32, column: u32) -> usize {

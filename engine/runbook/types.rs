@@ -243,7 +243,9 @@ impl<'de> Deserialize<'de> for Text {
                 Ok(Text(v.to_string()))
             }
         }
-        d.deserialize_any(V)
+        // As a string: serde-saphyr then gives a plain scalar its text as written, so `9.10`
+        // stays `9.10` and `0012345` keeps its zeros (as numbers they became `9.1`, `12345`).
+        d.deserialize_str(V)
     }
 }
 
