@@ -1311,3 +1311,32 @@ fn number_looking_values_arrive_as_written() {
     p.run_scenario(&["--run-id", "r1"]).code(0);
     assert_eq!(p.log("r1", "a"), "9.10 0012345 12345678901234567890123\n");
 }
+
+/// `status` says when the journal it reads is broken; an empty journal is no run: `verify`,
+/// `report` and `history` say so instead of showing a blank one.
+#[test]
+fn a_broken_or_empty_journal_is_said_by_every_command() {
+    let p = Project::with_runbook(
+        "j",
+        "scenario: j\ntitle: t\nrto: 1m\nsteps:\n  - { id: a, budget: 5s, run: 'true', drill: run }\n",
+    );
+    p.run_scenario(&["--run-id", "changed"]).code(0);
+    p.run_scenario(&["--run-id", "empty"]).code(0);
+    let journal = |id: &str| p.path().join(".runbook/runs").join(id).join("journal.jsonl");
+    let text = std::fs::read_to_string(journal("changed")).unwrap();
+    std::fs::write(journal("changed"), text.replacen("\"attempt\":1", "\"attempt\":2", 1)).unwrap();
+    std::fs::write(journal("empty"), "").unwrap();
+
+    let (code, _, err) = p.run(&["status", "changed"]).parts();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is BROKEN at seq"), "{err}");
+
+    let (code, out, _) = p.run(&["verify", "empty"]).parts();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("the journal is empty"), "{out}");
+    let (code, _, err) = p.run(&["report", "empty", "--format", "json"]).parts();
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = p.run(&["history"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("## \n") && !out.contains("\"\""), "{out}");
+}

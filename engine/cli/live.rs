@@ -165,6 +165,22 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             return exit::USAGE;
         }
     };
+    // What status shows is what the journal says: said loudly when the chain is broken.
+    let broken = match crate::journal::verify(&state.journal(id)) {
+        Ok(v) => match v.first_bad {
+            Some((seq, line, why)) => {
+                eprintln!(
+                    "warning: the journal of run `{id}` is BROKEN at seq {seq} (line {line}): {why}"
+                );
+                eprintln!(
+                    "help: what follows is what it says, not to be trusted; `runbook verify {id}`"
+                );
+                true
+            }
+            None => false,
+        },
+        Err(_) => false,
+    };
     let rs = RunState::replay(&records);
     let Some(started) = rs.started.clone() else {
         eprintln!("error: run `{id}` has an empty journal");
@@ -292,7 +308,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             println!("  (the executor is not running: resume the run first)");
         }
     }
-    exit::OK
+    if broken { exit::FAILED } else { exit::OK }
 }
 
 pub fn answer(

@@ -208,18 +208,25 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
         let read = reader
             .read_until(b'\n', &mut line)
             .map_err(|e| JournalError::Io(path.to_owned(), e))?;
-        if read == 0 {
-            return Ok(Verification {
-                records: n,
-                first_bad: None,
-                torn_tail: false,
+        if read == 0 || line.last() != Some(&b'\n') {
+            // A run's journal begins with its run_started, written before anything else:
+            // without one there is no run to verify.
+            let first_bad = (n == 0).then(|| {
+                (
+                    0,
+                    1,
+                    if read == 0 {
+                        "the journal is empty: it should begin with the run's `run_started`"
+                    } else {
+                        "its only line was cut short: the run never got as far as `run_started`"
+                    }
+                    .to_owned(),
+                )
             });
-        }
-        if line.last() != Some(&b'\n') {
             return Ok(Verification {
                 records: n,
-                first_bad: None,
-                torn_tail: true,
+                first_bad,
+                torn_tail: read != 0,
             });
         }
         line.pop();
@@ -259,6 +266,12 @@ fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<(), String> {
         serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))?;
     if v["seq"].as_u64() != Some(seq) {
         return Err(format!("expected seq {seq}, found {}", v["seq"]));
+    }
+    if seq == 0 && v["type"] != "run_started" {
+        return Err(format!(
+            "a journal begins with `run_started`, not {}",
+            v["type"]
+        ));
     }
     if v["prev"].as_str() != Some(prev) {
         return Err(
@@ -325,11 +338,41 @@ mod tests {
         tempfile::tempdir().unwrap()
     }
 
+    /// A journal as a run makes it: its first record is `run_started`.
+    fn begun(p: &Path) -> Journal {
+        let mut j = Journal::create(p).unwrap();
+        j.append(
+            Utc::now(),
+            Duration::ZERO,
+            EventKind::RunStarted(RunStarted::default()),
+        );
+        j
+    }
+
+    #[test]
+    fn a_journal_that_does_not_begin_with_run_started_is_broken() {
+        let d = tmp();
+        let p = d.path().join("journal.jsonl");
+        std::fs::write(&p, "").unwrap();
+        let v = verify(&p).unwrap();
+        assert!(v.first_bad.unwrap().2.contains("empty"));
+        std::fs::remove_file(&p).unwrap();
+        let mut j = Journal::create(&p).unwrap();
+        j.append(
+            Utc::now(),
+            Duration::ZERO,
+            EventKind::RunResumed(RunResumed::default()),
+        );
+        j.sync().unwrap();
+        let v = verify(&p).unwrap();
+        assert!(v.first_bad.unwrap().2.contains("begins with `run_started`"));
+    }
+
     #[test]
     fn an_appended_record_is_the_record_read_back() {
         let d = tmp();
         let p = d.path().join("journal.jsonl");
-        let mut j = Journal::create(&p).unwrap();
+        let mut j = begun(&p);
         // Sub-millisecond digits are not written: the record says what the file says.
         let t = DateTime::parse_from_rfc3339("2026-12-01T07:13:13.123987654Z")
             .unwrap()
@@ -346,15 +389,15 @@ mod tests {
         );
         j.sync().unwrap();
         let (read, _) = read_verified(&p).unwrap();
-        assert_eq!(read, vec![written]);
-        assert_eq!(read[0].at.to_rfc3339(), "2026-12-01T07:13:13.123+00:00");
+        assert_eq!(read[1..], [written]);
+        assert_eq!(read[1].at.to_rfc3339(), "2026-12-01T07:13:13.123+00:00");
     }
 
     #[test]
     fn a_written_journal_verifies_and_a_changed_byte_does_not() {
         let d = tmp();
         let p = d.path().join("journal.jsonl");
-        let mut j = Journal::create(&p).unwrap();
+        let mut j = begun(&p);
         let t = Utc::now();
         for i in 0..5 {
             j.append(
@@ -370,7 +413,7 @@ mod tests {
         }
         j.sync().unwrap();
         let v = verify(&p).unwrap();
-        assert_eq!(v.records, 5);
+        assert_eq!(v.records, 6);
         assert!(v.first_bad.is_none());
 
         let mut bytes = std::fs::read(&p).unwrap();
@@ -378,10 +421,10 @@ mod tests {
             .iter()
             .enumerate()
             .filter(|(_, b)| **b == b'\n')
-            .nth(1)
+            .nth(2)
             .unwrap()
             .0;
-        // Change a channel name in line 3.
+        // Change a channel name in line 4.
         let at = third
             + 1
             + String::from_utf8_lossy(&bytes[third + 1..])
@@ -390,19 +433,14 @@ mod tests {
         bytes[at + 1] = b'9';
         std::fs::write(&p, &bytes).unwrap();
         let v = verify(&p).unwrap();
-        assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(2));
+        assert_eq!(v.first_bad.as_ref().map(|b| b.0), Some(3));
     }
 
     #[test]
     fn reopen_cuts_a_torn_tail_and_continues_the_chain() {
         let d = tmp();
         let p = d.path().join("journal.jsonl");
-        let mut j = Journal::create(&p).unwrap();
-        j.append(
-            Utc::now(),
-            Duration::ZERO,
-            EventKind::RunResumed(RunResumed::default()),
-        );
+        let mut j = begun(&p);
         j.sync().unwrap();
         drop(j);
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
