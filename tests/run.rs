@@ -1322,9 +1322,18 @@ fn a_broken_or_empty_journal_is_said_by_every_command() {
     );
     p.run_scenario(&["--run-id", "changed"]).code(0);
     p.run_scenario(&["--run-id", "empty"]).code(0);
-    let journal = |id: &str| p.path().join(".runbook/runs").join(id).join("journal.jsonl");
+    let journal = |id: &str| {
+        p.path()
+            .join(".runbook/runs")
+            .join(id)
+            .join("journal.jsonl")
+    };
     let text = std::fs::read_to_string(journal("changed")).unwrap();
-    std::fs::write(journal("changed"), text.replacen("\"attempt\":1", "\"attempt\":2", 1)).unwrap();
+    std::fs::write(
+        journal("changed"),
+        text.replacen("\"attempt\":1", "\"attempt\":2", 1),
+    )
+    .unwrap();
     std::fs::write(journal("empty"), "").unwrap();
 
     let (code, _, err) = p.run(&["status", "changed"]).parts();
@@ -1339,4 +1348,36 @@ fn a_broken_or_empty_journal_is_said_by_every_command() {
     let (code, out, err) = p.run(&["history"]).parts();
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("## \n") && !out.contains("\"\""), "{out}");
+}
+
+/// `check` with no paths needs no step library; a FIFO is refused, not read forever; a file
+/// that is not UTF-8 is said with its line.
+#[test]
+fn check_takes_a_project_without_steps_and_refuses_what_is_no_file() {
+    let p = Project::with_runbook(
+        "plain",
+        "scenario: plain\ntitle: t\nrto: 1m\nsteps:\n  - { id: a, budget: 5s, run: 'true', drill: run }\n",
+    );
+    assert!(!p.path().join("steps").exists());
+    let (code, out, err) = p.run(&["check"]).parts();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("checked 1 runbook"),
+        "{out}{err}"
+    );
+
+    let fifo = p.path().join("f.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (code, _, err) = p.run(&["check", "f.yaml"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a file"), "{err}");
+
+    std::fs::write(
+        p.path().join("latin1.yaml"),
+        b"scenario: latin1\ntitle: caf\xe9\n",
+    )
+    .unwrap();
+    let (code, _, err) = p.run(&["check", "latin1.yaml"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not UTF-8 text: line 2"), "{err}");
 }

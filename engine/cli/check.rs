@@ -31,7 +31,11 @@ fn kind_of(path: &Path) -> Kind {
 fn expand(paths: &[PathBuf], project: &Project) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let roots: Vec<PathBuf> = if paths.is_empty() {
-        vec![project.runbooks_dir(), project.steps_dir()]
+        // A project need not have a step library; runbooks/ is looked for (and missed) always.
+        let steps = project.steps_dir();
+        std::iter::once(project.runbooks_dir())
+            .chain(steps.is_dir().then_some(steps))
+            .collect()
     } else {
         paths.to_vec()
     };

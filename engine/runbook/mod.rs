@@ -49,13 +49,40 @@ pub fn load_env(path: &Path) -> Result<Loaded<EnvDoc>, Problems> {
 
 /// Reads and parses a file of the given kind.
 pub fn load<T: DeserializeOwned>(path: &Path, kind: Kind) -> Result<Loaded<T>, Problems> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    // A FIFO or a device would be read forever, or block: only files are runbooks.
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+    {
+        return Err(
+            Problem::error(format!("`{}` is not a file", path.display()))
+                .help("give the path of a runbook's YAML file, or a scenario name")
+                .into(),
+        );
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
         Problem::error(format!("cannot read `{}`: {e}", path.display()))
             .help("check the path; a scenario name is looked up as runbooks/<name>.yaml")
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = bytes_line(e.as_bytes(), at);
+        Problem::error(format!(
+            "`{}` is not UTF-8 text: line {line} holds a byte that is not (byte {at})",
+            path.display()
+        ))
+        .help("save the file as UTF-8")
     })?;
     let file = SourceFile::new(path, &display_path(path), text);
     let doc = parse(&file, kind)?;
     Ok(Loaded { doc, file })
+}
+
+/// The 1-based line of a byte offset.
+fn bytes_line(bytes: &[u8], at: usize) -> usize {
+    1 + bytes[..at.min(bytes.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
 }
 
 /// Parses text already read; used by `load` and by tests that feed the loader arbitrary text.
