@@ -220,6 +220,7 @@ mod tests {
             path: "t.yaml".into(),
             root: ".".into(),
             sha256: String::new(),
+            library: BTreeMap::new(),
         }
     }
 

@@ -665,4 +665,17 @@ fn export_bundles_the_evidence_an_auditor_needs() {
         std::fs::read_to_string(b.join("runbook.yaml")).unwrap(),
         SMALL
     );
+
+    // Without the runbook that ran, the bundle is still written, and fails its own check.
+    std::fs::remove_file(
+        p.path()
+            .join(".runbook/runs")
+            .join(&run)
+            .join("runbook.yaml"),
+    )
+    .unwrap();
+    let (code, _, err) = p.run(&["export", &run, "-o", "partial.tar.gz"]).parts();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not the runbook that ran"), "{err}");
+    assert!(p.path().join("partial.tar.gz").is_file());
 }

@@ -610,3 +610,43 @@ steps:
         "{error}"
     );
 }
+
+/// A resumed run runs the commands the run started with: a library step that changed since
+/// is refused, as a changed runbook is.
+#[test]
+fn resume_refuses_a_changed_library_step() {
+    let p = Project::new();
+    p.write(
+        "steps/sys/thing.yaml",
+        "title: A thing\nrun: echo thing >> effects.txt\nbudget: 10s\ndrill: run\n",
+    );
+    p.write(
+        "runbooks/lib.yaml",
+        r#"scenario: lib
+title: Uses a library step
+rto: 5m
+steps:
+  - { id: first, budget: 30s, idempotent: true, run: 'sleep 5', drill: run }
+  - { id: second, needs: [first], uses: sys/thing }
+"#,
+    );
+    let child = p.spawn(&["run", "lib"]);
+    let run = p.wait_for("step_started", "first");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    p.write(
+        "steps/sys/thing.yaml",
+        "title: A thing\nrun: echo changed >> effects.txt\nbudget: 10s\ndrill: run\n",
+    );
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("library step `sys/thing` (steps/sys/thing.yaml) has changed"),
+        "{err}"
+    );
+    assert!(!p.path().join("effects.txt").exists());
+}

@@ -501,6 +501,21 @@ pub fn resume(
         eprintln!("help: restore the runbook as it ran to resume, or start a new run");
         return exit::USAGE;
     }
+    let changed: Vec<&String> = started
+        .library_sha256
+        .iter()
+        .filter(|(name, sha)| plan.library.get(*name) != Some(*sha))
+        .map(|(name, _)| name)
+        .collect();
+    if !changed.is_empty() {
+        for name in &changed {
+            eprintln!(
+                "error: library step `{name}` (steps/{name}.yaml) has changed since run `{id}` started"
+            );
+        }
+        eprintln!("help: restore it as it ran to resume, or start a new run");
+        return exit::USAGE;
+    }
     let project = Project::at(plan.root.clone());
     let Ok(env) = load_environment(&project, started.env.as_deref()) else {
         return exit::USAGE;

@@ -400,7 +400,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
     };
-    let started = EventKind::RunStarted(RunStarted {
+    let started = EventKind::RunStarted(Box::new(RunStarted {
         run_id: run_id.clone(),
         scenario: plan.scenario.clone(),
         title: plan.title.clone(),
@@ -414,7 +414,8 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         vars: masked_vars,
         plan: plan_summary(&plan),
         max_parallel: args.max_parallel,
-    });
+        library_sha256: plan.library.clone(),
+    }));
     if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
         eprintln!("error: {e}");
         return exit::USAGE;

@@ -166,7 +166,7 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
         }
     };
     let root = staging.join(&id);
-    let result = (|| -> std::io::Result<()> {
+    let result = (|| -> std::io::Result<bool> {
         std::fs::create_dir_all(root.join("logs"))?;
         std::fs::copy(run_dir.join("journal.jsonl"), root.join("journal.jsonl"))?;
         let runbook_copy = run_dir.join("runbook.yaml");
@@ -215,13 +215,16 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
                 }
             ),
         )?;
-        Ok(())
+        Ok(sha_now == sha_then)
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&staging);
-        eprintln!("error: cannot assemble the bundle: {e}");
-        return exit::FAILED;
-    }
+    let runbook_matches = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            eprintln!("error: cannot assemble the bundle: {e}");
+            return exit::FAILED;
+        }
+    };
     let status = std::process::Command::new("tar")
         .arg("-czf")
         .arg(std::path::absolute(out).unwrap_or_else(|_| out.to_owned()))
@@ -231,6 +234,14 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
         .status();
     let _ = std::fs::remove_dir_all(&staging);
     match status {
+        // Written all the same: it is the evidence there is. But it fails its own check.
+        Ok(s) if s.success() && !runbook_matches => {
+            eprintln!("wrote {}", out.display());
+            eprintln!(
+                "error: the bundle's runbook.yaml is not the runbook that ran (its sha256 differs from run_started's; see verify.txt)"
+            );
+            exit::FAILED
+        }
         Ok(s) if s.success() => {
             eprintln!("wrote {}", out.display());
             exit::OK

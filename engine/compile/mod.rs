@@ -59,6 +59,7 @@ pub fn compile(
         file: rb.file.clone(),
         doc: &rb.doc,
         problems: Problems::default(),
+        library: BTreeMap::new(),
     };
     let plan = c.run(project, library, opts);
     let problems = c.problems;
@@ -73,6 +74,8 @@ struct Compiler<'a> {
     file: Arc<SourceFile>,
     doc: &'a RunbookDoc,
     problems: Problems,
+    /// The library steps used, with the sha256 of each one's file.
+    library: BTreeMap<String, String>,
 }
 
 /// One step's own view while compiling: which steps it may take outputs from.
@@ -304,6 +307,7 @@ impl Compiler<'_> {
             path: self.file.path.clone(),
             root: project.root.clone(),
             sha256,
+            library: std::mem::take(&mut self.library),
         })
     }
 
@@ -433,7 +437,13 @@ impl Compiler<'_> {
 
         let lib = match &s.uses {
             Some(u) => match library.get(project, &u.value) {
-                Ok(Some(l)) => Some(l),
+                Ok(Some(l)) => {
+                    self.library.insert(
+                        u.value.clone(),
+                        hex(&Sha256::digest(l.loaded.file.text().as_bytes())),
+                    );
+                    Some(l)
+                }
                 Ok(None) => {
                     let names = project.library_names();
                     let help = suggestion(&u.value, names.iter().map(String::as_str))

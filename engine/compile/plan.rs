@@ -32,6 +32,9 @@ pub struct Plan {
     pub root: PathBuf,
     /// sha256 of the runbook file's bytes, as journaled in `run_started`.
     pub sha256: String,
+    /// The library steps it uses (`system/name`), with the sha256 of each one's file: a
+    /// resumed run must run the same commands.
+    pub library: BTreeMap<String, String>,
 }
 
 impl Plan {

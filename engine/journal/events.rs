@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum EventKind {
-    RunStarted(RunStarted),
+    /// Boxed: it is the largest event by far, and there is one a run.
+    RunStarted(Box<RunStarted>),
     StepStarted(StepStarted),
     StepOutput(StepOutput),
     StepFinished(StepFinished),
@@ -123,6 +124,9 @@ pub struct RunStarted {
     /// `--max-parallel`, which `resume` keeps to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
+    /// The library steps the runbook used, with each file's sha256.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub library_sha256: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -344,7 +344,7 @@ mod tests {
         j.append(
             Utc::now(),
             Duration::ZERO,
-            EventKind::RunStarted(RunStarted::default()),
+            EventKind::RunStarted(Box::default()),
         );
         j
     }

@@ -146,7 +146,7 @@ impl RunState {
                     s.gate = p.gate;
                     s.idempotent = p.idempotent;
                 }
-                self.started = Some(e.clone());
+                self.started = Some((**e).clone());
                 self.started_at = Some(r.at);
             }
             EventKind::StepStarted(e) => {
