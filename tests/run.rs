@@ -1381,3 +1381,52 @@ fn check_takes_a_project_without_steps_and_refuses_what_is_no_file() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not UTF-8 text: line 2"), "{err}");
 }
+
+/// A step's log that cannot be written (a full disk) is said on the terminal, once, instead
+/// of losing lines without a word. Needs root, to mount a small tmpfs for the state folder.
+#[test]
+fn a_log_that_cannot_be_written_is_said() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().nth(1).unwrap_or("").to_owned())
+        })
+        .unwrap();
+    assert_eq!(
+        uid, "0",
+        "this test mounts a tmpfs: run it as root (CI does)"
+    );
+    let p = Project::with_runbook(
+        "full",
+        "scenario: full\ntitle: t\nrto: 1m\nsteps:\n  - { id: a, budget: 10s, run: 'yes x | head -c 300000', drill: run }\n",
+    );
+    let mnt = p.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount a tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let state = mnt.join("state");
+    let mut cmd = p.cmd(&["run", "full", "--run-id", "r1"]);
+    cmd.env("RUNBOOK_STATE_DIR", &state);
+    let out = p.run_with(cmd);
+    let said = "runbook: cannot write the step's log";
+    assert_eq!(
+        out.stderr.matches(said).count(),
+        1,
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(out.stderr.contains("No space left on device"));
+}

@@ -339,6 +339,7 @@ impl Supervisor {
         let mut log = LazyLog {
             path: req.log.clone(),
             file: None,
+            failing: false,
             hosts,
         };
         let mut spawned = cmd.spawn();
@@ -371,7 +372,7 @@ impl Supervisor {
                 };
                 // In the step's log too, where whoever looks into the failure looks first.
                 let text = format!("runbook: cannot start the step: {why}");
-                log.line(&text);
+                let _ = log.line(&text);
                 self.emit(&Event::Line {
                     step: req.step,
                     text,
@@ -477,9 +478,12 @@ impl Supervisor {
         };
         let text = String::from_utf8_lossy(raw);
         let line = self.mask.mask(text.trim_end_matches('\r'));
-        s.log.line(&line);
+        let failed = s.log.line(&line);
         let step = s.step;
         self.emit(&Event::Line { step, text: line });
+        if let Some(text) = failed {
+            self.emit(&Event::Line { step, text });
+        }
     }
 
     /// Moves every step whose leader has exited towards its end: its group stopped, its
@@ -920,6 +924,8 @@ fn shell_pwd() -> Option<std::ffi::OsString> {
 pub(crate) struct LazyLog {
     pub(crate) path: std::path::PathBuf,
     pub(crate) file: Option<std::fs::File>,
+    /// A write has failed: said once.
+    pub(crate) failing: bool,
     /// (host, its log, the file once opened).
     pub(crate) hosts: Vec<(String, std::path::PathBuf, Option<std::fs::File>)>,
 }
@@ -941,29 +947,46 @@ pub(crate) fn host_log(log: &Path, host: &str) -> std::path::PathBuf {
 }
 
 /// Appends a line, opening the file on first use.
-fn append(file: &mut Option<std::fs::File>, path: &Path, line: &str) {
+fn append(file: &mut Option<std::fs::File>, path: &Path, line: &str) -> std::io::Result<()> {
     if file.is_none() {
-        *file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ok();
+        *file = Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        );
     }
     if let Some(f) = file.as_mut() {
         let mut l = String::with_capacity(line.len() + 1);
         l.push_str(line);
         l.push('\n');
-        let _ = f.write_all(l.as_bytes());
+        f.write_all(l.as_bytes())?;
     }
+    Ok(())
 }
 
 impl LazyLog {
-    pub(crate) fn line(&mut self, line: &str) {
-        append(&mut self.file, &self.path, line);
+    /// Appends a line to the step's log (and its host's); the first failure to write (a full
+    /// disk) is returned, once, for the terminal to say: the lines still go there.
+    pub(crate) fn line(&mut self, line: &str) -> Option<String> {
+        let mut failed = append(&mut self.file, &self.path, line)
+            .err()
+            .map(|e| (self.path.clone(), e));
         for (host, path, file) in &mut self.hosts {
-            if let Some(rest) = line.strip_prefix(&format!("[{host}] ")) {
-                append(file, path, rest);
+            if let Some(rest) = line.strip_prefix(&format!("[{host}] "))
+                && let Err(e) = append(file, path, rest)
+            {
+                failed.get_or_insert((path.clone(), e));
             }
         }
+        let (path, e) = failed?;
+        if self.failing {
+            return None;
+        }
+        self.failing = true;
+        Some(format!(
+            "runbook: cannot write the step's log {}: {e}; its lines from here on are shown, not kept",
+            path.display()
+        ))
     }
 }
