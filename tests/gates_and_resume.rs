@@ -650,3 +650,33 @@ steps:
     );
     assert!(!p.path().join("effects.txt").exists());
 }
+
+/// A stopped run is still an outage: `status` keeps its RTO clock running, and counts the
+/// interrupted step's budget in the projection (it runs again on resume).
+#[test]
+fn status_of_a_stopped_run_keeps_the_rto_clock_running() {
+    let p = Project::new();
+    p.write(
+        "runbooks/clock.yaml",
+        "scenario: clock\ntitle: t\nrto: 10m\nsteps:\n  - { id: a, budget: 5m, run: 'sleep 30', drill: run }\n",
+    );
+    let child = p.spawn(&["run", "clock"]);
+    let run = p.wait_for("step_started", "a");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, out, _) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("RTO clock: "))
+        .unwrap_or_default();
+    let clock = line["RTO clock: ".len()..].split(' ').next().unwrap();
+    let secs: f64 = clock.trim_end_matches('s').parse().unwrap_or(0.0);
+    assert!(secs >= 1.5, "the clock stopped with the executor: {line}");
+    assert!(line.contains("projected finish +5m"), "{line}");
+}

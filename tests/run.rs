@@ -1430,3 +1430,18 @@ fn a_log_that_cannot_be_written_is_said() {
     );
     assert!(out.stderr.contains("No space left on device"));
 }
+
+/// `RUNBOOK_STATE_DIR=` (empty) is as good as unset: `.runbook/` here.
+#[test]
+fn an_empty_state_dir_variable_means_the_default() {
+    let p = Project::with_runbook(
+        "e",
+        "scenario: e\ntitle: t\nrto: 1m\nsteps:\n  - { id: a, budget: 5s, run: 'true', drill: run }\n",
+    );
+    p.run_scenario(&["--run-id", "r1"]).code(0);
+    let mut cmd = p.cmd(&["status"]);
+    cmd.env("RUNBOOK_STATE_DIR", "");
+    let out = p.run_with(cmd);
+    out.code(0);
+    assert!(out.stdout.contains("r1"), "{}", out.stdout);
+}

@@ -44,9 +44,12 @@ pub fn executor_pid(state: &StateDir, rs: &RunState) -> Option<u32> {
 }
 
 /// Elapsed on the run's clock now: wall time since it started for a live run.
-fn now_ms(rs: &RunState, live: bool) -> u64 {
-    match (live, rs.started_at) {
-        (true, Some(t)) => (Utc::now() - t).num_milliseconds().max(0) as u64,
+/// Where the run's RTO clock is: it runs from `run_started` until `run_finished`, whether or
+/// not an executor is watching (a run whose executor died, or that was stopped, is still an
+/// outage, and `resume` counts that time too).
+fn now_ms(rs: &RunState) -> u64 {
+    match (&rs.finished, rs.started_at) {
+        (None, Some(t)) => (Utc::now() - t).num_milliseconds().max(0) as u64,
         _ => crate::report::elapsed_ms(rs),
     }
 }
@@ -63,6 +66,8 @@ fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
         .iter()
         .map(|p| {
             let left = match rs.step(&p.id) {
+                // An interrupted step runs again on resume, from the start.
+                Some(s) if s.status == Some(StepStatus::Interrupted) => p.budget_ms,
                 Some(s) if s.status.is_some() => 0,
                 Some(s) => p.budget_ms.saturating_sub(
                     s.started_ms
@@ -149,7 +154,7 @@ fn status_all(state: &StateDir) -> u8 {
             rs.started_at
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default(),
-            ms(now_ms(&rs, live)),
+            ms(now_ms(&rs)),
             rto,
         ]);
     }
@@ -188,7 +193,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
     };
     let pid = executor_pid(state, &rs);
     let live = pid.is_some();
-    let now = now_ms(&rs, live);
+    let now = now_ms(&rs);
     println!(
         "run {id}: {} ({}), mode {}, operator {}",
         started.scenario,

@@ -196,6 +196,12 @@ pub fn main() -> ExitCode {
         let code = crate::exec::supervisor::main(std::path::Path::new(&args[2]));
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
+    // `RUNBOOK_STATE_DIR=` (set, empty) means unset, as it does to a shell user; clap would
+    // take it as `--state-dir` given no value.
+    if std::env::var_os("RUNBOOK_STATE_DIR").is_some_and(|v| v.is_empty()) {
+        // SAFETY: no other thread is running yet.
+        unsafe { std::env::remove_var("RUNBOOK_STATE_DIR") };
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
