@@ -58,6 +58,13 @@ fi
 # Backups only (not their sidecars, not partial uploads), newest first.
 rows=$(printf '%s\n' "$rows" | grep -v -E '\.(sha256|meta|partial)$|\|\.' | grep -v '^$' | sort -t'|' -k1,1nr -k2,2r || true)
 
+# An age that cannot be read is no age: prune nothing rather than delete on a guess (an
+# empty time made the age test fail, and the backup was deleted).
+while IFS='|' read -r mtime n; do
+  [ -n "$n" ] || continue
+  [[ $mtime =~ ^[0-9]+$ ]] || die "cannot tell how old $dest/$n is (modification time '${mtime}'): nothing deleted"
+done <<< "$rows"
+
 cutoff=$(( $(date +%s) - retention_days * 86400 ))
 deleted=0
 kept=0
