@@ -31,7 +31,7 @@ usage: restore.sh --file PATH --stop-cmd CMD --start-cmd CMD [--rdb-path PATH]
   --start-cmd CMD    shell command that starts it again (e.g. "systemctl start redis-server")
   --rdb-path PATH    where Redis loads its RDB from; default: CONFIG GET dir/dbfilename,
                      asked before stopping (required when Redis is already down)
-  --timeout DUR      for stopping, and for starting and loading (default 2m each)
+  --timeout DUR      for stopping, and for starting and loading (default 15m each: a large RDB loads for minutes)
   --scratch true     load into a throwaway local redis-server instead (drills)
   --allow-unverified restore even without a .sha256 sidecar (default false)
 
@@ -44,7 +44,7 @@ file=""
 stop_cmd=""
 start_cmd=""
 rdb_path=""
-timeout="2m"
+timeout="15m"
 scratch=false
 allow_unverified=false
 parse_args --file=file --stop-cmd=stop_cmd --start-cmd=start_cmd --rdb-path=rdb_path \
@@ -137,7 +137,14 @@ rdb_dir=$(dirname "$rdb_path")
 [ -d "$rdb_dir" ] || die "$rdb_dir does not exist"
 [ -w "$rdb_dir" ] || die "cannot write to $rdb_dir (run as its owner, or as root)"
 
-# 3. stop
+# 3. the backup beside Redis's file, while Redis still runs: a copy that fails (a full disk)
+# leaves Redis as it was, not stopped
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+tmp="$rdb_dir/.restore-$stamp.rdb"
+trap 'rm -f -- "$tmp"' EXIT
+cp -- "$file" "$tmp" || die "cannot copy $file to $rdb_dir (Redis was not stopped)"
+
+# 4. stop
 echo "stopping Redis: $stop_cmd"
 bash -c "$stop_cmd" || die "the stop command failed: $stop_cmd"
 deadline=$(( $(date +%s) + timeout_s ))
@@ -147,10 +154,7 @@ while rcli PING 2>/dev/null | grep -qx PONG; do
 done
 echo "Redis is stopped"
 
-# 4. swap the file, keeping the old one
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-tmp="$rdb_dir/.restore-$stamp.rdb"
-cp -- "$file" "$tmp" || die "cannot copy $file to $rdb_dir"
+# 5. swap the file, keeping the old one
 previous=""
 if [ -e "$rdb_path" ]; then
   chown --reference="$rdb_path" "$tmp" 2>/dev/null || warn "cannot give $tmp the owner of $rdb_path"
@@ -162,10 +166,14 @@ fi
 mv -f -- "$tmp" "$rdb_path"
 echo "placed $file at $rdb_path"
 
-# 5. start and check
+# 6. start and check
 echo "starting Redis: $start_cmd"
 bash -c "$start_cmd" || die "the start command failed: $start_cmd (the backup is in place at $rdb_path${previous:+, the old file at $previous})"
 wait_for_pong "$timeout_s" || die "Redis did not answer PONG within $timeout after starting"
+# Checked again now that it answers (it may not have before the stop): with AOF on, Redis
+# loaded its AOF and ignored the restored file.
+aof=$(rcmd CONFIG GET appendonly | sed -n 2p || true)
+[ "$aof" != yes ] || die "appendonly is on: Redis loaded its AOF, not the restored RDB ($rdb_path). Turn AOF off in redis.conf, restart Redis, check, then turn it back on with CONFIG SET appendonly yes"
 report_keys
 out rdb_path "$rdb_path"
 out previous "$previous"
