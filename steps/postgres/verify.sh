@@ -64,7 +64,7 @@ export PGCLIENTENCODING="$server_encoding"
 # (lower case) or double-quoted as pg_dump writes it. Nothing else gets into the COPY below:
 # the .meta is read from backup storage, which an attacker may have written to.
 ident='([a-z_][a-z0-9_$]*|"([^"]|"")+")'
-copy_re="^$ident[.]$ident [(]$ident(, $ident)*[)]\$"
+copy_re="^${ident}[.]${ident} [(]${ident}(, ${ident})*[)]\$"
 ok=0
 failed=0
 total_rows=0
