@@ -680,3 +680,39 @@ fn status_of_a_stopped_run_keeps_the_rto_clock_running() {
     assert!(secs >= 1.5, "the clock stopped with the executor: {line}");
     assert!(line.contains("projected finish +5m"), "{line}");
 }
+
+/// A gate that waits pages its approvers through their channel (a role and its notify channel
+/// share a name), at once, and the page is journaled.
+#[test]
+fn a_waiting_gate_pages_its_approvers() {
+    let p = Project::new();
+    p.write(
+        "runbooks/page.yaml",
+        r#"scenario: page
+title: A gate pages its approvers
+rto: 5m
+roles: { lead: [alice] }
+notify: { lead: "echo {{ message }} >> paged.txt" }
+steps:
+  - id: go
+    budget: 1m
+    approval: { prompt: "Fail over?", approvers: [lead], min: 1, timeout: 2m }
+"#,
+    );
+    let child = p.spawn(&["run", "page"]);
+    let run = p.wait_for("escalated", "");
+    let paged = p.read("paged.txt");
+    assert!(
+        paged.contains("gate `go` waits for your approval (1 of lead): Fail over?"),
+        "{paged}"
+    );
+    assert!(
+        paged.contains(&format!("runbook approve {run} go --as NAME")),
+        "{paged}"
+    );
+    let e = &p.events_of(&run, "escalated")[0]["data"];
+    assert_eq!(e["reason"], "approval_requested");
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
+}

@@ -566,6 +566,7 @@ pub fn resume(
     let run_dir = state.run_dir(&id);
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let cfg = Config {
+        run_id: id.clone(),
         mode,
         max_parallel: started.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,

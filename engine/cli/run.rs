@@ -421,6 +421,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         return exit::USAGE;
     }
     let cfg = Config {
+        run_id: run_id.clone(),
         mode,
         max_parallel: args.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,

@@ -21,6 +21,8 @@ use crate::units::fmt_duration;
 /// How the run was asked to go.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The run's id, for what the machine tells people (`runbook approve RUN ...`).
+    pub run_id: String,
     pub mode: Mode,
     pub max_parallel: Option<usize>,
     /// `--yes` in effect: gates are granted at once in this name.
@@ -656,15 +658,49 @@ impl Machine {
         }
     }
 
-    fn escalate(&mut self, k: usize, now: Duration, reason: &str, out: &mut Vec<Action>) {
-        self.escalated[k] = true;
-        let channel = self.plan.escalation[k].channel.clone();
-        // A rehearsal must never read like a real incident on the channel it reaches.
-        let tag = match self.cfg.mode {
+    /// How a message begins: a rehearsal must never read like a real incident on the channel
+    /// it reaches.
+    fn tag(&self) -> &'static str {
+        match self.cfg.mode {
             Mode::Real => "[runbook]",
             Mode::Drill => "[runbook DRILL — not a real incident]",
             Mode::DryRun => "[runbook DRY-RUN — not a real incident]",
+        }
+    }
+
+    /// A gate that waits for people pages them: each of its approvers that is also a notify
+    /// channel (a role and its channel share a name: `devops-lead`) hears of it now, not when
+    /// the escalation schedule reaches them.
+    fn page_approvers(&mut self, i: usize, prompt: &str, out: &mut Vec<Action>) {
+        let step = &self.plan.steps[i];
+        let Action_::Gate(a) = action_of(step) else {
+            return;
         };
+        let message = format!(
+            "{} {}: gate `{}` waits for your approval ({} of {}): {prompt} — `runbook approve {} {} --as NAME`",
+            self.tag(),
+            self.plan.scenario,
+            step.id,
+            a.min,
+            a.approvers.join(", "),
+            self.cfg.run_id,
+            step.id,
+        );
+        let channels: Vec<String> = a
+            .approvers
+            .iter()
+            .filter(|r| self.plan.notify.contains_key(*r))
+            .cloned()
+            .collect();
+        for channel in channels {
+            self.notify(channel, "approval_requested", message.clone(), out);
+        }
+    }
+
+    fn escalate(&mut self, k: usize, now: Duration, reason: &str, out: &mut Vec<Action>) {
+        self.escalated[k] = true;
+        let channel = self.plan.escalation[k].channel.clone();
+        let tag = self.tag();
         let message = match reason {
             "rto_at_risk" => format!(
                 "{tag} {}: RTO at risk at +{} (target {}); escalating to {channel}",
@@ -679,6 +715,11 @@ impl Machine {
                 fmt_duration(self.plan.rto)
             ),
         };
+        self.notify(channel, reason, message, out);
+    }
+
+    /// Runs a channel's notify command with this message (journaled as `escalated` once sent).
+    fn notify(&mut self, channel: String, reason: &str, message: String, out: &mut Vec<Action>) {
         let Some(tmpl) = self.plan.notify.get(&channel) else {
             return;
         };
@@ -857,6 +898,7 @@ impl Machine {
                     // The two-person rule holds under `--yes`: this is one of them.
                     self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
                     out.push(Action::Ask { step: i });
+                    self.page_approvers(i, &prompt, out);
                 } else if let Some(who) = self.cfg.auto_approve_as.clone() {
                     out.push(Action::Record(EventKind::ApprovalGranted(
                         ApprovalGranted {
@@ -870,6 +912,7 @@ impl Machine {
                     self.finish_step(now, i, StepStatus::Succeeded, out);
                 } else {
                     out.push(Action::Ask { step: i });
+                    self.page_approvers(i, &prompt, out);
                 }
             }
             Action_::Command => {

@@ -29,6 +29,7 @@ fn plan(yaml: &str) -> Arc<Plan> {
 
 fn cfg(mode: Mode) -> Config {
     Config {
+        run_id: "r1".into(),
         mode,
         max_parallel: None,
         auto_approve_as: None,
@@ -539,7 +540,10 @@ fn escalation_fires_while_a_gate_waits_and_its_budget_runs() {
     sim.advance(s(12 * 60));
     assert_eq!(
         sim.notifies,
-        vec![(s(600), "lead".into(), "schedule".into())]
+        vec![
+            (s(0), "lead".into(), "approval_requested".into()),
+            (s(600), "lead".into(), "schedule".into())
+        ]
     );
     assert_eq!(sim.at("budget_warning"), vec![(s(720), "gate".into())]);
 }
@@ -918,4 +922,47 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
         "the run's time is its last step's end"
     );
     assert!(acts.iter().any(|a| matches!(a, Action::Done(_))));
+}
+
+#[test]
+fn a_gate_that_waits_pages_its_approvers_at_once() {
+    let mut m = Machine::new(gate(2), cfg(Mode::Real), Masker::default());
+    let acts = m.handle(Duration::ZERO, Input::Start);
+    let pages: Vec<(&str, &str, &str)> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Action::Notify {
+                channel,
+                reason,
+                message,
+                ..
+            } => Some((channel.as_str(), reason.as_str(), message.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    assert_eq!(pages[0].0, "lead");
+    assert_eq!(pages[0].1, "approval_requested");
+    assert!(
+        pages[0]
+            .2
+            .contains("gate `gate` waits for your approval (2 of lead): go?"),
+        "{}",
+        pages[0].2
+    );
+    assert!(
+        pages[0].2.contains("runbook approve r1 gate --as NAME"),
+        "{}",
+        pages[0].2
+    );
+    // Approved at once with --yes in a drill: nobody to page.
+    let mut c = cfg(Mode::Drill);
+    c.auto_approve_as = Some("dave".into());
+    let mut m = Machine::new(gate(1), c, Masker::default());
+    let acts = m.handle(Duration::ZERO, Input::Start);
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::Notify { reason, .. } if reason == "approval_requested"))
+    );
 }
