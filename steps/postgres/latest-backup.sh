@@ -21,6 +21,7 @@ usage() {
   cat <<'EOF'
 usage: latest-backup.sh --source DIR|REMOTE:PATH [--prefix NAME] [--before TIME]
                         [--rpo DURATION] [--max-age DURATION] [--download-to DIR]
+                        [--restores true|false]
 
   --source         folder or rclone remote holding <prefix>-YYYYMMDDTHHMMSSZ.dump files
   --prefix NAME    backup name prefix (default: omni)
@@ -30,10 +31,13 @@ usage: latest-backup.sh --source DIR|REMOTE:PATH [--prefix NAME] [--before TIME]
   --rpo DURATION   recovery point objective, for the rpo_met output (default: 1h)
   --max-age DUR    fail if the best backup is older than this (default: 0 = never fail on age)
   --download-to    where remote backups are downloaded (default: ${TMPDIR:-/tmp}/runbook-backups)
+  --restores       the run restores this backup (default true): its age is then the run's
+                   recovery point (output rpo_s, read by the report); false when the backup
+                   is only a reference to check data against, and nothing is lost
 
 durations: 90, 90s, 15m, 1h, 1h30m, 2d
 
-outputs: file, name, meta, sha256, created_at, age_s, rpo_met, skipped
+outputs: file, name, meta, sha256, created_at, age_s, rpo_s (with --restores true), rpo_met, skipped
 EOF
 }
 
@@ -50,8 +54,9 @@ before="now"
 rpo="1h"
 max_age="0"
 download_to="${TMPDIR:-/tmp}/runbook-backups"
+restores=true
 parse_args --source=source_ --prefix=prefix --before=before --rpo=rpo --max-age=max_age \
-  --download-to=download_to -- "$@"
+  --download-to=download_to --restores=restores:bool -- "$@"
 
 [ -n "$source_" ] || usage_error "--source is required"
 check_prefix "$prefix"
@@ -152,7 +157,9 @@ while IFS= read -r name; do
   out sha256 "$actual"
   out created_at "$created_at"
   out age_s "$age_s"
-  out rpo_s "$age_s"   # the recovery point a restore from it achieves (read by the report)
+  # The recovery point a restore from it achieves (read by the report); none when nothing is
+  # restored from it.
+  if $restores; then out rpo_s "$age_s"; fi
   out rpo_met "$rpo_met"
   out skipped "$skipped"
   if [ "$max_age_s" -gt 0 ] && [ "$age_s" -gt "$max_age_s" ]; then

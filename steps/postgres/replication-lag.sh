@@ -61,6 +61,8 @@ if [ "$in_recovery" = t ]; then
   echo "$target is a standby: lag ${lag_s}s ($how)"
   out role standby
   out lag_s "$lag_s"
+  # Failing over to it loses what it has not replayed: the recovery point (read by the report).
+  out rpo_s "$lag_s"
 else
   read -r replicas lag_s < <(q "
     SELECT count(*), coalesce(max(round(extract(epoch FROM coalesce(replay_lag, interval '0')))), 0)::bigint
