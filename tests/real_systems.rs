@@ -225,6 +225,25 @@ fn backup_damage_restore_database_brings_back_exactly_the_original_rows() {
     assert!(!marker.exists(), "the tampered COPY target was executed");
 }
 
+/// A failover loses what the standby has not replayed: the lag is the run's recovery point.
+#[test]
+fn the_replication_lag_of_the_standby_is_the_failovers_recovery_point() {
+    let sandbox = need_postgres();
+    let _db = lock(&POSTGRES);
+    let p = shipped(&sandbox);
+    p.write(
+        "runbooks/lag.yaml",
+        "scenario: lag\ntitle: t\nrto: 5m\nrpo: 1h\nvars: { replica_service: \"\" }\nsteps:\n  - { id: lag, uses: postgres/replication-lag, with: { service: \"{{ replica_service }}\" } }\n",
+    );
+    let run = p.run(&["run", "lag", "--env", "local"]).code(0).id();
+    let outputs = p.outputs(&run, "lag");
+    assert_eq!(outputs["role"], "standby");
+    let lag: f64 = outputs["lag_s"].as_str().unwrap().parse().unwrap();
+    assert_eq!(outputs["rpo_s"], outputs["lag_s"]);
+    let report = p.report_json(&run);
+    assert_eq!(report["rpo_achieved_s"].as_f64(), Some(lag));
+}
+
 /// The drill restores into the scratch database, leaves production alone, and reports the
 /// recovery point it achieved: the age of the backup it restored.
 #[test]
