@@ -1268,38 +1268,6 @@ steps:
     );
 }
 
-/// What a step starts in a session of its own (`setsid`, a daemon) is ended with the step:
-/// when it succeeds, when it times out, and at the end of the run for one that cleared its
-/// environment (nothing says which step it came from).
-#[test]
-fn a_daemon_a_step_started_in_its_own_session_does_not_outlive_it() {
-    let p = Project::with_runbook(
-        "daemons",
-        r#"
-scenario: daemons
-title: Steps that leave daemons
-rto: 1m
-steps:
-  - { id: ok, budget: 10s, run: 'setsid sleep 601 </dev/null >/dev/null 2>&1 & echo $! > ok.pid; sleep 0.3', drill: run }
-  - { id: slow, budget: 10s, timeout: 1s, on_failure: continue, run: 'setsid sleep 602 </dev/null >/dev/null 2>&1 & echo $! > slow.pid; sleep 100', drill: run }
-  - { id: anon, budget: 10s, run: 'env -i setsid sleep 603 </dev/null >/dev/null 2>&1 & echo $! > anon.pid; sleep 0.3', drill: run }
-  - { id: after, needs: [ok], budget: 10s, run: 'sleep 0.5', drill: run }
-"#,
-    );
-    let out = p.run_scenario(&["--run-id", "r1"]);
-    out.code(1); // `slow` timed out
-    // Gone by the time the run has ended, not some time later.
-    for name in ["ok", "slow", "anon"] {
-        let pid = p.pid_file(&format!("{name}.pid"));
-        assert!(
-            !pid_alive(pid),
-            "the daemon of `{name}` ({pid}) outlived the run"
-        );
-    }
-    let j = p.journal_events("r1");
-    assert_eq!(finished_of(&j, "slow")[0]["data"]["status"], "timed_out");
-}
-
 /// A variable written as a number is kept as written: `9.10` is not `9.1`, `0012345` keeps
 /// its zeros, a long number its digits.
 #[test]
@@ -1444,4 +1412,29 @@ fn an_empty_state_dir_variable_means_the_default() {
     let out = p.run_with(cmd);
     out.code(0);
     assert!(out.stdout.contains("r1"), "{}", out.stdout);
+}
+
+/// A background job left in the step's group is ended with the step; a daemon, which left
+/// for a session of its own (as `pg_ctl start` and `redis-server --daemonize yes` do), is a
+/// service the step started, and keeps running.
+#[test]
+fn a_daemon_a_step_starts_keeps_running_and_a_stray_job_does_not() {
+    let p = Project::with_runbook(
+        "svc",
+        r#"
+scenario: svc
+title: A step that starts a service
+rto: 1m
+steps:
+  - { id: start, budget: 10s, run: 'setsid sleep 601 </dev/null >/dev/null 2>&1 & echo $! > daemon.pid; sleep 602 </dev/null >/dev/null 2>&1 & echo $! > stray.pid; sleep 0.3', drill: run }
+"#,
+    );
+    p.run_scenario(&["--run-id", "r1"]).code(0);
+    let (daemon, stray) = (p.pid_file("daemon.pid"), p.pid_file("stray.pid"));
+    assert!(!pid_alive(stray), "the stray job outlived its step");
+    assert!(
+        pid_alive(daemon),
+        "the daemon was killed with the step that started it"
+    );
+    let _ = nix::sys::signal::kill(Pid::from_raw(daemon), nix::sys::signal::Signal::SIGKILL);
 }

@@ -104,46 +104,6 @@ struct StepProc {
     /// The leader's exit code or signal, once reaped.
     ended: Option<(Option<i32>, Option<i32>)>,
     phase: Phase,
-    /// Process groups of what the step started in a session or group of its own (`setsid`,
-    /// a daemon) and left to us: ended with the step's own group.
-    escaped: Vec<i32>,
-}
-
-impl StepProc {
-    /// `<step>` of the key `<step>.<attempt>`: what its processes have as RUNBOOK_STEP.
-    fn step_id(&self) -> &str {
-        self.key.rsplit_once('.').map_or(&self.key, |(id, _)| id)
-    }
-}
-
-/// Our children that are no step's leader, with their process group and the step they came
-/// from (their RUNBOOK_STEP): what steps started in sessions of their own and left behind.
-/// Those whose environment does not say are left to [`Supervisor::end_escapees`].
-fn escapees(steps: &HashMap<i32, StepProc>) -> Vec<(i32, String)> {
-    children()
-        .into_iter()
-        .filter(|pid| !steps.contains_key(pid))
-        .filter_map(|pid| {
-            let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid)))
-                .ok()?
-                .as_raw();
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let step = environ
-                .split(|b| *b == 0)
-                .find_map(|kv| kv.strip_prefix(b"RUNBOOK_STEP="))?;
-            Some((pgid, String::from_utf8_lossy(step).into_owned()))
-        })
-        .collect()
-}
-
-/// The pids of this process's children (it has one thread: its task's children).
-fn children() -> Vec<i32> {
-    let me = std::process::id();
-    std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -213,7 +173,6 @@ impl Supervisor {
                 self.out.clear();
             }
             if !self.input_open && self.steps.is_empty() {
-                self.end_escapees();
                 return;
             }
             let ready = self.wait();
@@ -412,7 +371,6 @@ impl Supervisor {
                 pipes,
                 ended: None,
                 phase: Phase::Running,
-                escaped: Vec::new(),
             },
         );
     }
@@ -498,56 +456,17 @@ impl Supervisor {
         {
             self.reap_children();
         }
-        // What a step that is ending left outside its group, in a session of its own: its
-        // processes carry its RUNBOOK_STEP, and were handed to us when their parents ended.
-        if self
-            .steps
-            .values()
-            .any(|s| s.ended.is_some() && s.phase == Phase::Running)
-        {
-            let running: Vec<&str> = self
-                .steps
-                .values()
-                .filter(|s| s.ended.is_none())
-                .map(|s| s.step_id())
-                .collect();
-            let escapees: Vec<(i32, String)> = escapees(&self.steps)
-                .into_iter()
-                .filter(|(_, step)| !running.contains(&step.as_str()))
-                .collect();
-            for s in self.steps.values_mut() {
-                if s.ended.is_some() && s.phase == Phase::Running {
-                    let id = s.step_id().to_owned();
-                    s.escaped.extend(
-                        escapees
-                            .iter()
-                            .filter(|(_, step)| *step == id)
-                            .map(|(pgid, _)| *pgid),
-                    );
-                    s.escaped.sort_unstable();
-                    s.escaped.dedup();
-                }
-            }
-        }
         let mut done = Vec::new();
         for (pid, s) in &mut self.steps {
             if s.ended.is_none() {
                 continue;
             }
-            let groups: Vec<Pid> = std::iter::once(s.pgid)
-                .chain(s.escaped.iter().copied())
-                .map(Pid::from_raw)
-                .collect();
-            let gone = || groups.iter().all(|&g| killpg(g, None).is_err());
-            let signal_all = |sig| {
-                for &g in &groups {
-                    let _ = killpg(g, sig);
-                }
-            };
+            let gone = || killpg(Pid::from_raw(s.pgid), None).is_err();
+            let pg = Pid::from_raw(s.pgid);
             s.phase = match s.phase {
                 Phase::Running if gone() => Phase::Draining { until: now + DRAIN },
                 Phase::Running => {
-                    signal_all(Signal::SIGTERM);
+                    let _ = killpg(pg, Signal::SIGTERM);
                     Phase::Ending {
                         since: now,
                         killed: false,
@@ -559,7 +478,7 @@ impl Supervisor {
                 Phase::Ending { since, killed, .. } => {
                     let waited = now.duration_since(since);
                     if !killed && waited >= GROUP_GRACE {
-                        signal_all(Signal::SIGKILL);
+                        let _ = killpg(pg, Signal::SIGKILL);
                         Phase::Ending {
                             since: now,
                             killed: true,
@@ -607,45 +526,6 @@ impl Supervisor {
                 code,
                 signal,
             });
-        }
-    }
-
-    /// At the end of the run, whatever is still ours (a step's daemon that cleared its
-    /// environment, or one handed to us after its step ended) is ended too, as a step's group
-    /// is: SIGTERM, a grace, SIGKILL. Nothing a run started outlives it.
-    fn end_escapees(&mut self) {
-        let groups = |_: ()| -> Vec<i32> {
-            let mut g: Vec<i32> = children()
-                .into_iter()
-                .filter_map(|pid| nix::unistd::getpgid(Some(Pid::from_raw(pid))).ok())
-                .map(Pid::as_raw)
-                .collect();
-            g.sort_unstable();
-            g.dedup();
-            g
-        };
-        let first = groups(());
-        if first.is_empty() {
-            return;
-        }
-        for &g in &first {
-            let _ = killpg(Pid::from_raw(g), Signal::SIGTERM);
-        }
-        let start = Instant::now();
-        let mut killed = false;
-        loop {
-            self.reap_children();
-            let left = groups(());
-            if left.is_empty() || start.elapsed() >= GROUP_GIVE_UP {
-                return;
-            }
-            if !killed && start.elapsed() >= GROUP_GRACE {
-                for &g in &left {
-                    let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
-                }
-                killed = true;
-            }
-            std::thread::sleep(GROUP_CHECK);
         }
     }
 
