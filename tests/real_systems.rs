@@ -185,6 +185,14 @@ fn backup_damage_restore_database_brings_back_exactly_the_original_rows() {
     );
     assert_eq!(table_checksum("omni", "orders"), orders);
     assert_eq!(table_checksum("omni", "customers"), customers);
+    // The damaged database was set aside, not overwritten: as it was, under another name.
+    let kept = p.outputs(&restore, "restore")["kept_as"]
+        .as_str()
+        .expect("restore-database keeps the database it replaces")
+        .to_owned();
+    assert!(kept.starts_with("omni_before_restore_"), "{kept}");
+    assert_eq!(table_checksum(&kept, "orders"), damaged);
+    psql("postgres", &format!("DROP DATABASE \"{kept}\""));
     assert!(
         p.log(&restore, "verify")
             .contains("public.orders: ok (10000 rows, content matches)"),

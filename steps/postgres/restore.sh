@@ -4,7 +4,10 @@
 # A custom-format dump (postgres/backup) is restored with pg_restore --clean --if-exists in a
 # single transaction: either the whole backup replaces the objects it contains, or nothing
 # changes. Objects created after the backup and absent from it are left alone; pass
-# --recreate true to drop and recreate the database for an exact copy.
+# --recreate true to drop and recreate the database for an exact copy, or --keep-old true to
+# set the current database aside (renamed <name>_before_restore_<UTC time>, with its owner,
+# encoding and locale given to the new one) and restore into a fresh one: the damaged data
+# stays for the investigation and for replaying what the backup lacks.
 #
 # A plain SQL file (`.sql`, or `.sql.gz` as the old backup-database.sh wrote them) is also
 # accepted, into a new or recreated database only: plain SQL cannot clean what already exists.
@@ -23,6 +26,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 usage: restore.sh --file PATH --database NAME [--jobs N] [--recreate true|false]
+                  [--keep-old true|false]
                   [--terminate-connections true|false] [--no-owner true|false]
                   [--allow-unverified true|false] [--service NAME]
 
@@ -31,13 +35,15 @@ usage: restore.sh --file PATH --database NAME [--jobs N] [--recreate true|false]
   --jobs N           parallel pg_restore jobs (default 1; 1 restores in one transaction,
                      more is faster but a failure leaves a partial restore)
   --recreate         drop and recreate the database first (default false)
+  --keep-old         rename the current database aside and restore into a new one
+                     (default false; --recreate wins)
   --terminate-connections  end other sessions on the database first, so that --clean does
                      not wait on their locks (default false)
   --no-owner         do not restore object ownership (default false)
   --allow-unverified restore even without a .sha256 sidecar (default false)
   --service NAME     libpq service from pg_service.conf
 
-outputs: database, restored_from, format, seconds
+outputs: database, restored_from, format, seconds, kept_as (with --keep-old)
 EOF
 }
 
@@ -45,11 +51,12 @@ file=""
 database=""
 jobs=1
 recreate=false
+keep_old=false
 terminate=false
 no_owner=false
 allow_unverified=false
 service=""
-parse_args --file=file --database=database --jobs=jobs --recreate=recreate:bool \
+parse_args --file=file --database=database --jobs=jobs --recreate=recreate:bool --keep-old=keep_old:bool \
   --terminate-connections=terminate:bool --no-owner=no_owner:bool \
   --allow-unverified=allow_unverified:bool --service=service -- "$@"
 
@@ -77,7 +84,7 @@ else
 fi
 
 # SQL on stdin, with the database name as the psql variable :db (quoted by psql, not by us).
-maint() { psql -w -X -q -v ON_ERROR_STOP=1 -v db="$database" --dbname=postgres -tA; }
+maint() { psql -w -X -q -v ON_ERROR_STOP=1 -v db="$database" "$@" --dbname=postgres -tA; }
 
 exists=$(maint <<'SQL'
 SELECT count(*) FROM pg_database WHERE datname = :'db';
@@ -92,6 +99,42 @@ SQL
 }
 
 created=false
+kept=""
+create_opts=""
+if [ "$exists" = 1 ] && [ "$keep_old" = true ] && [ "$recreate" = false ]; then
+  kept="${database:0:40}_before_restore_$(date -u +%Y%m%d_%H%M%S)"
+  # The new database is made like the old one: same owner, encoding and locale.
+  IFS='|' read -r owner encoding collate ctype < <(maint <<'SQL'
+SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype
+  FROM pg_database WHERE datname = :'db';
+SQL
+  ) || die "cannot read how database $database was made"
+  create_opts=ok
+  echo "setting the current $database aside as $kept (--keep-old true)"
+  # No new sessions while it is renamed; those there are ended, and may take a moment to go.
+  renamed=false
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if maint -v old="$kept" <<'SQL' >/dev/null 2>&1
+ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS false;
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE datname = :'db' AND pid <> pg_backend_pid();
+SELECT pg_sleep(0.2);
+ALTER DATABASE :"db" RENAME TO :"old";
+SQL
+    then renamed=true; break; fi
+    sleep 0.5
+  done
+  if ! $renamed; then
+    maint <<'SQL' >/dev/null 2>&1 || true
+ALTER DATABASE :"db" WITH ALLOW_CONNECTIONS true;
+SQL
+    die "cannot set $database aside as $kept: sessions keep reconnecting (stop the application's writes first)"
+  fi
+  maint -v old="$kept" <<'SQL' >/dev/null || warn "$kept does not accept connections: ALTER DATABASE \"$kept\" WITH ALLOW_CONNECTIONS true"
+ALTER DATABASE :"old" WITH ALLOW_CONNECTIONS true;
+SQL
+  exists=0
+fi
 if [ "$exists" = 1 ] && [ "$recreate" = true ]; then
   echo "dropping database $database (--recreate true)"
   maint <<'SQL' || die "cannot drop database $database"
@@ -99,7 +142,14 @@ DROP DATABASE :"db" WITH (FORCE);
 SQL
   exists=0
 fi
-if [ "$exists" = 0 ]; then
+if [ "$exists" = 0 ] && [ -n "$create_opts" ]; then
+  echo "creating database $database (owner $owner, encoding $encoding, locale $collate)"
+  maint -v owner="$owner" -v enc="$encoding" -v coll="$collate" -v ctype="$ctype" <<'SQL' \
+    || die "cannot create database $database (the old one is kept as $kept)"
+CREATE DATABASE :"db" OWNER :"owner" TEMPLATE template0 ENCODING :'enc' LC_COLLATE :'coll' LC_CTYPE :'ctype';
+SQL
+  created=true
+elif [ "$exists" = 0 ]; then
   echo "creating database $database"
   maint <<'SQL' || die "cannot create database $database"
 CREATE DATABASE :"db";
@@ -143,3 +193,7 @@ out database "$database"
 out restored_from "$file"
 out format "$format"
 out seconds "$seconds"
+if [ -n "$kept" ]; then
+  echo "the database as it was before the restore is kept as $kept: drop it once it is no longer needed"
+  out kept_as "$kept"
+fi
