@@ -68,6 +68,8 @@ copy_re="^${ident}[.]${ident} [(]${ident}(, ${ident})*[)]\$"
 ok=0
 failed=0
 total_rows=0
+tmp_rows=""
+trap 'rm -f -- "$tmp_rows"' EXIT
 echo "verifying $database against $meta (mode $mode)"
 for t in ${tables//,/ }; do
   [[ $t == *.* ]] || t="public.$t"
