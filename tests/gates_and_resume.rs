@@ -552,7 +552,7 @@ fn resume_does_not_pass_on_masked_values_as_if_they_were_real() {
         r#"scenario: rsec
 title: Secrets across a resume
 rto: 5m
-vars: { target: "postgres://localhost/default" }
+vars: { target: "postgres://localhost/default", region: eu }
 secrets: [PW]
 steps:
   - { id: a, budget: 10s, run: 'echo "dsn=postgres://u:$PW@db/x" >> "$RUNBOOK_OUTPUT"', drill: run }
@@ -582,6 +582,13 @@ steps:
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("variable `target` held a secret"), "{err}");
     assert!(err.contains("--var target="), "{err}");
+
+    // A variable that held no secret is the run's: resume does not take another value.
+    let mut cmd = p.cmd(&["resume", &run, "--yes", "--var", "region=us"]);
+    cmd.env("PW", "hunter22");
+    let (code, _, err) = p.run_with(cmd).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a resume keeps to it"), "{err}");
 
     let mut cmd = p.cmd(&[
         "resume",
@@ -618,7 +625,11 @@ fn resume_refuses_a_changed_library_step() {
     let p = Project::new();
     p.write(
         "steps/sys/thing.yaml",
-        "title: A thing\nrun: echo thing >> effects.txt\nbudget: 10s\ndrill: run\n",
+        "title: A thing\nrun: ./steps/sys/thing.sh\nbudget: 10s\ndrill: run\n",
+    );
+    p.script(
+        "steps/sys/thing.sh",
+        "#!/bin/sh\necho thing >> effects.txt\n",
     );
     p.write(
         "runbooks/lib.yaml",
@@ -638,17 +649,28 @@ steps:
     )
     .unwrap();
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
-    p.write(
-        "steps/sys/thing.yaml",
-        "title: A thing\nrun: echo changed >> effects.txt\nbudget: 10s\ndrill: run\n",
+    // Its YAML as it was; the script it runs changed.
+    p.script(
+        "steps/sys/thing.sh",
+        "#!/bin/sh\necho changed >> effects.txt\n",
     );
     let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("library step `sys/thing` (steps/sys/thing.yaml) has changed"),
+        err.contains(
+            "library step `sys/thing` (steps/sys/thing.yaml, or a script it runs) has changed"
+        ),
         "{err}"
     );
     assert!(!p.path().join("effects.txt").exists());
+    // Put back as it ran, the run resumes.
+    p.script(
+        "steps/sys/thing.sh",
+        "#!/bin/sh\necho thing >> effects.txt\n",
+    );
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "thing\n");
 }
 
 /// A stopped run is still an outage: `status` keeps its RTO clock running, and counts the
@@ -713,6 +735,63 @@ steps:
     let e = &p.events_of(&run, "escalated")[0]["data"];
     assert_eq!(e["reason"], "approval_requested");
     let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
+}
+
+/// A gate's page to its approvers is not an entry of the escalation schedule: after a resume,
+/// the schedule's entry for the same channel still goes out at its time.
+#[test]
+fn a_resumed_run_keeps_its_escalation_schedule_after_a_gate_paged() {
+    let p = Project::new();
+    p.write(
+        "runbooks/esc.yaml",
+        r#"scenario: esc
+title: Pages, then a schedule, across a resume
+rto: 5m
+roles: { lead: [bob] }
+notify:
+  oncall: "echo oncall {{ message }} >> notes.txt"
+  lead: "echo lead {{ message }} >> notes.txt"
+escalation:
+  - { after: 0s, notify: oncall }
+  - { after: 3s, notify: lead }
+steps:
+  - id: go
+    budget: 1m
+    approval: { prompt: "Go?", approvers: [lead], min: 1, timeout: 2m }
+"#,
+    );
+    let child = p.spawn(&["run", "esc"]);
+    let run = p.wait_for("escalated", "");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    assert!(
+        !p.events_of(&run, "escalated")
+            .iter()
+            .any(|e| e["data"]["reason"] == "schedule" && e["data"]["channel"] == "lead"),
+        "stopped before the 3s escalation"
+    );
+    let child = p.spawn(&["resume", &run]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let scheduled_lead = || {
+        p.events_of(&run, "escalated")
+            .iter()
+            .any(|e| e["data"]["channel"] == "lead" && e["data"]["reason"] == "schedule")
+    };
+    while !scheduled_lead() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the 3s escalation to lead never went out after the resume: {:?}",
+            p.events_of(&run, "escalated")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, out, _) = p.run(&["approve", &run, "go", "--as", "bob"]).parts();
     assert_eq!(code, 0, "{out}");
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
 }

@@ -515,7 +515,7 @@ pub fn resume(
     if !changed.is_empty() {
         for name in &changed {
             eprintln!(
-                "error: library step `{name}` (steps/{name}.yaml) has changed since run `{id}` started"
+                "error: library step `{name}` (steps/{name}.yaml, or a script it runs) has changed since run `{id}` started"
             );
         }
         eprintln!("help: restore it as it ran to resume, or start a new run");
@@ -535,6 +535,22 @@ pub fn resume(
                 .iter()
                 .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
                 .collect();
+            // Only those: the others are the run's, journaled, and a resume keeps to them.
+            if let Some(k) = given_names.iter().find(|k| {
+                started
+                    .vars
+                    .get(**k)
+                    .is_some_and(|v| !v.contains(crate::exec::mask::MASK))
+            }) {
+                eprintln!(
+                    "error: `--var {k}=...`: run `{id}` started with `{k}` = `{}`, and a resume keeps to it",
+                    started.vars[*k]
+                );
+                eprintln!(
+                    "help: `--var` on resume gives again a variable that held a secret; to change `{k}`, start a new run"
+                );
+                return exit::USAGE;
+            }
             for (k, val) in &started.vars {
                 if !val.contains(crate::exec::mask::MASK) {
                     v.insert(k.clone(), val.clone());

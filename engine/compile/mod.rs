@@ -438,10 +438,12 @@ impl Compiler<'_> {
         let lib = match &s.uses {
             Some(u) => match library.get(project, &u.value) {
                 Ok(Some(l)) => {
-                    self.library.insert(
-                        u.value.clone(),
-                        hex(&Sha256::digest(l.loaded.file.text().as_bytes())),
-                    );
+                    if !self.library.contains_key(&u.value) {
+                        self.library.insert(
+                            u.value.clone(),
+                            library_digest(project, l.loaded.file.text()),
+                        );
+                    }
                     Some(l)
                 }
                 Ok(None) => {
@@ -1032,6 +1034,35 @@ pub fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     out
+}
+
+/// What a library step runs, as one sha256: its YAML, the files under `steps/` that its
+/// commands name (its script: `./steps/storage/prune.sh`), and the shared `steps/lib/`. A
+/// resumed run must run the same code, not only the same YAML.
+fn library_digest(project: &Project, yaml: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(yaml.as_bytes());
+    let mut files: BTreeSet<std::path::PathBuf> = BTreeSet::new();
+    let mut rest = yaml;
+    while let Some(at) = rest.find("steps/") {
+        let from = &rest[at..];
+        let n = from
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')))
+            .unwrap_or(from.len());
+        files.insert(project.root.join(&from[..n]));
+        rest = &from[n.max(1)..];
+    }
+    if let Ok(rd) = std::fs::read_dir(project.steps_dir().join("lib")) {
+        files.extend(rd.filter_map(Result::ok).map(|e| e.path()));
+    }
+    for f in files.iter().filter(|f| f.is_file()) {
+        if let Ok(bytes) = std::fs::read(f) {
+            let name = f.strip_prefix(&project.root).unwrap_or(f);
+            h.update(name.to_string_lossy().as_bytes());
+            h.update(&bytes);
+        }
+    }
+    hex(&h.finalize())
 }
 
 #[cfg(test)]

@@ -401,9 +401,12 @@ impl Machine {
                 _ => {}
             }
         }
+        // The escalation schedule's own notifications: a gate's page to its approvers (reason
+        // `approval_requested`) is not one of its entries.
         let fired: Vec<&str> = state
             .escalations
             .iter()
+            .filter(|(_, e)| e.reason != "approval_requested")
             .map(|(_, e)| e.channel.as_str())
             .collect();
         for (k, e) in self.plan.escalation.iter().enumerate() {
@@ -543,6 +546,9 @@ impl Machine {
                     ok,
                 })))
             }
+            // Every step has ended and only notifications are still being sent: the run
+            // ends as it ended, without them, rather than as interrupted.
+            Input::Interrupt if self.work_ended.is_some() => self.notifying = 0,
             Input::Interrupt => {
                 if self.stopping.is_none() {
                     self.stopping = Some("signal".into());

@@ -966,3 +966,32 @@ fn a_gate_that_waits_pages_its_approvers_at_once() {
             .any(|a| matches!(a, Action::Notify { reason, .. } if reason == "approval_requested"))
     );
 }
+
+#[test]
+fn ctrl_c_while_only_notifications_are_left_ends_the_run_as_it_ended() {
+    let p = plan(
+        "rto: 1m\nnotify:\n  lead: echo {{ message }}\nescalation:\n  - { after: 0s, notify: lead }\nsteps:\n  - { id: a, budget: 10s, run: a, drill: run }\n",
+    );
+    let mut m = Machine::new(p, cfg(Mode::Real), Masker::default());
+    m.handle(Duration::ZERO, Input::Start);
+    m.handle(
+        s(1),
+        Input::Exited {
+            step: 0,
+            attempt: 1,
+            result: ExitResult::Code(0),
+            outputs: BTreeMap::new(),
+        },
+    );
+    let acts = m.handle(s(2), Input::Interrupt);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Done(Outcome::Succeeded { .. }))),
+        "{acts:?}"
+    );
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::Record(EventKind::RunInterrupted(_))))
+    );
+}

@@ -165,9 +165,12 @@ pub fn take_outputs(
     };
     let masked = secrets.mask(&text);
     if masked != text {
-        let _ = std::fs::write(path, masked);
+        let _ = std::fs::write(path, &masked);
     }
-    let (outputs, more) = parse_outputs(&text);
+    let (outputs, _) = parse_outputs(&text);
+    // What is said about the file quotes it: from its masked text, so that a secret cut
+    // short in a quote cannot slip past the mask.
+    let (_, more) = parse_outputs(&masked);
     problems.extend(more);
     let problems: Vec<String> = problems
         .into_iter()
@@ -239,6 +242,21 @@ mod tests {
         assert_eq!(o["note"], "line 1\nline=2");
         assert_eq!(o["age_s"], "42");
         assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn what_is_said_of_an_output_file_never_quotes_a_secret() {
+        let d = tempfile::tempdir().unwrap();
+        let (out, log) = (d.path().join("out.env"), d.path().join("a.log"));
+        let secret = "S3cretPassw0rdValue1234567890";
+        // A line with no `=`, long enough that its quote is cut inside the secret.
+        let line = format!("{}{secret} tail\n", "x".repeat(70));
+        std::fs::write(&out, &line).unwrap();
+        let mask = super::super::mask::Masker::new([secret.to_owned()]);
+        let (_, problems) = take_outputs(&out, &log, &mask);
+        assert_eq!(problems.len(), 1);
+        let said = problems[0].clone() + &std::fs::read_to_string(&log).unwrap();
+        assert!(!said.contains(&secret[..6]), "{said}");
     }
 
     #[test]

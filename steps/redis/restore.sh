@@ -64,11 +64,15 @@ fi
 expected_keys=""
 [ ! -s "$file.meta" ] || expected_keys=$(sed -n 's/^keys=\([0-9]*\)$/\1/p' "$file.meta" | head -n1)
 
-wait_for_pong() { # $1: seconds; PING until PONG (LOADING and refused connections are retried)
+wait_for_pong() { # $1: seconds, $2: the server's pid if ours; PING until PONG (LOADING and
+  # refused connections are retried), and no longer once our server has died (a bad file)
   local deadline=$(( $(date +%s) + $1 )) reply
   while :; do
     reply=$(rcli PING 2>&1 || true)
     [ "$reply" = PONG ] && return 0
+    if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+      echo "the server exited" >&2; return 1
+    fi
     [ "$(date +%s)" -lt "$deadline" ] || { printf '%s\n' "$reply" >&2; return 1; }
     sleep 0.5
   done
@@ -108,7 +112,7 @@ if [ "$scratch" = true ]; then
   redis_args=(-h 127.0.0.1 -p "$port")
   redis_target="127.0.0.1:$port (scratch)"
   echo "loading $file into a scratch redis-server on 127.0.0.1:$port"
-  wait_for_pong "$timeout_s" || die "the scratch server did not come up: $(tail -n 5 "$work/redis.log" 2>/dev/null)"
+  wait_for_pong "$timeout_s" "$pid" || die "the scratch server did not come up: $(tail -n 5 "$work/redis.log" 2>/dev/null)"
   report_keys
   out rdb_path "$work/dump.rdb"
   out scratch true
