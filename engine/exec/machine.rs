@@ -649,7 +649,7 @@ impl Machine {
             // Every minute; and the moment the projection passes the target (a step running
             // over its budget pushes it later as the clock goes; see `next_wake`).
             if now >= self.last_projection + MINUTE
-                || (!self.at_risk && self.projected_finish(now) > self.plan.rto)
+                || (!self.at_risk && self.past_target(self.projected_finish(now)))
             {
                 self.project(now, out);
             }
@@ -756,10 +756,17 @@ impl Machine {
 
     /// Projects the finish — now plus the longest remaining path of budgets, counting what
     /// running steps have left — and warns when it passes the RTO target.
+    /// A projection past the RTO target, at the journal's resolution: a millisecond. A run
+    /// whose budgets add up to its RTO exactly is not at risk because its first step started
+    /// some microseconds after the run did.
+    fn past_target(&self, projected: Duration) -> bool {
+        projected.as_millis() > self.plan.rto.as_millis()
+    }
+
     fn project(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.last_projection = now;
         let projected = self.projected_finish(now);
-        if projected > self.plan.rto {
+        if self.past_target(projected) {
             if !self.at_risk {
                 let (_, path) = self.projection(now);
                 self.at_risk = true;

@@ -995,3 +995,24 @@ fn ctrl_c_while_only_notifications_are_left_ends_the_run_as_it_ended() {
             .any(|a| matches!(a, Action::Record(EventKind::RunInterrupted(_))))
     );
 }
+
+#[test]
+fn budgets_that_add_up_to_the_rto_exactly_are_not_at_risk_for_a_microsecond() {
+    let p = plan(
+        "rto: 2h\nsteps:\n  - { id: a, budget: 1h, run: a, drill: run }\n  - { id: b, needs: [a], budget: 1h, run: b, drill: run }\n",
+    );
+    // The engine starts the machine some microseconds after run_started: the first step
+    // starts then, and "every budget used in full" ends that much after the target.
+    let mut m = Machine::new(p, cfg(Mode::Real), Masker::default());
+    let risk = |acts: &[Action]| {
+        acts.iter()
+            .any(|a| matches!(a, Action::Record(EventKind::RtoAtRisk(_))))
+    };
+    let acts = m.handle(Duration::from_micros(300), Input::Start);
+    assert!(!risk(&acts), "at risk by 300 µs");
+    let acts = m.handle(Duration::from_millis(1), Input::Tick);
+    assert!(!risk(&acts), "at risk by 300 µs");
+    // A millisecond late is late.
+    let acts = m.handle(s(3600) + Duration::from_millis(2), Input::Tick);
+    assert!(risk(&acts));
+}
