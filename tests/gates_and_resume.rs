@@ -522,11 +522,7 @@ steps:
     let child = p.spawn(&["run", "res"]);
     let run = p.wait_for("step_finished", "nonidem");
     p.wait_for("step_started", "long");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    child.interrupt();
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
     let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
     // The failed step stays failed: the run fails; long ran again, nonidem did not.
@@ -569,11 +565,7 @@ steps:
     cmd.env("PW", "hunter22");
     let child = p.spawn_with(cmd);
     let run = p.wait_for("step_started", "wait");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    child.interrupt();
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
 
     let mut cmd = p.cmd(&["resume", &run, "--yes"]);
@@ -643,11 +635,7 @@ steps:
     );
     let child = p.spawn(&["run", "lib"]);
     let run = p.wait_for("step_started", "first");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    child.interrupt();
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
     // Its YAML as it was; the script it runs changed.
     p.script(
@@ -684,11 +672,7 @@ fn status_of_a_stopped_run_keeps_the_rto_clock_running() {
     );
     let child = p.spawn(&["run", "clock"]);
     let run = p.wait_for("step_started", "a");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    child.interrupt();
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
     std::thread::sleep(Duration::from_millis(1500));
     let (code, out, _) = p.run(&["status", &run]).parts();
@@ -764,11 +748,7 @@ steps:
     );
     let child = p.spawn(&["run", "esc"]);
     let run = p.wait_for("escalated", "");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    child.interrupt();
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
     assert!(
         !p.events_of(&run, "escalated")

@@ -1161,11 +1161,7 @@ steps:
     );
     let child = p.spawn(&["run", "hup", "--run-id", "r1"]);
     p.wait_for("step_started", "long");
-    nix::sys::signal::kill(
-        Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    child.signal(nix::sys::signal::Signal::SIGHUP);
     let out = child.finish_within(Duration::from_secs(20));
     out.code(0);
     assert_eq!(p.read("done.txt"), "done\n");

@@ -389,6 +389,17 @@ impl Running {
         self.child.as_mut().unwrap().try_wait().unwrap().is_some()
     }
 
+    /// Sends `sig` to the runbook process (not to its steps).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.id() as i32), sig)
+            .expect("send a signal to runbook");
+    }
+
+    /// SIGINT, as a Ctrl-C would send it.
+    pub fn interrupt(&self) {
+        self.signal(nix::sys::signal::Signal::SIGINT);
+    }
+
     /// SIGKILL, then collects its exit status.
     pub fn kill(&mut self) -> std::io::Result<()> {
         let child = self.child.as_mut().unwrap();
