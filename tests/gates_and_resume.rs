@@ -775,3 +775,34 @@ steps:
     assert_eq!(code, 0, "{out}");
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
 }
+
+/// The journal says which values were masked: a value that only looks like a mask (`***`
+/// written by the step itself) is passed on across a resume as it was.
+#[test]
+fn resume_passes_on_a_value_that_only_looks_masked() {
+    let p = Project::new();
+    p.write(
+        "runbooks/stars.yaml",
+        r#"scenario: stars
+title: Stars that are no mask
+rto: 5m
+vars: { lit: "x***y" }
+secrets: [PW]
+steps:
+  - { id: a, budget: 10s, run: 'echo "note=a***b" >> "$RUNBOOK_OUTPUT"', drill: run }
+  - { id: wait, needs: [a], budget: 30s, idempotent: true, run: sleep 5, drill: run }
+  - { id: c, needs: [wait], budget: 10s, run: 'echo {{ steps.a.outputs.note }} {{ lit }} > got.txt', drill: run }
+"#,
+    );
+    let mut cmd = p.cmd(&["run", "stars"]);
+    cmd.env("PW", "hunter22");
+    let child = p.spawn_with(cmd);
+    let run = p.wait_for("step_started", "wait");
+    child.interrupt();
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    let mut cmd = p.cmd(&["resume", &run, "--yes"]);
+    cmd.env("PW", "hunter22");
+    let (code, _, err) = p.run_with(cmd).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("got.txt"), "a***b x***y\n");
+}

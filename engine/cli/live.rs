@@ -535,13 +535,16 @@ pub fn resume(
                 .iter()
                 .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
                 .collect();
+            // Which held a secret: the journal says (older ones do not: a `***` then tells).
+            let masked = |k: &str, v: &str| match &started.masked_vars {
+                Some(keys) => keys.iter().any(|m| m == k),
+                None => v.contains(crate::exec::mask::MASK),
+            };
             // Only those: the others are the run's, journaled, and a resume keeps to them.
-            if let Some(k) = given_names.iter().find(|k| {
-                started
-                    .vars
-                    .get(**k)
-                    .is_some_and(|v| !v.contains(crate::exec::mask::MASK))
-            }) {
+            if let Some(k) = given_names
+                .iter()
+                .find(|k| started.vars.get(**k).is_some_and(|v| !masked(k, v)))
+            {
                 eprintln!(
                     "error: `--var {k}=...`: run `{id}` started with `{k}` = `{}`, and a resume keeps to it",
                     started.vars[*k]
@@ -552,7 +555,7 @@ pub fn resume(
                 return exit::USAGE;
             }
             for (k, val) in &started.vars {
-                if !val.contains(crate::exec::mask::MASK) {
+                if !masked(k, val) {
                     v.insert(k.clone(), val.clone());
                 } else if !given_names.contains(&k.as_str()) {
                     eprintln!(

@@ -383,9 +383,14 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
     };
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let plan = Arc::new(plan);
-    let masked_vars = vars
+    let masked_vars: BTreeMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.clone(), mask.mask(v)))
+        .collect();
+    let secret_vars: Vec<String> = masked_vars
+        .iter()
+        .filter(|(k, v)| vars.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
         .collect();
     let mut shell = Shell {
         plan: plan.clone(),
@@ -415,6 +420,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         plan: plan_summary(&plan),
         max_parallel: args.max_parallel,
         library_sha256: plan.library.clone(),
+        masked_vars: Some(secret_vars),
     }));
     if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
         eprintln!("error: {e}");

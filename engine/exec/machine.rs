@@ -381,7 +381,10 @@ impl Machine {
                 .outputs
                 .clone()
                 .into_iter()
-                .partition(|(_, v)| !v.contains(crate::exec::mask::MASK));
+                .partition(|(k, v)| match &s.masked_outputs {
+                    Some(keys) => !keys.contains(k),
+                    None => !v.contains(crate::exec::mask::MASK),
+                });
             self.rt[i].outputs = kept;
             self.rt[i].masked_outputs = masked.into_keys().collect();
             self.rt[i].warned = s.warned;
@@ -1224,13 +1227,19 @@ impl Machine {
         }
 
         if !outputs.is_empty() {
-            let masked = outputs
+            let masked: BTreeMap<String, String> = outputs
                 .iter()
                 .map(|(k, v)| (k.clone(), self.mask.mask(v)))
+                .collect();
+            let masked_keys = masked
+                .iter()
+                .filter(|(k, v)| outputs.get(*k) != Some(*v))
+                .map(|(k, _)| k.clone())
                 .collect();
             out.push(Action::Record(EventKind::StepOutput(StepOutput {
                 step: step.id.clone(),
                 outputs: masked,
+                masked: Some(masked_keys),
             })));
             self.rt[i].outputs.extend(outputs);
         }

@@ -124,6 +124,10 @@ pub struct RunStarted {
     /// `--max-parallel`, which `resume` keeps to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<u32>,
+    /// The variables whose values held a secret, and are masked in `vars` (absent in older
+    /// journals, as for [`StepOutput::masked`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_vars: Option<Vec<String>>,
     /// The library steps the runbook used, with each file's sha256.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub library_sha256: BTreeMap<String, String>,
@@ -143,6 +147,10 @@ pub struct StepStarted {
 pub struct StepOutput {
     pub step: String,
     pub outputs: BTreeMap<String, String>,
+    /// The keys whose values held a secret, and are masked above. Absent in journals written
+    /// before it was recorded (a resume then takes a `***` in a value for a mask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

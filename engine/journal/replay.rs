@@ -1,7 +1,7 @@
 //! Replay: a journal's records folded into the state of the run they describe. Status,
 //! resume and every report read this, never the executor's memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
@@ -29,6 +29,8 @@ pub struct StepRun {
     pub command: Option<String>,
     pub how: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    /// Which outputs are masked (held a secret); None when the journal does not say.
+    pub masked_outputs: Option<BTreeSet<String>>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub warned: bool,
@@ -164,7 +166,15 @@ impl RunState {
                 s.how = Some(e.how.clone());
             }
             EventKind::StepOutput(e) => {
-                self.step_mut(&e.step).outputs.extend(e.outputs.clone());
+                let s = self.step_mut(&e.step);
+                s.outputs.extend(e.outputs.clone());
+                if let Some(keys) = &e.masked {
+                    let set = s.masked_outputs.get_or_insert_with(BTreeSet::new);
+                    for k in e.outputs.keys() {
+                        set.remove(k);
+                    }
+                    set.extend(keys.iter().cloned());
+                }
             }
             EventKind::StepFinished(e) => {
                 let s = self.step_mut(&e.step);
