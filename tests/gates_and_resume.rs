@@ -522,8 +522,7 @@ steps:
     let child = p.spawn(&["run", "res"]);
     let run = p.wait_for("step_finished", "nonidem");
     p.wait_for("step_started", "long");
-    child.interrupt();
-    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    child.interrupt_and_stop();
     let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
     // The failed step stays failed: the run fails; long ran again, nonidem did not.
     assert_eq!(code, 1, "{err}");
@@ -565,8 +564,7 @@ steps:
     cmd.env("PW", "hunter22");
     let child = p.spawn_with(cmd);
     let run = p.wait_for("step_started", "wait");
-    child.interrupt();
-    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    child.interrupt_and_stop();
 
     let mut cmd = p.cmd(&["resume", &run, "--yes"]);
     cmd.env("PW", "hunter22");
@@ -635,8 +633,7 @@ steps:
     );
     let child = p.spawn(&["run", "lib"]);
     let run = p.wait_for("step_started", "first");
-    child.interrupt();
-    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    child.interrupt_and_stop();
     // Its YAML as it was; the script it runs changed.
     p.script(
         "steps/sys/thing.sh",
@@ -672,8 +669,7 @@ fn status_of_a_stopped_run_keeps_the_rto_clock_running() {
     );
     let child = p.spawn(&["run", "clock"]);
     let run = p.wait_for("step_started", "a");
-    child.interrupt();
-    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    child.interrupt_and_stop();
     std::thread::sleep(Duration::from_millis(1500));
     let (code, out, _) = p.run(&["status", &run]).parts();
     assert_eq!(code, 0, "{out}");
@@ -748,8 +744,7 @@ steps:
     );
     let child = p.spawn(&["run", "esc"]);
     let run = p.wait_for("escalated", "");
-    child.interrupt();
-    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    child.interrupt_and_stop();
     assert!(
         !p.events_of(&run, "escalated")
             .iter()
@@ -798,8 +793,7 @@ steps:
     cmd.env("PW", "hunter22");
     let child = p.spawn_with(cmd);
     let run = p.wait_for("step_started", "wait");
-    child.interrupt();
-    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 3);
+    child.interrupt_and_stop();
     let mut cmd = p.cmd(&["resume", &run, "--yes"]);
     cmd.env("PW", "hunter22");
     let (code, _, err) = p.run_with(cmd).parts();

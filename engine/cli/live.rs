@@ -589,7 +589,7 @@ pub fn resume(
         mode,
         max_parallel: started.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,
-        yes_is_one_approval: mode == Mode::Real && !env.auto_approve,
+        yes_is_one_approval: super::run::yes_is_one_approval(mode, &env),
         vars,
         env: env_snapshot(),
         durations: None,

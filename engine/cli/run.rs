@@ -133,6 +133,12 @@ pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc,
     })
 }
 
+/// A real run outside a sandbox: there `--yes` stands for the person `--as` names, one
+/// approval, and needs them to be a permitted approver.
+pub fn yes_is_one_approval(mode: Mode, env: &EnvDoc) -> bool {
+    mode == Mode::Real && !env.auto_approve
+}
+
 /// Who approves at gates under `--yes`, if allowed; an error says why not.
 pub fn auto_approver(
     plan: &Plan,
@@ -145,7 +151,7 @@ pub fn auto_approver(
     if !yes || !plan.steps.iter().any(|s| s.is_gate()) {
         return Ok(None);
     }
-    if mode != Mode::Real || env.auto_approve {
+    if !yes_is_one_approval(mode, env) {
         return Ok(Some(operator.to_owned()));
     }
     let Some(who) = as_name else {
@@ -431,7 +437,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         mode,
         max_parallel: args.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,
-        yes_is_one_approval: mode == Mode::Real && !env.auto_approve,
+        yes_is_one_approval: yes_is_one_approval(mode, &env),
         vars,
         env: env_snapshot(),
         durations: args

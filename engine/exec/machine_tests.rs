@@ -44,6 +44,16 @@ fn s(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// Step 0's attempt ended this way, with no outputs.
+fn exited(attempt: u32, result: ExitResult) -> Input {
+    Input::Exited {
+        step: 0,
+        attempt,
+        result,
+        outputs: BTreeMap::new(),
+    }
+}
+
 /// A virtual run: the test plays the processes and the people.
 struct Sim {
     m: Machine,
@@ -395,12 +405,7 @@ fn a_timeout_kills_the_step_and_fails_it_as_timed_out() {
     sim.advance(s(90));
     assert_eq!(sim.kills, vec![(s(90), 0)]);
     sim.advance(s(92));
-    sim.feed(Input::Exited {
-        step: 0,
-        attempt: 1,
-        result: ExitResult::Signal(15),
-        outputs: BTreeMap::new(),
-    });
+    sim.feed(exited(1, ExitResult::Signal(15)));
     assert_eq!(sim.finished("a")[0].status, StepStatus::TimedOut);
     assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
 }
@@ -572,12 +577,7 @@ fn an_interrupt_kills_running_steps_and_stops_resumable() {
     sim.advance(s(3));
     sim.feed(Input::Interrupt);
     assert_eq!(sim.kills, vec![(s(3), 0)]);
-    sim.feed(Input::Exited {
-        step: 0,
-        attempt: 1,
-        result: ExitResult::Signal(15),
-        outputs: BTreeMap::new(),
-    });
+    sim.feed(exited(1, ExitResult::Signal(15)));
     assert_eq!(sim.finished("a")[0].status, StepStatus::Interrupted);
     assert_eq!(sim.at("run_interrupted").len(), 1);
     assert_eq!(sim.outcome, Some(Outcome::Stopped));
@@ -809,12 +809,7 @@ fn a_poll_attempt_still_running_when_the_window_closes_is_killed() {
     assert!(sim.kills.is_empty());
     sim.advance(s(31));
     assert_eq!(sim.kills, vec![(s(30), 0)]);
-    sim.feed(Input::Exited {
-        step: 0,
-        attempt: 2,
-        result: ExitResult::Signal(15),
-        outputs: BTreeMap::new(),
-    });
+    sim.feed(exited(2, ExitResult::Signal(15)));
     let last = sim.finished("a").pop().unwrap();
     assert_eq!(last.status, StepStatus::TimedOut);
     assert!(!last.will_retry);
@@ -882,15 +877,7 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
             _ => None,
         })
         .expect("the 0s escalation");
-    let acts = m.handle(
-        s(1),
-        Input::Exited {
-            step: 0,
-            attempt: 1,
-            result: ExitResult::Code(0),
-            outputs: BTreeMap::new(),
-        },
-    );
+    let acts = m.handle(s(1), exited(1, ExitResult::Code(0)));
     assert!(
         !acts.iter().any(|a| matches!(a, Action::Done(_))),
         "the run ended with its escalation unsent"
@@ -974,15 +961,7 @@ fn ctrl_c_while_only_notifications_are_left_ends_the_run_as_it_ended() {
     );
     let mut m = Machine::new(p, cfg(Mode::Real), Masker::default());
     m.handle(Duration::ZERO, Input::Start);
-    m.handle(
-        s(1),
-        Input::Exited {
-            step: 0,
-            attempt: 1,
-            result: ExitResult::Code(0),
-            outputs: BTreeMap::new(),
-        },
-    );
+    m.handle(s(1), exited(1, ExitResult::Code(0)));
     let acts = m.handle(s(2), Input::Interrupt);
     assert!(
         acts.iter()

@@ -400,6 +400,15 @@ impl Running {
         self.signal(nix::sys::signal::Signal::SIGINT);
     }
 
+    /// Ctrl-C, and the run stops resumable: exit 3, within 20 s.
+    #[track_caller]
+    pub fn interrupt_and_stop(self) -> Out {
+        self.interrupt();
+        let out = self.finish_within(Duration::from_secs(20));
+        out.code(3);
+        out
+    }
+
     /// SIGKILL, then collects its exit status.
     pub fn kill(&mut self) -> std::io::Result<()> {
         let child = self.child.as_mut().unwrap();
