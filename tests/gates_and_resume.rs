@@ -360,19 +360,27 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
                 serde_json::json!(["long"])
             );
         } else {
-            assert_eq!(code, 2, "{err}");
-            assert!(
-                err.contains(
-                    "step `long` started and never finished, and is not `idempotent: true`"
-                ),
-                "{err}"
-            );
-            assert_eq!(
-                p.read("effects.txt"),
-                "first\nlong-start\n",
-                "nothing re-ran"
-            );
-            let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+            // Its outcome is unknown: `--yes` is no answer to that, only the operator's word for
+            // this step is; the run stays resumable.
+            for args in [vec!["resume", &run], vec!["resume", &run, "--yes"]] {
+                let (code, _, err) = p.run(&args).parts();
+                assert_eq!(code, 3, "{err}");
+                assert!(
+                    err.contains("step `long` ended while no supervisor watched it: its outcome is unknown, and it is not `idempotent: true`"),
+                    "{err}"
+                );
+                assert!(
+                    err.contains(&format!("runbook resume {run} --rerun long"))
+                        && err.contains(&format!("runbook resume {run} --mark-done long")),
+                    "{err}"
+                );
+                assert_eq!(
+                    p.read("effects.txt"),
+                    "first\nlong-start\n",
+                    "nothing re-ran"
+                );
+            }
+            let (code, _, err) = p.run(&["resume", &run, "--rerun", "long"]).parts();
             assert_eq!(code, 0, "{err}");
             assert_eq!(
                 p.read("effects.txt"),
@@ -380,6 +388,49 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
             );
         }
     }
+}
+
+/// A step whose outcome was lost and that the operator checked is taken as done on their
+/// word: it does not run again, the journal says who decided, and the run goes on.
+#[test]
+fn mark_done_takes_an_unknown_step_as_done_on_the_operators_word() {
+    let p = Project::new();
+    p.write(
+        "runbooks/crash.yaml",
+        &CRASH.replace(
+            "run: echo \"after {{ steps.long.outputs.v }}\" >> effects.txt",
+            "run: echo after >> effects.txt",
+        ),
+    );
+    let mut child = p.spawn(&["run", "crash"]);
+    let run = p.wait_for("step_started", "long");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid: i32 = step_pid(&p, &run, "long.1");
+    child.kill().unwrap();
+    kill_supervisor_of(&p, &run);
+    unsafe_killpg(pid);
+    support::wait_until("the step is gone", || !pid_alive(pid));
+    let (code, _, err) = p.run(&["resume", &run, "--mark-done", "nope"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("`nope` is not a step of run"), "{err}");
+    let (code, _, err) = p
+        .run(&["resume", &run, "--mark-done", "long", "--as", "alice"])
+        .parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "first\nlong-start\nafter\n");
+    let long = p
+        .events_of(&run, "step_finished")
+        .into_iter()
+        .find(|e| e["data"]["step"] == "long")
+        .unwrap();
+    assert_eq!(long["data"]["status"], "succeeded");
+    assert_eq!(long["data"]["marked_done_by"], "alice");
+    assert_eq!(
+        p.events_of(&run, "run_resumed")[0]["data"]["marked_done"],
+        serde_json::json!(["long"])
+    );
+    let (code, out, _) = p.run(&["verify", &run]).parts();
+    assert_eq!(code, 0, "{out}");
 }
 
 /// The process group the step wrapper recorded for `<step>.<attempt>`.

@@ -417,21 +417,80 @@ pub fn answer(
     exit::FAILED
 }
 
+#[derive(clap::Args, Debug, Clone)]
+pub struct ResumeArgs {
+    /// A run id (or a unique part of one, or `last`).
+    pub run: String,
+    /// Re-run interrupted steps that are not idempotent; approve gates as with `run --yes`.
+    /// A step whose outcome is unknown is never re-run on `--yes` alone: see `--rerun`.
+    #[arg(long)]
+    pub yes: bool,
+    /// Who is resuming (and approving at this terminal); default: $USER.
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    /// Write the event stream to stdout, one JSON object a line.
+    #[arg(long)]
+    pub json: bool,
+    /// A variable whose value held a secret when the run started: the journal keeps it
+    /// masked, so resume needs it again (K=V, repeatable).
+    #[arg(long = "var", value_name = "K=V")]
+    pub vars: Vec<String>,
+    /// Run this step again although it may have done its work already: its process ended
+    /// while nothing watched it, so its outcome is unknown (repeatable).
+    #[arg(long, value_name = "STEP")]
+    pub rerun: Vec<String>,
+    /// Take this step as done, on your word: its process ended while nothing watched it, and
+    /// you checked that it did its work (repeatable).
+    #[arg(long, value_name = "STEP")]
+    pub mark_done: Vec<String>,
+}
+
 /// Continues a run after a crash, Ctrl-C or a gate timeout.
-pub fn resume(
-    run: &str,
-    yes: bool,
-    as_name: &Option<String>,
-    json: bool,
-    given: &[String],
-    state_dir: Option<PathBuf>,
-) -> u8 {
+pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
+    let ResumeArgs {
+        run,
+        yes,
+        as_name,
+        json,
+        vars: given,
+        rerun: rerun_asked,
+        mark_done: mark_asked,
+    } = args;
+    let (yes, json) = (*yes, *json);
     let state = StateDir::resolve(state_dir);
     let Ok(id) = find(&state, Some(run), false) else {
         return exit::USAGE;
     };
-    // The chain must verify: a resume builds on the journal.
+    // Nothing may write to a journal before its run's lock is held: the executor may still be
+    // appending to it, and a reopen cuts what it takes for a torn tail. The scenario, which
+    // names the lock, is read from the first record without changing the file.
     let journal_path = state.journal(&id);
+    let Some(scenario) = read_lenient(&journal_path)
+        .ok()
+        .and_then(|r| RunState::replay(&r[..r.len().min(1)]).started)
+        .map(|s| s.scenario)
+    else {
+        eprintln!("error: run `{id}` has no readable run_started event");
+        eprintln!("help: `runbook verify {id}` shows what is wrong with its journal");
+        return exit::FAILED;
+    };
+    // The lock passes from a dead holder, never from a live one.
+    let _lock = match state::lock(&state.lock_path(&scenario), &id) {
+        Ok(l) => l,
+        Err(Ok(h)) => {
+            eprintln!(
+                "error: scenario `{scenario}` is live as run `{}`{}; it cannot be resumed while its executor runs",
+                h.run_id,
+                h.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            );
+            return exit::USAGE;
+        }
+        Err(Err(e)) => {
+            eprintln!("error: cannot take the lock: {e}");
+            return exit::USAGE;
+        }
+    };
+    // The chain must verify: a resume builds on the journal.
     let (journal, records) = match Journal::reopen(&journal_path) {
         Ok(x) => x,
         Err(e) => {
@@ -466,23 +525,6 @@ pub fn resume(
         eprintln!("error: dry-runs are not resumed; start a new one");
         return exit::USAGE;
     }
-    // The lock passes from a dead holder, never from a live one.
-    let _lock = match state::lock(&state.lock_path(&started.scenario), &id) {
-        Ok(l) => l,
-        Err(Ok(h)) => {
-            eprintln!(
-                "error: scenario `{}` is live as run `{}`{}; it cannot be resumed while its executor runs",
-                started.scenario,
-                h.run_id,
-                h.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            );
-            return exit::USAGE;
-        }
-        Err(Err(e)) => {
-            eprintln!("error: cannot take the lock: {e}");
-            return exit::USAGE;
-        }
-    };
     // The runbook must be the one that ran.
     let project = Project::current();
     let path = PathBuf::from(&started.runbook);
@@ -608,17 +650,53 @@ pub fn resume(
     let mut rerun = Vec::new();
     let mut adopt = Vec::new();
     let mut finished_away = Vec::new();
+    let mut marked = Vec::new();
+    let mut undecided: Vec<(String, PathBuf)> = Vec::new();
     let interactive = std::io::stdin().is_terminal();
+    // `--rerun` and `--mark-done` name steps whose outcome is open; a typo must not pass.
+    for name in rerun_asked.iter().chain(mark_asked) {
+        let open = rs.step(name).is_some_and(|s| {
+            s.in_flight
+                || matches!(
+                    s.status,
+                    Some(StepStatus::Interrupted | StepStatus::Unknown)
+                )
+        });
+        if !open {
+            report_problem(
+                Problem::error(format!(
+                    "`{name}` is not a step of run `{id}` left unfinished"
+                ))
+                .help("`--rerun` and `--mark-done` name steps that started and never finished; `runbook status` shows them"),
+            );
+            return exit::USAGE;
+        }
+        if rerun_asked.contains(name) && mark_asked.contains(name) {
+            report_problem(Problem::error(format!(
+                "step `{name}` is named by both `--rerun` and `--mark-done`"
+            )));
+            return exit::USAGE;
+        }
+    }
+    // A supervisor records a step's end the moment it reaps it: an end not recorded yet may
+    // be a moment away. One look again, once, before an end is called unknown.
+    let mut looked_again = false;
     for (i, step) in plan.steps.iter().enumerate() {
         let Some(s) = rs.step(&step.id) else { continue };
-        let unfinished = s.in_flight || s.status == Some(StepStatus::Interrupted);
+        let interrupted = s.status == Some(StepStatus::Interrupted);
+        let unfinished = s.in_flight || interrupted || s.status == Some(StepStatus::Unknown);
         if !unfinished || step.is_gate() {
             continue;
         }
         let attempt = s.attempts.max(1);
         let files = StepFiles::new(&run_dir, &step.id, attempt);
         let since = Duration::from_millis(s.started_ms.unwrap_or(0));
-        let (pgid, exit) = files.recorded();
+        let (mut pgid, mut exit) = files.recorded();
+        if s.in_flight && exit.is_none() && !pgid.is_some_and(group_alive) && !looked_again {
+            looked_again = true;
+            std::thread::sleep(Duration::from_millis(500));
+            (pgid, exit) = files.recorded();
+        }
         if s.in_flight && exit.is_some() {
             // It ended while nobody watched: the supervisor recorded how.
             machine.adopt(i, attempt, since);
@@ -634,32 +712,80 @@ pub fn resume(
             adopted_ids.push(step.id.clone());
             continue;
         }
-        // Gone without a word: re-run only if that is safe or someone says so.
-        let ok = if step.idempotent || yes {
-            true
-        } else if interactive {
+        if mark_asked.contains(&step.id) {
+            machine.mark_done(i);
+            marked.push((step.id.clone(), attempt));
+            continue;
+        }
+        if step.idempotent || rerun_asked.contains(&step.id) {
+            rerun.push(step.id.clone());
+            continue;
+        }
+        if interrupted {
+            // Stopped by us, so known not to have completed: `--yes` is the word to re-run it.
+            let ok = yes
+                || (interactive && {
+                    eprint!(
+                        "step `{}` was interrupted and is not idempotent. Re-run it? [y/N] ",
+                        step.id
+                    );
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+                });
+            if ok {
+                rerun.push(step.id.clone());
+            } else {
+                eprintln!(
+                    "error: step `{}` was interrupted and is not `idempotent: true`",
+                    step.id
+                );
+                eprintln!(
+                    "help: check what it did (its log: {}), then `runbook resume {id} --yes` (or `--rerun {}`) to re-run it, or `--mark-done {}` if it did its work",
+                    files.log.display(),
+                    step.id,
+                    step.id
+                );
+                return exit::STOPPED;
+            }
+            continue;
+        }
+        // Its process ended and nothing saw how: it may have done all, some or none of its
+        // work. Only the operator can say which, step by step; `--yes` does not.
+        if interactive && !yes {
             eprint!(
-                "step `{}` started and never finished, and is not idempotent. Re-run it? [y/N] ",
-                step.id
+                "step `{}` ended while no supervisor watched it: its outcome is unknown, and it is not idempotent (its log: {}).\n  [r]un it again, [m]ark it done, or [s]top? ",
+                step.id,
+                files.log.display()
             );
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
-            matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-        } else {
-            false
-        };
-        if !ok {
-            eprintln!(
-                "error: step `{}` started and never finished, and is not `idempotent: true`",
-                step.id
-            );
-            eprintln!(
-                "help: check what it did (its log: {}), then `runbook resume {id} --yes` to re-run it",
-                files.log.display()
-            );
-            return exit::USAGE;
+            match line.trim().to_ascii_lowercase().as_str() {
+                "r" | "run" | "rerun" => {
+                    rerun.push(step.id.clone());
+                    continue;
+                }
+                "m" | "mark" | "done" => {
+                    machine.mark_done(i);
+                    marked.push((step.id.clone(), attempt));
+                    continue;
+                }
+                _ => {}
+            }
         }
-        rerun.push(step.id.clone());
+        undecided.push((step.id.clone(), files.log.clone()));
+    }
+    if !undecided.is_empty() {
+        for (step, log) in &undecided {
+            eprintln!(
+                "error: step `{step}` ended while no supervisor watched it: its outcome is unknown, and it is not `idempotent: true`"
+            );
+            eprintln!(
+                "help: check what it did (its log: {}), then either `runbook resume {id} --rerun {step}` to run it again, or `runbook resume {id} --mark-done {step}` if it did its work",
+                log.display()
+            );
+        }
+        return exit::STOPPED;
     }
 
     let mut shell = Shell {
@@ -675,13 +801,27 @@ pub fn resume(
         interactive,
         tty_signals: interactive,
     };
-    let resumed = EventKind::RunResumed(RunResumed {
-        operator,
+    let mut events = vec![EventKind::RunResumed(RunResumed {
+        operator: operator.clone(),
         downtime_ms: downtime,
         adopted: adopted_ids,
         rerun,
-    });
-    if let Err(e) = shell.record_all(offset, vec![resumed]) {
+        marked_done: marked.iter().map(|(s, _)| s.clone()).collect(),
+    })];
+    events.extend(marked.into_iter().map(|(step, attempt)| {
+        EventKind::StepFinished(StepFinished {
+            step,
+            status: StepStatus::Succeeded,
+            attempt,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            will_retry: false,
+            error: None,
+            marked_done_by: Some(operator.clone()),
+        })
+    }));
+    if let Err(e) = shell.record_all(offset, events) {
         eprintln!("error: {e}");
         return exit::FAILED;
     }

@@ -83,23 +83,7 @@ pub enum Command {
     /// Deny a waiting gate of a live run: the run fails.
     Deny(AnswerArgs),
     /// Continue a run after a crash, Ctrl-C or a gate timeout.
-    Resume {
-        /// A run id (or a unique part of one, or `last`).
-        run: String,
-        /// Re-run unfinished steps that are not idempotent; approve gates as with `run --yes`.
-        #[arg(long)]
-        yes: bool,
-        /// Who is resuming (and approving at this terminal); default: $USER.
-        #[arg(long = "as", value_name = "NAME")]
-        as_name: Option<String>,
-        /// Write the event stream to stdout, one JSON object a line.
-        #[arg(long)]
-        json: bool,
-        /// A variable whose value held a secret when the run started: the journal keeps it
-        /// masked, so resume needs it again (K=V, repeatable).
-        #[arg(long = "var", value_name = "K=V")]
-        vars: Vec<String>,
-    },
+    Resume(live::ResumeArgs),
     /// Check a run's journal: its hash chain, line by line.
     Verify {
         /// A run id (or a unique part of one, or `last`).
@@ -246,13 +230,7 @@ pub fn main() -> ExitCode {
         Command::Deny(a) => {
             live::answer(&a.run, &a.step, &a.as_name, a.comment, false, cli.state_dir)
         }
-        Command::Resume {
-            run,
-            yes,
-            as_name,
-            json,
-            vars,
-        } => live::resume(&run, yes, &as_name, json, &vars, cli.state_dir),
+        Command::Resume(args) => live::resume(&args, cli.state_dir),
         Command::Verify { run } => runs::verify(&run, cli.state_dir),
         Command::Report {
             run,

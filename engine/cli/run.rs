@@ -470,6 +470,21 @@ pub fn finish(
             }
             outcome_code(o, strict_rto)
         }
+        // The engine's own faults: the steps still running are left to their supervisor.
+        Err(e @ exec::ExecError::Journal(..)) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "help: the run is stopped, and its running steps are left to finish; once the cause is gone (free some space), `runbook resume {run_id}` continues it"
+            );
+            exit::STOPPED
+        }
+        Err(e @ exec::ExecError::JournalChanged(..)) => {
+            eprintln!("error: {e}");
+            eprintln!(
+                "help: the run is stopped: its evidence is in doubt. `runbook verify {run_id}` shows what is left of the journal"
+            );
+            exit::FAILED
+        }
         Err(e) => {
             eprintln!("error: {e}");
             exit::FAILED

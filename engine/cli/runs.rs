@@ -29,26 +29,61 @@ pub fn verify(run: &str, state_dir: Option<PathBuf>) -> u8 {
     };
     let path = state.journal(&id);
     match journal::verify(&path) {
-        Ok(v) => match v.first_bad {
-            None => {
-                let torn = if v.torn_tail {
-                    "; its last line was cut short by a crash (resume cuts it off)"
-                } else {
-                    ""
-                };
-                println!("ok: {} records, hash chain intact{torn}", v.records);
-                exit::OK
-            }
-            Some((seq, line, why)) => {
-                println!("BROKEN at seq {seq} (line {line}): {why}");
-                println!("{} records before it verify", v.records);
-                exit::FAILED
-            }
-        },
+        Ok(v) => {
+            let rs = RunState::replay(&journal::read_lenient(&path).unwrap_or_default());
+            let (text, code) = verdict(&v, super::live::executor_pid(&state, &rs), &id);
+            println!("{text}");
+            code
+        }
         Err(e) => {
             eprintln!("error: {e}");
             exit::FAILED
         }
+    }
+}
+
+/// What `verify` says of a journal, and its exit code: one of three answers. Intact and
+/// sealed (0); intact but not sealed, which is a live run (0) or a run whose executor died or
+/// whose tail was cut (1); broken at a seq (1).
+pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> (String, u8) {
+    if let Some((seq, line, why)) = &v.first_bad {
+        return (
+            format!(
+                "BROKEN at seq {seq} (line {line}): {why}\n{} records before it verify",
+                v.records
+            ),
+            exit::FAILED,
+        );
+    }
+    let torn = if v.torn_tail {
+        "; its last line was cut short by a crash (resume cuts it off)"
+    } else {
+        ""
+    };
+    let last = v.records.saturating_sub(1);
+    let hash = v.last_hash.as_deref().unwrap_or_default();
+    if v.sealed {
+        return (
+            format!(
+                "ok: intact and sealed: {} records, hash chain intact, sealed at seq {last} (seal hash {hash}){torn}",
+                v.records
+            ),
+            exit::OK,
+        );
+    }
+    match live {
+        Some(pid) => (
+            format!(
+                "ok so far: intact through seq {last} but not sealed: the run is still live (executor pid {pid}){torn}"
+            ),
+            exit::OK,
+        ),
+        None => (
+            format!(
+                "NOT SEALED: intact through seq {last} but not sealed: its executor stopped without ending it (a crash: `runbook resume {id}` continues it and seals it), or its tail was cut{torn}"
+            ),
+            exit::FAILED,
+        ),
     }
 }
 
@@ -204,10 +239,7 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
             root.join("verify.txt"),
             format!(
                 "runbook verify {id}\n{}\nrunbook.yaml sha256 {sha_now}\nrun_started runbook_sha256 {sha_then}\n{}\n",
-                match &v.first_bad {
-                    None => format!("ok: {} records, hash chain intact", v.records),
-                    Some((seq, line, why)) => format!("BROKEN at seq {seq} (line {line}): {why}"),
-                },
+                verdict(&v, None, &id).0,
                 if sha_now == sha_then {
                     "runbook matches the run"
                 } else {

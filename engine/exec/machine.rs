@@ -68,6 +68,10 @@ pub enum Input {
     },
     /// Ctrl-C (or SIGTERM): stop starting steps and stop the running ones.
     Interrupt,
+    /// The engine can no longer see its steps (the step supervisor died): stop, resumable,
+    /// without killing them or calling them failed. Nothing is journaled of the running steps,
+    /// which stay in flight for `resume` to adopt or to take their recorded end.
+    Fault { reason: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +80,8 @@ pub enum ExitResult {
     Signal(i32),
     /// The process could not be started, or its command could not be rendered.
     Error(String),
+    /// The process ended unseen (adopted after its supervisor died): how is not known.
+    Unknown(String),
 }
 
 /// Something to do.
@@ -429,6 +435,12 @@ impl Machine {
         self.rt[step].first_started.get_or_insert(since);
     }
 
+    /// Takes a step whose outcome was lost as succeeded, on the operator's word (resume
+    /// `--mark-done`); the caller journals it.
+    pub fn mark_done(&mut self, step: usize) {
+        self.set(step, St::Done(StepStatus::Succeeded));
+    }
+
     pub fn is_done(&self) -> bool {
         self.done
     }
@@ -551,6 +563,17 @@ impl Machine {
             }
             // Every step has ended and only notifications are still being sent: the run
             // ends as it ended, without them, rather than as interrupted.
+            Input::Fault { reason } => {
+                if self.stopping.is_none() {
+                    self.stopping = Some(reason);
+                }
+                for i in 0..self.rt.len() {
+                    if matches!(self.rt[i].st, St::Running { .. } | St::Backoff { .. }) {
+                        self.set(i, St::Pending);
+                    }
+                }
+                self.notifying = 0;
+            }
             Input::Interrupt if self.work_ended.is_some() => self.notifying = 0,
             Input::Interrupt => {
                 if self.stopping.is_none() {
@@ -944,6 +967,7 @@ impl Machine {
                             duration_ms: 0,
                             will_retry: false,
                             error: None,
+                            marked_done_by: None,
                         })));
                         self.set(i, St::Done(StepStatus::Skipped));
                         self.after_finish(now, i, StepStatus::Skipped, out);
@@ -959,6 +983,7 @@ impl Machine {
                             duration_ms: d.as_millis() as u64,
                             will_retry: false,
                             error: None,
+                            marked_done_by: None,
                         })));
                         self.set(i, St::Done(StepStatus::Simulated));
                         self.after_finish(now, i, StepStatus::Simulated, out);
@@ -1246,8 +1271,40 @@ impl Machine {
         let (exit_code, signal, error) = match &result {
             ExitResult::Code(c) => (Some(*c), None, None),
             ExitResult::Signal(s) => (None, Some(*s), None),
-            ExitResult::Error(e) => (None, None, Some(self.mask.mask(e))),
+            ExitResult::Error(e) | ExitResult::Unknown(e) => (None, None, Some(self.mask.mask(e))),
         };
+        if let ExitResult::Unknown(_) = result {
+            // Neither a success nor a failure: an idempotent step is simply run again; any
+            // other waits for the operator's word, so the run stops (resumable) once what is
+            // running has ended, and `resume` asks.
+            let again = step.idempotent && self.stopping.is_none() && !self.aborting;
+            out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                step: step.id.clone(),
+                status: StepStatus::Unknown,
+                attempt,
+                exit_code,
+                signal,
+                duration_ms: duration.as_millis() as u64,
+                will_retry: again,
+                error,
+                marked_done_by: None,
+            })));
+            if again {
+                self.set(
+                    i,
+                    St::Backoff {
+                        attempt: attempt + 1,
+                        until: now,
+                    },
+                );
+            } else {
+                self.set(i, St::Pending);
+                if self.stopping.is_none() {
+                    self.stopping = Some("outcome_unknown".into());
+                }
+            }
+            return;
+        }
         let ok = exit_code == Some(0) && !timed_out;
         let status = if ok {
             StepStatus::Succeeded
@@ -1268,6 +1325,7 @@ impl Machine {
                 duration_ms: duration.as_millis() as u64,
                 will_retry,
                 error,
+                marked_done_by: None,
             })
         };
         if status == StepStatus::Interrupted {
@@ -1337,6 +1395,7 @@ impl Machine {
             duration_ms: now.saturating_sub(since).as_millis() as u64,
             will_retry: false,
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
+            marked_done_by: None,
         })));
         self.set(i, St::Done(status));
         self.after_finish(now, i, status, out);
@@ -1486,6 +1545,7 @@ impl Machine {
                     duration_ms: 0,
                     will_retry: false,
                     error: None,
+                    marked_done_by: None,
                 })));
                 self.set(i, St::Done(StepStatus::NotRun));
                 self.failed = true;

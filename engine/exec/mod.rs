@@ -50,8 +50,14 @@ pub struct Shell {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    /// The journal could not be written (a full disk, an I/O error): the run stops, and a
+    /// resume continues it once the cause is gone.
     #[error("cannot write the journal `{0}`: {1}")]
     Journal(PathBuf, std::io::Error),
+    /// The journal is no longer the file the run has been writing: the run stops, and its
+    /// evidence is in doubt.
+    #[error("the journal `{0}` was {1} while the run was writing it")]
+    JournalChanged(PathBuf, String),
     #[error("{0}")]
     Other(String),
 }
@@ -69,13 +75,23 @@ impl Shell {
         } else {
             Utc::now().max(at)
         };
-        let recs: Vec<Record> = events
+        let ends = events
+            .iter()
+            .any(|e| matches!(e, EventKind::RunFinished(_) | EventKind::RunInterrupted(_)));
+        let mut recs: Vec<Record> = events
             .into_iter()
             .map(|e| self.journal.append(at, now, e))
             .collect();
-        self.journal
-            .sync()
-            .map_err(|e| ExecError::Journal(self.journal.path().to_owned(), e))?;
+        // Every way a run ends closes its chain with a seal, in the same durable batch.
+        if ends {
+            recs.push(self.journal.seal(at, now));
+        }
+        self.journal.sync().map_err(|e| match e {
+            WriteError::Io(e) => ExecError::Journal(self.journal.path().to_owned(), e),
+            WriteError::Changed(why) => {
+                ExecError::JournalChanged(self.journal.path().to_owned(), why)
+            }
+        })?;
         for r in &recs {
             self.observers.record(r);
         }
@@ -160,21 +176,15 @@ fn start_supervisor(
             }
             None => {
                 // The supervisor is gone: nobody logs or records the steps it ran any more.
-                // They are ended, and fail.
-                for (_, p) in pending.lock().expect("pending lock").drain() {
-                    if let Some(pg) = *p.pgid.lock().expect("pgid lock") {
-                        let _ = nix::sys::signal::killpg(
-                            nix::unistd::Pid::from_raw(pg as i32),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    p.exited.store(true, std::sync::atomic::Ordering::SeqCst);
-                    let _ = tx.send(Input::Exited {
-                        step: p.step,
-                        attempt: p.attempt,
-                        result: ExitResult::Error("the step supervisor died".into()),
-                        outputs: BTreeMap::new(),
-                    });
+                // That is the engine's fault, not theirs: they are left running, nothing is
+                // said to have failed, and the run stops resumable. A resume takes the ends
+                // it recorded, adopts what still runs and asks about the rest.
+                let left = pending.lock().expect("pending lock").len();
+                let _ = tx.send(Input::Fault {
+                    reason: "supervisor_died".into(),
+                });
+                if left > 0 {
+                    tracing::warn!(left, "the step supervisor died; its steps are left running");
                 }
             }
         },
@@ -768,6 +778,13 @@ async fn await_adopted(
     while files.recorded().1.is_none() && process::group_alive(pgid) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A live supervisor records the end the moment it reaps the step: give it that moment.
+    for _ in 0..10 {
+        if files.recorded().1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     process::end_foreign_group(pgid).await;
     adopted_result(files, mask)
 }
@@ -776,8 +793,9 @@ async fn await_adopted(
 pub fn adopted_result(files: &StepFiles, mask: &Masker) -> (ExitResult, BTreeMap<String, String>) {
     let result = match files.recorded().1 {
         Some(c) => ExitResult::Code(c),
-        None => ExitResult::Error(
-            "the step's process ended without recording its exit status (it was killed)".into(),
+        // Its supervisor died before it ended: it may have done all, some or none of its work.
+        None => ExitResult::Unknown(
+            "its process ended while no supervisor watched it: how it ended is not known".into(),
         ),
     };
     let (outputs, _) = process::take_outputs(&files.output, &files.log, mask);

@@ -391,6 +391,11 @@ impl Supervisor {
             };
             if let Some(s) = self.steps.get_mut(&pid.as_raw()) {
                 s.ended = Some(ended);
+                // Recorded the moment it is known, before the group is ended and the pipes
+                // drained: a supervisor killed in between must not take the exit with it (a
+                // resume would not know whether the step did its work).
+                let line = exit_line(&s.key, ended);
+                self.record(&line);
             }
         }
     }
@@ -518,9 +523,6 @@ impl Supervisor {
                 continue;
             };
             let (code, signal) = s.ended.unwrap_or((Some(125), None));
-            // The status log keeps the shell's convention: 128 + N for signal N.
-            let recorded = code.unwrap_or(128 + signal.unwrap_or(0));
-            self.record(&format!("{} exit {recorded}\n", s.key));
             self.emit(&Event::Exit {
                 key: s.key,
                 code,
@@ -548,6 +550,11 @@ impl Supervisor {
             let _ = f.write_all(line.as_bytes());
         }
     }
+}
+
+/// A step's end in the status log, in the shell's convention: 128 + N for signal N.
+fn exit_line(key: &str, (code, signal): (Option<i32>, Option<i32>)) -> String {
+    format!("{key} exit {}\n", code.unwrap_or(128 + signal.unwrap_or(0)))
 }
 
 /// What `poll` found ready: the engine's requests, SIGCHLD, or a pipe of a step (by its

@@ -55,6 +55,12 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             };
             let retry = if f.will_retry { ", will retry" } else { "" };
             match f.status {
+                StepStatus::Succeeded if f.marked_done_by.is_some() => format!(
+                    "{} {} marked done by {} (its outcome was unknown)",
+                    paint(color, "32", "✓"),
+                    f.step,
+                    f.marked_done_by.as_deref().unwrap_or_default()
+                ),
                 StepStatus::Succeeded => {
                     format!("{} {} succeeded in {d}", paint(color, "32", "✓"), f.step)
                 }
@@ -67,6 +73,16 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                     f.step
                 ),
                 StepStatus::NotRun => format!("{} {} not run", paint(color, "2", "-"), f.step),
+                StepStatus::Unknown => format!(
+                    "{} {} outcome unknown after {d}{why}{}",
+                    paint(color, "33", "?"),
+                    f.step,
+                    if f.will_retry {
+                        ", will run again (idempotent)"
+                    } else {
+                        ""
+                    }
+                ),
                 StepStatus::Interrupted => format!(
                     "{} {} interrupted after {d}",
                     paint(color, "33", "■"),
@@ -155,6 +171,8 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             paint(color, "33", "■"),
             r.reason
         ),
+        // The seal ends the chain; the line before it already said how the run ended.
+        EventKind::RunSealed(_) => return None,
         EventKind::RunResumed(r) => format!(
             "run resumed by {} after {} of downtime",
             r.operator,

@@ -26,6 +26,7 @@ pub enum EventKind {
     RunInterrupted(RunInterrupted),
     RunResumed(RunResumed),
     RunFinished(RunFinished),
+    RunSealed(RunSealed),
 }
 
 impl EventKind {
@@ -48,6 +49,7 @@ impl EventKind {
             EventKind::RunInterrupted(_) => "run_interrupted",
             EventKind::RunResumed(_) => "run_resumed",
             EventKind::RunFinished(_) => "run_finished",
+            EventKind::RunSealed(_) => "run_sealed",
         }
     }
 
@@ -164,6 +166,10 @@ pub enum StepStatus {
     NotRun,
     /// Stopped by Ctrl-C or a stop: it did not complete, and `resume` treats it as unfinished.
     Interrupted,
+    /// Its process ended while no supervisor was there to see how (the step supervisor had
+    /// died): it may have done all, some or none of its work. `resume` re-runs it when it is
+    /// idempotent, and otherwise only on the operator's word (`--rerun` or `--mark-done`).
+    Unknown,
 }
 
 impl StepStatus {
@@ -176,6 +182,7 @@ impl StepStatus {
             StepStatus::Simulated => "simulated",
             StepStatus::NotRun => "not_run",
             StepStatus::Interrupted => "interrupted",
+            StepStatus::Unknown => "unknown",
         }
     }
 
@@ -201,6 +208,10 @@ pub struct StepFinished {
     #[serde(default)]
     pub will_retry: bool,
     pub error: Option<String>,
+    /// Who declared it done with `resume --mark-done` after its outcome was lost: it succeeded
+    /// on their word, not on an exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_done_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -270,7 +281,9 @@ pub struct Escalated {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunInterrupted {
-    /// `signal`, `approval_timed_out`.
+    /// `signal`, `approval_timed_out`, `supervisor_died` (the step supervisor went away; its
+    /// steps were left running, for `resume` to adopt), `outcome_unknown` (a step's process
+    /// ended unseen and it is not idempotent: the operator decides on resume).
     pub reason: String,
 }
 
@@ -281,6 +294,9 @@ pub struct RunResumed {
     pub downtime_ms: u64,
     pub adopted: Vec<String>,
     pub rerun: Vec<String>,
+    /// Steps whose outcome was lost and that the operator declared done (`--mark-done`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marked_done: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -296,4 +312,16 @@ pub struct RunFinished {
     pub elapsed_ms: u64,
     pub rto_met: bool,
     pub rto_ms: u64,
+}
+
+/// The end of a journal, on every way a run ends: after `run_finished`, and after
+/// `run_interrupted` (a resume then continues the chain with `run_resumed`). A journal whose
+/// last record is not a seal was cut, or belongs to a run still live or whose executor died.
+/// The seal's `hash` covers the whole chain before it: it is what a signature signs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunSealed {
+    /// Records before this one (so, this one's `seq`).
+    pub records: u64,
+    /// The `hash` of the record before this one.
+    pub last_hash: String,
 }

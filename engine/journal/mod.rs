@@ -16,6 +16,22 @@
 //!   re-serialisation: strip the suffix, put back the `}`, hash, compare.
 //!
 //! Event types and their `data` are documented on [`EventKind`].
+//!
+//! # The end and the head
+//!
+//! Every way a run ends (finished, failed, stopped, interrupted) appends a `run_sealed` record
+//! after its last event, naming the count of records before it and the last one's hash; a
+//! resumed run continues the chain after the seal with `run_resumed`. So a journal whose last
+//! record is no seal is either live, or its executor died, or its tail was cut.
+//!
+//! Beside the journal, `journal.head` holds `SEQ HASH\n` (SEQ zero-padded to 20 digits, so
+//! the file is rewritten in place at one size) of the last record made durable, rewritten
+//! after each fsync'd batch. A journal that ends before the record its head names was cut.
+//! The head is written after the journal's fsync and not fsync'd itself: after a power loss
+//! it may lag the journal (which is fine) but never lead it.
+//!
+//! Neither stops someone who rewrites the whole chain and its head: the seal's `hash` is what
+//! a signature will cover.
 
 pub mod describe;
 mod events;
@@ -23,6 +39,7 @@ mod replay;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -69,43 +86,82 @@ struct Body<'a> {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// `journal.head`: the last durable record's seq and hash.
+    head: File,
     buf: Vec<u8>,
     next_seq: u64,
     prev: String,
+    /// The file's identity and the length this journal has written: what it must still be
+    /// before each write (see [`Journal::sync`]).
+    dev: u64,
+    ino: u64,
+    len: u64,
+    /// The last record made durable, for the head.
+    durable: Option<(u64, String)>,
+}
+
+/// The head file beside a journal.
+pub fn head_path(journal: &Path) -> PathBuf {
+    journal.with_extension("head")
+}
+
+/// Why a batch could not be made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The journal file is not the one this run has been writing: deleted, replaced,
+    /// truncated or written to by something else.
+    #[error("the journal was {0} while the run was writing it")]
+    Changed(String),
 }
 
 impl Journal {
-    /// Creates a new journal; fails if one exists.
+    /// Creates a new journal (and its head); fails if one exists.
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(path)?;
+        let head = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(head_path(path))?;
+        let meta = file.metadata()?;
         Ok(Journal {
             path: path.to_owned(),
             file,
+            head,
             buf: Vec::new(),
             next_seq: 0,
             prev: GENESIS.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: 0,
+            durable: None,
         })
     }
 
     /// Opens an existing journal to continue it. A torn last line (a crash in the middle of a
-    /// write) is cut off first; every complete line must verify.
+    /// write) is cut off first; every complete line must verify. The caller must hold the
+    /// run's lock: nothing else may be writing the file.
     pub fn reopen(path: &Path) -> Result<(Self, Vec<Record>), JournalError> {
         let (records, good_len) = read_verified(path)?;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| JournalError::Io(path.to_owned(), e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| JournalError::Io(path.to_owned(), e))?
-            .len();
+        let io = |e| JournalError::Io(path.to_owned(), e);
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
         if len > good_len {
-            file.set_len(good_len)
-                .map_err(|e| JournalError::Io(path.to_owned(), e))?;
+            file.set_len(good_len).map_err(io)?;
         }
+        // Journals written before heads existed get one now.
+        let head = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(head_path(path))
+            .map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
         let (next_seq, prev) = match records.last() {
             Some(r) => (r.seq + 1, r.hash.clone()),
             None => (0, GENESIS.to_owned()),
@@ -114,9 +170,14 @@ impl Journal {
             Journal {
                 path: path.to_owned(),
                 file,
+                head,
                 buf: Vec::new(),
                 next_seq,
                 prev,
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: good_len,
+                durable: records.last().map(|r| (r.seq, r.hash.clone())),
             },
             records,
         ))
@@ -155,14 +216,28 @@ impl Journal {
         rec
     }
 
-    /// Writes what was appended and makes it durable (one fsync for the whole batch).
-    pub fn sync(&mut self) -> std::io::Result<()> {
+    /// Appends the seal: the end of the chain as it stands (see the module's docs).
+    pub fn seal(&mut self, at: DateTime<Utc>, elapsed: Duration) -> Record {
+        let sealed = RunSealed {
+            records: self.next_seq,
+            last_hash: self.prev.clone(),
+        };
+        self.append(at, elapsed, EventKind::RunSealed(sealed))
+    }
+
+    /// Writes what was appended and makes it durable (one fsync for the whole batch), then
+    /// moves the head. Before writing, the file must still be the one this journal made, at
+    /// the length it left it: a journal deleted, replaced or cut under a live run is not
+    /// written on blindly (the run would go on to say it succeeded with no evidence of it).
+    pub fn sync(&mut self) -> Result<(), WriteError> {
         if self.buf.is_empty() {
             return Ok(());
         }
+        self.check_identity()?;
         self.file.write_all(&self.buf)?;
         let started = std::time::Instant::now();
         let bytes = self.buf.len();
+        self.len += bytes as u64;
         self.buf.clear();
         self.file.sync_data()?;
         tracing::trace!(
@@ -170,6 +245,43 @@ impl Journal {
             fsync_us = started.elapsed().as_micros() as u64,
             "journal synced"
         );
+        self.durable = Some((self.next_seq - 1, self.prev.clone()));
+        self.write_head()?;
+        Ok(())
+    }
+
+    fn check_identity(&self) -> Result<(), WriteError> {
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WriteError::Changed("deleted".into()));
+            }
+            Err(e) => return Err(e.into()),
+            Ok(m) if (m.dev(), m.ino()) != (self.dev, self.ino) => {
+                return Err(WriteError::Changed("replaced by another file".into()));
+            }
+            Ok(_) => {}
+        }
+        let len = self.file.metadata()?.len();
+        if len < self.len {
+            return Err(WriteError::Changed(format!(
+                "cut from {} to {len} bytes",
+                self.len
+            )));
+        }
+        if len > self.len {
+            return Err(WriteError::Changed(format!(
+                "written to by something else ({} bytes more than the run wrote)",
+                len - self.len
+            )));
+        }
+        Ok(())
+    }
+
+    fn write_head(&mut self) -> std::io::Result<()> {
+        if let Some((seq, hash)) = &self.durable {
+            self.head
+                .write_all_at(format!("{seq:020} {hash}\n").as_bytes(), 0)?;
+        }
         Ok(())
     }
 }
@@ -194,15 +306,43 @@ pub struct Verification {
     pub first_bad: Option<(u64, usize, String)>,
     /// Bytes of the last line that was cut short (a crash mid-write), if any.
     pub torn_tail: bool,
+    /// The last complete record is a `run_sealed` that matches the chain before it.
+    pub sealed: bool,
+    /// The hash of the last complete record (the seal's, when sealed).
+    pub last_hash: Option<String>,
 }
 
-/// Checks every line: its hash, its link to the previous line, and the sequence numbers.
+/// What a record's type allows to follow it, as [`verify`] walks the chain.
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    /// Anything may follow.
+    Open,
+    /// `run_finished` or `run_interrupted`: its seal may follow (older journals have none).
+    Ended { finished: bool },
+    /// A seal: after a stop, only a resume may follow; after a finish, nothing.
+    Sealed { finished: bool },
+}
+
+/// Checks every line: its hash, its link to the previous line, the sequence numbers, that a
+/// seal is where it may be and says what it must, and that the journal reaches the record its
+/// head file names.
 pub fn verify(path: &Path) -> Result<Verification, JournalError> {
+    // The head first: the journal is read after it, so a live run can only have grown.
+    let head = read_head(path);
     let file = File::open(path).map_err(|e| JournalError::Io(path.to_owned(), e))?;
     let mut reader = BufReader::new(file);
     let mut prev = GENESIS.to_owned();
     let mut n = 0usize;
     let mut line = Vec::new();
+    let mut ending = Ending::Open;
+    let mut head_hash_seen = None;
+    let bad = |n: usize, why: String, ending: Ending, last: &str| Verification {
+        records: n,
+        first_bad: Some((n as u64, n + 1, why)),
+        torn_tail: false,
+        sealed: matches!(ending, Ending::Sealed { .. }),
+        last_hash: (n > 0).then(|| last.to_owned()),
+    };
     loop {
         line.clear();
         let read = reader
@@ -211,7 +351,7 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
         if read == 0 || line.last() != Some(&b'\n') {
             // A run's journal begins with its run_started, written before anything else:
             // without one there is no run to verify.
-            let first_bad = (n == 0).then(|| {
+            let mut first_bad = (n == 0).then(|| {
                 (
                     0,
                     1,
@@ -223,23 +363,96 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
                     .to_owned(),
                 )
             });
+            if first_bad.is_none()
+                && let Some((seq, hash)) = &head
+            {
+                if *seq >= n as u64 {
+                    first_bad = Some((
+                        n as u64,
+                        n + 1,
+                        format!(
+                            "the journal ends at seq {}, but its head file says seq {seq} was written: records were cut from its end",
+                            n - 1
+                        ),
+                    ));
+                } else if head_hash_seen.as_ref() != Some(hash) {
+                    first_bad = Some((
+                        *seq,
+                        *seq as usize + 1,
+                        "it is not the record the head file names (its hash differs): the journal was rewritten".into(),
+                    ));
+                }
+            }
             return Ok(Verification {
                 records: n,
                 first_bad,
                 torn_tail: read != 0,
+                sealed: matches!(ending, Ending::Sealed { .. }),
+                last_hash: (n > 0).then(|| prev.clone()),
             });
         }
         line.pop();
-        if let Err(why) = check_line(&line, n as u64, &prev) {
-            return Ok(Verification {
-                records: n,
-                first_bad: Some((n as u64, n + 1, why)),
-                torn_tail: false,
-            });
+        let ty = match check_line(&line, n as u64, &prev) {
+            Ok(ty) => ty,
+            Err(why) => return Ok(bad(n, why, ending, &prev)),
+        };
+        let follows = match (ending, ty.as_str()) {
+            (Ending::Sealed { finished: true }, t) => Err(format!(
+                "`{t}` after the seal of a finished run: nothing may follow it"
+            )),
+            (Ending::Sealed { finished: false }, "run_resumed") => Ok(Ending::Open),
+            (Ending::Sealed { .. }, t) => Err(format!(
+                "`{t}` after a seal: only `run_resumed` may continue a sealed journal"
+            )),
+            (Ending::Ended { finished }, "run_sealed") => Ok(Ending::Sealed { finished }),
+            (_, "run_sealed") => {
+                Err("a seal that does not follow `run_finished` or `run_interrupted`".into())
+            }
+            (Ending::Ended { finished: true }, t) => {
+                Err(format!("`{t}` after `run_finished`: the run was over"))
+            }
+            (_, "run_finished") => Ok(Ending::Ended { finished: true }),
+            (_, "run_interrupted") => Ok(Ending::Ended { finished: false }),
+            (_, _) => Ok(Ending::Open),
+        };
+        ending = match follows {
+            Ok(e) => e,
+            Err(why) => return Ok(bad(n, why, ending, &prev)),
+        };
+        if ty == "run_sealed"
+            && let Err(why) = check_seal(&line, n as u64, &prev)
+        {
+            return Ok(bad(n, why, ending, &prev));
         }
         prev = line_hash(&line).unwrap_or_default();
+        if head.as_ref().is_some_and(|(seq, _)| *seq == n as u64) {
+            head_hash_seen = Some(prev.clone());
+        }
         n += 1;
     }
+}
+
+/// The head file's seq and hash; none when it is missing (a journal older than heads) or not
+/// yet written.
+fn read_head(journal: &Path) -> Option<(u64, String)> {
+    let text = std::fs::read_to_string(head_path(journal)).ok()?;
+    let (seq, hash) = text.trim_end().split_once(' ')?;
+    Some((seq.parse().ok()?, hash.to_owned()))
+}
+
+/// A seal must name the count of records before it and the last one's hash.
+fn check_seal(line: &[u8], seq: u64, prev: &str) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if v["data"]["records"].as_u64() != Some(seq) {
+        return Err(format!(
+            "the seal counts {} records before it, but {seq} precede it",
+            v["data"]["records"]
+        ));
+    }
+    if v["data"]["last_hash"].as_str() != Some(prev) {
+        return Err("the seal's `last_hash` is not the previous record's hash".into());
+    }
+    Ok(())
 }
 
 fn line_hash(line: &[u8]) -> Option<String> {
@@ -249,7 +462,8 @@ fn line_hash(line: &[u8]) -> Option<String> {
     Some(h.to_owned())
 }
 
-fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<(), String> {
+/// Checks one line's hash, seq and link; returns its event type.
+fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<String, String> {
     let s = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
     let i = s
         .rfind(",\"hash\":\"")
@@ -279,7 +493,7 @@ fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<(), String> {
                 .into(),
         );
     }
-    Ok(())
+    Ok(v["type"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Reads a journal whose chain verifies; returns the records and the length of the good part

@@ -76,6 +76,8 @@ pub struct RunState {
     pub last_elapsed_ms: u64,
     pub last_at: Option<DateTime<Utc>>,
     pub records: usize,
+    /// The last record read is a `run_sealed`: the run ended (or stopped) cleanly.
+    pub sealed: bool,
 }
 
 impl RunState {
@@ -245,6 +247,10 @@ impl RunState {
                 self.finished = Some(e.clone());
                 self.finished_at = Some(r.at);
             }
+            EventKind::RunSealed(_) => self.sealed = true,
+        }
+        if !matches!(r.event, EventKind::RunSealed(_)) {
+            self.sealed = false;
         }
     }
 }
