@@ -465,7 +465,26 @@ pub fn finish(
             let journal = state.journal(run_id);
             eprintln!("journal: {}", journal.display());
             match o {
-                Outcome::Stopped => eprintln!("resume with: runbook resume {run_id}"),
+                Outcome::Stopped => {
+                    // Steps whose process ended unseen wait for the operator's word.
+                    let records = read_lenient(&journal).unwrap_or_default();
+                    let rs = RunState::replay(&records);
+                    for s in rs
+                        .steps
+                        .iter()
+                        .filter(|s| s.status == Some(StepStatus::Unknown))
+                    {
+                        eprintln!(
+                            "step `{}` ended while no supervisor watched it: its outcome is unknown, and it is not `idempotent: true`",
+                            s.id
+                        );
+                        eprintln!(
+                            "help: check what it did, then either `runbook resume {run_id} --rerun {}` to run it again, or `runbook resume {run_id} --mark-done {}` if it did its work",
+                            s.id, s.id
+                        );
+                    }
+                    eprintln!("resume with: runbook resume {run_id}")
+                }
                 _ => eprintln!("report: runbook report {run_id} (--format md|html|json|junit)"),
             }
             outcome_code(o, strict_rto)
