@@ -125,4 +125,13 @@ fn an_answer_to_a_gate_of_a_finished_run_is_told_who_decided_and_journaled_late(
     );
     // The journal still verifies with the answer appended after the run's end.
     p.run(&["verify", &run]).code(0);
+    // The report tells it among the approvals.
+    let out = p.run(&["report", &run]);
+    out.code(0);
+    assert!(
+        out.stdout
+            .contains("`go`: a denial by bob came late (already decided by alice (approved) at "),
+        "{}",
+        out.stdout
+    );
 }
