@@ -351,7 +351,9 @@ pub fn answer(
         )));
         return exit::USAGE;
     }
-    if !s.waiting {
+    let by = operator(as_name);
+    let decided = decision(s).is_some();
+    if !s.waiting && !decided {
         report_problem(
             Problem::error(format!(
                 "gate `{step}` is not waiting for an answer (it is {})",
@@ -362,6 +364,10 @@ pub fn answer(
         return exit::USAGE;
     }
     if executor_pid(&state, &rs).is_none() {
+        if decided {
+            // Nobody else will journal it: the run is over, or stopped past this gate.
+            return answer_late(&state, &id, step, &by, approve);
+        }
         report_problem(
             Problem::error(format!(
                 "run `{id}` is not live: its executor is not running"
@@ -372,7 +378,7 @@ pub fn answer(
         );
         return exit::STOPPED;
     }
-    let by = operator(as_name);
+    // A gate decided already is still asked: the live executor journals the answer as late.
     let dir = state.run_dir(&id).join("approvals");
     let req = format!(
         "{}-{}",
@@ -408,6 +414,21 @@ pub fn answer(
                 exit::OK
             };
         }
+        // The run ended between our look and its last look at the folder: the request is
+        // ours again (it was not taken) and is answered here, against the journal.
+        if executor_pid(&state, &rs).is_none()
+            && std::fs::remove_file(dir.join(format!("{req}.json"))).is_ok()
+        {
+            let records = read_lenient(&state.journal(&id)).unwrap_or_default();
+            let rs = RunState::replay(&records);
+            if rs.step(step).and_then(decision).is_some() {
+                return answer_late(&state, &id, step, &by, approve);
+            }
+            eprintln!(
+                "error: run `{id}` stopped before it took the request; `runbook status {id}` shows its state"
+            );
+            return exit::STOPPED;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = std::fs::remove_file(dir.join(format!("{req}.json")));
@@ -415,6 +436,70 @@ pub fn answer(
         "error: run `{id}` did not take the request within 15s; `runbook status {id}` shows its state"
     );
     exit::FAILED
+}
+
+/// Who decided a gate, and which way, as the journal says.
+fn decision(s: &StepRun) -> Option<(Vec<String>, GateDecision)> {
+    s.status?;
+    match &s.denied_by {
+        Some(by) => Some((vec![by.clone()], GateDecision::Denied)),
+        None if !s.approved_by.is_empty() => Some((s.approved_by.clone(), GateDecision::Approved)),
+        None => None,
+    }
+}
+
+/// An answer to a gate decided in a run no executor holds (it finished, or stopped past the
+/// gate): journaled here as late, under the scenario's lock so that no resume writes at the
+/// same time, and the answerer is told who decided.
+fn answer_late(state: &StateDir, id: &str, step: &str, by: &str, approve: bool) -> u8 {
+    let path = state.journal(id);
+    let journaled = (|| {
+        let records = read_lenient(&path).map_err(|e| e.to_string())?;
+        let scenario = RunState::replay(&records).scenario().to_owned();
+        let _lock = state::lock(&state.lock_path(&scenario), id).map_err(|e| match e {
+            Ok(h) => format!("run `{}` holds the scenario's lock; answer again", h.run_id),
+            Err(e) => e.to_string(),
+        })?;
+        let (mut journal, records) = Journal::reopen(&path).map_err(|e| e.to_string())?;
+        let rs = RunState::replay(&records);
+        let s = rs.step(step).ok_or("the gate is gone from the journal")?;
+        let (decided_by, decision) = decision(s).ok_or("the gate is not decided")?;
+        let when = s.finished_at.map(ApprovalLate::when).unwrap_or_default();
+        let reason = ApprovalLate::reason_for(&decided_by, decision, &when);
+        // The comment is left out: the secrets that would mask it live with the executor.
+        let late = EventKind::ApprovalLate(ApprovalLate {
+            step: step.to_owned(),
+            by: by.to_owned(),
+            approve,
+            comment: None,
+            decided_by,
+            decision,
+            decided_ms: s.finished_ms.unwrap_or_default(),
+            reason: reason.clone(),
+        });
+        let elapsed = Duration::from_millis(rs.last_elapsed_ms);
+        let at = Utc::now();
+        journal.append(at, elapsed, late);
+        // A journal that was sealed ends sealed again: the late answer is inside its end.
+        if rs.sealed {
+            journal.seal(at, elapsed);
+        }
+        journal.sync().map_err(|e| e.to_string())?;
+        Ok::<_, String>(reason)
+    })();
+    match journaled {
+        Ok(reason) => {
+            println!("rejected: {reason}");
+            exit::FAILED
+        }
+        Err(e) => {
+            eprintln!(
+                "error: gate `{step}` of run `{id}` is decided already, and the late answer could not be journaled into {}: {e}",
+                path.display()
+            );
+            exit::FAILED
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]

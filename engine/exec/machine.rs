@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use minijinja::value::Value;
 
 use super::mask::Masker;
@@ -177,6 +178,9 @@ struct Rt {
     outputs: BTreeMap<String, String>,
     /// Outputs restored on resume without their value: it held a secret.
     masked_outputs: BTreeSet<String>,
+    /// Gates: who decided, which way and when (run clock), so that an answer that comes
+    /// after is told so, in its own words, instead of being taken for the decision.
+    decided: Option<(Vec<String>, GateDecision, Duration)>,
 }
 
 pub struct Machine {
@@ -203,6 +207,9 @@ pub struct Machine {
     /// What the clock, the scheduler and the projection look at, kept as steps change state
     /// (see [`Machine::set`]) so that an event costs what is in flight, not the whole plan.
     sets: Sets,
+    /// Wall-clock time of elapsed zero, when the run has one: a late answer is told when its
+    /// gate was decided in the time people read, not the run's clock.
+    epoch: Option<DateTime<Utc>>,
 }
 
 /// Indexes over the steps' states.
@@ -308,6 +315,7 @@ impl Machine {
                     breached: false,
                     outputs: BTreeMap::new(),
                     masked_outputs: BTreeSet::new(),
+                    decided: None,
                 };
                 n
             ],
@@ -325,7 +333,18 @@ impl Machine {
             env_value,
             sets: Sets::new(&plan),
             plan,
+            epoch: None,
         }
+    }
+
+    /// Sets the wall-clock time of elapsed zero, in which late answers are told the time.
+    pub fn set_epoch(&mut self, epoch: DateTime<Utc>) {
+        self.epoch = Some(epoch);
+    }
+
+    /// Gate `i` was decided: remembered for the answers that come after.
+    fn decide(&mut self, i: usize, by: Vec<String>, decision: GateDecision, now: Duration) {
+        self.rt[i].decided.get_or_insert((by, decision, now));
     }
 
     /// Every change of a step's state goes through here, which keeps [`Sets`] and the
@@ -395,6 +414,15 @@ impl Machine {
             self.rt[i].masked_outputs = masked.into_keys().collect();
             self.rt[i].warned = s.warned;
             self.rt[i].breached = s.breached;
+            if s.gate && s.status.is_some() {
+                let at = Duration::from_millis(s.finished_ms.unwrap_or_default());
+                if let Some(by) = &s.denied_by {
+                    self.rt[i].decided = Some((vec![by.clone()], GateDecision::Denied, at));
+                } else if !s.approved_by.is_empty() {
+                    let by = s.approved_by.clone();
+                    self.rt[i].decided = Some((by, GateDecision::Approved, at));
+                }
+            }
             // A step that finished stays finished, failed ones too: resume never re-runs a
             // finished step. Interrupted ones run again; one that failed and was to be tried
             // again has no status yet, and is.
@@ -526,7 +554,8 @@ impl Machine {
 
     pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.done {
+        // An answer is still answered once the run is over: it is told it came late.
+        if self.done && !matches!(input, Input::Answer { .. }) {
             return out;
         }
         match input {
@@ -939,6 +968,7 @@ impl Machine {
                     out.push(Action::Ask { step: i });
                     self.page_approvers(i, &prompt, out);
                 } else if let Some(who) = self.cfg.auto_approve_as.clone() {
+                    self.decide(i, vec![who.clone()], GateDecision::Approved, now);
                     out.push(Action::Record(EventKind::ApprovalGranted(
                         ApprovalGranted {
                             step: id,
@@ -1445,14 +1475,47 @@ impl Machine {
             ));
             return;
         };
-        let St::Waiting { since, got } = &self.rt[i].st else {
-            out.push(reject(
-                by,
-                format!("gate `{step_id}` is not waiting for an answer"),
-            ));
+        let waiting = match &self.rt[i].st {
+            St::Waiting { since, got } if !self.done => Some((*since, got.clone())),
+            _ => None,
+        };
+        let Some((since, mut got)) = waiting else {
+            if !self.plan.may_approve(gate, &by) {
+                let reason = format!(
+                    "`{by}` may not approve `{step_id}`; approvers: {}",
+                    gate.approvers.join(", ")
+                );
+                out.push(reject(by, reason));
+            } else if let Some((decided_by, decision, at)) = self.rt[i].decided.clone() {
+                // The loser of an approve and a deny sent together, or an answer after the
+                // gate closed: its own fate, journaled, never the winner's verdict.
+                let when = match self.epoch {
+                    Some(e) => {
+                        ApprovalLate::when(e + chrono::Duration::from_std(at).unwrap_or_default())
+                    }
+                    None => format!("+{} into the run", fmt_duration(at)),
+                };
+                let reason = ApprovalLate::reason_for(&decided_by, decision, &when);
+                out.push(Action::Record(EventKind::ApprovalLate(ApprovalLate {
+                    step: step_id.to_owned(),
+                    by,
+                    approve,
+                    comment: comment.map(|c| self.mask.mask(&c)),
+                    decided_by,
+                    decision,
+                    decided_ms: at.as_millis() as u64,
+                    reason,
+                })));
+            } else {
+                let reason = if self.done {
+                    format!("the run has ended; gate `{step_id}` was not decided")
+                } else {
+                    format!("gate `{step_id}` is not waiting for an answer")
+                };
+                out.push(reject(by, reason));
+            }
             return;
         };
-        let (since, mut got) = (*since, got.clone());
         if !self.plan.may_approve(gate, &by) {
             let reason = format!(
                 "`{by}` may not approve `{step_id}`; approvers: {}",
@@ -1464,6 +1527,7 @@ impl Machine {
         let wait_ms = now.saturating_sub(since).as_millis() as u64;
         let comment = comment.map(|c| self.mask.mask(&c));
         if !approve {
+            self.decide(i, vec![by.clone()], GateDecision::Denied, now);
             out.push(Action::Record(EventKind::ApprovalDenied(ApprovalAnswer {
                 step: step.id.clone(),
                 by,
@@ -1494,6 +1558,7 @@ impl Machine {
             self.set(i, St::Waiting { since, got });
             return;
         }
+        self.decide(i, got.clone(), GateDecision::Approved, now);
         out.push(Action::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
                 step: step.id.clone(),

@@ -995,3 +995,68 @@ fn budgets_that_add_up_to_the_rto_exactly_are_not_at_risk_for_a_microsecond() {
     let acts = m.handle(s(3600) + Duration::from_millis(2), Input::Tick);
     assert!(risk(&acts));
 }
+
+/// The late answer of an event, if it is one.
+fn late(e: &EventKind) -> Option<&ApprovalLate> {
+    match e {
+        EventKind::ApprovalLate(l) => Some(l),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_deny_that_loses_the_race_to_an_approve_is_journaled_late_with_who_decided_and_when() {
+    // It was rejected as "not waiting", and `runbook deny` was told the approval's verdict.
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    let epoch = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+        .unwrap()
+        .to_utc();
+    sim.m.set_epoch(epoch);
+    sim.advance(s(300));
+    sim.answer("gate", "alice", true);
+    sim.advance(s(302));
+    sim.feed(Input::Answer {
+        step: "gate".into(),
+        by: "bob".into(),
+        approve: false,
+        comment: Some("wait for the backup check".into()),
+    });
+    let lates: Vec<&ApprovalLate> = sim.events.iter().filter_map(|(_, e)| late(e)).collect();
+    assert_eq!(
+        lates,
+        vec![&ApprovalLate {
+            step: "gate".into(),
+            by: "bob".into(),
+            approve: false,
+            comment: Some("wait for the backup check".into()),
+            decided_by: vec!["alice".into()],
+            decision: GateDecision::Approved,
+            decided_ms: 300_000,
+            reason: "already decided by alice (approved) at 2026-12-01 10:05:00 UTC".into(),
+        }]
+    );
+    assert!(sim.at("approval_denied").is_empty());
+    assert!(sim.at("approval_rejected").is_empty());
+    assert_eq!(sim.spawned(), vec![(s(300), "after".into())]);
+}
+
+#[test]
+fn an_answer_after_the_run_ended_is_journaled_late() {
+    // A run that was over took no answer at all: it was lost without a word.
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.advance(s(60));
+    sim.answer("gate", "alice", false);
+    assert!(matches!(sim.outcome, Some(Outcome::Failed { .. })));
+    sim.advance(s(90));
+    sim.answer("gate", "bob", true);
+    let l = sim.events.iter().find_map(|(_, e)| late(e)).expect("late");
+    assert_eq!(
+        (l.by.as_str(), l.approve, l.decision, l.decided_ms),
+        ("bob", true, GateDecision::Denied, 60_000)
+    );
+    assert_eq!(
+        l.reason,
+        "already decided by alice (denied) at +1m into the run"
+    );
+    assert!(sim.spawns.is_empty(), "a late approval starts nothing");
+}

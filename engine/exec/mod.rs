@@ -99,8 +99,8 @@ impl Shell {
     }
 }
 
-/// Requests from `runbook approve` (request id, step) and the actions they led to.
-type Answered = (Vec<(String, String)>, Vec<Action>);
+/// Requests from `runbook approve`, each by its id with the actions it alone led to.
+type Answered = Vec<(String, Vec<Action>)>;
 
 /// A step's process, as the shell tracks it: its process group, once the supervisor has
 /// reported it (an adopted step's is known from the start).
@@ -220,6 +220,7 @@ pub async fn execute(
     adopted: Vec<Adopted>,
 ) -> Result<Outcome, ExecError> {
     process::become_subreaper();
+    machine.set_epoch(shell.epoch);
     let origin = Instant::now() - start_offset;
     let now = || Instant::now().saturating_duration_since(origin);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
@@ -295,10 +296,25 @@ pub async fn execute(
             &mut running,
             &mut asked,
         )?;
-        if let Some((reqs, acts)) = answered.take() {
-            write_approval_results(&approvals_dir, &reqs, &acts);
+        if let Some(answers) = answered.take() {
+            write_approval_results(&approvals_dir, &answers);
         }
         if let Some(o) = outcome {
+            // Answers dropped since the last look are answered too (the machine says they
+            // came late): their senders must not wait on a run that is gone.
+            let late = take_answers(&approvals_dir, &mut machine, now());
+            let events: Vec<EventKind> = late
+                .iter()
+                .flat_map(|(_, acts)| acts)
+                .filter_map(|a| match a {
+                    Action::Record(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !events.is_empty() {
+                shell.record_all(now(), events)?;
+            }
+            write_approval_results(&approvals_dir, &late);
             while let Ok(line) = log_rx.try_recv() {
                 let id = shell.plan.steps[line.step].id.clone();
                 shell.observers.log(&id, &line.text);
@@ -322,15 +338,10 @@ pub async fn execute(
             }
             _ = sleep_until_opt(wake) => Some(Input::Tick),
             _ = approval_poll.tick() => {
-                let mut reqs = Vec::new();
-                let mut acts = Vec::new();
-                for (req, input) in read_approval_requests(&approvals_dir) {
-                    reqs.push((req, input_step(&input)));
-                    acts.extend(machine.handle(now(), input));
-                }
-                if reqs.is_empty() { None } else {
-                    answered = Some((reqs, acts.clone()));
-                    actions = acts;
+                let answers = take_answers(&approvals_dir, &mut machine, now());
+                if answers.is_empty() { None } else {
+                    actions = answers.iter().flat_map(|(_, acts)| acts.clone()).collect();
+                    answered = Some(answers);
                     continue;
                 }
             }
@@ -364,13 +375,6 @@ pub async fn execute(
                 actions.extend(machine.handle(now(), i));
             }
         }
-    }
-}
-
-fn input_step(i: &Input) -> String {
-    match i {
-        Input::Answer { step, .. } => step.clone(),
-        _ => String::new(),
     }
 }
 
@@ -851,23 +855,36 @@ fn read_approval_requests(dir: &std::path::Path) -> Vec<(String, Input)> {
     out
 }
 
-/// Tells each `runbook approve` caller what became of its request.
-fn write_approval_results(dir: &std::path::Path, reqs: &[(String, String)], acts: &[Action]) {
-    for (id, step) in reqs {
+/// Hands each request from `runbook approve` to the machine, one at a time and in the order
+/// they were dropped, keeping what each led to: two answers to one gate in the same batch
+/// each learn their own fate.
+fn take_answers(dir: &std::path::Path, machine: &mut Machine, now: Duration) -> Answered {
+    read_approval_requests(dir)
+        .into_iter()
+        .map(|(req, input)| (req, machine.handle(now, input)))
+        .collect()
+}
+
+/// Tells each `runbook approve` caller what became of its request, from its own actions.
+fn write_approval_results(dir: &std::path::Path, answers: &[(String, Vec<Action>)]) {
+    for (id, acts) in answers {
         let verdict = acts
             .iter()
             .find_map(|a| match a {
-                Action::Record(EventKind::ApprovalRejected(r)) if &r.step == step => {
+                Action::Record(EventKind::ApprovalRejected(r)) => {
                     Some(format!("rejected: {}", r.reason))
                 }
-                Action::Record(EventKind::ApprovalGranted(g)) if &g.step == step => {
+                Action::Record(EventKind::ApprovalLate(l)) => {
+                    Some(format!("rejected: {}", l.reason))
+                }
+                Action::Record(EventKind::ApprovalGranted(g)) => {
                     Some(format!("granted: approved by {}", g.by.join(", ")))
                 }
-                Action::Record(EventKind::ApprovalReceived(g)) if &g.step == step => Some(format!(
+                Action::Record(EventKind::ApprovalReceived(g)) => Some(format!(
                     "recorded: approval by {} counted; more approvers needed",
                     g.by
                 )),
-                Action::Record(EventKind::ApprovalDenied(g)) if &g.step == step => {
+                Action::Record(EventKind::ApprovalDenied(g)) => {
                     Some(format!("denied: by {}", g.by))
                 }
                 _ => None,

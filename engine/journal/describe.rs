@@ -149,6 +149,14 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
         EventKind::ApprovalRejected(a) => {
             format!("{} {}: {}", paint(color, "33", "!"), a.step, a.reason)
         }
+        EventKind::ApprovalLate(a) => format!(
+            "{} {}: {} by {} came late: {}",
+            paint(color, "33", "!"),
+            a.step,
+            if a.approve { "approval" } else { "denial" },
+            a.by,
+            a.reason
+        ),
         EventKind::ApprovalTimedOut(a) => format!(
             "{} {}: nobody answered in {}; the run stops (resume it with `runbook resume`)",
             paint(color, "33", "■"),

@@ -21,6 +21,7 @@ pub enum EventKind {
     ApprovalGranted(ApprovalGranted),
     ApprovalDenied(ApprovalAnswer),
     ApprovalRejected(ApprovalRejected),
+    ApprovalLate(ApprovalLate),
     ApprovalTimedOut(ApprovalTimedOut),
     Escalated(Escalated),
     RunInterrupted(RunInterrupted),
@@ -44,6 +45,7 @@ impl EventKind {
             EventKind::ApprovalGranted(_) => "approval_granted",
             EventKind::ApprovalDenied(_) => "approval_denied",
             EventKind::ApprovalRejected(_) => "approval_rejected",
+            EventKind::ApprovalLate(_) => "approval_late",
             EventKind::ApprovalTimedOut(_) => "approval_timed_out",
             EventKind::Escalated(_) => "escalated",
             EventKind::RunInterrupted(_) => "run_interrupted",
@@ -64,6 +66,7 @@ impl EventKind {
             EventKind::ApprovalReceived(e) | EventKind::ApprovalDenied(e) => &e.step,
             EventKind::ApprovalGranted(e) => &e.step,
             EventKind::ApprovalRejected(e) => &e.step,
+            EventKind::ApprovalLate(e) => &e.step,
             EventKind::ApprovalTimedOut(e) => &e.step,
             _ => return None,
         })
@@ -261,6 +264,58 @@ pub struct ApprovalRejected {
     pub step: String,
     pub by: String,
     pub reason: String,
+}
+
+/// An answer to a gate that was already decided: the loser of an approve and a deny sent
+/// together, or one that came after the gate opened or closed the way. It changes nothing, and
+/// is journaled so that no answer that reached the run is lost.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalLate {
+    pub step: String,
+    pub by: String,
+    /// What the late answer said: `true` approve, `false` deny.
+    pub approve: bool,
+    pub comment: Option<String>,
+    /// Who decided the gate (every approver of a grant), and which way.
+    pub decided_by: Vec<String>,
+    pub decision: GateDecision,
+    /// When the gate was decided, on the run's clock (`elapsed_ms` of its record).
+    pub decided_ms: u64,
+    /// What the late answerer is told: `already decided by NAME (approved) at T`.
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GateDecision {
+    Approved,
+    Denied,
+}
+
+impl ApprovalLate {
+    /// `already decided by alice (approved) at 2026-12-01 14:52:03 UTC`: one wording, whether
+    /// the executor or `runbook approve` (the run over) journals it.
+    pub fn reason_for(decided_by: &[String], decision: GateDecision, when: &str) -> String {
+        format!(
+            "already decided by {} ({}) at {when}",
+            decided_by.join(", "),
+            decision.as_str()
+        )
+    }
+
+    /// A decision's wall-clock time as a late answer is told it.
+    pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    }
+}
+
+impl GateDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateDecision::Approved => "approved",
+            GateDecision::Denied => "denied",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -397,12 +397,17 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
             Err(why) => return Ok(bad(n, why, ending, &prev)),
         };
         let follows = match (ending, ty.as_str()) {
-            (Ending::Sealed { finished: true }, t) => Err(format!(
-                "`{t}` after the seal of a finished run: nothing may follow it"
-            )),
+            // An answer to a gate of a run that has ended is journaled as late, and the
+            // journal sealed again after it.
+            (Ending::Sealed { finished } | Ending::Ended { finished }, "approval_late") => {
+                Ok(Ending::Ended { finished })
+            }
             (Ending::Sealed { finished: false }, "run_resumed") => Ok(Ending::Open),
+            (Ending::Sealed { finished: true }, t) => Err(format!(
+                "`{t}` after the seal of a finished run: only a late answer may follow it"
+            )),
             (Ending::Sealed { .. }, t) => Err(format!(
-                "`{t}` after a seal: only `run_resumed` may continue a sealed journal"
+                "`{t}` after a seal: only `run_resumed` or a late answer may follow it"
             )),
             (Ending::Ended { finished }, "run_sealed") => Ok(Ending::Sealed { finished }),
             (_, "run_sealed") => {

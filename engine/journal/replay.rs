@@ -73,6 +73,8 @@ pub struct RunState {
     pub breaches: Vec<(u64, BudgetEvent)>,
     pub risks: Vec<(u64, RtoAtRisk)>,
     pub rejections: Vec<(u64, ApprovalRejected)>,
+    /// Answers to gates already decided.
+    pub late_answers: Vec<(u64, ApprovalLate)>,
     pub last_elapsed_ms: u64,
     pub last_at: Option<DateTime<Utc>>,
     pub records: usize,
@@ -235,6 +237,7 @@ impl RunState {
                 s.wait_ms = Some(e.wait_ms);
             }
             EventKind::ApprovalRejected(e) => self.rejections.push((at, e.clone())),
+            EventKind::ApprovalLate(e) => self.late_answers.push((at, e.clone())),
             EventKind::ApprovalTimedOut(e) => {
                 let s = self.step_mut(&e.step);
                 s.waiting = false;

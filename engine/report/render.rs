@@ -152,6 +152,17 @@ impl Model {
                     "`{}`: an answer was rejected: {}",
                     x.step, x.reason
                 )),
+                EventKind::ApprovalLate(x) => approvals.push(format!(
+                    "`{}`: {} by {} came late ({}){}",
+                    x.step,
+                    if x.approve { "an approval" } else { "a denial" },
+                    x.by,
+                    x.reason,
+                    x.comment
+                        .as_ref()
+                        .map(|c| format!(": \"{c}\""))
+                        .unwrap_or_default()
+                )),
                 EventKind::ApprovalTimedOut(x) => approvals.push(format!(
                     "`{}`: nobody answered within {}; the run stopped",
                     x.step,
