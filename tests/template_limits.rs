@@ -72,3 +72,100 @@ fn a_template_error_after_multi_byte_characters_is_reported_in_every_kind_of_sca
         );
     }
 }
+
+/// Regression: nested loops of `range(100000)` made `check` render for hours (it renders every
+/// template to find what it names).
+#[test]
+fn a_template_cpu_bomb_is_refused_by_check_within_seconds() {
+    let out = check(
+        "bomb",
+        "\
+scenario: bomb
+title: Bomb
+rto: 1h
+steps:
+  - id: a
+    budget: 1m
+    run: echo {% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}
+    drill: run
+",
+    );
+    out.code(2)
+        .stderr_has("command: template does too much work: past the limit of 250000 instructions")
+        .stderr_has("move loops and generated text into the step's script")
+        .stderr_has("[runbooks/bomb.yaml:7:")
+        .stderr_has("help: a template only fills values in")
+        .stderr_has("checked 1 runbook: 1 error, 0 warnings");
+}
+
+/// Regression: a template that makes tens of megabytes of text at once, or gigabytes a little
+/// at a time, was rendered to the end (or until memory ran out).
+#[test]
+fn a_template_making_gigabytes_of_text_is_refused_by_check() {
+    let out = check(
+        "text-bomb",
+        "\
+scenario: text-bomb
+title: Text bomb
+rto: 1h
+steps:
+  - id: at-once
+    budget: 1m
+    run: echo {{ 'x' * 50000000 }}
+    drill: run
+  - id: a-little-at-a-time
+    title: \"{% for i in range(100000) %}{{ 'y' * 100000 }}{% endfor %}\"
+    budget: 1m
+    run: echo
+    drill: run
+",
+    );
+    out.code(2)
+        .stderr_has("command: template does too much work")
+        .stderr_has("[runbooks/text-bomb.yaml:7:")
+        .stderr_has("title: template does too much work")
+        .stderr_has("[runbooks/text-bomb.yaml:10:")
+        .stderr_has("checked 1 runbook: 2 errors, 0 warnings");
+}
+
+/// Regression: a bomb that only goes off with a step's real outputs passes `check` (which
+/// sees placeholders) and hung the run when the step's command was rendered.
+#[test]
+fn a_template_bomb_that_goes_off_only_at_run_time_fails_its_step_within_seconds() {
+    let p = Project::with_runbook(
+        "late-bomb",
+        r#"
+scenario: late-bomb
+title: A bomb set off by an output
+rto: 1h
+steps:
+  - id: arm
+    budget: 1m
+    run: echo go=yes >> "$RUNBOOK_OUTPUT"
+    drill: run
+  - id: fire
+    needs: [arm]
+    budget: 1m
+    run: echo {% if steps.arm.outputs.go == 'yes' %}{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}{% endif %}
+    drill: run
+"#,
+    )
+    .with_deadline(WITHIN);
+    p.run(&["check", "runbooks/late-bomb.yaml"]).code(0);
+    let out = p.run_scenario(&["--run-id", "r1"]);
+    out.code(1).stderr_has(
+        "fire failed after 0s: command: template does too much work: past the limit of 250000 instructions",
+    );
+    let finished = p.events_of("r1", "step_finished");
+    let fire = finished
+        .iter()
+        .find(|e| e["data"]["step"] == "fire")
+        .expect("`fire` finished");
+    assert_eq!(fire["data"]["status"], "failed", "{fire}");
+    assert!(
+        fire["data"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("move loops and generated text into the step's script")),
+        "{fire}"
+    );
+}
