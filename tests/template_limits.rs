@@ -129,7 +129,8 @@ steps:
 }
 
 /// Regression: a bomb that only goes off with a step's real outputs passes `check` (which
-/// sees placeholders) and hung the run when the step's command was rendered.
+/// sees placeholders) and hung the run when the step's command was rendered. The failure
+/// says where the step's command is written.
 #[test]
 fn a_template_bomb_that_goes_off_only_at_run_time_fails_its_step_within_seconds() {
     let p = Project::with_runbook(
@@ -154,7 +155,7 @@ steps:
     p.run(&["check", "runbooks/late-bomb.yaml"]).code(0);
     let out = p.run_scenario(&["--run-id", "r1"]);
     out.code(1).stderr_has(
-        "fire failed after 0s: command: template does too much work: past the limit of 250000 instructions",
+        "fire failed after 0s: runbooks/late-bomb.yaml:13: command: template does too much work: past the limit of 250000 instructions",
     );
     let finished = p.events_of("r1", "step_finished");
     let fire = finished

@@ -608,8 +608,16 @@ impl Compiler<'_> {
         }
 
         let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
+        let at_line = s
+            .run
+            .as_ref()
+            .map(|r| r.pos)
+            .or(s.uses.as_ref().map(|u| u.pos))
+            .unwrap_or(s.id.pos)
+            .line;
         Some(Step {
             id: id.to_owned(),
+            at: format!("{}:{at_line}", self.file.display_name()),
             title,
             description: s.description.clone(),
             needs: graph.needs[i].clone(),
