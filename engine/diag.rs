@@ -115,11 +115,14 @@ impl Problem {
     fn span(&self) -> Option<(usize, usize)> {
         let pos = self.pos?;
         let text = self.file.as_ref()?.text();
-        let start = pos.offset.min(text.len());
+        // A position may come from a search or another crate's offsets: a span that starts
+        // or ends inside a multi-byte character would panic here or in miette's renderer.
+        let start = text.floor_char_boundary(pos.offset.min(text.len()));
         // A zero-length span still gets a caret; keep it inside the text and on one line.
         let rest = &text[start..];
         let line_end = rest.find('\n').unwrap_or(rest.len());
         let len = pos.len.min(line_end).max(usize::from(line_end > 0));
+        let len = rest.ceil_char_boundary(len);
         Some((start, len))
     }
 }

@@ -176,6 +176,7 @@ mod tests {
             .enumerate()
             .map(|(i, &(a, b, c))| crate::compile::Step {
                 id: format!("s{i}"),
+                at: String::new(),
                 title: String::new(),
                 description: None,
                 needs: if chain && i > 0 { vec![i - 1] } else { vec![] },

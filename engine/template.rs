@@ -30,8 +30,18 @@ pub struct TemplateError {
     pub help: Option<String>,
 }
 
+/// The work one render may do, in minijinja's fuel: about one instruction, or 64 bytes of text
+/// made, per unit. A template fills values into a command, a title or a prompt; a loop that
+/// runs for minutes or text of gigabytes (`range(100000)` nested, `"x" * 10**9`) is a bomb, and
+/// without a bound it hangs `check` (which renders every template) and the run. This allows
+/// about 250,000 instructions or 16 MB of text, far more than a command, title or prompt needs.
+pub const FUEL: u64 = 250_000;
+
 fn environment(quoting: Quoting) -> Environment<'static> {
     let mut env = Environment::new();
+    // Depth needs no bound of ours: minijinja stops recursion at 500 levels (without its
+    // `stacker` feature, which this crate does not enable), and fuel bounds the rest.
+    env.set_fuel(Some(FUEL));
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_debug(false);
@@ -250,6 +260,19 @@ fn from_minijinja(e: &minijinja::Error, src: &str) -> TemplateError {
         ErrorKind::SyntaxError => (
             format!("template syntax error: {}", detail.clone().unwrap_or_default()),
             Some("templates are minijinja: `{{ name }}`, `{{ steps['id'].outputs.key }}`".into()),
+        ),
+        // The fix is in the message too: at run time only the message reaches the operator.
+        ErrorKind::OutOfFuel => (
+            format!(
+                "template does too much work: past the limit of {FUEL} instructions or {} MB of \
+                 text for one render; move loops and generated text into the step's script",
+                FUEL * 64 / 1_000_000
+            ),
+            Some(
+                "a template only fills values in; a script's work is bounded by the step's \
+                 `timeout`, a template's by this limit"
+                    .into(),
+            ),
         ),
         ErrorKind::UndefinedError => (
             "undefined value in template".to_owned(),

@@ -1,7 +1,8 @@
 //! The loader and the compiler never panic, whatever text they are fed: arbitrary strings, and a
 //! valid runbook mangled (bytes flipped, lines deleted, duplicated or swapped, keys inserted,
-//! text cut short). Every problem they report carries a message, points inside its file, and
-//! renders with miette.
+//! text cut short, non-ASCII text inserted), and runbooks whose templates, `run:` blocks, ids
+//! and durations hold characters of more than one byte, CRs and tabs. Every problem they
+//! report carries a message, points inside its file, and renders with miette.
 
 use std::path::{Path, PathBuf};
 
@@ -149,6 +150,8 @@ enum Mutation {
     DuplicateLine(usize),
     SwapLines(usize, usize),
     InsertKey(usize, &'static str, &'static str),
+    /// Non-ASCII text anywhere: in a template, a `run:` block, an id, a duration.
+    InsertText(usize, &'static str),
     Truncate(usize),
 }
 
@@ -182,6 +185,37 @@ const VALUES: &[&str] = &[
     "*a",
     "\"two\\nlines\"",
     "|\n  two\n  lines",
+    "é {{ steps['x'].outputs. }}\n  and more",
+    "\"→ {{ nope. }}\n  two\"",
+    "|\n  🦀 {{ x | shout }}\n  two",
+    ">\n  \te\u{301} {{ \n  two",
+    "ré-store",
+    "[ré-store]",
+    "５m",
+    "1m\u{301}",
+    "5m..١٠m",
+    "\"\r\n\"",
+];
+
+/// Text that is not one byte a character, or not printable: what a runbook written in another
+/// language, pasted from a chat, or saved on Windows holds. Byte offsets that land inside one
+/// of these panic where text is sliced.
+const NON_ASCII: &[&str] = &[
+    "é",
+    "e\u{301}",
+    "→",
+    "🦀",
+    "👩\u{200d}🚒",
+    "\u{200b}",
+    "\u{feff}",
+    "ß",
+    "İ",
+    "Ω",
+    "\r",
+    "\r\n",
+    "\t",
+    "\u{85}",
+    "\u{2028}",
 ];
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -196,6 +230,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             prop::sample::select(VALUES)
         )
             .prop_map(|(i, k, v)| Mutation::InsertKey(i, k, v)),
+        (any::<usize>(), prop::sample::select(NON_ASCII))
+            .prop_map(|(i, t)| Mutation::InsertText(i, t)),
         any::<usize>().prop_map(Mutation::Truncate),
     ]
 }
@@ -228,6 +264,13 @@ fn apply(text: &str, m: &Mutation) -> String {
                 .map(|l| l.chars().take_while(|c| *c == ' ').collect())
                 .unwrap_or_default();
             lines.insert(at, format!("{indent}{k}: {v}"));
+        }
+        Mutation::InsertText(i, t) => {
+            let mut at = i % (text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            return format!("{}{t}{}", &text[..at], &text[at..]);
         }
         Mutation::Truncate(i) => {
             let mut cut = i % (text.len() + 1);
@@ -352,6 +395,50 @@ fn a_long_chain_or_cycle_does_not_overflow_the_stack() {
         .expect("compiled without a panic");
 }
 
+/// A few characters of runbook-ish ASCII and non-ASCII text.
+fn mixed_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            prop::sample::select(NON_ASCII).prop_map(str::to_owned),
+            "[a-z0-9 {}'\\[\\]._|:-]{1,4}",
+        ],
+        0..6,
+    )
+    .prop_map(|v| v.concat())
+}
+
+/// A `run:` written each way YAML allows, spread over two lines, holding a template that is
+/// as likely broken as not, after and before mixed text.
+fn run_scalar() -> impl Strategy<Value = String> {
+    let template = prop_oneof![
+        Just("{{ steps['a'].outputs. }}"),
+        Just("{{ steps['a'].outputs.file }}"),
+        Just("{{ nope }}"),
+        Just("{{ database | shout }}"),
+        Just(
+            "{% for x in range(100000) %}{% for y in range(100000) %}{{ y }}{% endfor %}{% endfor %}"
+        ),
+        Just("{{"),
+        Just("{{ database }}"),
+    ];
+    (
+        0..4usize,
+        mixed_text(),
+        template,
+        mixed_text(),
+        mixed_text(),
+    )
+        .prop_map(|(style, first, template, rest, second)| {
+            let line = format!("{first}{template}{rest}");
+            match style {
+                0 => format!("{line}\n      {second}"),
+                1 => format!("\"{line}\n      {second}\""),
+                2 => format!("|\n      {line}\n      {second}"),
+                _ => format!(">\n      {line}\n      {second}"),
+            }
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -365,6 +452,22 @@ proptest! {
         load_and_compile(&text);
     }
 
+    /// Regression: a multi-line `run:` starting with `é` and holding a template error made
+    /// `check` panic slicing the file inside the `é`.
+    #[test]
+    fn non_ascii_in_runs_templates_ids_and_durations_never_panics(
+        run in run_scalar(),
+        id in mixed_text(),
+        budget in mixed_text(),
+        title in mixed_text(),
+        key in mixed_text(),
+    ) {
+        let text = format!(
+            "scenario: fuzz\ntitle: T{title}\nrto: 1h\nvars:\n  database: omni\nsteps:\n  - id: a\n    budget: 1m\n    run: ./a.sh\n    drill: run\n  - id: b{id}\n    needs: [a]\n    budget: 1{budget}m\n    run: {run}\n    env: {{ K: \"{{{{ steps['a'].outputs.{key} }}}}\" }}\n    drill: run\n"
+        );
+        load_and_compile(&text);
+    }
+
     #[test]
     fn a_mangled_runbook_never_panics(mutations in prop::collection::vec(mutation(), 1..5)) {
         let mut text = VALID.to_owned();
@@ -372,5 +475,31 @@ proptest! {
             text = apply(&text, m);
         }
         load_and_compile(&text);
+    }
+}
+
+/// A problem whose position starts or ends inside a multi-byte character (a caret of one
+/// byte on `é`, an offset from another crate) still renders.
+#[test]
+fn a_problem_pointing_into_a_multi_byte_character_renders() {
+    use runbook::diag::Problem;
+    use runbook::runbook::Pos;
+    let text = "scenario: é→🦀\n";
+    let file = SourceFile::new(
+        Path::new("runbooks/x.yaml"),
+        "runbooks/x.yaml",
+        text.to_owned(),
+    );
+    for offset in 10..text.len() {
+        for len in [0, 1, 2] {
+            let pos = Pos {
+                line: 1,
+                column: 11,
+                offset,
+                len,
+            };
+            let problems: Problems = Problem::error("bad").at(&file, pos).into();
+            check_problems(&problems, text);
+        }
     }
 }

@@ -608,8 +608,16 @@ impl Compiler<'_> {
         }
 
         let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
+        let at_line = s
+            .run
+            .as_ref()
+            .map(|r| r.pos)
+            .or(s.uses.as_ref().map(|u| u.pos))
+            .unwrap_or(s.id.pos)
+            .line;
         Some(Step {
             id: id.to_owned(),
+            at: format!("{}:{at_line}", self.file.display_name()),
             title,
             description: s.description.clone(),
             needs: graph.needs[i].clone(),
@@ -869,33 +877,54 @@ impl Drop for ProblemBuilder<'_> {
 /// The position of a byte range inside a template, in the file. Quoted and block scalars
 /// start after their quote or indicator line; where the text cannot be found, the whole
 /// scalar is pointed at.
+///
+/// Every offset here comes from elsewhere (the YAML parser, minijinja, a search) and may fall
+/// inside a multi-byte character of the file or of the template, so the text is only ever
+/// read through `get`, which answers `None` where slicing would panic.
 fn template_pos(file: &SourceFile, sp: &Sp<String>, range: Option<std::ops::Range<usize>>) -> Pos {
     let text = file.text();
     let start = sp.pos.offset.min(text.len());
+    let Some(after) = text.get(start..) else {
+        return sp.pos;
+    };
     let src = &sp.value;
     let first_line = src.lines().next().unwrap_or("");
-    let base = if text[start..].starts_with(src.as_str()) {
+    let base = if after.starts_with(src.as_str()) {
         Some(start)
-    } else if text[start..].len() > 1 && text[start + 1..].starts_with(src.as_str()) {
+    } else if after.get(1..).is_some_and(|a| a.starts_with(src.as_str())) {
         Some(start + 1)
     } else if !first_line.is_empty() {
         // Search only near the scalar: within its own extent.
-        let window_end = (start + sp.pos.len.max(first_line.len()) + 2).min(text.len());
-        text[start..window_end].find(first_line).map(|i| start + i)
+        let window_end = text
+            .floor_char_boundary((start + sp.pos.len.max(first_line.len()) + 2).min(text.len()));
+        text.get(start..window_end)
+            .and_then(|w| w.find(first_line))
+            .map(|i| start + i)
     } else {
         None
     };
+    // A scalar folded over lines is found nowhere whole, but it starts where the parser says
+    // (or after its quote) and the part before the range may still sit there verbatim.
+    let verbatim = |base: usize, end: usize| {
+        src.get(..end)
+            .is_some_and(|s| text.get(base..base + end) == Some(s))
+    };
+    let base = base.or_else(|| {
+        let end = range.as_ref()?.end;
+        [start, start + 1].into_iter().find(|&b| verbatim(b, end))
+    });
     match (base, range) {
         (Some(base), Some(r))
             if src
                 .get(..r.end)
-                .is_some_and(|s| !s[r.start..].contains('\n') || r.start == r.end) =>
+                .and_then(|s| s.get(r.start..))
+                .is_some_and(|s| !s.contains('\n') || r.start == r.end) =>
         {
             // Only exact when the template before the range sits verbatim in the file.
-            let verbatim = text.get(base..base + r.end) == Some(&src[..r.end]);
-            if verbatim {
-                let offset = base + r.start;
-                let before = &text[..offset];
+            let offset = base + r.start;
+            if verbatim(base, r.end)
+                && let Some(before) = text.get(..offset)
+            {
                 let line = before.matches('\n').count() as u32 + 1;
                 let col = before.rsplit('\n').next().unwrap_or("").chars().count() as u32 + 1;
                 return Pos {

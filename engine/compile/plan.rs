@@ -74,6 +74,9 @@ pub struct Escalation {
 #[derive(Clone, Debug)]
 pub struct Step {
     pub id: String,
+    /// `file:line` of the step's `run:` (or `uses:`): errors that only a run finds (a template
+    /// that fails with the real outputs) point the operator there.
+    pub at: String,
     /// A plain template.
     pub title: String,
     pub description: Option<String>,

@@ -1019,7 +1019,10 @@ impl Machine {
                         self.after_finish(now, i, StepStatus::Simulated, out);
                     }
                     How::Run(kind) => {
-                        let rendered = self.render_command(i, step);
+                        // Only now do templates see real outputs: say where the step is written.
+                        let rendered = self
+                            .render_command(i, step)
+                            .map_err(|e| format!("{}: {e}", step.at));
                         self.set(i, St::running(attempt, now));
                         match rendered {
                             Ok((command, env)) => {
