@@ -1,5 +1,6 @@
 //! Output a step prints that is hostile to whoever shows it: megabytes that never end a line,
-//! `\r` progress bars, secrets cut in two by a long line's cut — through the real binary.
+//! `\r` progress bars, secrets cut in two by a long line's cut, terminal escape sequences in a
+//! gate's prompt — through the real binary.
 
 mod support;
 
@@ -185,4 +186,60 @@ steps:
         out.stderr
     );
     assert_eq!(p.log("r1", "copy"), " 10%\n 50%\n100%\nall copied\n");
+}
+
+/// Broke: a step's output reached the operator's terminal raw; in a gate's prompt, an escape
+/// sequence could erase the line and show a fake verdict where the operator decides.
+#[test]
+fn an_escape_sequence_from_a_step_is_visible_on_the_terminal_and_in_reports_and_raw_in_its_log() {
+    let p = Project::with_runbook(
+        "spoof",
+        r#"
+scenario: spoof
+title: A step that writes escape sequences
+rto: 1m
+roles: { lead: [alice] }
+steps:
+  - id: verify
+    budget: 30s
+    run: |
+      printf 'checked\033[2K\033[1A\n'
+      printf 'verdict=\033[2K\033[1AOK restore verified\n' >> "$RUNBOOK_OUTPUT"
+    drill: run
+  - id: go
+    needs: [verify]
+    budget: 1m
+    approval: { prompt: "verification says {{ steps.verify.outputs.verdict }}", approvers: [lead] }
+"#,
+    );
+    let out = p.run(&["run", "spoof", "--drill", "--yes", "--run-id", "r1"]);
+    out.code(0);
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "a raw escape on the terminal:\n{}",
+        out.stderr
+    );
+    out.stderr_has("verify | checked\\x1b[2K\\x1b[1A")
+        .stderr_has("verification says \\x1b[2K\\x1b[1AOK restore verified");
+    assert_eq!(
+        p.log("r1", "verify"),
+        "checked\x1b[2K\x1b[1A\n",
+        "the log keeps the bytes"
+    );
+    for format in ["md", "html"] {
+        let report = p.run(&["report", "r1", "--format", format]);
+        report.code(0);
+        assert!(
+            !report.stdout.contains('\x1b'),
+            "a raw escape in the {format} report:\n{}",
+            report.stdout
+        );
+        assert!(
+            report
+                .stdout
+                .contains("verification says \\x1b[2K\\x1b[1AOK restore verified"),
+            "the prompt is not shown in the {format} report:\n{}",
+            report.stdout
+        );
+    }
 }
