@@ -1,14 +1,29 @@
-//! Secret masking: every value of a variable listed in `secrets:` is replaced by `***` in
-//! whatever the engine writes — journal, logs, terminal, JSON stream, reports.
+//! Secret masking, and what of a step's output may be shown: every value of a variable listed
+//! in `secrets:` is replaced by `***` in whatever the engine writes — journal, logs, terminal,
+//! JSON stream, reports — and control characters are made visible wherever text is shown to a
+//! person (terminal, Markdown and HTML reports). docs/format.md ("Output and masking") says
+//! what is and is not masked; it and this file agree.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Replaces known secret values with `***`.
 #[derive(Clone, Debug, Default)]
 pub struct Masker {
     /// Longest first, so a secret that contains another is masked whole.
     secrets: Vec<String>,
+    /// The longest secret that can occur within one line of output, less one byte: how far
+    /// past a cut in a long line must be in view to tell that no secret straddles it.
+    lookahead: usize,
 }
 
 pub const MASK: &str = "***";
+
+/// A line of a multi-line secret is masked on its own from this many bytes (after trimming).
+pub const MIN_SECRET_LINE: usize = 8;
+
+/// A secret (a whole value) is masked from this many bytes.
+pub const MIN_SECRET: usize = 3;
 
 impl Masker {
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
@@ -17,23 +32,30 @@ impl Masker {
         let mut secrets: Vec<String> = Vec::new();
         for v in values {
             // A key or a certificate spans lines, and output is masked a line at a time, so
-            // each of its lines is a secret too: those of 8 characters or more (shorter ones,
-            // `}` or the end of a base64 block, would mask ordinary text and give little away).
-            if v.contains('\n') {
+            // each of its lines is a secret too: those of 8 bytes or more (shorter ones, `}` or
+            // the end of a base64 block, would mask ordinary text and give little away).
+            // Output lines end at `\r` as well as `\n`, so the lines of a secret do too.
+            if v.contains(['\n', '\r']) {
                 secrets.extend(
-                    v.lines()
+                    v.split(['\n', '\r'])
                         .map(str::trim)
-                        .filter(|l| l.len() >= 8)
+                        .filter(|l| l.len() >= MIN_SECRET_LINE)
                         .map(str::to_owned),
                 );
             }
-            if v.len() >= 3 {
+            if v.len() >= MIN_SECRET {
                 secrets.push(v);
             }
         }
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         secrets.dedup();
-        Masker { secrets }
+        let lookahead = secrets
+            .iter()
+            .filter(|s| !s.contains(['\n', '\r']))
+            .map(|s| s.len() - 1)
+            .max()
+            .unwrap_or(0);
+        Masker { secrets, lookahead }
     }
 
     /// The secret values of a plan, read from the process environment.
@@ -43,6 +65,51 @@ impl Masker {
 
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty()
+    }
+
+    /// How many bytes past a cut in a long line [`Masker::cut`] needs in view.
+    pub fn lookahead(&self) -> usize {
+        self.lookahead
+    }
+
+    /// Where to cut a line too long to keep whole, at `at` or before: at a character's start,
+    /// and before any secret the cut would fall inside, so that each piece is masked on its
+    /// own as the whole line would have been. `text` runs [`Masker::lookahead`] bytes past
+    /// `at`, or is all there will be.
+    pub fn cut(&self, text: &[u8], at: usize) -> usize {
+        let mut cut = at.min(text.len());
+        // Binary output has no characters to keep whole: only 3 bytes are looked back at.
+        let floor = cut.saturating_sub(3).max(1);
+        while cut > floor && text.get(cut).is_some_and(|b| b & 0xC0 == 0x80) {
+            cut -= 1;
+        }
+        let wanted = cut;
+        // A secret moves the cut back to its start, where another one may straddle it: again.
+        // Only overlapping occurrences (`abab` in `ababab`) chain; a line that is nothing but
+        // those from its start is cut where it was to be.
+        loop {
+            let mut moved = cut;
+            for s in self.secrets.iter().map(String::as_bytes) {
+                if s.contains(&b'\n') || s.contains(&b'\r') {
+                    continue;
+                }
+                // Every occurrence in here starts before the cut and ends after it.
+                let from = (cut + 1).saturating_sub(s.len());
+                let to = (cut + s.len() - 1).min(text.len());
+                if to > from
+                    && let Some(p) = text[from..to].windows(s.len()).position(|w| w == s)
+                {
+                    moved = moved.min(from + p);
+                }
+            }
+            if moved == cut {
+                return cut;
+            }
+            if moved == 0 {
+                return wanted;
+            }
+            cut = moved;
+        }
     }
 
     pub fn mask(&self, text: &str) -> String {
@@ -69,6 +136,31 @@ impl Masker {
     }
 }
 
+/// Text as a terminal or a report may show it: control characters but `\n` and `\t` written
+/// out (`\x1b`), so that what a step printed cannot move the cursor, erase lines or recolour
+/// them on the operator's screen — nor in a prompt they answer. Most text has none, and is
+/// returned as it is.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    // C1 controls are U+0080..U+009F, encoded 0xC2 0x80..0x9F: 0xC2 is a cheap first sign.
+    let suspect = |b: &u8| (*b < 0x20 && *b != b'\n' && *b != b'\t') || *b == 0x7F || *b == 0xC2;
+    if !text.as_bytes().iter().any(suspect) {
+        return Cow::Borrowed(text);
+    }
+    let hidden = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden(c) {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +184,32 @@ mod tests {
         assert_eq!(m.mask("  CBKcwggSj"), "  ***");
         // Short lines would mask ordinary text: left alone.
         assert_eq!(m.mask("Zg=="), "Zg==");
+    }
+
+    #[test]
+    fn a_cut_inside_a_secret_moves_to_its_start() {
+        let m = Masker::new(["0123456789".to_owned()]);
+        assert_eq!(m.lookahead(), 9);
+        let text = b"abcde0123456789fghij";
+        assert_eq!(m.cut(text, 8), 5);
+        assert_eq!(
+            m.cut(text, 5),
+            5,
+            "a cut at a secret's start splits nothing"
+        );
+        assert_eq!(m.cut(text, 15), 15, "nor one at its end");
+        // No secret: where asked, but not inside a character.
+        let text = "aé".repeat(10);
+        assert_eq!(Masker::default().cut(text.as_bytes(), 2), 1);
+    }
+
+    #[test]
+    fn control_characters_are_made_visible_but_newlines_and_tabs() {
+        assert_eq!(visible("a\tb\nc"), "a\tb\nc");
+        assert_eq!(
+            visible("\x1b[2Kok\r\x07\x7f\u{9b}é"),
+            "\\x1b[2Kok\\x0d\\x07\\x7f\\x9bé"
+        );
+        assert!(matches!(visible("plain © text"), Cow::Borrowed(_)));
     }
 }

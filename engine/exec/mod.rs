@@ -611,9 +611,12 @@ fn perform(
                             .unwrap_or_default()
                             .to_string_lossy()
                             .into_owned();
+                        // The operator's name comes from `--as` or `$USER`: shown, not obeyed.
                         eprintln!(
                             "\n  approve `{}` as {}? type `y` or `n`, optionally followed by a comment, then Enter\n  (or from another terminal: runbook approve {run_id} {} --as NAME)\n",
-                            s.id, shell.operator, s.id
+                            s.id,
+                            mask::visible(&shell.operator),
+                            s.id
                         );
                     }
                 }

@@ -1,14 +1,18 @@
 //! Observers: every one is fed by the same stream of journaled records (and step log lines).
 //! On a terminal, indicatif bars — a line per running step with elapsed against budget and a
 //! header with the RTO clock and the projection; off a terminal, plain timestamped lines;
-//! with `--json`, one record a line on stdout.
+//! with `--json`, one record a line on stdout. What reaches the terminal has its control
+//! characters made visible (see [`visible`]): a step's output, in a log line or in a record
+//! (a gate's prompt, its outputs, a command), cannot move the cursor or erase lines there.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::mask::visible;
 use crate::journal::describe::{describe, paint};
 use crate::journal::*;
 use crate::units::fmt_duration;
@@ -21,6 +25,18 @@ pub trait Observer: Send {
     fn finish(&mut self) {}
 }
 
+/// A record's line for the terminal. One holding a control character (a step's output in a
+/// gate's prompt, say) is shown without colour: its own escapes could not be told from those of
+/// the colours, and it is the line the operator must be able to read as it is.
+fn shown(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
+    let plain = describe(rec, false, rto_ms)?;
+    match visible(&plain) {
+        Cow::Owned(escaped) => Some(escaped),
+        Cow::Borrowed(_) if color => describe(rec, true, rto_ms),
+        Cow::Borrowed(_) => Some(plain),
+    }
+}
+
 /// Plain timestamped lines on stderr.
 pub struct Plain {
     pub color: bool,
@@ -30,7 +46,7 @@ pub struct Plain {
 
 impl Observer for Plain {
     fn record(&mut self, rec: &Record) {
-        if let Some(line) = describe(rec, self.color, self.rto_ms) {
+        if let Some(line) = shown(rec, self.color, self.rto_ms) {
             // One write a line: stderr is unbuffered.
             let text = format!(
                 "{} +{:<7} {line}\n",
@@ -130,7 +146,7 @@ impl Bars {
 impl Observer for Bars {
     fn record(&mut self, rec: &Record) {
         self.now = self.now.max(rec.elapsed());
-        if let Some(line) = describe(rec, self.color, self.rto.as_millis() as u64) {
+        if let Some(line) = shown(rec, self.color, self.rto.as_millis() as u64) {
             self.println(&format!(
                 "{} +{:<7} {line}",
                 rec.at.format("%H:%M:%S"),
@@ -203,6 +219,8 @@ impl Observers {
         }
     }
     pub fn log(&mut self, step: &str, line: &str) {
+        // The step's log keeps the bytes; the terminal shows them.
+        let line = &*visible(line);
         if let Some(o) = &mut self.plain {
             o.log(step, line);
         }
@@ -218,6 +236,7 @@ impl Observers {
     /// A message for the person at the terminal (a question, a warning), printed above the
     /// bars so they do not tear it.
     pub fn notice(&mut self, text: &str) {
+        let text = &*visible(text);
         match &mut self.bars {
             Some(b) => b.println(text),
             None => eprintln!("{text}"),

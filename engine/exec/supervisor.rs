@@ -68,6 +68,9 @@ pub enum Event {
 const GROUP_GRACE: Duration = Duration::from_millis(500);
 const GROUP_GIVE_UP: Duration = Duration::from_secs(2);
 const GROUP_CHECK: Duration = Duration::from_millis(20);
+/// The longest line a step's log holds: a longer one is cut there and goes on in the next, so
+/// that binary output or a progress bar with no line end is handled in pieces of this size.
+const MAX_LINE: usize = 64 * 1024;
 /// Lines still in the pipes are read for this long after the group is gone: an escaped
 /// descendant holding a pipe is not waited for.
 const DRAIN: Duration = Duration::from_millis(500);
@@ -400,12 +403,15 @@ impl Supervisor {
         }
     }
 
-    /// Reads what a step printed; complete lines are masked, logged and reported.
+    /// Reads what a step printed; complete lines are masked, logged and reported. A line ends
+    /// at `\n`, `\r\n` or a lone `\r` (a progress bar's update), and one longer than
+    /// [`MAX_LINE`] is cut and continued, so that what is kept between reads stays small and
+    /// only new bytes are looked at: output that never ends a line costs what any other does.
     fn read_pipe(&mut self, pid: i32, i: usize) {
         let Some(s) = self.steps.get_mut(&pid) else {
             return;
         };
-        let Some((Some(fd), partial)) = s.pipes.get_mut(i) else {
+        let Some((Some(fd), kept)) = s.pipes.get_mut(i) else {
             return;
         };
         let n = match nix::unistd::read(fd.as_fd(), &mut self.buf) {
@@ -413,25 +419,65 @@ impl Supervisor {
             Err(Errno::EINTR | Errno::EAGAIN) => return,
             Err(_) => 0,
         };
-        partial.extend_from_slice(&self.buf[..n]);
-        let mut lines = Vec::new();
-        let mut from = 0;
-        while let Some(nl) = partial[from..].iter().position(|b| *b == b'\n') {
-            lines.push(partial[from..from + nl].to_vec());
-            from += nl + 1;
-        }
-        partial.drain(..from);
-        if n == 0 {
-            // End of the stream: an unfinished last line is a line.
+        let end = n == 0;
+        let mut pending = std::mem::take(kept);
+        if end {
             s.pipes[i].0 = None;
-            let rest = std::mem::take(&mut s.pipes[i].1);
-            if !rest.is_empty() {
-                lines.push(rest);
+        }
+        // What was kept ends no line, but for a last `\r` that may be the start of a `\r\n`.
+        let scan = pending.len() - usize::from(pending.last() == Some(&b'\r'));
+        pending.extend_from_slice(&self.buf[..n]);
+        let mut from = 0;
+        // The next `\n` and the next `\r`, each looked for again only once passed: every byte
+        // is looked at once for each.
+        let mut nl = find(&pending, scan, b'\n');
+        let mut cr = find(&pending, scan, b'\r');
+        while let Some(at) = [nl, cr].into_iter().flatten().min() {
+            let next = match (pending[at], pending.get(at + 1)) {
+                (b'\r', Some(b'\n')) => at + 2,
+                (b'\r', None) if !end => break,
+                _ => at + 1,
+            };
+            // A `\r` right after a line end (a progress bar's first) ends nothing to show.
+            if at > from || next > at + 1 || pending[at] == b'\n' {
+                let cut = self.cut_long(pid, &pending[from..at], true);
+                self.line(pid, &pending[from + cut..at]);
+            }
+            from = next;
+            if nl.is_some_and(|p| p < next) {
+                nl = find(&pending, next, b'\n');
+            }
+            if cr.is_some_and(|p| p < next) {
+                cr = find(&pending, next, b'\r');
             }
         }
-        for raw in lines {
-            self.line(pid, &raw);
+        // A `\r` left last is a line end to come: a line of MAX_LINE before it is not cut.
+        let unended = pending.len() - usize::from(!end && pending.last() == Some(&b'\r'));
+        from += self.cut_long(pid, &pending[from..unended], end);
+        if end && from < pending.len() {
+            // End of the stream: an unfinished last line is a line.
+            self.line(pid, &pending[from..]);
+            from = pending.len();
         }
+        pending.drain(..from);
+        if let Some(s) = self.steps.get_mut(&pid) {
+            s.pipes[i].1 = pending;
+        }
+    }
+
+    /// Sends on the first pieces of a line longer than [`MAX_LINE`], each cut at that length
+    /// or before (see [`Masker::cut`]); returns how many bytes went. What is left is at most
+    /// `MAX_LINE` long, or, when the line goes on (`complete` false), shorter than what a cut
+    /// needs in view: the longest secret past it.
+    fn cut_long(&mut self, pid: i32, line: &[u8], complete: bool) -> usize {
+        let look = self.mask.lookahead();
+        let mut from = 0;
+        while line.len() - from > MAX_LINE && (complete || line.len() - from >= MAX_LINE + look) {
+            let cut = self.mask.cut(&line[from..], MAX_LINE);
+            self.line(pid, &line[from..from + cut]);
+            from += cut;
+        }
+        from
     }
 
     /// One line a step printed: masked, into its log, to the engine.
@@ -835,6 +881,17 @@ pub(crate) struct LazyLog {
     pub(crate) failing: bool,
     /// (host, its log, the file once opened).
     pub(crate) hosts: Vec<(String, std::path::PathBuf, Option<std::fs::File>)>,
+}
+
+/// Where `byte` next occurs in `bytes` from `from` on: found by the C library's `memchr`
+/// (through std's `BufRead` for a slice) rather than a loop over bytes of ours, which is slow
+/// in a debug build (the tests').
+fn find(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
+    use std::io::BufRead;
+    let hay = bytes.get(from..)?;
+    let mut rest = hay;
+    let n = rest.skip_until(byte).ok()?;
+    (n > 0 && hay[n - 1] == byte).then(|| from + n - 1)
 }
 
 /// `logs/<step>.log` -> `logs/<step>@<host>.log`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{actual_critical_path, elapsed_ms, projected_rto_ms, run_status, step_status};
+use crate::exec::mask::visible;
 use crate::journal::describe::describe;
 use crate::journal::*;
 use crate::units::fmt_duration;
@@ -378,8 +379,10 @@ const STEP_HEADERS: [&str; 10] = [
     "Wait",
 ];
 
+/// Text for a Markdown table cell or list item; control characters made visible, as on the
+/// terminal (a step's output reaches the report in prompts, outputs and errors).
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    visible(s).replace('|', "\\|").replace('\n', " ")
 }
 
 pub fn markdown(m: &Model) -> String {
@@ -475,8 +478,11 @@ pub fn markdown(m: &Model) -> String {
     o
 }
 
+/// Text for HTML (and JUnit's XML, where most control characters are not allowed at all):
+/// control characters made visible, as on the terminal.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+    visible(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
