@@ -200,23 +200,8 @@ fn a_journal_taken_away_under_a_live_run_stops_it() {
     }
 }
 
-/// Regression: a full disk mid-run exited 1, as if a step had failed; it is the engine's
-/// fault, and the run is resumable once there is room again.
-#[test]
-fn a_full_disk_stops_the_run_resumable() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
-        "this test mounts a small tmpfs: run it as root (tests/suite.sh does, in CI)"
-    );
-    let p = Project::with_runbook(
-        "full",
-        &"scenario: full\ntitle: t\nrto: 1h\nsteps:\n  - id: fill\n    budget: 10s\n    run: head -c 4000000 /dev/zero > \"$FILLER\" || true\n    drill: run\n  - id: after\n    needs: [fill]\n    budget: 10s\n    run: echo after >> effects.txt; true PAD\n    drill: run\n"
-            // A step whose start needs pages the full disk no longer has.
-            .replace("PAD", &"x".repeat(9000)),
-    );
+/// A tmpfs of 1 MiB in the project, unmounted when the guard goes.
+fn small_tmpfs(p: &Project) -> (std::path::PathBuf, impl Drop) {
     let state = p.path().join("small-state");
     std::fs::create_dir_all(&state).unwrap();
     let mounted = std::process::Command::new("mount")
@@ -234,7 +219,61 @@ fn a_full_disk_stops_the_run_resumable() {
                 .status();
         }
     }
-    let _unmount = Unmount(state.clone());
+    (state.clone(), Unmount(state))
+}
+
+fn assert_root() {
+    assert!(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")),
+        "this test mounts a small tmpfs: run it as root (tests/suite.sh does, in CI)"
+    );
+}
+
+/// Regression: lines a step printed while its log could not be written were lost without a
+/// trace in the log; a marker now says how many are missing, where.
+#[test]
+fn a_log_cut_by_a_full_disk_says_where_lines_are_missing() {
+    assert_root();
+    let p = Project::with_runbook(
+        "cut",
+        "scenario: cut\ntitle: t\nrto: 1h\nsteps:\n  - id: burst\n    budget: 30s\n    run: echo before; sleep 1; head -c 4000000 /dev/zero > \"$FILLER\"; echo lost-1 $(printf %09000d 0); echo lost-2 $(printf %09000d 0); sleep 1; rm \"$FILLER\"; sleep 1; echo back\n    drill: run\n",
+    );
+    let (state, _unmount) = small_tmpfs(&p);
+    let mut cmd = p.cmd(&["run", "cut", "--run-id", "r"]);
+    cmd.env("RUNBOOK_STATE_DIR", &state)
+        .env("FILLER", state.join("filler"));
+    let (code, _, err) = p.run_with(cmd).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("lost-1") && err.contains("lost-2"),
+        "shown: {err}"
+    );
+    let log = std::fs::read_to_string(state.join("runs/r/logs/burst.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.first(), Some(&"before"), "{log}");
+    assert_eq!(lines.last(), Some(&"back"), "{log}");
+    assert!(
+        lines[lines.len() - 2]
+            .starts_with("[runbook: 2 line(s) of output could not be written here"),
+        "{log}"
+    );
+}
+
+/// Regression: a full disk mid-run exited 1, as if a step had failed; it is the engine's
+/// fault, and the run is resumable once there is room again.
+#[test]
+fn a_full_disk_stops_the_run_resumable() {
+    assert_root();
+    let p = Project::with_runbook(
+        "full",
+        &"scenario: full\ntitle: t\nrto: 1h\nsteps:\n  - id: fill\n    budget: 10s\n    run: head -c 4000000 /dev/zero > \"$FILLER\" || true\n    drill: run\n  - id: after\n    needs: [fill]\n    budget: 10s\n    run: echo after >> effects.txt; true PAD\n    drill: run\n"
+            // A step whose start needs pages the full disk no longer has.
+            .replace("PAD", &"x".repeat(9000)),
+    );
+    let (state, _unmount) = small_tmpfs(&p);
     let filler = state.join("filler");
     let mut cmd = p.cmd(&["run", "full", "--run-id", "r"]);
     cmd.env("RUNBOOK_STATE_DIR", &state).env("FILLER", &filler);

@@ -284,7 +284,9 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
         if s.waiting {
             gates.push(s.clone());
         }
-        rows.push([s.id.clone(), st.to_owned(), time, note.join("; ")]);
+        // What steps wrote (errors, prompts made of their outputs) is shown, not obeyed.
+        let note = crate::exec::mask::visible(&note.join("; ")).into_owned();
+        rows.push([s.id.clone(), st.to_owned(), time, note]);
     }
     print!("{}", table(&rows));
     if !gates.is_empty() {
@@ -293,7 +295,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             println!(
                 "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
                 g.id,
-                g.prompt.clone().unwrap_or_default(),
+                crate::exec::mask::visible(g.prompt.as_deref().unwrap_or_default()),
                 g.approvers.join(", "),
                 if g.min > 1 {
                     format!(" ({} people; have {})", g.min, g.approved_by.len())

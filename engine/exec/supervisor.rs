@@ -302,6 +302,7 @@ impl Supervisor {
             path: req.log.clone(),
             file: None,
             failing: false,
+            lost: 0,
             hosts,
         };
         let mut spawned = cmd.spawn();
@@ -585,9 +586,10 @@ impl Supervisor {
             for rest in rests {
                 self.line(pid, &rest);
             }
-            let Some(s) = self.steps.remove(&pid) else {
+            let Some(mut s) = self.steps.remove(&pid) else {
                 continue;
             };
+            s.log.close();
             let (code, signal) = s.ended.unwrap_or((Some(125), None));
             self.emit(&Event::Exit {
                 key: s.key,
@@ -879,6 +881,8 @@ pub(crate) struct LazyLog {
     pub(crate) file: Option<std::fs::File>,
     /// A write has failed: said once.
     pub(crate) failing: bool,
+    /// Lines not written since the last that was: a marker says so where they are missing.
+    pub(crate) lost: u64,
     /// (host, its log, the file once opened).
     pub(crate) hosts: Vec<(String, std::path::PathBuf, Option<std::fs::File>)>,
 }
@@ -931,11 +935,17 @@ fn append(file: &mut Option<std::fs::File>, path: &Path, line: &str) -> std::io:
 
 impl LazyLog {
     /// Appends a line to the step's log (and its host's); the first failure to write (a full
-    /// disk) is returned, once, for the terminal to say: the lines still go there.
+    /// disk) is returned, once, for the terminal to say: the lines still go there. Where lines
+    /// could not be written, a marker says how many, once writing works again.
     pub(crate) fn line(&mut self, line: &str) -> Option<String> {
-        let mut failed = append(&mut self.file, &self.path, line)
+        let mut failed = self
+            .mark_lost("")
+            .and_then(|_| append(&mut self.file, &self.path, line))
             .err()
             .map(|e| (self.path.clone(), e));
+        if failed.is_some() {
+            self.lost += 1;
+        }
         for (host, path, file) in &mut self.hosts {
             if let Some(rest) = line.strip_prefix(&format!("[{host}] "))
                 && let Err(e) = append(file, path, rest)
@@ -952,6 +962,37 @@ impl LazyLog {
             "runbook: cannot write the step's log {}: {e}; its lines from here on are shown, not kept",
             path.display()
         ))
+    }
+
+    /// Writes the marker of lines lost since the last written one, if any.
+    fn mark_lost(&mut self, at: &str) -> std::io::Result<()> {
+        if self.lost == 0 {
+            return Ok(());
+        }
+        // A write cut short by the full disk may have left half a line: the marker starts
+        // on a line of its own.
+        let torn = (|| {
+            use std::io::{Read, Seek};
+            let mut f = std::fs::File::open(&self.path).ok()?;
+            f.seek(std::io::SeekFrom::End(-1)).ok()?;
+            let mut last = [0u8];
+            f.read_exact(&mut last).ok()?;
+            Some(last[0] != b'\n')
+        })()
+        .unwrap_or(false);
+        let marker = format!(
+            "{}[runbook: {} line(s) of output {at}could not be written here (the disk was full, or the log unwritable); they were shown on the terminal]",
+            if torn { "\n" } else { "" },
+            self.lost
+        );
+        append(&mut self.file, &self.path, &marker)?;
+        self.lost = 0;
+        Ok(())
+    }
+
+    /// The step has ended: lines lost at its end are marked, if the log can take it now.
+    pub(crate) fn close(&mut self) {
+        let _ = self.mark_lost("at the end ");
     }
 }
 
