@@ -7,8 +7,121 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::Project;
 
+/// A runbook of one step `remote` on `hosts`, the rest of the step (indented four spaces)
+/// given.
+fn on_runbook(hosts: &str, step: &str) -> String {
+    format!(
+        "scenario: fan-out\ntitle: On hosts\nrto: 5m\nsecrets: [MY_SECRET]\nsteps:\n  - id: remote\n    budget: 1m\n    timeout: 2m\n    on: [{hosts}]\n    drill: run\n{step}"
+    )
+}
+
+// ------------------------------------------------------------------------------ the inventory
+
+/// The hostile inventory of the issue: a name and host names that run commands, and a host
+/// that ssh would take for an option.
+fn hostile_inventory(dir: &Path) -> String {
+    let f = |n: &str| dir.join(n).display().to_string();
+    format!(
+        "inventory:\n  \"h3$(touch {})\": {{ host: h3 }}\n  h4: {{ host: \"h4`touch {}`\" }}\n  h5: {{ host: \"-oProxyCommand=touch {}\" }}\n",
+        f("by-name"),
+        f("by-backticks"),
+        f("by-proxy-command")
+    )
+}
+
+const HOSTILE_FILES: [&str; 3] = ["by-name", "by-backticks", "by-proxy-command"];
+
+/// Regression: `check` accepted an inventory name `h3$(touch FILE)`, which a failing `on:`
+/// step then ran on the operator's machine (in the "host ... failed" line).
+#[test]
+fn check_refuses_inventory_values_that_would_run_commands_and_says_where() {
+    let p = Project::new();
+    let dir = p.path().to_owned();
+    p.write("runbooks/env/bad.yaml", &hostile_inventory(&dir));
+    let out = p.run(&["check"]);
+    out.code(2)
+        .stderr_has("[runbooks/env/bad.yaml:2:3]")
+        .stderr_has("inventory name `h3$(touch")
+        .stderr_has("[runbooks/env/bad.yaml:3:15]")
+        .stderr_has("[runbooks/env/bad.yaml:4:15]")
+        .stderr_has("`host` of `h4` is `h4`touch")
+        .stderr_has("`host` of `h5` is `-oProxyCommand=touch")
+        .stderr_has("3 errors");
+    for f in HOSTILE_FILES {
+        assert!(!dir.join(f).exists(), "`{f}` was created");
+    }
+}
+
+/// Regression: `run` took the same inventory and, its host unreachable, ran the name's
+/// command substitution while reporting the failure.
+#[test]
+fn run_refuses_a_hostile_inventory_before_anything_runs() {
+    let p = Project::new();
+    let dir = p.path().to_owned();
+    p.write("runbooks/env/bad.yaml", &hostile_inventory(&dir));
+    p.write(
+        "runbooks/fan-out.yaml",
+        &on_runbook(
+            &format!("\"h3$(touch {})\", h4, h5", dir.join("by-name").display()),
+            "    run: echo reached\n",
+        ),
+    );
+    let out = p.run(&["run", "fan-out", "--env", "bad"]);
+    out.code(2)
+        .stderr_has("[runbooks/env/bad.yaml:2:3]")
+        .stderr_has("[runbooks/env/bad.yaml:3:15]")
+        .stderr_has("[runbooks/env/bad.yaml:4:15]");
+    assert!(p.run_ids().is_empty(), "a run was started");
+    for f in HOSTILE_FILES {
+        assert!(!dir.join(f).exists(), "`{f}` was created");
+    }
+}
+
+/// Regression: users, ports and key paths went to ssh unchecked; one starting with `-` was
+/// left to the installed OpenSSH to refuse (or not).
+#[test]
+fn a_bad_user_port_identity_or_known_hosts_is_refused_where_it_is_written() {
+    let p = Project::new();
+    p.write(
+        "runbooks/env/bad.yaml",
+        "inventory:\n\
+         \x20 u1: { host: h, user: \"-oProxyCommand=id\" }\n\
+         \x20 u2: { host: h, user: \"dr$(id)\" }\n\
+         \x20 p1: { host: h, port: 0 }\n\
+         \x20 i1: { host: h, identity: \"-oProxyCommand=id\" }\n\
+         \x20 i2: { host: h, identity: \"key\\n-oProxyCommand=id\" }\n\
+         \x20 k1: { host: h, known_hosts: \"-known\" }\n\
+         \x20 k2: { host: h, known_hosts: \"a\\0b\" }\n\
+         \x20 ok: { host: db-1.example.com, user: dr, port: 2222, identity: ~/.ssh/dr, known_hosts: ./kh }\n",
+    );
+    let out = p.run(&["check"]);
+    out.code(2)
+        .stderr_has("`user` of `u1` is `-oProxyCommand=id`, which ssh would read as an option")
+        .stderr_has("[runbooks/env/bad.yaml:2:24]")
+        .stderr_has("`user` of `u2` is `dr$(id)`, not a user name")
+        .stderr_has("[runbooks/env/bad.yaml:3:24]")
+        .stderr_has("`port` of `p1` is 0, which is no port")
+        .stderr_has("[runbooks/env/bad.yaml:4:24]")
+        .stderr_has("[runbooks/env/bad.yaml:5:28]")
+        .stderr_has("[runbooks/env/bad.yaml:6:28]")
+        .stderr_has("[runbooks/env/bad.yaml:7:31]")
+        .stderr_has("[runbooks/env/bad.yaml:8:31]")
+        .stderr_has("7 errors");
+    assert!(!out.stderr.contains("`ok`"), "{}", out.stderr);
+
+    p.write(
+        "runbooks/env/bad.yaml",
+        "inventory:\n  p2: { host: h, port: 70000 }\n",
+    );
+    p.run(&["check"])
+        .code(2)
+        .stderr_has("expected a port number, 1 to 65535")
+        .stderr_has("[runbooks/env/bad.yaml:2:24]");
+}
 // ------------------------------------------------------------------------------ the supervisor
 
 /// Regression: a step's shell inherited the supervisor's blocked SIGCHLD, so `wait` for a

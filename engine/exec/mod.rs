@@ -664,7 +664,7 @@ fn remote_command(
             .into_iter()
             .map(String::from)
             .collect::<Vec<_>>();
-        if let Some(p) = host.port {
+        if let Some(p) = &host.port {
             ssh.extend(["-p".into(), p.to_string()]);
         }
         if let Some(i) = &host.identity {
@@ -681,9 +681,11 @@ fn remote_command(
                 format!("UserKnownHostsFile={}", shellexpand_home(k)),
             ]);
         }
+        // The destination after `--`: whatever it holds, ssh cannot take it for an option.
+        ssh.push("--".into());
         ssh.push(match &host.user {
-            Some(u) => format!("{u}@{}", host.host),
-            None => host.host.clone(),
+            Some(u) => format!("{}@{}", u.value, host.host.value),
+            None => host.host.value.clone(),
         });
         ssh.push(remote.clone());
         let argv: Vec<String> = ssh.iter().map(|a| q(a)).collect();
