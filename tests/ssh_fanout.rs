@@ -8,8 +8,49 @@
 mod support;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use support::Project;
+
+struct Ssh {
+    host: String,
+    port: String,
+    user: String,
+    key: String,
+    known_hosts: String,
+}
+
+/// The sshd `tests/suite.sh` starts; missing, the test fails (it never skips).
+#[track_caller]
+fn need_ssh() -> Ssh {
+    let need = |var: &str| match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "`{var}` is not set: this test drives a real sshd, which tests/suite.sh starts; \
+             run `tests/suite.sh --test ssh_fanout`"
+        ),
+    };
+    Ssh {
+        host: need("RUNBOOK_TEST_SSH_HOST"),
+        port: need("RUNBOOK_TEST_SSH_PORT"),
+        user: need("RUNBOOK_TEST_SSH_USER"),
+        key: need("RUNBOOK_TEST_SSH_KEY"),
+        known_hosts: need("RUNBOOK_TEST_SSH_KNOWN_HOSTS"),
+    }
+}
+
+/// An inventory of hosts `a` and `b`, both the loopback sshd.
+fn hosts_env(ssh: &Ssh) -> String {
+    let mut env = String::from("inventory:\n");
+    for name in ["a", "b"] {
+        env += &format!(
+            "  {name}: {{ host: {}, port: {}, user: {}, identity: {}, known_hosts: {} }}\n",
+            ssh.host, ssh.port, ssh.user, ssh.key, ssh.known_hosts
+        );
+    }
+    env
+}
 
 /// A runbook of one step `remote` on `hosts`, the rest of the step (indented four spaces)
 /// given.
@@ -17,6 +58,42 @@ fn on_runbook(hosts: &str, step: &str) -> String {
     format!(
         "scenario: fan-out\ntitle: On hosts\nrto: 5m\nsecrets: [MY_SECRET]\nsteps:\n  - id: remote\n    budget: 1m\n    timeout: 2m\n    on: [{hosts}]\n    drill: run\n{step}"
     )
+}
+
+/// Something no other test or process has in its command line.
+fn unique(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{what}{}x{nanos}", std::process::id())
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every process whose command line (`/proc/PID/cmdline`) holds `needle`: (pid, its
+/// command line).
+fn command_lines_holding(needle: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // A process may end between the listing and the read.
+        let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push((pid, String::from_utf8_lossy(&bytes).replace('\0', " ")));
+        }
+    }
+    found
 }
 
 // ------------------------------------------------------------------------------ the inventory
@@ -122,6 +199,89 @@ fn a_bad_user_port_identity_or_known_hosts_is_refused_where_it_is_written() {
         .stderr_has("expected a port number, 1 to 65535")
         .stderr_has("[runbooks/env/bad.yaml:2:24]");
 }
+
+// ------------------------------------------------------------------------------ the environment
+
+/// Regression: a secret given to an `on:` step through `env:` was on the command line of
+/// three shells and ssh here (`export S='...'` spelled into them), and so on the host's too.
+#[test]
+fn a_secret_in_the_env_of_an_on_step_is_on_no_command_line_yet_reaches_the_host() {
+    let ssh = need_ssh();
+    let p = Project::new().with_deadline(Duration::from_secs(180));
+    p.write("runbooks/env/hosts.yaml", &hosts_env(&ssh));
+    let token = unique("tok");
+    let secret = format!("{token}-and-more");
+    // A sleep no other process runs: its fraction is this test's own.
+    let sleep = format!("sleep 8.{}", unique("").replace('x', ""));
+    p.write(
+        "runbooks/fan-out.yaml",
+        &on_runbook(
+            "a",
+            &format!(
+                "    env:\n      S: \"{{{{ env.MY_SECRET }}}}\"\n    run: {sleep}; printf %s \"$S\" | sha256sum\n"
+            ),
+        ),
+    );
+    let mut cmd = p.cmd(&["run", "fan-out", "--env", "hosts"]);
+    cmd.env("MY_SECRET", &secret);
+    let run = p.spawn_with(cmd);
+
+    // The remote sleep runs: every process of the step exists now, here and on the host.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while command_lines_holding(&sleep).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the remote `{sleep}` never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let holding = command_lines_holding(&token);
+    let out = run.finish();
+    assert!(
+        holding.is_empty(),
+        "the secret is on command lines while the step runs: {holding:#?}"
+    );
+    out.code(0);
+    let log = p.log(&out.id(), "remote");
+    assert!(
+        log.contains(&format!("[a] {}  -", sha256_hex(&secret))),
+        "the host did not see the secret:\n{log}"
+    );
+}
+
+/// What may be in a value — lines, quotes of both kinds, `$`, backquotes, backslashes, a
+/// trailing newline — reaches every host as it was, the step's own variables too.
+#[test]
+fn env_values_of_any_shape_reach_every_host_intact() {
+    let ssh = need_ssh();
+    let p = Project::new().with_deadline(Duration::from_secs(180));
+    p.write("runbooks/env/hosts.yaml", &hosts_env(&ssh));
+    let value = "line one\nit's \"quoted\" $HOME ${X:-y} `id` $(id) \\ \\n back\\\\slash\n\n";
+    p.write(
+        "runbooks/fan-out.yaml",
+        &on_runbook(
+            "a, b",
+            "    env:\n      S: \"{{ env.MY_SECRET }}\"\n      EMPTY: \"\"\n    \
+             run: 'printf %s \"$S\" | sha256sum; echo \"empty=[$EMPTY] step=$RUNBOOK_STEP mode=$RUNBOOK_MODE\"'\n",
+        ),
+    );
+    let mut cmd = p.cmd(&["run", "fan-out", "--env", "hosts"]);
+    cmd.env("MY_SECRET", value);
+    let out = p.run_with(cmd);
+    out.code(0);
+    let log = p.log(&out.id(), "remote");
+    for h in ["a", "b"] {
+        assert!(
+            log.contains(&format!("[{h}] {}  -", sha256_hex(value))),
+            "host {h} got another value:\n{log}"
+        );
+        assert!(
+            log.contains(&format!("[{h}] empty=[] step=remote mode=real")),
+            "host {h}:\n{log}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------------------ the supervisor
 
 /// Regression: a step's shell inherited the supervisor's blocked SIGCHLD, so `wait` for a
