@@ -148,8 +148,8 @@ impl Supervisor {
     fn new(status_log: &Path, mask: Masker) -> nix::Result<Self> {
         let mut chld = SigSet::empty();
         chld.add(Signal::SIGCHLD);
-        // Blocked here, read from the signalfd; a step starts with no signal blocked (std
-        // resets the mask of every process it spawns).
+        // Blocked here, read from the signalfd; a step starts with no signal blocked (see
+        // `command`).
         chld.thread_block()?;
         let sigchld = SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Supervisor {
@@ -281,6 +281,17 @@ impl Supervisor {
                 c
             }
         };
+        // The supervisor's blocked SIGCHLD (it reads it from a signalfd) reached the steps, std
+        // notwithstanding: a `sh` that inherits it waits forever in `wait` for a job that ends
+        // while it waits. pthread_sigmask is async-signal-safe, as a pre_exec hook must be.
+        // SAFETY: the hook only sets the signal mask of the forked child.
+        unsafe {
+            cmd.pre_exec(|| {
+                SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(std::io::Error::from)
+            });
+        }
         cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
             .env_remove(SECRET_NAMES)
             .stdin(Stdio::null())

@@ -5,6 +5,7 @@
 //! nodes and reports *every* unknown or repeated key in the file at once, with a did-you-mean.
 //! The compiler then checks everything the types cannot.
 
+pub mod inventory;
 pub mod span;
 pub mod types;
 
@@ -43,8 +44,12 @@ pub fn load_library(path: &Path) -> Result<Loaded<LibraryDoc>, Problems> {
     load(path, Kind::Library)
 }
 
+/// Reads an environment file, its inventory checked: nothing in it may reach ssh unless it
+/// is what it says it is.
 pub fn load_env(path: &Path) -> Result<Loaded<EnvDoc>, Problems> {
-    load(path, Kind::Env)
+    let loaded = load(path, Kind::Env)?;
+    inventory::check(&loaded.doc, &loaded.file)?;
+    Ok(loaded)
 }
 
 /// Reads and parses a file of the given kind.
@@ -229,6 +234,12 @@ const WORDING: &[(&str, &str, &str)] = &[
         "invalid u32",
         "expected a whole number, 0 or more",
         "e.g. `retries: 2`",
+    ),
+    (
+        // Only an inventory host's `port` is one.
+        "invalid u16",
+        "expected a port number, 1 to 65535",
+        "e.g. `port: 2222`",
     ),
     (
         "invalid u64",

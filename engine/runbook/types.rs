@@ -318,17 +318,17 @@ pub struct EnvDoc {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostDoc {
-    pub host: String,
+    pub host: Sp<String>,
     #[serde(default)]
-    pub user: Option<String>,
+    pub user: Option<Sp<String>>,
     #[serde(default)]
-    pub port: Option<u16>,
+    pub port: Option<Sp<u16>>,
     #[serde(default)]
-    pub identity: Option<String>,
+    pub identity: Option<Sp<String>>,
     /// A known_hosts file that pins the host's key (ssh runs in batch mode: an unknown key
     /// fails the step rather than being trusted).
     #[serde(default)]
-    pub known_hosts: Option<String>,
+    pub known_hosts: Option<Sp<String>>,
 }
 
 /// The keys each mapping of the format accepts, for the first loading pass that reports every
