@@ -164,6 +164,25 @@ pub fn lock(path: &Path, run_id: &str) -> Result<Lock, Result<Holder, std::io::E
     Ok(Lock { _file: file })
 }
 
+/// Who holds a lock now, if anyone: the OS's word (the lock is tried, shared, without waiting
+/// and without writing), not the file's, whose text may be stale or forged.
+pub fn holder(path: &Path) -> Option<Holder> {
+    let mut file = File::open(path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut s = String::new();
+            let _ = file.read_to_string(&mut s);
+            let mut parts = s.split_whitespace();
+            Some(Holder {
+                run_id: parts.next().unwrap_or("?").to_owned(),
+                pid: parts.next().and_then(|p| p.parse().ok()),
+            })
+        }
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
 /// The `at` of a journal's first record (RFC 3339 in UTC to the millisecond, which sorts as
 /// text), read from its first line only.
 fn started_at(journal: &Path) -> Option<String> {

@@ -571,3 +571,168 @@ fn runs_killed_at_random_instants_finish_with_nothing_run_twice() {
         });
     }
 }
+
+/// Regression (review): a step re-run after a stop kept its attempt's key, and a resume took
+/// the end the supervisor had recorded for the interrupted run of it (exit 143) as the re-run's:
+/// a step that went on to succeed was journaled failed, and the run failed for good.
+#[test]
+fn a_rerun_step_is_not_taken_for_the_end_of_its_interrupted_run() {
+    let p = Project::with_runbook(
+        "s",
+        "scenario: s\ntitle: t\nrto: 1h\nsteps:\n  - id: a\n    budget: 30s\n    run: echo a-start >> effects.txt; sleep 3; echo a-done >> effects.txt\n    drill: run\n  - id: b\n    needs: [a]\n    budget: 10s\n    run: echo b >> effects.txt\n    drill: run\n",
+    );
+    let run = p.spawn(&["run", "s", "--run-id", "r"]);
+    p.wait_for("step_started", "a");
+    run.interrupt_and_stop();
+    assert!(p.read(".runbook/runs/r/steps.status").contains("a.1 exit "));
+    let mut resumed = p.spawn(&["resume", "r", "--yes"]);
+    wait_until("the re-run of `a` has started", || {
+        p.read("effects.txt").matches("a-start").count() == 2
+    });
+    resumed.kill().unwrap();
+    let (code, _, err) = p.run(&["resume", "r", "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "a-start\na-start\na-done\nb\n");
+    assert_eq!(
+        p.events_of("r", "run_resumed")[1]["data"]["adopted"],
+        serde_json::json!(["a"])
+    );
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 0, "{out}");
+}
+
+/// Regression (review): `verify` believed the lock file's text, so a lock naming any live
+/// process called `runbook` made a cut journal "still live" (exit 0).
+#[test]
+fn a_forged_lock_does_not_make_a_cut_journal_live() {
+    // A run whose executor died: not sealed, not live.
+    let p = Project::with_runbook("slow", SLOW);
+    let mut run = p.spawn(&["run", "slow", "--run-id", "r"]);
+    p.wait_for("step_started", "a");
+    run.kill().unwrap();
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("NOT SEALED"), "{out}");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "echo \"r $$\" > .runbook/lock/slow; exec {} verify r",
+            support::BIN
+        ))
+        .current_dir(p.path())
+        .env("RUNBOOK_STATE_DIR", p.path().join(".runbook"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (code, out, err) = p.run_with(cmd).parts();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("NOT SEALED"), "{out}");
+}
+
+/// Regression (review): with `journal.head` deleted, a journal cut back to an earlier seal
+/// (a stopped run's, before its resume) passed as intact and sealed.
+#[test]
+fn a_journal_whose_head_is_gone_does_not_pass_and_a_stop_is_told_from_a_finish() {
+    let p = Project::with_runbook("slow", SLOW);
+    let run = p.spawn(&["run", "slow", "--run-id", "r"]);
+    p.wait_for("step_started", "a");
+    run.interrupt_and_stop();
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the run stopped, and can be resumed"), "{out}");
+    let stopped = std::fs::read_to_string(p.run_dir("r").join("journal.jsonl")).unwrap();
+    p.run(&["resume", "r", "--yes"]).code(0);
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the run finished"), "{out}");
+
+    std::fs::write(p.run_dir("r").join("journal.jsonl"), &stopped).unwrap();
+    std::fs::remove_file(p.run_dir("r").join("journal.head")).unwrap();
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("head file") && out.contains("missing"),
+        "{out}"
+    );
+}
+
+/// Regression (review): text with no line end appended to a finished run's sealed journal
+/// passed as "a crash cut its last line short", which nothing would ever cut off.
+#[test]
+fn bytes_after_a_finished_runs_seal_do_not_pass() {
+    let p = Project::with_runbook("small", SMALL);
+    p.run_scenario(&["--run-id", "r"]).code(0);
+    let journal = p.run_dir("r").join("journal.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(&mut f, br#"{"seq":99,"forged":true"#).unwrap();
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bytes follow the seal"), "{out}");
+}
+
+/// A journal written before journals were sealed (no `journal_version`, no seal, no head)
+/// is intact, and `verify` says its end cannot be checked, rather than calling it a crash.
+#[test]
+fn a_journal_from_before_seals_verifies_as_intact_with_its_limit_said() {
+    let p = Project::with_runbook("small", SMALL);
+    p.run_scenario(&["--run-id", "r"]).code(0);
+    let journal = p.run_dir("r").join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    // As the engine wrote it before: no version in run_started, no seal; chained anew.
+    let mut prev = "0".repeat(64);
+    let mut old = String::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"run_sealed\""))
+    {
+        let body = &line[..line.rfind(",\"hash\":\"").unwrap()];
+        let body = body.replace(",\"journal_version\":2", "");
+        let at = body.find("\"prev\":\"").unwrap() + 8;
+        let body = format!("{}{prev}\"}}", &body[..at]);
+        let hash = sha256_hex(body.as_bytes());
+        old.push_str(&format!(
+            "{},\"hash\":\"{hash}\"}}\n",
+            &body[..body.len() - 1]
+        ));
+        prev = hash;
+    }
+    std::fs::write(&journal, old).unwrap();
+    std::fs::remove_file(p.run_dir("r").join("journal.head")).unwrap();
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("written before journals were sealed"), "{out}");
+    p.run(&["report", "r"]).code(0);
+}
+
+/// Regression (review): late answers sent at once to a finished run's gate were refused
+/// ("holds the scenario's lock; answer again") and not journaled, 3 of 6.
+#[test]
+fn late_answers_sent_at_once_are_all_journaled() {
+    let p = Project::with_runbook(
+        "once",
+        "scenario: once\ntitle: t\nrto: 5m\nroles:\n  lead: [a0, a1, a2, a3, a4, a5]\nsteps:\n  - id: go\n    budget: 1m\n    approval: { prompt: go?, approvers: [lead], min: 1, timeout: 2m }\n",
+    );
+    let run = p.spawn(&["run", "once", "--run-id", "r"]);
+    wait_until("the gate waits", || {
+        !p.events_of("r", "approval_requested").is_empty()
+    });
+    p.run(&["approve", "r", "go", "--as", "a0"]).code(0);
+    run.finish().code(0);
+    let answers: Vec<_> = (1..6)
+        .map(|k| p.spawn(&["approve", "r", "go", "--as", &format!("a{k}")]))
+        .collect();
+    for a in answers {
+        let (code, out, err) = a.finish().parts();
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            out.starts_with("rejected: already decided by a0"),
+            "{out}{err}"
+        );
+    }
+    assert_eq!(p.events_of("r", "approval_late").len(), 5);
+    let (code, out) = verify(&p, "r");
+    assert_eq!(code, 0, "{out}");
+}

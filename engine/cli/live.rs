@@ -28,19 +28,11 @@ fn ms(d: u64) -> String {
     fmt_duration(Duration::from_millis(d))
 }
 
-/// Is the executor of this run alive? It holds the scenario's lock with its pid written in.
+/// Is the executor of this run alive? It holds the scenario's lock, with its run id and pid
+/// written in: the lock must be held (a text that merely names a live pid proves nothing).
 pub fn executor_pid(state: &StateDir, rs: &RunState) -> Option<u32> {
-    let text = std::fs::read_to_string(state.lock_path(rs.scenario())).ok()?;
-    let mut parts = text.split_whitespace();
-    if parts.next()? != rs.run_id() {
-        return None;
-    }
-    let pid: u32 = parts.next()?.parse().ok()?;
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
-    let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("runbook"))
-        .unwrap_or(false);
-    (alive && ours).then_some(pid)
+    let h = state::holder(&state.lock_path(rs.scenario()))?;
+    (h.run_id == rs.run_id()).then_some(h.pid?)
 }
 
 /// Elapsed on the run's clock now: wall time since it started for a live run.
@@ -458,10 +450,25 @@ fn answer_late(state: &StateDir, id: &str, step: &str, by: &str, approve: bool) 
     let journaled = (|| {
         let records = read_lenient(&path).map_err(|e| e.to_string())?;
         let scenario = RunState::replay(&records).scenario().to_owned();
-        let _lock = state::lock(&state.lock_path(&scenario), id).map_err(|e| match e {
-            Ok(h) => format!("run `{}` holds the scenario's lock; answer again", h.run_id),
-            Err(e) => e.to_string(),
-        })?;
+        // Other late answers take the lock for a moment each: wait for them, not for a run
+        // (a resume) that holds it for as long as it lives.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let _lock = loop {
+            match state::lock(&state.lock_path(&scenario), id) {
+                Ok(l) => break l,
+                Err(Ok(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(Ok(h)) => {
+                    return Err(format!(
+                        "run `{}`{} has held the scenario's lock for 10s; answer again",
+                        h.run_id,
+                        h.pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                    ));
+                }
+                Err(Err(e)) => return Err(e.to_string()),
+            }
+        };
         let (mut journal, records) = Journal::reopen(&path).map_err(|e| e.to_string())?;
         let rs = RunState::replay(&records);
         let s = rs.step(step).ok_or("the gate is gone from the journal")?;

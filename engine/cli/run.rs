@@ -427,6 +427,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         max_parallel: args.max_parallel,
         library_sha256: plan.library.clone(),
         masked_vars: Some(secret_vars),
+        journal_version: Some(crate::journal::VERSION),
     }));
     if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
         eprintln!("error: {e}");
@@ -474,6 +475,13 @@ pub fn finish(
                         .iter()
                         .filter(|s| s.status == Some(StepStatus::Unknown))
                     {
+                        if s.idempotent {
+                            eprintln!(
+                                "step `{}` ended while no supervisor watched it: its outcome is unknown; it is idempotent, and a resume runs it again",
+                                s.id
+                            );
+                            continue;
+                        }
                         eprintln!(
                             "step `{}` ended while no supervisor watched it: its outcome is unknown, and it is not `idempotent: true`",
                             s.id

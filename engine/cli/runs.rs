@@ -28,10 +28,13 @@ pub fn verify(run: &str, state_dir: Option<PathBuf>) -> u8 {
         return exit::USAGE;
     };
     let path = state.journal(&id);
+    // Whether the run is live is asked before its journal is read: a run that ends while it
+    // is read must not look like one whose executor died.
+    let first = journal::read_lenient(&path).unwrap_or_default();
+    let live = super::live::executor_pid(&state, &RunState::replay(&first[..first.len().min(1)]));
     match journal::verify(&path) {
         Ok(v) => {
-            let rs = RunState::replay(&journal::read_lenient(&path).unwrap_or_default());
-            let (text, code) = verdict(&v, super::live::executor_pid(&state, &rs), &id);
+            let (text, code) = verdict(&v, live, &id);
             println!("{text}");
             code
         }
@@ -63,9 +66,23 @@ pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> (Strin
     let last = v.records.saturating_sub(1);
     let hash = v.last_hash.as_deref().unwrap_or_default();
     if v.sealed {
+        let how = if v.finished {
+            "the run finished"
+        } else {
+            "the run stopped, and can be resumed"
+        };
         return (
             format!(
-                "ok: intact and sealed: {} records, hash chain intact, sealed at seq {last} (seal hash {hash}){torn}",
+                "ok: intact and sealed: {} records, hash chain intact, sealed at seq {last} ({how}; seal hash {hash}){torn}",
+                v.records
+            ),
+            exit::OK,
+        );
+    }
+    if v.unsealed_format {
+        return (
+            format!(
+                "ok: intact: {} records, hash chain intact; written before journals were sealed, so whether records were cut from its end cannot be checked{torn}",
                 v.records
             ),
             exit::OK,

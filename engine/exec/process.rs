@@ -61,7 +61,12 @@ impl StepFiles {
                 w.next(),
                 w.next().and_then(|n| n.trim().parse::<i64>().ok()),
             ) {
-                (Some("pid"), Some(n)) => pid = u32::try_from(n).ok(),
+                // A step run again under the same key (a resume re-runs an interrupted
+                // attempt) starts a new record: an exit before its pid is the old run's.
+                (Some("pid"), Some(n)) => {
+                    pid = u32::try_from(n).ok();
+                    exit = None;
+                }
                 (Some("exit"), Some(n)) => exit = i32::try_from(n).ok(),
                 _ => {}
             }

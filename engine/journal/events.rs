@@ -136,6 +136,10 @@ pub struct RunStarted {
     /// The library steps the runbook used, with each file's sha256.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub library_sha256: BTreeMap<String, String>,
+    /// 2: the journal ends in `run_sealed` and keeps `journal.head` beside it, so `verify`
+    /// can tell a cut tail (see the module's docs). Absent in journals written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_version: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -50,6 +50,9 @@ use sha2::{Digest, Sha256};
 pub use events::*;
 pub use replay::*;
 
+/// What a journal written now promises: a seal at its end and a head beside it.
+pub const VERSION: u32 = 2;
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One journal line, as read back.
@@ -308,6 +311,11 @@ pub struct Verification {
     pub torn_tail: bool,
     /// The last complete record is a `run_sealed` that matches the chain before it.
     pub sealed: bool,
+    /// That seal ends a finished run (else a stopped one, which a resume may continue).
+    pub finished: bool,
+    /// Written before journals were sealed (its `run_started` has no `journal_version`): its
+    /// end cannot be checked.
+    pub unsealed_format: bool,
     /// The hash of the last complete record (the seal's, when sealed).
     pub last_hash: Option<String>,
 }
@@ -336,11 +344,14 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
     let mut line = Vec::new();
     let mut ending = Ending::Open;
     let mut head_hash_seen = None;
+    let mut versioned = false;
     let bad = |n: usize, why: String, ending: Ending, last: &str| Verification {
         records: n,
         first_bad: Some((n as u64, n + 1, why)),
         torn_tail: false,
         sealed: matches!(ending, Ending::Sealed { .. }),
+        finished: matches!(ending, Ending::Sealed { finished: true }),
+        unsealed_format: false,
         last_hash: (n > 0).then(|| last.to_owned()),
     };
     loop {
@@ -363,6 +374,24 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
                     .to_owned(),
                 )
             });
+            if first_bad.is_none() && read != 0 && ending == (Ending::Sealed { finished: true }) {
+                first_bad = Some((
+                    n as u64,
+                    n + 1,
+                    "bytes follow the seal of a finished run (a line with no end was added)".into(),
+                ));
+            }
+            // A head not yet written when it was read (a run's first batch) is there now.
+            if first_bad.is_none() && versioned && head.is_none() && read_head(path).is_none() {
+                first_bad = Some((
+                    n as u64,
+                    n + 1,
+                    format!(
+                        "its head file `{}` is missing or unreadable: where the journal should end cannot be checked",
+                        head_path(path).display()
+                    ),
+                ));
+            }
             if first_bad.is_none()
                 && let Some((seq, hash)) = &head
             {
@@ -388,14 +417,22 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
                 first_bad,
                 torn_tail: read != 0,
                 sealed: matches!(ending, Ending::Sealed { .. }),
+                finished: matches!(ending, Ending::Sealed { finished: true }),
+                unsealed_format: n > 0 && !versioned,
                 last_hash: (n > 0).then(|| prev.clone()),
             });
         }
         line.pop();
-        let ty = match check_line(&line, n as u64, &prev) {
-            Ok(ty) => ty,
+        let v = match check_line(&line, n as u64, &prev) {
+            Ok(v) => v,
             Err(why) => return Ok(bad(n, why, ending, &prev)),
         };
+        let ty = v["type"].as_str().unwrap_or_default().to_owned();
+        if n == 0 {
+            versioned = v["data"]["journal_version"]
+                .as_u64()
+                .is_some_and(|x| x >= 2);
+        }
         let follows = match (ending, ty.as_str()) {
             // An answer to a gate of a run that has ended is journaled as late, and the
             // journal sealed again after it.
@@ -425,7 +462,7 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
             Err(why) => return Ok(bad(n, why, ending, &prev)),
         };
         if ty == "run_sealed"
-            && let Err(why) = check_seal(&line, n as u64, &prev)
+            && let Err(why) = check_seal(&v, n as u64, &prev)
         {
             return Ok(bad(n, why, ending, &prev));
         }
@@ -446,8 +483,7 @@ fn read_head(journal: &Path) -> Option<(u64, String)> {
 }
 
 /// A seal must name the count of records before it and the last one's hash.
-fn check_seal(line: &[u8], seq: u64, prev: &str) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+fn check_seal(v: &serde_json::Value, seq: u64, prev: &str) -> Result<(), String> {
     if v["data"]["records"].as_u64() != Some(seq) {
         return Err(format!(
             "the seal counts {} records before it, but {seq} precede it",
@@ -467,8 +503,8 @@ fn line_hash(line: &[u8]) -> Option<String> {
     Some(h.to_owned())
 }
 
-/// Checks one line's hash, seq and link; returns its event type.
-fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<String, String> {
+/// Checks one line's hash, seq and link; returns it parsed.
+fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<serde_json::Value, String> {
     let s = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
     let i = s
         .rfind(",\"hash\":\"")
@@ -498,7 +534,7 @@ fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<String, String> {
                 .into(),
         );
     }
-    Ok(v["type"].as_str().unwrap_or_default().to_owned())
+    Ok(v)
 }
 
 /// Reads a journal whose chain verifies; returns the records and the length of the good part
