@@ -149,7 +149,7 @@ impl Supervisor {
         let mut chld = SigSet::empty();
         chld.add(Signal::SIGCHLD);
         // Blocked here, read from the signalfd; a step starts with no signal blocked (see
-        // `command`).
+        // `spawn_unblocked`).
         chld.thread_block()?;
         let sigchld = SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Supervisor {
@@ -281,17 +281,6 @@ impl Supervisor {
                 c
             }
         };
-        // The supervisor's blocked SIGCHLD (it reads it from a signalfd) reached the steps, std
-        // notwithstanding: a `sh` that inherits it waits forever in `wait` for a job that ends
-        // while it waits. pthread_sigmask is async-signal-safe, as a pre_exec hook must be.
-        // SAFETY: the hook only sets the signal mask of the forked child.
-        unsafe {
-            cmd.pre_exec(|| {
-                SigSet::empty()
-                    .thread_set_mask()
-                    .map_err(std::io::Error::from)
-            });
-        }
         cmd.envs(req.env.iter().map(|(k, v)| (k, v)))
             .env_remove(SECRET_NAMES)
             .stdin(Stdio::null())
@@ -316,12 +305,12 @@ impl Supervisor {
             lost: 0,
             hosts,
         };
-        let mut spawned = cmd.spawn();
+        let mut spawned = spawn_unblocked(&mut cmd);
         // Not found on PATH, not executable, a script with no `#!`: whatever `sh` makes of
         // it, said as `sh` says it.
         if direct.is_some() && spawned.is_err() {
             cmd = self.command(&req, None);
-            spawned = cmd.spawn();
+            spawned = spawn_unblocked(&mut cmd);
         }
         // Two pipes a step: some hundreds of steps at once reach the usual soft limit of 1,024
         // descriptors. It is raised to the hard limit then, and only then, so that the steps
@@ -331,7 +320,7 @@ impl Supervisor {
             .is_err_and(|e| e.raw_os_error() == Some(Errno::EMFILE as i32))
             && raise_descriptor_limit()
         {
-            spawned = cmd.spawn();
+            spawned = spawn_unblocked(&mut cmd);
         }
         let mut child = match spawned {
             Ok(c) => c,
@@ -388,6 +377,9 @@ impl Supervisor {
                 phase: Phase::Running,
             },
         );
+        // An end whose SIGCHLD came while it was unblocked (see `spawn_unblocked`) was not
+        // queued for the signalfd: it is looked for now, the step known.
+        self.reap_children();
     }
 
     /// Reaps every child that has ended: step leaders, and whatever else was left to us.
@@ -629,6 +621,21 @@ impl Supervisor {
             let _ = f.write_all(line.as_bytes());
         }
     }
+}
+
+/// Spawns with SIGCHLD unblocked for the moment of the spawn. The supervisor blocks it to read
+/// it from a signalfd, and a step inherits the spawning thread's mask (std does not reset it):
+/// a `sh` started with SIGCHLD blocked waits forever in `wait` for a job that ends while it
+/// waits. Unblocking around the spawn, rather than a `pre_exec` hook that clears the child's
+/// mask, keeps std's posix_spawn path (a hook makes it fork the supervisor). A SIGCHLD that
+/// arrives in that moment is not queued for the signalfd: the caller reaps once after.
+fn spawn_unblocked(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    let _ = chld.thread_unblock();
+    let spawned = cmd.spawn();
+    let _ = chld.thread_block();
+    spawned
 }
 
 /// A step's end in the status log, in the shell's convention: 128 + N for signal N.
