@@ -645,6 +645,7 @@ fn export_bundles_the_evidence_an_auditor_needs() {
     let b = x.join(&run);
     for f in [
         "journal.jsonl",
+        "journal.head",
         "runbook.yaml",
         "report.md",
         "report.html",
@@ -658,7 +659,7 @@ fn export_bundles_the_evidence_an_auditor_needs() {
     // The runbook is exactly the one that ran.
     let verify = std::fs::read_to_string(b.join("verify.txt")).unwrap();
     assert!(
-        verify.contains("hash chain intact") && verify.contains("runbook matches the run"),
+        verify.contains("intact and sealed") && verify.contains("runbook matches the run"),
         "{verify}"
     );
     assert_eq!(

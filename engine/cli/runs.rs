@@ -221,6 +221,11 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
     let result = (|| -> std::io::Result<bool> {
         std::fs::create_dir_all(root.join("logs"))?;
         std::fs::copy(run_dir.join("journal.jsonl"), root.join("journal.jsonl"))?;
+        // The head says where the journal should end: without it, a cut tail cannot be told.
+        let head = journal::head_path(&run_dir.join("journal.jsonl"));
+        if head.is_file() {
+            std::fs::copy(&head, root.join("journal.head"))?;
+        }
         let runbook_copy = run_dir.join("runbook.yaml");
         if runbook_copy.is_file() {
             std::fs::copy(&runbook_copy, root.join("runbook.yaml"))?;
