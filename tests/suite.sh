@@ -79,7 +79,7 @@ export RUNBOOK_TEST_CHROMIUM="$(command -v chromium)"
 echo "suite: sandbox up (PostgreSQL ${PGPORT:-?}, Redis ${REDIS_PORT:-?}), sshd on 127.0.0.1:$ssh_port" >&2
 out="$ssh_dir/cargo-test.out"
 set +e
-cargo test --locked "$@" 2>&1 | tee "$out"
+cargo test --locked --no-fail-fast "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite, summed over every test binary.
