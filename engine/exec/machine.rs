@@ -69,10 +69,16 @@ pub enum Input {
     },
     /// Ctrl-C (or SIGTERM): stop starting steps and stop the running ones.
     Interrupt,
-    /// The engine can no longer see its steps (the step supervisor died): stop, resumable,
-    /// without killing them or calling them failed. Nothing is journaled of the running steps,
-    /// which stay in flight for `resume` to adopt or to take their recorded end.
-    Fault { reason: String },
+    /// The step supervisor died: stop, resumable, without killing a step or calling it
+    /// failed. No new step starts; the running ones the engine still sees end as usual (it
+    /// watches them in the supervisor's place). Those it cannot see (`lost`: their pid never
+    /// came) are left in flight, for `resume` to adopt or to take their recorded end; those it
+    /// could not start (`not_started`) are journaled interrupted.
+    Fault {
+        reason: String,
+        lost: Vec<usize>,
+        not_started: Vec<usize>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -592,16 +598,35 @@ impl Machine {
             }
             // Every step has ended and only notifications are still being sent: the run
             // ends as it ended, without them, rather than as interrupted.
-            Input::Fault { reason } => {
+            Input::Fault {
+                reason,
+                lost,
+                not_started,
+            } => {
                 if self.stopping.is_none() {
                     self.stopping = Some(reason);
                 }
-                for i in 0..self.rt.len() {
-                    if matches!(self.rt[i].st, St::Running { .. } | St::Backoff { .. }) {
+                for i in lost {
+                    if matches!(self.rt[i].st, St::Running { .. }) {
                         self.set(i, St::Pending);
                     }
                 }
-                self.notifying = 0;
+                for i in not_started {
+                    if let St::Running { attempt, .. } = self.rt[i].st {
+                        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                            step: self.plan.steps[i].id.clone(),
+                            status: StepStatus::Interrupted,
+                            attempt,
+                            exit_code: None,
+                            signal: None,
+                            duration_ms: 0,
+                            will_retry: false,
+                            error: Some("not started: the step supervisor was gone".into()),
+                            marked_done_by: None,
+                        })));
+                        self.set(i, St::Pending);
+                    }
+                }
             }
             Input::Interrupt if self.work_ended.is_some() => self.notifying = 0,
             Input::Interrupt => {

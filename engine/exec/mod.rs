@@ -7,6 +7,7 @@
 //! Dry-runs do not use this shell at all: [`dry_run`] drives the same machine on a virtual
 //! clock in a plain loop, so a four-hour scenario rehearses in milliseconds.
 
+mod fallback;
 pub mod machine;
 pub mod mask;
 pub mod observer;
@@ -123,6 +124,8 @@ struct Pending {
     log: PathBuf,
     pgid: Arc<std::sync::Mutex<Option<u32>>>,
     exited: Arc<AtomicBool>,
+    /// Read ends of its stdout and stderr, held for the day its supervisor dies.
+    pipes: Vec<std::fs::File>,
 }
 
 type PendingMap = Arc<std::sync::Mutex<HashMap<String, Pending>>>;
@@ -131,6 +134,7 @@ type PendingMap = Arc<std::sync::Mutex<HashMap<String, Pending>>>;
 fn start_supervisor(
     shell: &Shell,
     pending: &PendingMap,
+    sup_dead: &Arc<AtomicBool>,
     tx: &mpsc::UnboundedSender<Input>,
     log_tx: &mpsc::UnboundedSender<LogLine>,
 ) -> Result<supervisor::Handle, ExecError> {
@@ -140,14 +144,17 @@ fn start_supervisor(
         log_tx.clone(),
         shell.mask.clone(),
     );
+    let status_log = shell.run_dir.join("steps.status");
+    let sup_dead = sup_dead.clone();
     supervisor::spawn(
         &shell.plan.root,
         &shell.run_dir.join("steps.status"),
         &shell.plan.secrets.join(","),
         move |ev| match ev {
             Some(supervisor::Event::Pid { key, pid }) => {
-                if let Some(p) = pending.lock().expect("pending lock").get(&key) {
+                if let Some(p) = pending.lock().expect("pending lock").get_mut(&key) {
                     *p.pgid.lock().expect("pgid lock") = Some(pid);
+                    p.pipes = fallback::hold_pipes(pid);
                 }
             }
             Some(supervisor::Event::Line { step, text }) => {
@@ -175,17 +182,38 @@ fn start_supervisor(
                 });
             }
             None => {
-                // The supervisor is gone: nobody logs or records the steps it ran any more.
-                // That is the engine's fault, not theirs: they are left running, nothing is
-                // said to have failed, and the run stops resumable. A resume takes the ends
-                // it recorded, adopts what still runs and asks about the rest.
-                let left = pending.lock().expect("pending lock").len();
+                // The supervisor is gone. That is the engine's fault, not its steps': none is
+                // killed or called failed. The run stops, resumable, once the steps it left
+                // have ended, seen to their end by the engine in the supervisor's place (see
+                // `fallback`). A step whose pid never came is left for a resume to adopt.
+                sup_dead.store(true, std::sync::atomic::Ordering::SeqCst);
+                let mut lost = Vec::new();
+                for (key, p) in pending.lock().expect("pending lock").drain() {
+                    let pid = *p.pgid.lock().expect("pgid lock");
+                    let Some(pid) = pid else {
+                        lost.push(p.step);
+                        continue;
+                    };
+                    let files = StepFiles {
+                        log: p.log,
+                        output: p.output,
+                        status_log: status_log.clone(),
+                        key,
+                    };
+                    let orphan = fallback::Orphan {
+                        step: p.step,
+                        attempt: p.attempt,
+                        pid,
+                        pipes: p.pipes,
+                        files,
+                    };
+                    fallback::watch(orphan, mask.clone(), tx.clone(), log_tx.clone());
+                }
                 let _ = tx.send(Input::Fault {
                     reason: "supervisor_died".into(),
+                    lost,
+                    not_started: Vec::new(),
                 });
-                if left > 0 {
-                    tracing::warn!(left, "the step supervisor died; its steps are left running");
-                }
             }
         },
     )
@@ -261,7 +289,8 @@ pub async fn execute(
     }
 
     let pending: PendingMap = Arc::default();
-    let sup = start_supervisor(&shell, &pending, &tx, &log_tx)?;
+    let sup_dead = Arc::new(AtomicBool::new(false));
+    let sup = start_supervisor(&shell, &pending, &sup_dead, &tx, &log_tx)?;
 
     let approvals_dir = shell.run_dir.join("approvals");
     let mut approval_poll = tokio::time::interval(Duration::from_millis(250));
@@ -292,6 +321,7 @@ pub async fn execute(
             now(),
             &tx,
             &sup,
+            &sup_dead,
             &pending,
             &mut running,
             &mut asked,
@@ -438,6 +468,7 @@ fn perform(
     now: Duration,
     tx: &mpsc::UnboundedSender<Input>,
     sup: &supervisor::Handle,
+    sup_dead: &AtomicBool,
     pending: &PendingMap,
     running: &mut HashMap<usize, Running>,
     asked: &mut BTreeSet<usize>,
@@ -507,29 +538,33 @@ fn perform(
                                     log: files.log.clone(),
                                     pgid: r.pgid.clone(),
                                     exited: r.exited.clone(),
+                                    pipes: Vec::new(),
                                 },
                             );
                             running.insert(step, r);
                             tracing::debug!(step = %id, attempt, "spawning");
-                            let sent = sup.requests.send(supervisor::Request {
-                                key: files.key.clone(),
-                                step,
-                                command,
-                                log: files.log.clone(),
-                                env,
-                                hosts,
-                            });
-                            if sent.is_err() {
+                            let sent = !sup_dead.load(std::sync::atomic::Ordering::SeqCst)
+                                && sup
+                                    .requests
+                                    .send(supervisor::Request {
+                                        key: files.key.clone(),
+                                        step,
+                                        command,
+                                        log: files.log.clone(),
+                                        env,
+                                        hosts,
+                                    })
+                                    .is_ok();
+                            if !sent {
+                                // Nobody to start it: it did not run, and the run stops.
                                 pending.lock().expect("pending lock").remove(&files.key);
+                                running.remove(&step);
                                 more.extend(machine.handle(
                                     now,
-                                    Input::Exited {
-                                        step,
-                                        attempt,
-                                        result: ExitResult::Error(
-                                            "the step supervisor is gone".into(),
-                                        ),
-                                        outputs: BTreeMap::new(),
+                                    Input::Fault {
+                                        reason: "supervisor_died".into(),
+                                        lost: Vec::new(),
+                                        not_started: vec![step],
                                     },
                                 ));
                             }
