@@ -8,7 +8,7 @@
 //! | `version` | 1; bumped on any incompatible change |
 //! | `run_id`, `scenario`, `title` | which run of which runbook |
 //! | `mode` | `real`, `drill` or `dry-run` |
-//! | `status` | `succeeded`, `failed`, `stopped` (interrupted or stopped at a gate: resumable) or `running` (no end in the journal) |
+//! | `status` | `succeeded` (steps that failed with `on_failure: continue` do not change it: see `continued`), `failed`, `stopped` (interrupted or stopped at a gate: resumable) or `running` (no end in the journal) |
 //! | `operator` | who started the run |
 //! | `started_at`, `finished_at` | RFC 3339 UTC; `finished_at` is the last event for a run without an end |
 //! | `elapsed_s` | seconds from start to end on the run's clock (downtime of a resume included) |
