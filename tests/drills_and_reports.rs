@@ -385,6 +385,7 @@ fn markdown_and_json_reports_hold_every_section_and_field() {
         "machine_s",
         "human_wait_s",
         "runbook_sha256",
+        "rto_verdict",
     ] {
         shape[k] = Value::from("<redacted>");
     }
@@ -424,7 +425,7 @@ fn junit_has_one_testcase_per_step_and_fails_breaches_and_failed_steps() {
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
     let names: Vec<&str> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
-    assert_eq!(names, vec!["fetch", "gate", "slow", "check"]);
+    assert_eq!(names, vec!["fetch", "gate", "slow", "check", "RTO"]);
     let failed = |name: &str| {
         cases
             .iter()
@@ -435,13 +436,14 @@ fn junit_has_one_testcase_per_step_and_fails_breaches_and_failed_steps() {
     };
     assert!(failed("slow"), "a budget breach is a failure");
     assert!(failed("check"), "a failed step is a failure");
+    assert!(failed("RTO"), "a run that failed did not recover");
     assert!(!failed("fetch"));
     let suite = doc
         .descendants()
         .find(|n| n.has_tag_name("testsuite"))
         .unwrap();
-    assert_eq!(suite.attribute("tests"), Some("4"));
-    assert_eq!(suite.attribute("failures"), Some("2"));
+    assert_eq!(suite.attribute("tests"), Some("5"));
+    assert_eq!(suite.attribute("failures"), Some("3"));
 }
 
 #[test]

@@ -574,9 +574,14 @@ steps:
     let run = p.wait_for("step_finished", "nonidem");
     p.wait_for("step_started", "long");
     child.interrupt_and_stop();
-    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
-    // The failed step stays failed: the run fails; long ran again, nonidem did not.
+    // The failed step stays failed, and continued: `--strict` makes the resumed run exit 1
+    // for it; long ran again, nonidem did not.
+    let (code, _, err) = p.run(&["resume", &run, "--yes", "--strict"]).parts();
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains("failed, continued"), "{err}");
+    let report = p.report_json(&run);
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["continued"], serde_json::json!(["nonidem"]));
     assert_eq!(p.read("count.txt"), "ran\n");
     assert_eq!(p.read("effects.txt"), "long\n");
     let started = p
@@ -726,9 +731,9 @@ fn status_of_a_stopped_run_keeps_the_rto_clock_running() {
     assert_eq!(code, 0, "{out}");
     let line = out
         .lines()
-        .find(|l| l.starts_with("RTO clock: "))
+        .find(|l| l.starts_with("RTO clock at "))
         .unwrap_or_default();
-    let clock = line["RTO clock: ".len()..].split(' ').next().unwrap();
+    let clock = line["RTO clock at ".len()..].split(' ').next().unwrap();
     let secs: f64 = clock.trim_end_matches('s').parse().unwrap_or(0.0);
     assert!(secs >= 1.5, "the clock stopped with the executor: {line}");
     assert!(line.contains("projected finish +5m"), "{line}");

@@ -20,7 +20,7 @@ use crate::exec::process::{StepFiles, group_alive};
 use crate::exec::{self, Adopted, ApprovalRequest, Config, Machine, Shell};
 use crate::journal::*;
 use crate::project::Project;
-use crate::report::{run_status, step_status};
+use crate::report::{RtoVerdict, rto_verdict, run_status, step_status, step_status_words};
 use crate::state::{self, StateDir};
 use crate::units::fmt_duration;
 
@@ -133,10 +133,16 @@ fn status_all(state: &StateDir) -> u8 {
             ("running", false) => "executor gone".to_owned(),
             (s, _) => s.to_owned(),
         };
-        let rto = match &rs.finished {
-            Some(f) if f.rto_met => "met".to_owned(),
-            Some(_) => "MISSED".to_owned(),
-            None => "-".to_owned(),
+        // From status and elapsed: an old journal's `rto_met` says "met" of failed runs.
+        let rto = match rto_verdict(&rs) {
+            RtoVerdict::Met { .. } => "met".to_owned(),
+            RtoVerdict::Missed { .. } => "MISSED".to_owned(),
+            RtoVerdict::NotRecovered {
+                failed_at: Some(step),
+                ..
+            } => format!("not met: failed at {step}"),
+            RtoVerdict::NotRecovered { .. } => "not met: failed".to_owned(),
+            RtoVerdict::Open { .. } => "not recovered".to_owned(),
         };
         rows.push([
             id.clone(),
@@ -211,12 +217,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
     println!("state: {state_line}");
     let target = started.rto_ms;
     match &rs.finished {
-        Some(f) => println!(
-            "RTO: {} of {} — {}",
-            ms(f.elapsed_ms),
-            ms(target),
-            if f.rto_met { "met" } else { "MISSED" }
-        ),
+        Some(_) => println!("{}", rto_verdict(&rs).sentence()),
         None => {
             let (projected, path) = projection(&rs, now);
             let verdict = if projected > target {
@@ -225,7 +226,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
                 "on target"
             };
             println!(
-                "RTO clock: {} of {}; projected finish +{} ({verdict}{})",
+                "RTO clock at {} of {}, not recovered; projected finish +{} ({verdict}{})",
                 ms(now),
                 ms(target),
                 ms(projected),
@@ -246,7 +247,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
     ]];
     let mut gates = Vec::new();
     for s in &rs.steps {
-        let st = step_status(s);
+        let st = step_status_words(&rs, s);
         let time = match (s.status, s.started_ms.or(s.requested_ms)) {
             (Some(StepStatus::Skipped | StepStatus::NotRun), _) | (_, None) => {
                 format!("- / {}", ms(s.budget_ms))
@@ -278,7 +279,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
         }
         // What steps wrote (errors, prompts made of their outputs) is shown, not obeyed.
         let note = crate::exec::mask::visible(&note.join("; ")).into_owned();
-        rows.push([s.id.clone(), st.to_owned(), time, note]);
+        rows.push([s.id.clone(), st, time, note]);
     }
     print!("{}", table(&rows));
     if !gates.is_empty() {
@@ -537,6 +538,9 @@ pub struct ResumeArgs {
     /// you checked that it did its work (repeatable).
     #[arg(long, value_name = "STEP")]
     pub mark_done: Vec<String>,
+    /// Exit 1 when a step with `on_failure: continue` failed, although the run succeeded.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Continues a run after a crash, Ctrl-C or a gate timeout.
@@ -549,6 +553,7 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
         vars: given,
         rerun: rerun_asked,
         mark_done: mark_asked,
+        strict,
     } = args;
     let (yes, json) = (*yes, *json);
     let state = StateDir::resolve(state_dir);
@@ -936,5 +941,9 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
         result: Some(r),
     }));
     let result = rt.block_on(exec::execute(shell, machine, offset, adopted));
-    finish(result, &id, &state, false)
+    let strict = super::run::Strict {
+        rto: false,
+        continued: *strict,
+    };
+    finish(result, &id, &state, strict)
 }

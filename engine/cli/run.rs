@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Exit 4 when the run finished but missed its RTO target.
     #[arg(long)]
     pub strict_rto: bool,
+    /// Exit 1 when a step with `on_failure: continue` failed, although the run succeeded.
+    #[arg(long)]
+    pub strict: bool,
     /// Dry-runs: draw each step's duration from its estimate instead of the likely value.
     #[arg(long, requires = "dry_run")]
     pub sample: bool,
@@ -265,10 +268,21 @@ pub fn observers(plan: &Plan, json: bool) -> Observers {
     }
 }
 
-pub fn outcome_code(o: Outcome, strict_rto: bool) -> u8 {
+/// What turns a run that succeeded into a failing exit code.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Strict {
+    /// `--strict-rto`: a missed RTO exits 4.
+    pub rto: bool,
+    /// `--strict`: a step that failed with `on_failure: continue` exits 1.
+    pub continued: bool,
+}
+
+/// The exit code of a run; `continued` is how many steps failed with `on_failure: continue`.
+pub fn outcome_code(o: Outcome, strict: Strict, continued: usize) -> u8 {
     match o {
+        Outcome::Succeeded { .. } if strict.continued && continued > 0 => exit::FAILED,
         Outcome::Succeeded { rto_met } => {
-            if strict_rto && !rto_met {
+            if strict.rto && !rto_met {
                 exit::RTO_MISSED
             } else {
                 exit::OK
@@ -452,14 +466,18 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         let rt = exec::runtime();
         rt.block_on(exec::execute(shell, machine, Duration::ZERO, Vec::new()))
     };
-    finish(result, &run_id, &state, args.strict_rto)
+    let strict = Strict {
+        rto: args.strict_rto,
+        continued: args.strict,
+    };
+    finish(result, &run_id, &state, strict)
 }
 
 pub fn finish(
     result: Result<Outcome, exec::ExecError>,
     run_id: &str,
     state: &StateDir,
-    strict_rto: bool,
+    strict: Strict,
 ) -> u8 {
     match result {
         Ok(o) => {
@@ -495,7 +513,33 @@ pub fn finish(
                 }
                 _ => eprintln!("report: runbook report {run_id} (--format md|html|json|junit)"),
             }
-            outcome_code(o, strict_rto)
+            // Steps the run went on without: the journal's end names them.
+            let continued = match o {
+                Outcome::Succeeded { .. } => read_lenient(&journal)
+                    .map(|r| RunState::replay(&r))
+                    .ok()
+                    .and_then(|rs| rs.finished)
+                    .map(|f| f.continued)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if !continued.is_empty() {
+                eprintln!(
+                    "warning: failed, continued (`on_failure: continue`): {}; the run went on without {}{}",
+                    continued
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if continued.len() == 1 { "it" } else { "them" },
+                    if strict.continued {
+                        ", and --strict makes that a failure"
+                    } else {
+                        " (`--strict` makes that a failure)"
+                    }
+                );
+            }
+            outcome_code(o, strict, continued.len())
         }
         // The engine's own faults: the steps still running are left to their supervisor.
         Err(e @ exec::ExecError::Journal(..)) => {

@@ -127,9 +127,10 @@ pub enum Action {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every step succeeded (or was skipped or simulated in a drill).
+    /// Every step succeeded (or was skipped or simulated in a drill), or failed with
+    /// `on_failure: continue` (the journal's `run_finished` names them).
     Succeeded { rto_met: bool },
-    /// A step failed or a gate was denied.
+    /// A step failed or a gate was denied. `rto_met` is always false: the run did not recover.
     Failed { rto_met: bool },
     /// Interrupted or stopped at a gate: resumable.
     Stopped,
@@ -197,7 +198,11 @@ pub struct Machine {
     /// Steps in `St::Running`, kept by [`Machine::set`]: what `--max-parallel` counts.
     running: usize,
     aborting: bool,
-    failed: bool,
+    /// The run failed: the first step whose failure ended the recovery (see
+    /// [`Machine::note_failure`]).
+    failed: Option<usize>,
+    /// Steps that failed with `on_failure: continue`: the run went on, and can still succeed.
+    continued: Vec<usize>,
     /// Why we are stopping (resumable), if we are.
     stopping: Option<String>,
     escalated: Vec<bool>,
@@ -329,7 +334,8 @@ impl Machine {
             mask,
             running: 0,
             aborting: false,
-            failed: false,
+            failed: None,
+            continued: Vec::new(),
             stopping: None,
             at_risk: false,
             notifying: 0,
@@ -436,10 +442,7 @@ impl Machine {
                 Some(st) if st.is_ok() => self.set(i, St::Done(st)),
                 Some(st @ (StepStatus::Failed | StepStatus::TimedOut)) => {
                     self.set(i, St::Done(st));
-                    self.failed = true;
-                    if step.on_failure == OnFailure::Abort {
-                        self.aborting = true;
-                    }
+                    self.note_failure(i, st);
                 }
                 _ => {}
             }
@@ -1461,10 +1464,7 @@ impl Machine {
 
     fn after_finish(&mut self, now: Duration, i: usize, status: StepStatus, out: &mut Vec<Action>) {
         if !status.is_ok() {
-            self.failed = true;
-            if self.plan.steps[i].on_failure == OnFailure::Abort {
-                self.aborting = true;
-            }
+            self.note_failure(i, status);
         }
         if self.stopping.is_none() {
             self.project(now, out);
@@ -1599,6 +1599,26 @@ impl Machine {
         self.finish_step(now, i, StepStatus::Succeeded, out);
     }
 
+    /// A step ended without succeeding. A step with `on_failure: continue` that failed or
+    /// timed out is set aside: its dependents go on, and the run can still succeed. Any other
+    /// failure fails the run (and an `abort` one stops it starting steps); the first names
+    /// where the recovery failed.
+    fn note_failure(&mut self, i: usize, status: StepStatus) {
+        let on_failure = self.plan.steps[i].on_failure;
+        if on_failure == OnFailure::Continue
+            && matches!(status, StepStatus::Failed | StepStatus::TimedOut)
+        {
+            if !self.continued.contains(&i) {
+                self.continued.push(i);
+            }
+            return;
+        }
+        self.failed.get_or_insert(i);
+        if on_failure == OnFailure::Abort {
+            self.aborting = true;
+        }
+    }
+
     fn finish_if_over(&mut self, now: Duration, out: &mut Vec<Action>) {
         let busy = self
             .sets
@@ -1641,7 +1661,8 @@ impl Machine {
                     marked_done_by: None,
                 })));
                 self.set(i, St::Done(StepStatus::NotRun));
-                self.failed = true;
+                // Its needs failed: the recovery failed there, not here.
+                self.failed.get_or_insert(i);
             }
         }
         // The run's work is over; an escalation still being sent holds its end.
@@ -1649,20 +1670,25 @@ impl Machine {
         if self.notifying > 0 {
             return;
         }
-        let rto_met = now <= self.plan.rto;
-        let status = if self.failed {
+        // Only a recovery meets the RTO: a run that failed did not recover, however soon it
+        // ended. Steps that failed with `on_failure: continue` do not fail it.
+        let rto_met = self.failed.is_none() && now <= self.plan.rto;
+        let status = if self.failed.is_some() {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         };
+        let id = |&i: &usize| self.plan.steps[i].id.clone();
         out.push(Action::Record(EventKind::RunFinished(RunFinished {
             status,
             elapsed_ms: now.as_millis() as u64,
             rto_met,
             rto_ms: self.plan.rto.as_millis() as u64,
+            failed_at: self.failed.as_ref().map(id),
+            continued: self.continued.iter().map(id).collect(),
         })));
         self.done = true;
-        out.push(Action::Done(if self.failed {
+        out.push(Action::Done(if self.failed.is_some() {
             Outcome::Failed { rto_met }
         } else {
             Outcome::Succeeded { rto_met }

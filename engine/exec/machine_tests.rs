@@ -324,11 +324,26 @@ fn an_aborting_failure_starts_nothing_new_and_marks_the_rest_not_run() {
     assert_eq!(sim.spawned().len(), 2);
     assert_eq!(sim.finished("b")[0].status, StepStatus::NotRun);
     assert_eq!(sim.finished("c")[0].status, StepStatus::NotRun);
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
 }
 
+impl Sim {
+    /// The run's `run_finished`, which must have been journaled.
+    fn run_finished(&self) -> RunFinished {
+        self.events
+            .iter()
+            .find_map(|(_, e)| match e {
+                EventKind::RunFinished(f) => Some(f.clone()),
+                _ => None,
+            })
+            .expect("the run finished")
+    }
+}
+
+/// Regression: a run whose only failure was an `on_failure: continue` step failed (and
+/// exited 1), as if `continue` meant nothing for the run.
 #[test]
-fn on_failure_continue_lets_dependents_run_but_the_run_fails() {
+fn on_failure_continue_lets_dependents_run_and_the_run_succeed() {
     let p = plan(
         "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run, on_failure: continue }\n  - { id: b, needs: [a], budget: 1m, run: b, drill: run }\n",
     );
@@ -336,7 +351,53 @@ fn on_failure_continue_lets_dependents_run_but_the_run_fails() {
     sim.exit("a", 1);
     assert_eq!(sim.spawned().last().unwrap().1, "b");
     sim.exit("b", 0);
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Succeeded { rto_met: true }));
+    let f = sim.run_finished();
+    assert_eq!(f.status, RunStatus::Succeeded);
+    assert_eq!(f.continued, vec!["a".to_owned()]);
+    assert_eq!(f.failed_at, None);
+}
+
+/// A continued failure does not hide a real one: the run fails where the recovery failed.
+#[test]
+fn a_failure_after_a_continued_one_fails_the_run_at_its_own_step() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run, on_failure: continue }\n  - { id: b, needs: [a], budget: 1m, run: b, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.exit("a", 1);
+    sim.exit("b", 2);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
+    let f = sim.run_finished();
+    assert_eq!(f.status, RunStatus::Failed);
+    assert_eq!(f.failed_at.as_deref(), Some("b"));
+    assert_eq!(f.continued, vec!["a".to_owned()]);
+}
+
+/// Regression: a run that failed 5 s into a 1 h RTO was journaled `rto_met: true`, and every
+/// report said "RTO met" of a run that never recovered.
+#[test]
+fn a_failed_run_does_not_meet_its_rto_however_early_it_ends() {
+    let mut sim = Sim::new(plan(TWO), cfg(Mode::Real));
+    sim.advance(s(5));
+    sim.exit("a", 3);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
+    let f = sim.run_finished();
+    assert!(!f.rto_met, "{f:?}");
+    assert_eq!(f.failed_at.as_deref(), Some("a"));
+    assert_eq!(f.elapsed_ms, 5_000);
+}
+
+/// Regression: a denied run met its RTO too; it fails at the gate.
+#[test]
+fn a_denied_run_does_not_meet_its_rto_and_failed_at_its_gate() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.advance(s(60));
+    sim.answer("gate", "bob", false);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
+    let f = sim.run_finished();
+    assert!(!f.rto_met);
+    assert_eq!(f.failed_at.as_deref(), Some("gate"));
 }
 
 #[test]
@@ -360,7 +421,7 @@ fn retries_wait_their_backoff_then_give_up() {
     assert_eq!(f.len(), 3);
     assert!(!f[2].will_retry);
     assert_eq!(f[2].attempt, 3);
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
 }
 
 #[test]
@@ -407,7 +468,7 @@ fn a_timeout_kills_the_step_and_fails_it_as_timed_out() {
     sim.advance(s(92));
     sim.feed(exited(1, ExitResult::Signal(15)));
     assert_eq!(sim.finished("a")[0].status, StepStatus::TimedOut);
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
 }
 
 #[test]
@@ -524,7 +585,7 @@ fn a_denial_fails_the_run() {
     sim.answer("gate", "bob", false);
     assert_eq!(sim.at("approval_denied").len(), 1);
     assert_eq!(sim.finished("after")[0].status, StepStatus::NotRun);
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
 }
 
 #[test]
@@ -788,7 +849,7 @@ fn an_aborting_failure_ends_the_run_without_waiting_out_a_backoff() {
     sim.exit("a", 1);
     sim.advance(s(2));
     sim.exit("b", 1);
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
     assert_eq!(
         sim.spawned().len(),
         2,
@@ -820,7 +881,7 @@ fn a_poll_attempt_still_running_when_the_window_closes_is_killed() {
             .contains("still running when its poll window of 30s closed"),
         "{last:?}"
     );
-    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: true }));
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
 }
 
 #[test]

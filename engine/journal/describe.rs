@@ -187,20 +187,42 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             fmt_duration(Duration::from_millis(r.downtime_ms))
         ),
         EventKind::RunFinished(f) => {
-            let verdict = if f.rto_met {
-                paint(color, "32", "RTO met")
+            let target = fmt_duration(Duration::from_millis(rto_ms.max(f.rto_ms)));
+            let elapsed = fmt_duration(Duration::from_millis(f.elapsed_ms));
+            // From status and elapsed, not `rto_met`: an old journal says it of failed runs.
+            let line = match f.status {
+                RunStatus::Failed => format!(
+                    "run {}: {} (target {target})",
+                    paint(color, "31", "failed"),
+                    paint(
+                        color,
+                        "31",
+                        &match &f.failed_at {
+                            Some(step) =>
+                                format!("RTO not met: recovery failed at {step} after {elapsed}"),
+                            None => format!("RTO not met: recovery failed after {elapsed}"),
+                        }
+                    )
+                ),
+                RunStatus::Succeeded => format!(
+                    "run {} in {elapsed}: {} (target {target})",
+                    paint(color, "32", "succeeded"),
+                    if f.recovered_within_rto() {
+                        paint(color, "32", "RTO met")
+                    } else {
+                        paint(color, "31", "RTO MISSED")
+                    }
+                ),
+            };
+            if f.continued.is_empty() {
+                line
             } else {
-                paint(color, "31", "RTO MISSED")
-            };
-            let status = match f.status {
-                RunStatus::Succeeded => paint(color, "32", "succeeded"),
-                RunStatus::Failed => paint(color, "31", "failed"),
-            };
-            format!(
-                "run {status} in {}: {verdict} (target {})",
-                fmt_duration(Duration::from_millis(f.elapsed_ms)),
-                fmt_duration(Duration::from_millis(rto_ms.max(f.rto_ms)))
-            )
+                format!(
+                    "{line}; {}: {}",
+                    paint(color, "33", "failed, continued"),
+                    f.continued.join(", ")
+                )
+            }
         }
     })
 }

@@ -367,10 +367,30 @@ pub enum RunStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunFinished {
+    /// `succeeded` also when steps with `on_failure: continue` failed (see `continued`).
     pub status: RunStatus,
     pub elapsed_ms: u64,
+    /// The run recovered (succeeded) within the RTO. Journals written before this was so say
+    /// `true` for a failed run that ended early: readers decide with
+    /// [`RunFinished::recovered_within_rto`], never with this flag.
     pub rto_met: bool,
     pub rto_ms: u64,
+    /// A failed run: the step whose failure ended the recovery (a failed, timed-out or denied
+    /// step without `on_failure: continue`). Absent in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
+    /// Steps that failed with `on_failure: continue`: the run went on without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub continued: Vec<String>,
+}
+
+impl RunFinished {
+    /// Did the run recover within its RTO? Only a run that succeeded can have: a failed or
+    /// denied run did not recover, however early it ended. From status and elapsed, so that
+    /// an old journal's `rto_met: true` on a failed run is not believed.
+    pub fn recovered_within_rto(&self) -> bool {
+        self.status == RunStatus::Succeeded && self.elapsed_ms <= self.rto_ms
+    }
 }
 
 /// The end of a journal, on every way a run ends: after `run_finished`, and after

@@ -93,12 +93,24 @@ pub struct ScenarioHistory {
     /// `runs`, left out of the figures).
     pub finished: usize,
     pub success_rate: Option<f64>,
+    /// Of `finished`, the runs that recovered (succeeded): the only ones the RTO figures and
+    /// MTTR count. A failed or denied run did not recover, however soon it ended.
+    pub recoveries: usize,
+    /// Of `finished`, the runs that failed (or were denied): left out of the RTO figures.
+    pub not_recovered: usize,
+    /// Real runs and drills with no end (stopped, or still running): left out of every figure.
+    pub unfinished: usize,
+    /// The RTO achieved, over recoveries.
     pub rto_p50_s: Option<f64>,
     pub rto_p90_s: Option<f64>,
     pub rto_max_s: Option<f64>,
+    /// The share of recoveries that recovered within the RTO.
     pub rto_met_share: Option<f64>,
-    /// Mean time to recovery over finished real runs.
+    /// Mean time to recovery over real runs that recovered.
     pub mttr_s: Option<f64>,
+    /// How many real runs the MTTR counts, and how many failed real runs it leaves out.
+    pub mttr_runs: usize,
+    pub mttr_left_out: usize,
     pub last_drill: Option<DateTime<Utc>>,
     pub drill_overdue: bool,
     pub steps: Vec<StepHistory>,
@@ -140,28 +152,35 @@ pub fn scenario_history(
         .iter()
         .filter(|r| r.mode() != Mode::DryRun && r.is_finished())
         .collect();
-    let mut elapsed: Vec<f64> = counted
+    let unfinished = mine
+        .iter()
+        .filter(|r| r.mode() != Mode::DryRun && !r.is_finished())
+        .count();
+    // Only a recovery has a time to recover: a failed run's elapsed is when it gave up, and
+    // its `rto_met` (in journals written before this was so) is not to be believed.
+    let recoveries: Vec<&RunFinished> = counted
         .iter()
         .filter_map(|r| r.finished.as_ref())
+        .filter(|f| f.status == RunStatus::Succeeded)
+        .collect();
+    let mut elapsed: Vec<f64> = recoveries
+        .iter()
         .map(|f| f.elapsed_ms as f64 / 1000.0)
         .collect();
     elapsed.sort_by(f64::total_cmp);
-    let succeeded = counted
+    let succeeded = recoveries.len();
+    let met = recoveries
         .iter()
-        .filter(|r| {
-            r.finished
-                .as_ref()
-                .is_some_and(|f| f.status == RunStatus::Succeeded)
-        })
+        .filter(|f| f.recovered_within_rto())
         .count();
-    let met = counted
-        .iter()
-        .filter(|r| r.finished.as_ref().is_some_and(|f| f.rto_met))
-        .count();
-    let real: Vec<f64> = counted
+    let real_finished: Vec<&RunFinished> = counted
         .iter()
         .filter(|r| r.mode() == Mode::Real)
         .filter_map(|r| r.finished.as_ref())
+        .collect();
+    let real: Vec<f64> = real_finished
+        .iter()
+        .filter(|f| f.status == RunStatus::Succeeded)
         .map(|f| f.elapsed_ms as f64 / 1000.0)
         .collect();
     let share = |k: usize| (!counted.is_empty()).then(|| k as f64 / counted.len() as f64);
@@ -220,11 +239,16 @@ pub fn scenario_history(
         runs: by_mode,
         finished: counted.len(),
         success_rate: share(succeeded),
+        recoveries: succeeded,
+        not_recovered: counted.len() - succeeded,
+        unfinished,
         rto_p50_s: percentile(&elapsed, 0.5),
         rto_p90_s: percentile(&elapsed, 0.9),
         rto_max_s: elapsed.last().copied(),
-        rto_met_share: share(met),
+        rto_met_share: (succeeded > 0).then(|| met as f64 / succeeded as f64),
         mttr_s: (!real.is_empty()).then(|| real.iter().sum::<f64>() / real.len() as f64),
+        mttr_runs: real.len(),
+        mttr_left_out: real_finished.len() - real.len(),
         last_drill: last,
         drill_overdue: drill_overdue(last, now),
         steps,
@@ -253,16 +277,56 @@ pub fn history_markdown(all: &[ScenarioHistory]) -> String {
             pct(h.success_rate),
             h.finished
         );
+        let count =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        // What the RTO figures leave out, and why: an auditor reads the rate with it.
+        let mut left_out = Vec::new();
+        if h.not_recovered > 0 {
+            left_out.push(format!(
+                "{}, which did not recover",
+                count(h.not_recovered, "failed run", "failed runs")
+            ));
+        }
+        if h.unfinished > 0 {
+            left_out.push(format!(
+                "{} with no end yet (stopped or running)",
+                count(h.unfinished, "run", "runs")
+            ));
+        }
+        let left_out = if left_out.is_empty() {
+            String::new()
+        } else {
+            format!("; left out: {}", left_out.join(", "))
+        };
         let _ = writeln!(
             o,
-            "| RTO achieved | p50 {}, p90 {}, max {} against a target of {} |",
+            "| RTO achieved | p50 {}, p90 {}, max {} against a target of {}, over {}{left_out} |",
             d(h.rto_p50_s),
             d(h.rto_p90_s),
             d(h.rto_max_s),
-            d(Some(h.rto_target_s))
+            d(Some(h.rto_target_s)),
+            count(h.recoveries, "recovery", "recoveries")
         );
-        let _ = writeln!(o, "| RTO met | {} of runs |", pct(h.rto_met_share));
-        let _ = writeln!(o, "| MTTR (real runs) | {} |", d(h.mttr_s));
+        let _ = writeln!(
+            o,
+            "| RTO met | {} of {}{left_out} |",
+            pct(h.rto_met_share),
+            count(h.recoveries, "recovery", "recoveries")
+        );
+        let _ = writeln!(
+            o,
+            "| MTTR (real runs) | {} over {}{} |",
+            d(h.mttr_s),
+            count(h.mttr_runs, "real recovery", "real recoveries"),
+            if h.mttr_left_out > 0 {
+                format!(
+                    "; left out: {}, which did not recover",
+                    count(h.mttr_left_out, "failed real run", "failed real runs")
+                )
+            } else {
+                String::new()
+            }
+        );
         let _ = writeln!(
             o,
             "| Last drill | {}{} |",

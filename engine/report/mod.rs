@@ -8,18 +8,21 @@
 //! | `version` | 1; bumped on any incompatible change |
 //! | `run_id`, `scenario`, `title` | which run of which runbook |
 //! | `mode` | `real`, `drill` or `dry-run` |
-//! | `status` | `succeeded`, `failed`, `stopped` (interrupted or stopped at a gate: resumable) or `running` (no end in the journal) |
+//! | `status` | `succeeded` (steps that failed with `on_failure: continue` do not change it: see `continued`), `failed`, `stopped` (interrupted or stopped at a gate: resumable) or `running` (no end in the journal) |
 //! | `operator` | who started the run |
 //! | `started_at`, `finished_at` | RFC 3339 UTC; `finished_at` is the last event for a run without an end |
 //! | `elapsed_s` | seconds from start to end on the run's clock (downtime of a resume included) |
-//! | `rto_target_s`, `rto_met` | the scenario's RTO and whether the run ended within it (`null` while unfinished) |
+//! | `rto_target_s`, `rto_met` | the scenario's RTO, and whether the run recovered within it: `true` only for a run that succeeded within the target; `false` for one that succeeded late, failed or was denied (it did not recover); `null` while running or stopped |
+//! | `rto_verdict` | that verdict in words: `RTO met: …`, `RTO MISSED: …`, `RTO not met: recovery failed at STEP after T`, `RTO clock at T of TARGET, not recovered` |
+//! | `failed_at` | a failed run: the step whose failure ended the recovery (`null` otherwise) |
+//! | `continued` | ids of the steps that failed with `on_failure: continue` (the run went on without them) |
 //! | `projected_rto_s` | drills: the critical path with measured durations where steps ran and estimates where they did not |
 //! | `rpo_target_s`, `rpo_achieved_s`, `rpo_met` | the scenario's RPO, and the recovery point the run achieved: the largest `rpo_s` output of any step (a restored backup's age; `null` when no step reports one) |
 //! | `machine_s` | the sum of the durations of command steps (work; parallel work counts in full) |
 //! | `human_wait_s` | the sum of the waits at approval gates |
 //! | `critical_path` | step ids of the chain that decided the finish, as it ran |
 //! | `runbook_sha256` | of the runbook file as it ran |
-//! | `steps[]` | `{id, title, status, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated}` in plan order; `status` is a step status or `pending`/`running`/`waiting` |
+//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated}` in plan order; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued") |
 //! | `escalations[]` | `{at_s, channel, reason, ok}` |
 //! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches |
 //! | `interruptions[]`, `resumes[]` | `{at_s, reason}` and `{at_s, operator, downtime_s}` |
@@ -60,6 +63,142 @@ pub fn run_status(state: &RunState) -> &'static str {
             "stopped"
         }
         None => "running",
+    }
+}
+
+/// Where a run stands against its RTO. Decided from the run's status and elapsed time alone:
+/// the `rto_met` of journals written before it was so says "met" of failed runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RtoVerdict {
+    /// Recovered (succeeded) within the target.
+    Met { elapsed_ms: u64, target_ms: u64 },
+    /// Recovered, after the target.
+    Missed { elapsed_ms: u64, target_ms: u64 },
+    /// Failed or denied: no recovery, so no RTO met, however early it ended.
+    NotRecovered {
+        failed_at: Option<String>,
+        elapsed_ms: u64,
+    },
+    /// Running or stopped: the clock runs on.
+    Open { elapsed_ms: u64, target_ms: u64 },
+}
+
+impl RtoVerdict {
+    /// The JSON report's `rto_met`: `None` while the run can still recover.
+    pub fn met(&self) -> Option<bool> {
+        match self {
+            RtoVerdict::Met { .. } => Some(true),
+            RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. } => Some(false),
+            RtoVerdict::Open { .. } => None,
+        }
+    }
+
+    /// One line, the same in every report.
+    pub fn sentence(&self) -> String {
+        let d = |ms: u64| crate::units::fmt_duration(Duration::from_millis(ms));
+        match self {
+            RtoVerdict::Met {
+                elapsed_ms,
+                target_ms,
+            } => format!(
+                "RTO met: recovered in {} of a {} target",
+                d(*elapsed_ms),
+                d(*target_ms)
+            ),
+            RtoVerdict::Missed {
+                elapsed_ms,
+                target_ms,
+            } => format!(
+                "RTO MISSED: recovered in {} against a {} target",
+                d(*elapsed_ms),
+                d(*target_ms)
+            ),
+            RtoVerdict::NotRecovered {
+                failed_at: Some(step),
+                elapsed_ms,
+            } => format!(
+                "RTO not met: recovery failed at {step} after {}",
+                d(*elapsed_ms)
+            ),
+            RtoVerdict::NotRecovered {
+                failed_at: None,
+                elapsed_ms,
+            } => format!("RTO not met: recovery failed after {}", d(*elapsed_ms)),
+            RtoVerdict::Open {
+                elapsed_ms,
+                target_ms,
+            } => format!(
+                "RTO clock at {} of {}, not recovered",
+                d(*elapsed_ms),
+                d(*target_ms)
+            ),
+        }
+    }
+}
+
+/// The run's RTO verdict, from the journal.
+pub fn rto_verdict(state: &RunState) -> RtoVerdict {
+    let target_ms = state.started.as_ref().map(|s| s.rto_ms).unwrap_or_default();
+    let Some(f) = &state.finished else {
+        return RtoVerdict::Open {
+            elapsed_ms: state.last_elapsed_ms,
+            target_ms,
+        };
+    };
+    let elapsed_ms = f.elapsed_ms;
+    match f.status {
+        RunStatus::Failed => RtoVerdict::NotRecovered {
+            failed_at: failed_at(state),
+            elapsed_ms,
+        },
+        RunStatus::Succeeded if f.recovered_within_rto() => RtoVerdict::Met {
+            elapsed_ms,
+            target_ms: f.rto_ms,
+        },
+        RunStatus::Succeeded => RtoVerdict::Missed {
+            elapsed_ms,
+            target_ms: f.rto_ms,
+        },
+    }
+}
+
+/// A failed run: the step whose failure ended the recovery, as the journal names it; for a
+/// journal written before it did, the first step to fail (or to be denied), else the first
+/// that never ran.
+pub fn failed_at(state: &RunState) -> Option<String> {
+    let f = state.finished.as_ref()?;
+    if f.status != RunStatus::Failed {
+        return None;
+    }
+    if let Some(step) = &f.failed_at {
+        return Some(step.clone());
+    }
+    let first = |wanted: &[StepStatus]| {
+        state
+            .steps
+            .iter()
+            .filter(|s| s.status.is_some_and(|st| wanted.contains(&st)))
+            .filter(|s| !f.continued.contains(&s.id))
+            .min_by_key(|s| s.finished_ms)
+            .map(|s| s.id.clone())
+    };
+    first(&[StepStatus::Failed, StepStatus::TimedOut]).or_else(|| first(&[StepStatus::NotRun]))
+}
+
+/// Did this step fail with `on_failure: continue`, the run going on without it?
+pub fn continued(state: &RunState, step: &StepRun) -> bool {
+    state
+        .finished
+        .as_ref()
+        .is_some_and(|f| f.continued.contains(&step.id))
+}
+
+/// A step's status for people: "failed, continued" for a step the run went on without.
+pub fn step_status_words(state: &RunState, step: &StepRun) -> String {
+    if continued(state, step) {
+        format!("{}, continued", step_status(step))
+    } else {
+        step_status(step).to_owned()
     }
 }
 
@@ -181,6 +320,7 @@ pub fn json_report(state: &RunState) -> Value {
                 "id": st.id,
                 "title": st.title,
                 "status": step_status(st),
+                "continued": continued(state, st),
                 "started_at": ts(st.started_at),
                 "finished_at": ts(st.finished_at),
                 "duration_s": duration.map(s),
@@ -211,7 +351,10 @@ pub fn json_report(state: &RunState) -> Value {
         "finished_at": ts(state.finished_at.or(state.last_at)),
         "elapsed_s": s(elapsed),
         "rto_target_s": s(started.rto_ms),
-        "rto_met": state.finished.as_ref().map(|f| f.rto_met),
+        "rto_met": rto_verdict(state).met(),
+        "rto_verdict": rto_verdict(state).sentence(),
+        "failed_at": failed_at(state),
+        "continued": state.finished.as_ref().map(|f| f.continued.clone()).unwrap_or_default(),
         "projected_rto_s": if state.mode() == Mode::Real { Value::Null } else { json!(projected_rto_ms(state).map(s)) },
         "rpo_target_s": started.rpo_ms.map(s),
         "rpo_achieved_s": rpo_achieved_ms(state).map(s),

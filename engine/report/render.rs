@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{actual_critical_path, elapsed_ms, projected_rto_ms, run_status, step_status};
+use super::{
+    RtoVerdict, actual_critical_path, continued, elapsed_ms, projected_rto_ms, rto_verdict,
+    run_status, step_status,
+};
 use crate::exec::mask::visible;
 use crate::journal::describe::describe;
 use crate::journal::*;
@@ -40,6 +43,8 @@ pub struct StepRow {
     pub estimated: bool,
     pub critical: bool,
     pub error: Option<String>,
+    /// Failed with `on_failure: continue`: the run went on without it.
+    pub continued: bool,
 }
 
 /// Everything a report shows, computed once.
@@ -55,6 +60,7 @@ pub struct Model {
     pub elapsed_ms: u64,
     pub rto_ms: u64,
     pub rto_met: Option<bool>,
+    pub rto: RtoVerdict,
     pub projected_ms: Option<u64>,
     pub rpo_ms: Option<u64>,
     pub rpo_achieved_ms: Option<u64>,
@@ -110,6 +116,7 @@ impl Model {
                     estimated: s.estimated,
                     critical: critical.contains(&s.id),
                     error: s.error.clone(),
+                    continued: continued(state, s),
                 }
             })
             .collect();
@@ -193,7 +200,8 @@ impl Model {
             ended_at: state.finished_at.or(state.last_at),
             elapsed_ms: elapsed,
             rto_ms: started.rto_ms,
-            rto_met: state.finished.as_ref().map(|f| f.rto_met),
+            rto_met: rto_verdict(state).met(),
+            rto: rto_verdict(state),
             rpo_ms: started.rpo_ms,
             rpo_achieved_ms: super::rpo_achieved_ms(state),
             projected_ms: if state.mode() == Mode::Real {
@@ -277,19 +285,7 @@ impl Model {
     }
 
     pub fn verdict(&self) -> String {
-        match self.rto_met {
-            Some(true) => format!("met: {} of a {} target", d(self.elapsed_ms), d(self.rto_ms)),
-            Some(false) => format!(
-                "MISSED: {} against a {} target",
-                d(self.elapsed_ms),
-                d(self.rto_ms)
-            ),
-            None => format!(
-                "unfinished: {} so far of a {} target",
-                d(self.elapsed_ms),
-                d(self.rto_ms)
-            ),
-        }
+        self.rto.sentence()
     }
 
     fn summary(&self) -> Vec<(&'static str, String)> {
@@ -303,6 +299,15 @@ impl Model {
             ("Ended (UTC)", utc(self.ended_at)),
             ("RTO", self.verdict()),
         ];
+        let continued: Vec<&str> = self
+            .steps
+            .iter()
+            .filter(|s| s.continued)
+            .map(|s| s.id.as_str())
+            .collect();
+        if !continued.is_empty() {
+            v.push(("Failed, continued", continued.join(", ")));
+        }
         if let Some(p) = self.projected_ms {
             v.push((
                 "Projected RTO",
@@ -345,7 +350,11 @@ impl Model {
         };
         [
             format!("{}{}", s.id, if s.critical { " *" } else { "" }),
-            s.status.clone(),
+            if s.continued {
+                format!("{}, continued", s.status)
+            } else {
+                s.status.clone()
+            },
             s.start_ms
                 .map(|t| format!("+{}", d(t)))
                 .unwrap_or_else(|| "-".into()),
@@ -445,8 +454,13 @@ pub fn markdown(m: &Model) -> String {
         for s in failed {
             let _ = writeln!(
                 o,
-                "- `{}`: {}",
+                "- `{}`{}: {}",
                 s.id,
+                if s.continued {
+                    " (failed, continued: the run went on without it)"
+                } else {
+                    ""
+                },
                 md_escape(s.error.as_deref().unwrap_or(&s.status))
             );
         }
@@ -463,7 +477,8 @@ pub fn markdown(m: &Model) -> String {
             d(s.budget_ms)
         );
     }
-    if m.rto_met == Some(false) {
+    // A failed run's lesson is its failure, not its critical path.
+    if matches!(m.rto, RtoVerdict::Missed { .. }) {
         any = true;
         let _ = writeln!(
             o,
@@ -632,10 +647,10 @@ fn tick_interval(span_ms: u64) -> u64 {
 
 pub fn html(m: &Model) -> String {
     let mut o = String::new();
-    let verdict_class = match m.rto_met {
-        Some(true) => "ok",
-        Some(false) => "bad",
-        None => "open",
+    let verdict_class = match m.rto {
+        RtoVerdict::Met { .. } => "ok",
+        RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. } => "bad",
+        RtoVerdict::Open { .. } => "open",
     };
     let _ = write!(
         o,
@@ -652,7 +667,7 @@ td, th {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }} th {{ b
 ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
 </style></head><body>
 <h1>{scenario}: {mode} run report</h1>
-<p class="verdict {verdict_class}">RTO {verdict}</p>
+<p class="verdict {verdict_class}">{verdict}</p>
 "#,
         scenario = esc(&m.scenario),
         mode = esc(&m.mode),
@@ -735,16 +750,25 @@ ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
     o
 }
 
-/// JUnit XML: one testsuite for the run, one testcase per step. Failed steps and budget
-/// breaches are failures; skipped and not-run steps are skipped.
+/// JUnit XML: one testsuite for the run, one testcase per step and one for the RTO, so that a
+/// CI system running drills goes red when the run missed its RTO or did not recover. Failed
+/// steps and budget breaches are failures; skipped and not-run steps are skipped; a step that
+/// failed with `on_failure: continue` passes, saying so, as the run it did not stop.
 pub fn junit(m: &Model) -> String {
+    let step_failed = |s: &StepRow| {
+        !s.continued && matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted")
+    };
+    let rto_failed = matches!(
+        m.rto,
+        RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. }
+    );
+    let rto_open = matches!(m.rto, RtoVerdict::Open { .. });
     let failures = m
         .steps
         .iter()
-        .filter(|s| {
-            s.breached || matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted")
-        })
-        .count();
+        .filter(|s| s.breached || step_failed(s))
+        .count()
+        + usize::from(rto_failed);
     let skipped = m
         .steps
         .iter()
@@ -754,19 +778,19 @@ pub fn junit(m: &Model) -> String {
                 "skipped" | "not_run" | "simulated" | "pending"
             )
         })
-        .count();
+        .count()
+        + usize::from(rto_open);
+    let tests = m.steps.len() + 1;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         o,
-        "<testsuites name=\"runbook\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">",
-        m.steps.len(),
+        "<testsuites name=\"runbook\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">",
         m.elapsed_ms as f64 / 1000.0
     );
     let _ = writeln!(
         o,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
         esc(&format!("{} ({})", m.scenario, m.mode)),
-        m.steps.len(),
         m.elapsed_ms as f64 / 1000.0,
         utc(m.started_at)
     );
@@ -785,16 +809,16 @@ pub fn junit(m: &Model) -> String {
         let _ = writeln!(o, "      <property name=\"{k}\" value=\"{}\"/>", esc(&v));
     }
     let _ = writeln!(o, "    </properties>");
+    let classname = esc(&format!("runbook.{}", m.scenario));
     for s in &m.steps {
         let time = s.duration_ms.unwrap_or(0) as f64 / 1000.0;
         let _ = write!(
             o,
-            "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
-            esc(&format!("runbook.{}", m.scenario)),
+            "    <testcase classname=\"{classname}\" name=\"{}\" time=\"{time:.3}\"",
             esc(&s.id)
         );
         let mut body = String::new();
-        if matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted") {
+        if step_failed(s) {
             let _ = writeln!(
                 body,
                 "      <failure message=\"{}\" type=\"{}\">{}</failure>",
@@ -818,12 +842,52 @@ pub fn junit(m: &Model) -> String {
         ) {
             let _ = writeln!(body, "      <skipped message=\"{}\"/>", esc(&s.status));
         }
+        if s.continued {
+            let _ = writeln!(
+                body,
+                "      <system-out>{}</system-out>",
+                esc(&format!(
+                    "{}, continued (on_failure: continue): {}",
+                    s.status,
+                    s.error.as_deref().unwrap_or("the run went on without it")
+                ))
+            );
+        }
         if body.is_empty() {
             o.push_str("/>\n");
         } else {
             o.push_str(">\n");
             o.push_str(&body);
             o.push_str("    </testcase>\n");
+        }
+    }
+    // The run's own verdict: green only for a recovery within the target.
+    let verdict = m.rto.sentence();
+    let _ = write!(
+        o,
+        "    <testcase classname=\"{classname}\" name=\"RTO\" time=\"{:.3}\"",
+        m.elapsed_ms as f64 / 1000.0
+    );
+    match &m.rto {
+        RtoVerdict::Met { .. } => o.push_str("/>\n"),
+        RtoVerdict::Open { .. } => {
+            let _ = write!(
+                o,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                esc(&verdict)
+            );
+        }
+        RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. } => {
+            let kind = if matches!(m.rto, RtoVerdict::Missed { .. }) {
+                "rto_missed"
+            } else {
+                "not_recovered"
+            };
+            let _ = write!(
+                o,
+                ">\n      <failure message=\"{}\" type=\"{kind}\"/>\n    </testcase>\n",
+                esc(&verdict)
+            );
         }
     }
     o.push_str("  </testsuite>\n</testsuites>\n");
