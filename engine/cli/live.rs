@@ -906,6 +906,7 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
             will_retry: false,
             error: None,
             marked_done_by: Some(operator.clone()),
+            next_in_ms: None,
         })
     }));
     if let Err(e) = shell.record_all(offset, events) {

@@ -539,11 +539,20 @@ impl Machine {
         wake
     }
 
+    /// A gate in a dry-run takes its estimate on the virtual clock: that is no one late, so
+    /// its budget is not watched (no warning, no breach).
+    fn budget_watched(&self, i: usize) -> bool {
+        !(self.cfg.mode == Mode::DryRun && self.plan.steps[i].is_gate())
+    }
+
     fn budget_wakes(&self, i: usize, at: &mut impl FnMut(Duration)) {
         let rt = &self.rt[i];
         let Some(start) = rt.first_started else {
             return;
         };
+        if !self.budget_watched(i) {
+            return;
+        }
         let budget = self.plan.steps[i].budget;
         if !rt.warned {
             at(start + budget.mul_f64(0.8));
@@ -632,6 +641,7 @@ impl Machine {
             let budget = step.budget;
             if let Some(start) = self.rt[i].first_started
                 && self.rt[i].st.is_active()
+                && self.budget_watched(i)
             {
                 let elapsed = now.saturating_sub(start);
                 let ev = || BudgetEvent {
@@ -998,6 +1008,7 @@ impl Machine {
                             will_retry: false,
                             error: None,
                             marked_done_by: None,
+                            next_in_ms: None,
                         })));
                         self.set(i, St::Done(StepStatus::Skipped));
                         self.after_finish(now, i, StepStatus::Skipped, out);
@@ -1014,6 +1025,7 @@ impl Machine {
                             will_retry: false,
                             error: None,
                             marked_done_by: None,
+                            next_in_ms: None,
                         })));
                         self.set(i, St::Done(StepStatus::Simulated));
                         self.after_finish(now, i, StepStatus::Simulated, out);
@@ -1321,6 +1333,7 @@ impl Machine {
                 will_retry: again,
                 error,
                 marked_done_by: None,
+                next_in_ms: None,
             })));
             if again {
                 self.set(
@@ -1359,6 +1372,7 @@ impl Machine {
                 will_retry,
                 error,
                 marked_done_by: None,
+                next_in_ms: None,
             })
         };
         if status == StepStatus::Interrupted {
@@ -1377,7 +1391,19 @@ impl Machine {
                 None
             };
             if let Some(until) = retry_at {
-                out.push(Action::Record(finished(status, true, error)));
+                let mut event = finished(status, true, error);
+                // A poll's check that exited non-zero is not ready yet, which is what polling
+                // expects: journaled as such, with when it looks again. Only the window
+                // closing fails the step.
+                if let EventKind::StepFinished(f) = &mut event
+                    && step.poll.is_some()
+                    && status == StepStatus::Failed
+                    && exit_code.is_some()
+                {
+                    f.status = StepStatus::NotReady;
+                    f.next_in_ms = Some(until.saturating_sub(now).as_millis() as u64);
+                }
+                out.push(Action::Record(event));
                 self.set(
                     i,
                     St::Backoff {
@@ -1429,6 +1455,7 @@ impl Machine {
             will_retry: false,
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
             marked_done_by: None,
+            next_in_ms: None,
         })));
         self.set(i, St::Done(status));
         self.after_finish(now, i, status, out);
@@ -1614,6 +1641,7 @@ impl Machine {
                     will_retry: false,
                     error: None,
                     marked_done_by: None,
+                    next_in_ms: None,
                 })));
                 self.set(i, St::Done(StepStatus::NotRun));
                 self.failed = true;

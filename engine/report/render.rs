@@ -169,6 +169,14 @@ impl Model {
                     x.step,
                     d(x.wait_ms)
                 )),
+                EventKind::StepFinished(f) if f.status == StepStatus::NotReady => {
+                    retries.push(format!(
+                        "`{}` poll attempt {} not ready at +{}; looked again",
+                        f.step,
+                        f.attempt,
+                        d(r.elapsed_ms)
+                    ))
+                }
                 EventKind::StepFinished(f) if f.will_retry => retries.push(format!(
                     "`{}` attempt {} {} at +{}; tried again",
                     f.step,
