@@ -118,3 +118,91 @@ steps:
     assert!(p.events_of(&run, "budget_breached").is_empty());
     assert_eq!(p.report_json(&run)["elapsed_s"], 620.0);
 }
+
+/// A drill at drill speed: a real check that takes a second, a skipped change, a mocked slow
+/// step, a gate `--yes` grants at once and a drill variant of the restore.
+const REHEARSAL: &str = r#"scenario: rehearsal
+title: Drill-speed steps of every kind
+rto: 1h
+roles: { lead: [alice] }
+steps:
+  - { id: check, budget: 10s, run: "sleep 1", drill: run }
+  - { id: change, needs: [check], budget: 20m, estimate: 10m..15m..20m, run: "echo changed >> prod", drill: skip }
+  - { id: copy, needs: [check], budget: 30m, estimate: 10m..20m..30m, run: "echo copied >> prod", drill: mock }
+  - { id: go, needs: [change, copy], budget: 10m, approval: { prompt: "go?", approvers: [lead] } }
+  - { id: restore, needs: [go], budget: 20m, estimate: 5m..10m..20m, run: "echo restored >> prod", drill: { run: "true" } }
+"#;
+
+fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {report}"))
+}
+
+/// Issue 13: a drill projected its drill-speed steps at drill speed (datacenter-failure's
+/// drill projected 2m against a plan of 1h06m).
+#[test]
+fn a_drill_projects_a_real_run_with_drill_speed_steps_at_real_speed() {
+    let p = Project::with_runbook("rehearsal", REHEARSAL);
+    let (code, _, err) = p.run(&["run", "rehearsal", "--drill", "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !p.path().join("prod").exists(),
+        "a drill changed production"
+    );
+    let run = p.run_ids().pop().unwrap();
+    let report = p.report_json(&run);
+    let took = report["elapsed_s"].as_f64().unwrap();
+    assert!((1.0..60.0).contains(&took), "{took}");
+    // check as measured (about 1s) + copy's 20m (mocked) + go's 10m budget (granted by
+    // --yes) + restore's 10m estimate (its drill variant ran instead).
+    let projected = report["projected_rto_s"].as_f64().unwrap();
+    assert!((2401.0..2460.0).contains(&projected), "{projected}");
+    let p90 = report["projected_rto_p90_s"].as_f64().unwrap();
+    assert!((2400.0..3700.0).contains(&p90), "{p90}");
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("| Projected RTO |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(line.contains("the drill took "), "{line}");
+    assert!(line.contains("; a real run projects 40m"), "{line}");
+    assert!(line.contains("(P90 "), "{line}");
+    assert!(line.contains(" from --simulate)"), "{line}");
+}
+
+/// Issue 13: mocked and skipped steps showed a start of +0s whatever their place, no
+/// duration for a skipped step, and `duration_s: null` in JSON.
+#[test]
+fn mocked_and_skipped_steps_show_their_simulated_start_and_duration() {
+    let p = Project::with_runbook("rehearsal", REHEARSAL);
+    let (code, _, err) = p.run(&["run", "rehearsal", "--drill", "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let run = p.run_ids().pop().unwrap();
+    let report = p.report_json(&run);
+    for (id, status, estimate) in [("change", "skipped", 900.0), ("copy", "simulated", 1200.0)] {
+        let s = step(&report, id);
+        assert_eq!(s["status"], status, "{s}");
+        assert_eq!(s["duration_s"], estimate, "{s}");
+        assert_eq!(s["estimated"], true, "{s}");
+        // They start when the drill reached them: when `check` ended.
+        assert_eq!(
+            s["started_at"],
+            step(&report, "check")["finished_at"],
+            "{s}"
+        );
+    }
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
+    for (id, cells) in [("change", "| skipped | +1."), ("copy", "| simulated | +1.")] {
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {id} ")))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(line.contains(cells), "{line}");
+    }
+    assert!(md.contains("| ~15m | 20m |"), "{md}");
+    assert!(md.contains("| ~20m | 30m |"), "{md}");
+}

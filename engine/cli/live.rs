@@ -261,7 +261,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             }
             (Some(_), Some(_)) if s.estimated => format!(
                 "~{} / {}",
-                ms(s.duration_ms(now).unwrap_or(0)),
+                ms(s.simulated_ms.or(s.duration_ms(now)).unwrap_or(0)),
                 ms(s.budget_ms)
             ),
             (_, Some(t)) => {

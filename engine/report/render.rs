@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{actual_critical_path, elapsed_ms, projected_rto_ms, run_status, step_status};
+use super::{
+    actual_critical_path, elapsed_ms, projected_p90_ms, projected_rto_ms, run_status, step_status,
+};
 use crate::exec::mask::visible;
 use crate::journal::describe::describe;
 use crate::journal::*;
@@ -56,6 +58,8 @@ pub struct Model {
     pub rto_ms: u64,
     pub rto_met: Option<bool>,
     pub projected_ms: Option<u64>,
+    /// Drills: the plan's simulated P90.
+    pub projected_p90_ms: Option<u64>,
     pub rpo_ms: Option<u64>,
     pub rpo_achieved_ms: Option<u64>,
     pub machine_ms: u64,
@@ -94,10 +98,10 @@ impl Model {
                     gate: s.gate,
                     start_ms: start,
                     end_ms: s.finished_ms,
-                    duration_ms: if matches!(
-                        s.status,
-                        Some(StepStatus::Skipped | StepStatus::NotRun)
-                    ) {
+                    // A mocked or skipped step shows what it stands for: its estimate.
+                    duration_ms: if s.estimated {
+                        s.simulated_ms
+                    } else if s.status == Some(StepStatus::NotRun) {
                         None
                     } else {
                         dur
@@ -209,6 +213,7 @@ impl Model {
             } else {
                 projected_rto_ms(state)
             },
+            projected_p90_ms: projected_p90_ms(state),
             machine_ms,
             human_ms: state.human_wait_ms(),
             runbook: started.runbook.clone(),
@@ -311,14 +316,25 @@ impl Model {
             ("Ended (UTC)", utc(self.ended_at)),
             ("RTO", self.verdict()),
         ];
-        if let Some(p) = self.projected_ms {
-            v.push((
+        match (self.projected_ms, self.projected_p90_ms) {
+            // A drill runs at drill speed: what it took says little of a real run.
+            (Some(p), Some(p90)) if self.mode == Mode::Drill.as_str() => v.push((
+                "Projected RTO",
+                format!(
+                    "the drill took {}; a real run projects {} (P90 {} from --simulate)",
+                    d(self.elapsed_ms),
+                    d(p),
+                    d(p90)
+                ),
+            )),
+            (Some(p), _) => v.push((
                 "Projected RTO",
                 format!(
                     "{} (measured durations where steps ran, estimates elsewhere)",
                     d(p)
                 ),
-            ));
+            )),
+            _ => {}
         }
         match (self.rpo_ms, self.rpo_achieved_ms) {
             (Some(t), Some(a)) => v.push((
