@@ -1190,3 +1190,36 @@ fn a_command_step_in_a_dry_run_still_breaches_its_budget() {
         "{events:?}"
     );
 }
+
+/// Issue 13: a drill projected its finish on the drill's clock, where a mocked step takes no
+/// time, so it understated what a real run would take (and never saw the RTO at risk).
+#[test]
+fn a_drill_projects_a_real_runs_finish_with_drill_speed_steps_at_real_speed() {
+    let p = plan(
+        "rto: 45m\nsteps:\n  - { id: a, budget: 40m, estimate: 30m..40m..40m, run: a, drill: mock }\n  - { id: b, needs: [a], budget: 10m, run: b, drill: { run: b-drill } }\n  - { id: c, needs: [b], budget: 5m, run: c, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Drill));
+    // The RTO is at risk from the start, as in a real run; `a` is mocked at once, and still
+    // counts for its 40m estimate before b's and c's budgets.
+    assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
+    let risk: Vec<&RtoAtRisk> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            EventKind::RtoAtRisk(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(risk.len(), 1, "{:?}", sim.events);
+    assert_eq!(risk[0].projected_ms, 55 * 60_000);
+    assert_eq!(risk[0].path, ["a", "b", "c"]);
+    // b's drill variant takes 2s: a real b is still its budget (10m) until it ends, and then
+    // its estimate; c's real command counts what it takes.
+    sim.advance(s(2));
+    sim.exit("b", 0);
+    assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
+    sim.advance(s(9));
+    assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
+    sim.exit("c", 0);
+    assert_eq!(sim.m.projected_finish(sim.now), s(50 * 60 + 7));
+}
