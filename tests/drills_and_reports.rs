@@ -77,15 +77,16 @@ fn a_drill_runs_drill_variants_and_journals_skip_and_mock_as_such() {
     assert_eq!(restore["data"]["how"], "drill-command");
 
     // The report: measured durations where steps ran, the estimate where they did not, and
-    // the projected RTO on the critical path (safe + slow's 20m likely + restore).
+    // the projected RTO of a real run on the critical path (safe as measured + slow's 20m
+    // likely + restore's 10s estimate, since its drill variant ran instead).
     let report = p.report_json(&run);
     assert_eq!(report["mode"], "drill");
     assert_eq!(step(&report, "slow")["estimated"], true);
     assert_eq!(step(&report, "slow")["status"], "simulated");
     let projected = report["projected_rto_s"].as_f64().unwrap();
-    assert!((1200.0..1210.0).contains(&projected), "{projected}");
+    assert!((1210.0..1220.0).contains(&projected), "{projected}");
     let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
-    assert!(md.contains("| Projected RTO | 20m"), "{md}");
+    assert!(md.contains("a real run projects 20m10s"), "{md}");
 }
 
 #[test]

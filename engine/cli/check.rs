@@ -165,6 +165,7 @@ pub fn list(state_dir: Option<PathBuf>) -> u8 {
         "CRITICAL PATH".to_owned(),
         "FITS".to_owned(),
         "LAST DRILL".to_owned(),
+        "LAST ATTEMPT".to_owned(),
     ]];
     let mut overdue = Vec::new();
     let mut invalid = 0;
@@ -172,8 +173,14 @@ pub fn list(state_dir: Option<PathBuf>) -> u8 {
         let (plan, problems) = compile::compile_file(&project, f, &mut library, Options::default());
         match plan {
             Some(p) => {
-                use crate::report::history::{drill_overdue, last_drill};
+                use crate::report::history::{drill_overdue, last_drill, last_drill_attempt};
+                // The schedule counts from the last drill that succeeded; the last attempt,
+                // whatever its outcome, is shown beside it.
                 let last = last_drill(&runs, &p.scenario);
+                let attempt = match last_drill_attempt(&runs, &p.scenario) {
+                    Some((t, outcome)) => format!("{} {outcome}", t.format("%Y-%m-%d")),
+                    None => "-".into(),
+                };
                 let late = drill_overdue(last, now);
                 if late {
                     overdue.push(p.scenario.clone());
@@ -199,6 +206,7 @@ pub fn list(state_dir: Option<PathBuf>) -> u8 {
                     fmt_duration(p.critical_path_budget),
                     fits.into(),
                     drilled,
+                    attempt,
                 ])
             }
             None => {
@@ -210,6 +218,7 @@ pub fn list(state_dir: Option<PathBuf>) -> u8 {
                 rows.push([
                     stem,
                     "(invalid: see `runbook check`)".into(),
+                    "-".into(),
                     "-".into(),
                     "-".into(),
                     "-".into(),

@@ -254,7 +254,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             }
             (Some(_), Some(_)) if s.estimated => format!(
                 "~{} / {}",
-                ms(s.duration_ms(now).unwrap_or(0)),
+                ms(s.simulated_ms.or(s.duration_ms(now)).unwrap_or(0)),
                 ms(s.budget_ms)
             ),
             (_, Some(t)) => {
@@ -918,6 +918,7 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
             will_retry: false,
             error: None,
             marked_done_by: Some(operator.clone()),
+            next_in_ms: None,
         })
     }));
     if let Err(e) = shell.record_all(offset, events) {

@@ -188,6 +188,9 @@ struct Rt {
     /// Gates: who decided, which way and when (run clock), so that an answer that comes
     /// after is told so, in its own words, instead of being taken for the decision.
     decided: Option<(Vec<String>, GateDecision, Duration)>,
+    /// Drills: what the step, finished, would have taken in a real run (see
+    /// [`Machine::real_duration`]).
+    real: Option<Duration>,
 }
 
 pub struct Machine {
@@ -327,6 +330,7 @@ impl Machine {
                     outputs: BTreeMap::new(),
                     masked_outputs: BTreeSet::new(),
                     decided: None,
+                    real: None,
                 };
                 n
             ],
@@ -548,11 +552,20 @@ impl Machine {
         wake
     }
 
+    /// A gate in a dry-run takes its estimate on the virtual clock: that is no one late, so
+    /// its budget is not watched (no warning, no breach).
+    fn budget_watched(&self, i: usize) -> bool {
+        !(self.cfg.mode == Mode::DryRun && self.plan.steps[i].is_gate())
+    }
+
     fn budget_wakes(&self, i: usize, at: &mut impl FnMut(Duration)) {
         let rt = &self.rt[i];
         let Some(start) = rt.first_started else {
             return;
         };
+        if !self.budget_watched(i) {
+            return;
+        }
         let budget = self.plan.steps[i].budget;
         if !rt.warned {
             at(start + budget.mul_f64(0.8));
@@ -660,6 +673,7 @@ impl Machine {
             let budget = step.budget;
             if let Some(start) = self.rt[i].first_started
                 && self.rt[i].st.is_active()
+                && self.budget_watched(i)
             {
                 let elapsed = now.saturating_sub(start);
                 let ev = || BudgetEvent {
@@ -875,6 +889,9 @@ impl Machine {
     /// step (its path is fixed) or an active one (what its budget has left, and the path
     /// below it). [`Machine::projection`] finds the same instant the long way, with the path.
     pub fn projected_finish(&self, now: Duration) -> Duration {
+        if self.cfg.mode == Mode::Drill {
+            return self.projection(now).0;
+        }
         let pending = self.sets.pending_paths.last_key_value().map(|(d, _)| *d);
         let active = self
             .sets
@@ -885,26 +902,61 @@ impl Machine {
         now + active.chain(pending).max().unwrap_or_default()
     }
 
-    /// What is left of step `i`'s budget.
+    /// What is left of step `i`'s budget. In a drill, what the step takes in a real run,
+    /// finished or not: a drill's clock runs at drill speed, and its projection is a real run's.
     fn weight(&self, i: usize, now: Duration) -> Duration {
-        let budget = self.plan.steps[i].budget;
+        let step = &self.plan.steps[i];
+        let budget = step.budget;
+        let drill = self.cfg.mode == Mode::Drill;
+        let used = || {
+            self.rt[i]
+                .first_started
+                .map_or(Duration::ZERO, |s| now.saturating_sub(s))
+        };
         match &self.rt[i].st {
+            // Restored by a resume, or never run: its budget if a gate, else its estimate.
+            St::Done(_) if drill => self.rt[i].real.unwrap_or(if step.is_gate() {
+                budget
+            } else {
+                step.estimate.likely
+            }),
             St::Done(_) => Duration::ZERO,
             St::Pending => budget,
-            _ => {
-                let used = self.rt[i]
-                    .first_started
-                    .map_or(Duration::ZERO, |s| now.saturating_sub(s));
-                budget.saturating_sub(used)
-            }
+            _ if drill => budget.max(used()),
+            _ => budget.saturating_sub(used()),
         }
     }
 
-    /// (projected finish, the remaining steps on the path that decides it).
+    /// Drills: what finished step `i` would have taken in a real run. A step whose real
+    /// command ran took what it took; a drill variant, a mocked or a skipped step the real
+    /// step's estimate; a gate its wait, or its budget when `--yes` granted it at once.
+    fn real_duration(&self, i: usize, now: Duration) -> Duration {
+        let step = &self.plan.steps[i];
+        let took = self.rt[i]
+            .first_started
+            .map_or(Duration::ZERO, |s| now.saturating_sub(s));
+        if step.is_gate() {
+            if took.is_zero() { step.budget } else { took }
+        } else if matches!(self.how(step), How::Run("run")) {
+            took
+        } else {
+            step.estimate.likely
+        }
+    }
+
+    /// (projected finish, the remaining steps on the path that decides it). In a drill, the
+    /// finish of a real run: the longest path with every step at its real duration.
     pub fn projection(&self, now: Duration) -> (Duration, Vec<usize>) {
         let weights: Vec<Duration> = (0..self.rt.len()).map(|i| self.weight(i, now)).collect();
         let needs: Vec<&[usize]> = self.plan.steps.iter().map(|s| s.needs.as_slice()).collect();
         let (path, rest) = longest_path(&weights, &needs, &self.plan.order);
+        if self.cfg.mode == Mode::Drill {
+            let path = path
+                .into_iter()
+                .filter(|&i| !matches!(self.rt[i].st, St::Done(_)))
+                .collect();
+            return (rest, path);
+        }
         let path = path
             .into_iter()
             .filter(|&i| !weights[i].is_zero())
@@ -1026,6 +1078,7 @@ impl Machine {
                             will_retry: false,
                             error: None,
                             marked_done_by: None,
+                            next_in_ms: None,
                         })));
                         self.set(i, St::Done(StepStatus::Skipped));
                         self.after_finish(now, i, StepStatus::Skipped, out);
@@ -1042,6 +1095,7 @@ impl Machine {
                             will_retry: false,
                             error: None,
                             marked_done_by: None,
+                            next_in_ms: None,
                         })));
                         self.set(i, St::Done(StepStatus::Simulated));
                         self.after_finish(now, i, StepStatus::Simulated, out);
@@ -1349,6 +1403,7 @@ impl Machine {
                 will_retry: again,
                 error,
                 marked_done_by: None,
+                next_in_ms: None,
             })));
             if again {
                 self.set(
@@ -1387,6 +1442,7 @@ impl Machine {
                 will_retry,
                 error,
                 marked_done_by: None,
+                next_in_ms: None,
             })
         };
         if status == StepStatus::Interrupted {
@@ -1405,7 +1461,19 @@ impl Machine {
                 None
             };
             if let Some(until) = retry_at {
-                out.push(Action::Record(finished(status, true, error)));
+                let mut event = finished(status, true, error);
+                // A poll's check that exited non-zero is not ready yet, which is what polling
+                // expects: journaled as such, with when it looks again. Only the window
+                // closing fails the step.
+                if let EventKind::StepFinished(f) = &mut event
+                    && step.poll.is_some()
+                    && status == StepStatus::Failed
+                    && exit_code.is_some()
+                {
+                    f.status = StepStatus::NotReady;
+                    f.next_in_ms = Some(until.saturating_sub(now).as_millis() as u64);
+                }
+                out.push(Action::Record(event));
                 self.set(
                     i,
                     St::Backoff {
@@ -1457,12 +1525,16 @@ impl Machine {
             will_retry: false,
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
             marked_done_by: None,
+            next_in_ms: None,
         })));
         self.set(i, St::Done(status));
         self.after_finish(now, i, status, out);
     }
 
     fn after_finish(&mut self, now: Duration, i: usize, status: StepStatus, out: &mut Vec<Action>) {
+        if self.cfg.mode == Mode::Drill {
+            self.rt[i].real = Some(self.real_duration(i, now));
+        }
         if !status.is_ok() {
             self.note_failure(i, status);
         }
@@ -1659,6 +1731,7 @@ impl Machine {
                     will_retry: false,
                     error: None,
                     marked_done_by: None,
+                    next_in_ms: None,
                 })));
                 self.set(i, St::Done(StepStatus::NotRun));
                 // Its needs failed: the recovery failed there, not here.

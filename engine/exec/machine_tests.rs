@@ -1121,3 +1121,166 @@ fn an_answer_after_the_run_ended_is_journaled_late() {
     );
     assert!(sim.spawns.is_empty(), "a late approval starts nothing");
 }
+
+/// Issue 13: every not-ready attempt of a `poll` step was journaled as a failure.
+#[test]
+fn a_poll_attempt_that_is_not_ready_is_journaled_as_such_not_as_a_failure() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, poll: { every: 30s, within: 2m } }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(2));
+    sim.exit("a", 1);
+    let f = sim.finished("a");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].status, StepStatus::NotReady);
+    assert!(f[0].will_retry);
+    assert_eq!(f[0].next_in_ms, Some(30_000));
+    sim.advance(s(32));
+    sim.exit("a", 0);
+    assert_eq!(sim.finished("a")[1].status, StepStatus::Succeeded);
+    assert_eq!(sim.outcome, Some(Outcome::Succeeded { rto_met: true }));
+}
+
+/// Issue 13: only the window closing fails a poll step; its attempts before were not ready.
+#[test]
+fn a_poll_step_fails_only_when_its_window_closes() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 5m, run: a, drill: run, poll: { every: 10s, within: 25s } }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    for k in 0..2 {
+        sim.exit("a", 3);
+        sim.advance(s(10 * (k + 1)));
+    }
+    sim.exit("a", 3);
+    let statuses: Vec<StepStatus> = sim.finished("a").iter().map(|f| f.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            StepStatus::NotReady,
+            StepStatus::NotReady,
+            StepStatus::Failed
+        ]
+    );
+}
+
+/// Plays a dry-run to its end: simulated steps exit 0 after their simulated time.
+fn dry_run(plan: Arc<Plan>) -> Vec<(Duration, EventKind)> {
+    let mut m = Machine::new(plan, cfg(Mode::DryRun), Masker::default());
+    let mut now = Duration::ZERO;
+    let mut events = Vec::new();
+    let mut sims: Vec<(Duration, usize, u32)> = Vec::new();
+    let mut acts = m.handle(now, Input::Start);
+    for _ in 0..10_000 {
+        for a in acts {
+            match a {
+                Action::Record(e) => events.push((now, e)),
+                Action::Simulate {
+                    step,
+                    attempt,
+                    after,
+                } => sims.push((now + after, step, attempt)),
+                _ => {}
+            }
+        }
+        if m.is_done() {
+            return events;
+        }
+        sims.sort();
+        let sim_at = sims.first().map(|x| x.0);
+        acts = match (sim_at, m.next_wake()) {
+            (Some(t), w) if w.is_none_or(|w| t <= w) => {
+                let (t, step, attempt) = sims.remove(0);
+                now = t;
+                m.handle(
+                    now,
+                    Input::Exited {
+                        step,
+                        attempt,
+                        result: ExitResult::Code(0),
+                        outputs: BTreeMap::new(),
+                    },
+                )
+            }
+            (_, Some(w)) => {
+                now = now.max(w);
+                m.handle(now, Input::Tick)
+            }
+            _ => panic!("the dry-run stalled"),
+        };
+    }
+    panic!("the dry-run did not end");
+}
+
+/// Issue 13: every gate of every dry-run warned "80% of its budget": a gate in a dry-run
+/// takes its estimate on the virtual clock, and no person is late.
+#[test]
+fn a_gate_in_a_dry_run_gives_no_budget_warning_or_breach() {
+    let p = plan(
+        "rto: 1h\nroles: { lead: [alice] }\nsteps:\n  - { id: a, budget: 1m, run: a, drill: run }\n  - { id: g, needs: [a], budget: 10m, estimate: 5m..12m..15m, approval: { prompt: go?, approvers: [lead] } }\n",
+    );
+    let events = dry_run(p);
+    let budget: Vec<&EventKind> = events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| {
+            matches!(e, EventKind::BudgetWarning(b) | EventKind::BudgetBreached(b) if b.step == "g")
+        })
+        .collect();
+    assert!(budget.is_empty(), "{budget:?}");
+    // It did take its estimate: the run ends at 1m + 12m.
+    let end = events.iter().find_map(|(_, e)| match e {
+        EventKind::RunFinished(f) => Some(f.elapsed_ms),
+        _ => None,
+    });
+    assert_eq!(end, Some(13 * 60_000));
+}
+
+/// The same dry-run still watches a command step's budget: it is the plan's estimate overrunning.
+#[test]
+fn a_command_step_in_a_dry_run_still_breaches_its_budget() {
+    let p = plan(
+        "rto: 1h\nsteps:\n  - { id: a, budget: 1m, estimate: 1m..2m..3m, run: a, drill: run }\n",
+    );
+    let events = dry_run(p);
+    assert!(
+        events
+            .iter()
+            .any(|(t, e)| matches!(e, EventKind::BudgetBreached(b) if b.step == "a") && *t > s(60)),
+        "{events:?}"
+    );
+}
+
+/// Issue 13: a drill projected its finish on the drill's clock, where a mocked step takes no
+/// time, so it understated what a real run would take (and never saw the RTO at risk).
+#[test]
+fn a_drill_projects_a_real_runs_finish_with_drill_speed_steps_at_real_speed() {
+    let p = plan(
+        "rto: 45m\nsteps:\n  - { id: a, budget: 40m, estimate: 30m..40m..40m, run: a, drill: mock }\n  - { id: b, needs: [a], budget: 10m, run: b, drill: { run: b-drill } }\n  - { id: c, needs: [b], budget: 5m, run: c, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Drill));
+    // The RTO is at risk from the start, as in a real run; `a` is mocked at once, and still
+    // counts for its 40m estimate before b's and c's budgets.
+    assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
+    let risk: Vec<&RtoAtRisk> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            EventKind::RtoAtRisk(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(risk.len(), 1, "{:?}", sim.events);
+    assert_eq!(risk[0].projected_ms, 55 * 60_000);
+    assert_eq!(risk[0].path, ["a", "b", "c"]);
+    // b's drill variant takes 2s: a real b is still its budget (10m) until it ends, and then
+    // its estimate; c's real command counts what it takes.
+    sim.advance(s(2));
+    sim.exit("b", 0);
+    assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
+    sim.advance(s(9));
+    assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
+    sim.exit("c", 0);
+    assert_eq!(sim.m.projected_finish(sim.now), s(50 * 60 + 7));
+}

@@ -93,6 +93,21 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                     paint(color, "31", "✗"),
                     f.step
                 ),
+                StepStatus::NotReady => paint(
+                    color,
+                    "2",
+                    &format!(
+                        "⋯ {} not ready (attempt {}){}",
+                        f.step,
+                        f.attempt,
+                        f.next_in_ms
+                            .map(|n| format!(
+                                ", next in {}",
+                                fmt_duration(Duration::from_millis(n))
+                            ))
+                            .unwrap_or_default()
+                    ),
+                ),
                 StepStatus::Failed => format!(
                     "{} {} failed after {d}{why}{retry}",
                     paint(color, "31", "✗"),

@@ -177,6 +177,10 @@ pub enum StepStatus {
     /// died): it may have done all, some or none of its work. `resume` re-runs it when it is
     /// idempotent, and otherwise only on the operator's word (`--rerun` or `--mark-done`).
     Unknown,
+    /// A `poll` step's attempt whose check was not ready yet (it exited non-zero) while its
+    /// window is still open: not a failure, and never a step's last word (`will_retry` is
+    /// true, `next_in_ms` says when it looks again). Only the window closing fails the step.
+    NotReady,
 }
 
 impl StepStatus {
@@ -190,6 +194,7 @@ impl StepStatus {
             StepStatus::NotRun => "not_run",
             StepStatus::Interrupted => "interrupted",
             StepStatus::Unknown => "unknown",
+            StepStatus::NotReady => "not_ready",
         }
     }
 
@@ -219,6 +224,9 @@ pub struct StepFinished {
     /// on their word, not on an exit code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marked_done_by: Option<String>,
+    /// A poll attempt that was not ready (`not_ready`): how long until the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_in_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -45,8 +45,13 @@ pub struct StepRun {
     pub approvers: Vec<String>,
     pub min: u32,
     pub prompt: Option<String>,
-    /// Simulated steps: the estimate that stood in for a measurement.
+    /// Mocked and skipped steps: the estimate that stood in for a measurement.
     pub estimated: bool,
+    /// The plan's likely estimate of the step.
+    pub estimate_ms: u64,
+    /// Mocked and skipped steps: the duration they stand for (the estimate), from the instant
+    /// the drill reached them (`started_ms`). They take no time on the run's clock.
+    pub simulated_ms: Option<u64>,
 }
 
 impl StepRun {
@@ -149,6 +154,7 @@ impl RunState {
                     let s = self.step_mut(&p.id);
                     s.title = p.title.clone();
                     s.budget_ms = p.budget_ms;
+                    s.estimate_ms = p.estimate_ms[1];
                     s.gate = p.gate;
                     s.idempotent = p.idempotent;
                 }
@@ -191,12 +197,22 @@ impl RunState {
                     s.finished_ms = Some(at);
                     s.finished_at = Some(r.at);
                     if s.started_ms.is_none() {
-                        // Skipped, simulated and not-run steps finish without starting.
-                        s.started_ms = Some(at.saturating_sub(e.duration_ms));
+                        // Skipped, simulated and not-run steps finish without starting, the
+                        // instant the run reaches them.
+                        s.started_ms = Some(at);
                         s.started_at = Some(r.at);
                     }
-                    if e.status == StepStatus::Simulated {
-                        s.estimated = true;
+                    // A mocked step's record carries its estimate; a skipped one's, none.
+                    match e.status {
+                        StepStatus::Simulated => {
+                            s.estimated = true;
+                            s.simulated_ms = Some(e.duration_ms);
+                        }
+                        StepStatus::Skipped => {
+                            s.estimated = true;
+                            s.simulated_ms = Some(s.estimate_ms);
+                        }
+                        _ => {}
                     }
                 }
             }

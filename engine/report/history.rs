@@ -56,12 +56,30 @@ pub fn step_durations(
     out
 }
 
-/// When the scenario was last drilled (a drill that finished), if ever.
+/// When the scenario was last drilled: its last drill that succeeded, if ever. A drill that
+/// failed (or stopped) proved nothing about the recovery, so it does not reset the schedule.
 pub fn last_drill(runs: &[(String, RunState)], scenario: &str) -> Option<DateTime<Utc>> {
     runs.iter()
-        .filter(|(_, rs)| rs.scenario() == scenario && rs.mode() == Mode::Drill && rs.is_finished())
+        .filter(|(_, rs)| rs.scenario() == scenario && rs.mode() == Mode::Drill)
+        .filter(|(_, rs)| {
+            rs.finished
+                .as_ref()
+                .is_some_and(|f| f.status == RunStatus::Succeeded)
+        })
         .filter_map(|(_, rs)| rs.started_at)
         .max()
+}
+
+/// The scenario's last drill of any outcome, and that outcome (`succeeded`, `failed`,
+/// `stopped` or `running`): shown beside the last successful one.
+pub fn last_drill_attempt(
+    runs: &[(String, RunState)],
+    scenario: &str,
+) -> Option<(DateTime<Utc>, &'static str)> {
+    runs.iter()
+        .filter(|(_, rs)| rs.scenario() == scenario && rs.mode() == Mode::Drill)
+        .filter_map(|(_, rs)| Some((rs.started_at?, super::run_status(rs))))
+        .max_by_key(|(t, _)| *t)
 }
 
 /// Is a drill overdue at `now`?

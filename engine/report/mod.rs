@@ -16,13 +16,14 @@
 //! | `rto_verdict` | that verdict in words: `RTO met: …`, `RTO MISSED: …`, `RTO not met: recovery failed at STEP after T`, `RTO clock at T of TARGET, not recovered` |
 //! | `failed_at` | a failed run: the step whose failure ended the recovery (`null` otherwise) |
 //! | `continued` | ids of the steps that failed with `on_failure: continue` (the run went on without them) |
-//! | `projected_rto_s` | drills: the critical path with measured durations where steps ran and estimates where they did not |
+//! | `projected_rto_s` | what a real run would take. Drills: the plan's critical path with each step at what it takes for real — measured where the real command ran, the step's estimate where the drill ran a variant, mocked or skipped it (or it did not run), an auto-approved gate's budget; dry-runs: the virtual timeline's; `null` for real runs |
+//! | `projected_rto_p90_s` | drills: the 90th percentile of the plan's duration, simulated from its estimates as `runbook plan --simulate` does ([`P90_ITERATIONS`] draws, seed 1); `null` otherwise |
 //! | `rpo_target_s`, `rpo_achieved_s`, `rpo_met` | the scenario's RPO, and the recovery point the run achieved: the largest `rpo_s` output of any step (a restored backup's age; `null` when no step reports one) |
 //! | `machine_s` | the sum of the durations of command steps (work; parallel work counts in full) |
 //! | `human_wait_s` | the sum of the waits at approval gates |
 //! | `critical_path` | step ids of the chain that decided the finish, as it ran |
 //! | `runbook_sha256` | of the runbook file as it ran |
-//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated}` in plan order; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued") |
+//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated}` in plan order; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
 //! | `escalations[]` | `{at_s, channel, reason, ok}` |
 //! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches |
 //! | `interruptions[]`, `resumes[]` | `{at_s, reason}` and `{at_s, operator, downtime_s}` |
@@ -259,12 +260,14 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
     path
 }
 
-/// Drills: the critical path of the plan with measured durations where steps ran and
-/// estimates (likely) where they were skipped, simulated or not run.
+/// What a real run would take: the critical path of the plan with measured durations where
+/// steps ran and estimates (likely) where they were skipped, simulated or not run. A drill
+/// runs at drill speed, and its measurements are not a real run's: there only a step whose
+/// real command ran counts as measured; a drill variant counts at the real step's estimate,
+/// and a gate granted with `--yes` at its budget (people take time to answer).
 pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
     let started = state.started.as_ref()?;
-    let ids: Vec<&str> = started.plan.steps.iter().map(|p| p.id.as_str()).collect();
-    let index = |id: &str| ids.iter().position(|x| *x == id);
+    let drill = state.mode() == Mode::Drill;
     let weights: Vec<Duration> = started
         .plan
         .steps
@@ -273,22 +276,108 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
             let measured = state.step(&p.id).and_then(|s| match s.status {
                 Some(StepStatus::Succeeded)
                 | Some(StepStatus::Failed)
-                | Some(StepStatus::TimedOut) => s.wait_ms.or(s.duration_ms(state.last_elapsed_ms)),
+                | Some(StepStatus::TimedOut) => {
+                    if drill && p.gate && (s.auto_approved || s.wait_ms.is_none()) {
+                        Some(p.budget_ms)
+                    } else if drill && !p.gate && s.how.as_deref() != Some("run") {
+                        None
+                    } else {
+                        s.wait_ms.or(s.duration_ms(state.last_elapsed_ms))
+                    }
+                }
+                _ if drill && p.gate => Some(p.budget_ms),
                 _ => None,
             });
             Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))
         })
         .collect();
-    let needs_idx: Vec<Vec<usize>> = started
-        .plan
+    let (needs, order) = plan_graph(&started.plan);
+    let needs: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
+    let (_, total) = crate::compile::longest_path(&weights, &needs, &order);
+    Some(total.as_millis() as u64)
+}
+
+/// The plan summary's needs, by index, and a topological order.
+fn plan_graph(plan: &PlanSummary) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let index = |id: &str| plan.steps.iter().position(|p| p.id == id);
+    let needs: Vec<Vec<usize>> = plan
         .steps
         .iter()
         .map(|p| p.needs.iter().filter_map(|n| index(n)).collect())
         .collect();
-    let order = crate::compile::topo_order(&needs_idx);
-    let needs: Vec<&[usize]> = needs_idx.iter().map(Vec::as_slice).collect();
-    let (_, total) = crate::compile::longest_path(&weights, &needs, &order);
-    Some(total.as_millis() as u64)
+    let order = crate::compile::topo_order(&needs);
+    (needs, order)
+}
+
+/// Draws for a drill's P90: as many as make `plan --simulate`'s percentiles steady.
+pub const P90_ITERATIONS: usize = 10_000;
+
+/// Drills: the 90th percentile of the plan's duration, simulated from the estimates the run
+/// journaled, as `runbook plan --simulate` does (seed 1, its default).
+pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
+    if state.mode() != Mode::Drill {
+        return None;
+    }
+    let started = state.started.as_ref()?;
+    let (needs, order) = plan_graph(&started.plan);
+    let ms = Duration::from_millis;
+    let steps = started
+        .plan
+        .steps
+        .iter()
+        .zip(needs)
+        .map(|(p, needs)| crate::compile::Step {
+            id: p.id.clone(),
+            at: String::new(),
+            title: p.title.clone(),
+            description: None,
+            needs,
+            budget: ms(p.budget_ms),
+            estimate: crate::units::Estimate {
+                min: ms(p.estimate_ms[0]),
+                likely: ms(p.estimate_ms[1]),
+                max: ms(p.estimate_ms[2]),
+            },
+            timeout: None,
+            action: crate::compile::Action::Command(crate::compile::Command {
+                template: String::new(),
+                inputs: None,
+            }),
+            drill: crate::compile::Drill::Run,
+            retries: 0,
+            backoff: Duration::ZERO,
+            poll: None,
+            on_failure: Default::default(),
+            idempotent: p.idempotent,
+            on: Vec::new(),
+            env: Default::default(),
+            uses: None,
+        })
+        .collect();
+    // Only what the simulator reads is filled in: the steps, their order and the target.
+    let plan = crate::compile::Plan {
+        scenario: started.scenario.clone(),
+        title: started.title.clone(),
+        description: None,
+        rto: ms(started.rto_ms),
+        rpo: None,
+        roles: Default::default(),
+        vars: Default::default(),
+        secrets: Vec::new(),
+        notify: Default::default(),
+        escalation: Vec::new(),
+        steps,
+        order,
+        critical_path: Vec::new(),
+        critical_path_budget: Duration::ZERO,
+        path: Default::default(),
+        root: Default::default(),
+        sha256: String::new(),
+        library: Default::default(),
+    };
+    let dists = crate::simulate::distributions(&plan, &Default::default());
+    let sim = crate::simulate::simulate(&plan, &dists, P90_ITERATIONS, 1);
+    Some((sim.p90_s * 1000.0).round() as u64)
 }
 
 /// The recovery point achieved: the largest `rpo_s` output of any step (by convention a
@@ -312,7 +401,7 @@ pub fn json_report(state: &RunState) -> Value {
         .iter()
         .map(|st| {
             let duration = if st.estimated {
-                None
+                st.simulated_ms
             } else {
                 st.duration_ms(elapsed)
             };
@@ -356,6 +445,7 @@ pub fn json_report(state: &RunState) -> Value {
         "failed_at": failed_at(state),
         "continued": state.finished.as_ref().map(|f| f.continued.clone()).unwrap_or_default(),
         "projected_rto_s": if state.mode() == Mode::Real { Value::Null } else { json!(projected_rto_ms(state).map(s)) },
+        "projected_rto_p90_s": projected_p90_ms(state).map(s),
         "rpo_target_s": started.rpo_ms.map(s),
         "rpo_achieved_s": rpo_achieved_ms(state).map(s),
         "rpo_met": match (started.rpo_ms, rpo_achieved_ms(state)) {

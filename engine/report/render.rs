@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{
-    RtoVerdict, actual_critical_path, continued, elapsed_ms, projected_rto_ms, rto_verdict,
-    run_status, step_status,
+    RtoVerdict, actual_critical_path, continued, elapsed_ms, projected_p90_ms, projected_rto_ms,
+    rto_verdict, run_status, step_status,
 };
 use crate::exec::mask::visible;
 use crate::journal::describe::describe;
@@ -62,6 +62,8 @@ pub struct Model {
     pub rto_met: Option<bool>,
     pub rto: RtoVerdict,
     pub projected_ms: Option<u64>,
+    /// Drills: the plan's simulated P90.
+    pub projected_p90_ms: Option<u64>,
     pub rpo_ms: Option<u64>,
     pub rpo_achieved_ms: Option<u64>,
     pub machine_ms: u64,
@@ -100,10 +102,10 @@ impl Model {
                     gate: s.gate,
                     start_ms: start,
                     end_ms: s.finished_ms,
-                    duration_ms: if matches!(
-                        s.status,
-                        Some(StepStatus::Skipped | StepStatus::NotRun)
-                    ) {
+                    // A mocked or skipped step shows what it stands for: its estimate.
+                    duration_ms: if s.estimated {
+                        s.simulated_ms
+                    } else if s.status == Some(StepStatus::NotRun) {
                         None
                     } else {
                         dur
@@ -176,6 +178,14 @@ impl Model {
                     x.step,
                     d(x.wait_ms)
                 )),
+                EventKind::StepFinished(f) if f.status == StepStatus::NotReady => {
+                    retries.push(format!(
+                        "`{}` poll attempt {} not ready at +{}; looked again",
+                        f.step,
+                        f.attempt,
+                        d(r.elapsed_ms)
+                    ))
+                }
                 EventKind::StepFinished(f) if f.will_retry => retries.push(format!(
                     "`{}` attempt {} {} at +{}; tried again",
                     f.step,
@@ -209,6 +219,7 @@ impl Model {
             } else {
                 projected_rto_ms(state)
             },
+            projected_p90_ms: projected_p90_ms(state),
             machine_ms,
             human_ms: state.human_wait_ms(),
             runbook: started.runbook.clone(),
@@ -308,14 +319,25 @@ impl Model {
         if !continued.is_empty() {
             v.push(("Failed, continued", continued.join(", ")));
         }
-        if let Some(p) = self.projected_ms {
-            v.push((
+        match (self.projected_ms, self.projected_p90_ms) {
+            // A drill runs at drill speed: what it took says little of a real run.
+            (Some(p), Some(p90)) if self.mode == Mode::Drill.as_str() => v.push((
+                "Projected RTO",
+                format!(
+                    "the drill took {}; a real run projects {} (P90 {} from --simulate)",
+                    d(self.elapsed_ms),
+                    d(p),
+                    d(p90)
+                ),
+            )),
+            (Some(p), _) => v.push((
                 "Projected RTO",
                 format!(
                     "{} (measured durations where steps ran, estimates elsewhere)",
                     d(p)
                 ),
-            ));
+            )),
+            _ => {}
         }
         match (self.rpo_ms, self.rpo_achieved_ms) {
             (Some(t), Some(a)) => v.push((
