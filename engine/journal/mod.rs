@@ -604,6 +604,7 @@ mod tests {
                 reason: "schedule".into(),
                 message: "a \"quoted\" message".into(),
                 ok: true,
+                ..Default::default()
             }),
         );
         j.sync().unwrap();
@@ -627,6 +628,7 @@ mod tests {
                     reason: "test".into(),
                     message: String::new(),
                     ok: true,
+                    ..Default::default()
                 }),
             );
         }
