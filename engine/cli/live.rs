@@ -211,8 +211,8 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             "stopped ({}): `runbook resume {id}` continues the run",
             rs.interruptions
                 .last()
-                .map(|i| i.1.reason.as_str())
-                .unwrap_or("interrupted")
+                .map(|i| crate::journal::describe::stop_words(&i.1.reason))
+                .unwrap_or_else(|| "interrupted".into())
         ),
         (w, _) => w.to_owned(),
     };
@@ -286,7 +286,12 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
         }
         // What steps wrote (errors, prompts made of their outputs) is shown, not obeyed.
         let note = crate::exec::mask::visible(&note.join("; ")).into_owned();
-        rows.push([s.id.clone(), st.to_owned(), time, note]);
+        rows.push([
+            s.id.clone(),
+            crate::journal::describe::status_words(st).to_owned(),
+            time,
+            note,
+        ]);
     }
     print!("{}", table(&rows));
     if !gates.is_empty() {

@@ -9,7 +9,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{actual_critical_path, elapsed_ms, projected_rto_ms, run_status, step_status};
 use crate::exec::mask::visible;
-use crate::journal::describe::describe;
+use crate::journal::describe::{
+    describe, escalation_words, notify_failure_words, status_words, stop_words,
+};
 use crate::journal::*;
 use crate::units::fmt_duration;
 
@@ -173,7 +175,7 @@ impl Model {
                     "`{}` attempt {} {} at +{}; tried again",
                     f.step,
                     f.attempt,
-                    f.status.as_str(),
+                    status_words(f.status.as_str()),
                     d(r.elapsed_ms)
                 )),
                 _ => {}
@@ -216,11 +218,11 @@ impl Model {
                         "+{} to `{}` ({}){}",
                         d(*at),
                         e.channel,
-                        e.reason,
-                        if e.ok {
-                            ""
-                        } else {
-                            " — the notify command FAILED"
+                        escalation_words(&e.reason),
+                        match (e.ok, notify_failure_words(e)) {
+                            (true, _) => String::new(),
+                            (false, Some(how)) => format!(" — the notify command FAILED ({how})"),
+                            (false, None) => " — the notify command FAILED".into(),
                         }
                     )
                 })
@@ -241,7 +243,7 @@ impl Model {
             interruptions: state
                 .interruptions
                 .iter()
-                .map(|(at, i)| format!("+{}: stopped ({})", d(*at), i.reason))
+                .map(|(at, i)| format!("+{}: stopped ({})", d(*at), stop_words(&i.reason)))
                 .chain(state.resumes.iter().map(|(at, r)| {
                     format!(
                         "+{}: resumed by {} after {} of downtime{}{}",
@@ -345,7 +347,7 @@ impl Model {
         };
         [
             format!("{}{}", s.id, if s.critical { " *" } else { "" }),
-            s.status.clone(),
+            status_words(&s.status).to_owned(),
             s.start_ms
                 .map(|t| format!("+{}", d(t)))
                 .unwrap_or_else(|| "-".into()),
@@ -447,7 +449,7 @@ pub fn markdown(m: &Model) -> String {
                 o,
                 "- `{}`: {}",
                 s.id,
-                md_escape(s.error.as_deref().unwrap_or(&s.status))
+                md_escape(s.error.as_deref().unwrap_or(status_words(&s.status)))
             );
         }
     }
@@ -580,7 +582,7 @@ pub fn gantt(m: &Model) -> String {
             y + 5.0,
             row_h - 10.0,
             esc(&s.id),
-            esc(&s.status),
+            esc(status_words(&s.status)),
             if s.gate { " (human wait)" } else { "" },
             d(dur),
             d(s.budget_ms)
