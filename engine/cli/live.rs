@@ -209,8 +209,8 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             "stopped ({}): `runbook resume {id}` continues the run",
             rs.interruptions
                 .last()
-                .map(|i| i.1.reason.as_str())
-                .unwrap_or("interrupted")
+                .map(|i| crate::journal::describe::stop_words(&i.1.reason))
+                .unwrap_or_else(|| "interrupted".into())
         ),
         (w, _) => w.to_owned(),
     };

@@ -60,12 +60,12 @@ pub enum Input {
         approve: bool,
         comment: Option<String>,
     },
-    /// A notify command finished.
+    /// A notify command finished; `failed` says how, when it did not succeed.
     Notified {
         channel: String,
         reason: String,
         message: String,
-        ok: bool,
+        failed: Option<NotifyFailure>,
     },
     /// Ctrl-C (or SIGTERM): stop starting steps and stop the running ones.
     Interrupt,
@@ -79,6 +79,16 @@ pub enum Input {
         lost: Vec<usize>,
         not_started: Vec<usize>,
     },
+}
+
+/// How a notify command failed, as `escalated` records it (see [`Escalated`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifyFailure {
+    /// `exit 3`, `killed by signal 9`, `timed out after 30s`, `cannot run: REASON`.
+    pub error: String,
+    pub exit_code: Option<i32>,
+    /// The last lines of its stderr.
+    pub stderr_tail: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -602,14 +612,22 @@ impl Machine {
                 channel,
                 reason,
                 message,
-                ok,
+                failed,
             } => {
                 self.notifying = self.notifying.saturating_sub(1);
+                let failed = failed.map(|f| NotifyFailure {
+                    error: self.mask.mask(&f.error),
+                    exit_code: f.exit_code,
+                    stderr_tail: f.stderr_tail.map(|t| self.mask.mask(&t)),
+                });
                 out.push(Action::Record(EventKind::Escalated(Escalated {
                     channel,
                     reason,
                     message: self.mask.mask(&message),
-                    ok,
+                    ok: failed.is_none(),
+                    exit_code: failed.as_ref().and_then(|f| f.exit_code),
+                    error: failed.as_ref().map(|f| f.error.clone()),
+                    stderr_tail: failed.and_then(|f| f.stderr_tail),
                 })))
             }
             // Every step has ended and only notifications are still being sent: the run
@@ -639,6 +657,7 @@ impl Machine {
                             will_retry: false,
                             error: Some("not started: the step supervisor was gone".into()),
                             marked_done_by: None,
+                            next_in_ms: None,
                         })));
                         self.set(i, St::Pending);
                     }
@@ -847,6 +866,7 @@ impl Machine {
                     e.message
                 )),
                 ok: false,
+                ..Default::default()
             }))),
         }
     }

@@ -109,7 +109,7 @@ impl Sim {
                         channel,
                         reason,
                         message,
-                        ok: true,
+                        failed: None,
                     });
                 }
                 Action::Done(o) => self.outcome = Some(o),
@@ -949,7 +949,7 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
             channel: notify.0,
             reason: notify.1,
             message: notify.2,
-            ok: true,
+            failed: None,
         },
     );
     let kinds: Vec<&str> = acts

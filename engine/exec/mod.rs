@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::compile::Plan;
 use crate::journal::*;
 use crate::runbook::HostDoc;
-pub use machine::{Action, Config, ExitResult, Input, Machine, Outcome};
+pub use machine::{Action, Config, ExitResult, Input, Machine, NotifyFailure, Outcome};
 use mask::Masker;
 use observer::Observers;
 use process::{LogLine, StepFiles};
@@ -630,12 +630,12 @@ fn perform(
                     let log = shell.run_dir.join("logs").join("notify.log");
                     let mask = shell.mask.clone();
                     tokio::spawn(async move {
-                        let ok = run_notify(&command, &root, &log, &mask).await;
+                        let failed = run_notify(&command, &root, &log, &mask).await.err();
                         let _ = tx.send(Input::Notified {
                             channel,
                             reason,
                             message,
-                            ok,
+                            failed,
                         });
                     });
                 }
@@ -808,12 +808,17 @@ fn shellexpand_home(p: &str) -> String {
     }
 }
 
+/// The lines of a failed notify command's stderr that its `escalated` record keeps: enough to
+/// see why nobody was paged, not the whole of a chatty tool's output.
+const NOTIFY_STDERR_LINES: usize = 5;
+
+/// Runs a notify command, logging it to `logs/notify.log`; how it failed, if it did.
 async fn run_notify(
     command: &str,
     root: &std::path::Path,
     log: &std::path::Path,
     mask: &Masker,
-) -> bool {
+) -> Result<(), NotifyFailure> {
     let result = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::process::Command::new("sh")
@@ -825,25 +830,61 @@ async fn run_notify(
             .output(),
     )
     .await;
-    let (ok, text) = match result {
-        Ok(Ok(o)) => (
-            o.status.success(),
-            format!(
-                "$ {}\n{}{}exit: {:?}\n",
-                mask.mask(command),
+    let shown = mask.mask(command);
+    let (outcome, text) = match result {
+        Ok(Ok(o)) => {
+            use std::os::unix::process::ExitStatusExt;
+            let stderr = mask.mask(&String::from_utf8_lossy(&o.stderr));
+            // How it ended in words, not Rust's `Some(1)`: the log is read by people.
+            let how = match (o.status.code(), o.status.signal()) {
+                (Some(c), _) => format!("exit {c}"),
+                (None, Some(sig)) => format!("killed by signal {sig}"),
+                (None, None) => "ended without an exit code".to_owned(),
+            };
+            let mut text = format!(
+                "$ {shown}\n{}{stderr}",
                 mask.mask(&String::from_utf8_lossy(&o.stdout)),
-                mask.mask(&String::from_utf8_lossy(&o.stderr)),
-                o.status.code()
-            ),
-        ),
-        Ok(Err(e)) => (
-            false,
-            format!("$ {}\ncannot run: {e}\n", mask.mask(command)),
-        ),
-        Err(_) => (
-            false,
-            format!("$ {}\ntimed out after 30s\n", mask.mask(command)),
-        ),
+            );
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&how);
+            text.push('\n');
+            let outcome = if o.status.success() {
+                Ok(())
+            } else {
+                let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                let tail = lines[lines.len().saturating_sub(NOTIFY_STDERR_LINES)..].join("\n");
+                Err(NotifyFailure {
+                    error: how,
+                    exit_code: o.status.code(),
+                    stderr_tail: (!tail.is_empty()).then_some(tail),
+                })
+            };
+            (outcome, text)
+        }
+        Ok(Err(e)) => {
+            let error = format!("cannot run: {e}");
+            let text = format!("$ {shown}\n{error}\n");
+            (
+                Err(NotifyFailure {
+                    error,
+                    ..Default::default()
+                }),
+                text,
+            )
+        }
+        Err(_) => {
+            let error = "timed out after 30s".to_owned();
+            let text = format!("$ {shown}\n{error}\n");
+            (
+                Err(NotifyFailure {
+                    error,
+                    ..Default::default()
+                }),
+                text,
+            )
+        }
     };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -853,7 +894,7 @@ async fn run_notify(
         use std::io::Write;
         let _ = f.write_all(text.as_bytes());
     }
-    ok
+    outcome
 }
 
 /// Waits for an adopted process group to end, then reads the status its supervisor wrote.
@@ -1056,7 +1097,7 @@ pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, Exec
                     channel,
                     reason,
                     message: format!("{message} (dry-run: not sent)"),
-                    ok: true,
+                    failed: None,
                 }),
                 Action::Done(o) => outcome = Some(o),
                 Action::Spawn { step, attempt, .. } => {

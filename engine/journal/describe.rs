@@ -13,6 +13,55 @@ pub fn paint(color: bool, code: &str, s: &str) -> String {
     }
 }
 
+/// A step status as people read it: `timed out`, not `timed_out` (JSON and the journal keep
+/// the machine names; these are for the terminal and the md/html reports).
+pub fn status_words(status: &str) -> &str {
+    match status {
+        "timed_out" => "timed out",
+        "not_run" => "not run",
+        "unknown" => "outcome unknown",
+        other => other,
+    }
+}
+
+/// Why a run stopped, in words: `run_interrupted`'s `reason`.
+pub fn stop_words(reason: &str) -> String {
+    match reason {
+        "signal" => "interrupted by Ctrl-C or a signal".into(),
+        "approval_timed_out" => "nobody answered a gate in time".into(),
+        "supervisor_died" => "the step supervisor died; its steps were left running".into(),
+        "outcome_unknown" => "a step's outcome is unknown and it is not idempotent".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// Why a channel was paged, in words: `escalated`'s `reason`.
+pub fn escalation_words(reason: &str) -> String {
+    match reason {
+        "schedule" => "on schedule".into(),
+        "rto_at_risk" => "RTO at risk".into(),
+        "approval_requested" => "approval needed".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// How a notify command failed, in one line: `exit 3; stderr: a line / the last line`, or
+/// None when the journal does not say (older journals). The stderr lines are what the command
+/// wrote, masked; they are joined so that a report row stays one row.
+pub fn notify_failure_words(x: &Escalated) -> Option<String> {
+    let tail = x
+        .stderr_tail
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("stderr: {}", t.lines().collect::<Vec<_>>().join(" / ")));
+    match (x.error.as_deref(), tail) {
+        (Some(how), Some(tail)) => Some(format!("{how}; {tail}")),
+        (Some(how), None) => Some(how.to_owned()),
+        (None, tail) => tail,
+    }
+}
+
 /// A human line for a record, or None for records not worth a line.
 pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
     let e = &rec.event;
@@ -34,7 +83,7 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             };
             let how = match s.how.as_str() {
                 "run" => String::new(),
-                other => format!(" [{other}]"),
+                other => format!(" [{}]", other.replace(['-', '_'], " ")),
             };
             match &s.command {
                 Some(c) => format!("{} {}{attempt}{how}: {c}", paint(color, "36", "▶"), s.step),
@@ -182,17 +231,17 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             "{} escalated to {} ({}){}",
             paint(color, "35", "↑"),
             x.channel,
-            x.reason,
-            if x.ok {
-                ""
-            } else {
-                ": the notify command failed"
+            escalation_words(&x.reason),
+            match (x.ok, notify_failure_words(x)) {
+                (true, _) => String::new(),
+                (false, Some(how)) => format!(": the notify command failed ({how})"),
+                (false, None) => ": the notify command failed".into(),
             }
         ),
         EventKind::RunInterrupted(r) => format!(
             "{} run stopped ({}); it can be resumed",
             paint(color, "33", "■"),
-            r.reason
+            stop_words(&r.reason)
         ),
         // The seal ends the chain; the line before it already said how the run ended.
         EventKind::RunSealed(_) => return None,

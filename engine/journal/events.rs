@@ -344,6 +344,18 @@ pub struct Escalated {
     pub message: String,
     /// Did the notify command succeed? Its failure never fails the run.
     pub ok: bool,
+    /// How a failed notify command ended: `exit 3`, `killed by signal 9`, `timed out after
+    /// 30s` or `cannot run: REASON`. Absent when it succeeded, and in journals written before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Its exit code, when it exited with one other than 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The last lines (at most five) of what a failed notify command wrote to stderr, secrets
+    /// masked: what the operator needs to see why nobody was paged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -640,6 +640,7 @@ mod tests {
                 reason: "schedule".into(),
                 message: "a \"quoted\" message".into(),
                 ok: true,
+                ..Default::default()
             }),
         );
         j.sync().unwrap();
@@ -663,6 +664,7 @@ mod tests {
                     reason: "test".into(),
                     message: String::new(),
                     ok: true,
+                    ..Default::default()
                 }),
             );
         }

@@ -196,10 +196,11 @@ pub fn continued(state: &RunState, step: &StepRun) -> bool {
 
 /// A step's status for people: "failed, continued" for a step the run went on without.
 pub fn step_status_words(state: &RunState, step: &StepRun) -> String {
+    let words = crate::journal::describe::status_words(step_status(step));
     if continued(state, step) {
-        format!("{}, continued", step_status(step))
+        format!("{words}, continued")
     } else {
-        step_status(step).to_owned()
+        words.to_owned()
     }
 }
 

@@ -12,7 +12,9 @@ use super::{
     rto_verdict, run_status, step_status,
 };
 use crate::exec::mask::visible;
-use crate::journal::describe::describe;
+use crate::journal::describe::{
+    describe, escalation_words, notify_failure_words, status_words, stop_words,
+};
 use crate::journal::*;
 use crate::units::fmt_duration;
 
@@ -78,6 +80,9 @@ pub struct Model {
     pub retries: Vec<String>,
     pub interruptions: Vec<String>,
     pub timeline: Vec<(String, String)>,
+    /// When the run was stopped (run clock, from, to): from its last record before a resume to
+    /// the resume. Nothing ran then, whatever a bar that spans it would suggest.
+    pub stopped: Vec<(u64, u64)>,
 }
 
 impl Model {
@@ -190,7 +195,7 @@ impl Model {
                     "`{}` attempt {} {} at +{}; tried again",
                     f.step,
                     f.attempt,
-                    f.status.as_str(),
+                    status_words(f.status.as_str()),
                     d(r.elapsed_ms)
                 )),
                 _ => {}
@@ -235,11 +240,11 @@ impl Model {
                         "+{} to `{}` ({}){}",
                         d(*at),
                         e.channel,
-                        e.reason,
-                        if e.ok {
-                            ""
-                        } else {
-                            " — the notify command FAILED"
+                        escalation_words(&e.reason),
+                        match (e.ok, notify_failure_words(e)) {
+                            (true, _) => String::new(),
+                            (false, Some(how)) => format!(" — the notify command FAILED ({how})"),
+                            (false, None) => " — the notify command FAILED".into(),
                         }
                     )
                 })
@@ -260,7 +265,7 @@ impl Model {
             interruptions: state
                 .interruptions
                 .iter()
-                .map(|(at, i)| format!("+{}: stopped ({})", d(*at), i.reason))
+                .map(|(at, i)| format!("+{}: stopped ({})", d(*at), stop_words(&i.reason)))
                 .chain(state.resumes.iter().map(|(at, r)| {
                     format!(
                         "+{}: resumed by {} after {} of downtime{}{}",
@@ -281,6 +286,12 @@ impl Model {
                 }))
                 .collect(),
             timeline,
+            stopped: state
+                .resumes
+                .iter()
+                .map(|(at, r)| (at.saturating_sub(r.downtime_ms), *at))
+                .filter(|(from, to)| to > from)
+                .collect(),
         }
     }
 
@@ -373,9 +384,9 @@ impl Model {
         [
             format!("{}{}", s.id, if s.critical { " *" } else { "" }),
             if s.continued {
-                format!("{}, continued", s.status)
+                format!("{}, continued", status_words(&s.status))
             } else {
-                s.status.clone()
+                status_words(&s.status).to_owned()
             },
             s.start_ms
                 .map(|t| format!("+{}", d(t)))
@@ -483,7 +494,7 @@ pub fn markdown(m: &Model) -> String {
                 } else {
                     ""
                 },
-                md_escape(s.error.as_deref().unwrap_or(&s.status))
+                md_escape(s.error.as_deref().unwrap_or(status_words(&s.status)))
             );
         }
     }
@@ -542,7 +553,7 @@ fn color(status: &str) -> &'static str {
 /// purple), each budget marked, the RTO target as a line, the critical path outlined.
 pub fn gantt(m: &Model) -> String {
     let label_w = 190.0;
-    let chart_w = 760.0;
+    let full_w = 760.0;
     let row_h = 26.0;
     let top = 34.0;
     // The chart spans the run; the RTO target is drawn too unless it lies far beyond the run
@@ -559,14 +570,25 @@ pub fn gantt(m: &Model) -> String {
         .max(1);
     let rto_on_chart = m.rto_ms <= ran.saturating_mul(3);
     let horizon = if rto_on_chart { ran.max(m.rto_ms) } else { ran } as f64 * 1.08;
+    // A budget that runs out past the axis is said in words to the right of the chart, in room
+    // taken from it.
+    let beyond = |s: &StepRow| {
+        s.start_ms
+            .is_some_and(|t| (t + s.budget_ms) as f64 > horizon)
+    };
+    let chart_w = if m.steps.iter().any(beyond) {
+        full_w - 150.0
+    } else {
+        full_w
+    };
     let x = |ms: u64| label_w + chart_w * (ms as f64 / horizon);
     let height = top + row_h * m.steps.len() as f64 + 30.0;
-    let width = label_w + chart_w + 20.0;
+    let width = label_w + full_w + 20.0;
     let mut o = String::new();
     let _ = writeln!(
         o,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="Gantt chart of the run" font-family="sans-serif" font-size="12">
-<defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#8a5cc7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" stroke-width="2"/></pattern></defs>
+<defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#8a5cc7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" stroke-width="2"/></pattern><pattern id="stopped" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(-45)"><rect width="8" height="8" fill="#fbf1dc"/><line x1="0" y1="0" x2="0" y2="8" stroke="#f0c987" stroke-width="3"/></pattern></defs>
 <rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>"##
     );
     // Time axis: ticks at a round interval, at most eight of them.
@@ -582,6 +604,23 @@ pub fn gantt(m: &Model) -> String {
             d(ms)
         );
     }
+    // While the run was stopped nothing ran: a band across every row, labelled, drawn under
+    // the bars, which leave it empty.
+    for &(from, to) in &m.stopped {
+        let (x0, x1) = (x(from), x(to));
+        let _ = writeln!(
+            o,
+            r##"<rect class="stopped" x="{x0:.1}" y="{top}" width="{:.1}" height="{:.1}" fill="url(#stopped)"><title>run stopped from +{} to +{}: nothing ran</title></rect><text class="stopped" x="{:.1}" y="{:.1}" text-anchor="middle" fill="#9a6a10">stopped {}</text>"##,
+            (x1 - x0).max(1.0),
+            row_h * m.steps.len() as f64,
+            d(from),
+            d(to),
+            (x0 + x1) / 2.0,
+            top - 10.0,
+            d(to - from)
+        );
+    }
+    let edge = label_w + chart_w;
     for (i, s) in m.steps.iter().enumerate() {
         let y = top + row_h * i as f64;
         let _ = writeln!(
@@ -593,8 +632,6 @@ pub fn gantt(m: &Model) -> String {
         );
         let Some(start) = s.start_ms else { continue };
         let dur = s.duration_ms.unwrap_or(0);
-        let x0 = x(start);
-        let w = (x(start + dur) - x0).max(2.0);
         let fill = if s.gate {
             "url(#wait)".to_owned()
         } else {
@@ -610,26 +647,62 @@ pub fn gantt(m: &Model) -> String {
         } else {
             ""
         };
-        let _ = writeln!(
-            o,
-            r##"<rect class="bar {}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{fill}"{stroke}{opacity}><title>{} — {}{}: {} (budget {})</title></rect>"##,
-            esc(&s.status),
-            y + 5.0,
-            row_h - 10.0,
-            esc(&s.id),
-            esc(&s.status),
-            if s.gate { " (human wait)" } else { "" },
-            d(dur),
-            d(s.budget_ms)
-        );
-        // The budget, as a tick where it runs out.
-        let bx = x(start + s.budget_ms).min(label_w + chart_w);
-        let _ = writeln!(
-            o,
-            r##"<line class="budget" x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/>"##,
-            y + 2.0,
-            y + row_h - 2.0
-        );
+        // A bar that spans a stop is drawn in pieces, with the stop left as a gap.
+        let mut pieces = vec![(start, start + dur)];
+        for &(from, to) in &m.stopped {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|(a, b)| {
+                    if to <= a || from >= b {
+                        vec![(a, b)]
+                    } else {
+                        [(a, from), (to, b)]
+                            .into_iter()
+                            .filter(|(p, q)| q > p)
+                            .collect()
+                    }
+                })
+                .collect();
+        }
+        if pieces.is_empty() {
+            pieces.push((start, start));
+        }
+        for (a, b) in pieces {
+            let x0 = x(a);
+            let w = (x(b) - x0).max(2.0);
+            let _ = writeln!(
+                o,
+                r##"<rect class="bar {}" x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" rx="3" fill="{fill}"{stroke}{opacity}><title>{} — {}{}: {} (budget {})</title></rect>"##,
+                esc(&s.status),
+                y + 5.0,
+                row_h - 10.0,
+                esc(&s.id),
+                esc(status_words(&s.status)),
+                if s.gate { " (human wait)" } else { "" },
+                d(dur),
+                d(s.budget_ms)
+            );
+        }
+        // The budget, as a tick where it runs out; one that runs out past the axis is not
+        // drawn at the edge as if it ran out there, but said to lie beyond.
+        let bx = x(start + s.budget_ms);
+        if !beyond(s) {
+            let _ = writeln!(
+                o,
+                r##"<line class="budget" x1="{bx:.1}" y1="{:.1}" x2="{bx:.1}" y2="{:.1}" stroke="#222" stroke-width="2"/>"##,
+                y + 2.0,
+                y + row_h - 2.0
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                r##"<text class="budget-beyond" x="{:.1}" y="{:.1}" font-size="10" fill="#555">budget ends beyond the axis →<title>the budget of {} runs out at +{}, past the end of the chart</title></text>"##,
+                edge + 6.0,
+                y + row_h * 0.65,
+                d(s.budget_ms),
+                d(start + s.budget_ms)
+            );
+        }
     }
     if rto_on_chart {
         let rx = x(m.rto_ms);
@@ -704,10 +777,12 @@ ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
     o.push_str("\n<p class=\"legend\">");
     for (name, c) in [
         ("succeeded", "#2e9d4f"),
-        ("failed", "#d0342c"),
+        ("failed / timed out", "#d0342c"),
+        ("interrupted", "#e39b20"),
         ("estimate (did not run)", "#7fa7d9"),
         ("skipped / not run", "#b0b0b0"),
         ("human wait at a gate", "#8a5cc7"),
+        ("run stopped (nothing ran)", "#f0c987"),
     ] {
         let _ = write!(
             o,
