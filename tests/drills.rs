@@ -153,6 +153,13 @@ fn a_drill_projects_a_real_run_with_drill_speed_steps_at_real_speed() {
         !p.path().join("prod").exists(),
         "a drill changed production"
     );
+    // Said at the end of the drill too, not only in its reports.
+    assert!(
+        err.lines().any(|l| l.starts_with("drill: the drill took ")
+            && l.contains("; a real run projects 40m")
+            && l.contains(" from --simulate) against an RTO of ")),
+        "{err}"
+    );
     let run = p.run_ids().pop().unwrap();
     let report = p.report_json(&run);
     let took = report["elapsed_s"].as_f64().unwrap();

@@ -253,7 +253,7 @@ fn simulation_agrees_with_analytic_answers_and_the_same_seed_gives_the_same_answ
 }
 
 #[test]
-fn list_flags_scenarios_not_drilled_in_92_days() {
+fn list_flags_scenarios_not_drilled_in_90_days() {
     let p = Project::new();
     p.write("runbooks/drill.yaml", DRILL);
     p.write(
@@ -267,7 +267,7 @@ fn list_flags_scenarios_not_drilled_in_92_days() {
             .any(|l| l.starts_with("drill ") && l.contains("never (OVERDUE)")),
         "{out}"
     );
-    assert!(err.contains("not drilled in the last 92 days"), "{err}");
+    assert!(err.contains("not drilled in the last 90 days"), "{err}");
     assert_eq!(p.run(&["run", "drill", "--drill"]).parts().0, 0);
     let (_, out, err) = p.run(&["list"]).parts();
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();

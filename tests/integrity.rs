@@ -333,7 +333,7 @@ fn a_dead_supervisor_stops_the_run_resumable_and_fails_no_step() {
     kill_supervisor_of(&p, "r");
     let (code, _, err) = run.finish().parts();
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("supervisor_died"), "{err}");
+    assert!(err.contains("the step supervisor died"), "{err}");
     // The engine saw `long` to its end in the supervisor's place.
     assert!(
         p.events_of("r", "step_finished")

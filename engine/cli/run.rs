@@ -19,6 +19,7 @@ use crate::journal::*;
 use crate::project::Project;
 use crate::runbook::{EnvDoc, load_env};
 use crate::state::{self, StateDir};
+use crate::units::fmt_duration;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -511,7 +512,25 @@ pub fn finish(
                     }
                     eprintln!("resume with: runbook resume {run_id}")
                 }
-                _ => eprintln!("report: runbook report {run_id} (--format md|html|json|junit)"),
+                _ => {
+                    // A drill runs at drill speed: what a real run would take is what counts.
+                    let rs = RunState::replay(&read_lenient(&journal).unwrap_or_default());
+                    if rs.mode() == Mode::Drill
+                        && let Some(p) = crate::report::projected_rto_ms(&rs)
+                    {
+                        let d = |ms| fmt_duration(Duration::from_millis(ms));
+                        eprintln!(
+                            "drill: the drill took {}; a real run projects {}{} against an RTO of {}",
+                            d(crate::report::elapsed_ms(&rs)),
+                            d(p),
+                            crate::report::projected_p90_ms(&rs)
+                                .map(|q| format!(" (P90 {} from --simulate)", d(q)))
+                                .unwrap_or_default(),
+                            d(rs.started.as_ref().map_or(0, |s| s.rto_ms))
+                        );
+                    }
+                    eprintln!("report: runbook report {run_id} (--format md|html|json|junit)")
+                }
             }
             // Steps the run went on without: the journal's end names them.
             let continued = match o {

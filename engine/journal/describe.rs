@@ -29,7 +29,9 @@ pub fn stop_words(reason: &str) -> String {
     match reason {
         "signal" => "interrupted by Ctrl-C or a signal".into(),
         "approval_timed_out" => "nobody answered a gate in time".into(),
-        "supervisor_died" => "the step supervisor died; its steps were left running".into(),
+        "supervisor_died" => {
+            "the step supervisor died (the engine saw the steps it was running to their end)".into()
+        }
         "outcome_unknown" => "a step's outcome is unknown and it is not idempotent".into(),
         other => other.replace('_', " "),
     }

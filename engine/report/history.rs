@@ -10,7 +10,7 @@ use crate::journal::*;
 use crate::state::StateDir;
 
 /// How often the plan asks for a drill: quarterly.
-pub const DRILL_EVERY_DAYS: i64 = 92;
+pub const DRILL_EVERY_DAYS: i64 = 90;
 
 /// Every run in the state folder whose journal verifies, oldest first. Runs with a broken
 /// chain are left out (and named), never trusted.
