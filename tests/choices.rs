@@ -59,3 +59,120 @@ fn the_shipped_runbooks_pass_the_approver_check() {
     out.code(0);
     assert!(!out.stderr.contains("approver"), "{}", out.stderr);
 }
+
+const FAILOVER: &str = "\
+scenario: failover
+title: A failover stopped at its gate
+rto: 1h
+roles:
+  lead: [alice]
+steps:
+  - { id: prep, budget: 1m, run: echo prep >> effects.txt, drill: run }
+  - id: go
+    needs: [prep]
+    budget: 5m
+    approval: { prompt: Fail over?, approvers: [lead], timeout: 1s }
+  - { id: act, needs: [go], budget: 1m, run: echo act >> effects.txt, drill: run }
+";
+
+/// A real failover stopped at its gate, then a colleague's dry-run of it: the newest run is
+/// the dry-run.
+fn stopped_failover_then_a_dry_run() -> (Project, String, String) {
+    let p = Project::with_runbook("failover", FAILOVER);
+    let real = p.run_scenario(&[]);
+    real.code(3);
+    let dry = p.run_scenario(&["--dry-run"]);
+    dry.code(0);
+    let (real, dry) = (real.id(), dry.id());
+    assert_ne!(real, dry);
+    (p, real, dry)
+}
+
+/// After a half-finished real failover was stopped, `runbook resume last` picked a colleague's
+/// newer dry-run and advised starting a new failover.
+#[test]
+fn resume_last_picks_the_stopped_real_run_not_a_newer_dry_run() {
+    let (p, real, _dry) = stopped_failover_then_a_dry_run();
+    let out = p.run(&["resume", "last"]);
+    out.stderr_has(&format!("resuming run `{real}` (failover, real, started "))
+        .stderr_has("the newest run that is neither finished nor a dry-run");
+    assert!(
+        !out.stderr.contains("dry-runs are not resumed"),
+        "{}",
+        out.stderr
+    );
+    // It did resume that run: the gate asked again (and timed out again: nobody answered).
+    out.code(3);
+    assert_eq!(p.events_of(&real, "run_resumed").len(), 1);
+}
+
+/// `resume` needed a RUN argument; without one it now means `last`.
+#[test]
+fn resume_without_a_run_resumes_the_newest_resumable_run() {
+    let (p, real, _dry) = stopped_failover_then_a_dry_run();
+    let out = p.run(&["resume"]);
+    out.code(3).stderr_has(&format!("resuming run `{real}`"));
+    assert_eq!(p.events_of(&real, "run_resumed").len(), 1);
+}
+
+/// With nothing to resume, `resume` says so instead of picking a finished run or a dry-run.
+#[test]
+fn resume_with_only_dry_runs_says_there_is_nothing_to_resume() {
+    let p = Project::with_runbook("failover", FAILOVER);
+    p.run_scenario(&["--dry-run"]).code(0);
+    p.run(&["resume"])
+        .code(2)
+        .stderr_has("error: no run to resume (every run there has finished, or is a dry-run");
+}
+
+/// `status last` and `report --last` showed a colleague's dry-run, not the real run.
+#[test]
+fn status_and_report_last_skip_dry_runs_unless_asked() {
+    let (p, real, dry) = stopped_failover_then_a_dry_run();
+    let (code, out, _) = p.run(&["status", "last"]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with(&format!("run {real}: failover")), "{out}");
+    let (_, out, _) = p.run(&["status", "last", "--dry-run"]).parts();
+    assert!(out.starts_with(&format!("run {dry}: failover")), "{out}");
+
+    let (code, out, err) = p.run(&["report", "--last", "--format", "json"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json["run_id"], real.as_str(), "{out}");
+    let (_, out, _) = p
+        .run(&["report", "--last", "--dry-run", "--format", "json"])
+        .parts();
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json["run_id"], dry.as_str(), "{out}");
+}
+
+/// A stopped real run dropped out of sight behind newer runs: every `status` names it, the
+/// listing and any single run's view, until it is resumed or finished.
+#[test]
+fn every_status_names_a_stopped_real_run_until_it_finishes() {
+    let (p, real, dry) = stopped_failover_then_a_dry_run();
+    let named = format!("not finished: run `{real}` (failover) stopped at +");
+    let resume = format!("`runbook resume {real}` continues it");
+    for args in [vec!["status"], vec!["status", dry.as_str()]] {
+        let (code, out, _) = p.run(&args).parts();
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(&named) && out.contains(&resume),
+            "{args:?}:\n{out}"
+        );
+        assert!(out.contains("with 1 of 3 steps done"), "{out}");
+    }
+    // Its own view says it in its state line, once.
+    let (_, out, _) = p.run(&["status", &real]).parts();
+    assert!(!out.contains(&named), "{out}");
+    assert!(
+        out.contains(&format!("`runbook resume {real}` continues the run")),
+        "{out}"
+    );
+
+    // Finished, it is named no more.
+    p.run(&["resume", &real, "--yes", "--as", "alice"]).code(0);
+    assert_eq!(p.read("effects.txt"), "prep\nact\n");
+    let (_, out, _) = p.run(&["status"]).parts();
+    assert!(!out.contains("not finished"), "{out}");
+}
