@@ -176,3 +176,99 @@ fn every_status_names_a_stopped_real_run_until_it_finishes() {
     let (_, out, _) = p.run(&["status"]).parts();
     assert!(!out.contains("not finished"), "{out}");
 }
+
+/// The gate's pages in a run's journal: (elapsed ms, channel).
+fn gate_pages(p: &Project, run: &str) -> Vec<(u64, String)> {
+    p.events_of(run, "escalated")
+        .iter()
+        .filter(|e| e["data"]["reason"] == "approval_requested")
+        .map(|e| {
+            (
+                e["elapsed_ms"].as_u64().unwrap(),
+                e["data"]["channel"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// region-failure's gate paged the CTO at once, against the plan's escalation path (on-call
+/// 0–30, DevOps lead 30–60, CTO 60+). Its dry-run gate waits from +2m to +7m: only on-call's
+/// time has come.
+#[test]
+fn region_failures_gate_pages_only_the_roles_whose_escalation_time_has_come() {
+    let p = Project::new().with_repo_runbooks().with_repo_steps();
+    let out = p.run(&["run", "region-failure", "--dry-run"]);
+    out.code(0);
+    let run = out.id();
+    assert_eq!(gate_pages(&p, &run), vec![(120_000, "on-call".to_owned())]);
+    // The schedule still reaches the others at their times.
+    let schedule: Vec<(u64, String)> = p
+        .events_of(&run, "escalated")
+        .iter()
+        .filter(|e| e["data"]["reason"] == "schedule")
+        .map(|e| {
+            (
+                e["elapsed_ms"].as_u64().unwrap(),
+                e["data"]["channel"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        schedule,
+        vec![
+            (0, "on-call".to_owned()),
+            (1_800_000, "devops-lead".to_owned()),
+            (3_600_000, "cto".to_owned())
+        ]
+    );
+}
+
+/// A gate's own `page_after:` pages a role that long into its wait.
+#[test]
+fn page_after_on_region_failures_gate_pages_the_cto_three_minutes_in() {
+    let p = Project::new().with_repo_runbooks().with_repo_steps();
+    let yaml = p.read("runbooks/region-failure.yaml");
+    let gate = "      approvers: [on-call, devops-lead, cto]\n      timeout: 30m\n";
+    assert!(yaml.contains(gate));
+    p.write(
+        "runbooks/region-failure.yaml",
+        &yaml.replace(gate, &format!("{gate}      page_after: {{ cto: 3m }}\n")),
+    );
+    let out = p.run(&["run", "region-failure", "--dry-run"]);
+    out.code(0);
+    assert_eq!(
+        gate_pages(&p, &out.id()),
+        vec![(120_000, "on-call".to_owned()), (300_000, "cto".to_owned())]
+    );
+}
+
+/// `page_after` names approvers of the gate that are notify channels: anything else would
+/// page nobody.
+#[test]
+fn page_after_naming_no_approver_is_an_error_with_did_you_mean() {
+    let yaml = "\
+scenario: pager
+title: Pages
+rto: 1h
+roles:
+  lead: [alice]
+  cto: [carol]
+notify:
+  cto: echo {{ message }}
+steps:
+  - id: go
+    budget: 5m
+    approval: { prompt: Go?, approvers: [lead, cto], page_after: { ctoo: 5m, lead: 1m } }
+";
+    runbook(&["check"])
+        .file("runbooks/pager.yaml", yaml)
+        .run()
+        .code(2)
+        .stderr_has(
+            "`page_after.ctoo` of step `go` names `ctoo`, which is not an approver of the gate",
+        )
+        .stderr_has("did you mean `cto`?")
+        .stderr_has("`page_after.lead` of step `go` names `lead`, which is not a notify channel")
+        .stderr_has("help: nobody would be paged: declare `lead` under `notify:`")
+        .stderr_has("checked 1 runbook: 2 errors");
+}

@@ -781,11 +781,49 @@ impl Compiler<'_> {
             &format!("approval `timeout` of step `{id}`"),
             a.timeout.as_ref(),
         );
+        let mut page_after = BTreeMap::new();
+        for (role, after) in &a.page_after {
+            let what = format!("`page_after.{role}` of step `{id}`");
+            if let Some(d) = self.duration(&what, after) {
+                page_after.insert(role.clone(), d);
+            }
+            // Paging is by notify channel: a name that is not one of this gate's approvers,
+            // or not a channel, would page nobody.
+            if !a.approvers.iter().any(|x| &x.value == role) {
+                let help = suggestion(role, a.approvers.iter().map(|x| x.value.as_str()))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "`page_after` names approvers of this gate: {}",
+                            a.approvers
+                                .iter()
+                                .map(|x| x.value.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    });
+                self.err(
+                    after.pos,
+                    format!("{what} names `{role}`, which is not an approver of the gate"),
+                )
+                .label("not an approver")
+                .help(help);
+            } else if !self.doc.notify.contains_key(role) {
+                self.err(
+                    after.pos,
+                    format!("{what} names `{role}`, which is not a notify channel"),
+                )
+                .label("no such channel")
+                .help(format!(
+                    "nobody would be paged: declare `{role}` under `notify:`, or remove it from `page_after`"
+                ));
+            }
+        }
         Some(Approval {
             prompt: a.prompt.value.clone(),
             approvers: a.approvers.iter().map(|x| x.value.clone()).collect(),
             min,
             timeout,
+            page_after,
         })
     }
 
