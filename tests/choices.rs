@@ -272,3 +272,123 @@ steps:
         .stderr_has("help: nobody would be paged: declare `lead` under `notify:`")
         .stderr_has("checked 1 runbook: 2 errors");
 }
+
+/// The tour's `sh` block: the commands README.md tells a newcomer to run, in order.
+fn tour_commands(readme: &str) -> (String, Vec<String>) {
+    let section = &readme[readme
+        .find("## A five-minute tour")
+        .expect("README.md has the tour")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("the tour has a ```sh block");
+    let lines = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    (section.to_owned(), lines)
+}
+
+/// Stops the sandbox the tour started, whatever became of the test.
+struct SandboxDown(std::path::PathBuf);
+
+impl Drop for SandboxDown {
+    fn drop(&mut self) {
+        if self.0.join(".sandbox").exists() {
+            let _ = std::process::Command::new("examples/sandbox/down.sh")
+                .current_dir(&self.0)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Followed literally, the README's tour failed at its drill step (no sandbox, no backup yet;
+/// before that, at a `--format json|dot|mermaid` the shell took for pipes), and its next line
+/// started a real production failover. Each command of the tour, run in order in a fresh copy
+/// of the project, exits as the README says: 0.
+#[test]
+fn the_readmes_tour_runs_in_order_on_a_fresh_clone() {
+    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    let (section, commands) = tour_commands(&readme);
+    assert!(section.contains("each one exits 0"), "{section}");
+    // Nothing in the block to paste acts on a real system.
+    for c in &commands {
+        if c.starts_with("runbook run ") {
+            assert!(
+                c.contains("--dry-run") || c.contains("--drill") || c.contains("--env local"),
+                "the tour's `{c}` would run for real; real-incident commands are not steps of the tour"
+            );
+        }
+    }
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("examples/sandbox/up.sh"))
+            && commands.iter().any(|c| c.contains("--drill")),
+        "{commands:?}"
+    );
+
+    // The drill watches the sandbox's health endpoint for a minute.
+    let p = Project::new().with_deadline(std::time::Duration::from_secs(600));
+    for d in ["runbooks", "steps", "examples"] {
+        support::copy_dir(&support::repo_root().join(d), &p.path().join(d));
+    }
+    let _down = SandboxDown(p.path().to_owned());
+    // One shell, as a reader's terminal: the sandbox's `eval` sets what later lines use. It
+    // stops at the first command that fails, and writes each exit code down.
+    let mut script = String::new();
+    for c in &commands {
+        script.push_str(&format!(
+            "{c}\nrc=$?; echo \"$rc\" >> .tour-rc; [ \"$rc\" = 0 ] || exit \"$rc\"\n"
+        ));
+    }
+    let bin_dir = std::path::Path::new(support::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(&script)
+        .current_dir(p.path())
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // A newcomer has none of the suite's settings: no state folder, no sandbox of its own.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PG")
+            || k.starts_with("REDIS")
+            || k.starts_with("RUNBOOK_")
+            || ["SANDBOX_DIR", "APP_HEALTH_URL", "REDISCLI_AUTH"].contains(&k.as_str())
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = p.run_with(cmd);
+    let codes: Vec<String> = p.read(".tour-rc").lines().map(str::to_owned).collect();
+    let ran: Vec<(&String, &String)> = commands.iter().zip(codes.iter()).collect();
+    assert_eq!(
+        codes.len(),
+        commands.len(),
+        "the tour stopped at `{}` (exit {}); ran {ran:?}\n--- stdout\n{}\n--- stderr\n{}",
+        commands.get(codes.len().saturating_sub(1)).unwrap(),
+        codes.last().map_or("?", String::as_str),
+        out.stdout,
+        out.stderr
+    );
+    assert!(codes.iter().all(|c| c == "0"), "{ran:?}\n{}", out.stderr);
+    assert!(p.path().join("review.html").is_file());
+    assert!(p.path().join("evidence.tar.gz").is_file());
+    assert!(
+        !p.path().join(".sandbox").exists(),
+        "the tour stops its sandbox"
+    );
+}
