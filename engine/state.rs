@@ -90,12 +90,29 @@ impl StateDir {
 
     /// A RUN argument: an id, a unique prefix or suffix of one, or `last`.
     pub fn find_run(&self, arg: &str) -> Result<String, String> {
+        self.find_run_where(arg, |_| true, "run")
+    }
+
+    /// A RUN argument, where `last` is the newest run that `fits` (a colleague's dry-run is
+    /// not the run a `resume last` means); an id or part of one names any run. `what` names
+    /// a fitting run when there is none.
+    pub fn find_run_where(
+        &self,
+        arg: &str,
+        fits: impl Fn(&str) -> bool,
+        what: &str,
+    ) -> Result<String, String> {
         let runs = self.runs();
         if runs.is_empty() {
             return Err(format!("no runs in {}", self.runs_dir().display()));
         }
         if arg == "last" {
-            return Ok(runs.last().cloned().expect("not empty"));
+            return runs
+                .iter()
+                .rev()
+                .find(|r| fits(r))
+                .cloned()
+                .ok_or_else(|| format!("no {what} in {}", self.runs_dir().display()));
         }
         if runs.iter().any(|r| r == arg) {
             return Ok(arg.to_owned());

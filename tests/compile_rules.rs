@@ -534,6 +534,7 @@ steps:
     needs: [stop-writes, stop-app]
     approval: { prompt: Go?, approvers: [ops] }
     budget: 5m
+roles: { ops: [alice] }
 ",
     );
     out.code(2)
@@ -574,6 +575,7 @@ steps:
   - id: approve
     approval: { prompt: Go?, approvers: [ops], timeout: forever }
     budget: 5m
+roles: { ops: [alice] }
 ",
     );
     out.code(2)

@@ -57,7 +57,8 @@ steps:
         p.pid_file("ends-daemon.pid"),
         p.pid_file("killed-daemon.pid"),
     ]);
-    out.code(1); // `killed` timed out
+    // `killed` timed out; it is `on_failure: continue`, so the run went on and succeeded.
+    out.code(0);
     for step in ["ends", "killed"] {
         for what in ["timeout", "timeout-child", "setpgrp"] {
             let pid = p.pid_file(&format!("{step}-{what}.pid"));

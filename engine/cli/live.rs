@@ -11,7 +11,7 @@ use super::check::table;
 use super::run::{
     auto_approver, effective_vars, env_snapshot, finish, load_environment, observers, operator,
 };
-use super::runs::find;
+use super::runs::{Last, find, find_which};
 use super::{exit, report_problem};
 use crate::compile::{self, Library, Options};
 use crate::diag::Problem;
@@ -93,17 +93,54 @@ fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
     (now + rest.as_millis() as u64, path)
 }
 
-pub fn status(run: Option<&str>, state_dir: Option<PathBuf>) -> u8 {
+pub fn status(run: Option<&str>, dry_run: bool, state_dir: Option<PathBuf>) -> u8 {
     let state = StateDir::resolve(state_dir);
-    match run {
-        None => status_all(&state),
+    let (code, shown) = match run {
+        None => (status_all(&state), None),
         Some(r) => {
-            let Ok(id) = find(&state, Some(r), false) else {
+            let Ok(id) = find_which(&state, Some(r), false, Last::not_dry_run_unless(dry_run))
+            else {
                 return exit::USAGE;
             };
-            status_one(&state, &id)
+            (status_one(&state, &id), Some(id))
+        }
+    };
+    // A half-done real recovery must not drop out of sight behind newer runs (or off the
+    // listing's twenty): every status names it until it is resumed or finished.
+    let stopped: Vec<(String, RunState)> = stopped_real_runs(&state)
+        .into_iter()
+        .filter(|(id, _)| shown.as_ref() != Some(id))
+        .collect();
+    if !stopped.is_empty() {
+        println!();
+        for (id, rs) in &stopped {
+            println!(
+                "not finished: run `{id}` ({}) stopped at +{} with {} of {} steps done: `runbook resume {id}` continues it",
+                rs.scenario(),
+                ms(crate::report::elapsed_ms(rs)),
+                rs.steps.iter().filter(|s| s.status.is_some()).count(),
+                rs.steps.len(),
+            );
         }
     }
+    code
+}
+
+/// Real runs that are neither finished nor live: stopped at a gate, by Ctrl-C, or by the
+/// death of their executor. Oldest first.
+fn stopped_real_runs(state: &StateDir) -> Vec<(String, RunState)> {
+    state
+        .runs()
+        .into_iter()
+        .filter_map(|id| {
+            let rs = RunState::replay(&read_lenient(&state.journal(&id)).ok()?);
+            let stopped = rs.started.is_some()
+                && rs.mode() == Mode::Real
+                && !rs.is_finished()
+                && executor_pid(state, &rs).is_none();
+            stopped.then_some((id, rs))
+        })
+        .collect()
 }
 
 fn status_all(state: &StateDir) -> u8 {
@@ -514,8 +551,9 @@ fn answer_late(state: &StateDir, id: &str, step: &str, by: &str, approve: bool) 
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ResumeArgs {
-    /// A run id (or a unique part of one, or `last`).
-    pub run: String,
+    /// A run id (or a unique part of one). Without it, or with `last`: the newest run that is
+    /// neither finished nor a dry-run.
+    pub run: Option<String>,
     /// Re-run interrupted steps that are not idempotent; approve gates as with `run --yes`.
     /// A step whose outcome is unknown is never re-run on `--yes` alone: see `--rerun`.
     #[arg(long)]
@@ -557,9 +595,22 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
     } = args;
     let (yes, json) = (*yes, *json);
     let state = StateDir::resolve(state_dir);
-    let Ok(id) = find(&state, Some(run), false) else {
+    let chosen = run.as_deref().is_none_or(|r| r == "last");
+    let Ok(id) = find_which(&state, run.as_deref(), chosen, Last::Resumable) else {
         return exit::USAGE;
     };
+    if chosen {
+        // Chosen for the operator: they are told which, before anything runs.
+        let rs = RunState::replay(&read_lenient(&state.journal(&id)).unwrap_or_default());
+        eprintln!(
+            "resuming run `{id}` ({}, {}, started {} UTC): the newest run that is neither finished nor a dry-run",
+            rs.scenario(),
+            rs.mode().as_str(),
+            rs.started_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+        );
+    }
     // Nothing may write to a journal before its run's lock is held: the executor may still be
     // appending to it, and a reopen cuts what it takes for a torn tail. The scenario, which
     // names the lock, is read from the first record without changing the file.

@@ -75,8 +75,11 @@ pub enum Command {
     Run(run::RunArgs),
     /// Live state: without RUN the recent runs; with RUN its steps, open gates and clocks.
     Status {
-        /// A run id (or a unique part of one, or `last`).
+        /// A run id (or a unique part of one, or `last`: the newest run that is not a dry-run).
         run: Option<String>,
+        /// `last` may be a dry-run.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Approve a waiting gate of a live run, from any terminal.
     Approve(AnswerArgs),
@@ -93,9 +96,12 @@ pub enum Command {
     Report {
         /// A run id (or a unique part of one).
         run: Option<String>,
-        /// The most recent run.
+        /// The most recent run that is not a dry-run.
         #[arg(long, conflicts_with = "run")]
         last: bool,
+        /// `--last` (or `last`) may be a dry-run.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
         format: ReportFormat,
         /// Write to this file instead of stdout.
@@ -223,7 +229,7 @@ pub fn main() -> ExitCode {
             None => plan_view::plan(&scenario, format),
         },
         Command::Run(args) => run::run(args, cli.state_dir),
-        Command::Status { run } => live::status(run.as_deref(), cli.state_dir),
+        Command::Status { run, dry_run } => live::status(run.as_deref(), dry_run, cli.state_dir),
         Command::Approve(a) => {
             live::answer(&a.run, &a.step, &a.as_name, a.comment, true, cli.state_dir)
         }
@@ -235,9 +241,10 @@ pub fn main() -> ExitCode {
         Command::Report {
             run,
             last,
+            dry_run,
             format,
             output,
-        } => runs::report(run.as_deref(), last, format, output, cli.state_dir),
+        } => runs::report(run.as_deref(), last, dry_run, format, output, cli.state_dir),
         Command::History { scenario, format } => {
             runs::history(scenario.as_deref(), format, cli.state_dir)
         }

@@ -8,6 +8,56 @@ use crate::report;
 use crate::state::StateDir;
 
 pub fn find(state: &StateDir, run: Option<&str>, last: bool) -> Result<String, u8> {
+    find_which(state, run, last, Last::Any)
+}
+
+/// Which runs `last` chooses from. An id names any run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Last {
+    Any,
+    /// Not a dry-run: what `status` and `report` mean by `last` unless `--dry-run` is given.
+    NotDryRun,
+    /// Not finished and not a dry-run: what `resume` can continue.
+    Resumable,
+}
+
+impl Last {
+    /// `--dry-run` lets `last` be a dry-run.
+    pub fn not_dry_run_unless(dry_run: bool) -> Self {
+        if dry_run { Last::Any } else { Last::NotDryRun }
+    }
+
+    fn fits(self, state: &StateDir, id: &str) -> bool {
+        if self == Last::Any {
+            return true;
+        }
+        let rs = RunState::replay(&journal::read_lenient(&state.journal(id)).unwrap_or_default());
+        let real = rs.started.is_some() && rs.mode() != journal::Mode::DryRun;
+        match self {
+            Last::Any => true,
+            Last::NotDryRun => real,
+            Last::Resumable => real && !rs.is_finished(),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Last::Any => "run",
+            Last::NotDryRun => "run other than dry-runs (`--dry-run` counts them)",
+            Last::Resumable => {
+                "run to resume (every run there has finished, or is a dry-run, which is not resumed)"
+            }
+        }
+    }
+}
+
+/// [`find`], with `last` the newest run of a kind.
+pub fn find_which(
+    state: &StateDir,
+    run: Option<&str>,
+    last: bool,
+    which: Last,
+) -> Result<String, u8> {
     let arg = match (run, last) {
         (Some(r), _) => r,
         (None, true) => "last",
@@ -16,10 +66,12 @@ pub fn find(state: &StateDir, run: Option<&str>, last: bool) -> Result<String, u
             return Err(exit::USAGE);
         }
     };
-    state.find_run(arg).map_err(|e| {
-        eprintln!("error: {e}");
-        exit::USAGE
-    })
+    state
+        .find_run_where(arg, |id| which.fits(state, id), which.what())
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            exit::USAGE
+        })
 }
 
 pub fn verify(run: &str, state_dir: Option<PathBuf>) -> u8 {
@@ -148,12 +200,13 @@ fn write_out(text: &str, out: Option<PathBuf>) -> u8 {
 pub fn report(
     run: Option<&str>,
     last: bool,
+    dry_run: bool,
     format: ReportFormat,
     out: Option<PathBuf>,
     state_dir: Option<PathBuf>,
 ) -> u8 {
     let state = StateDir::resolve(state_dir);
-    let Ok(id) = find(&state, run, last) else {
+    let Ok(id) = find_which(&state, run, last, Last::not_dry_run_unless(dry_run)) else {
         return exit::USAGE;
     };
     let Ok(records) = load_records(&state, &id) else {

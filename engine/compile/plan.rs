@@ -125,6 +125,9 @@ pub struct Approval {
     pub approvers: Vec<String>,
     pub min: u32,
     pub timeout: Option<Duration>,
+    /// Approver roles paged this long after the gate starts waiting, instead of when the
+    /// escalation schedule reaches them.
+    pub page_after: BTreeMap<String, Duration>,
 }
 
 /// What a step does in a drill.

@@ -201,6 +201,20 @@ struct Rt {
     /// Drills: what the step, finished, would have taken in a real run (see
     /// [`Machine::real_duration`]).
     real: Option<Duration>,
+    /// Gates: pages to approver roles whose time has not come yet.
+    pages: Vec<Page>,
+}
+
+/// A waiting gate's page to one of its approver roles, held until that role's time comes:
+/// the plan's escalation path says who is called when, and a gate must not call the CTO at
+/// minute 0 when the path says minute 60.
+#[derive(Clone, Debug)]
+struct Page {
+    channel: String,
+    /// On the run clock, from the gate's own `page_after:`; else the escalation schedule
+    /// decides.
+    at: Option<Duration>,
+    message: String,
 }
 
 pub struct Machine {
@@ -341,6 +355,7 @@ impl Machine {
                     masked_outputs: BTreeSet::new(),
                     decided: None,
                     real: None,
+                    pages: Vec::new(),
                 };
                 n
             ],
@@ -546,6 +561,13 @@ impl Machine {
                 if !self.escalated[k] {
                     at(e.after);
                     break;
+                }
+            }
+            for &i in &self.sets.active {
+                for p in &self.rt[i].pages {
+                    if let Some(t) = self.page_time(p) {
+                        at(t);
+                    }
                 }
             }
             at(self.last_projection + MINUTE);
@@ -769,6 +791,18 @@ impl Machine {
             {
                 self.project(now, out);
             }
+            // After the escalations: one that fired (on schedule or for the RTO) brings its
+            // role's page with it.
+            let paging: Vec<usize> = self
+                .sets
+                .active
+                .iter()
+                .copied()
+                .filter(|&i| !self.rt[i].pages.is_empty())
+                .collect();
+            for i in paging {
+                self.send_due_pages(i, now, out);
+            }
         }
     }
 
@@ -791,9 +825,10 @@ impl Machine {
     }
 
     /// A gate that waits for people pages them: each of its approvers that is also a notify
-    /// channel (a role and its channel share a name: `devops-lead`) hears of it now, not when
-    /// the escalation schedule reaches them.
-    fn page_approvers(&mut self, i: usize, prompt: &str, out: &mut Vec<Action>) {
+    /// channel (a role and its channel share a name: `devops-lead`), in escalation order. A
+    /// role the schedule names hears of it once the schedule reaches it (now, if it has), a
+    /// role it does not name at once, and the gate's `page_after:` overrides both.
+    fn page_approvers(&mut self, i: usize, prompt: &str, now: Duration, out: &mut Vec<Action>) {
         let step = &self.plan.steps[i];
         let Action_::Gate(a) = action_of(step) else {
             return;
@@ -808,14 +843,57 @@ impl Machine {
             self.cfg.run_id,
             step.id,
         );
-        let channels: Vec<String> = a
+        let pages: Vec<Page> = a
             .approvers
             .iter()
             .filter(|r| self.plan.notify.contains_key(*r))
-            .cloned()
+            .map(|r| Page {
+                channel: r.clone(),
+                at: a.page_after.get(r).map(|d| now + *d),
+                message: message.clone(),
+            })
             .collect();
-        for channel in channels {
-            self.notify(channel, "approval_requested", message.clone(), out);
+        self.rt[i].pages = pages;
+        self.send_due_pages(i, now, out);
+    }
+
+    /// When a held page is due: the gate's `page_after:`, else the first escalation entry for
+    /// its role; `None` when the schedule does not name the role (it is due at once).
+    fn page_time(&self, p: &Page) -> Option<Duration> {
+        p.at.or_else(|| {
+            self.plan
+                .escalation
+                .iter()
+                .filter(|e| e.channel == p.channel)
+                .map(|e| e.after)
+                .min()
+        })
+    }
+
+    fn page_due(&self, p: &Page, now: Duration) -> bool {
+        match p.at {
+            Some(t) => now >= t,
+            None => {
+                // An escalation sent early (the RTO at risk) brings the role's time forward.
+                let fired = self
+                    .plan
+                    .escalation
+                    .iter()
+                    .enumerate()
+                    .any(|(k, e)| e.channel == p.channel && self.escalated[k]);
+                fired || self.page_time(p).is_none_or(|t| now >= t)
+            }
+        }
+    }
+
+    /// Sends gate `i`'s held pages whose time has come.
+    fn send_due_pages(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
+        let pages = std::mem::take(&mut self.rt[i].pages);
+        let (due, later): (Vec<Page>, Vec<Page>) =
+            pages.into_iter().partition(|p| self.page_due(p, now));
+        self.rt[i].pages = later;
+        for p in due {
+            self.notify(p.channel, "approval_requested", p.message, out);
         }
     }
 
@@ -1051,8 +1129,11 @@ impl Machine {
                     },
                 );
                 if self.cfg.mode == Mode::DryRun {
-                    // Gates take their estimate, on the virtual clock.
+                    // Gates take their estimate, on the virtual clock, and page as a real
+                    // one would (journaled, not sent): who is called when is part of the
+                    // rehearsal.
                     self.set(i, St::running(attempt, now));
+                    self.page_approvers(i, &prompt, now, out);
                     let after = self.sim_duration(i);
                     out.push(Action::Simulate {
                         step: i,
@@ -1066,7 +1147,7 @@ impl Machine {
                     // The two-person rule holds under `--yes`: this is one of them.
                     self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
                     out.push(Action::Ask { step: i });
-                    self.page_approvers(i, &prompt, out);
+                    self.page_approvers(i, &prompt, now, out);
                 } else if let Some(who) = self.cfg.auto_approve_as.clone() {
                     self.decide(i, vec![who.clone()], GateDecision::Approved, now);
                     out.push(Action::Record(EventKind::ApprovalGranted(
@@ -1081,7 +1162,7 @@ impl Machine {
                     self.finish_step(now, i, StepStatus::Succeeded, out);
                 } else {
                     out.push(Action::Ask { step: i });
-                    self.page_approvers(i, &prompt, out);
+                    self.page_approvers(i, &prompt, now, out);
                 }
             }
             Action_::Command => {

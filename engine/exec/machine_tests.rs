@@ -604,11 +604,12 @@ fn a_gate_timeout_stops_the_run_resumable_and_never_passes() {
 fn escalation_fires_while_a_gate_waits_and_its_budget_runs() {
     let mut sim = Sim::new(gate(1), cfg(Mode::Real));
     sim.advance(s(12 * 60));
+    // The lead's time on the escalation path is minute 10: the gate pages them then.
     assert_eq!(
         sim.notifies,
         vec![
-            (s(0), "lead".into(), "approval_requested".into()),
-            (s(600), "lead".into(), "schedule".into())
+            (s(600), "lead".into(), "schedule".into()),
+            (s(600), "lead".into(), "approval_requested".into())
         ]
     );
     assert_eq!(sim.at("budget_warning"), vec![(s(720), "gate".into())]);
@@ -974,7 +975,11 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
 
 #[test]
 fn a_gate_that_waits_pages_its_approvers_at_once() {
-    let mut m = Machine::new(gate(2), cfg(Mode::Real), Masker::default());
+    // A role the escalation schedule does not name is paged the moment the gate waits.
+    let unscheduled = GATE
+        .replace("MIN", "2")
+        .replace("escalation:\n  - { after: 10m, notify: lead }\n", "");
+    let mut m = Machine::new(plan(&unscheduled), cfg(Mode::Real), Masker::default());
     let acts = m.handle(Duration::ZERO, Input::Start);
     let pages: Vec<(&str, &str, &str)> = acts
         .iter()
@@ -1283,4 +1288,121 @@ fn a_drill_projects_a_real_runs_finish_with_drill_speed_steps_at_real_speed() {
     assert_eq!(sim.m.projected_finish(sim.now), s(55 * 60));
     sim.exit("c", 0);
     assert_eq!(sim.m.projected_finish(sim.now), s(50 * 60 + 7));
+}
+
+/// The plan's escalation path (on-call 0–30, DevOps lead 30–60, CTO 60+), a gate for all three
+/// after a 10-minute step, and what `page_after` (if any) the gate says.
+fn escalation_path_gate(rto: &str, page_after: &str) -> Arc<Plan> {
+    plan(&format!(
+        "rto: {rto}\nroles:\n  on-call: [alice]\n  devops-lead: [bob]\n  cto: [carol]\n\
+         notify:\n  on-call: echo {{{{ message }}}}\n  devops-lead: echo {{{{ message }}}}\n  cto: echo {{{{ message }}}}\n\
+         escalation:\n  - {{ after: 0s, notify: on-call }}\n  - {{ after: 30m, notify: devops-lead }}\n  - {{ after: 60m, notify: cto }}\n\
+         steps:\n  - {{ id: a, budget: 10m, run: a, drill: run }}\n\
+         \x20 - id: gate\n    needs: [a]\n    budget: 1h\n\
+         \x20   approval: {{ prompt: go?, approvers: [on-call, devops-lead, cto], timeout: 3h{page_after} }}\n"
+    ))
+}
+
+impl Sim {
+    /// The gate's pages: (when, to whom).
+    fn pages(&self) -> Vec<(Duration, String)> {
+        self.notifies
+            .iter()
+            .filter(|(_, _, reason)| reason == "approval_requested")
+            .map(|(t, channel, _)| (*t, channel.clone()))
+            .collect()
+    }
+}
+
+/// region-failure's gate paged the CTO at minute 0 (of the gate), against the plan's
+/// escalation path: each role is paged when its time on the path comes, never before.
+#[test]
+fn a_waiting_gate_pages_its_approver_roles_in_escalation_order() {
+    let mut sim = Sim::new(escalation_path_gate("3h", ""), cfg(Mode::Real));
+    sim.advance(s(600));
+    sim.exit("a", 0);
+    assert_eq!(sim.pages(), vec![(s(600), "on-call".into())]);
+    sim.advance(s(30 * 60 - 1));
+    assert_eq!(sim.pages().len(), 1, "{:?}", sim.pages());
+    sim.advance(s(61 * 60));
+    assert_eq!(
+        sim.pages(),
+        vec![
+            (s(600), "on-call".into()),
+            (s(1800), "devops-lead".into()),
+            (s(3600), "cto".into())
+        ]
+    );
+}
+
+/// A gate decided before a role's time never pages that role.
+#[test]
+fn a_gate_answered_before_a_roles_time_never_pages_it() {
+    let mut sim = Sim::new(escalation_path_gate("3h", ""), cfg(Mode::Real));
+    sim.advance(s(600));
+    sim.exit("a", 0);
+    sim.advance(s(20 * 60));
+    sim.answer("gate", "alice", true);
+    sim.advance(s(2 * 3600));
+    assert_eq!(sim.pages(), vec![(s(600), "on-call".into())]);
+}
+
+/// `page_after:` on the gate says when, counted from the gate's wait, for the roles it names.
+#[test]
+fn page_after_pages_a_role_that_long_into_the_gates_wait() {
+    let mut sim = Sim::new(
+        escalation_path_gate("3h", ", page_after: { cto: 5m, devops-lead: 40m }"),
+        cfg(Mode::Real),
+    );
+    sim.advance(s(600));
+    sim.exit("a", 0);
+    sim.advance(s(2 * 3600));
+    assert_eq!(
+        sim.pages(),
+        vec![
+            (s(600), "on-call".into()),
+            (s(900), "cto".into()),
+            (s(3000), "devops-lead".into())
+        ]
+    );
+}
+
+/// An escalation sent early because the RTO is at risk brings its role's page forward.
+#[test]
+fn a_role_escalated_early_for_the_rto_is_paged_at_once() {
+    // 10m + a 1h gate cannot fit 40m: at risk from the start, so the DevOps lead is called.
+    let mut sim = Sim::new(escalation_path_gate("40m", ""), cfg(Mode::Real));
+    assert!(
+        sim.notifies
+            .iter()
+            .any(|n| n.1 == "devops-lead" && n.2 == "rto_at_risk"),
+        "{:?}",
+        sim.notifies
+    );
+    sim.advance(s(600));
+    sim.exit("a", 0);
+    sim.advance(s(3599));
+    assert_eq!(
+        sim.pages(),
+        vec![(s(600), "on-call".into()), (s(600), "devops-lead".into())]
+    );
+}
+
+/// A dry-run journals who its gates would page, and when (not sent): the rehearsal shows
+/// the escalation path.
+#[test]
+fn a_dry_run_gate_pages_on_the_escalation_path() {
+    let mut sim = Sim::new(escalation_path_gate("3h", ""), cfg(Mode::DryRun));
+    // The executor ends a simulated step when its time is up; here the test does.
+    sim.advance(s(600));
+    sim.feed(exited(1, ExitResult::Code(0)));
+    sim.advance(s(61 * 60));
+    assert_eq!(
+        sim.pages(),
+        vec![
+            (s(600), "on-call".into()),
+            (s(1800), "devops-lead".into()),
+            (s(3600), "cto".into())
+        ]
+    );
 }

@@ -129,6 +129,11 @@ pub struct ApprovalDoc {
     /// The wait ends here: the run stops, resumable. A gate never passes silently.
     #[serde(default)]
     pub timeout: Option<Sp<String>>,
+    /// When to page an approver role, counted from when the gate starts waiting
+    /// (`{ cto: 15m }`). Without it a role is paged when the escalation schedule reaches it,
+    /// or at once if the schedule does not name it.
+    #[serde(default)]
+    pub page_after: BTreeMap<String, Sp<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -370,7 +375,7 @@ pub mod keys {
         "on",
         "env",
     ];
-    pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout"];
+    pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];
     pub const LIBRARY: &[&str] = &[
         "title",
