@@ -5,9 +5,9 @@
 //! when the supervisor dies, and it can wait for them like any child. What it cannot get
 //! back is the read ends of their stdout and stderr, which died with the supervisor: a step
 //! that printed a line then would die of SIGPIPE. So the engine takes read ends of its own
-//! the moment the supervisor reports a step's pid ([`hold_pipes`], through
-//! `/proc/PID/fd/{1,2}`), never reads them while the supervisor lives, and reads them in its
-//! place once it is gone ([`watch`]).
+//! shortly after the supervisor reports a step's pid ([`hold_pipes`], through
+//! `/proc/PID/fd/{1,2}`, [`HOLD_AFTER`]), never reads them while the supervisor lives, and
+//! reads them in its place once it is gone ([`watch`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -24,6 +24,12 @@ use super::machine::{ExitResult, Input};
 use super::mask::Masker;
 use super::process::{LogLine, StepFiles, group_alive, take_outputs};
 use super::supervisor::LazyLog;
+
+/// How long a step runs before the engine takes read ends of its pipes. A step whose
+/// supervisor dies before then, and that prints after, dies of SIGPIPE: its outcome is then
+/// unknown, and `resume` asks. Measured (benches/RESULTS.md): taking them at once cost a chain
+/// of no-op steps several per cent.
+pub const HOLD_AFTER: Duration = Duration::from_millis(100);
 
 /// Read ends of a step's stdout and stderr, when they are pipes (a step that redirected its
 /// own output has none to hold). Opened without blocking: a pipe whose writer is gone would
@@ -53,6 +59,8 @@ pub struct Orphan {
 
 /// How often an orphan is looked at: its pipes read, its end looked for.
 const TICK: Duration = Duration::from_millis(50);
+/// How long the kernel may take to hand a dead supervisor's children to us.
+const HANDOVER: Duration = Duration::from_secs(2);
 /// What is left of its group once the step has ended: SIGTERM, then SIGKILL after this.
 const GROUP_GRACE: Duration = Duration::from_millis(500);
 /// Lines still in its pipes are read for this long after its group is gone.
@@ -83,13 +91,28 @@ pub fn watch(
             mask: &mask,
             log_tx: &log_tx,
         };
+        // The supervisor's pipe closes before the kernel hands its children to us: a step
+        // that is not our child yet, but exists, is waited for; one that does not exist
+        // any more was reaped by the supervisor before it died.
+        let handed_over_by = Instant::now() + HANDOVER;
         let ended = loop {
             out.read();
             match waitpid(Pid::from_raw(o.pid as i32), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(_, code)) => break Some(ExitResult::Code(code)),
                 Ok(WaitStatus::Signaled(_, sig, _)) => break Some(ExitResult::Signal(sig as i32)),
                 Ok(_) => std::thread::sleep(TICK),
-                // Not a child of ours: the supervisor reaped it before it died.
+                Err(_) if exists(o.pid) => {
+                    // Never handed to us (it cannot be, we are the subreaper above it, but
+                    // should it be): watched until it is gone, its end unknown.
+                    if Instant::now() > handed_over_by {
+                        while exists(o.pid) {
+                            out.read();
+                            std::thread::sleep(TICK);
+                        }
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 Err(_) => break None,
             }
         };
@@ -129,6 +152,11 @@ pub fn watch(
             outputs,
         });
     });
+}
+
+/// Does the process exist (a zombie counts: it can still be reaped)?
+fn exists(pid: u32) -> bool {
+    std::fs::metadata(format!("/proc/{pid}")).is_ok()
 }
 
 /// SIGTERM to what is left of the step's group, SIGKILL after the grace.

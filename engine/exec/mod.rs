@@ -152,10 +152,19 @@ fn start_supervisor(
         &shell.plan.secrets.join(","),
         move |ev| match ev {
             Some(supervisor::Event::Pid { key, pid }) => {
-                if let Some(p) = pending.lock().expect("pending lock").get_mut(&key) {
+                if let Some(p) = pending.lock().expect("pending lock").get(&key) {
                     *p.pgid.lock().expect("pgid lock") = Some(pid);
-                    p.pipes = fallback::hold_pipes(pid);
                 }
+                // Read ends of its pipes, for the day its supervisor dies, are taken once the
+                // step has run a moment: most steps of a large DAG are over sooner, and the
+                // opens would cost each of them (see `fallback::HOLD_AFTER`).
+                let pending = pending.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(fallback::HOLD_AFTER).await;
+                    if let Some(p) = pending.lock().expect("pending lock").get_mut(&key) {
+                        p.pipes = fallback::hold_pipes(pid);
+                    }
+                });
             }
             Some(supervisor::Event::Line { step, text }) => {
                 let _ = log_tx.send(LogLine { step, text });
@@ -200,11 +209,18 @@ fn start_supervisor(
                         status_log: status_log.clone(),
                         key,
                     };
+                    // Not held yet (a step younger than `HOLD_AFTER`): taken now, before
+                    // it next writes, if it has not since the supervisor died.
+                    let pipes = if p.pipes.is_empty() {
+                        fallback::hold_pipes(pid)
+                    } else {
+                        p.pipes
+                    };
                     let orphan = fallback::Orphan {
                         step: p.step,
                         attempt: p.attempt,
                         pid,
-                        pipes: p.pipes,
+                        pipes,
                         files,
                     };
                     fallback::watch(orphan, mask.clone(), tx.clone(), log_tx.clone());
