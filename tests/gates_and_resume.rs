@@ -301,7 +301,7 @@ fn a_run_killed_with_sigkill_mid_step_resumes_adopting_the_step_and_runs_everyth
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap(); // SIGKILL (and reaped): no chance to clean up
     // The step's process outlived its executor.
-    let pid: i32 = step_pid(&p, &run, "long.1");
+    let pid: i32 = p.step_pid(&run, "long.1");
     assert!(pid_alive(pid), "the in-flight step should still run");
 
     let (_, status, _) = p.run(&["status", &run]).parts();
@@ -339,9 +339,9 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
         std::thread::sleep(Duration::from_millis(300));
         // Kill everything, as a reboot would: the executor, its step supervisor and the
         // step's whole group. Nothing is left to adopt and nothing recorded an end.
-        let pid: i32 = step_pid(&p, &run, "long.1");
+        let pid: i32 = p.step_pid(&run, "long.1");
         child.kill().unwrap(); // SIGKILL, and reaped
-        kill_supervisor_of(&p, &run);
+        p.kill_supervisor_of(&run);
         unsafe_killpg(pid);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while pid_alive(pid) && std::time::Instant::now() < deadline {
@@ -405,9 +405,9 @@ fn mark_done_takes_an_unknown_step_as_done_on_the_operators_word() {
     let mut child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
     std::thread::sleep(Duration::from_millis(300));
-    let pid: i32 = step_pid(&p, &run, "long.1");
+    let pid: i32 = p.step_pid(&run, "long.1");
     child.kill().unwrap();
-    kill_supervisor_of(&p, &run);
+    p.kill_supervisor_of(&run);
     unsafe_killpg(pid);
     support::wait_until("the step is gone", || !pid_alive(pid));
     let (code, _, err) = p.run(&["resume", &run, "--mark-done", "nope"]).parts();
@@ -433,35 +433,6 @@ fn mark_done_takes_an_unknown_step_as_done_on_the_operators_word() {
     assert_eq!(code, 0, "{out}");
 }
 
-/// The process group the step wrapper recorded for `<step>.<attempt>`.
-fn step_pid(p: &Project, run: &str, key: &str) -> i32 {
-    p.read(&format!(".runbook/runs/{run}/steps.status"))
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{key} pid "))
-                .map(|n| n.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no pid recorded for {key}"))
-}
-
-/// SIGKILL to the step supervisor of a run (found by its status log on its command line).
-fn kill_supervisor_of(p: &Project, run: &str) {
-    let status_log = p.path().join(format!(".runbook/runs/{run}/steps.status"));
-    let needle = status_log.to_string_lossy().into_owned();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("supervise") && cmdline.contains(&needle) {
-            let pid = e.file_name().to_string_lossy().into_owned();
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid])
-                .status();
-        }
-    }
-}
-
 fn unsafe_killpg(pgid: i32) {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
@@ -477,7 +448,7 @@ fn a_step_killed_while_its_engine_was_down_is_taken_as_failed_not_rerun() {
     let mut child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
     std::thread::sleep(Duration::from_millis(300));
-    let pid: i32 = step_pid(&p, &run, "long.1");
+    let pid: i32 = p.step_pid(&run, "long.1");
     child.kill().unwrap();
     unsafe_killpg(pid);
     let status = p.path().join(format!(".runbook/runs/{run}/steps.status"));

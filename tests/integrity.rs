@@ -330,7 +330,7 @@ fn a_dead_supervisor_stops_the_run_resumable_and_fails_no_step() {
             .iter()
             .all(|e| e["data"]["step"] != "quick")
     });
-    kill_supervisor_of(&p, "r");
+    p.kill_supervisor_of("r");
     let (code, _, err) = run.finish().parts();
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("the step supervisor died"), "{err}");
@@ -367,9 +367,9 @@ fn a_step_that_ends_unseen_waits_for_the_operators_word() {
     let p = Project::with_runbook("sup", LONG);
     let mut run = p.spawn(&["run", "sup", "--run-id", "r"]);
     p.wait_for("step_started", "long");
-    kill_supervisor_of(&p, "r");
+    p.kill_supervisor_of("r");
     run.kill().unwrap();
-    let pid = step_pid(&p, "r", "long.1");
+    let pid = p.step_pid("r", "long.1");
     // The resume adopts it while it runs, and stops once it has ended unseen.
     let (code, _, err) = p.run(&["resume", "r", "--yes"]).parts();
     assert!(!pid_alive(pid));
@@ -386,44 +386,6 @@ fn a_step_that_ends_unseen_waits_for_the_operators_word() {
     assert!(p.read("effects.txt").ends_with("long-end\nafter\n"));
     let (code, out) = verify(&p, "r");
     assert_eq!(code, 0, "{out}");
-}
-
-fn step_pid(p: &Project, run: &str, key: &str) -> i32 {
-    p.read(&format!(".runbook/runs/{run}/steps.status"))
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{key} pid "))
-                .map(|n| n.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no pid recorded for {key}"))
-}
-
-/// SIGKILL to the step supervisor of a run (found by its status log on its command line).
-fn kill_supervisor_of(p: &Project, run: &str) {
-    for pid in supervisors_of(p, run) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-fn supervisors_of(p: &Project, run: &str) -> Vec<i32> {
-    let needle = p
-        .path()
-        .join(format!(".runbook/runs/{run}/steps.status"))
-        .to_string_lossy()
-        .into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (cmdline.contains("supervise") && cmdline.contains(&needle)).then_some(pid)
-        })
-        .collect()
 }
 
 /// A DAG of steps that are not idempotent, each leaving `S:<id>` when it starts and `E:<id>`
@@ -508,7 +470,7 @@ fn runs_killed_at_random_instants_finish_with_nothing_run_twice() {
         std::thread::sleep(at);
         let ctx = format!("trial {trial}: kill -9 of the {target} at {at:?}");
         if target != "engine" {
-            kill_supervisor_of(&p, "r");
+            p.kill_supervisor_of("r");
         }
         if target != "supervisor" {
             let _ = run.kill();

@@ -769,24 +769,7 @@ steps:
     wait_until("the step has started", || {
         p.path().join("started.txt").is_file()
     });
-    let status_log = p.run_dir("r1").join("steps.status");
-    let needle = status_log.to_string_lossy().into_owned();
-    let mut killed = 0;
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("supervise") && cmdline.contains(&needle) {
-            let pid: i32 = e.file_name().to_string_lossy().parse().unwrap();
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
-            killed += 1;
-        }
-    }
+    let killed = p.kill_supervisor_of("r1");
     assert_eq!(killed, 1, "one supervisor for the run");
     let out = run.finish();
     out.code(3);

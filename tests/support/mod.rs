@@ -350,6 +350,45 @@ impl Project {
             .unwrap_or_else(|_| panic!("{rel} holds a pid, not {s:?}"))
     }
 
+    /// The process group the step supervisor recorded for `<step>.<attempt>` of a run.
+    #[track_caller]
+    pub fn step_pid(&self, run: &str, key: &str) -> i32 {
+        self.read(&format!(".runbook/runs/{run}/steps.status"))
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{key} pid "))
+                    .map(|n| n.trim().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no pid recorded for {key}"))
+    }
+
+    /// SIGKILL to the step supervisor of a run (found by its status log on its command
+    /// line); how many there were.
+    pub fn kill_supervisor_of(&self, run: &str) -> usize {
+        let needle = self
+            .run_dir(run)
+            .join("steps.status")
+            .to_string_lossy()
+            .into_owned();
+        let pids: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                (cmdline.contains("supervise") && cmdline.contains(&needle)).then_some(pid)
+            })
+            .collect();
+        for &pid in &pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        pids.len()
+    }
+
     /// The path of the project folder replaced by `[TMP]`.
     pub fn redact(&self, text: &str) -> String {
         text.replace(&*self.path().to_string_lossy(), "[TMP]")
