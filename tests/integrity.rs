@@ -366,13 +366,19 @@ fn a_dead_supervisor_stops_the_run_resumable_and_fails_no_step() {
 fn a_step_that_ends_unseen_waits_for_the_operators_word() {
     let p = Project::with_runbook("sup", LONG);
     let mut run = p.spawn(&["run", "sup", "--run-id", "r"]);
-    p.wait_for("step_started", "long");
+    // `quick`, beside it, has ended and been seen to: only `long` is left unseen.
+    wait_until("`long` has started and `quick` has ended", || {
+        p.read("effects.txt").contains("long-start")
+            && p.events_of("r", "step_finished")
+                .iter()
+                .any(|e| e["data"]["step"] == "quick")
+    });
+    let pid = p.step_pid("r", "long.1");
     p.kill_supervisor_of("r");
     run.kill().unwrap();
-    let pid = p.step_pid("r", "long.1");
     // The resume adopts it while it runs, and stops once it has ended unseen.
     let (code, _, err) = p.run(&["resume", "r", "--yes"]).parts();
-    assert!(!pid_alive(pid));
+    assert!(!pid_alive(pid), "{err}");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("outcome is unknown"), "{err}");
     assert!(err.contains("runbook resume r --mark-done long"), "{err}");

@@ -31,17 +31,23 @@ use super::supervisor::LazyLog;
 /// of no-op steps several per cent.
 pub const HOLD_AFTER: Duration = Duration::from_millis(100);
 
-/// Read ends of a step's stdout and stderr, when they are pipes (a step that redirected its
-/// own output has none to hold). Opened without blocking: a pipe whose writer is gone would
+/// Read ends of a step's stdout and stderr, when they are still the pipes the supervisor gave
+/// it (a step that redirected its own output to a file or a named FIFO has none to hold: its
+/// reader is someone else). Opened without blocking: a pipe whose writer is gone would
 /// otherwise block the open.
 pub fn hold_pipes(pid: u32) -> Vec<File> {
     [1, 2]
         .iter()
         .filter_map(|fd| {
+            let path = format!("/proc/{pid}/fd/{fd}");
+            let target = std::fs::read_link(&path).ok()?;
+            if !target.to_string_lossy().starts_with("pipe:[") {
+                return None;
+            }
             let f = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-                .open(format!("/proc/{pid}/fd/{fd}"))
+                .open(&path)
                 .ok()?;
             f.metadata().ok()?.file_type().is_fifo().then_some(f)
         })
