@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Project, runbook};
+use support::{Project, runbook, wait_until};
 
 const TYPO_APPROVER: &str = "\
 scenario: typo
@@ -391,4 +391,37 @@ fn the_readmes_tour_runs_in_order_on_a_fresh_clone() {
         !p.path().join(".sandbox").exists(),
         "the tour stops its sandbox"
     );
+}
+
+/// Review of issue 13: with a real run stopped and a colleague's drill stopped after it,
+/// plain `resume` resumed the drill. A stopped recovery comes first.
+#[test]
+fn resume_last_picks_a_stopped_real_run_before_a_newer_stopped_drill() {
+    let p = Project::with_runbook(
+        "slow",
+        "scenario: slow\ntitle: t\nrto: 1h\nsteps:\n  - id: a\n    budget: 1m\n    run: sleep 30\n    drill: run\n",
+    );
+    let real = p.spawn(&["run", "slow", "--run-id", "real"]);
+    wait_until("the real run's step has started", || {
+        !p.events_of("real", "step_started").is_empty()
+    });
+    real.interrupt_and_stop();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let drill = p.spawn(&["run", "slow", "--drill", "--run-id", "drill"]);
+    wait_until("the drill's step has started", || {
+        !p.events_of("drill", "step_started").is_empty()
+    });
+    drill.interrupt_and_stop();
+    let (_, out, _) = p.run(&["status"]).parts();
+    assert!(out.contains("not finished: run `real`"), "{out}");
+    assert!(
+        out.contains("with 0 of 1 steps done"),
+        "an interrupted step is not done: {out}"
+    );
+    let mut resume = p.spawn(&["resume", "--yes"]);
+    wait_until("the resume has journaled", || {
+        !p.events_of("real", "run_resumed").is_empty()
+    });
+    resume.kill().unwrap();
+    assert!(p.events_of("drill", "run_resumed").is_empty());
 }

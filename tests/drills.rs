@@ -213,3 +213,42 @@ fn mocked_and_skipped_steps_show_their_simulated_start_and_duration() {
     assert!(md.contains("| ~15m | 20m |"), "{md}");
     assert!(md.contains("| ~20m | 30m |"), "{md}");
 }
+
+/// Review of issue 13: a drill whose mocked step would take a real run past its RTO said "RTO
+/// met" (judged on its drill-speed clock), exited 0 under --strict-rto, and its JUnit RTO case
+/// passed. A drill is judged on what a real run projects.
+#[test]
+fn a_drill_that_a_real_run_would_take_past_its_rto_misses_it() {
+    let p = Project::with_runbook(
+        "dover",
+        "scenario: dover\ntitle: t\nrto: 1h\nsteps:\n  - id: restore\n    budget: 2h\n    run: \"true\"\n    drill: mock\n  - id: v\n    needs: [restore]\n    budget: 1m\n    run: \"true\"\n    drill: run\n",
+    );
+    let (code, _, err) = p.run(&["run", "dover", "--drill", "--strict-rto"]).parts();
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("RTO MISSED (target 1h; a real run projects 2h)"),
+        "{err}"
+    );
+    let run = p.run_ids().pop().unwrap();
+    let report = p.report_json(&run);
+    assert_eq!(report["rto_met"], false);
+    assert!(
+        report["rto_verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("RTO MISSED: a real run projects 2h against a 1h target"),
+        "{report}"
+    );
+    let (_, junit, _) = p.run(&["report", &run, "--format", "junit"]).parts();
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let rto = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("RTO"))
+        .expect("an RTO test case");
+    assert!(rto.children().any(|c| c.has_tag_name("failure")), "{junit}");
+    let (_, history, _) = p.run(&["history"]).parts();
+    assert!(
+        history.contains("| RTO met | 0% of 1 recovery"),
+        "{history}"
+    );
+}

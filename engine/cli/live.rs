@@ -118,7 +118,13 @@ pub fn status(run: Option<&str>, dry_run: bool, state_dir: Option<PathBuf>) -> u
                 "not finished: run `{id}` ({}) stopped at +{} with {} of {} steps done: `runbook resume {id}` continues it",
                 rs.scenario(),
                 ms(crate::report::elapsed_ms(rs)),
-                rs.steps.iter().filter(|s| s.status.is_some()).count(),
+                rs.steps
+                    .iter()
+                    .filter(|s| s.status.is_some_and(|st| !matches!(
+                        st,
+                        StepStatus::Interrupted | StepStatus::Unknown
+                    )))
+                    .count(),
                 rs.steps.len(),
             );
         }
@@ -552,7 +558,7 @@ fn answer_late(state: &StateDir, id: &str, step: &str, by: &str, approve: bool) 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ResumeArgs {
     /// A run id (or a unique part of one). Without it, or with `last`: the newest run that is
-    /// neither finished nor a dry-run.
+    /// neither finished nor a dry-run, real runs before drills.
     pub run: Option<String>,
     /// Re-run interrupted steps that are not idempotent; approve gates as with `run --yes`.
     /// A step whose outcome is unknown is never re-run on `--yes` alone: see `--rerun`.
@@ -603,7 +609,7 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
         // Chosen for the operator: they are told which, before anything runs.
         let rs = RunState::replay(&read_lenient(&state.journal(&id)).unwrap_or_default());
         eprintln!(
-            "resuming run `{id}` ({}, {}, started {} UTC): the newest run that is neither finished nor a dry-run",
+            "resuming run `{id}` ({}, {}, started {} UTC): the newest run that is neither finished nor a dry-run, real runs before drills",
             rs.scenario(),
             rs.mode().as_str(),
             rs.started_at

@@ -515,7 +515,9 @@ pub fn finish(
                 _ => {
                     // A drill runs at drill speed: what a real run would take is what counts.
                     let rs = RunState::replay(&read_lenient(&journal).unwrap_or_default());
+                    // A failed drill recovered nothing: there is no real run to project.
                     if rs.mode() == Mode::Drill
+                        && matches!(o, Outcome::Succeeded { .. })
                         && let Some(p) = crate::report::projected_rto_ms(&rs)
                     {
                         let d = |ms| fmt_duration(Duration::from_millis(ms));

@@ -19,6 +19,9 @@ pub enum Last {
     NotDryRun,
     /// Not finished and not a dry-run: what `resume` can continue.
     Resumable,
+    /// Not finished and real: what `resume` continues first (a stopped recovery before a
+    /// colleague's newer drill).
+    ResumableReal,
 }
 
 impl Last {
@@ -37,6 +40,7 @@ impl Last {
             Last::Any => true,
             Last::NotDryRun => real,
             Last::Resumable => real && !rs.is_finished(),
+            Last::ResumableReal => rs.mode() == journal::Mode::Real && !rs.is_finished(),
         }
     }
 
@@ -44,7 +48,7 @@ impl Last {
         match self {
             Last::Any => "run",
             Last::NotDryRun => "run other than dry-runs (`--dry-run` counts them)",
-            Last::Resumable => {
+            Last::Resumable | Last::ResumableReal => {
                 "run to resume (every run there has finished, or is a dry-run, which is not resumed)"
             }
         }
@@ -66,6 +70,17 @@ pub fn find_which(
             return Err(exit::USAGE);
         }
     };
+    // A stopped real recovery comes before a newer drill: it is what an incident resumes.
+    if which == Last::Resumable
+        && arg == "last"
+        && let Ok(id) = state.find_run_where(
+            arg,
+            |id| Last::ResumableReal.fits(state, id),
+            Last::ResumableReal.what(),
+        )
+    {
+        return Ok(id);
+    }
     state
         .find_run_where(arg, |id| which.fits(state, id), which.what())
         .map_err(|e| {

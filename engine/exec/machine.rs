@@ -1846,7 +1846,9 @@ impl Machine {
         }
         // Only a recovery meets the RTO: a run that failed did not recover, however soon it
         // ended. Steps that failed with `on_failure: continue` do not fail it.
-        let rto_met = self.failed.is_none() && now <= self.plan.rto;
+        // A drill runs at drill speed: it is judged on what a real run would take.
+        let projected = (self.cfg.mode == Mode::Drill).then(|| self.projected_finish(now));
+        let rto_met = self.failed.is_none() && projected.unwrap_or(now) <= self.plan.rto;
         let status = if self.failed.is_some() {
             RunStatus::Failed
         } else {
@@ -1860,6 +1862,7 @@ impl Machine {
             rto_ms: self.plan.rto.as_millis() as u64,
             failed_at: self.failed.as_ref().map(id),
             continued: self.continued.iter().map(id).collect(),
+            projected_ms: projected.map(|p| p.as_millis() as u64),
         })));
         self.done = true;
         out.push(Action::Done(if self.failed.is_some() {

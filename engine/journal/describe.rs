@@ -271,12 +271,20 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                     )
                 ),
                 RunStatus::Succeeded => format!(
-                    "run {} in {elapsed}: {} (target {target})",
+                    "run {} in {elapsed}: {} (target {target}{})",
                     paint(color, "32", "succeeded"),
                     if f.recovered_within_rto() {
                         paint(color, "32", "RTO met")
                     } else {
                         paint(color, "31", "RTO MISSED")
+                    },
+                    // A drill is judged on what a real run would take, not on its own clock.
+                    match f.projected_ms {
+                        Some(p) => format!(
+                            "; a real run projects {}",
+                            fmt_duration(Duration::from_millis(p))
+                        ),
+                        None => String::new(),
                     }
                 ),
             };

@@ -402,14 +402,25 @@ pub struct RunFinished {
     /// Steps that failed with `on_failure: continue`: the run went on without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub continued: Vec<String>,
+    /// Drills: what a real run would have taken (drill-speed steps at their real durations,
+    /// as the live projection counts them). A drill meets its RTO by this, not by its own
+    /// drill-speed clock. Absent for other runs and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_ms: Option<u64>,
 }
 
 impl RunFinished {
     /// Did the run recover within its RTO? Only a run that succeeded can have: a failed or
-    /// denied run did not recover, however early it ended. From status and elapsed, so that
-    /// an old journal's `rto_met: true` on a failed run is not believed.
+    /// denied run did not recover, however early it ended. From status and elapsed (a
+    /// drill's projection of a real run), so that an old journal's `rto_met: true` on a
+    /// failed run is not believed.
     pub fn recovered_within_rto(&self) -> bool {
-        self.status == RunStatus::Succeeded && self.elapsed_ms <= self.rto_ms
+        self.status == RunStatus::Succeeded && self.judged_ms() <= self.rto_ms
+    }
+
+    /// The time the RTO is judged on: a drill's projection of a real run, else elapsed.
+    pub fn judged_ms(&self) -> u64 {
+        self.projected_ms.unwrap_or(self.elapsed_ms)
     }
 }
 

@@ -855,11 +855,7 @@ pub fn junit(m: &Model) -> String {
     let step_failed = |s: &StepRow| {
         !s.continued && matches!(s.status.as_str(), "failed" | "timed_out" | "interrupted")
     };
-    let rto_failed = matches!(
-        m.rto,
-        RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. }
-    );
-    let rto_open = matches!(m.rto, RtoVerdict::Open { .. });
+    let rto_failed = !matches!(m.rto, RtoVerdict::Met { .. });
     let failures = m
         .steps
         .iter()
@@ -870,13 +866,20 @@ pub fn junit(m: &Model) -> String {
         .steps
         .iter()
         .filter(|s| {
-            matches!(
-                s.status.as_str(),
-                "skipped" | "not_run" | "simulated" | "pending"
-            )
+            !step_failed(s)
+                && !s.breached
+                && matches!(
+                    s.status.as_str(),
+                    "skipped"
+                        | "not_run"
+                        | "simulated"
+                        | "pending"
+                        | "waiting"
+                        | "running"
+                        | "unknown"
+                )
         })
-        .count()
-        + usize::from(rto_open);
+        .count();
     let tests = m.steps.len() + 1;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -938,6 +941,16 @@ pub fn junit(m: &Model) -> String {
             "skipped" | "not_run" | "simulated" | "pending"
         ) {
             let _ = writeln!(body, "      <skipped message=\"{}\"/>", esc(&s.status));
+        } else if matches!(
+            s.status.as_str(),
+            "waiting" | "running" | "interrupted" | "unknown"
+        ) {
+            // Not passed: a gate nobody answered, a step the stop cut short.
+            let _ = writeln!(
+                body,
+                "      <skipped message=\"{}\"/>",
+                esc(&format!("not finished: {}", status_words(&s.status)))
+            );
         }
         if s.continued {
             let _ = writeln!(
@@ -967,14 +980,8 @@ pub fn junit(m: &Model) -> String {
     );
     match &m.rto {
         RtoVerdict::Met { .. } => o.push_str("/>\n"),
-        RtoVerdict::Open { .. } => {
-            let _ = write!(
-                o,
-                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                esc(&verdict)
-            );
-        }
-        RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. } => {
+        // A run that has not finished has not recovered: not green on a dashboard.
+        RtoVerdict::Missed { .. } | RtoVerdict::NotRecovered { .. } | RtoVerdict::Open { .. } => {
             let kind = if matches!(m.rto, RtoVerdict::Missed { .. }) {
                 "rto_missed"
             } else {
