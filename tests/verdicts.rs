@@ -375,3 +375,44 @@ fn strict_makes_a_continued_failure_exit_1() {
     out.stderr_has("--strict makes that a failure");
     assert_eq!(p.report_json(&out.id())["status"], "succeeded");
 }
+
+/// Review of issue 13: a step that failed with `on_failure: continue` read as plainly "failed"
+/// until the run finished (the label came from `run_finished` alone): a stopped run said so in
+/// `status` and every report, and its JUnit failed on it.
+#[test]
+fn a_continued_failure_reads_so_in_a_stopped_run_too() {
+    let p = Project::with_runbook(
+        "half",
+        r#"scenario: half
+title: A continued failure, then a gate nobody answers
+rto: 1h
+roles: { lead: [alice] }
+steps:
+  - { id: never, budget: 10s, run: exit 1, drill: run, on_failure: continue }
+  - id: g
+    needs: [never]
+    budget: 1m
+    approval: { prompt: go?, approvers: [lead], timeout: 1s }
+"#,
+    );
+    let (code, _, err) = p.run_scenario(&["--run-id", "r"]).parts();
+    assert_eq!(code, 3, "{err}");
+    let j = p.report_json("r");
+    assert_eq!(j["continued"], serde_json::json!(["never"]), "{j}");
+    let never = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "never")
+        .unwrap();
+    assert_eq!(never["continued"], true, "{never}");
+    let (_, status, _) = p.run(&["status", "r"]).parts();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("never") && l.contains("failed, continued")),
+        "{status}"
+    );
+    let xml = junit(&p, "r");
+    assert_ne!(testcase(&xml, "never").0, "failure", "{xml}");
+}

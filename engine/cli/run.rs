@@ -239,6 +239,7 @@ pub fn plan_summary(plan: &Plan) -> PlanSummary {
                 ],
                 gate: s.is_gate(),
                 idempotent: s.idempotent,
+                continue_on_failure: s.on_failure == crate::runbook::OnFailure::Continue,
             })
             .collect(),
         critical_path: plan

@@ -109,6 +109,11 @@ pub struct PlanStep {
     pub estimate_ms: [u64; 3],
     pub gate: bool,
     pub idempotent: bool,
+    /// `on_failure: continue`: the run goes on without it if it fails, so that a failure of
+    /// it reads "failed, continued" while the run is live or stopped too. Absent when false,
+    /// and in older journals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_failure: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -16,6 +16,8 @@ pub struct StepRun {
     pub budget_ms: u64,
     pub gate: bool,
     pub idempotent: bool,
+    /// `on_failure: continue`, as the plan in `run_started` says.
+    pub continue_on_failure: bool,
     /// The last word on the step, if it finished.
     pub status: Option<StepStatus>,
     pub attempts: u32,
@@ -157,6 +159,7 @@ impl RunState {
                     s.estimate_ms = p.estimate_ms[1];
                     s.gate = p.gate;
                     s.idempotent = p.idempotent;
+                    s.continue_on_failure = p.continue_on_failure;
                 }
                 self.started = Some((**e).clone());
                 self.started_at = Some(r.at);

@@ -219,10 +219,13 @@ pub fn failed_at(state: &RunState) -> Option<String> {
 
 /// Did this step fail with `on_failure: continue`, the run going on without it?
 pub fn continued(state: &RunState, step: &StepRun) -> bool {
+    // The run's end names them; before it (live or stopped), the plan says which may fail.
     state
         .finished
         .as_ref()
         .is_some_and(|f| f.continued.contains(&step.id))
+        || (step.continue_on_failure
+            && matches!(step.status, Some(StepStatus::Failed | StepStatus::TimedOut)))
 }
 
 /// A step's status for people: "failed, continued" for a step the run went on without.
@@ -475,7 +478,7 @@ pub fn json_report(state: &RunState) -> Value {
         "rto_met": rto_verdict(state).met(),
         "rto_verdict": rto_verdict(state).sentence(),
         "failed_at": failed_at(state),
-        "continued": state.finished.as_ref().map(|f| f.continued.clone()).unwrap_or_default(),
+        "continued": state.steps.iter().filter(|st| continued(state, st)).map(|st| st.id.clone()).collect::<Vec<_>>(),
         "projected_rto_s": if state.mode() == Mode::Real { Value::Null } else { json!(projected_rto_ms(state).map(s)) },
         "projected_rto_p90_s": projected_p90_ms(state).map(s),
         "rpo_target_s": started.rpo_ms.map(s),
