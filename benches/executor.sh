@@ -107,7 +107,7 @@ def compare(label, state_of):
 
 compare("durable", lambda shape: os.path.join(work, shape, ".runbook"))
 
-# The floor: benches/floor.rs does only what DESIGN.md requires of a run's durability (the
+# The floor: benches/floor.rs does only what the journal requires of a run's durability (engine/journal/mod.rs) (the
 # records of a step appended and fdatasync'd before it is spawned), with `sh -c true` as
 # runbook runs a step and with `true` exec'd directly as make does, against make on the real
 # disk. Whatever of runbook's ratio the floor already has is the journal's rule, not runbook.

@@ -1,9 +1,9 @@
 //! The floor under the executor benchmark: a "runbook engine" that does nothing but what
-//! DESIGN.md requires of a run's durability, so that `benches/executor.sh` can say how much of
+//! the journal requires of a run's durability (engine/journal/mod.rs), so that `benches/executor.sh` can say how much of
 //! runbook's time against make is the journal's rule and how much is runbook's own work.
 //!
 //! For each step it appends the step's records to a journal file and, with `sync`, makes them
-//! durable (`fdatasync`) before it spawns the step, as DESIGN.md requires of a `step_started`;
+//! durable (`fdatasync`) before it spawns the step, as the journal requires of a `step_started`;
 //! a finished step's record shares the batch of the next start, the most batching the rule
 //! allows. No parsing, no scheduler, no logs, no hash, no second process: a spawn and a wait a
 //! step.
@@ -13,7 +13,7 @@
 //!          thread so that the fdatasyncs of the two slots overlap
 //!
 //! usage: floor wide|chain N sync|nosync sh|direct JOURNAL
-//!   sh:     each step is `sh -c true`, as DESIGN.md runs a step's `run:`
+//!   sh:     each step is `sh -c true`, as the engine runs a step's `run:` (docs/format.md)
 //!   direct: each step is `true` exec'd straight from PATH, as make runs a recipe with no
 //!           shell syntax in it
 //!

@@ -1,4 +1,4 @@
-//! Every rule the compiler enforces (DESIGN.md, "Rules the compiler enforces"), through the real
+//! Every rule the compiler enforces (docs/format.md), through the real
 //! binary: `runbook check` exits 2 and says what is wrong, where (`[file:line:col]`, the source
 //! line and a caret) and what would fix it. Each message is checked word for word in a snapshot.
 

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::diag::{Problem, Problems};
 
-/// Exit codes, as DESIGN.md fixes them.
+/// Exit codes, as README.md lists them.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
