@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::Project;
+use support::{Project, report_step as step};
 
 /// A drill that fails while the file `broken` exists.
 const FLAKY: &str = r#"scenario: flaky
@@ -132,15 +132,6 @@ steps:
   - { id: go, needs: [change, copy], budget: 10m, approval: { prompt: "go?", approvers: [lead] } }
   - { id: restore, needs: [go], budget: 20m, estimate: 5m..10m..20m, run: "echo restored >> prod", drill: { run: "true" } }
 "#;
-
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {report}"))
-}
 
 /// Issue 13: a drill projected its drill-speed steps at drill speed (datacenter-failure's
 /// drill projected 2m against a plan of 1h06m).

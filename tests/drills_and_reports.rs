@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Project, repo_root};
+use support::{Project, repo_root, report_step as step};
 
 const DRILL: &str = r#"scenario: drill
 title: Every kind of drill variant
@@ -33,15 +33,6 @@ steps:
     run: echo restore-into-production >> effects.txt
     drill: { run: echo restore-into-scratch >> effects.txt }
 "#;
-
-fn step<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap()
-}
 
 #[test]
 fn a_drill_runs_drill_variants_and_journals_skip_and_mock_as_such() {
@@ -477,36 +468,7 @@ fn the_html_report_is_self_contained_and_renders_in_a_real_browser() {
     }
 
     // Render it in headless Chromium and check the picture is not blank.
-    let chromium = std::env::var("RUNBOOK_TEST_CHROMIUM")
-        .ok()
-        .or_else(|| ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().find(|p| std::path::Path::new(p).exists()).map(|s| s.to_string()))
-        .expect("chromium is needed for this test: tests/suite.sh installs it (apt-get install chromium)");
-    let png = p.path().join("r.png");
-    let profile = p.path().join("chromium-profile");
-    let out = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1100,900",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html_path.display()))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        png.exists(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let png = support::chromium_screenshot(&html_path, p.path());
     let img = image_stats(&png);
     // A blank page is one colour; the report has text, tables and coloured bars.
     assert!(

@@ -114,50 +114,9 @@ steps:
     assert!(num(&beyond[0], "x") > bar_ends, "{bar_ends}");
 }
 
-fn chromium() -> String {
-    std::env::var("RUNBOOK_TEST_CHROMIUM")
-        .ok()
-        .or_else(|| {
-            ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-                .iter()
-                .find(|p| std::path::Path::new(p).exists())
-                .map(|s| s.to_string())
-        })
-        .expect(
-            "chromium is needed for this test: tests/suite.sh installs it (apt-get install chromium)",
-        )
-}
-
 /// Renders `r.html` of the project in headless Chromium; the screenshot's pixels.
 fn screenshot(p: &Project) -> Vec<(u8, u8, u8)> {
-    let png = p.path().join("r.png");
-    let out = std::process::Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1100,900",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            p.path().join("chromium-profile").display()
-        ))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", p.path().join("r.html").display()))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        png.exists(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let png = support::chromium_screenshot(&p.path().join("r.html"), p.path());
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];

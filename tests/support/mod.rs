@@ -83,6 +83,68 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A step of a JSON report, by id.
+#[track_caller]
+pub fn report_step<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .expect("the report's steps")
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {report}"))
+}
+
+/// The headless Chromium the suite installs (`RUNBOOK_TEST_CHROMIUM`, else Debian's); a test
+/// that needs it fails without it.
+pub fn chromium() -> String {
+    std::env::var("RUNBOOK_TEST_CHROMIUM")
+        .ok()
+        .or_else(|| {
+            ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+                .iter()
+                .find(|p| Path::new(p).exists())
+                .map(|s| s.to_string())
+        })
+        .expect(
+            "chromium is needed for this test: tests/suite.sh installs it (apt-get install chromium)",
+        )
+}
+
+/// Renders an HTML file in headless Chromium (1100x900, a profile of its own in `dir`) and
+/// returns the screenshot's path, which must exist.
+#[track_caller]
+pub fn chromium_screenshot(html: &Path, dir: &Path) -> PathBuf {
+    let png = dir.join("r.png");
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1100,900",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium-profile").display()
+        ))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("start chromium");
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    png
+}
+
 /// The events of a journal of this type.
 pub fn events_of<'a>(journal: &'a [Value], ty: &str) -> Vec<&'a Value> {
     journal.iter().filter(|e| e["type"] == ty).collect()
