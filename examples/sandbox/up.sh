@@ -2,10 +2,16 @@
 # A throwaway local sandbox for the runbooks, under .sandbox/ at the repository root:
 #   - PostgreSQL primary and a streaming replica (127.0.0.1 only, free ports, password auth),
 #     database `omni` seeded with `orders` (10,000 rows) and `customers` (1,000 rows);
-#     libpq services `omni-primary` and `omni-replica` in .sandbox/pg_service.conf;
+#     both archive their WAL (archive_mode on: the primary now, the replica once promoted) to
+#     one archive, .sandbox/backups/wal, as a production site archives to its backup storage;
+#   - libpq services in .sandbox/pg_service.conf: `omni-primary` and `omni-replica` name the
+#     two servers, `omni` is the application's own connection path (it names the primary; a
+#     failover re-points it, as a site re-points the DNS name or pooler its clients use);
 #   - Redis (127.0.0.1, a free port, password, data in .sandbox/redis) with some keys;
 #   - a static HTTP health endpoint (python3 http.server) at /healthz;
-#   - helpers in .sandbox/bin: redis-stop, redis-start, dns-update, dns-lookup.
+#   - helpers in .sandbox/bin: redis-stop, redis-start, dns-update, dns-lookup, dns-ttl, and
+#     pg-ctl (start, stop, status of the primary or the replica, as the server's own user).
+#     The DNS stand-in keeps each record's TTL beside it (300 s until changed).
 # Each part starts only when its binaries are installed; what is missing is reported.
 #
 #   eval "$(examples/sandbox/up.sh)"      # start (or reuse) and set the environment
@@ -105,13 +111,21 @@ if [ -n "$pg_bindir" ]; then
   chown "$pg_user" "$pg/pgpass" 2>/dev/null || true
   chmod 600 "$pg/pgpass"
 
+  # The WAL archive: one folder both servers archive to, written by the server's own user
+  # (hence beside the data, which that user can reach), seen from the project as
+  # .sandbox/backups/wal. A segment already archived is never overwritten.
+  archive="$pg/archive"
+  as_pg mkdir -p "$archive"
+  ln -sfn -- "$archive" "$sb/backups/wal"
   write_conf() { # $1 data dir, $2 port: per-start settings, included from postgresql.conf
     as_pg sh -c 'cat > "$1/sandbox.conf"' sh "$1" <<EOF
 listen_addresses = '127.0.0.1'
 port = $2
 unix_socket_directories = '$pg/run'
 fsync = off
-full_page_writes = off
+wal_level = replica
+archive_mode = on
+archive_command = 'test ! -f $archive/%f && cp %p $archive/%f.part && mv $archive/%f.part $archive/%f'
 EOF
   }
   pg_running() { as_pg "$pg_bindir/pg_ctl" -D "$1" status >/dev/null 2>&1; }
@@ -197,6 +211,11 @@ SQL
     sleep 0.5
   done
 
+  # Written when missing or when a server moved to a new port: a failover's re-pointing of
+  # `omni` survives running up.sh again.
+  if [ ! -s "$sb/pg_service.conf" ] \
+     || ! grep -qx "port=$PG_PORT" "$sb/pg_service.conf" \
+     || ! grep -qx "port=$PG_REPLICA_PORT" "$sb/pg_service.conf"; then
   cat > "$sb/pg_service.conf" <<EOF
 # libpq services for the sandbox (PGSERVICEFILE points here); passwords come from PGPASSWORD.
 [omni-primary]
@@ -210,7 +229,38 @@ host=127.0.0.1
 port=$PG_REPLICA_PORT
 user=postgres
 dbname=omni
+
+# The application's connection path: the primary, until a failover re-points it.
+[omni]
+host=127.0.0.1
+port=$PG_PORT
+user=postgres
+dbname=omni
 EOF
+  fi
+  # Quoted here-document: the script is written as is; the sandbox's paths come from the
+  # variables set on its first lines.
+  {
+    echo '#!/usr/bin/env bash'
+    echo '# pg-ctl primary|replica start|stop|status|datadir: a sandbox PostgreSQL server, run as the'
+    echo '# user it runs as (what a site does with systemctl or its cloud API for its own servers).'
+    printf 'pg=%q\npg_bindir=%q\npg_user=%q\n' "$pg" "$pg_bindir" "$pg_user"
+    cat <<'PGCTL'
+set -euo pipefail
+cd /   # its paths are absolute, and the server's user may not enter the caller's folder
+usage() { echo "usage: pg-ctl primary|replica start|stop|status|datadir" >&2; exit 2; }
+case "${1:-}" in primary|replica) ;; *) usage ;; esac
+data="$pg/$1"
+as_owner() { if [ "$(id -u)" = 0 ] && [ "$pg_user" != root ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi; }
+case "${2:-}" in
+  start)   as_owner "$pg_bindir/pg_ctl" -D "$data" -l "$pg/$1.log" -w -t 60 start </dev/null >/dev/null ;;
+  stop)    as_owner "$pg_bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop ;;
+  status)  as_owner "$pg_bindir/pg_ctl" -D "$data" status ;;
+  datadir) echo "$data" ;;
+  *) usage ;;
+esac
+PGCTL
+  } > "$sb/bin/pg-ctl"
 else
   log "PostgreSQL not installed (no initdb in /usr/lib/postgresql/*/bin or PATH): skipped (apt-get install postgresql)"
 fi
@@ -300,11 +350,19 @@ fi
 
 # ---------------------------------------------------------------- DNS stand-in
 [ -s "$sb/dns/api.omni.sandbox" ] || echo "us.omni.sandbox" > "$sb/dns/api.omni.sandbox"
+[ -s "$sb/dns/api.omni.sandbox.ttl" ] || echo 300 > "$sb/dns/api.omni.sandbox.ttl"
 cat > "$sb/bin/dns-update" <<EOF
 #!/usr/bin/env bash
-# Stand-in for a DNS provider's CLI: one file per record in .sandbox/dns.
+# Stand-in for a DNS provider's CLI: one file per record in .sandbox/dns, its TTL beside it.
 set -euo pipefail
 printf '%s\n' "\$DNS_TARGET" > "$sb/dns/\$DNS_RECORD"
+printf '%s\n' "\${DNS_TTL:-300}" > "$sb/dns/\$DNS_RECORD.ttl"
+EOF
+cat > "$sb/bin/dns-ttl" <<EOF
+#!/usr/bin/env bash
+# The TTL, in seconds, resolvers were given with the record's current answer.
+set -euo pipefail
+cat "$sb/dns/\$DNS_RECORD.ttl" 2>/dev/null || true
 EOF
 cat > "$sb/bin/dns-lookup" <<EOF
 #!/usr/bin/env bash
