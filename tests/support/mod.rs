@@ -732,3 +732,154 @@ impl Runbook {
         }
     }
 }
+
+/// A sandbox of the project's own (`examples/sandbox/up.sh` run in the project), for tests
+/// that change what the suite's shared sandbox must keep: a failover promotes its replica, a
+/// point-in-time recovery replaces its primary. Started in a few seconds (fresh ports, a new
+/// PostgreSQL pair, Redis, the health endpoint); stopped, and its files removed, on drop.
+pub struct Sandbox {
+    root: PathBuf,
+    /// What up.sh exports (PG*, REDIS*, APP_HEALTH_URL, SANDBOX_DIR, ...).
+    pub env: Vec<(String, String)>,
+}
+
+impl Project {
+    /// Copies `examples/` into the project (with `runbooks/` and `steps/`, if not there yet)
+    /// and starts its own sandbox. Panics, with up.sh's words, when it cannot start: a test
+    /// that needs PostgreSQL fails loudly without it.
+    pub fn own_sandbox(&self) -> Sandbox {
+        for d in ["examples", "runbooks", "steps"] {
+            if !self.path().join(d).exists() {
+                copy_dir(&repo_root().join(d), &self.path().join(d));
+            }
+        }
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("set -e; eval \"$(examples/sandbox/up.sh)\"; env -0")
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs examples/sandbox/up.sh");
+        // Made before anything is checked: its drop stops whatever up.sh did start.
+        let mut sb = Sandbox {
+            root: self.path().to_owned(),
+            env: Vec::new(),
+        };
+        assert!(
+            out.status.success(),
+            "the project's sandbox did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let keep = |k: &str| {
+            k.starts_with("PG")
+                || k.starts_with("REDIS")
+                || ["SANDBOX_DIR", "APP_HEALTH_URL", "RUNBOOK_BACKUP_DIR"].contains(&k)
+        };
+        let env: Vec<(String, String)> = out
+            .stdout
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('='))
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert!(
+            ["PGPORT", "PG_REPLICA_PORT", "PGSERVICEFILE"]
+                .iter()
+                .all(|k| out_has(&env, k)),
+            "up.sh started no PostgreSQL pair (is PostgreSQL installed? tests/suite.sh installs it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sb.env = env;
+        sb
+    }
+
+    /// `runbook ARGS` against the project's own sandbox.
+    pub fn cmd_in(&self, sandbox: &Sandbox, args: &[&str]) -> Command {
+        let mut c = self.cmd(args);
+        sandbox.apply(&mut c);
+        c
+    }
+}
+
+fn out_has(env: &[(String, String)], key: &str) -> bool {
+    env.iter().any(|(k, v)| k == key && !v.is_empty())
+}
+
+impl Sandbox {
+    /// Gives a command this sandbox's environment (and none of the suite's shared one).
+    pub fn apply(&self, cmd: &mut Command) {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PG") || k.starts_with("REDIS") || k == "APP_HEALTH_URL" {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+
+    /// A value up.sh exported.
+    pub fn var(&self, key: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// psql with one statement (no .psqlrc, errors stop it), through a libpq connection
+    /// string such as `service=omni` or `port=5433`: the first value out, or psql's error.
+    pub fn psql(&self, conn: &str, sql: &str) -> Result<String, String> {
+        let mut c = Command::new("psql");
+        c.args([
+            "-w",
+            "-X",
+            "-q",
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conn,
+            "-c",
+            sql,
+        ])
+        .current_dir(&self.root)
+        .stdin(Stdio::null());
+        self.apply(&mut c);
+        let out = c.output().expect("psql runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// A shell command in the project with this sandbox's environment; its exit status and
+    /// output (stdout then stderr).
+    pub fn sh(&self, script: &str) -> (bool, String) {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(script)
+            .current_dir(&self.root)
+            .stdin(Stdio::null());
+        self.apply(&mut c);
+        let out = c.output().expect("bash runs");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = Command::new("examples/sandbox/down.sh")
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
