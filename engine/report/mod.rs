@@ -26,7 +26,7 @@
 //! | `rpo_target_s`, `rpo_achieved_s`, `rpo_met` | the scenario's RPO, and the recovery point the run achieved: the largest `rpo_s` output of any step (a restored backup's age; `null` when no step reports one) |
 //! | `machine_s` | the sum of the durations of command steps (work; parallel work counts in full) |
 //! | `human_wait_s` | the sum of the waits at approval gates |
-//! | `critical_path` | step ids of the chain that decided the finish, as it ran |
+//! | `critical_path` | step ids of the chain that decided the finish, as it ran (with `rto_ends_at`, once that step succeeded: the chain that decided the recovery) |
 //! | `runbook_sha256` | of the runbook file as it ran |
 //! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal}` in plan order; `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
 //! | `escalations[]` | `{at_s, channel, reason, ok, error, exit_code, stderr_tail}`; the last three say how a failed page failed (`null` when it did not) |
@@ -390,13 +390,19 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
         .map(|p| (p.id.as_str(), &p.needs))
         .collect();
     let finish = |id: &str| state.step(id).and_then(|s| s.finished_ms);
-    let Some(mut at) = state
-        .steps
-        .iter()
-        .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
-        .max_by_key(|s| s.finished_ms)
-        .map(|s| s.id.clone())
-    else {
+    // With `rto_ends_at`, the chain that decided the recovery: the observation after it
+    // decided nothing the RTO measures.
+    let restored = recovery_ms(state)
+        .and(rto_ends_at(state))
+        .map(str::to_owned);
+    let Some(mut at) = restored.or_else(|| {
+        state
+            .steps
+            .iter()
+            .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
+            .max_by_key(|s| s.finished_ms)
+            .map(|s| s.id.clone())
+    }) else {
         return Vec::new();
     };
     let mut path = vec![at.clone()];
