@@ -301,3 +301,25 @@ fn plan_drill_and_check_name_the_steps_a_rehearsal_runs_for_real() {
         out.stderr
     );
 }
+
+/// Issue 14 §4: datacenter-failure was over its RTO by construction, its hour of monitoring
+/// counted; `check` warns of the path to the RTO step only.
+#[test]
+fn check_warns_of_the_critical_path_to_the_rto_step_not_of_the_observation() {
+    let watched = "scenario: x\ntitle: X\nrto: 1h\nrto_ends_at: verify\nsteps:\n  \
+        - { id: verify, budget: 10m, run: \"true\", drill: run }\n  \
+        - { id: monitor, needs: [verify], budget: 2h, run: \"true\", drill: run }\n";
+    let out = runbook(&["check"]).file("runbooks/x.yaml", watched).run();
+    out.code(0).stderr_has("checked 1 runbook: ok\n");
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let out = runbook(&["check"])
+        .file(
+            "runbooks/x.yaml",
+            &watched.replace("budget: 10m", "budget: 70m"),
+        )
+        .run();
+    // miette wraps the message at 100 columns.
+    out.code(0)
+        .stderr_has("the critical path to `verify` (`rto_ends_at`) takes 1h10m of budgets, over the RTO of 1h:\n  | verify\n")
+        .stderr_has("1 warning");
+}

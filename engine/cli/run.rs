@@ -570,8 +570,13 @@ pub fn finish(
                     {
                         let d = |ms| fmt_duration(Duration::from_millis(ms));
                         eprintln!(
-                            "drill: the drill took {}; a real run projects {}{} against an RTO of {}",
+                            "drill: the drill took {}; a real run projects {}{}{} against an RTO of {}",
                             d(crate::report::elapsed_ms(&rs)),
+                            if crate::report::rto_ends_at(&rs).is_some() {
+                                "a recovery in "
+                            } else {
+                                ""
+                            },
                             d(p),
                             crate::report::projected_p90_ms(&rs)
                                 .map(|q| format!(" (P90 {} from --simulate)", d(q)))

@@ -264,7 +264,11 @@ impl Compiler<'_> {
                 .map(|&i| steps[i].id.as_str())
                 .collect();
             let msg = format!(
-                "the critical path takes {} of budgets, over the RTO of {}: {}",
+                "the critical path{} takes {} of budgets, over the RTO of {}: {}",
+                // With `rto_ends_at`, the path to it: the observation after it is not counted.
+                rto_ends_at
+                    .map(|i| format!(" to `{}` (`rto_ends_at`)", steps[i].id))
+                    .unwrap_or_default(),
                 crate::units::fmt_duration(critical_path_budget),
                 crate::units::fmt_duration(rto),
                 names.join(" → ")
