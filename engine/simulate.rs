@@ -90,12 +90,17 @@ pub struct Simulation {
     pub p90_s: f64,
     pub p99_s: f64,
     pub p_meet_rto: f64,
+    /// With `rto_ends_at`: the observation after service is restored (the run's end less the
+    /// recovery), reported apart: P50 and P90. `None` without it.
+    pub observation_p50_s: Option<f64>,
+    pub observation_p90_s: Option<f64>,
     /// Per step (plan index): the share of iterations in which it lay on the critical path.
     pub criticality: Vec<f64>,
     pub sources: Vec<&'static str>,
 }
 
-/// Runs `n` iterations over the DAG.
+/// Runs `n` iterations over the DAG. With `rto_ends_at`, the time measured (and set against
+/// the RTO) is the finish of that step: the recovery; the observation after it is apart.
 pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation {
     let steps = plan.steps.len();
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -105,6 +110,7 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
     let mut pred = vec![usize::MAX; steps];
     let rto = plan.rto.as_secs_f64();
     let mut met = 0usize;
+    let mut observations = Vec::new();
     for _ in 0..n {
         let mut end = usize::MAX;
         let mut best = f64::NEG_INFINITY;
@@ -123,7 +129,15 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
                 end = i;
             }
         }
-        let total = if steps == 0 { 0.0 } else { best };
+        let run_end = if steps == 0 { 0.0 } else { best };
+        let total = match plan.rto_ends_at {
+            Some(r) => {
+                observations.push((run_end - finish[r]).max(0.0));
+                end = r;
+                finish[r]
+            }
+            None => run_end,
+        };
         if total <= rto {
             met += 1;
         }
@@ -135,13 +149,16 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
         }
     }
     totals.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| -> f64 {
-        if totals.is_empty() {
+    observations.sort_by(|a, b| a.total_cmp(b));
+    let pct_of = |v: &[f64], p: f64| -> f64 {
+        if v.is_empty() {
             return 0.0;
         }
-        let idx = ((p * totals.len() as f64).ceil() as usize).clamp(1, totals.len()) - 1;
-        totals[idx]
+        let idx = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        v[idx]
     };
+    let pct = |p: f64| pct_of(&totals, p);
+    let observed = plan.rto_ends_at.is_some();
     let mean = if n == 0 {
         0.0
     } else {
@@ -154,6 +171,8 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
         p90_s: pct(0.90),
         p99_s: pct(0.99),
         p_meet_rto: if n == 0 { 0.0 } else { met as f64 / n as f64 },
+        observation_p50_s: observed.then(|| pct_of(&observations, 0.50)),
+        observation_p90_s: observed.then(|| pct_of(&observations, 0.90)),
         criticality: on_path
             .iter()
             .map(|&c| if n == 0 { 0.0 } else { c as f64 / n as f64 })
@@ -216,6 +235,7 @@ mod tests {
             escalation: vec![],
             order: crate::compile::topo_order(&needs),
             steps,
+            rto_ends_at: None,
             critical_path: vec![],
             critical_path_budget: Duration::ZERO,
             path: "t.yaml".into(),

@@ -344,6 +344,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
         description: None,
         rto: sp("1000h"),
         rpo: None,
+        rto_ends_at: None,
         roles: Default::default(),
         vars: Default::default(),
         secrets: vec![],

@@ -74,13 +74,16 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
     let mut library = Library::new();
     let mut all = Problems::default();
     let (mut runbooks, mut steps, mut envs) = (0, 0, 0);
+    let mut plans = Vec::new();
+    let mut rehearsal_envs = Vec::new();
     for f in &files {
         match kind_of(f) {
             Kind::Runbook => {
                 runbooks += 1;
-                let (_, problems) =
+                let (plan, problems) =
                     compile::compile_file(&project, f, &mut library, Options { strict });
                 all.extend(problems);
+                plans.extend(plan);
             }
             Kind::Library => {
                 steps += 1;
@@ -98,13 +101,28 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
             }
             Kind::Env => {
                 envs += 1;
-                if let Err(p) = load_env(f) {
-                    all.extend(p);
+                match load_env(f) {
+                    Ok(env) if env.doc.rehearsal => rehearsal_envs.push(f.clone()),
+                    Ok(_) => {}
+                    Err(p) => all.extend(p),
                 }
             }
         }
     }
     report_problems(&all);
+    // A drill there runs the dangerous path for real: said before anyone starts one.
+    for env in &rehearsal_envs {
+        eprintln!(
+            "note: {} is a rehearsal environment: a drill there runs for real the steps a drill mocks",
+            env.display()
+        );
+        for plan in &plans {
+            let steps = super::run::rehearsed_steps(plan);
+            if !steps.is_empty() {
+                eprintln!("  {}: {}", plan.scenario, steps.join(", "));
+            }
+        }
+    }
     let mut what = Vec::new();
     if runbooks > 0 || steps + envs == 0 {
         what.push(plural(runbooks, "runbook"));

@@ -84,7 +84,9 @@ fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
         .collect();
     let order = compile::topo_order(&needs);
     let nref: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
-    let (path, rest) = compile::longest_path(&weights, &nref, &order);
+    // With `rto_ends_at`, what is projected is the recovery: the path to that step.
+    let end = crate::report::rto_ends_at(rs).and_then(|e| ids.iter().position(|x| *x == e));
+    let (path, rest) = compile::longest_path_to(&weights, &nref, &order, end);
     let path = path
         .into_iter()
         .filter(|&i| !weights[i].is_zero())
@@ -182,9 +184,18 @@ fn status_all(state: &StateDir) -> u8 {
             RtoVerdict::Missed { .. } => "MISSED".to_owned(),
             RtoVerdict::NotRecovered {
                 failed_at: Some(step),
+                restored_ms: Some(_),
+                ..
+            } => format!("not met: failed during observation at {step}"),
+            RtoVerdict::NotRecovered {
+                failed_at: Some(step),
                 ..
             } => format!("not met: failed at {step}"),
             RtoVerdict::NotRecovered { .. } => "not met: failed".to_owned(),
+            RtoVerdict::Open {
+                restored_ms: Some(_),
+                ..
+            } => "restored, observing".to_owned(),
             RtoVerdict::Open { .. } => "not recovered".to_owned(),
         };
         rows.push([
@@ -259,8 +270,15 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
     };
     println!("state: {state_line}");
     let target = started.rto_ms;
+    if rs.mode() == Mode::Drill && crate::report::is_rehearsal(&rs) {
+        println!("rehearsal: the steps a drill mocks run for real in this environment");
+    }
     match &rs.finished {
         Some(_) => println!("{}", rto_verdict(&rs).sentence()),
+        // Service is restored: the RTO clock stopped there, and the observation runs on.
+        None if crate::report::recovery_ms(&rs).is_some() => {
+            println!("{}", rto_verdict(&rs).sentence())
+        }
         None => {
             let (projected, path) = projection(&rs, now);
             let verdict = if projected > target {
@@ -289,6 +307,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
         "NOTE".into(),
     ]];
     let mut gates = Vec::new();
+    let observation = crate::report::observation_steps(&rs);
     for s in &rs.steps {
         let st = step_status_words(&rs, s);
         let time = match (s.status, s.started_ms.or(s.requested_ms)) {
@@ -306,6 +325,12 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
             }
         };
         let mut note = Vec::new();
+        if crate::report::ran_for_real_in_rehearsal(s) {
+            note.push(crate::report::render::REHEARSED.to_owned());
+        }
+        if observation.contains(&s.id) {
+            note.push("observation (after the RTO clock stops)".to_owned());
+        }
         if s.breached {
             note.push("over budget".to_owned());
         } else if s.warned && s.status.is_none() {
@@ -791,6 +816,8 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
         vars,
         env: env_snapshot(),
         durations: None,
+        // As the run started: a rehearsal resumed is still one.
+        rehearsal: started.rehearsal,
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     machine.restore(&rs);

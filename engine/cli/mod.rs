@@ -70,6 +70,12 @@ pub enum Command {
         /// Seed for --simulate (the same seed gives the same answer).
         #[arg(long, value_name = "S", default_value_t = 1)]
         seed: u64,
+        /// Show what each step does in a drill (with --env: in that environment).
+        #[arg(long, conflicts_with = "simulate")]
+        drill: bool,
+        /// An environment: a name under runbooks/env/ or a path to a file.
+        #[arg(long, value_name = "ENV", requires = "drill")]
+        env: Option<String>,
     },
     /// Run a scenario: for real, as a drill (--drill) or on a virtual clock (--dry-run).
     Run(run::RunArgs),
@@ -224,9 +230,11 @@ pub fn main() -> ExitCode {
             format,
             simulate,
             seed,
+            drill,
+            env,
         } => match simulate {
             Some(n) => plan_view::simulate(&scenario, format, n as usize, seed, cli.state_dir),
-            None => plan_view::plan(&scenario, format),
+            None => plan_view::plan(&scenario, format, drill, env.as_deref()),
         },
         Command::Run(args) => run::run(args, cli.state_dir),
         Command::Status { run, dry_run } => live::status(run.as_deref(), dry_run, cli.state_dir),

@@ -8,13 +8,35 @@ use crate::compile::{self, Action, Library, Options, Plan};
 use crate::project::Project;
 use crate::units::{fmt_duration, secs};
 
-pub fn plan(scenario: &str, format: PlanFormat) -> u8 {
+/// `plan --drill [--env ENV]`: what each step does in a drill there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DrillView {
+    pub drill: bool,
+    /// The environment is a rehearsal one: the steps a drill mocks run for real.
+    pub rehearsal: bool,
+}
+
+pub fn plan(scenario: &str, format: PlanFormat, drill: bool, env: Option<&str>) -> u8 {
     let Some(plan) = load_plan(scenario) else {
         return exit::USAGE;
     };
+    let project = Project::at(plan.root.clone());
+    let Ok(env) = super::run::load_environment(&project, env) else {
+        return exit::USAGE;
+    };
+    let view = DrillView {
+        drill,
+        rehearsal: drill && env.rehearsal,
+    };
     let out = match format {
-        PlanFormat::Text => text(&plan),
-        PlanFormat::Json => serde_json::to_string_pretty(&json(&plan)).expect("json") + "\n",
+        PlanFormat::Text => text(&plan) + &drill_text(&plan, view),
+        PlanFormat::Json => {
+            let mut v = json(&plan);
+            if view.drill {
+                v["drill"] = drill_json(&plan, view);
+            }
+            serde_json::to_string_pretty(&v).expect("json") + "\n"
+        }
         PlanFormat::Dot => dot(&plan),
         PlanFormat::Mermaid => mermaid(&plan),
     };
@@ -48,6 +70,9 @@ pub fn simulate(
                 "iterations": n,
                 "seed": seed,
                 "rto_s": secs(plan.rto),
+                "rto_ends_at": plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
+                "observation_p50_s": sim.observation_p50_s,
+                "observation_p90_s": sim.observation_p90_s,
                 "mean_s": sim.mean_s,
                 "p50_s": sim.p50_s,
                 "p90_s": sim.p90_s,
@@ -63,18 +88,34 @@ pub fn simulate(
         }
         _ => {
             println!("{}: {} simulations (seed {seed})", plan.scenario, n);
+            let at = plan
+                .rto_ends_at
+                .map(|i| format!(", measured at {}", plan.steps[i].id))
+                .unwrap_or_default();
             println!(
-                "P(meet the RTO of {}) = {:.1}%",
+                "P(meet the RTO of {}{at}) = {:.1}%",
                 fmt_duration(plan.rto),
                 sim.p_meet_rto * 100.0
             );
             println!(
-                "P50 {}   P90 {}   P99 {}   mean {}",
+                "{}P50 {}   P90 {}   P99 {}   mean {}",
+                if plan.rto_ends_at.is_some() {
+                    "recovery: "
+                } else {
+                    ""
+                },
                 d(sim.p50_s),
                 d(sim.p90_s),
                 d(sim.p99_s),
                 d(sim.mean_s)
             );
+            if let (Some(p50), Some(p90)) = (sim.observation_p50_s, sim.observation_p90_s) {
+                println!(
+                    "observation after it (not counted against the RTO): P50 {}   P90 {}",
+                    d(p50),
+                    d(p90)
+                );
+            }
             println!(
                 "\ncriticality (share of simulations in which the step was on the critical path):"
             );
@@ -199,12 +240,87 @@ pub fn text(plan: &Plan) -> String {
         .map(|&i| plan.steps[i].id.as_str())
         .collect();
     out.push_str(&format!(
-        "\ncritical path (*): {} = {}\n{}\n",
+        "\ncritical path (*): {} = {}{}\n{}\n",
         names.join(" → "),
         fmt_duration(plan.critical_path_budget),
+        plan.rto_ends_at
+            .map(|i| format!(
+                " (to {}, where service is restored and the RTO ends)",
+                plan.steps[i].id
+            ))
+            .unwrap_or_default(),
         verdict(plan)
     ));
+    let observation = plan.observation_steps();
+    if let (Some(end), false) = (plan.rto_ends_at, observation.is_empty()) {
+        out.push_str(&format!(
+            "observation after {} (not counted against the RTO):\n",
+            plan.steps[end].id
+        ));
+        for i in observation {
+            let s = &plan.steps[i];
+            out.push_str(&format!(
+                "    {:<id_w$}  {:>7}  {}\n",
+                s.id,
+                fmt_duration(s.budget),
+                s.title
+            ));
+        }
+    }
     out
+}
+
+/// What a step does in a drill, in words; in a rehearsal environment a mocked step's real
+/// command runs.
+fn in_drill(step: &compile::Step, view: DrillView) -> &'static str {
+    use compile::Drill;
+    if step.is_gate() {
+        return "gate";
+    }
+    match &step.drill {
+        Drill::Mock if view.rehearsal => "run for real (rehearsal)",
+        Drill::Mock => "mock",
+        Drill::Run => "run",
+        Drill::Skip => "skip",
+        Drill::Command { .. } => "drill command",
+        Drill::With(_) => "drill inputs",
+    }
+}
+
+/// `plan --drill`: each step's drill behaviour; in a rehearsal environment, the steps that run
+/// for real where another drill mocks them.
+pub fn drill_text(plan: &Plan, view: DrillView) -> String {
+    if !view.drill {
+        return String::new();
+    }
+    let rehearsed = super::run::rehearsed_steps(plan);
+    let mut out = if view.rehearsal {
+        format!(
+            "\nin a drill here ({}):\n",
+            super::run::rehearsal_header(plan)
+        )
+    } else if rehearsed.is_empty() {
+        "\nin a drill:\n".to_owned()
+    } else {
+        "\nin a drill (a rehearsal environment would run the mocked steps for real):\n".to_owned()
+    };
+    let id_w = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    for &i in &plan.order {
+        let s = &plan.steps[i];
+        out.push_str(&format!("  {:<id_w$}  {}\n", s.id, in_drill(s, view)));
+    }
+    out
+}
+
+fn drill_json(plan: &Plan, view: DrillView) -> serde_json::Value {
+    json!({
+        "rehearsal": view.rehearsal,
+        "run_for_real": if view.rehearsal { super::run::rehearsed_steps(plan) } else { Vec::new() },
+        "steps": plan.order.iter().map(|&i| json!({
+            "id": plan.steps[i].id,
+            "in_drill": in_drill(&plan.steps[i], view),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 pub fn json(plan: &Plan) -> serde_json::Value {
@@ -243,6 +359,8 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         "rpo_s": plan.rpo.map(secs),
         "critical_path": plan.critical_path.iter().map(|&i| plan.steps[i].id.clone()).collect::<Vec<_>>(),
         "critical_path_s": secs(plan.critical_path_budget),
+        "rto_ends_at": plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
+        "observation": plan.observation_steps().iter().map(|&i| plan.steps[i].id.clone()).collect::<Vec<_>>(),
         "fits_rto": plan.critical_path_budget <= plan.rto,
         "escalation": plan.escalation.iter().map(|e| json!({"after_s": secs(e.after), "notify": e.channel})).collect::<Vec<_>>(),
         "steps": steps,

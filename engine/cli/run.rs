@@ -143,6 +143,40 @@ pub fn yes_is_one_approval(mode: Mode, env: &EnvDoc) -> bool {
     mode == Mode::Real && !env.auto_approve
 }
 
+/// A drill in a rehearsal environment: its `mock` steps run their real commands. Only a drill:
+/// a real run runs everything anyway, and a dry-run runs nothing.
+pub fn rehearsal(mode: Mode, env: &EnvDoc) -> bool {
+    mode == Mode::Drill && env.rehearsal
+}
+
+/// The steps a drill mocks, which a rehearsal runs for real, in plan order.
+pub fn rehearsed_steps(plan: &Plan) -> Vec<String> {
+    plan.order
+        .iter()
+        .map(|&i| &plan.steps[i])
+        .filter(|s| !s.is_gate() && s.drill == crate::compile::Drill::Mock)
+        .map(|s| s.id.clone())
+        .collect()
+}
+
+/// The line a rehearsal starts with, so that nobody takes it for a drill that touches nothing.
+pub fn rehearsal_header(plan: &Plan) -> String {
+    let steps = rehearsed_steps(plan);
+    format!(
+        "rehearsal: {} that a drill mocks {} for real here{}",
+        match steps.len() {
+            1 => "1 step".to_owned(),
+            n => format!("{n} steps"),
+        },
+        if steps.len() == 1 { "runs" } else { "run" },
+        if steps.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", steps.join(", "))
+        }
+    )
+}
+
 /// Who approves at gates under `--yes`, if allowed; an error says why not.
 pub fn auto_approver(
     plan: &Plan,
@@ -265,7 +299,14 @@ pub fn observers(plan: &Plan, json: bool) -> Observers {
             rto_ms: plan.rto.as_millis() as u64,
             show_logs: true,
         }),
-        bars: tty.then(|| Bars::new(budgets, plan.rto, style.color)),
+        bars: tty.then(|| {
+            Bars::new(
+                budgets,
+                plan.rto,
+                plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
+                style.color,
+            )
+        }),
         json: json.then_some(JsonLines),
     }
 }
@@ -444,10 +485,15 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         library_sha256: plan.library.clone(),
         masked_vars: Some(secret_vars),
         journal_version: Some(crate::journal::VERSION),
+        rehearsal: rehearsal(mode, &env),
+        rto_ends_at: plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
     }));
     if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
         eprintln!("error: {e}");
         return exit::USAGE;
+    }
+    if rehearsal(mode, &env) {
+        shell.observers.notice(&rehearsal_header(&plan));
     }
     let cfg = Config {
         run_id: run_id.clone(),
@@ -460,6 +506,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         durations: args
             .sample
             .then(|| crate::simulate::sample_durations(&plan, args.seed)),
+        rehearsal: rehearsal(mode, &env),
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     let result = if mode == Mode::DryRun {
@@ -523,8 +570,13 @@ pub fn finish(
                     {
                         let d = |ms| fmt_duration(Duration::from_millis(ms));
                         eprintln!(
-                            "drill: the drill took {}; a real run projects {}{} against an RTO of {}",
+                            "drill: the drill took {}; a real run projects {}{}{} against an RTO of {}",
                             d(crate::report::elapsed_ms(&rs)),
+                            if crate::report::rto_ends_at(&rs).is_some() {
+                                "a recovery in "
+                            } else {
+                                ""
+                            },
                             d(p),
                             crate::report::projected_p90_ms(&rs)
                                 .map(|q| format!(" (P90 {} from --simulate)", d(q)))

@@ -250,9 +250,13 @@ impl Compiler<'_> {
             return None;
         }
         let steps: Vec<Step> = steps.into_iter().map(Option::unwrap).collect();
+        let rto_ends_at = self.rto_ends_at(&graph, &steps);
+        if self.problems.has_errors() {
+            return None;
+        }
         let rto = rto?;
         let order = topo_order(&graph.needs);
-        let (critical_path, critical_path_budget) = critical_path(&steps, &order);
+        let (critical_path, critical_path_budget) = critical_path(&steps, &order, rto_ends_at);
 
         if critical_path_budget > rto {
             let names: Vec<&str> = critical_path
@@ -260,7 +264,11 @@ impl Compiler<'_> {
                 .map(|&i| steps[i].id.as_str())
                 .collect();
             let msg = format!(
-                "the critical path takes {} of budgets, over the RTO of {}: {}",
+                "the critical path{} takes {} of budgets, over the RTO of {}: {}",
+                // With `rto_ends_at`, the path to it: the observation after it is not counted.
+                rto_ends_at
+                    .map(|i| format!(" to `{}` (`rto_ends_at`)", steps[i].id))
+                    .unwrap_or_default(),
                 crate::units::fmt_duration(critical_path_budget),
                 crate::units::fmt_duration(rto),
                 names.join(" → ")
@@ -301,6 +309,7 @@ impl Compiler<'_> {
                 .collect(),
             escalation,
             steps,
+            rto_ends_at,
             order,
             critical_path,
             critical_path_budget,
@@ -309,6 +318,38 @@ impl Compiler<'_> {
             sha256,
             library: std::mem::take(&mut self.library),
         })
+    }
+
+    /// `rto_ends_at:` names a step of the runbook that runs something: a gate restores no
+    /// service, so the RTO cannot end at one.
+    fn rto_ends_at(&mut self, graph: &Graph, steps: &[Step]) -> Option<usize> {
+        let at = self.doc.rto_ends_at.as_ref()?;
+        let Some(&i) = graph.index.get(&at.value) else {
+            let help = suggestion(
+                &at.value,
+                self.doc.steps.iter().map(|s| s.id.value.as_str()),
+            )
+            .unwrap_or_else(|| {
+                "`rto_ends_at` names the id of the step at which service is restored".into()
+            });
+            self.err(
+                at.pos,
+                format!("`rto_ends_at` names `{}`, which is not a step", at.value),
+            )
+            .label("unknown step")
+            .help(help);
+            return None;
+        };
+        if steps[i].is_gate() {
+            self.err(
+                at.pos,
+                format!("`rto_ends_at` names `{}`, an approval gate", at.value),
+            )
+            .label("a gate")
+            .help("name the step whose success restores service (a check that the service answers), not a decision");
+            return None;
+        }
+        Some(i)
     }
 
     /// Resolves `needs` and finds cycles, naming every step on each.
@@ -1077,10 +1118,12 @@ pub fn topo_order(needs: &[Vec<usize>]) -> Vec<usize> {
 }
 
 /// The longest path of budgets through the DAG; ties go to the step earliest in the file.
-fn critical_path(steps: &[Step], order: &[usize]) -> (Vec<usize>, Duration) {
+/// With `rto_ends_at`, the longest path that ends at that step: the observation after it does
+/// not count against the RTO.
+fn critical_path(steps: &[Step], order: &[usize], end: Option<usize>) -> (Vec<usize>, Duration) {
     let weights: Vec<Duration> = steps.iter().map(|s| s.budget).collect();
     let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
-    longest_path(&weights, &needs, order)
+    longest_path_to(&weights, &needs, order, end)
 }
 
 /// The longest path where each node weighs `weights[i]`, over a topological `order`.
@@ -1088,6 +1131,30 @@ pub fn longest_path(
     weights: &[Duration],
     needs: &[&[usize]],
     order: &[usize],
+) -> (Vec<usize>, Duration) {
+    longest_path_to(weights, needs, order, None)
+}
+
+/// Step `of` and every step upstream of it (by index): with `rto_ends_at`, the steps whose
+/// time counts against the RTO. The others are the observation period.
+pub fn upstream_of(needs: &[&[usize]], of: usize) -> Vec<bool> {
+    let mut up = vec![false; needs.len()];
+    let mut stack = vec![of];
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut up[i], true) {
+            stack.extend(needs[i].iter().copied());
+        }
+    }
+    up
+}
+
+/// The longest path ending at `end` (or anywhere, for `None`): with `rto_ends_at`, the path
+/// that decides when service is restored.
+pub fn longest_path_to(
+    weights: &[Duration],
+    needs: &[&[usize]],
+    order: &[usize],
+    end: Option<usize>,
 ) -> (Vec<usize>, Duration) {
     let n = weights.len();
     let mut finish = vec![Duration::ZERO; n];
@@ -1102,7 +1169,9 @@ pub fn longest_path(
         }
         finish[i] = start + weights[i];
     }
-    let Some(end) = (0..n).max_by(|&a, &b| finish[a].cmp(&finish[b]).then(b.cmp(&a))) else {
+    let Some(end) =
+        end.or_else(|| (0..n).max_by(|&a, &b| finish[a].cmp(&finish[b]).then(b.cmp(&a))))
+    else {
         return (Vec::new(), Duration::ZERO);
     };
     let mut path = vec![end];

@@ -23,6 +23,10 @@ pub struct Plan {
     pub escalation: Vec<Escalation>,
     /// In file order; `needs` hold indices into this.
     pub steps: Vec<Step>,
+    /// `rto_ends_at:`, the step whose success restores service: the RTO is measured to its
+    /// finish, and the steps not upstream of it are the observation period. `None`: the
+    /// whole run counts.
+    pub rto_ends_at: Option<usize>,
     /// A topological order; ready steps go in file order.
     pub order: Vec<usize>,
     pub critical_path: Vec<usize>,
@@ -51,6 +55,28 @@ impl Plan {
                     .get(a)
                     .is_some_and(|people| people.iter().any(|p| p == who))
         })
+    }
+
+    /// Which steps count against the RTO: with `rto_ends_at`, that step and those upstream
+    /// of it; without, every step.
+    pub fn recovery_steps(&self) -> Vec<bool> {
+        match self.rto_ends_at {
+            Some(end) => {
+                let needs: Vec<&[usize]> = self.steps.iter().map(|s| s.needs.as_slice()).collect();
+                super::upstream_of(&needs, end)
+            }
+            None => vec![true; self.steps.len()],
+        }
+    }
+
+    /// The observation period's steps, in plan order: those not upstream of `rto_ends_at`.
+    pub fn observation_steps(&self) -> Vec<usize> {
+        let recovery = self.recovery_steps();
+        self.order
+            .iter()
+            .copied()
+            .filter(|&i| !recovery[i])
+            .collect()
     }
 
     /// Steps that need step `i`, in file order.

@@ -37,6 +37,9 @@ pub struct Config {
     pub env: BTreeMap<String, String>,
     /// Dry-runs: how long each step takes (by step index); default: its likely estimate.
     pub durations: Option<Vec<Duration>>,
+    /// A drill in a rehearsal environment (`rehearsal: true`): a `mock` step runs its real
+    /// command there, the dangerous path rehearsed on a throwaway copy of production.
+    pub rehearsal: bool,
 }
 
 /// Something that happened.
@@ -248,6 +251,12 @@ pub struct Machine {
     /// Wall-clock time of elapsed zero, when the run has one: a late answer is told when its
     /// gate was decided in the time people read, not the run's clock.
     epoch: Option<DateTime<Utc>>,
+    /// Which steps count against the RTO (with `rto_ends_at`, that step and those upstream of
+    /// it; else all), by index.
+    recovery: Vec<bool>,
+    /// When the `rto_ends_at` step succeeded: service was restored, the RTO clock stopped, and
+    /// what runs now is observation, which no longer projects, escalates or risks the RTO.
+    restored: Option<Duration>,
 }
 
 /// Indexes over the steps' states.
@@ -269,6 +278,8 @@ struct Sets {
     pos: Vec<usize>,
     dependents: Vec<Vec<usize>>,
     below: Vec<Duration>,
+    /// Steps that count against the RTO (see [`Machine::recovery`]): only they project.
+    recovery: Vec<bool>,
 }
 
 impl Sets {
@@ -279,10 +290,14 @@ impl Sets {
         for (p, &i) in plan.order.iter().enumerate() {
             pos[i] = p;
         }
+        // The path below a step that counts against the RTO: with `rto_ends_at`, down to that
+        // step, never into the observation after it.
+        let recovery = plan.recovery_steps();
         let mut below = vec![Duration::ZERO; n];
         for &i in plan.order.iter().rev() {
             below[i] = dependents[i]
                 .iter()
+                .filter(|&&d| recovery[d])
                 .map(|&d| plan.steps[d].budget + below[d])
                 .max()
                 .unwrap_or_default();
@@ -296,6 +311,7 @@ impl Sets {
             pos,
             dependents,
             below,
+            recovery,
         };
         for i in 0..n {
             if sets.unmet[i] == 0 {
@@ -317,6 +333,9 @@ impl Sets {
     }
 
     fn count_pending(&mut self, plan: &Plan, i: usize, add: bool) {
+        if !self.recovery[i] {
+            return;
+        }
         let path = plan.steps[i].budget + self.below[i];
         if add {
             *self.pending_paths.entry(path).or_default() += 1;
@@ -373,6 +392,8 @@ impl Machine {
             done: false,
             env_value,
             sets: Sets::new(&plan),
+            recovery: plan.recovery_steps(),
+            restored: None,
             plan,
             epoch: None,
         }
@@ -467,6 +488,9 @@ impl Machine {
             // A step that finished stays finished, failed ones too: resume never re-runs a
             // finished step. Interrupted ones run again; one that failed and was to be tried
             // again has no status yet, and is.
+            if st_ok(s.status) && self.plan.rto_ends_at == Some(i) {
+                self.restored = s.finished_ms.map(Duration::from_millis);
+            }
             match s.status {
                 Some(st) if st.is_ok() => self.set(i, St::Done(st)),
                 Some(st @ (StepStatus::Failed | StepStatus::TimedOut)) => {
@@ -558,7 +582,7 @@ impl Machine {
         }
         if busy && self.stopping.is_none() {
             for (k, e) in self.plan.escalation.iter().enumerate() {
-                if !self.escalated[k] {
+                if !self.escalated[k] && self.restored.is_none() {
                     at(e.after);
                     break;
                 }
@@ -570,11 +594,13 @@ impl Machine {
                     }
                 }
             }
-            at(self.last_projection + MINUTE);
+            if self.restored.is_none() {
+                at(self.last_projection + MINUTE);
+            }
             // An active step counts what is left of its budget; once over it, the projection
             // is now plus the path below it, which passes the target at this instant.
-            if !self.at_risk {
-                for &i in &self.sets.active {
+            if !self.at_risk && self.restored.is_none() {
+                for &i in self.sets.active.iter().filter(|&&i| self.recovery[i]) {
                     if let Some(t) = self.plan.rto.checked_sub(self.sets.below[i]) {
                         at(t + Duration::from_millis(1));
                     }
@@ -615,7 +641,9 @@ impl Machine {
         match input {
             Input::Start => {
                 self.last_projection = now;
-                self.fire_escalations(now, &mut out);
+                if self.restored.is_none() {
+                    self.fire_escalations(now, &mut out);
+                }
             }
             Input::Tick => {}
             Input::Exited {
@@ -782,14 +810,18 @@ impl Machine {
                 _ => {}
             }
         }
+        // Once service is restored the RTO clock has stopped: the observation after it neither
+        // escalates on the schedule nor puts the RTO at risk, however long it watches.
         if self.stopping.is_none() && self.work_ended.is_none() {
-            self.fire_escalations(now, out);
-            // Every minute; and the moment the projection passes the target (a step running
-            // over its budget pushes it later as the clock goes; see `next_wake`).
-            if now >= self.last_projection + MINUTE
-                || (!self.at_risk && self.past_target(self.projected_finish(now)))
-            {
-                self.project(now, out);
+            if self.restored.is_none() {
+                self.fire_escalations(now, out);
+                // Every minute; and the moment the projection passes the target (a step
+                // running over its budget pushes it later as the clock goes; see `next_wake`).
+                if now >= self.last_projection + MINUTE
+                    || (!self.at_risk && self.past_target(self.projected_finish(now)))
+                {
+                    self.project(now, out);
+                }
             }
             // After the escalations: one that fired (on schedule or for the RTO) brings its
             // role's page with it.
@@ -960,6 +992,10 @@ impl Machine {
 
     fn project(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.last_projection = now;
+        if self.restored.is_some() {
+            self.at_risk = false;
+            return;
+        }
         let projected = self.projected_finish(now);
         if self.past_target(projected) {
             if !self.at_risk {
@@ -991,11 +1027,14 @@ impl Machine {
             return self.projection(now).0;
         }
         let pending = self.sets.pending_paths.last_key_value().map(|(d, _)| *d);
+        if let Some(t) = self.restored {
+            return t;
+        }
         let active = self
             .sets
             .active
             .iter()
-            .filter(|&&i| self.sets.unmet[i] == 0)
+            .filter(|&&i| self.sets.unmet[i] == 0 && self.recovery[i])
             .map(|&i| self.weight(i, now) + self.sets.below[i]);
         now + active.chain(pending).max().unwrap_or_default()
     }
@@ -1003,6 +1042,10 @@ impl Machine {
     /// What is left of step `i`'s budget. In a drill, what the step takes in a real run,
     /// finished or not: a drill's clock runs at drill speed, and its projection is a real run's.
     fn weight(&self, i: usize, now: Duration) -> Duration {
+        // The observation after `rto_ends_at` is not part of the recovery it projects.
+        if !self.recovery[i] {
+            return Duration::ZERO;
+        }
         let step = &self.plan.steps[i];
         let budget = step.budget;
         let drill = self.cfg.mode == Mode::Drill;
@@ -1035,7 +1078,7 @@ impl Machine {
             .map_or(Duration::ZERO, |s| now.saturating_sub(s));
         if step.is_gate() {
             if took.is_zero() { step.budget } else { took }
-        } else if matches!(self.how(step), How::Run("run")) {
+        } else if matches!(self.how(step), How::Run("run" | "rehearsal")) {
             took
         } else {
             step.estimate.likely
@@ -1313,6 +1356,9 @@ impl Machine {
             (Mode::DryRun, _) => How::Run("dry-run"),
             (Mode::Drill, Drill::Run) => How::Run("run"),
             (Mode::Drill, Drill::Skip) => How::Skip,
+            // A rehearsal environment is a throwaway copy of production: there the dangerous
+            // path a drill mocks is rehearsed for real.
+            (Mode::Drill, Drill::Mock) if self.cfg.rehearsal => How::Run("rehearsal"),
             (Mode::Drill, Drill::Mock) => How::Mock,
             (Mode::Drill, Drill::Command { .. }) => How::Run("drill-command"),
             (Mode::Drill, Drill::With(_)) => How::Run("drill-with"),
@@ -1636,6 +1682,10 @@ impl Machine {
         if self.cfg.mode == Mode::Drill {
             self.rt[i].real = Some(self.real_duration(i, now));
         }
+        // Service is restored: the RTO clock stops here (see `restored`).
+        if status.is_ok() && self.plan.rto_ends_at == Some(i) {
+            self.restored.get_or_insert(now);
+        }
         if !status.is_ok() {
             self.note_failure(i, status);
         }
@@ -1848,7 +1898,11 @@ impl Machine {
         // ended. Steps that failed with `on_failure: continue` do not fail it.
         // A drill runs at drill speed: it is judged on what a real run would take.
         let projected = (self.cfg.mode == Mode::Drill).then(|| self.projected_finish(now));
-        let rto_met = self.failed.is_none() && projected.unwrap_or(now) <= self.plan.rto;
+        // With `rto_ends_at`, the recovery ended where service was restored: the observation
+        // after it is reported apart, not counted against the RTO.
+        let recovery = self.restored.filter(|_| self.plan.rto_ends_at.is_some());
+        let judged = projected.or(recovery).unwrap_or(now);
+        let rto_met = self.failed.is_none() && judged <= self.plan.rto;
         let status = if self.failed.is_some() {
             RunStatus::Failed
         } else {
@@ -1863,6 +1917,8 @@ impl Machine {
             failed_at: self.failed.as_ref().map(id),
             continued: self.continued.iter().map(id).collect(),
             projected_ms: projected.map(|p| p.as_millis() as u64),
+            recovery_ms: recovery.map(|r| r.as_millis() as u64),
+            observation_ms: recovery.map(|r| now.saturating_sub(r).as_millis() as u64),
         })));
         self.done = true;
         out.push(Action::Done(if self.failed.is_some() {
@@ -1871,6 +1927,11 @@ impl Machine {
             Outcome::Succeeded { rto_met }
         }));
     }
+}
+
+/// A step's journaled status lets its dependents go on.
+fn st_ok(status: Option<StepStatus>) -> bool {
+    status.is_some_and(StepStatus::is_ok)
 }
 
 enum How {

@@ -37,6 +37,7 @@ fn cfg(mode: Mode) -> Config {
         vars: BTreeMap::new(),
         env: BTreeMap::new(),
         durations: None,
+        rehearsal: false,
     }
 }
 
@@ -1405,4 +1406,140 @@ fn a_dry_run_gate_pages_on_the_escalation_path() {
             (s(3600), "cto".into())
         ]
     );
+}
+
+/// Issue 14: a restore, the check that service answers (`rto_ends_at`), then an hour of
+/// watching. Without `rto_ends_at` the 2h watch alone is over the 1h RTO.
+const OBSERVED: &str = "rto: 1h\nrto_ends_at: verify\nnotify:\n  lead: echo {{ message }}\n\
+     escalation:\n  - { after: 50m, notify: lead }\n\
+     steps:\n  - { id: restore, budget: 20m, run: r, drill: run }\n  \
+     - { id: verify, needs: [restore], budget: 5m, run: v, drill: mock }\n  \
+     - { id: monitor, needs: [verify], budget: 2h, run: m, drill: run }\n";
+
+/// Issue 14: region-failure counted an hour of monitoring inside its RTO, so a recovery in
+/// 21 minutes read as a near miss and the watch put the RTO at risk.
+#[test]
+fn the_rto_clock_stops_when_the_rto_step_succeeds_and_the_observation_is_apart() {
+    let mut sim = Sim::new(plan(OBSERVED), cfg(Mode::Real));
+    assert!(
+        sim.at("rto_at_risk").is_empty(),
+        "2h of watching is not recovery"
+    );
+    sim.advance(s(20 * 60));
+    sim.exit("restore", 0);
+    sim.advance(s(21 * 60 + 4));
+    sim.exit("verify", 0);
+    // An hour of observation, past the RTO and the lead's escalation time: neither fires.
+    sim.advance(s(81 * 60 + 4));
+    sim.exit("monitor", 0);
+    assert!(
+        sim.at("rto_at_risk").is_empty(),
+        "{:?}",
+        sim.at("rto_at_risk")
+    );
+    assert!(sim.notifies.is_empty(), "{:?}", sim.notifies);
+    assert_eq!(sim.outcome, Some(Outcome::Succeeded { rto_met: true }));
+    let f = sim.run_finished();
+    assert_eq!(f.elapsed_ms, (81 * 60 + 4) * 1000);
+    assert_eq!(f.recovery_ms, Some((21 * 60 + 4) * 1000));
+    assert_eq!(f.observation_ms, Some(60 * 60 * 1000));
+    assert!(f.recovered_within_rto());
+    assert_eq!(f.judged_ms(), (21 * 60 + 4) * 1000);
+}
+
+/// Before service is restored the clock runs as ever, on the path to the RTO step only.
+#[test]
+fn before_the_rto_step_the_projection_counts_the_path_to_it_only() {
+    let p = plan(
+        "rto: 1h\nrto_ends_at: verify\nsteps:\n  - { id: restore, budget: 50m, run: r, drill: run }\n  \
+         - { id: verify, needs: [restore], budget: 9m, run: v, drill: run }\n  \
+         - { id: monitor, needs: [verify], budget: 2h, run: m, drill: run }\n",
+    );
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    // 50m + 9m fits; restore overruns, and just after +51m the projection to verify passes 1h.
+    sim.advance(s(51 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(52 * 60));
+    let just_after = s(51 * 60) + Duration::from_millis(1);
+    assert_eq!(sim.at("rto_at_risk")[0].0, just_after);
+    let risk = sim
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            EventKind::RtoAtRisk(r) => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(risk.projected_ms, 60 * 60 * 1000 + 1);
+    assert_eq!(risk.path, vec!["verify".to_owned()]);
+}
+
+/// Issue 14: a failure while watching is no recovery: service came back and did not hold.
+#[test]
+fn a_failure_during_observation_fails_the_run_and_keeps_when_service_was_restored() {
+    let mut sim = Sim::new(plan(OBSERVED), cfg(Mode::Real));
+    sim.advance(s(10 * 60));
+    sim.exit("restore", 0);
+    sim.exit("verify", 0);
+    sim.advance(s(40 * 60));
+    sim.exit("monitor", 1);
+    assert_eq!(sim.outcome, Some(Outcome::Failed { rto_met: false }));
+    let f = sim.run_finished();
+    assert_eq!(f.failed_at.as_deref(), Some("monitor"));
+    assert_eq!(f.recovery_ms, Some(10 * 60 * 1000));
+    assert!(!f.recovered_within_rto());
+}
+
+/// A recovery past the target is missed, measured at the RTO step, whatever the observation.
+#[test]
+fn a_recovery_past_the_target_misses_the_rto_at_the_rto_step() {
+    let mut sim = Sim::new(plan(OBSERVED), cfg(Mode::Real));
+    sim.advance(s(70 * 60));
+    sim.exit("restore", 0);
+    sim.exit("verify", 0);
+    sim.advance(s(75 * 60));
+    sim.exit("monitor", 0);
+    assert_eq!(sim.outcome, Some(Outcome::Succeeded { rto_met: false }));
+    assert_eq!(sim.run_finished().recovery_ms, Some(70 * 60 * 1000));
+    assert_eq!(sim.run_finished().observation_ms, Some(5 * 60 * 1000));
+}
+
+/// Issue 14: a drill in a rehearsal environment runs the real command of a `mock` step; any
+/// other drill simulates it.
+#[test]
+fn a_rehearsal_drill_runs_a_mocked_steps_real_command_and_measures_it() {
+    let p = plan(OBSERVED);
+    let mut plain = Sim::new(p.clone(), cfg(Mode::Drill));
+    plain.exit("restore", 0);
+    assert_eq!(plain.finished("verify")[0].status, StepStatus::Simulated);
+    assert!(!plain.spawned().iter().any(|(_, id)| id == "verify"));
+
+    let mut sim = Sim::new(
+        p,
+        Config {
+            rehearsal: true,
+            ..cfg(Mode::Drill)
+        },
+    );
+    sim.advance(s(60));
+    sim.exit("restore", 0);
+    assert_eq!(sim.spawned().last().unwrap(), &(s(60), "verify".to_owned()));
+    let started = sim
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            EventKind::StepStarted(st) if st.step == "verify" => Some(st.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(started.how, "rehearsal");
+    assert_eq!(started.command.as_deref(), Some("v"));
+    sim.advance(s(100));
+    sim.exit("verify", 0);
+    sim.advance(s(200));
+    sim.exit("monitor", 0);
+    // Measured, as a `drill: run` step is: restore's 60s and verify's 40s, not the estimate.
+    let f = sim.run_finished();
+    assert_eq!(f.projected_ms, Some(100_000));
+    assert_eq!(f.recovery_ms, Some(100_000));
 }

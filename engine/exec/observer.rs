@@ -86,10 +86,18 @@ pub struct Bars {
     color: bool,
     rto: Duration,
     now: Duration,
+    /// `rto_ends_at`, and when it succeeded: the header's RTO clock stops there.
+    rto_ends_at: Option<String>,
+    restored: Option<Duration>,
 }
 
 impl Bars {
-    pub fn new(budgets: BTreeMap<String, Duration>, rto: Duration, color: bool) -> Self {
+    pub fn new(
+        budgets: BTreeMap<String, Duration>,
+        rto: Duration,
+        rto_ends_at: Option<String>,
+        color: bool,
+    ) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let header = multi.add(ProgressBar::new_spinner());
         header.set_style(ProgressStyle::with_template("{msg}").expect("template"));
@@ -101,6 +109,8 @@ impl Bars {
             color,
             rto,
             now: Duration::ZERO,
+            rto_ends_at,
+            restored: None,
         }
     }
 
@@ -109,6 +119,21 @@ impl Bars {
     }
 
     fn redraw(&mut self, projected: Duration) {
+        if let Some(r) = self.restored {
+            // Service is restored: the RTO clock stopped; what runs now is observation.
+            self.header.set_message(format!(
+                "RTO clock stopped at {} of {}: service restored · observation +{}",
+                fmt_duration(r),
+                fmt_duration(self.rto),
+                fmt_duration(self.now.saturating_sub(r))
+            ));
+        } else {
+            self.draw_clock(projected);
+        }
+        self.draw_bars();
+    }
+
+    fn draw_clock(&mut self, projected: Duration) {
         let over = projected > self.rto;
         let proj = format!("projected {}", fmt_duration(projected));
         let proj = if over {
@@ -122,6 +147,9 @@ impl Bars {
             fmt_duration(self.rto),
             proj
         ));
+    }
+
+    fn draw_bars(&mut self) {
         for (id, (bar, started, budget)) in &self.bars {
             let el = self.now.saturating_sub(*started);
             let frac = if budget.is_zero() {
@@ -152,6 +180,13 @@ impl Observer for Bars {
                 rec.at.format("%H:%M:%S"),
                 fmt_duration(rec.elapsed())
             ));
+        }
+        if let EventKind::StepFinished(f) = &rec.event
+            && f.status.is_ok()
+            && !f.will_retry
+            && self.rto_ends_at.as_deref() == Some(f.step.as_str())
+        {
+            self.restored.get_or_insert(rec.elapsed());
         }
         let running_start = match &rec.event {
             EventKind::StepStarted(s) => Some(s.step.clone()),

@@ -69,12 +69,21 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
     let e = &rec.event;
     Some(match e {
         EventKind::RunStarted(r) => format!(
-            "run {} started: {} ({}), mode {}, RTO {}, operator {}",
+            "run {} started: {} ({}), mode {}{}, RTO {}{}, operator {}",
             r.run_id,
             r.scenario,
             r.title,
             r.mode.map(Mode::as_str).unwrap_or("real"),
+            if r.rehearsal {
+                " (rehearsal: the steps a drill mocks run for real)"
+            } else {
+                ""
+            },
             fmt_duration(Duration::from_millis(r.rto_ms)),
+            r.rto_ends_at
+                .as_ref()
+                .map(|s| format!(" (ends at {s})"))
+                .unwrap_or_default(),
             r.operator
         ),
         EventKind::StepStarted(s) => {
@@ -85,6 +94,7 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             };
             let how = match s.how.as_str() {
                 "run" => String::new(),
+                "rehearsal" => " [run for real (rehearsal)]".into(),
                 other => format!(" [{}]", other.replace(['-', '_'], " ")),
             };
             match &s.command {
@@ -263,13 +273,35 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                     paint(
                         color,
                         "31",
-                        &match &f.failed_at {
-                            Some(step) =>
+                        &match (&f.failed_at, f.recovery_ms) {
+                            // Service came back and did not hold: still no recovery.
+                            (step, Some(r)) => format!(
+                                "RTO not met: recovery failed during observation{} after {elapsed}, after service was restored in {}: it did not hold",
+                                step.as_ref()
+                                    .map(|s| format!(" at {s}"))
+                                    .unwrap_or_default(),
+                                fmt_duration(Duration::from_millis(r))
+                            ),
+                            (Some(step), None) =>
                                 format!("RTO not met: recovery failed at {step} after {elapsed}"),
-                            None => format!("RTO not met: recovery failed after {elapsed}"),
+                            (None, None) => format!("RTO not met: recovery failed after {elapsed}"),
                         }
                     )
                 ),
+                // With `rto_ends_at`: the RTO is measured at that step, the observation apart.
+                RunStatus::Succeeded if f.recovery_ms.is_some() && f.projected_ms.is_none() => {
+                    let r = fmt_duration(Duration::from_millis(f.recovery_ms.unwrap_or_default()));
+                    format!(
+                        "run {}: recovered in {r} ({}) · observation {} after",
+                        paint(color, "32", "succeeded"),
+                        if f.recovered_within_rto() {
+                            paint(color, "32", &format!("RTO {target} met"))
+                        } else {
+                            paint(color, "31", &format!("RTO {target} MISSED"))
+                        },
+                        fmt_duration(Duration::from_millis(f.observation_ms.unwrap_or_default()))
+                    )
+                }
                 RunStatus::Succeeded => format!(
                     "run {} in {elapsed}: {} (target {target}{})",
                     paint(color, "32", "succeeded"),
@@ -279,12 +311,16 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                         paint(color, "31", "RTO MISSED")
                     },
                     // A drill is judged on what a real run would take, not on its own clock.
-                    match f.projected_ms {
-                        Some(p) => format!(
+                    match (f.projected_ms, f.recovery_ms) {
+                        (Some(p), Some(_)) => format!(
+                            "; a real run projects a recovery in {}, then the observation",
+                            fmt_duration(Duration::from_millis(p))
+                        ),
+                        (Some(p), None) => format!(
                             "; a real run projects {}",
                             fmt_duration(Duration::from_millis(p))
                         ),
-                        None => String::new(),
+                        _ => String::new(),
                     }
                 ),
             };

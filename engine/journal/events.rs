@@ -145,6 +145,15 @@ pub struct RunStarted {
     /// can tell a cut tail (see the module's docs). Absent in journals written before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal_version: Option<u32>,
+    /// A drill in a rehearsal environment (`rehearsal: true`): its `mock` steps ran their real
+    /// commands (their `step_started` says `how: rehearsal`). Absent when false, and in older
+    /// journals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rehearsal: bool,
+    /// The runbook's `rto_ends_at`: the step whose success stopped the RTO clock; the steps
+    /// not upstream of it are the observation period. Absent when the whole run counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto_ends_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -153,7 +162,8 @@ pub struct StepStarted {
     pub attempt: u32,
     /// The command as run, secrets masked; absent for gates and simulated steps.
     pub command: Option<String>,
-    /// `run`, `drill-command`, `drill-with`, `simulated`, `skipped`, `gate`.
+    /// `run`, `drill-command`, `drill-with`, `rehearsal` (a drill's `mock` step run for real
+    /// in a rehearsal environment), `dry-run`.
     pub how: String,
 }
 
@@ -412,6 +422,14 @@ pub struct RunFinished {
     /// drill-speed clock. Absent for other runs and in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected_ms: Option<u64>,
+    /// With `rto_ends_at`: when that step succeeded (run clock), the recovery time the RTO is
+    /// measured by. Absent when it did not succeed, without `rto_ends_at`, and in older
+    /// journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_ms: Option<u64>,
+    /// With `recovery_ms`: the observation period after it, to the run's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation_ms: Option<u64>,
 }
 
 impl RunFinished {
@@ -423,9 +441,12 @@ impl RunFinished {
         self.status == RunStatus::Succeeded && self.judged_ms() <= self.rto_ms
     }
 
-    /// The time the RTO is judged on: a drill's projection of a real run, else elapsed.
+    /// The time the RTO is judged on: a drill's projection of a real run, else the recovery
+    /// time (with `rto_ends_at`), else elapsed.
     pub fn judged_ms(&self) -> u64 {
-        self.projected_ms.unwrap_or(self.elapsed_ms)
+        self.projected_ms
+            .or(self.recovery_ms)
+            .unwrap_or(self.elapsed_ms)
     }
 }
 

@@ -200,7 +200,9 @@ pub fn scenario_history(
     let real: Vec<f64> = real_finished
         .iter()
         .filter(|f| f.status == RunStatus::Succeeded)
-        .map(|f| f.elapsed_ms as f64 / 1000.0)
+        // With `rto_ends_at`, the time to recover ends where service was restored: the
+        // observation after it is not repair time.
+        .map(|f| f.recovery_ms.unwrap_or(f.elapsed_ms) as f64 / 1000.0)
         .collect();
     let share = |k: usize| (!counted.is_empty()).then(|| k as f64 / counted.len() as f64);
     let latest_plan = mine

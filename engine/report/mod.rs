@@ -12,8 +12,13 @@
 //! | `operator` | who started the run |
 //! | `started_at`, `finished_at` | RFC 3339 UTC; `finished_at` is the last event for a run without an end |
 //! | `elapsed_s` | seconds from start to end on the run's clock (downtime of a resume included) |
-//! | `rto_target_s`, `rto_met` | the scenario's RTO, and whether the run recovered within it: `true` only for a run that succeeded within the target; `false` for one that succeeded late, failed or was denied (it did not recover); `null` while running or stopped |
-//! | `rto_verdict` | that verdict in words: `RTO met: …`, `RTO MISSED: …`, `RTO not met: recovery failed at STEP after T`, `RTO clock at T of TARGET, not recovered` |
+//! | `rehearsal` | the run was a drill in a rehearsal environment (`rehearsal: true`): its `mock` steps ran their real commands |
+//! | `rto_ends_at` | the runbook's `rto_ends_at`: the step whose success restores service (`null` when the whole run counts) |
+//! | `recovery_s` | with `rto_ends_at`: when that step succeeded, on the run's clock: the recovery time the RTO is measured by (`null` until then, and without it) |
+//! | `observation_s` | with `recovery_s`: the observation period after it, to the run's end |
+//! | `observation_steps` | with `rto_ends_at`: the steps not upstream of it (its descendants and the steps parallel to it), in plan order |
+//! | `rto_target_s`, `rto_met` | the scenario's RTO, and whether the run recovered within it: `true` only for a run that succeeded within the target (with `rto_ends_at`, measured at that step: `recovery_s`); `false` for one that succeeded late, failed — also during the observation — or was denied (it did not recover); `null` while running or stopped |
+//! | `rto_verdict` | that verdict in words: `RTO met: …` (with `· observation T after` when there was one), `RTO MISSED: …`, `RTO not met: recovery failed at STEP after T`, `RTO not met: recovery failed during observation at STEP after T, after service was restored in T: it did not hold`, `RTO clock at T of TARGET, not recovered` |
 //! | `failed_at` | a failed run: the step whose failure ended the recovery (`null` otherwise) |
 //! | `continued` | ids of the steps that failed with `on_failure: continue` (the run went on without them) |
 //! | `projected_rto_s` | what a real run would take. Drills: the plan's critical path with each step at what it takes for real — measured where the real command ran, the step's estimate where the drill ran a variant, mocked or skipped it (or it did not run), an auto-approved gate's budget; dry-runs: the virtual timeline's; `null` for real runs |
@@ -21,9 +26,9 @@
 //! | `rpo_target_s`, `rpo_achieved_s`, `rpo_met` | the scenario's RPO, and the recovery point the run achieved: the largest `rpo_s` output of any step (a restored backup's age; `null` when no step reports one) |
 //! | `machine_s` | the sum of the durations of command steps (work; parallel work counts in full) |
 //! | `human_wait_s` | the sum of the waits at approval gates |
-//! | `critical_path` | step ids of the chain that decided the finish, as it ran |
+//! | `critical_path` | step ids of the chain that decided the finish, as it ran (with `rto_ends_at`, once that step succeeded: the chain that decided the recovery) |
 //! | `runbook_sha256` | of the runbook file as it ran |
-//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated}` in plan order; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
+//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal}` in plan order; `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
 //! | `escalations[]` | `{at_s, channel, reason, ok, error, exit_code, stderr_tail}`; the last three say how a failed page failed (`null` when it did not) |
 //! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches |
 //! | `interruptions[]`, `resumes[]` | `{at_s, reason}` and `{at_s, operator, downtime_s}` |
@@ -73,24 +78,36 @@ pub fn run_status(state: &RunState) -> &'static str {
 pub enum RtoVerdict {
     /// Recovered (succeeded) within the target. For a drill, `elapsed_ms` is what a real run
     /// projects (`projected`): the drill's own clock runs at drill speed.
+    /// With `rto_ends_at`, `elapsed_ms` is the recovery time (that step's finish) and
+    /// `observation_ms` the observation after it, reported apart.
     Met {
         elapsed_ms: u64,
         target_ms: u64,
         projected: bool,
+        observation_ms: Option<u64>,
     },
     /// Recovered, after the target (a drill: a real run would be).
     Missed {
         elapsed_ms: u64,
         target_ms: u64,
         projected: bool,
+        observation_ms: Option<u64>,
     },
-    /// Failed or denied: no recovery, so no RTO met, however early it ended.
+    /// Failed or denied: no recovery, so no RTO met, however early it ended. `restored_ms`:
+    /// the `rto_ends_at` step had succeeded then, and the failure came in the observation —
+    /// service was restored and did not hold.
     NotRecovered {
         failed_at: Option<String>,
         elapsed_ms: u64,
+        restored_ms: Option<u64>,
     },
-    /// Running or stopped: the clock runs on.
-    Open { elapsed_ms: u64, target_ms: u64 },
+    /// Running or stopped: the clock runs on, unless `restored_ms` says the `rto_ends_at` step
+    /// has succeeded (the clock stopped there; the observation is under way).
+    Open {
+        elapsed_ms: u64,
+        target_ms: u64,
+        restored_ms: Option<u64>,
+    },
 }
 
 impl RtoVerdict {
@@ -106,11 +123,27 @@ impl RtoVerdict {
     /// One line, the same in every report.
     pub fn sentence(&self) -> String {
         let d = |ms: u64| crate::units::fmt_duration(Duration::from_millis(ms));
+        let observation = match self {
+            RtoVerdict::Met {
+                observation_ms: Some(o),
+                ..
+            }
+            | RtoVerdict::Missed {
+                observation_ms: Some(o),
+                ..
+            } => format!(" · observation {} after", d(*o)),
+            _ => String::new(),
+        };
+        self.sentence_alone(&d) + &observation
+    }
+
+    fn sentence_alone(&self, d: &dyn Fn(u64) -> String) -> String {
         match self {
             RtoVerdict::Met {
                 elapsed_ms,
                 target_ms,
                 projected: false,
+                ..
             } => format!(
                 "RTO met: recovered in {} of a {} target",
                 d(*elapsed_ms),
@@ -120,6 +153,7 @@ impl RtoVerdict {
                 elapsed_ms,
                 target_ms,
                 projected: true,
+                ..
             } => format!(
                 "RTO met: a real run projects {} of a {} target (judged on the projection: a drill runs at drill speed)",
                 d(*elapsed_ms),
@@ -129,6 +163,7 @@ impl RtoVerdict {
                 elapsed_ms,
                 target_ms,
                 projected: false,
+                ..
             } => format!(
                 "RTO MISSED: recovered in {} against a {} target",
                 d(*elapsed_ms),
@@ -138,14 +173,30 @@ impl RtoVerdict {
                 elapsed_ms,
                 target_ms,
                 projected: true,
+                ..
             } => format!(
                 "RTO MISSED: a real run projects {} against a {} target (judged on the projection: a drill runs at drill speed)",
                 d(*elapsed_ms),
                 d(*target_ms)
             ),
+            // Service came back and did not hold: the run did not recover.
+            RtoVerdict::NotRecovered {
+                failed_at,
+                elapsed_ms,
+                restored_ms: Some(restored),
+            } => format!(
+                "RTO not met: recovery failed during observation{} after {}, after service was restored in {}: it did not hold",
+                failed_at
+                    .as_ref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default(),
+                d(*elapsed_ms),
+                d(*restored)
+            ),
             RtoVerdict::NotRecovered {
                 failed_at: Some(step),
                 elapsed_ms,
+                restored_ms: None,
             } => format!(
                 "RTO not met: recovery failed at {step} after {}",
                 d(*elapsed_ms)
@@ -153,10 +204,22 @@ impl RtoVerdict {
             RtoVerdict::NotRecovered {
                 failed_at: None,
                 elapsed_ms,
+                restored_ms: None,
             } => format!("RTO not met: recovery failed after {}", d(*elapsed_ms)),
             RtoVerdict::Open {
                 elapsed_ms,
                 target_ms,
+                restored_ms: Some(restored),
+            } => format!(
+                "RTO clock stopped at {} of {}: service restored, observation under way for {} (not judged until the run ends)",
+                d(*restored),
+                d(*target_ms),
+                d(elapsed_ms.saturating_sub(*restored))
+            ),
+            RtoVerdict::Open {
+                elapsed_ms,
+                target_ms,
+                restored_ms: None,
             } => format!(
                 "RTO clock at {} of {}, not recovered",
                 d(*elapsed_ms),
@@ -173,6 +236,7 @@ pub fn rto_verdict(state: &RunState) -> RtoVerdict {
         return RtoVerdict::Open {
             elapsed_ms: state.last_elapsed_ms,
             target_ms,
+            restored_ms: recovery_ms(state),
         };
     };
     let elapsed_ms = f.elapsed_ms;
@@ -180,18 +244,74 @@ pub fn rto_verdict(state: &RunState) -> RtoVerdict {
         RunStatus::Failed => RtoVerdict::NotRecovered {
             failed_at: failed_at(state),
             elapsed_ms,
+            restored_ms: recovery_ms(state),
         },
         RunStatus::Succeeded if f.recovered_within_rto() => RtoVerdict::Met {
             elapsed_ms: f.judged_ms(),
             target_ms: f.rto_ms,
             projected: f.projected_ms.is_some(),
+            observation_ms: observation_ms(state),
         },
         RunStatus::Succeeded => RtoVerdict::Missed {
             elapsed_ms: f.judged_ms(),
             target_ms: f.rto_ms,
             projected: f.projected_ms.is_some(),
+            observation_ms: observation_ms(state),
         },
     }
+}
+
+/// The runbook's `rto_ends_at`, as the run journaled it.
+pub fn rto_ends_at(state: &RunState) -> Option<&str> {
+    state.started.as_ref()?.rto_ends_at.as_deref()
+}
+
+/// With `rto_ends_at`: when service was restored — that step's success — on the run's clock
+/// (stopped time excluded as in `elapsed_ms`). `None` until it succeeds, and without it.
+pub fn recovery_ms(state: &RunState) -> Option<u64> {
+    if let Some(r) = state.finished.as_ref().and_then(|f| f.recovery_ms) {
+        return Some(r);
+    }
+    let step = state.step(rto_ends_at(state)?)?;
+    step.status
+        .is_some_and(StepStatus::is_ok)
+        .then_some(step.finished_ms)
+        .flatten()
+}
+
+/// With `rto_ends_at`: the observation period after service was restored, to the run's end
+/// (or its last event).
+pub fn observation_ms(state: &RunState) -> Option<u64> {
+    Some(elapsed_ms(state).saturating_sub(recovery_ms(state)?))
+}
+
+/// With `rto_ends_at`: the steps of the observation period, those not upstream of it, in plan
+/// order. Empty without it.
+pub fn observation_steps(state: &RunState) -> Vec<String> {
+    let (Some(started), Some(end)) = (&state.started, rto_ends_at(state)) else {
+        return Vec::new();
+    };
+    let Some(end) = started.plan.steps.iter().position(|p| p.id == end) else {
+        return Vec::new();
+    };
+    let (needs, order) = plan_graph(&started.plan);
+    let needs: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
+    let recovery = crate::compile::upstream_of(&needs, end);
+    order
+        .into_iter()
+        .filter(|&i| !recovery[i])
+        .map(|i| started.plan.steps[i].id.clone())
+        .collect()
+}
+
+/// A rehearsal: a drill in a rehearsal environment, whose mocked steps ran for real.
+pub fn is_rehearsal(state: &RunState) -> bool {
+    state.started.as_ref().is_some_and(|s| s.rehearsal)
+}
+
+/// A step a rehearsal ran for real, where a drill would have mocked it.
+pub fn ran_for_real_in_rehearsal(step: &StepRun) -> bool {
+    step.how.as_deref() == Some("rehearsal")
 }
 
 /// A failed run: the step whose failure ended the recovery, as the journal names it; for a
@@ -270,13 +390,19 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
         .map(|p| (p.id.as_str(), &p.needs))
         .collect();
     let finish = |id: &str| state.step(id).and_then(|s| s.finished_ms);
-    let Some(mut at) = state
-        .steps
-        .iter()
-        .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
-        .max_by_key(|s| s.finished_ms)
-        .map(|s| s.id.clone())
-    else {
+    // With `rto_ends_at`, the chain that decided the recovery: the observation after it
+    // decided nothing the RTO measures.
+    let restored = recovery_ms(state)
+        .and(rto_ends_at(state))
+        .map(str::to_owned);
+    let Some(mut at) = restored.or_else(|| {
+        state
+            .steps
+            .iter()
+            .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
+            .max_by_key(|s| s.finished_ms)
+            .map(|s| s.id.clone())
+    }) else {
         return Vec::new();
     };
     let mut path = vec![at.clone()];
@@ -303,6 +429,10 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
 pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
     let started = state.started.as_ref()?;
     let drill = state.mode() == Mode::Drill;
+    let (needs, order) = plan_graph(&started.plan);
+    let needs: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
+    // With `rto_ends_at`, what is projected is the recovery: the path to that step.
+    let end = rto_ends_at(state).and_then(|e| started.plan.steps.iter().position(|p| p.id == e));
     let weights: Vec<Duration> = started
         .plan
         .steps
@@ -314,7 +444,10 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
                 | Some(StepStatus::TimedOut) => {
                     if drill && p.gate && (s.auto_approved || s.wait_ms.is_none()) {
                         Some(p.budget_ms)
-                    } else if drill && !p.gate && s.how.as_deref() != Some("run") {
+                    } else if drill
+                        && !p.gate
+                        && !matches!(s.how.as_deref(), Some("run" | "rehearsal"))
+                    {
                         None
                     } else {
                         s.wait_ms.or(s.duration_ms(state.last_elapsed_ms))
@@ -326,9 +459,7 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
             Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))
         })
         .collect();
-    let (needs, order) = plan_graph(&started.plan);
-    let needs: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
-    let (_, total) = crate::compile::longest_path(&weights, &needs, &order);
+    let (_, total) = crate::compile::longest_path_to(&weights, &needs, &order, end);
     Some(total.as_millis() as u64)
 }
 
@@ -347,7 +478,7 @@ fn plan_graph(plan: &PlanSummary) -> (Vec<Vec<usize>>, Vec<usize>) {
 /// Draws for a drill's P90: as many as make `plan --simulate`'s percentiles steady.
 pub const P90_ITERATIONS: usize = 10_000;
 
-/// Drills: the 90th percentile of the plan's duration, simulated from the estimates the run
+/// Drills: the 90th percentile of the plan's duration (with `rto_ends_at`, of its recovery), simulated from the estimates the run
 /// journaled, as `runbook plan --simulate` does (seed 1, its default).
 pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
     if state.mode() != Mode::Drill {
@@ -402,6 +533,8 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
         notify: Default::default(),
         escalation: Vec::new(),
         steps,
+        rto_ends_at: rto_ends_at(state)
+            .and_then(|e| started.plan.steps.iter().position(|p| p.id == e)),
         order,
         critical_path: Vec::new(),
         critical_path_budget: Duration::ZERO,
@@ -454,6 +587,7 @@ pub fn json_report(state: &RunState) -> Value {
                 "approved_by": if st.gate { json!(st.approved_by) } else { Value::Null },
                 "wait_s": st.wait_ms.map(s),
                 "estimated": st.estimated,
+                "rehearsal": ran_for_real_in_rehearsal(st),
             })
         })
         .collect();
@@ -474,6 +608,11 @@ pub fn json_report(state: &RunState) -> Value {
         "started_at": ts(state.started_at),
         "finished_at": ts(state.finished_at.or(state.last_at)),
         "elapsed_s": s(elapsed),
+        "rehearsal": is_rehearsal(state),
+        "rto_ends_at": rto_ends_at(state),
+        "recovery_s": recovery_ms(state).map(s),
+        "observation_s": observation_ms(state).map(s),
+        "observation_steps": observation_steps(state),
         "rto_target_s": s(started.rto_ms),
         "rto_met": rto_verdict(state).met(),
         "rto_verdict": rto_verdict(state).sentence(),

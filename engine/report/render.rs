@@ -47,6 +47,10 @@ pub struct StepRow {
     pub error: Option<String>,
     /// Failed with `on_failure: continue`: the run went on without it.
     pub continued: bool,
+    /// A step a drill mocks that this rehearsal ran for real.
+    pub rehearsal: bool,
+    /// With `rto_ends_at`: a step of the observation period (not upstream of it).
+    pub observation: bool,
 }
 
 /// Everything a report shows, computed once.
@@ -83,6 +87,13 @@ pub struct Model {
     /// When the run was stopped (run clock, from, to): from its last record before a resume to
     /// the resume. Nothing ran then, whatever a bar that spans it would suggest.
     pub stopped: Vec<(u64, u64)>,
+    /// A drill in a rehearsal environment: the steps a drill mocks ran for real.
+    pub rehearsal: bool,
+    /// With `rto_ends_at`: that step, when it succeeded (the recovery time), and the
+    /// observation after it.
+    pub rto_ends_at: Option<String>,
+    pub recovery_ms: Option<u64>,
+    pub observation_ms: Option<u64>,
 }
 
 impl Model {
@@ -90,6 +101,7 @@ impl Model {
         let started = state.started.clone().unwrap_or_default();
         let elapsed = elapsed_ms(state);
         let critical = actual_critical_path(state);
+        let observation = super::observation_steps(state);
         let steps: Vec<StepRow> = state
             .steps
             .iter()
@@ -124,6 +136,8 @@ impl Model {
                     critical: critical.contains(&s.id),
                     error: s.error.clone(),
                     continued: continued(state, s),
+                    rehearsal: super::ran_for_real_in_rehearsal(s),
+                    observation: observation.contains(&s.id),
                 }
             })
             .collect();
@@ -292,6 +306,10 @@ impl Model {
                 .map(|(at, r)| (at.saturating_sub(r.downtime_ms), *at))
                 .filter(|(from, to)| to > from)
                 .collect(),
+            rehearsal: super::is_rehearsal(state),
+            rto_ends_at: super::rto_ends_at(state).map(str::to_owned),
+            recovery_ms: super::recovery_ms(state),
+            observation_ms: super::observation_ms(state),
         }
     }
 
@@ -314,13 +332,53 @@ impl Model {
         let mut v = vec![
             ("Run", self.run_id.clone()),
             ("Scenario", format!("{} — {}", self.scenario, self.title)),
-            ("Mode", self.mode.clone()),
+            (
+                "Mode",
+                if self.rehearsal {
+                    format!(
+                        "{}, rehearsal: in a rehearsal environment, the steps a drill mocks ran for real",
+                        self.mode
+                    )
+                } else {
+                    self.mode.clone()
+                },
+            ),
             ("Status", self.status.clone()),
             ("Operator", self.operator.clone()),
             ("Started (UTC)", utc(self.started_at)),
             ("Ended (UTC)", utc(self.ended_at)),
             ("RTO", self.verdict()),
         ];
+        if let Some(at) = &self.rto_ends_at {
+            v.push((
+                "Recovery",
+                match self.recovery_ms {
+                    Some(r) => format!(
+                        "service restored in {} when `{at}` succeeded (the RTO is measured there)",
+                        d(r)
+                    ),
+                    None => format!("`{at}` (where the RTO is measured) has not succeeded"),
+                },
+            ));
+            let steps: Vec<&str> = self
+                .steps
+                .iter()
+                .filter(|s| s.observation)
+                .map(|s| s.id.as_str())
+                .collect();
+            let steps = if steps.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", steps.join(", "))
+            };
+            v.push((
+                "Observation",
+                match self.observation_ms {
+                    Some(o) => format!("{} after service was restored{steps}", d(o)),
+                    None => format!("after `{at}`{steps}"),
+                },
+            ));
+        }
         let continued: Vec<&str> = self
             .steps
             .iter()
@@ -382,11 +440,16 @@ impl Model {
             None => "-".into(),
         };
         [
-            format!("{}{}", s.id, if s.critical { " *" } else { "" }),
-            if s.continued {
-                format!("{}, continued", status_words(&s.status))
-            } else {
-                status_words(&s.status).to_owned()
+            format!(
+                "{}{}{}",
+                s.id,
+                if s.critical { " *" } else { "" },
+                if s.observation { " (observation)" } else { "" }
+            ),
+            match (s.continued, s.rehearsal) {
+                (true, _) => format!("{}, continued", status_words(&s.status)),
+                (false, true) => format!("{}, {REHEARSED}", status_words(&s.status)),
+                (false, false) => status_words(&s.status).to_owned(),
             },
             s.start_ms
                 .map(|t| format!("+{}", d(t)))
@@ -407,6 +470,9 @@ impl Model {
         ]
     }
 }
+
+/// How every report marks a step a drill mocks that a rehearsal ran.
+pub const REHEARSED: &str = "run for real (rehearsal)";
 
 const STEP_HEADERS: [&str; 10] = [
     "Step",
@@ -905,7 +971,18 @@ pub fn junit(m: &Model) -> String {
                 .unwrap_or_else(|| "unknown".into()),
         ),
         ("operator", m.operator.clone()),
-    ] {
+        ("rehearsal", m.rehearsal.to_string()),
+    ]
+    .into_iter()
+    .chain(m.rto_ends_at.clone().map(|at| ("rto_ends_at", at)))
+    .chain(
+        m.recovery_ms
+            .map(|r| ("recovery_s", format!("{:.3}", r as f64 / 1000.0))),
+    )
+    .chain(
+        m.observation_ms
+            .map(|o| ("observation_s", format!("{:.3}", o as f64 / 1000.0))),
+    ) {
         let _ = writeln!(o, "      <property name=\"{k}\" value=\"{}\"/>", esc(&v));
     }
     let _ = writeln!(o, "    </properties>");
@@ -952,6 +1029,13 @@ pub fn junit(m: &Model) -> String {
                 esc(&format!("not finished: {}", status_words(&s.status)))
             );
         }
+        if s.rehearsal && !s.continued {
+            let _ = writeln!(
+                body,
+                "      <system-out>{}</system-out>",
+                esc(&format!("{}, {REHEARSED}", s.status))
+            );
+        }
         if s.continued {
             let _ = writeln!(
                 body,
@@ -973,10 +1057,11 @@ pub fn junit(m: &Model) -> String {
     }
     // The run's own verdict: green only for a recovery within the target.
     let verdict = m.rto.sentence();
+    // With `rto_ends_at`, the RTO's time is the recovery's, not the observation's after it.
     let _ = write!(
         o,
         "    <testcase classname=\"{classname}\" name=\"RTO\" time=\"{:.3}\"",
-        m.elapsed_ms as f64 / 1000.0
+        m.recovery_ms.unwrap_or(m.elapsed_ms) as f64 / 1000.0
     );
     match &m.rto {
         RtoVerdict::Met { .. } => o.push_str("/>\n"),

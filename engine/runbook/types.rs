@@ -32,6 +32,10 @@ pub struct RunbookDoc {
     /// Recovery point objective, e.g. `1h` (reported, not enforced).
     #[serde(default)]
     pub rpo: Option<Sp<String>>,
+    /// The step whose success restores service: the RTO clock stops there, and the steps not
+    /// upstream of it are an observation period, reported apart. Default: the whole run.
+    #[serde(default)]
+    pub rto_ends_at: Option<Sp<String>>,
     /// Role name -> the people who hold it. Approvers name roles or people.
     #[serde(default)]
     pub roles: BTreeMap<String, Vec<Sp<String>>>,
@@ -314,6 +318,10 @@ pub struct EnvDoc {
     /// Lets `--yes` pass gates in real runs: for a local sandbox only.
     #[serde(default)]
     pub auto_approve: bool,
+    /// A rehearsal environment (the sandbox, a staging site): a throwaway copy of production
+    /// where a drill runs the real command of every step whose drill is `mock`.
+    #[serde(default)]
+    pub rehearsal: bool,
     #[serde(default)]
     pub vars: BTreeMap<String, Sp<Text>>,
     #[serde(default)]
@@ -346,6 +354,7 @@ pub mod keys {
         "description",
         "rto",
         "rpo",
+        "rto_ends_at",
         "roles",
         "vars",
         "secrets",
@@ -393,6 +402,6 @@ pub mod keys {
         "env",
     ];
     pub const INPUT: &[&str] = &["required", "default", "description"];
-    pub const ENV: &[&str] = &["auto_approve", "vars", "inventory"];
+    pub const ENV: &[&str] = &["auto_approve", "rehearsal", "vars", "inventory"];
     pub const HOST: &[&str] = &["host", "user", "port", "identity", "known_hosts"];
 }
