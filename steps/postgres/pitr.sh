@@ -30,6 +30,9 @@
 # With neither --target-time nor --target-lsn it does nothing and says so: the runbooks
 # take the logical-dump path then (output path=logical).
 #
+# --preflight true: only the checks made before anything is stopped (the base backup it would
+# use, how far the archive reaches) and what would be lost: what an approver decides on.
+#
 # --scratch-dir DIR: a rehearsal. The same recovery, into DIR/pitr-<time> on a free port
 # (sockets only, archiving off, so nothing reaches the site's archive), checked and stopped;
 # the running cluster is not touched. What a drill runs.
@@ -49,6 +52,7 @@ usage: pitr.sh (--target-time TIME | --target-lsn LSN) --base-dir DIR|REMOTE:PAT
                [--stop-cmd CMD --start-cmd CMD | --scratch-dir DIR]
                [--prefix NAME] [--service NAME] [--incident-time TIME]
                [--inclusive true|false] [--download-to DIR] [--wait DURATION]
+               [--preflight true|false]
 
   --target-time TIME    recover up to this time (ISO 8601, e.g. 2024-05-01T02:59:00Z);
                         empty with --target-lsn empty: do nothing (the logical path runs)
@@ -68,9 +72,10 @@ usage: pitr.sh (--target-time TIME | --target-lsn LSN) --base-dir DIR|REMOTE:PAT
   --wait DUR            how long recovery may take (default 30m)
   --scratch-dir DIR     rehearse: recover into DIR/pitr-<time> on a free port; production
                         untouched
+  --preflight BOOL      only check and say what would be lost; stop nothing (default false)
 
 outputs: path (pitr|logical), target, recovered_to, timeline, base_backup, kept_aside,
-         incident_time, rpo_s
+         incident_time, rpo_s; with --preflight: path, target, base_backup, incident_time, lost_s
 EOF2
 }
 
@@ -89,15 +94,17 @@ inclusive=true
 download_to="${TMPDIR:-/tmp}/runbook-backups"
 wait_="30m"
 scratch_dir=""
+preflight=false
 parse_args --target-time=target_time --target-lsn=target_lsn --base-dir=base_dir \
   --prefix=prefix --data-dir=data_dir --wal-archive=wal_archive \
   --restore-command=restore_command --stop-cmd=stop_cmd --start-cmd=start_cmd \
   --service=service --incident-time=incident_time --inclusive=inclusive:bool \
-  --download-to=download_to --wait=wait_ --scratch-dir=scratch_dir -- "$@"
+  --download-to=download_to --wait=wait_ --scratch-dir=scratch_dir --preflight=preflight:bool -- "$@"
 
 if [ -z "$target_time" ] && [ -z "$target_lsn" ]; then
   echo "skipped: no recovery target (recovery_target_time is empty): the logical-dump path restores instead"
   out path logical
+  out incident_time "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   exit 0
 fi
 [ -z "$target_time" ] || [ -z "$target_lsn" ] || usage_error "give --target-time or --target-lsn, not both"
@@ -108,7 +115,7 @@ wait_s=$(duration --wait "$wait_")
 if [ -z "$restore_command" ] && [ -z "$wal_archive" ]; then
   usage_error "--wal-archive (the archive folder) or --restore-command is required: recovery replays the archived WAL"
 fi
-if [ -z "$scratch_dir" ]; then
+if [ -z "$scratch_dir" ] && ! $preflight; then
   # A drill whose runbook named no scratch folder must not fall through to the real thing.
   [ "${RUNBOOK_MODE:-real}" != drill ] \
     || die "a drill never stops the server: give --scratch-dir (a folder with room for a copy of the cluster) to rehearse the recovery"
@@ -126,6 +133,8 @@ if [ -n "$target_time" ]; then
     || usage_error "--target-time: cannot read '$target_time' as a time (try 2024-05-01T02:59:00Z)"
   # It is written into postgresql.auto.conf as a quoted string.
   [[ $target_time =~ ^[0-9A-Za-z:.,+\ -]+$ ]] || usage_error "--target-time: unexpected characters in '$target_time'"
+  # As PostgreSQL's setting reads it: its parser takes fewer forms than date(1) (not ...T...Z).
+  pg_target_time=$(date -u -d "$target_time" '+%Y-%m-%d %H:%M:%S.%6N+00')
   [ "$target_sec" -le "$now" ] || die "recovery target $target_time is in the future: nothing was written after now"
   target_desc="time $target_time"
 else
@@ -258,6 +267,20 @@ fi
 check_sidecar "$backup" false
 echo "base backup: $chosen (complete at $(meta_of "$chosen_meta" stopped_at), timeline $base_tl, WAL to $(meta_of "$chosen_meta" stop_lsn))"
 
+if $preflight; then
+  echo "preflight passed: $target can be recovered to $target_desc from $chosen and the archive; nothing was stopped"
+  out path pitr
+  out target "${target_time:-$target_lsn}"
+  out base_backup "$backup"
+  out incident_time "$(date -u -d "@$incident_sec" +%Y-%m-%dT%H:%M:%SZ)"
+  if [ -n "$target_sec" ]; then
+    lost=$(( incident_sec - target_sec ))
+    echo "recovering to it loses the writes after it: ${lost}s of them, up to $(date -u -d "@$incident_sec" +%Y-%m-%dT%H:%M:%SZ)"
+    out lost_s "$lost"
+  fi
+  exit 0
+fi
+
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 owner_ref=$data_dir
 
@@ -296,7 +319,7 @@ fill_datadir() {
   {
     echo "# postgres/pitr $stamp: recovery to $target_desc (removed by the step once recovery ends)"
     echo "restore_command = '$restore_command'"
-    if [ -n "$target_time" ]; then echo "recovery_target_time = '$target_time'"
+    if [ -n "$target_time" ]; then echo "recovery_target_time = '$pg_target_time'"
     else echo "recovery_target_lsn = '$target_lsn'"; fi
     echo "recovery_target_inclusive = $( $inclusive && echo on || echo off )"
     if [ -n "$cur_timeline" ]; then echo "recovery_target_timeline = '$cur_timeline'"
@@ -317,7 +340,7 @@ wait_recovered() {
     state=$("$@" -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
     [ "$state" != f ] || return 0
     if [ ! -e "$dir/postmaster.pid" ] && [ "$(date +%s)" -gt $(( deadline - wait_s + 5 )) ]; then
-      die "PostgreSQL stopped during recovery of $dir (a target the WAL cannot reach stops it): see its log"
+      die "PostgreSQL stopped during recovery of $dir (a target the WAL cannot reach, or a setting it refuses, stops it): see its log"
     fi
     [ "$(date +%s)" -lt "$deadline" ] || die "$dir is still in recovery after ${wait_s}s (--wait): see its log"
     sleep 1
