@@ -124,9 +124,10 @@ stop_lsn=$(sed -n 's/.*write-ahead log end point: \([0-9A-F]*\/[0-9A-F]*\).*/\1/
 rm -f "$work.log"
 [ -n "$start_lsn" ] && [ -n "$stop_lsn" ] && [ -n "$timeline" ] \
   || die "pg_basebackup did not report its start and end points; cannot record them"
-# Rounded up: the backup is consistent from a moment inside this second, and a recovery
-# target must not fall before it.
-stopped_epoch=$(( $(date -u +%s) + 1 ))
+# The backup is consistent from a moment before this one: a recovery target must not fall
+# before it. In seconds rounded up, and in nanoseconds for targets within the same second.
+stopped_ns=$(date -u +%s%N)
+stopped_epoch=$(( stopped_ns / 1000000000 + 1 ))
 stopped_at=$(date -u -d "@$stopped_epoch" +%Y-%m-%dT%H:%M:%SZ)
 [ -s "$work/base.tar.gz" ] || die "pg_basebackup wrote no base.tar.gz into $work"
 # Each tar must read back whole before it is published.
@@ -145,6 +146,7 @@ sha=$(sha256sum "$tmp_tar" | cut -d' ' -f1)
   echo "created_epoch=$started_epoch"
   echo "stopped_at=$stopped_at"
   echo "stopped_epoch=$stopped_epoch"
+  echo "stopped_epoch_ns=$stopped_ns"
   echo "start_lsn=$start_lsn"
   echo "stop_lsn=$stop_lsn"
   echo "timeline=$timeline"

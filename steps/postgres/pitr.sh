@@ -135,6 +135,7 @@ if [ -n "$target_time" ]; then
   [[ $target_time =~ ^[0-9A-Za-z:.,+\ -]+$ ]] || usage_error "--target-time: unexpected characters in '$target_time'"
   # As PostgreSQL's setting reads it: its parser takes fewer forms than date(1) (not ...T...Z).
   pg_target_time=$(date -u -d "$target_time" '+%Y-%m-%d %H:%M:%S.%6N+00')
+  target_ns=$(date -u -d "$target_time" +%s%N)
   [ "$target_sec" -le "$now" ] || die "recovery target $target_time is in the future: nothing was written after now"
   target_desc="time $target_time"
 else
@@ -235,18 +236,20 @@ while IFS= read -r name; do
   [ -n "$name" ] || continue
   meta=$(fetch_meta "$name") || { warn "skipping $name: cannot fetch its .meta"; continue; }
   b_stop=$(meta_of "$meta" stopped_epoch)
+  b_stop_ns=$(meta_of "$meta" stopped_epoch_ns)
   b_lsn=$(meta_of "$meta" stop_lsn)
   b_tl=$(meta_of "$meta" timeline)
   b_sys=$(meta_of "$meta" system_identifier)
   [[ $b_stop =~ ^[0-9]+$ ]] && [[ $b_lsn == */* ]] && [[ $b_tl =~ ^[0-9]+$ ]] \
     || { warn "skipping $name: its .meta lacks stopped_epoch, stop_lsn or timeline"; continue; }
+  [[ $b_stop_ns =~ ^[0-9]+$ ]] || b_stop_ns=$(( b_stop * 1000000000 ))
   if [ -n "$system_id" ] && [ -n "$b_sys" ] && [ "$b_sys" != "$system_id" ]; then
     warn "skipping $name: a backup of another cluster (system identifier $b_sys, this one is $system_id)"
     continue
   fi
   oldest=$(meta_of "$meta" stopped_at)
   if [ -n "$target_sec" ]; then
-    [ "$b_stop" -le "$target_sec" ] || { echo "not $name: it completed at $(meta_of "$meta" stopped_at), after the target"; continue; }
+    [ "$b_stop_ns" -le "$target_ns" ] || { echo "not $name: it completed at $(meta_of "$meta" stopped_at), after the target"; continue; }
   else
     [ "$(lsn_num "$b_lsn")" -le "$(lsn_num "$target_lsn")" ] || { echo "not $name: it ends at $b_lsn, after the target"; continue; }
   fi
