@@ -15,7 +15,7 @@
 # archive is lost. The backup is consistent from its stop LSN on: a recovery target must be
 # at or after its stop time (postgres/pitr picks the newest backup that stopped before).
 #
-# --dest uploads it (postgres/storage's upload: checked, then the local copy removed) to the
+# --dest uploads it (storage/upload: checked, then the local copy removed) to the
 # backup storage; --every skips the run when the newest complete base backup there is younger:
 # the hourly backup job takes a base backup once a day, and the WAL archive carries the rest
 # (the plan's "full + incremental").
