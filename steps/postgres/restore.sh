@@ -42,6 +42,7 @@ usage: restore.sh --file PATH --database NAME [--jobs N] [--recreate true|false]
   --no-owner         do not restore object ownership (default false)
   --allow-unverified restore even without a .sha256 sidecar (default false)
   --service NAME     libpq service from pg_service.conf
+  --skip REASON      do nothing, saying why (a runbook whose point-in-time path ran instead)
 
 outputs: database, restored_from, format, seconds, kept_as (with --keep-old)
 EOF
@@ -56,9 +57,14 @@ terminate=false
 no_owner=false
 allow_unverified=false
 service=""
-parse_args --file=file --database=database --jobs=jobs --recreate=recreate:bool --keep-old=keep_old:bool \
+skip=""
+parse_args --skip=skip --file=file --database=database --jobs=jobs --recreate=recreate:bool --keep-old=keep_old:bool \
   --terminate-connections=terminate:bool --no-owner=no_owner:bool \
   --allow-unverified=allow_unverified:bool --service=service -- "$@"
+if [ -n "$skip" ]; then
+  echo "skipped: $skip"
+  exit 0
+fi
 
 [ -n "$file" ] || usage_error "--file is required"
 [ -n "$database" ] || usage_error "--database is required"

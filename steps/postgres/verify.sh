@@ -26,6 +26,7 @@ usage: verify.sh --meta FILE --database NAME [--tables "schema.table ..."]
   --database NAME  database to check
   --tables LIST    tables to check (default: every table recorded in the metadata)
   --mode           exact (default) or at-least; see the top of this script
+  --skip REASON    do nothing, saying why (a runbook whose point-in-time path ran instead)
 
 outputs: tables_ok, tables_failed, rows (total rows seen in the checked tables)
 EOF
@@ -36,7 +37,12 @@ database=""
 tables=""
 mode="exact"
 service=""
-parse_args --meta=meta --database=database --tables=tables --mode=mode --service=service -- "$@"
+skip=""
+parse_args --skip=skip --meta=meta --database=database --tables=tables --mode=mode --service=service -- "$@"
+if [ -n "$skip" ]; then
+  echo "skipped: $skip"
+  exit 0
+fi
 
 [ -n "$meta" ] || usage_error "--meta is required"
 [ -n "$database" ] || usage_error "--database is required"
