@@ -1,5 +1,6 @@
 //! The state folder (`.runbook/` by default): runs, their journals, logs and approval drop
-//! boxes, and the per-scenario locks that allow one live run each.
+//! boxes, and the per-scenario locks that allow one live run each. Every file in it, and what
+//! writes it: docs/design.md ("The state folder").
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};

@@ -35,10 +35,10 @@ pub fn executor_pid(state: &StateDir, rs: &RunState) -> Option<u32> {
     (h.run_id == rs.run_id()).then_some(h.pid?)
 }
 
-/// Elapsed on the run's clock now: wall time since it started for a live run.
-/// Where the run's RTO clock is: it runs from `run_started` until `run_finished`, whether or
-/// not an executor is watching (a run whose executor died, or that was stopped, is still an
-/// outage, and `resume` counts that time too).
+/// Where the run's RTO clock is now: wall time since `run_started` for every run without a
+/// `run_finished`, whether or not an executor is watching (a run whose executor died, or
+/// that was stopped, is still an outage, and `resume` counts that time too); a finished
+/// run's elapsed time once it has one.
 fn now_ms(rs: &RunState) -> u64 {
     match (&rs.finished, rs.started_at) {
         (None, Some(t)) => (Utc::now() - t).num_milliseconds().max(0) as u64,
@@ -46,7 +46,9 @@ fn now_ms(rs: &RunState) -> u64 {
     }
 }
 
-/// The projected finish from the journal: now plus the longest remaining path of budgets.
+/// The projected finish from the journal: now plus the longest remaining path of budgets (to
+/// the `rto_ends_at` step when there is one), an interrupted step counting its whole budget.
+/// The executor's own projection is `Machine::projected_finish` (docs/design.md).
 fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
     let Some(started) = &rs.started else {
         return (now, Vec::new());

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::diag::{Problem, Problems};
 
-/// Exit codes, as README.md lists them.
+/// Exit codes: what each command means by each is the table in docs/design.md ("Exit codes").
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;

@@ -3,7 +3,8 @@
 //! Everything that can happen — a step exited, a timer fired, an approval arrived, Ctrl-C —
 //! arrives as an [`Input`] with the run clock's `now`; the machine answers with [`Action`]s:
 //! events to journal, processes to spawn or kill, notifications to send. It owns no process,
-//! no file and no clock, so every timing rule is tested exactly on a virtual clock.
+//! no file and no clock, so every timing rule is tested exactly on a virtual clock. Its place
+//! in the flow, its inputs and actions: docs/design.md ("The state machine").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -109,7 +110,8 @@ pub enum ExitResult {
 pub enum Action {
     /// Journal this event (and show it to the observers).
     Record(EventKind),
-    /// Start a step's process. The command is rendered; `shown` is it with secrets masked.
+    /// Start a step's process. The command is rendered, secrets in clear: the journal has it
+    /// masked (`step_started`), and the supervisor masks what the step prints.
     Spawn {
         step: usize,
         attempt: u32,
@@ -680,8 +682,6 @@ impl Machine {
                     stderr_tail: failed.and_then(|f| f.stderr_tail),
                 })))
             }
-            // Every step has ended and only notifications are still being sent: the run
-            // ends as it ended, without them, rather than as interrupted.
             Input::Fault {
                 reason,
                 lost,
@@ -713,6 +713,8 @@ impl Machine {
                     }
                 }
             }
+            // Every step has ended and only notifications are still being sent: the run
+            // ends as it ended, without them, rather than as interrupted.
             Input::Interrupt if self.work_ended.is_some() => self.notifying = 0,
             Input::Interrupt => {
                 if self.stopping.is_none() {
@@ -981,8 +983,6 @@ impl Machine {
         }
     }
 
-    /// Projects the finish — now plus the longest remaining path of budgets, counting what
-    /// running steps have left — and warns when it passes the RTO target.
     /// A projection past the RTO target, at the journal's resolution: a millisecond. A run
     /// whose budgets add up to its RTO exactly is not at risk because its first step started
     /// some microseconds after the run did.
@@ -990,6 +990,13 @@ impl Machine {
         projected.as_millis() > self.plan.rto.as_millis()
     }
 
+    /// Looks at the projected finish ([`Machine::projected_finish`]; a drill's is a real
+    /// run's) — called when a step ends, every minute, and the moment the projection passes
+    /// the target (see `clock`). The first time it is past the RTO, `rto_at_risk` is journaled
+    /// with the path that decides it and the next escalation not yet sent goes out early;
+    /// it is said again only after the projection came back within the target. Once the
+    /// `rto_ends_at` step has succeeded the RTO clock has stopped, and nothing is at risk.
+    /// (docs/design.md, "The state machine".)
     fn project(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.last_projection = now;
         if self.restored.is_some() {

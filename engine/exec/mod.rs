@@ -6,6 +6,9 @@
 //!
 //! Dry-runs do not use this shell at all: [`dry_run`] drives the same machine on a virtual
 //! clock in a plain loop, so a four-hour scenario rehearses in milliseconds.
+//!
+//! What runs on which task or thread, and the order of durability it keeps: docs/design.md
+//! ("What runs async, and why", "Invariants").
 
 mod fallback;
 pub mod machine;

@@ -142,13 +142,13 @@ pub async fn end_foreign_group(pgid: u32) {
     let _ = killpg(pg, Signal::SIGKILL);
 }
 
-/// The outputs a step left in its file (`key=value` lines and `key<<DELIM` blocks, as GitHub
-/// Actions writes them), read once. The file sits in the state folder, which keeps no secret
-/// in clear: a secret the step wrote into it is masked there like everywhere else.
-/// Reads what a step wrote to `$RUNBOOK_OUTPUT` (the file is then masked in place). What
+/// The outputs a step left in its `$RUNBOOK_OUTPUT` file (`key=value` lines and `key<<DELIM`
+/// blocks, as GitHub Actions writes them), read once, when its attempt has ended. The values
+/// returned are the real ones, for the templates downstream; the file sits in the state
+/// folder, which keeps no secret in clear, so when it held one it is rewritten masked. What
 /// cannot be read as outputs (bytes that are not UTF-8, a line with no `=`, a `key<<EOF` block
-/// never closed) is said in the step's log and returned, so the step downstream that misses a
-/// value is not the first to hear of it; the rest is kept.
+/// never closed) is appended to the step's log and returned, so the step downstream that
+/// misses a value is not the first to hear of it; the rest is kept.
 pub fn take_outputs(
     path: &Path,
     log: &Path,

@@ -15,6 +15,9 @@
 //! stderr, and SIGCHLD (through a signalfd) are all file descriptors, so a step costs the
 //! process it runs and two pipes — no thread, no lock. As a child subreaper it reaps
 //! whatever a step leaves behind, and `waitpid(-1)` is how it learns of every end.
+//!
+//! Its protocol field by field, the status log, and what the engine does when it dies:
+//! docs/design.md ("The step supervisor").
 
 use std::collections::HashMap;
 use std::fs::File;

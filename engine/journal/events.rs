@@ -1,5 +1,7 @@
 //! The events of a run: what the executor journals and every observer sees.
 //! `type` is the snake_case variant name; `data` is the struct. Durations are milliseconds.
+//! Every field, its JSON type and when it is written or left out: docs/design.md, "The
+//! journal" (tests/design_doc.rs fails when a field here is missing there).
 
 use std::collections::BTreeMap;
 
@@ -160,10 +162,13 @@ pub struct RunStarted {
 pub struct StepStarted {
     pub step: String,
     pub attempt: u32,
-    /// The command as run, secrets masked; absent for gates and simulated steps.
+    /// The command as run, secrets masked; `null` when it could not be rendered (a
+    /// `step_finished` saying why follows). Gates and the steps a drill mocks or skips have
+    /// no `step_started` at all.
     pub command: Option<String>,
-    /// `run`, `drill-command`, `drill-with`, `rehearsal` (a drill's `mock` step run for real
-    /// in a rehearsal environment), `dry-run`.
+    /// `run` (a real run, or a drill's `drill: run` step), `drill-command`, `drill-with`,
+    /// `rehearsal` (a drill's `mock` step run for real in a rehearsal environment) or
+    /// `dry-run` (simulated, nothing runs): what `Machine::how` decides.
     pub how: String,
 }
 
@@ -354,7 +359,9 @@ pub struct ApprovalTimedOut {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Escalated {
     pub channel: String,
-    /// `schedule` (its `after` time came) or `rto_at_risk`.
+    /// `schedule` (its `after` time came), `rto_at_risk` (sent early: the projection passed
+    /// the RTO) or `approval_requested` (a waiting gate pages an approver role that is also a
+    /// notify channel).
     pub reason: String,
     pub message: String,
     /// Did the notify command succeed? Its failure never fails the run.

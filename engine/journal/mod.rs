@@ -1,7 +1,10 @@
 //! The journal: an append-only, hash-chained JSONL file per run; the single source of truth
 //! from which status, resume and every report are made.
 //!
-//! # Wire format (version 1)
+//! # Wire format
+//!
+//! Documented field by field, with the seal, the head and [`VERSION`], in docs/design.md
+//! ("The journal"); in short:
 //!
 //! One JSON object a line:
 //! `{"seq":N,"at":"RFC 3339 UTC","elapsed_ms":N,"type":"...","data":{...},"prev":"hex","hash":"hex"}`
@@ -15,7 +18,7 @@
 //!   compact JSON of the other fields and `hash = sha256(BODY)`. Verification needs no
 //!   re-serialisation: strip the suffix, put back the `}`, hash, compare.
 //!
-//! Event types and their `data` are documented on [`EventKind`].
+//! Event types and their `data`: [`EventKind`], and docs/design.md for every field.
 //!
 //! # The end and the head
 //!
