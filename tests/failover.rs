@@ -422,3 +422,41 @@ steps:
     assert!(at >= before, "changed_at {at} is before the run {before}");
     assert_eq!(p.read("dns/ttl").trim(), "60");
 }
+
+/// Issue 14 §1: after a failover nothing was protected, and nothing said so. Where no standby
+/// can be had, the run says what is unprotected, pages for it and shows the step as failed,
+/// continued, while the failover itself succeeds.
+#[test]
+fn without_a_standby_command_the_failover_pages_that_the_new_primary_is_unprotected() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let out = run_in(
+        &p,
+        &sb,
+        &[
+            "run",
+            "region-failure",
+            "--env",
+            "local",
+            "--yes",
+            "--var",
+            "standby_cmd=",
+        ],
+    );
+    out.code(0);
+    out.stderr_has("failed, continued");
+    let pages = p.read(".sandbox/notifications.log");
+    assert!(
+        pages
+            .lines()
+            .any(|l| l.contains("[devops-lead]") && l.contains("UNPROTECTED")),
+        "no page for the unprotected primary:\n{pages}"
+    );
+    assert_eq!(
+        sb.psql(
+            &at_port(&sb.var("PG_REPLICA_PORT")),
+            "SELECT count(*) FROM pg_stat_replication"
+        ),
+        Ok("0".into())
+    );
+}
