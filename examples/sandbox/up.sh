@@ -10,7 +10,8 @@
 #   - Redis (127.0.0.1, a free port, password, data in .sandbox/redis) with some keys;
 #   - a static HTTP health endpoint (python3 http.server) at /healthz;
 #   - helpers in .sandbox/bin: redis-stop, redis-start, dns-update, dns-lookup, dns-ttl, and
-#     pg-ctl (start, stop, status of the primary or the replica, as the server's own user).
+#     pg-ctl (start, stop, status of the primary or the replica, as the server's own user),
+#     pg-rebuild (one server remade as a standby of the other, after a failover).
 #     The DNS stand-in keeps each record's TTL beside it (300 s until changed).
 # Each part starts only when its binaries are installed; what is missing is reported.
 #
@@ -113,7 +114,9 @@ if [ -n "$pg_bindir" ]; then
 
   # The WAL archive: one folder both servers archive to, written by the server's own user
   # (hence beside the data, which that user can reach), seen from the project as
-  # .sandbox/backups/wal. A segment already archived is never overwritten.
+  # .sandbox/backups/wal. A segment already archived is never overwritten; one archived again
+  # with the same bytes is a success (PostgreSQL manual, "Setting Up WAL Archiving": a promoted
+  # standby may re-archive a segment its old primary archived, and must not fail on it).
   archive="$pg/archive"
   as_pg mkdir -p "$archive"
   ln -sfn -- "$archive" "$sb/backups/wal"
@@ -125,7 +128,7 @@ unix_socket_directories = '$pg/run'
 fsync = off
 wal_level = replica
 archive_mode = on
-archive_command = 'test ! -f $archive/%f && cp %p $archive/%f.part && mv $archive/%f.part $archive/%f'
+archive_command = '{ test ! -f $archive/%f && cp %p $archive/%f.part && mv $archive/%f.part $archive/%f; } || cmp -s %p $archive/%f'
 EOF
   }
   pg_running() { as_pg "$pg_bindir/pg_ctl" -D "$1" status >/dev/null 2>&1; }
@@ -261,6 +264,35 @@ case "${2:-}" in
 esac
 PGCTL
   } > "$sb/bin/pg-ctl"
+  # pg-rebuild: after a failover, a standby again (the runbooks' standby_cmd in this sandbox).
+  {
+    echo '#!/usr/bin/env bash'
+    echo '# pg-rebuild primary|replica --from primary|replica: remake one server as a streaming'
+    echo '# standby of the other (pg_basebackup -R), on its own port; its old data is moved aside'
+    echo '# ($pg/<name>.old.<time>), never deleted: it may hold WAL the new primary lacks.'
+    printf 'pg=%q\npg_bindir=%q\npg_user=%q\n' "$pg" "$pg_bindir" "$pg_user"
+    cat <<'PGREBUILD'
+set -euo pipefail
+cd /
+usage() { echo "usage: pg-rebuild primary|replica --from primary|replica" >&2; exit 2; }
+[ $# -eq 3 ] && [ "$2" = --from ] || usage
+case "$1/$3" in primary/replica|replica/primary) ;; *) usage ;; esac
+as_owner() { if [ "$(id -u)" = 0 ] && [ "$pg_user" != root ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi; }
+data="$pg/$1"
+from_port=$(sed -n 's/^port = //p' "$pg/$3/sandbox.conf")
+if as_owner "$pg_bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  as_owner "$pg_bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null
+fi
+aside="$data.old.$(date +%Y%m%dT%H%M%S)"
+mv -- "$data" "$aside"
+as_owner env PGPASSFILE="$pg/pgpass" "$pg_bindir/pg_basebackup" -h 127.0.0.1 -p "$from_port" \
+  -U postgres -D "$data" -R -X stream -c fast -w
+# The copy brought the source's settings: this server keeps its own port and socket.
+as_owner cp -- "$aside/sandbox.conf" "$data/sandbox.conf"
+as_owner "$pg_bindir/pg_ctl" -D "$data" -l "$pg/$1.log" -w -t 60 start </dev/null >/dev/null
+echo "pg-rebuild: $1 is a standby of $3 (127.0.0.1:$from_port); its old data is in $aside"
+PGREBUILD
+  } > "$sb/bin/pg-rebuild"
 else
   log "PostgreSQL not installed (no initdb in /usr/lib/postgresql/*/bin or PATH): skipped (apt-get install postgresql)"
 fi

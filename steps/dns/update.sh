@@ -9,7 +9,15 @@
 #     --ttl="$DNS_TTL" --rrdatas="$DNS_TARGET."
 #
 # "Update DNS if needed": with --lookup-cmd (or `getent` for A/AAAA records), a record that
-# already resolves to the target is left alone and `changed=false` is reported.
+# already resolves to the target is left alone and `changed=false` is reported, unless its TTL
+# is above --ttl (then the update only lowers the TTL: what a preparation runbook does).
+#
+# How long clients keep the old answer is the OLD record's TTL, not the new one's: a resolver
+# that cached it a moment before the change keeps it that long. With --ttl-cmd (prints the TTL
+# in seconds of the record's current answer, sees DNS_RECORD and DNS_TYPE; e.g. `dig +noall
+# +answer "$DNS_RECORD" "$DNS_TYPE" @<an authoritative server> | awk '{ print $2; exit }'`) it
+# is read before the change and given out as old_ttl_s, with changed_at, for dns/check to bound
+# the propagation wait by.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
@@ -18,7 +26,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF2'
 usage: update.sh --record NAME --target VALUE --command CMD [--type TYPE] [--ttl SECONDS]
-                 [--lookup-cmd CMD]
+                 [--lookup-cmd CMD] [--ttl-cmd CMD]
 
   --record NAME     e.g. api.omni.example.com
   --target VALUE    new value: an address for A/AAAA, a host name for CNAME
@@ -27,8 +35,10 @@ usage: update.sh --record NAME --target VALUE --command CMD [--type TYPE] [--ttl
   --command CMD     the site's update command (see above)
   --lookup-cmd CMD  prints the record's current value(s), one a line (default: getent for
                     A/AAAA; none for other types, which are then always updated)
+  --ttl-cmd CMD     prints the TTL (seconds) of the record's current answer (default: none;
+                    old_ttl_s is then empty and the propagation wait is not bounded by it)
 
-outputs: changed (true|false), record, target
+outputs: changed (true|false), record, target, old_ttl_s, changed_at (epoch seconds)
 EOF2
 }
 
@@ -38,8 +48,9 @@ type="CNAME"
 ttl=60
 command_=""
 lookup_cmd=""
+ttl_cmd=""
 parse_args --record=record --target=target --type=type --ttl=ttl --command=command_ \
-  --lookup-cmd=lookup_cmd -- "$@"
+  --lookup-cmd=lookup_cmd --ttl-cmd=ttl_cmd -- "$@"
 [ -n "$record" ] || usage_error "--record is required (the dns_record variable)"
 [ -n "$target" ] || usage_error "--target is required (the dns_failover_target variable)"
 [[ $ttl =~ ^[0-9]+$ ]] || usage_error "--ttl must be a number of seconds"
@@ -58,13 +69,31 @@ lookup() {
 }
 norm() { tr '[:upper:]' '[:lower:]' | sed 's/\.$//'; }
 
+old_ttl=""
+if [ -n "$ttl_cmd" ]; then
+  old_ttl=$(bash -c "$ttl_cmd" 2>&1 | tr -d '[:space:]') || true
+  [[ $old_ttl =~ ^[0-9]+$ ]] \
+    || die "the TTL command printed '${old_ttl}', not a number of seconds: fix the dns_ttl_cmd variable (it sees \$DNS_RECORD, \$DNS_TYPE) before changing $record"
+  echo "$record ($type) is served with a TTL of ${old_ttl}s: resolvers may keep its current answer that long after the change"
+else
+  warn "no TTL command: the old record's TTL is unknown, so the propagation wait cannot be bounded by it (set the dns_ttl_cmd variable)"
+fi
+finish() { # changed
+  out changed "$1"; out record "$record"; out target "$target"
+  out old_ttl_s "$old_ttl"; out changed_at "$(date +%s)"
+}
+
 if current=$(lookup 2>/dev/null) && [ -n "$current" ]; then
   if [ "$(printf '%s\n' "$current" | norm | sort -u)" = "$(printf '%s\n' "$target" | norm)" ]; then
-    echo "$record ($type) already resolves to $target: no change needed"
-    out changed false; out record "$record"; out target "$target"
-    exit 0
+    if [ -z "$old_ttl" ] || [ "$old_ttl" -le "$ttl" ]; then
+      echo "$record ($type) already resolves to $target: no change needed"
+      finish false
+      exit 0
+    fi
+    echo "$record ($type) already resolves to $target, with a TTL of ${old_ttl}s: lowering it to ${ttl}s"
+  else
+    echo "$record ($type) currently resolves to: $(printf '%s' "$current" | tr '\n' ' ')"
   fi
-  echo "$record ($type) currently resolves to: $(printf '%s' "$current" | tr '\n' ' ')"
 fi
 
 if [ -z "$command_" ]; then
@@ -72,7 +101,5 @@ if [ -z "$command_" ]; then
 fi
 echo "updating $record ($type, ttl $ttl) -> $target"
 bash -c "$command_" || die "the DNS update command failed: $command_"
-echo "DNS update submitted; propagation takes up to the old record's TTL"
-out changed true
-out record "$record"
-out target "$target"
+echo "DNS update submitted; propagation takes up to the old record's TTL${old_ttl:+ (${old_ttl}s)}"
+finish true
