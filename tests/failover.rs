@@ -460,3 +460,127 @@ fn without_a_standby_command_the_failover_pages_that_the_new_primary_is_unprotec
         Ok("0".into())
     );
 }
+
+/// Issue 14 §3: a quarterly drill of region-failure proved the health checks and the lag query,
+/// never the fence, the promotion or the re-pointing (all `drill: mock`). In the sandbox, a
+/// rehearsal environment, the drill runs them for real, says so, and leaves what a real
+/// failover leaves: one writable primary, behind the clients' service.
+#[test]
+fn a_rehearsal_drill_of_region_failure_fails_the_sandbox_over_for_real() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let old = sb.var("PGPORT");
+    let new = sb.var("PG_REPLICA_PORT");
+
+    let out = run_in(
+        &p,
+        &sb,
+        &[
+            "run",
+            "region-failure",
+            "--drill",
+            "--env",
+            "local",
+            "--yes",
+        ],
+    );
+    let (_, stdout, stderr) = out.parts();
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("rehearsal") && all.contains("promote-replica"),
+        "the run does not say it rehearses the mocked steps: {all}"
+    );
+    let run = p.last_run_of("region-failure").expect("a run");
+    let started = &p.events_of(&run, "run_started")[0];
+    assert_eq!(started["data"]["rehearsal"], true, "{started}");
+    let finished = &p.events_of(&run, "run_finished")[0];
+    assert_eq!(finished["data"]["status"], "succeeded", "{all}");
+    for step in [
+        "fence-old-primary",
+        "promote-replica",
+        "repoint-clients",
+        "canary-write",
+    ] {
+        let s = p
+            .events_of(&run, "step_started")
+            .into_iter()
+            .find(|e| e["data"]["step"] == step)
+            .unwrap_or_else(|| panic!("{step} did not start: it was simulated"));
+        assert_eq!(s["data"]["how"], "rehearsal", "{s}");
+    }
+
+    // The data outcome, as after a real failover.
+    assert_eq!(
+        sb.psql(
+            "service=omni",
+            "INSERT INTO customers VALUES (7001, 'rehearsed', 'c7001@example.test') RETURNING id"
+        ),
+        Ok("7001".into())
+    );
+    assert_eq!(assert_refuses_writes(&sb, &old, 7001), "read-only");
+    assert_eq!(service_value(&p, "omni", "port"), new);
+    assert_eq!(
+        sb.psql(
+            &at_port(&new),
+            &format!("SELECT count(*) FROM runbook_canary WHERE run_id = '{run}'")
+        ),
+        Ok("1".into())
+    );
+
+    // The report: a rehearsal, recovered at verify-services, the monitoring apart.
+    let report = p.report_json(&run);
+    assert_eq!(report["rto_ends_at"], "verify-services", "{report}");
+    assert!(
+        report["recovery_s"].as_f64().is_some() && report["observation_s"].as_f64().is_some(),
+        "{report}"
+    );
+    let md = p
+        .run(&["report", &run, "--format", "md"])
+        .code(0)
+        .stdout
+        .clone();
+    assert!(md.contains("rehearsal"), "{md}");
+}
+
+/// The same for datacenter-failure: the automatic failover left the old primary writable, and
+/// the rehearsal drill fences it for real (a plain drill only probes it).
+#[test]
+fn a_rehearsal_drill_of_datacenter_failure_fences_the_old_primary_for_real() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let old = sb.var("PGPORT");
+    run_in(
+        &p,
+        &sb,
+        &["run", "backup-database", "--env", "local", "--yes"],
+    )
+    .code(0);
+    automatic_failover(&p, &sb);
+    assert_eq!(write_at(&sb, &old, 8001), Ok(String::new()));
+
+    let out = run_in(
+        &p,
+        &sb,
+        &[
+            "run",
+            "datacenter-failure",
+            "--drill",
+            "--env",
+            "local",
+            "--yes",
+        ],
+    );
+    out.code(0);
+    let run = p.last_run_of("datacenter-failure").expect("a run");
+    assert_eq!(p.outputs(&run, "fence-old-primary")["fenced"], "stopped");
+    assert_eq!(assert_refuses_writes(&sb, &old, 8002), "down");
+    assert_eq!(
+        sb.psql(
+            "service=omni",
+            "INSERT INTO customers VALUES (8002, 'rehearsed', 'c8002@example.test') RETURNING id"
+        ),
+        Ok("8002".into())
+    );
+    let report = p.report_json(&run);
+    assert_eq!(report["rto_ends_at"], "service-restored", "{report}");
+}

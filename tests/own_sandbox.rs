@@ -31,3 +31,26 @@ fn a_projects_own_sandbox_archives_wal_and_names_the_applications_service() {
     assert!(ok, "{out}");
     assert_eq!(sb.psql("service=omni", "SELECT 1"), Ok("1".into()));
 }
+
+/// Running up.sh again rewrote pg_service.conf whenever the old primary's port was no longer
+/// named in it, which is the case after every failover: the re-pointing was undone and the
+/// clients' service named the fenced server again.
+#[test]
+fn up_sh_again_keeps_a_failovers_re_pointing_of_the_clients_service() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let new = sb.var("PG_REPLICA_PORT");
+    let repoint = format!(
+        "sed -i '/^\\[omni\\]/,/^$/ s/^port=.*/port={new}/; /^\\[omni-primary\\]/,/^$/ s/^port=.*/port={new}/' .sandbox/pg_service.conf"
+    );
+    let (ok, out) = sb.sh(&repoint);
+    assert!(ok, "{out}");
+    let (ok, out) = sb.sh("examples/sandbox/up.sh >/dev/null");
+    assert!(ok, "{out}");
+    let conf = p.read(".sandbox/pg_service.conf");
+    let section = conf.split("[omni]").nth(1).expect("an [omni] section");
+    assert!(
+        section.lines().any(|l| l == format!("port={new}")),
+        "the re-pointing was undone:\n{conf}"
+    );
+}

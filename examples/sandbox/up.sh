@@ -214,11 +214,17 @@ SQL
     sleep 0.5
   done
 
-  # Written when missing or when a server moved to a new port: a failover's re-pointing of
-  # `omni` survives running up.sh again.
-  if [ ! -s "$sb/pg_service.conf" ] \
-     || ! grep -qx "port=$PG_PORT" "$sb/pg_service.conf" \
-     || ! grep -qx "port=$PG_REPLICA_PORT" "$sb/pg_service.conf"; then
+  # Written when missing or when it names a port neither server has (one restarted on a new
+  # port): a failover's re-pointing of `omni` and `omni-primary` survives running up.sh again.
+  service_ports_current() {
+    local line
+    while IFS= read -r line; do
+      case $line in
+        port=*) [ "${line#port=}" = "$PG_PORT" ] || [ "${line#port=}" = "$PG_REPLICA_PORT" ] || return 1 ;;
+      esac
+    done < "$sb/pg_service.conf"
+  }
+  if [ ! -s "$sb/pg_service.conf" ] || ! service_ports_current; then
   cat > "$sb/pg_service.conf" <<EOF
 # libpq services for the sandbox (PGSERVICEFILE points here); passwords come from PGPASSWORD.
 [omni-primary]
