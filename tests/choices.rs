@@ -221,7 +221,10 @@ fn region_failures_gate_pages_only_the_roles_whose_escalation_time_has_come() {
     assert!((1_800_000..3_600_000).contains(&restored), "{restored}");
     assert_eq!(
         schedule,
-        vec![(0, "on-call".to_owned()), (1_800_000, "devops-lead".to_owned())]
+        vec![
+            (0, "on-call".to_owned()),
+            (1_800_000, "devops-lead".to_owned())
+        ]
     );
 }
 

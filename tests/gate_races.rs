@@ -135,3 +135,42 @@ fn an_answer_to_a_gate_of_a_finished_run_is_told_who_decided_and_journaled_late(
         out.stdout
     );
 }
+
+/// An answer dropped while the run's last step ended was taken by the run itself as it
+/// closed, and journaled `approval_late` after the seal without sealing again: `verify` then
+/// said the journal was cut. The last step here drops the answer (as `runbook approve` does)
+/// and exits at once, so that the run finds it only as it closes; a run that found it sooner
+/// also journals it late. Either way the journal ends sealed.
+#[test]
+fn an_answer_the_run_takes_as_it_closes_leaves_the_journal_sealed() {
+    let p = Project::new();
+    p.write(
+        "runbooks/closing.yaml",
+        r#"scenario: closing
+title: An answer as the run closes
+rto: 5m
+roles:
+  lead: [alice, bob]
+steps:
+  - id: go
+    budget: 1m
+    approval: { prompt: go?, approvers: [lead], min: 1, timeout: 2m }
+  - id: last
+    needs: [go]
+    budget: 1m
+    drill: run
+    run: >-
+      d="$RUNBOOK_STATE_DIR/runs/$RUNBOOK_RUN_ID/approvals" && mkdir -p "$d" &&
+      printf '{"step":"go","by":"bob","approve":false,"comment":null}' > "$d/zz.tmp" &&
+      mv "$d/zz.tmp" "$d/zz.json"
+"#,
+    );
+    for _ in 0..5 {
+        let out = p.run(&["run", "closing", "--yes", "--as", "alice"]);
+        out.code(0);
+        let run = out.id();
+        assert_eq!(p.events_of(&run, "approval_late").len(), 1, "{run}");
+        let (code, text, err) = p.run(&["verify", &run]).parts();
+        assert_eq!(code, 0, "the journal does not end sealed: {text}{err}");
+    }
+}

@@ -1850,6 +1850,11 @@ impl Machine {
     }
 
     fn finish_if_over(&mut self, now: Duration, out: &mut Vec<Action>) {
+        // A run ends once: an answer handled after its end is journaled late, never a second
+        // `run_finished`.
+        if self.done {
+            return;
+        }
         let busy = self
             .sets
             .active

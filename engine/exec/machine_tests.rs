@@ -1128,6 +1128,22 @@ fn an_answer_after_the_run_ended_is_journaled_late() {
     assert!(sim.spawns.is_empty(), "a late approval starts nothing");
 }
 
+/// An answer handled after a run that succeeded ended it a second time: a late answer was
+/// followed by another `run_finished`, which `verify` reads as a broken journal.
+#[test]
+fn an_answer_after_a_run_that_succeeded_does_not_end_it_again() {
+    let mut sim = Sim::new(gate(1), cfg(Mode::Real));
+    sim.advance(s(60));
+    sim.answer("gate", "alice", true);
+    sim.advance(s(90));
+    sim.exit("after", 0);
+    assert!(matches!(sim.outcome, Some(Outcome::Succeeded { .. })));
+    sim.advance(s(120));
+    sim.answer("gate", "bob", false);
+    assert!(sim.events.iter().any(|(_, e)| late(e).is_some()));
+    assert_eq!(sim.at("run_finished").len(), 1, "{:?}", sim.events);
+}
+
 /// Issue 13: every not-ready attempt of a `poll` step was journaled as a failure.
 #[test]
 fn a_poll_attempt_that_is_not_ready_is_journaled_as_such_not_as_a_failure() {

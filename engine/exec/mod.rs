@@ -73,21 +73,40 @@ impl Shell {
         now: Duration,
         events: Vec<EventKind>,
     ) -> Result<Vec<Record>, ExecError> {
+        let ends = events
+            .iter()
+            .any(|e| matches!(e, EventKind::RunFinished(_) | EventKind::RunInterrupted(_)));
+        self.record_batch(now, events, ends)
+    }
+
+    /// Journals what comes after the run's end (answers that arrived late) and seals the
+    /// journal again: a journal that was sealed ends sealed (docs/design.md, the journal).
+    pub fn record_after_end(
+        &mut self,
+        now: Duration,
+        events: Vec<EventKind>,
+    ) -> Result<Vec<Record>, ExecError> {
+        self.record_batch(now, events, true)
+    }
+
+    fn record_batch(
+        &mut self,
+        now: Duration,
+        events: Vec<EventKind>,
+        seal: bool,
+    ) -> Result<Vec<Record>, ExecError> {
         let at = self.epoch + chrono::Duration::from_std(now).unwrap_or_default();
         let at = if self.mode == Mode::DryRun {
             at
         } else {
             Utc::now().max(at)
         };
-        let ends = events
-            .iter()
-            .any(|e| matches!(e, EventKind::RunFinished(_) | EventKind::RunInterrupted(_)));
         let mut recs: Vec<Record> = events
             .into_iter()
             .map(|e| self.journal.append(at, now, e))
             .collect();
         // Every way a run ends closes its chain with a seal, in the same durable batch.
-        if ends {
+        if seal {
             recs.push(self.journal.seal(at, now));
         }
         self.journal.sync().map_err(|e| match e {
@@ -361,7 +380,7 @@ pub async fn execute(
                 })
                 .collect();
             if !events.is_empty() {
-                shell.record_all(now(), events)?;
+                shell.record_after_end(now(), events)?;
             }
             write_approval_results(&approvals_dir, &late);
             while let Ok(line) = log_rx.try_recv() {
