@@ -286,6 +286,14 @@ case "$1/$3" in primary/replica|replica/primary) ;; *) usage ;; esac
 as_owner() { if [ "$(id -u)" = 0 ] && [ "$pg_user" != root ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi; }
 data="$pg/$1"
 from_port=$(sed -n 's/^port = //p' "$pg/$3/sandbox.conf")
+# Only a primary may be copied: rebuilt from a standby (the direction reversed, or run before
+# the promotion), this server, maybe the only one taking writes, becomes a standby of a standby.
+from_recovery=$(as_owner env PGPASSFILE="$pg/pgpass" "$pg_bindir/psql" -w -X -q -tA -h 127.0.0.1 \
+  -p "$from_port" -U postgres -d postgres -c 'SELECT pg_is_in_recovery()' 2>&1) || from_recovery="down: $from_recovery"
+if [ "$from_recovery" != f ]; then
+  echo "pg-rebuild: error: $3 is not a primary (pg_is_in_recovery: $from_recovery): nothing was changed; promote $3 first, or rebuild $3 from $1 instead (pg-rebuild $3 --from $1)" >&2
+  exit 1
+fi
 if as_owner "$pg_bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
   as_owner "$pg_bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null
 fi

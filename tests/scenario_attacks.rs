@@ -1,0 +1,34 @@
+//! Issue 14's shipped content attacked as an attacker and a DBA would (the review of issue 14):
+//! a helper that can take down the only primary, a recovery target read in the wrong zone, a
+//! DNS record name that is a path. Each test is named after what broke.
+
+mod support;
+
+use support::Project;
+
+/// `pg-rebuild primary --from replica` on a healthy pair (the direction reversed, or run
+/// before the promotion) stopped the only writable primary, moved its data aside and made it
+/// a standby of a standby: no server took writes. The source must be a primary.
+#[test]
+fn pg_rebuild_refuses_a_source_that_is_not_a_primary_and_leaves_the_primary_writable() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let (ok, out) = sb.sh(".sandbox/bin/pg-rebuild primary --from replica");
+    assert!(!ok, "pg-rebuild from a standby succeeded:\n{out}");
+    assert!(
+        out.contains("replica is not a primary"),
+        "pg-rebuild does not say why it refused:\n{out}"
+    );
+    assert_eq!(
+        sb.psql("service=omni-primary", "SELECT pg_is_in_recovery()"),
+        Ok("f".to_owned()),
+        "the primary no longer takes writes after a refused rebuild"
+    );
+    // The right direction still works: the replica remade from the primary streams again.
+    let (ok, out) = sb.sh(".sandbox/bin/pg-rebuild replica --from primary");
+    assert!(ok, "pg-rebuild replica --from primary failed:\n{out}");
+    assert_eq!(
+        sb.psql("service=omni-replica", "SELECT pg_is_in_recovery()"),
+        Ok("t".to_owned())
+    );
+}
