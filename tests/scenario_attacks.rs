@@ -32,3 +32,54 @@ fn pg_rebuild_refuses_a_source_that_is_not_a_primary_and_leaves_the_primary_writ
         Ok("t".to_owned())
     );
 }
+
+fn pitr_runbook(target: &str) -> String {
+    format!(
+        r#"scenario: pitr
+title: t
+rto: 1h
+steps:
+  - id: pitr
+    uses: postgres/pitr
+    with:
+      target_time: "{target}"
+      base_dir: base
+      data_dir: data
+      wal_archive: wal
+      preflight: "true"
+    drill: run
+"#
+    )
+}
+
+/// A target time without a zone was read as UTC (`date -u`), while a DBA notes the local time
+/// and PostgreSQL reads a zoneless recovery_target_time in the server's zone: off by the
+/// zone's offset, the recovery replays the damage or loses hours. Now it is refused, with the
+/// fix; a target with Z or an offset gets past that check.
+#[test]
+fn pitr_refuses_a_recovery_target_time_without_a_time_zone() {
+    let p = Project::with_runbook("pitr", &pitr_runbook("2024-05-01 02:59:00")).with_repo_steps();
+    for d in ["base", "data", "wal"] {
+        p.write(&format!("{d}/.keep"), "");
+    }
+    let out = p.run_scenario(&[]);
+    out.code(1);
+    let log = p.log(&out.id(), "pitr");
+    assert!(
+        log.contains("`2024-05-01 02:59:00` has no time zone"),
+        "pitr log:\n{log}"
+    );
+
+    let p = Project::with_runbook("pitr", &pitr_runbook("2024-05-01T02:59:00.25+02:00"))
+        .with_repo_steps();
+    for d in ["base", "data", "wal"] {
+        p.write(&format!("{d}/.keep"), "");
+    }
+    let out = p.run_scenario(&[]);
+    let log = p.log(&out.id(), "pitr");
+    assert!(!log.contains("time zone"), "pitr log:\n{log}");
+    assert!(
+        log.contains("holds no PostgreSQL cluster"),
+        "pitr log:\n{log}"
+    );
+}

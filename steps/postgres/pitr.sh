@@ -54,7 +54,8 @@ usage: pitr.sh (--target-time TIME | --target-lsn LSN) --base-dir DIR|REMOTE:PAT
                [--inclusive true|false] [--download-to DIR] [--wait DURATION]
                [--preflight true|false]
 
-  --target-time TIME    recover up to this time (ISO 8601, e.g. 2024-05-01T02:59:00Z);
+  --target-time TIME    recover up to this time (ISO 8601 with its zone: Z or an offset,
+                        e.g. 2024-05-01T02:59:00Z or 2024-05-01 04:59:00.5+02:00);
                         empty with --target-lsn empty: do nothing (the logical path runs)
   --target-lsn LSN      recover up to this WAL location (e.g. 0/3000060) instead
   --base-dir            folder or rclone remote holding <prefix>-*.base.tar backups
@@ -65,7 +66,7 @@ usage: pitr.sh (--target-time TIME | --target-lsn LSN) --base-dir DIR|REMOTE:PAT
   --stop-cmd CMD        stops the server (e.g. systemctl stop postgresql@15-main)
   --start-cmd CMD       starts it
   --service NAME        libpq service of the server (default: the PG* variables)
-  --incident-time TIME  when writes stopped: the loss is measured from the target to it
+  --incident-time TIME  when writes stopped (ISO 8601 with its zone): the loss is measured from the target to it
                         (default: when this step starts)
   --inclusive BOOL      keep transactions committed exactly at the target (default true)
   --download-to DIR     where a backup from a remote is downloaded (default: $TMPDIR)
@@ -126,13 +127,24 @@ pg_service "$service"
 pg_need psql sha256sum tar
 here=$(dirname -- "${BASH_SOURCE[0]}")
 
+# check_time FLAG VALUE: an ISO 8601 time with its zone (Z, UTC or an offset). Without one,
+# date -u would read it as UTC while the DBA noted local time and PostgreSQL reads it in the
+# server's zone: off by the offset, a recovery replays the damage or loses hours. Relative
+# forms date(1) also takes ("yesterday", "1 hour ago") are refused for the same reason.
+check_time() {
+  local iso='^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?'
+  [[ $2 =~ $iso ]] \
+    || usage_error "$1: \`$2\` is not an ISO 8601 time: give one like 2024-05-01T02:59:00Z"
+  [[ $2 =~ ${iso}\ ?(Z|z|UTC|[+-][0-9]{2}(:?[0-9]{2})?)$ ]] \
+    || usage_error "$1: \`$2\` has no time zone: add Z (UTC) or the offset it was noted in (e.g. ${2}+02:00)"
+  date -u -d "$2" +%s >/dev/null 2>&1 || usage_error "$1: cannot read \`$2\` as a time (try 2024-05-01T02:59:00Z)"
+}
+
 now=$(date -u +%s)
 target_sec=""
 if [ -n "$target_time" ]; then
-  target_sec=$(date -u -d "$target_time" +%s 2>/dev/null) \
-    || usage_error "--target-time: cannot read '$target_time' as a time (try 2024-05-01T02:59:00Z)"
-  # It is written into postgresql.auto.conf as a quoted string.
-  [[ $target_time =~ ^[0-9A-Za-z:.,+\ -]+$ ]] || usage_error "--target-time: unexpected characters in '$target_time'"
+  check_time --target-time "$target_time"
+  target_sec=$(date -u -d "$target_time" +%s)
   # As PostgreSQL's setting reads it: its parser takes fewer forms than date(1) (not ...T...Z).
   pg_target_time=$(date -u -d "$target_time" '+%Y-%m-%d %H:%M:%S.%6N+00')
   target_ns=$(date -u -d "$target_time" +%s%N)
@@ -146,6 +158,7 @@ fi
 # An LSN as one number, to compare.
 lsn_num() { local hi=${1%/*} lo=${1#*/}; echo $(( (16#$hi << 32) + 16#$lo )); }
 if [ -n "$incident_time" ]; then
+  check_time --incident-time "$incident_time"
   incident_sec=$(date -u -d "$incident_time" +%s 2>/dev/null) \
     || usage_error "--incident-time: cannot read '$incident_time' as a time"
 else
