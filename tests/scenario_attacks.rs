@@ -83,3 +83,35 @@ fn pitr_refuses_a_recovery_target_time_without_a_time_zone() {
         "pitr log:\n{log}"
     );
 }
+
+/// A record name reached the site's command as $DNS_RECORD unchecked; the sandbox's stand-in
+/// (one file per record, as many site scripts do) then wrote outside its folder for
+/// `../escaped`. A record name is a DNS name, checked before anything runs.
+#[test]
+fn dns_update_refuses_a_record_name_that_is_not_a_dns_name() {
+    let yaml = r#"scenario: dns
+title: t
+rto: 1h
+steps:
+  - id: update
+    uses: dns/update
+    with:
+      record: "../escaped"
+      target: api-eu.omni.example.com
+      command: printf '%s\n' "$DNS_TARGET" > "dns/$DNS_RECORD"
+    drill: run
+"#;
+    let p = Project::with_runbook("dns", yaml).with_repo_steps();
+    p.write("dns/.keep", "");
+    let out = p.run_scenario(&[]);
+    out.code(1);
+    assert!(
+        !p.path().join("escaped").exists(),
+        "the DNS command wrote outside dns/"
+    );
+    let log = p.log(&out.id(), "update");
+    assert!(
+        log.contains("`../escaped` is not a DNS name"),
+        "update log:\n{log}"
+    );
+}

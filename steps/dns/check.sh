@@ -55,6 +55,10 @@ grace_s=$(duration --grace "$grace")
 if [ -n "$old_ttl" ] && [ -z "$changed_at" ]; then usage_error "--old-ttl needs --changed-at"; fi
 if [ -z "$old_ttl" ] && [ -n "$changed_at" ]; then usage_error "--changed-at needs --old-ttl"; fi
 type=${type^^}
+# As dns/update checks it: the lookup command sees it in its environment.
+[[ $record =~ ^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$ ]] \
+  || usage_error "--record: \`$record\` is not a DNS name (letters, digits, - and _ between dots): fix the dns_record variable"
+[[ $type =~ ^[A-Z0-9]{1,10}$ ]] || usage_error "--type: \`$type\` is not a record type (A, AAAA, CNAME...)"
 export DNS_RECORD="$record" DNS_TYPE="$type"
 
 norm() { tr '[:upper:]' '[:lower:]' | sed 's/\.$//' | grep -v '^$' | sort -u; }

@@ -55,6 +55,21 @@ parse_args --record=record --target=target --type=type --ttl=ttl --command=comma
 [ -n "$target" ] || usage_error "--target is required (the dns_failover_target variable)"
 [[ $ttl =~ ^[0-9]+$ ]] || usage_error "--ttl must be a number of seconds"
 type=${type^^}
+# The site's command gets these in its environment, and its scripts use them in paths, API
+# URLs and command lines (the sandbox's stand-in writes one file per record): a record that
+# is not a DNS name (`../x`, `a;b`, `$(...)`) must not get that far.
+dns_name_re='^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$'
+[[ $record =~ $dns_name_re ]] && [ ${#record} -le 254 ] \
+  || usage_error "--record: \`$record\` is not a DNS name (letters, digits, - and _ between dots): fix the dns_record variable"
+[[ $type =~ ^[A-Z0-9]{1,10}$ ]] || usage_error "--type: \`$type\` is not a record type (A, AAAA, CNAME...)"
+case "$type" in
+  CNAME) [[ $target =~ $dns_name_re ]] \
+    || usage_error "--target: \`$target\` is not a host name, which a CNAME points at: fix the dns_failover_target variable" ;;
+  A) [[ $target =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] \
+    || usage_error "--target: \`$target\` is not an IPv4 address, which an A record holds: fix the dns_failover_target variable" ;;
+  AAAA) [[ $target =~ ^[0-9A-Fa-f:.]+$ ]] && [[ $target == *:* ]] \
+    || usage_error "--target: \`$target\` is not an IPv6 address, which an AAAA record holds: fix the dns_failover_target variable" ;;
+esac
 export DNS_RECORD="$record" DNS_TYPE="$type" DNS_TARGET="$target" DNS_TTL="$ttl"
 
 lookup() {
