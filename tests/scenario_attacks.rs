@@ -115,3 +115,36 @@ steps:
         "update log:\n{log}"
     );
 }
+
+/// datacenter-failure fenced a writable old primary without asking whether the automatic
+/// failover had happened at all: run while the secondary was still a standby (the failover
+/// failed, or the alarm was wrong), it stopped the only primary and left no server taking
+/// writes. The fence now acts only when the clients' service reaches another primary.
+#[test]
+fn datacenter_failure_does_not_fence_the_only_primary_when_no_failover_happened() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let backup = p.cmd_in(&sb, &["run", "backup-database", "--env", "local", "--yes"]);
+    p.run_with(backup).code(0);
+
+    let run = p.cmd_in(
+        &sb,
+        &["run", "datacenter-failure", "--env", "local", "--yes"],
+    );
+    let out = p.run_with(run);
+    out.code(1);
+    let log = p.log(&out.id(), "fence-old-primary");
+    assert!(
+        log.contains("no failover happened"),
+        "fence-old-primary log:\n{log}"
+    );
+    assert_eq!(
+        sb.psql("service=omni-primary", "SELECT pg_is_in_recovery()"),
+        Ok("f".to_owned()),
+        "the only primary was fenced:\n{log}"
+    );
+    assert_eq!(
+        sb.psql("service=omni-replica", "SELECT pg_is_in_recovery()"),
+        Ok("t".to_owned())
+    );
+}

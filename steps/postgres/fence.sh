@@ -17,6 +17,9 @@
 #            and the server answers through the service the fence's check will use.
 # With --only-if-writable true, stop and command act only when the check finds it writable: an
 # automatic failover may already have made the old primary a standby, which must not be stopped.
+# With --successor SERVICE (the clients' service after an automatic failover), they act on a
+# writable old primary only when SERVICE reaches another server that takes writes: if no
+# failover happened, the old primary is the only one, and fencing it stops the service.
 #
 # Then ALWAYS the check, through the old primary's own service: it refuses writes (it is in
 # recovery, and a write in a rolled-back transaction fails) or it cannot be reached at all.
@@ -37,6 +40,7 @@ usage() {
 usage: fence.sh --strategy stop|command|check|probe [--service NAME] [--stop-cmd CMD]
                 [--data-dir DIR] [--fence-cmd CMD] [--only-if-writable true|false]
                 [--connect-timeout SECONDS] [--ready-for stop|command]
+                [--successor NAME]
 
   --strategy S           stop, command, check or probe (see the script's header)
   --service NAME         libpq service of the OLD primary (default: the PG* variables)
@@ -47,9 +51,13 @@ usage: fence.sh --strategy stop|command|check|probe [--service NAME] [--stop-cmd
   --only-if-writable B   act only when the old primary takes writes (default false)
   --connect-timeout S    seconds to wait for a connection (default 10)
   --ready-for S          probe: fail unless the stop or command fence could run now
+  --successor NAME       libpq service of the server that took over (e.g. the clients'):
+                         a writable old primary is fenced only when NAME reaches another
+                         primary; probe reports what NAME reaches
 
 outputs: state (writable|read-only|unreachable: as found before acting), fenced
-(stopped|read-only|unreachable; none with probe), how
+(stopped|read-only|unreachable; none with probe), how; with --successor: successor
+(primary|standby|unreachable|the-old-primary)
 EOF2
 }
 
@@ -61,9 +69,10 @@ fence_cmd=""
 only_if_writable=false
 connect_timeout=10
 ready_for=""
+successor=""
 parse_args --strategy=strategy --service=service --stop-cmd=stop_cmd --data-dir=data_dir \
   --fence-cmd=fence_cmd --only-if-writable=only_if_writable:bool \
-  --connect-timeout=connect_timeout --ready-for=ready_for -- "$@"
+  --connect-timeout=connect_timeout --ready-for=ready_for --successor=successor -- "$@"
 case "$strategy" in
   stop) [ -n "$stop_cmd" ] || usage_error "--strategy stop needs --stop-cmd (the fence_stop_cmd variable)" ;;
   command) [ -n "$fence_cmd" ] || usage_error "--strategy command needs --fence-cmd (the fence_cmd variable)" ;;
@@ -79,6 +88,10 @@ esac
 [[ $connect_timeout =~ ^[1-9][0-9]*$ ]] || usage_error "--connect-timeout must be a positive number of seconds (got '$connect_timeout')"
 if [ "$strategy" = stop ] && [ -n "$data_dir" ] && [ ! -d "$data_dir" ]; then
   die "--data-dir $data_dir is not a directory: give the old primary's data directory as this step sees it (the fence_data_dir variable), or leave it empty"
+fi
+if [ -n "$successor" ]; then
+  [[ $successor =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || usage_error "--successor must name a libpq service (got '$successor')"
+  [ "$successor" != "$service" ] || usage_error "--successor and --service are the same service ($service)"
 fi
 pg_service "$service"
 pg_need psql
@@ -117,10 +130,32 @@ probe() {
   evidence="in recovery; a write was refused: $(printf '%s' "$err" | tr '\n' ' ' | sed 's/^psql:[^:]*: //')"
 }
 
+# whois: which server the connection reaches and whether it takes writes. A promoted standby
+# shares its old primary's system identifier, so address, port and start time tell them apart.
+whois() { psql -w -X -q -tA --dbname=postgres -c "SELECT coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port') || ' started ' || pg_postmaster_start_time() || ' ' || CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END" 2>&1; }
+
 probe
 before=$state
 echo "$target: $state ($evidence)"
 out state "$before"
+
+# successor_state: what --successor reaches, in $successor_state, with the evidence in
+# $successor_evidence. Read before the old primary is acted on (while it still answers).
+successor_state=""
+if [ -n "$successor" ]; then
+  old_id=""
+  [ "$before" = unreachable ] || old_id=$(whois) || old_id=""
+  if new_id=$(PGSERVICE=$successor whois); then
+    if [ -n "$old_id" ] && [ "${new_id% *}" = "${old_id% *}" ]; then successor_state=the-old-primary
+    else successor_state=${new_id##* }; fi
+    successor_evidence="service $successor reaches ${new_id% *}"
+  else
+    successor_state=unreachable
+    successor_evidence="service $successor: $(printf '%s' "$new_id" | tr '\n' ' ')"
+  fi
+  echo "successor: $successor_state ($successor_evidence)"
+  out successor "$successor_state"
+fi
 # found CMD: the program the command line starts is there (a path, or in PATH).
 found() { local first; read -r first _ <<< "$1"; [ -n "$first" ] && type -P -- "$first" >/dev/null; }
 if [ "$strategy" = probe ]; then
@@ -149,6 +184,14 @@ act=true
 if $act && $only_if_writable && [ "$before" != writable ]; then
   act=false
   how="nothing to do: already $before"
+fi
+if $act && [ -n "$successor" ] && [ "$before" = writable ] && [ "$successor_state" != primary ]; then
+  case "$successor_state" in
+    the-old-primary) why="it reaches this very server" ;;
+    standby) why="it reaches a standby: nothing was promoted" ;;
+    *) why="it cannot be reached" ;;
+  esac
+  die "no failover happened that $successor shows ($why; $successor_evidence): $target is the only primary, and fencing it would leave none; nothing was done. Promote the standby first (the region-failure runbook), or re-point $successor at the new primary, then run this step again"
 fi
 acted_ok=false
 if $act; then
