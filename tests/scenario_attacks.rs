@@ -148,3 +148,37 @@ fn datacenter_failure_does_not_fence_the_only_primary_when_no_failover_happened(
         Ok("t".to_owned())
     );
 }
+
+/// up.sh, "idempotent: run it again", took a primary folder without PG_VERSION (a recovery or
+/// rebuild interrupted after it moved the data aside) for a first start: it removed the
+/// primary AND the replica folders (after a failover, the only primary) and ran initdb. Now
+/// it removes nothing and says what to finish or undo.
+#[test]
+fn sandbox_up_again_after_an_interrupted_recovery_does_not_wipe_the_replica() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let (ok, out) = sb.sh(
+        "set -e; .sandbox/bin/pg-ctl primary stop >/dev/null; pg=$(readlink -f .sandbox/pg); \
+         mv \"$pg/primary\" \"$pg/primary.damaged-test\"; mkdir \"$pg/primary\"; \
+         touch \"$pg/replica/kept-by-the-test\"",
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = sb.sh("examples/sandbox/up.sh");
+    assert!(!ok, "up.sh started over an interrupted recovery:\n{out}");
+    assert!(
+        out.contains("primary.damaged-test"),
+        "up.sh does not name what to undo:\n{out}"
+    );
+    let (ok, out) = sb.sh(
+        "pg=$(readlink -f .sandbox/pg); test -e \"$pg/replica/kept-by-the-test\" \
+         && test -s \"$pg/primary.damaged-test/PG_VERSION\"",
+    );
+    assert!(
+        ok,
+        "up.sh removed the replica's or the moved primary's files:\n{out}"
+    );
+    assert_eq!(
+        sb.psql("service=omni-replica", "SELECT count(*) FROM customers"),
+        Ok("1000".to_owned())
+    );
+}

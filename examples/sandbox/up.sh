@@ -138,6 +138,13 @@ EOF
   }
 
   if [ ! -s "$primary/PG_VERSION" ]; then
+    # A first start only. A primary folder without a cluster beside a replica, or beside data
+    # moved aside (a point-in-time recovery or a pg-rebuild interrupted after its move), is
+    # not one: starting over would delete the replica, after a failover the only primary.
+    moved=$(find "$pg" -mindepth 1 -maxdepth 1 -type d \( -name 'primary.*' -o -name 'replica.*' \) | tr '\n' ' ')
+    if [ -e "$replica" ] || [ -n "$moved" ] || [ -n "$(ls -A "$primary" 2>/dev/null)" ]; then
+      die "$primary holds no cluster, but the sandbox has data (${moved:+moved aside: $moved}${moved:-$replica}): an interrupted recovery or rebuild? Nothing was removed: finish or undo it (e.g. stop the servers, rmdir or move $primary and mv the folder moved aside back to it), or run examples/sandbox/down.sh for a fresh sandbox"
+    fi
     log "initialising PostgreSQL in $primary ($pg_bindir)"
     rm -rf "$primary" "$replica"
     pwfile="$pg/pwfile"
