@@ -4,6 +4,10 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use support::Project;
 
 /// `pg-rebuild primary --from replica` on a healthy pair (the direction reversed, or run
@@ -180,5 +184,103 @@ fn sandbox_up_again_after_an_interrupted_recovery_does_not_wipe_the_replica() {
     assert_eq!(
         sb.psql("service=omni-replica", "SELECT count(*) FROM customers"),
         Ok("1000".to_owned())
+    );
+}
+
+/// The point-in-time recovery killed after it moved the damaged cluster aside (the step, the
+/// supervisor and the run, all SIGKILL) could not be finished by `resume`: run again, the
+/// step ran the stop command on the stopped server, which failed, or took the half-made data
+/// directory for the damaged cluster. Now resume puts the cluster back, recovers again, and the
+/// tables hold exactly the rows of the target time.
+#[test]
+fn pitr_killed_after_moving_the_cluster_aside_resumes_to_exactly_the_rows_at_the_target() {
+    let p = Project::new().with_deadline(Duration::from_secs(180));
+    let sb = p.own_sandbox();
+    p.run_with(p.cmd_in(&sb, &["run", "backup-database", "--env", "local", "--yes"]))
+        .code(0);
+    let state = |table: &str| {
+        sb.psql(
+            "service=omni-primary",
+            &format!(
+                "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY id)) FROM {table} t"
+            ),
+        )
+        .unwrap()
+    };
+    sb.psql(
+        "service=omni",
+        "INSERT INTO customers VALUES (5001, 'Before', 'before@example.test')",
+    )
+    .unwrap();
+    let (orders, customers) = (state("orders"), state("customers"));
+    let t = sb
+        .psql(
+            "service=omni",
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    sb.psql("service=omni", "DELETE FROM orders WHERE id <= 5000")
+        .unwrap();
+
+    let target = format!("recovery_target_time={t}");
+    let mut running = p.spawn_with(p.cmd_in(
+        &sb,
+        &[
+            "run",
+            "database-corruption",
+            "--env",
+            "local",
+            "--yes",
+            "--var",
+            &target,
+        ],
+    ));
+    let pg = std::fs::canonicalize(p.path().join(".sandbox/pg")).unwrap();
+    let moved_aside = || {
+        std::fs::read_dir(&pg).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("primary.damaged-")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !moved_aside() {
+        assert!(
+            Instant::now() < deadline,
+            "the recovery never moved the cluster aside"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    running.kill().unwrap();
+    let run = p.last_run_of("database-corruption").expect("a run");
+    p.kill_supervisor_of(&run);
+    let group = p.step_pid(&run, "recover-to-time.1");
+    let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+
+    let out = p.run_with(p.cmd_in(
+        &sb,
+        &["resume", &run, "--yes", "--rerun", "recover-to-time"],
+    ));
+    out.code(0);
+    assert_eq!(state("orders"), orders);
+    assert_eq!(state("customers"), customers);
+    assert_eq!(
+        sb.psql("service=omni", "SELECT pg_is_in_recovery()"),
+        Ok("f".to_owned())
+    );
+    let left: Vec<String> = std::fs::read_dir(&pg)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("primary."))
+        .collect();
+    assert!(
+        left.iter()
+            .filter(|n| n.starts_with("primary.damaged-"))
+            .count()
+            == 1
+            && !left.iter().any(|n| n.contains(".pitr-")),
+        "one damaged cluster kept aside, no half-made one left: {left:?}"
     );
 }

@@ -165,7 +165,32 @@ else
   incident_sec=$now
 fi
 
-[ -d "$data_dir" ] || die "data directory $data_dir does not exist (check the pg_data_dir variable)"
+# A recovery interrupted (the step killed, the host rebooted) after it moved the damaged
+# cluster aside leaves no data directory, the cluster in <dir>.damaged-<time> and its
+# half-made successor in <dir>.pitr-<time>. Run again for real, it puts the cluster back and
+# starts over: the successor is only a copy of the backup, and a run that took the half-made
+# one for the damaged cluster would lose the unarchived WAL and the site's configuration.
+if [ ! -e "$data_dir" ]; then
+  abs_dir="$(readlink -f -- "$(dirname -- "$data_dir")")/$(basename -- "$data_dir")"
+  resumed=""
+  for partial in $(find "$(dirname -- "$abs_dir")" -mindepth 1 -maxdepth 1 -type d \
+      -name "$(basename -- "$abs_dir").pitr-*" -printf '%p\n' 2>/dev/null | LC_ALL=C sort -r); do
+    [ -d "$abs_dir.damaged-${partial##*.pitr-}" ] && { resumed=$partial; break; }
+  done
+  if [ -n "$resumed" ]; then
+    was="$abs_dir.damaged-${resumed##*.pitr-}"
+    if [ -n "$scratch_dir" ] || $preflight; then
+      die "data directory $data_dir does not exist: a recovery was interrupted after it moved the cluster to $was; run the recovery again (not a preflight or rehearsal) to finish it, or mv $was $data_dir"
+    fi
+    echo "a recovery was interrupted after it moved the cluster aside: putting $was back and starting over (the half-made $resumed is removed: a copy of the backup)"
+    rm -rf -- "$resumed" "$resumed".unpack.*
+    mv -T -- "$was" "$abs_dir" || die "cannot move $was back to $data_dir"
+  else
+    aside_dirs=$(find "$(dirname -- "$abs_dir")" -mindepth 1 -maxdepth 1 -type d -name "$(basename -- "$abs_dir").damaged-*" 2>/dev/null | tr '\n' ' ')
+    die "data directory $data_dir does not exist (check the pg_data_dir variable)${aside_dirs:+; clusters kept aside by earlier recoveries: $aside_dirs}"
+  fi
+fi
+[ -d "$data_dir" ] || die "data directory $data_dir is not a directory (check the pg_data_dir variable)"
 data_dir=$(readlink -f -- "$data_dir")
 [ -s "$data_dir/PG_VERSION" ] || die "$data_dir holds no PostgreSQL cluster (no PG_VERSION): check the pg_data_dir variable"
 if [ -n "$wal_archive" ]; then
@@ -304,7 +329,7 @@ owner_ref=$data_dir
 # settings; owned like the old data directory, mode 0700.
 fill_datadir() {
   local dir=$1 from=$2 unpack f
-  mkdir -m 0700 -- "$dir" || die "cannot create $dir"
+  [ -d "$dir" ] || mkdir -m 0700 -- "$dir" || die "cannot create $dir"
   unpack=$(mktemp -d "${dir}.unpack.XXXXXX") || die "cannot make a folder beside $dir"
   tar -xf "$backup" -C "$unpack" || { rm -rf -- "$unpack"; die "cannot unpack $backup"; }
   tar -xzf "$unpack/base.tar.gz" -C "$dir" || { rm -rf -- "$unpack"; die "cannot extract base.tar.gz of $backup into $dir"; }
@@ -429,20 +454,37 @@ fi
 # ── The real recovery. From here on the damaged cluster is stopped: every failure says where
 # it is.
 aside="$data_dir.damaged-$stamp"
-echo "stopping the server: $stop_cmd"
-bash -c "$stop_cmd" || die "the stop command failed: $stop_cmd (nothing was changed)"
+partial="$data_dir.pitr-$stamp"
+# running: a live postmaster holds the data directory. A run again after an interruption finds
+# it stopped already, and a stop command such as pg_ctl stop fails on a stopped server.
+running() {
+  local pid
+  [ -s "$data_dir/postmaster.pid" ] || return 1
+  pid=$(head -n1 "$data_dir/postmaster.pid")
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+if running; then
+  echo "stopping the server: $stop_cmd"
+  bash -c "$stop_cmd" || die "the stop command failed: $stop_cmd (nothing was changed)"
+else
+  echo "the server is not running in $data_dir: nothing to stop"
+fi
 if [ -s "$data_dir/postmaster.pid" ]; then
   pid=$(head -n1 "$data_dir/postmaster.pid")
   if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
     die "PostgreSQL (pid $pid) still runs in $data_dir after the stop command: not replacing a running cluster"
   fi
 fi
-mv -- "$data_dir" "$aside" || die "cannot move $data_dir aside to $aside (the server is stopped: start it with $start_cmd)"
+# Made first: with $aside it marks a recovery under way (see the start of the script).
+mkdir -m 0700 -- "$partial" || die "cannot create $partial (the server is stopped: start it with $start_cmd)"
+mv -T -- "$data_dir" "$aside" || { rmdir -- "$partial"; die "cannot move $data_dir aside to $aside (the server is stopped: start it with $start_cmd)"; }
 echo "the damaged cluster is kept aside in $aside (never deleted: its WAL and its damage are evidence)"
 owner_ref=$aside
 out kept_aside "$aside"
 undo_hint="the damaged cluster is in $aside (to go back: stop the server, mv $aside $data_dir, start it)"
-(fill_datadir "$data_dir" "$aside") || die "the new data directory could not be prepared; $undo_hint"
+(fill_datadir "$partial" "$aside") || die "the new data directory could not be prepared in $partial; $undo_hint"
+# One rename: the data directory is the damaged cluster or the complete new one, never half.
+mv -T -- "$partial" "$data_dir" || die "cannot move $partial to $data_dir; $undo_hint"
 
 echo "starting the server to recover to $target_desc: $start_cmd"
 bash -c "$start_cmd" </dev/null \
