@@ -284,3 +284,96 @@ fn pitr_killed_after_moving_the_cluster_aside_resumes_to_exactly_the_rows_at_the
         "one damaged cluster kept aside, no half-made one left: {left:?}"
     );
 }
+
+/// A fake PostgreSQL server that answers every connection as a server that is starting up
+/// does (FATAL 57P03): what a service manager restarting a fenced primary looks like for a
+/// moment. Returns its port; it serves until the test ends.
+fn starting_up_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                // SSLRequest and GSSENCRequest get 'N'; the startup packet gets the error.
+                loop {
+                    let mut len = [0u8; 4];
+                    if c.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let n = u32::from_be_bytes(len) as usize;
+                    let mut body = vec![0u8; n.saturating_sub(4)];
+                    if c.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let code = body
+                        .get(..4)
+                        .map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+                    if matches!(code, Some(80877103 | 80877104)) {
+                        let _ = c.write_all(b"N");
+                        continue;
+                    }
+                    let mut fields = Vec::new();
+                    for (k, v) in [
+                        (b'S', "FATAL"),
+                        (b'V', "FATAL"),
+                        (b'C', "57P03"),
+                        (b'M', "the database system is starting up"),
+                    ] {
+                        fields.push(k);
+                        fields.extend_from_slice(v.as_bytes());
+                        fields.push(0);
+                    }
+                    fields.push(0);
+                    let mut msg = vec![b'E'];
+                    msg.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+                    msg.extend_from_slice(&fields);
+                    let _ = c.write_all(&msg);
+                    return;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The fence read "the database system is starting up" as "nobody answers": after a stop that
+/// a service manager undid, it reported the old primary stopped while it came back, writable
+/// without standby.signal. Such an answer is no evidence: the fence waits for one that is, and
+/// fails when none comes.
+#[test]
+fn the_fence_does_not_take_a_server_starting_up_for_one_that_is_down() {
+    let p = Project::new().with_repo_steps();
+    let port = starting_up_server();
+    p.write(
+        "runbooks/fence.yaml",
+        &format!(
+            r#"scenario: fence
+title: t
+rto: 1h
+steps:
+  - id: fence
+    uses: postgres/fence
+    with:
+      strategy: check
+      settle: "2"
+    env: {{ PGHOST: 127.0.0.1, PGPORT: "{port}", PGUSER: postgres, PGDATABASE: postgres, PGSSLMODE: disable }}
+    drill: run
+"#
+        ),
+    );
+    let out = p.run(&["run", "fence"]);
+    let (code, stdout, stderr) = out.parts();
+    assert_eq!(
+        code, 1,
+        "the fence passed a server that is starting up:\n{stdout}{stderr}"
+    );
+    let run = p.last_run_of("fence").unwrap();
+    let log = p.log(&run, "fence");
+    assert!(
+        log.contains("still starting up or shutting down after 2s"),
+        "{log}"
+    );
+    assert!(!log.contains("fenced: "), "{log}");
+}

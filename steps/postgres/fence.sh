@@ -39,7 +39,7 @@ usage() {
   cat <<'EOF2'
 usage: fence.sh --strategy stop|command|check|probe [--service NAME] [--stop-cmd CMD]
                 [--data-dir DIR] [--fence-cmd CMD] [--only-if-writable true|false]
-                [--connect-timeout SECONDS] [--ready-for stop|command]
+                [--connect-timeout SECONDS] [--settle SECONDS] [--ready-for stop|command]
                 [--successor NAME]
 
   --strategy S           stop, command, check or probe (see the script's header)
@@ -50,6 +50,8 @@ usage: fence.sh --strategy stop|command|check|probe [--service NAME] [--stop-cmd
   --fence-cmd CMD        command: the site's fence command (run by bash -c)
   --only-if-writable B   act only when the old primary takes writes (default false)
   --connect-timeout S    seconds to wait for a connection (default 10)
+  --settle S             seconds to wait for a server starting up or shutting down (its answer
+                         is no evidence either way) before failing (default 30)
   --ready-for S          probe: fail unless the stop or command fence could run now
   --successor NAME       libpq service of the server that took over (e.g. the clients'):
                          a writable old primary is fenced only when NAME reaches another
@@ -68,11 +70,12 @@ data_dir=""
 fence_cmd=""
 only_if_writable=false
 connect_timeout=10
+settle_s=30
 ready_for=""
 successor=""
 parse_args --strategy=strategy --service=service --stop-cmd=stop_cmd --data-dir=data_dir \
   --fence-cmd=fence_cmd --only-if-writable=only_if_writable:bool \
-  --connect-timeout=connect_timeout --ready-for=ready_for --successor=successor -- "$@"
+  --connect-timeout=connect_timeout --settle=settle_s --ready-for=ready_for --successor=successor -- "$@"
 case "$strategy" in
   stop) [ -n "$stop_cmd" ] || usage_error "--strategy stop needs --stop-cmd (the fence_stop_cmd variable)" ;;
   command) [ -n "$fence_cmd" ] || usage_error "--strategy command needs --fence-cmd (the fence_cmd variable)" ;;
@@ -86,6 +89,7 @@ case "$ready_for" in
   *) usage_error "--ready-for must be stop or command (got '$ready_for')" ;;
 esac
 [[ $connect_timeout =~ ^[1-9][0-9]*$ ]] || usage_error "--connect-timeout must be a positive number of seconds (got '$connect_timeout')"
+[[ $settle_s =~ ^[1-9][0-9]*$ ]] || usage_error "--settle must be a positive number of seconds (got '$settle_s')"
 if [ "$strategy" = stop ] && [ -n "$data_dir" ] && [ ! -d "$data_dir" ]; then
   die "--data-dir $data_dir is not a directory: give the old primary's data directory as this step sees it (the fence_data_dir variable), or leave it empty"
 fi
@@ -106,7 +110,15 @@ probe() {
   evidence=""
   if ! rec=$(psql -w -X -q -tA --dbname=postgres -c 'SELECT pg_is_in_recovery()' 2>&1); then
     err=$(printf '%s' "$rec" | tr '\n' ' ')
-    if [[ $err =~ (Connection\ refused|timeout\ expired|could\ not\ translate\ host|No\ route\ to\ host|Network\ is\ unreachable|No\ such\ file\ or\ directory|server\ closed\ the\ connection|the\ database\ system\ is\ (shutting\ down|starting\ up|not\ accepting\ connections|in\ recovery\ mode)) ]]; then
+    # A server starting up, shutting down or in crash recovery is not down: in a moment it
+    # takes writes again (a service manager restarting what the fence stopped, say). Such an
+    # answer is no evidence either way; `settle` waits for one that is.
+    if [[ $err =~ the\ database\ system\ is\ (shutting\ down|starting\ up|not\ accepting\ connections|in\ recovery\ mode|not\ yet\ accepting\ connections) ]]; then
+      state=unsettled
+      evidence="$err"
+      return 0
+    fi
+    if [[ $err =~ (Connection\ refused|timeout\ expired|could\ not\ translate\ host|No\ route\ to\ host|Network\ is\ unreachable|No\ such\ file\ or\ directory|server\ closed\ the\ connection) ]]; then
       state=unreachable
       evidence="no connection: $err"
       return 0
@@ -130,11 +142,25 @@ probe() {
   evidence="in recovery; a write was refused: $(printf '%s' "$err" | tr '\n' ' ' | sed 's/^psql:[^:]*: //')"
 }
 
+# settle: probe until the answer is evidence (writable, read-only or nobody answers), for up to
+# --settle seconds; a server still starting up or shutting down then stops the step: it cannot
+# be judged.
+settle() {
+  local i
+  for i in $(seq 1 "$settle_s"); do
+    probe
+    [ "$state" = unsettled ] || return 0
+    [ "$i" = 1 ] && echo "$target is changing state ($evidence): waiting for it to settle"
+    sleep 1
+  done
+  die "$target is still starting up or shutting down after ${settle_s}s ($evidence): whether it takes writes cannot be told; stop it for good (or cut it off at the network) and run this step again"
+}
+
 # whois: which server the connection reaches and whether it takes writes. A promoted standby
 # shares its old primary's system identifier, so address, port and start time tell them apart.
 whois() { psql -w -X -q -tA --dbname=postgres -c "SELECT coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port') || ' started ' || pg_postmaster_start_time() || ' ' || CASE WHEN pg_is_in_recovery() THEN 'standby' ELSE 'primary' END" 2>&1; }
 
-probe
+settle
 before=$state
 echo "$target: $state ($evidence)"
 out state "$before"
@@ -218,7 +244,7 @@ if $act; then
   esac
 fi
 
-probe
+settle
 echo "$target after the fence: $state ($evidence)"
 case "$state" in
   writable)
