@@ -398,7 +398,7 @@ fn every_field_of_every_event_type_in_the_source_is_in_the_design() {
     }
     // The words the enums are written as (`as_str`, `type_name`), and every `how`.
     let journal = section(&design(), "The journal");
-    let machine = std::fs::read_to_string(root.join("engine/exec/machine.rs")).unwrap();
+    let machine = std::fs::read_to_string(root.join("engine/exec/machine/mod.rs")).unwrap();
     let words = src
         .split("=> \"")
         .skip(1)

@@ -1965,7 +1965,6 @@ fn action_of(step: &Step) -> Action_<'_> {
 }
 
 #[cfg(test)]
-#[path = "machine_tests.rs"]
 mod tests;
 
 /// The `(step, key)` of every `steps['id'].outputs.key` or `steps.id.outputs.key` in a template.
