@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{Action, Action_, Machine, St, action_of};
+use crate::compile::Approval;
 use crate::journal::*;
 use crate::units::fmt_duration;
 
@@ -109,6 +110,99 @@ impl Machine {
             self.notify(p.channel, "approval_requested", p.message, out);
         }
     }
+
+    /// Gate `i` opens: journaled with its prompt, then granted at once (`--yes`), simulated
+    /// (a dry-run) or asked on the terminal and paged to its approvers.
+    pub(super) fn open_gate(
+        &mut self,
+        now: Duration,
+        i: usize,
+        gate: &Approval,
+        attempt: u32,
+        out: &mut Vec<Action>,
+    ) {
+        let id = self.plan.steps[i].id.clone();
+        let prompt = self
+            .render_plain(i, &gate.prompt)
+            .unwrap_or_else(|e| gate.prompt.clone() + &format!(" ({e})"));
+        out.push(Action::Record(EventKind::ApprovalRequested(
+            ApprovalRequested {
+                step: id.clone(),
+                prompt: self.mask.mask(&prompt),
+                approvers: gate.approvers.clone(),
+                min: gate.min,
+                timeout_ms: gate.timeout.map(|t| t.as_millis() as u64),
+            },
+        )));
+        self.set(
+            i,
+            St::Waiting {
+                since: now,
+                got: Vec::new(),
+            },
+        );
+        if self.cfg.mode == Mode::DryRun {
+            // Gates take their estimate, on the virtual clock, and page as a real one would
+            // (journaled, not sent): who is called when is part of the rehearsal.
+            self.set(i, St::running(attempt, now));
+            self.page_approvers(i, &prompt, now, out);
+            let after = self.sim_duration(i);
+            out.push(Action::Simulate {
+                step: i,
+                attempt,
+                after,
+            });
+        } else if let Some(who) = self.cfg.auto_approve_as.clone()
+            && self.cfg.yes_is_one_approval
+            && gate.min > 1
+        {
+            // The two-person rule holds under `--yes`: this is one of them.
+            self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
+            out.push(Action::Ask { step: i });
+            self.page_approvers(i, &prompt, now, out);
+        } else if let Some(who) = self.cfg.auto_approve_as.clone() {
+            self.decide(i, vec![who.clone()], GateDecision::Approved, now);
+            out.push(Action::Record(EventKind::ApprovalGranted(
+                ApprovalGranted {
+                    step: id,
+                    by: vec![who],
+                    comment: Some("auto-approved with --yes".into()),
+                    auto: true,
+                    wait_ms: 0,
+                },
+            )));
+            self.finish_step(now, i, StepStatus::Succeeded, out);
+        } else {
+            out.push(Action::Ask { step: i });
+            self.page_approvers(i, &prompt, now, out);
+        }
+    }
+
+    /// A dry-run's gate has waited its simulated time: granted, in the `--yes` name if any.
+    pub(super) fn simulated_wait_ends(
+        &mut self,
+        now: Duration,
+        i: usize,
+        wait: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::Record(EventKind::ApprovalGranted(
+            ApprovalGranted {
+                step: self.plan.steps[i].id.clone(),
+                by: vec![
+                    self.cfg
+                        .auto_approve_as
+                        .clone()
+                        .unwrap_or_else(|| "dry-run".into()),
+                ],
+                comment: Some("simulated wait".into()),
+                auto: true,
+                wait_ms: wait.as_millis() as u64,
+            },
+        )));
+        self.finish_step(now, i, StepStatus::Succeeded, out);
+    }
+
     /// Ends a gate: granted (succeeded) or denied (failed), journaled like any step's end.
     pub(super) fn finish_step(
         &mut self,
@@ -122,21 +216,17 @@ impl Machine {
             _ => now,
         };
         out.push(Action::Record(EventKind::StepFinished(StepFinished {
-            step: self.plan.steps[i].id.clone(),
-            status,
-            attempt: 1,
-            exit_code: None,
-            signal: None,
             duration_ms: now.saturating_sub(since).as_millis() as u64,
-            will_retry: false,
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
-            marked_done_by: None,
-            next_in_ms: None,
+            ..self.finished_event(i, status, 1)
         })));
         self.set(i, St::Done(status));
         self.after_finish(now, i, status, out);
     }
 
+    /// An approval or denial of gate `step_id`. It counts when the gate waits and `by` may
+    /// approve it; else it is journaled rejected, or late (told who decided, and when), and
+    /// the gate stays as it was.
     pub(super) fn answer(
         &mut self,
         now: Duration,
@@ -146,27 +236,15 @@ impl Machine {
         comment: Option<String>,
         out: &mut Vec<Action>,
     ) {
-        // An answer that cannot count is journaled, and the gate stays as it was.
-        let reject = |by: String, reason: String| {
-            Action::Record(EventKind::ApprovalRejected(ApprovalRejected {
-                step: step_id.to_owned(),
-                by,
-                reason,
-            }))
-        };
         let Some(i) = self.plan.step_index(step_id) else {
-            out.push(reject(
-                by,
-                format!("there is no step `{step_id}` in this run"),
-            ));
+            let reason = format!("there is no step `{step_id}` in this run");
+            out.push(rejected(step_id, by, reason));
             return;
         };
-        let step = self.plan.steps[i].clone();
-        let Action_::Gate(gate) = action_of(&step) else {
-            out.push(reject(
-                by,
-                format!("step `{step_id}` is not an approval gate"),
-            ));
+        let plan = self.plan.clone();
+        let Action_::Gate(gate) = action_of(&plan.steps[i]) else {
+            let reason = format!("step `{step_id}` is not an approval gate");
+            out.push(rejected(step_id, by, reason));
             return;
         };
         let waiting = match &self.rt[i].st {
@@ -174,56 +252,21 @@ impl Machine {
             _ => None,
         };
         let Some((since, mut got)) = waiting else {
-            if !self.plan.may_approve(gate, &by) {
-                let reason = format!(
-                    "`{by}` may not approve `{step_id}`; approvers: {}",
-                    gate.approvers.join(", ")
-                );
-                out.push(reject(by, reason));
-            } else if let Some((decided_by, decision, at)) = self.rt[i].decided.clone() {
-                // The loser of an approve and a deny sent together, or an answer after the
-                // gate closed: its own fate, journaled, never the winner's verdict.
-                let when = match self.epoch {
-                    Some(e) => {
-                        ApprovalLate::when(e + chrono::Duration::from_std(at).unwrap_or_default())
-                    }
-                    None => format!("+{} into the run", fmt_duration(at)),
-                };
-                let reason = ApprovalLate::reason_for(&decided_by, decision, &when);
-                out.push(Action::Record(EventKind::ApprovalLate(ApprovalLate {
-                    step: step_id.to_owned(),
-                    by,
-                    approve,
-                    comment: comment.map(|c| self.mask.mask(&c)),
-                    decided_by,
-                    decision,
-                    decided_ms: at.as_millis() as u64,
-                    reason,
-                })));
-            } else {
-                let reason = if self.done {
-                    format!("the run has ended; gate `{step_id}` was not decided")
-                } else {
-                    format!("gate `{step_id}` is not waiting for an answer")
-                };
-                out.push(reject(by, reason));
-            }
+            self.answer_closed(i, gate, by, approve, comment, out);
             return;
         };
         if !self.plan.may_approve(gate, &by) {
-            let reason = format!(
-                "`{by}` may not approve `{step_id}`; approvers: {}",
-                gate.approvers.join(", ")
-            );
-            out.push(reject(by, reason));
+            let reason = may_not(&by, step_id, gate);
+            out.push(rejected(step_id, by, reason));
             return;
         }
         let wait_ms = now.saturating_sub(since).as_millis() as u64;
         let comment = comment.map(|c| self.mask.mask(&c));
+        let step = step_id.to_owned();
         if !approve {
             self.decide(i, vec![by.clone()], GateDecision::Denied, now);
             out.push(Action::Record(EventKind::ApprovalDenied(ApprovalAnswer {
-                step: step.id.clone(),
+                step,
                 by,
                 comment,
                 wait_ms,
@@ -236,14 +279,14 @@ impl Machine {
                 "`{by}` has already approved `{step_id}`; it needs {} different people",
                 gate.min
             );
-            out.push(reject(by, reason));
+            out.push(rejected(step_id, by, reason));
             return;
         }
         got.push(by.clone());
         if (got.len() as u32) < gate.min {
             out.push(Action::Record(EventKind::ApprovalReceived(
                 ApprovalAnswer {
-                    step: step.id.clone(),
+                    step,
                     by,
                     comment,
                     wait_ms,
@@ -255,7 +298,7 @@ impl Machine {
         self.decide(i, got.clone(), GateDecision::Approved, now);
         out.push(Action::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
-                step: step.id.clone(),
+                step,
                 by: got,
                 comment,
                 auto: false,
@@ -264,4 +307,64 @@ impl Machine {
         )));
         self.finish_step(now, i, StepStatus::Succeeded, out);
     }
+
+    /// An answer to gate `i` while it is not waiting. The loser of an approve and a deny sent
+    /// together, or an answer after the gate closed, is late: its own fate, journaled, never
+    /// the winner's verdict. Any other is rejected.
+    fn answer_closed(
+        &self,
+        i: usize,
+        gate: &Approval,
+        by: String,
+        approve: bool,
+        comment: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
+        let step_id = self.plan.steps[i].id.as_str();
+        if !self.plan.may_approve(gate, &by) {
+            let reason = may_not(&by, step_id, gate);
+            out.push(rejected(step_id, by, reason));
+        } else if let Some((decided_by, decision, at)) = self.rt[i].decided.clone() {
+            let when = match self.epoch {
+                Some(e) => {
+                    ApprovalLate::when(e + chrono::Duration::from_std(at).unwrap_or_default())
+                }
+                None => format!("+{} into the run", fmt_duration(at)),
+            };
+            let reason = ApprovalLate::reason_for(&decided_by, decision, &when);
+            out.push(Action::Record(EventKind::ApprovalLate(ApprovalLate {
+                step: step_id.to_owned(),
+                by,
+                approve,
+                comment: comment.map(|c| self.mask.mask(&c)),
+                decided_by,
+                decision,
+                decided_ms: at.as_millis() as u64,
+                reason,
+            })));
+        } else {
+            let reason = if self.done {
+                format!("the run has ended; gate `{step_id}` was not decided")
+            } else {
+                format!("gate `{step_id}` is not waiting for an answer")
+            };
+            out.push(rejected(step_id, by, reason));
+        }
+    }
+}
+
+/// An answer that cannot count: journaled, and the gate stays as it was.
+fn rejected(step_id: &str, by: String, reason: String) -> Action {
+    Action::Record(EventKind::ApprovalRejected(ApprovalRejected {
+        step: step_id.to_owned(),
+        by,
+        reason,
+    }))
+}
+
+fn may_not(by: &str, step_id: &str, gate: &Approval) -> String {
+    format!(
+        "`{by}` may not approve `{step_id}`; approvers: {}",
+        gate.approvers.join(", ")
+    )
 }

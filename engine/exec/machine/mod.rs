@@ -275,75 +275,38 @@ impl Machine {
                 reason,
                 message,
                 failed,
-            } => {
-                self.notifying = self.notifying.saturating_sub(1);
-                let failed = failed.map(|f| NotifyFailure {
-                    error: self.mask.mask(&f.error),
-                    exit_code: f.exit_code,
-                    stderr_tail: f.stderr_tail.map(|t| self.mask.mask(&t)),
-                });
-                out.push(Action::Record(EventKind::Escalated(Escalated {
-                    channel,
-                    reason,
-                    message: self.mask.mask(&message),
-                    ok: failed.is_none(),
-                    exit_code: failed.as_ref().and_then(|f| f.exit_code),
-                    error: failed.as_ref().map(|f| f.error.clone()),
-                    stderr_tail: failed.and_then(|f| f.stderr_tail),
-                })))
-            }
+            } => self.notified(channel, reason, message, failed, &mut out),
             Input::Fault {
                 reason,
                 lost,
                 not_started,
-            } => {
-                if self.stopping.is_none() {
-                    self.stopping = Some(reason);
-                }
-                for i in lost {
-                    if matches!(self.rt[i].st, St::Running { .. }) {
-                        self.set(i, St::Pending);
-                    }
-                }
-                for i in not_started {
-                    if let St::Running { attempt, .. } = self.rt[i].st {
-                        out.push(Action::Record(EventKind::StepFinished(StepFinished {
-                            step: self.plan.steps[i].id.clone(),
-                            status: StepStatus::Interrupted,
-                            attempt,
-                            exit_code: None,
-                            signal: None,
-                            duration_ms: 0,
-                            will_retry: false,
-                            error: Some("not started: the step supervisor was gone".into()),
-                            marked_done_by: None,
-                            next_in_ms: None,
-                        })));
-                        self.set(i, St::Pending);
-                    }
-                }
-            }
+            } => self.fault(reason, lost, not_started, &mut out),
             // Every step has ended and only notifications are still being sent: the run
             // ends as it ended, without them, rather than as interrupted.
             Input::Interrupt if self.work_ended.is_some() => self.notifying = 0,
-            Input::Interrupt => {
-                if self.stopping.is_none() {
-                    self.stopping = Some("signal".into());
-                }
-                for i in 0..self.rt.len() {
-                    if let St::Running { killing, .. } = &mut self.rt[i].st
-                        && !*killing
-                    {
-                        *killing = true;
-                        out.push(Action::Kill { step: i });
-                    }
-                }
-            }
+            Input::Interrupt => self.interrupt(&mut out),
         }
         self.clock(now, &mut out);
         self.schedule(now, &mut out);
         self.finish_if_over(now, &mut out);
         out
+    }
+
+    /// Step `i`'s end with nothing to tell but its status: callers fill in what they know
+    /// (exit code, duration, error), so every `step_finished` the machine writes has one shape.
+    fn finished_event(&self, i: usize, status: StepStatus, attempt: u32) -> StepFinished {
+        StepFinished {
+            step: self.plan.steps[i].id.clone(),
+            status,
+            attempt,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            will_retry: false,
+            error: None,
+            marked_done_by: None,
+            next_in_ms: None,
+        }
     }
 }
 

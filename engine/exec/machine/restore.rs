@@ -10,7 +10,8 @@ use crate::journal::{GateDecision, RunState, StepStatus};
 impl Machine {
     /// Continues a run from its journal: finished steps stay finished (their outputs kept),
     /// escalations already sent are not sent again. Steps that were in flight are left
-    /// pending: the caller decides to adopt, re-run or ask, before [`Input::Start`].
+    /// pending: the caller decides to adopt, re-run or ask, before
+    /// [`Input::Start`](super::Input::Start).
     pub fn restore(&mut self, state: &RunState) {
         let plan = self.plan.clone();
         for (i, step) in plan.steps.iter().enumerate() {
@@ -55,6 +56,11 @@ impl Machine {
                 _ => {}
             }
         }
+        self.restore_escalations(state);
+    }
+
+    /// Escalations already sent are not sent again.
+    fn restore_escalations(&mut self, state: &RunState) {
         // The escalation schedule's own notifications: a gate's page to its approvers (reason
         // `approval_requested`) is not one of its entries.
         let fired: Vec<&str> = state

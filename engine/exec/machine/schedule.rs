@@ -52,6 +52,8 @@ impl Machine {
         }
     }
 
+    /// Starts attempt `attempt` of step `i`: a gate opens, a command runs (or, in a drill,
+    /// is skipped or mocked).
     pub(super) fn start_attempt(
         &mut self,
         now: Duration,
@@ -60,159 +62,85 @@ impl Machine {
         out: &mut Vec<Action>,
     ) {
         let plan = self.plan.clone();
-        let step = &plan.steps[i];
         self.rt[i].first_started.get_or_insert(now);
-        let id = step.id.clone();
-        match action_of(step) {
-            Action_::Gate(a) => {
-                let prompt = self
-                    .render_plain(i, &a.prompt)
-                    .unwrap_or_else(|e| a.prompt.clone() + &format!(" ({e})"));
-                out.push(Action::Record(EventKind::ApprovalRequested(
-                    ApprovalRequested {
-                        step: id.clone(),
-                        prompt: self.mask.mask(&prompt),
-                        approvers: a.approvers.clone(),
-                        min: a.min,
-                        timeout_ms: a.timeout.map(|t| t.as_millis() as u64),
-                    },
-                )));
-                self.set(
-                    i,
-                    St::Waiting {
-                        since: now,
-                        got: Vec::new(),
-                    },
-                );
+        match action_of(&plan.steps[i]) {
+            Action_::Gate(gate) => self.open_gate(now, i, gate, attempt, out),
+            Action_::Command => self.start_command(now, i, attempt, out),
+        }
+    }
+
+    fn start_command(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Action>) {
+        let ended = match self.how(&self.plan.steps[i]) {
+            How::Run(kind) => return self.run_command(now, i, attempt, kind, out),
+            How::Skip => self.finished_event(i, StepStatus::Skipped, attempt),
+            How::Mock => StepFinished {
+                duration_ms: self.plan.steps[i].estimate.likely.as_millis() as u64,
+                ..self.finished_event(i, StepStatus::Simulated, attempt)
+            },
+        };
+        let status = ended.status;
+        out.push(Action::Record(EventKind::StepFinished(ended)));
+        self.set(i, St::Done(status));
+        self.after_finish(now, i, status, out);
+    }
+
+    /// Renders step `i`'s command and spawns it (simulates it, in a dry-run). A command that
+    /// does not render fails the step without running.
+    fn run_command(
+        &mut self,
+        now: Duration,
+        i: usize,
+        attempt: u32,
+        kind: &'static str,
+        out: &mut Vec<Action>,
+    ) {
+        let plan = self.plan.clone();
+        let step = &plan.steps[i];
+        // Only now do templates see real outputs: say where the step is written.
+        let rendered = self
+            .render_command(i, step)
+            .map_err(|e| format!("{}: {e}", step.at));
+        self.set(i, St::running(attempt, now));
+        let started = |command: Option<String>| {
+            Action::Record(EventKind::StepStarted(StepStarted {
+                step: step.id.clone(),
+                attempt,
+                command,
+                how: kind.into(),
+            }))
+        };
+        match rendered {
+            Ok((command, env)) => {
+                out.push(started(Some(self.mask.mask(&command))));
                 if self.cfg.mode == Mode::DryRun {
-                    // Gates take their estimate, on the virtual clock, and page as a real
-                    // one would (journaled, not sent): who is called when is part of the
-                    // rehearsal.
-                    self.set(i, St::running(attempt, now));
-                    self.page_approvers(i, &prompt, now, out);
                     let after = self.sim_duration(i);
                     out.push(Action::Simulate {
                         step: i,
                         attempt,
                         after,
                     });
-                } else if let Some(who) = self.cfg.auto_approve_as.clone()
-                    && self.cfg.yes_is_one_approval
-                    && a.min > 1
-                {
-                    // The two-person rule holds under `--yes`: this is one of them.
-                    self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
-                    out.push(Action::Ask { step: i });
-                    self.page_approvers(i, &prompt, now, out);
-                } else if let Some(who) = self.cfg.auto_approve_as.clone() {
-                    self.decide(i, vec![who.clone()], GateDecision::Approved, now);
-                    out.push(Action::Record(EventKind::ApprovalGranted(
-                        ApprovalGranted {
-                            step: id,
-                            by: vec![who],
-                            comment: Some("auto-approved with --yes".into()),
-                            auto: true,
-                            wait_ms: 0,
-                        },
-                    )));
-                    self.finish_step(now, i, StepStatus::Succeeded, out);
                 } else {
-                    out.push(Action::Ask { step: i });
-                    self.page_approvers(i, &prompt, now, out);
+                    out.push(Action::Spawn {
+                        step: i,
+                        attempt,
+                        command,
+                        env,
+                        hosts: step.on.clone(),
+                    });
                 }
             }
-            Action_::Command => {
-                let how = self.how(step);
-                match how {
-                    How::Skip => {
-                        out.push(Action::Record(EventKind::StepFinished(StepFinished {
-                            step: id,
-                            status: StepStatus::Skipped,
-                            attempt,
-                            exit_code: None,
-                            signal: None,
-                            duration_ms: 0,
-                            will_retry: false,
-                            error: None,
-                            marked_done_by: None,
-                            next_in_ms: None,
-                        })));
-                        self.set(i, St::Done(StepStatus::Skipped));
-                        self.after_finish(now, i, StepStatus::Skipped, out);
-                    }
-                    How::Mock => {
-                        let d = step.estimate.likely;
-                        out.push(Action::Record(EventKind::StepFinished(StepFinished {
-                            step: id,
-                            status: StepStatus::Simulated,
-                            attempt,
-                            exit_code: None,
-                            signal: None,
-                            duration_ms: d.as_millis() as u64,
-                            will_retry: false,
-                            error: None,
-                            marked_done_by: None,
-                            next_in_ms: None,
-                        })));
-                        self.set(i, St::Done(StepStatus::Simulated));
-                        self.after_finish(now, i, StepStatus::Simulated, out);
-                    }
-                    How::Run(kind) => {
-                        // Only now do templates see real outputs: say where the step is written.
-                        let rendered = self
-                            .render_command(i, step)
-                            .map_err(|e| format!("{}: {e}", step.at));
-                        self.set(i, St::running(attempt, now));
-                        match rendered {
-                            Ok((command, env)) => {
-                                out.push(Action::Record(EventKind::StepStarted(StepStarted {
-                                    step: id,
-                                    attempt,
-                                    command: Some(self.mask.mask(&command)),
-                                    how: kind.into(),
-                                })));
-                                if self.cfg.mode == Mode::DryRun {
-                                    let after = self.sim_duration(i);
-                                    out.push(Action::Simulate {
-                                        step: i,
-                                        attempt,
-                                        after,
-                                    });
-                                } else {
-                                    out.push(Action::Spawn {
-                                        step: i,
-                                        attempt,
-                                        command,
-                                        env,
-                                        hosts: step.on.clone(),
-                                    });
-                                }
-                            }
-                            Err(e) => {
-                                // Rendering failed (an output that was never written):
-                                // the step fails without running.
-                                out.push(Action::Record(EventKind::StepStarted(StepStarted {
-                                    step: id,
-                                    attempt,
-                                    command: None,
-                                    how: kind.into(),
-                                })));
-                                self.exited(
-                                    now,
-                                    i,
-                                    attempt,
-                                    ExitResult::Error(self.explain_render_error(step, e)),
-                                    BTreeMap::new(),
-                                    out,
-                                );
-                            }
-                        }
-                    }
-                }
+            Err(e) => {
+                // Rendering failed (an output that was never written): the step fails
+                // without running.
+                out.push(started(None));
+                let error = ExitResult::Error(self.explain_render_error(step, e));
+                self.exited(now, i, attempt, error, BTreeMap::new(), out);
             }
         }
     }
 
+    /// Attempt `attempt` of step `i` ended: journaled, then tried again (retries, polls),
+    /// left for resume (interrupted, outcome unknown) or finished.
     pub(super) fn exited(
         &mut self,
         now: Duration,
@@ -231,87 +159,69 @@ impl Machine {
             } if *a == attempt => (*since, *timed_out, *killing),
             _ => return, // a stale report (e.g. after a resume)
         };
-        let plan = self.plan.clone();
-        let step = &plan.steps[i];
-        let duration = now.saturating_sub(since);
-
         // Dry-run gates end as granted after their estimate.
-        if step.is_gate() {
-            out.push(Action::Record(EventKind::ApprovalGranted(
-                ApprovalGranted {
-                    step: step.id.clone(),
-                    by: vec![
-                        self.cfg
-                            .auto_approve_as
-                            .clone()
-                            .unwrap_or_else(|| "dry-run".into()),
-                    ],
-                    comment: Some("simulated wait".into()),
-                    auto: true,
-                    wait_ms: duration.as_millis() as u64,
-                },
-            )));
-            self.finish_step(now, i, StepStatus::Succeeded, out);
+        if self.plan.steps[i].is_gate() {
+            self.simulated_wait_ends(now, i, now.saturating_sub(since), out);
             return;
         }
-
-        if !outputs.is_empty() {
-            let masked: BTreeMap<String, String> = outputs
-                .iter()
-                .map(|(k, v)| (k.clone(), self.mask.mask(v)))
-                .collect();
-            let masked_keys = masked
-                .iter()
-                .filter(|(k, v)| outputs.get(*k) != Some(*v))
-                .map(|(k, _)| k.clone())
-                .collect();
-            out.push(Action::Record(EventKind::StepOutput(StepOutput {
-                step: step.id.clone(),
-                outputs: masked,
-                masked: Some(masked_keys),
-            })));
-            self.rt[i].outputs.extend(outputs);
-        }
+        self.take_outputs(i, outputs, out);
         let (exit_code, signal, error) = match &result {
             ExitResult::Code(c) => (Some(*c), None, None),
             ExitResult::Signal(s) => (None, Some(*s), None),
             ExitResult::Error(e) | ExitResult::Unknown(e) => (None, None, Some(self.mask.mask(e))),
         };
+        let ended = StepFinished {
+            exit_code,
+            signal,
+            duration_ms: now.saturating_sub(since).as_millis() as u64,
+            error,
+            ..self.finished_event(i, StepStatus::Unknown, attempt)
+        };
         if let ExitResult::Unknown(_) = result {
-            // Neither a success nor a failure: an idempotent step is simply run again; any
-            // other waits for the operator's word, so the run stops (resumable) once what is
-            // running has ended, and `resume` asks.
-            let again = step.idempotent && self.stopping.is_none() && !self.aborting;
-            out.push(Action::Record(EventKind::StepFinished(StepFinished {
-                step: step.id.clone(),
-                status: StepStatus::Unknown,
-                attempt,
-                exit_code,
-                signal,
-                duration_ms: duration.as_millis() as u64,
-                will_retry: again,
-                error,
-                marked_done_by: None,
-                next_in_ms: None,
-            })));
-            if again {
-                self.set(
-                    i,
-                    St::Backoff {
-                        attempt: attempt + 1,
-                        until: now,
-                    },
-                );
-            } else {
-                self.set(i, St::Pending);
-                if self.stopping.is_none() {
-                    self.stopping = Some("outcome_unknown".into());
-                }
-            }
+            self.outcome_unknown(now, i, attempt, ended, out);
             return;
         }
         let ok = exit_code == Some(0) && !timed_out;
-        let status = if ok {
+        let status = self.attempt_status(ok, timed_out, killing);
+        if status == StepStatus::Interrupted {
+            out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                status,
+                ..ended
+            })));
+            self.set(i, St::Pending);
+            return;
+        }
+        if !ok
+            && self.stopping.is_none()
+            && !self.aborting
+            && let Some(until) = self.retry_at(now, i, attempt, since)
+        {
+            let ended = StepFinished {
+                status,
+                will_retry: true,
+                ..ended
+            };
+            self.retry(now, i, attempt, until, ended, out);
+            return;
+        }
+        let error = if ok {
+            ended.error
+        } else {
+            self.why_it_failed(now, i, since, timed_out, ended.error)
+        };
+        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+            status,
+            error,
+            ..ended
+        })));
+        self.set(i, St::Done(status));
+        self.after_finish(now, i, status, out);
+    }
+
+    /// An attempt's end as the journal says it: killed by the run stopping is interrupted
+    /// (it runs again on resume), not failed.
+    fn attempt_status(&self, ok: bool, timed_out: bool, killing: bool) -> StepStatus {
+        if ok {
             StepStatus::Succeeded
         } else if timed_out {
             StepStatus::TimedOut
@@ -319,83 +229,140 @@ impl Machine {
             StepStatus::Interrupted
         } else {
             StepStatus::Failed
-        };
-        let finished = |status, will_retry, error: Option<String>| {
-            EventKind::StepFinished(StepFinished {
-                step: step.id.clone(),
-                status,
-                attempt,
-                exit_code,
-                signal,
-                duration_ms: duration.as_millis() as u64,
-                will_retry,
-                error,
-                marked_done_by: None,
-                next_in_ms: None,
-            })
-        };
-        if status == StepStatus::Interrupted {
-            out.push(Action::Record(finished(status, false, error)));
-            self.set(i, St::Pending);
+        }
+    }
+
+    /// What a step wrote to `$RUNBOOK_OUTPUT`: journaled masked, kept in clear for the
+    /// templates of the steps below it.
+    fn take_outputs(&mut self, i: usize, outputs: BTreeMap<String, String>, out: &mut Vec<Action>) {
+        if outputs.is_empty() {
             return;
         }
-        if !ok && self.stopping.is_none() && !self.aborting {
-            // Try again: polls within their window, retries up to their count.
-            let first = self.rt[i].first_started.unwrap_or(since);
-            let retry_at = if let Some(p) = step.poll {
-                (now + p.every <= first + p.within).then_some(now + p.every)
-            } else if attempt <= step.retries {
-                Some(now + step.backoff)
-            } else {
-                None
-            };
-            if let Some(until) = retry_at {
-                let mut event = finished(status, true, error);
-                // A poll's check that exited non-zero is not ready yet, which is what polling
-                // expects: journaled as such, with when it looks again. Only the window
-                // closing fails the step.
-                if let EventKind::StepFinished(f) = &mut event
-                    && step.poll.is_some()
-                    && status == StepStatus::Failed
-                    && exit_code.is_some()
-                {
-                    f.status = StepStatus::NotReady;
-                    f.next_in_ms = Some(until.saturating_sub(now).as_millis() as u64);
-                }
-                out.push(Action::Record(event));
-                self.set(
-                    i,
-                    St::Backoff {
-                        attempt: attempt + 1,
-                        until,
-                    },
-                );
-                return;
+        let masked: BTreeMap<String, String> = outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), self.mask.mask(v)))
+            .collect();
+        let masked_keys = masked
+            .iter()
+            .filter(|(k, v)| outputs.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        out.push(Action::Record(EventKind::StepOutput(StepOutput {
+            step: self.plan.steps[i].id.clone(),
+            outputs: masked,
+            masked: Some(masked_keys),
+        })));
+        self.rt[i].outputs.extend(outputs);
+    }
+
+    /// A step whose process ended unseen: neither a success nor a failure. An idempotent step
+    /// is simply run again; any other waits for the operator's word, so the run stops
+    /// (resumable) once what is running has ended, and `resume` asks.
+    fn outcome_unknown(
+        &mut self,
+        now: Duration,
+        i: usize,
+        attempt: u32,
+        ended: StepFinished,
+        out: &mut Vec<Action>,
+    ) {
+        let again = self.plan.steps[i].idempotent && self.stopping.is_none() && !self.aborting;
+        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+            status: StepStatus::Unknown,
+            will_retry: again,
+            ..ended
+        })));
+        if again {
+            self.set(
+                i,
+                St::Backoff {
+                    attempt: attempt + 1,
+                    until: now,
+                },
+            );
+        } else {
+            self.set(i, St::Pending);
+            if self.stopping.is_none() {
+                self.stopping = Some("outcome_unknown".into());
             }
         }
-        let error = match (ok, step.poll, &error) {
+    }
+
+    /// When a failed attempt is tried again, if it is: polls within their window, retries up
+    /// to their count.
+    fn retry_at(&self, now: Duration, i: usize, attempt: u32, since: Duration) -> Option<Duration> {
+        let step = &self.plan.steps[i];
+        let first = self.rt[i].first_started.unwrap_or(since);
+        if let Some(p) = step.poll {
+            (now + p.every <= first + p.within).then_some(now + p.every)
+        } else if attempt <= step.retries {
+            Some(now + step.backoff)
+        } else {
+            None
+        }
+    }
+
+    /// A failed attempt, journaled, waits its backoff (or poll interval) until `until`.
+    fn retry(
+        &mut self,
+        now: Duration,
+        i: usize,
+        attempt: u32,
+        until: Duration,
+        mut ended: StepFinished,
+        out: &mut Vec<Action>,
+    ) {
+        // A poll's check that exited non-zero is not ready yet, which is what polling
+        // expects: journaled as such, with when it looks again. Only the window closing fails
+        // the step.
+        if self.plan.steps[i].poll.is_some()
+            && ended.status == StepStatus::Failed
+            && ended.exit_code.is_some()
+        {
+            ended.status = StepStatus::NotReady;
+            ended.next_in_ms = Some(until.saturating_sub(now).as_millis() as u64);
+        }
+        out.push(Action::Record(EventKind::StepFinished(ended)));
+        self.set(
+            i,
+            St::Backoff {
+                attempt: attempt + 1,
+                until,
+            },
+        );
+    }
+
+    /// The error a failed step's last attempt is journaled with, when its process gave none:
+    /// the poll window that closed, or the timeout that killed it.
+    fn why_it_failed(
+        &self,
+        now: Duration,
+        i: usize,
+        since: Duration,
+        timed_out: bool,
+        error: Option<String>,
+    ) -> Option<String> {
+        let step = &self.plan.steps[i];
+        match (step.poll, &error) {
             // Killed because the window closed on an attempt still running.
-            (false, Some(p), None) if timed_out && step.timeout.is_none_or(|t| now < since + t) => {
+            (Some(p), None) if timed_out && step.timeout.is_none_or(|t| now < since + t) => {
                 Some(format!(
                     "its attempt was still running when its poll window of {} closed",
                     fmt_duration(p.within)
                 ))
             }
-            (false, Some(p), None) if self.stopping.is_none() => Some(format!(
+            (Some(p), None) if self.stopping.is_none() => Some(format!(
                 "still failing when its poll window of {} closed",
                 fmt_duration(p.within)
             )),
-            (false, _, None) if timed_out => step.timeout.map(|t| {
+            (_, None) if timed_out => step.timeout.map(|t| {
                 format!(
                     "its process group was killed at the {} timeout",
                     fmt_duration(t)
                 )
             }),
             _ => error,
-        };
-        out.push(Action::Record(finished(status, false, error)));
-        self.set(i, St::Done(status));
-        self.after_finish(now, i, status, out);
+        }
     }
 
     pub(super) fn after_finish(
@@ -471,32 +438,32 @@ impl Machine {
         if waiting && !self.aborting {
             return;
         }
-        // `schedule` ran just before and started every step that can start: with nothing
-        // running or waiting, a step still pending can never run (its needs failed).
-        for i in self.plan.order.clone() {
-            if matches!(self.rt[i].st, St::Pending | St::Waiting { .. }) {
-                out.push(Action::Record(EventKind::StepFinished(StepFinished {
-                    step: self.plan.steps[i].id.clone(),
-                    status: StepStatus::NotRun,
-                    attempt: 0,
-                    exit_code: None,
-                    signal: None,
-                    duration_ms: 0,
-                    will_retry: false,
-                    error: None,
-                    marked_done_by: None,
-                    next_in_ms: None,
-                })));
-                self.set(i, St::Done(StepStatus::NotRun));
-                // Its needs failed: the recovery failed there, not here.
-                self.failed.get_or_insert(i);
-            }
-        }
+        self.not_run_the_rest(out);
         // The run's work is over; an escalation still being sent holds its end.
         let now = *self.work_ended.get_or_insert(now);
         if self.notifying > 0 {
             return;
         }
+        self.run_finished(now, out);
+    }
+
+    /// `schedule` ran just before and started every step that can start: with nothing
+    /// running or waiting, a step still pending can never run (its needs failed).
+    fn not_run_the_rest(&mut self, out: &mut Vec<Action>) {
+        for i in self.plan.order.clone() {
+            if matches!(self.rt[i].st, St::Pending | St::Waiting { .. }) {
+                out.push(Action::Record(EventKind::StepFinished(
+                    self.finished_event(i, StepStatus::NotRun, 0),
+                )));
+                self.set(i, St::Done(StepStatus::NotRun));
+                // Its needs failed: the recovery failed there, not here.
+                self.failed.get_or_insert(i);
+            }
+        }
+    }
+
+    /// The run's verdict, journaled once: `run_finished`, and the outcome the driver exits on.
+    fn run_finished(&mut self, now: Duration, out: &mut Vec<Action>) {
         // Only a recovery meets the RTO: a run that failed did not recover, however soon it
         // ended. Steps that failed with `on_failure: continue` do not fail it.
         // A drill runs at drill speed: it is judged on what a real run would take.
@@ -529,5 +496,47 @@ impl Machine {
         } else {
             Outcome::Succeeded { rto_met }
         }));
+    }
+
+    /// The step supervisor died: stop, resumable (see [`Input::Fault`](super::Input::Fault)).
+    pub(super) fn fault(
+        &mut self,
+        reason: String,
+        lost: Vec<usize>,
+        not_started: Vec<usize>,
+        out: &mut Vec<Action>,
+    ) {
+        if self.stopping.is_none() {
+            self.stopping = Some(reason);
+        }
+        for i in lost {
+            if matches!(self.rt[i].st, St::Running { .. }) {
+                self.set(i, St::Pending);
+            }
+        }
+        for i in not_started {
+            if let St::Running { attempt, .. } = self.rt[i].st {
+                out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                    error: Some("not started: the step supervisor was gone".into()),
+                    ..self.finished_event(i, StepStatus::Interrupted, attempt)
+                })));
+                self.set(i, St::Pending);
+            }
+        }
+    }
+
+    /// Ctrl-C (or SIGTERM): no step starts, and every running one is killed once.
+    pub(super) fn interrupt(&mut self, out: &mut Vec<Action>) {
+        if self.stopping.is_none() {
+            self.stopping = Some("signal".into());
+        }
+        for i in 0..self.rt.len() {
+            if let St::Running { killing, .. } = &mut self.rt[i].st
+                && !*killing
+            {
+                *killing = true;
+                out.push(Action::Kill { step: i });
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use minijinja::value::Value;
 
-use super::{Action, Action_, Machine, St, action_of};
+use super::{Action, Action_, Machine, NotifyFailure, St, action_of};
 use crate::journal::*;
 use crate::template::{self, Quoting};
 use crate::units::fmt_duration;
@@ -107,77 +107,8 @@ impl Machine {
     pub(super) fn clock(&mut self, now: Duration, out: &mut Vec<Action>) {
         let active: Vec<usize> = self.sets.active.iter().copied().collect();
         for i in active {
-            let step = &self.plan.steps[i];
-            let budget = step.budget;
-            if let Some(start) = self.rt[i].first_started
-                && self.rt[i].st.is_active()
-                && self.budget_watched(i)
-            {
-                let elapsed = now.saturating_sub(start);
-                let ev = || BudgetEvent {
-                    step: step.id.clone(),
-                    elapsed_ms: elapsed.as_millis() as u64,
-                    budget_ms: budget.as_millis() as u64,
-                };
-                if !self.rt[i].warned && elapsed >= budget.mul_f64(0.8) {
-                    self.rt[i].warned = true;
-                    out.push(Action::Record(EventKind::BudgetWarning(ev())));
-                }
-                if !self.rt[i].breached && elapsed >= budget + BREACH_AFTER {
-                    self.rt[i].breached = true;
-                    out.push(Action::Record(EventKind::BudgetBreached(ev())));
-                }
-            }
-            let poll_closes = step
-                .poll
-                .zip(self.rt[i].first_started)
-                .map(|(p, first)| first + p.within);
-            match &mut self.rt[i].st {
-                // Its timeout, or the end of its poll window, has come.
-                St::Running {
-                    since,
-                    killing,
-                    timed_out,
-                    ..
-                } if !*killing
-                    && (step.timeout.is_some_and(|t| now >= *since + t)
-                        || poll_closes.is_some_and(|end| now >= end)) =>
-                {
-                    *killing = true;
-                    *timed_out = true;
-                    out.push(Action::Kill { step: i });
-                }
-                St::Waiting { since, .. } => {
-                    let since = *since;
-                    if let Action_::Gate(a) = action_of(step)
-                        && let Some(t) = a.timeout
-                        && now >= since + t
-                    {
-                        let wait = now - since;
-                        out.push(Action::Record(EventKind::ApprovalTimedOut(
-                            ApprovalTimedOut {
-                                step: step.id.clone(),
-                                wait_ms: wait.as_millis() as u64,
-                            },
-                        )));
-                        // A gate never passes silently: the run stops, resumable.
-                        self.set(i, St::Pending);
-                        if self.stopping.is_none() {
-                            self.stopping = Some("approval_timed_out".into());
-                        }
-                    }
-                }
-                // A run that stops or aborts makes no new attempt, and does not wait out the
-                // backoff to say so: Ctrl-C during a 60 s backoff stops the run at once.
-                St::Backoff { .. } if self.aborting || self.stopping.is_some() => {
-                    self.set(i, St::Pending);
-                }
-                St::Backoff { attempt, until } if now >= *until => {
-                    let attempt = *attempt;
-                    self.start_attempt(now, i, attempt, out);
-                }
-                _ => {}
-            }
+            self.watch_budget(now, i, out);
+            self.step_timers(now, i, out);
         }
         // Once service is restored the RTO clock has stopped: the observation after it neither
         // escalates on the schedule nor puts the RTO at risk, however long it watches.
@@ -204,6 +135,87 @@ impl Machine {
             for i in paging {
                 self.send_due_pages(i, now, out);
             }
+        }
+    }
+
+    /// Active step `i` at 80% of its budget warns, past it breaches: each once.
+    fn watch_budget(&mut self, now: Duration, i: usize, out: &mut Vec<Action>) {
+        let step = &self.plan.steps[i];
+        let budget = step.budget;
+        if let Some(start) = self.rt[i].first_started
+            && self.rt[i].st.is_active()
+            && self.budget_watched(i)
+        {
+            let elapsed = now.saturating_sub(start);
+            let ev = || BudgetEvent {
+                step: step.id.clone(),
+                elapsed_ms: elapsed.as_millis() as u64,
+                budget_ms: budget.as_millis() as u64,
+            };
+            if !self.rt[i].warned && elapsed >= budget.mul_f64(0.8) {
+                self.rt[i].warned = true;
+                out.push(Action::Record(EventKind::BudgetWarning(ev())));
+            }
+            if !self.rt[i].breached && elapsed >= budget + BREACH_AFTER {
+                self.rt[i].breached = true;
+                out.push(Action::Record(EventKind::BudgetBreached(ev())));
+            }
+        }
+    }
+
+    /// Step `i`'s own timers: its timeout or poll window (killed), its gate's timeout (the run
+    /// stops), its backoff (the next attempt starts).
+    fn step_timers(&mut self, now: Duration, i: usize, out: &mut Vec<Action>) {
+        let step = &self.plan.steps[i];
+        let poll_closes = step
+            .poll
+            .zip(self.rt[i].first_started)
+            .map(|(p, first)| first + p.within);
+        match &mut self.rt[i].st {
+            // Its timeout, or the end of its poll window, has come.
+            St::Running {
+                since,
+                killing,
+                timed_out,
+                ..
+            } if !*killing
+                && (step.timeout.is_some_and(|t| now >= *since + t)
+                    || poll_closes.is_some_and(|end| now >= end)) =>
+            {
+                *killing = true;
+                *timed_out = true;
+                out.push(Action::Kill { step: i });
+            }
+            St::Waiting { since, .. } => {
+                let since = *since;
+                if let Action_::Gate(a) = action_of(step)
+                    && let Some(t) = a.timeout
+                    && now >= since + t
+                {
+                    let wait = now - since;
+                    out.push(Action::Record(EventKind::ApprovalTimedOut(
+                        ApprovalTimedOut {
+                            step: step.id.clone(),
+                            wait_ms: wait.as_millis() as u64,
+                        },
+                    )));
+                    // A gate never passes silently: the run stops, resumable.
+                    self.set(i, St::Pending);
+                    if self.stopping.is_none() {
+                        self.stopping = Some("approval_timed_out".into());
+                    }
+                }
+            }
+            // A run that stops or aborts makes no new attempt, and does not wait out the
+            // backoff to say so: Ctrl-C during a 60 s backoff stops the run at once.
+            St::Backoff { .. } if self.aborting || self.stopping.is_some() => {
+                self.set(i, St::Pending);
+            }
+            St::Backoff { attempt, until } if now >= *until => {
+                let attempt = *attempt;
+                self.start_attempt(now, i, attempt, out);
+            }
+            _ => {}
         }
     }
 
@@ -329,5 +341,31 @@ impl Machine {
         } else {
             self.at_risk = false;
         }
+    }
+
+    /// A notify command finished: journaled as `escalated`, masked, with how it failed.
+    pub(super) fn notified(
+        &mut self,
+        channel: String,
+        reason: String,
+        message: String,
+        failed: Option<NotifyFailure>,
+        out: &mut Vec<Action>,
+    ) {
+        self.notifying = self.notifying.saturating_sub(1);
+        let failed = failed.map(|f| NotifyFailure {
+            error: self.mask.mask(&f.error),
+            exit_code: f.exit_code,
+            stderr_tail: f.stderr_tail.map(|t| self.mask.mask(&t)),
+        });
+        out.push(Action::Record(EventKind::Escalated(Escalated {
+            channel,
+            reason,
+            message: self.mask.mask(&message),
+            ok: failed.is_none(),
+            exit_code: failed.as_ref().and_then(|f| f.exit_code),
+            error: failed.as_ref().map(|f| f.error.clone()),
+            stderr_tail: failed.and_then(|f| f.stderr_tail),
+        })));
     }
 }
