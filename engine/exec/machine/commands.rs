@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use minijinja::value::Value;
 
-use super::{Machine, St};
+use super::{Machine, StepState};
 use crate::compile::{Action as StepAction, Drill, Step};
 use crate::journal::{Mode, StepStatus};
 use crate::template::{self, Quoting};
@@ -37,17 +37,17 @@ impl Machine {
             let Some(j) = self.plan.step_index(&id) else {
                 continue;
             };
-            if self.rt[j].outputs.contains_key(&key) {
+            if self.runtime[j].outputs.contains_key(&key) {
                 continue;
             }
-            let why = match &self.rt[j].st {
-                _ if self.rt[j].masked_outputs.contains(&key) => {
+            let why = match &self.runtime[j].state {
+                _ if self.runtime[j].masked_outputs.contains(&key) => {
                     " in this resumed run: its value held a secret, which the journal keeps masked (start a new run, or pass the secret in the environment instead)"
                 }
-                St::Done(StepStatus::Simulated) => {
+                StepState::Done(StepStatus::Simulated) => {
                     " (it was mocked in this drill: give it a `drill:` command that writes it)"
                 }
-                St::Done(StepStatus::Skipped) => " (it was skipped in this drill)",
+                StepState::Done(StepStatus::Skipped) => " (it was skipped in this drill)",
                 _ => "",
             };
             let line = format!("step `{id}` wrote no output `{key}`{why}");
@@ -101,9 +101,9 @@ impl Machine {
                 .steps
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| matches!(self.rt[*i].st, St::Done(_)))
+                .filter(|(i, _)| matches!(self.runtime[*i].state, StepState::Done(_)))
                 .map(|(i, s)| {
-                    let outputs: BTreeMap<String, Value> = self.rt[i]
+                    let outputs: BTreeMap<String, Value> = self.runtime[i]
                         .outputs
                         .iter()
                         .map(|(k, v)| (k.clone(), Value::from(v.clone())))

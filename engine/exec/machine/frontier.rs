@@ -6,77 +6,78 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::commands::How;
-use super::{Machine, St};
+use super::{Machine, StepState};
 use crate::compile::{Plan, longest_path};
 use crate::journal::Mode;
 
-/// Indexes over the steps' states.
-pub(super) struct Sets {
+/// Indexes over the steps' states, kept true by [`Machine::set`]: the frontier itself
+/// (`members`), the active steps, and the per-step facts the two are computed from.
+pub(super) struct Frontier {
     /// Running, waiting at a gate or backing off, by step index.
     pub(super) active: BTreeSet<usize>,
     /// Unfinished steps whose needs have all finished, by position in `plan.order`: those
     /// that can start, and those that decide the projection (everything below an unfinished
     /// step is still pending).
-    pub(super) frontier: BTreeSet<usize>,
+    pub(super) members: BTreeSet<usize>,
     /// The gates among them: they start even when `--max-parallel` holds commands back.
-    pub(super) frontier_gates: BTreeSet<usize>,
+    pub(super) member_gates: BTreeSet<usize>,
     /// The pending steps of the frontier, by the longest path of budgets they start: their
     /// share of the projection, which only changes when they start or finish.
     pub(super) pending_paths: BTreeMap<Duration, usize>,
     /// Per step: its needs not yet finished, its position in `plan.order`, the steps that
     /// need it, and the longest path of budgets below it.
     pub(super) unmet: Vec<usize>,
-    pub(super) pos: Vec<usize>,
+    pub(super) position: Vec<usize>,
     pub(super) dependents: Vec<Vec<usize>>,
-    pub(super) below: Vec<Duration>,
+    pub(super) path_below: Vec<Duration>,
     /// Steps that count against the RTO (see [`Machine::recovery`]): only they project.
     pub(super) recovery: Vec<bool>,
 }
 
-impl Sets {
+impl Frontier {
     pub(super) fn new(plan: &Plan) -> Self {
         let n = plan.steps.len();
         let dependents = plan.dependents();
-        let mut pos = vec![0; n];
+        let mut position = vec![0; n];
         for (p, &i) in plan.order.iter().enumerate() {
-            pos[i] = p;
+            position[i] = p;
         }
         // The path below a step that counts against the RTO: with `rto_ends_at`, down to that
         // step, never into the observation after it.
         let recovery = plan.recovery_steps();
-        let mut below = vec![Duration::ZERO; n];
+        let mut path_below = vec![Duration::ZERO; n];
         for &i in plan.order.iter().rev() {
-            below[i] = dependents[i]
+            path_below[i] = dependents[i]
                 .iter()
                 .filter(|&&d| recovery[d])
-                .map(|&d| plan.steps[d].budget + below[d])
+                .map(|&d| plan.steps[d].budget + path_below[d])
                 .max()
                 .unwrap_or_default();
         }
-        let mut sets = Sets {
+        let mut frontier = Frontier {
             active: BTreeSet::new(),
-            frontier: BTreeSet::new(),
-            frontier_gates: BTreeSet::new(),
+            members: BTreeSet::new(),
+            member_gates: BTreeSet::new(),
             pending_paths: BTreeMap::new(),
             unmet: plan.steps.iter().map(|s| s.needs.len()).collect(),
-            pos,
+            position,
             dependents,
-            below,
+            path_below,
             recovery,
         };
         for i in 0..n {
-            if sets.unmet[i] == 0 {
-                sets.enter(plan, i, true);
+            if frontier.unmet[i] == 0 {
+                frontier.enter(plan, i, true);
             }
         }
-        sets
+        frontier
     }
 
     /// Step `i`, unfinished, joins the frontier: its last need has finished.
     pub(super) fn enter(&mut self, plan: &Plan, i: usize, pending: bool) {
-        self.frontier.insert(self.pos[i]);
+        self.members.insert(self.position[i]);
         if plan.steps[i].is_gate() {
-            self.frontier_gates.insert(self.pos[i]);
+            self.member_gates.insert(self.position[i]);
         }
         if pending {
             self.count_pending(plan, i, true);
@@ -87,7 +88,7 @@ impl Sets {
         if !self.recovery[i] {
             return;
         }
-        let path = plan.steps[i].budget + self.below[i];
+        let path = plan.steps[i].budget + self.path_below[i];
         if add {
             *self.pending_paths.entry(path).or_default() += 1;
         } else if let Some(c) = self.pending_paths.get_mut(&path) {
@@ -108,16 +109,20 @@ impl Machine {
         if self.cfg.mode == Mode::Drill {
             return self.projection(now).0;
         }
-        let pending = self.sets.pending_paths.last_key_value().map(|(d, _)| *d);
+        let pending = self
+            .frontier
+            .pending_paths
+            .last_key_value()
+            .map(|(d, _)| *d);
         if let Some(t) = self.restored {
             return t;
         }
         let active = self
-            .sets
+            .frontier
             .active
             .iter()
-            .filter(|&&i| self.sets.unmet[i] == 0 && self.recovery[i])
-            .map(|&i| self.weight(i, now) + self.sets.below[i]);
+            .filter(|&&i| self.frontier.unmet[i] == 0 && self.recovery[i])
+            .map(|&i| self.weight(i, now) + self.frontier.path_below[i]);
         now + active.chain(pending).max().unwrap_or_default()
     }
 
@@ -132,19 +137,19 @@ impl Machine {
         let budget = step.budget;
         let drill = self.cfg.mode == Mode::Drill;
         let used = || {
-            self.rt[i]
+            self.runtime[i]
                 .first_started
                 .map_or(Duration::ZERO, |s| now.saturating_sub(s))
         };
-        match &self.rt[i].st {
+        match &self.runtime[i].state {
             // Restored by a resume, or never run: its budget if a gate, else its estimate.
-            St::Done(_) if drill => self.rt[i].real.unwrap_or(if step.is_gate() {
+            StepState::Done(_) if drill => self.runtime[i].real_time.unwrap_or(if step.is_gate() {
                 budget
             } else {
                 step.estimate.likely
             }),
-            St::Done(_) => Duration::ZERO,
-            St::Pending => budget,
+            StepState::Done(_) => Duration::ZERO,
+            StepState::Pending => budget,
             _ if drill => budget.max(used()),
             _ => budget.saturating_sub(used()),
         }
@@ -155,7 +160,7 @@ impl Machine {
     /// step's estimate; a gate its wait, or its budget when `--yes` granted it at once.
     pub(super) fn real_duration(&self, i: usize, now: Duration) -> Duration {
         let step = &self.plan.steps[i];
-        let took = self.rt[i]
+        let took = self.runtime[i]
             .first_started
             .map_or(Duration::ZERO, |s| now.saturating_sub(s));
         if step.is_gate() {
@@ -170,13 +175,15 @@ impl Machine {
     /// (projected finish, the remaining steps on the path that decides it). In a drill, the
     /// finish of a real run: the longest path with every step at its real duration.
     pub fn projection(&self, now: Duration) -> (Duration, Vec<usize>) {
-        let weights: Vec<Duration> = (0..self.rt.len()).map(|i| self.weight(i, now)).collect();
+        let weights: Vec<Duration> = (0..self.runtime.len())
+            .map(|i| self.weight(i, now))
+            .collect();
         let needs: Vec<&[usize]> = self.plan.steps.iter().map(|s| s.needs.as_slice()).collect();
         let (path, rest) = longest_path(&weights, &needs, &self.plan.order);
         if self.cfg.mode == Mode::Drill {
             let path = path
                 .into_iter()
-                .filter(|&i| !matches!(self.rt[i].st, St::Done(_)))
+                .filter(|&i| !matches!(self.runtime[i].state, StepState::Done(_)))
                 .collect();
             return (rest, path);
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Action, Action_, Machine, St, action_of};
+use super::{Action, Machine, StepState, Work, work_of};
 use crate::compile::Approval;
 use crate::journal::*;
 use crate::units::fmt_duration;
@@ -29,7 +29,7 @@ impl Machine {
         decision: GateDecision,
         now: Duration,
     ) {
-        self.rt[i].decided.get_or_insert((by, decision, now));
+        self.runtime[i].decided.get_or_insert((by, decision, now));
     }
 
     /// A gate that waits for people pages them: each of its approvers that is also a notify
@@ -44,7 +44,7 @@ impl Machine {
         out: &mut Vec<Action>,
     ) {
         let step = &self.plan.steps[i];
-        let Action_::Gate(a) = action_of(step) else {
+        let Work::Gate(a) = work_of(step) else {
             return;
         };
         let message = format!(
@@ -67,7 +67,7 @@ impl Machine {
                 message: message.clone(),
             })
             .collect();
-        self.rt[i].pages = pages;
+        self.runtime[i].pages = pages;
         self.send_due_pages(i, now, out);
     }
 
@@ -102,10 +102,10 @@ impl Machine {
 
     /// Sends gate `i`'s held pages whose time has come.
     pub(super) fn send_due_pages(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
-        let pages = std::mem::take(&mut self.rt[i].pages);
+        let pages = std::mem::take(&mut self.runtime[i].pages);
         let (due, later): (Vec<Page>, Vec<Page>) =
             pages.into_iter().partition(|p| self.page_due(p, now));
-        self.rt[i].pages = later;
+        self.runtime[i].pages = later;
         for p in due {
             self.notify(p.channel, "approval_requested", p.message, out);
         }
@@ -136,7 +136,7 @@ impl Machine {
         )));
         self.set(
             i,
-            St::Waiting {
+            StepState::Waiting {
                 since: now,
                 got: Vec::new(),
             },
@@ -144,7 +144,7 @@ impl Machine {
         if self.cfg.mode == Mode::DryRun {
             // Gates take their estimate, on the virtual clock, and page as a real one would
             // (journaled, not sent): who is called when is part of the rehearsal.
-            self.set(i, St::running(attempt, now));
+            self.set(i, StepState::running(attempt, now));
             self.page_approvers(i, &prompt, now, out);
             let after = self.sim_duration(i);
             out.push(Action::Simulate {
@@ -171,7 +171,7 @@ impl Machine {
                     wait_ms: 0,
                 },
             )));
-            self.finish_step(now, i, StepStatus::Succeeded, out);
+            self.end_gate(now, i, StepStatus::Succeeded, out);
         } else {
             out.push(Action::Ask { step: i });
             self.page_approvers(i, &prompt, now, out);
@@ -200,19 +200,19 @@ impl Machine {
                 wait_ms: wait.as_millis() as u64,
             },
         )));
-        self.finish_step(now, i, StepStatus::Succeeded, out);
+        self.end_gate(now, i, StepStatus::Succeeded, out);
     }
 
     /// Ends a gate: granted (succeeded) or denied (failed), journaled like any step's end.
-    pub(super) fn finish_step(
+    pub(super) fn end_gate(
         &mut self,
         now: Duration,
         i: usize,
         status: StepStatus,
         out: &mut Vec<Action>,
     ) {
-        let since = match &self.rt[i].st {
-            St::Waiting { since, .. } | St::Running { since, .. } => *since,
+        let since = match &self.runtime[i].state {
+            StepState::Waiting { since, .. } | StepState::Running { since, .. } => *since,
             _ => now,
         };
         out.push(Action::Record(EventKind::StepFinished(StepFinished {
@@ -220,7 +220,7 @@ impl Machine {
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
             ..self.finished_event(i, status, 1)
         })));
-        self.set(i, St::Done(status));
+        self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }
 
@@ -242,13 +242,13 @@ impl Machine {
             return;
         };
         let plan = self.plan.clone();
-        let Action_::Gate(gate) = action_of(&plan.steps[i]) else {
+        let Work::Gate(gate) = work_of(&plan.steps[i]) else {
             let reason = format!("step `{step_id}` is not an approval gate");
             out.push(rejected(step_id, by, reason));
             return;
         };
-        let waiting = match &self.rt[i].st {
-            St::Waiting { since, got } if !self.done => Some((*since, got.clone())),
+        let waiting = match &self.runtime[i].state {
+            StepState::Waiting { since, got } if !self.done => Some((*since, got.clone())),
             _ => None,
         };
         let Some((since, mut got)) = waiting else {
@@ -271,7 +271,7 @@ impl Machine {
                 comment,
                 wait_ms,
             })));
-            self.finish_step(now, i, StepStatus::Failed, out);
+            self.end_gate(now, i, StepStatus::Failed, out);
             return;
         }
         if got.contains(&by) {
@@ -292,7 +292,7 @@ impl Machine {
                     wait_ms,
                 },
             )));
-            self.set(i, St::Waiting { since, got });
+            self.set(i, StepState::Waiting { since, got });
             return;
         }
         self.decide(i, got.clone(), GateDecision::Approved, now);
@@ -305,7 +305,7 @@ impl Machine {
                 wait_ms,
             },
         )));
-        self.finish_step(now, i, StepStatus::Succeeded, out);
+        self.end_gate(now, i, StepStatus::Succeeded, out);
     }
 
     /// An answer to gate `i` while it is not waiting. The loser of an approve and a deny sent
@@ -324,7 +324,7 @@ impl Machine {
         if !self.plan.may_approve(gate, &by) {
             let reason = may_not(&by, step_id, gate);
             out.push(rejected(step_id, by, reason));
-        } else if let Some((decided_by, decision, at)) = self.rt[i].decided.clone() {
+        } else if let Some((decided_by, decision, at)) = self.runtime[i].decided.clone() {
             let when = match self.epoch {
                 Some(e) => {
                     ApprovalLate::when(e + chrono::Duration::from_std(at).unwrap_or_default())

@@ -32,12 +32,14 @@ use super::mask::Masker;
 use crate::compile::{Action as StepAction, Approval, Plan, Step};
 use crate::journal::*;
 
-use frontier::Sets;
+use frontier::Frontier;
 use gates::Page;
 pub use protocol::{Action, Config, ExitResult, Input, NotifyFailure, Outcome};
 
+/// Where one step is: not started, an attempt running, waiting out a backoff, a gate waiting
+/// for answers (`got`: who approved so far), or finished with its journaled status.
 #[derive(Clone, Debug, PartialEq)]
-enum St {
+enum StepState {
     Pending,
     Running {
         attempt: u32,
@@ -56,18 +58,18 @@ enum St {
     Done(StepStatus),
 }
 
-impl St {
+impl StepState {
     /// Running, waiting at a gate or backing off: what the clock looks at.
     fn is_active(&self) -> bool {
         matches!(
             self,
-            St::Running { .. } | St::Waiting { .. } | St::Backoff { .. }
+            StepState::Running { .. } | StepState::Waiting { .. } | StepState::Backoff { .. }
         )
     }
 
     /// A fresh attempt, neither being killed nor timed out.
-    fn running(attempt: u32, since: Duration) -> St {
-        St::Running {
+    fn running(attempt: u32, since: Duration) -> StepState {
+        StepState::Running {
             attempt,
             since,
             killing: false,
@@ -76,9 +78,11 @@ impl St {
     }
 }
 
+/// What the machine keeps of one step besides its state, across its attempts.
 #[derive(Clone, Debug)]
-struct Rt {
-    st: St,
+struct StepRuntime {
+    state: StepState,
+    /// When its first attempt started: budgets and poll windows count from here.
     first_started: Option<Duration>,
     warned: bool,
     breached: bool,
@@ -90,7 +94,7 @@ struct Rt {
     decided: Option<(Vec<String>, GateDecision, Duration)>,
     /// Drills: what the step, finished, would have taken in a real run (see
     /// [`Machine::real_duration`]).
-    real: Option<Duration>,
+    real_time: Option<Duration>,
     /// Gates: pages to approver roles whose time has not come yet.
     pages: Vec<Page>,
 }
@@ -99,8 +103,8 @@ pub struct Machine {
     plan: Arc<Plan>,
     cfg: Config,
     mask: Masker,
-    rt: Vec<Rt>,
-    /// Steps in `St::Running`, kept by [`Machine::set`]: what `--max-parallel` counts.
+    runtime: Vec<StepRuntime>,
+    /// Steps in `StepState::Running`, kept by [`Machine::set`]: what `--max-parallel` counts.
     running: usize,
     aborting: bool,
     /// The run failed: the first step whose failure ended the recovery (see
@@ -122,7 +126,7 @@ pub struct Machine {
     env_value: Value,
     /// What the clock, the scheduler and the projection look at, kept as steps change state
     /// (see [`Machine::set`]) so that an event costs what is in flight, not the whole plan.
-    sets: Sets,
+    frontier: Frontier,
     /// Wall-clock time of elapsed zero, when the run has one: a late answer is told when its
     /// gate was decided in the time people read, not the run's clock.
     epoch: Option<DateTime<Utc>>,
@@ -145,16 +149,16 @@ impl Machine {
         );
         Machine {
             escalated: vec![false; plan.escalation.len()],
-            rt: vec![
-                Rt {
-                    st: St::Pending,
+            runtime: vec![
+                StepRuntime {
+                    state: StepState::Pending,
                     first_started: None,
                     warned: false,
                     breached: false,
                     outputs: BTreeMap::new(),
                     masked_outputs: BTreeSet::new(),
                     decided: None,
-                    real: None,
+                    real_time: None,
                     pages: Vec::new(),
                 };
                 n
@@ -172,7 +176,7 @@ impl Machine {
             last_projection: Duration::ZERO,
             done: false,
             env_value,
-            sets: Sets::new(&plan),
+            frontier: Frontier::new(&plan),
             recovery: plan.recovery_steps(),
             restored: None,
             plan,
@@ -180,50 +184,60 @@ impl Machine {
         }
     }
 
-    /// Sets the wall-clock time of elapsed zero, in which late answers are told the time.
+    /// Frontier the wall-clock time of elapsed zero, in which late answers are told the time.
     pub fn set_epoch(&mut self, epoch: DateTime<Utc>) {
         self.epoch = Some(epoch);
     }
 
-    /// Every change of a step's state goes through here, which keeps [`Sets`] and the
+    /// Every change of a step's state goes through here, which keeps [`Frontier`] and the
     /// count of running steps true.
-    fn set(&mut self, i: usize, st: St) {
-        let was = std::mem::replace(&mut self.rt[i].st, st);
-        let now = &self.rt[i].st;
+    fn set(&mut self, i: usize, st: StepState) {
+        let was = std::mem::replace(&mut self.runtime[i].state, st);
+        let now = &self.runtime[i].state;
         match (
-            matches!(was, St::Running { .. }),
-            matches!(now, St::Running { .. }),
+            matches!(was, StepState::Running { .. }),
+            matches!(now, StepState::Running { .. }),
         ) {
             (false, true) => self.running += 1,
             (true, false) => self.running -= 1,
             _ => {}
         }
         if now.is_active() {
-            self.sets.active.insert(i);
+            self.frontier.active.insert(i);
         } else {
-            self.sets.active.remove(&i);
+            self.frontier.active.remove(&i);
         }
-        let (was_done, done) = (matches!(was, St::Done(_)), matches!(now, St::Done(_)));
+        let (was_done, done) = (
+            matches!(was, StepState::Done(_)),
+            matches!(now, StepState::Done(_)),
+        );
         debug_assert!(
             !was_done || done,
             "a finished step never runs again in one machine"
         );
-        let in_frontier = self.sets.unmet[i] == 0 && !was_done;
-        let (was_pending, pending) = (matches!(was, St::Pending), matches!(now, St::Pending));
+        let in_frontier = self.frontier.unmet[i] == 0 && !was_done;
+        let (was_pending, pending) = (
+            matches!(was, StepState::Pending),
+            matches!(now, StepState::Pending),
+        );
         if in_frontier && was_pending != pending {
-            self.sets.count_pending(&self.plan, i, pending);
+            self.frontier.count_pending(&self.plan, i, pending);
         }
         if done && !was_done {
             if in_frontier {
-                self.sets.frontier.remove(&self.sets.pos[i]);
-                self.sets.frontier_gates.remove(&self.sets.pos[i]);
+                self.frontier.members.remove(&self.frontier.position[i]);
+                self.frontier
+                    .member_gates
+                    .remove(&self.frontier.position[i]);
             }
-            for k in 0..self.sets.dependents[i].len() {
-                let d = self.sets.dependents[i][k];
-                self.sets.unmet[d] -= 1;
-                if self.sets.unmet[d] == 0 && !matches!(self.rt[d].st, St::Done(_)) {
-                    let pending = matches!(self.rt[d].st, St::Pending);
-                    self.sets.enter(&self.plan, d, pending);
+            for k in 0..self.frontier.dependents[i].len() {
+                let d = self.frontier.dependents[i][k];
+                self.frontier.unmet[d] -= 1;
+                if self.frontier.unmet[d] == 0
+                    && !matches!(self.runtime[d].state, StepState::Done(_))
+                {
+                    let pending = matches!(self.runtime[d].state, StepState::Pending);
+                    self.frontier.enter(&self.plan, d, pending);
                 }
             }
         }
@@ -239,8 +253,8 @@ impl Machine {
 
     /// Steps whose gate is open now, by index.
     pub fn open_gates(&self) -> Vec<usize> {
-        (0..self.rt.len())
-            .filter(|&i| matches!(self.rt[i].st, St::Waiting { .. }))
+        (0..self.runtime.len())
+            .filter(|&i| matches!(self.runtime[i].state, StepState::Waiting { .. }))
             .collect()
     }
 
@@ -310,15 +324,15 @@ impl Machine {
     }
 }
 
-enum Action_<'a> {
+enum Work<'a> {
     Command,
     Gate(&'a Approval),
 }
 
-fn action_of(step: &Step) -> Action_<'_> {
+fn work_of(step: &Step) -> Work<'_> {
     match &step.action {
-        StepAction::Command(_) => Action_::Command,
-        StepAction::Approval(a) => Action_::Gate(a),
+        StepAction::Command(_) => Work::Command,
+        StepAction::Approval(a) => Work::Gate(a),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Machine, St};
+use super::{Machine, StepState};
 use crate::journal::{GateDecision, RunState, StepStatus};
 
 impl Machine {
@@ -28,29 +28,29 @@ impl Machine {
                     Some(keys) => !keys.contains(k),
                     None => !v.contains(crate::exec::mask::MASK),
                 });
-            self.rt[i].outputs = kept;
-            self.rt[i].masked_outputs = masked.into_keys().collect();
-            self.rt[i].warned = s.warned;
-            self.rt[i].breached = s.breached;
+            self.runtime[i].outputs = kept;
+            self.runtime[i].masked_outputs = masked.into_keys().collect();
+            self.runtime[i].warned = s.warned;
+            self.runtime[i].breached = s.breached;
             if s.gate && s.status.is_some() {
                 let at = Duration::from_millis(s.finished_ms.unwrap_or_default());
                 if let Some(by) = &s.denied_by {
-                    self.rt[i].decided = Some((vec![by.clone()], GateDecision::Denied, at));
+                    self.runtime[i].decided = Some((vec![by.clone()], GateDecision::Denied, at));
                 } else if !s.approved_by.is_empty() {
                     let by = s.approved_by.clone();
-                    self.rt[i].decided = Some((by, GateDecision::Approved, at));
+                    self.runtime[i].decided = Some((by, GateDecision::Approved, at));
                 }
             }
             // A step that finished stays finished, failed ones too: resume never re-runs a
             // finished step. Interrupted ones run again; one that failed and was to be tried
             // again has no status yet, and is.
-            if st_ok(s.status) && self.plan.rto_ends_at == Some(i) {
+            if succeeded(s.status) && self.plan.rto_ends_at == Some(i) {
                 self.restored = s.finished_ms.map(Duration::from_millis);
             }
             match s.status {
-                Some(st) if st.is_ok() => self.set(i, St::Done(st)),
+                Some(st) if st.is_ok() => self.set(i, StepState::Done(st)),
                 Some(st @ (StepStatus::Failed | StepStatus::TimedOut)) => {
-                    self.set(i, St::Done(st));
+                    self.set(i, StepState::Done(st));
                     self.note_failure(i, st);
                 }
                 _ => {}
@@ -82,18 +82,18 @@ impl Machine {
 
     /// Marks an in-flight step adopted on resume: it is running under its old process.
     pub fn adopt(&mut self, step: usize, attempt: u32, since: Duration) {
-        self.set(step, St::running(attempt, since));
-        self.rt[step].first_started.get_or_insert(since);
+        self.set(step, StepState::running(attempt, since));
+        self.runtime[step].first_started.get_or_insert(since);
     }
 
     /// Takes a step whose outcome was lost as succeeded, on the operator's word (resume
     /// `--mark-done`); the caller journals it.
     pub fn mark_done(&mut self, step: usize) {
-        self.set(step, St::Done(StepStatus::Succeeded));
+        self.set(step, StepState::Done(StepStatus::Succeeded));
     }
 }
 
 /// A step's journaled status lets its dependents go on.
-fn st_ok(status: Option<StepStatus>) -> bool {
+fn succeeded(status: Option<StepStatus>) -> bool {
     status.is_some_and(StepStatus::is_ok)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::commands::How;
-use super::{Action, Action_, ExitResult, Machine, Outcome, St, action_of};
+use super::{Action, ExitResult, Machine, Outcome, StepState, Work, work_of};
 use crate::journal::*;
 use crate::runbook::OnFailure;
 use crate::units::fmt_duration;
@@ -25,26 +25,29 @@ impl Machine {
         loop {
             let full = self.cfg.max_parallel.is_some_and(|max| self.running >= max);
             let candidates = if full {
-                &self.sets.frontier_gates
+                &self.frontier.member_gates
             } else {
-                &self.sets.frontier
+                &self.frontier.members
             };
             let Some(&p) = candidates.range(from..).next() else {
                 break;
             };
             from = p + 1;
             let i = plan.order[p];
-            if !matches!(self.rt[i].st, St::Pending) {
+            if !matches!(self.runtime[i].state, StepState::Pending) {
                 continue;
             }
-            let ready = plan.steps[i].needs.iter().all(|&j| match self.rt[j].st {
-                St::Done(s) => {
-                    s.is_ok()
-                        || (plan.steps[j].on_failure == OnFailure::Continue
-                            && s != StepStatus::NotRun)
-                }
-                _ => false,
-            });
+            let ready = plan.steps[i]
+                .needs
+                .iter()
+                .all(|&j| match self.runtime[j].state {
+                    StepState::Done(s) => {
+                        s.is_ok()
+                            || (plan.steps[j].on_failure == OnFailure::Continue
+                                && s != StepStatus::NotRun)
+                    }
+                    _ => false,
+                });
             if !ready {
                 continue;
             }
@@ -62,10 +65,10 @@ impl Machine {
         out: &mut Vec<Action>,
     ) {
         let plan = self.plan.clone();
-        self.rt[i].first_started.get_or_insert(now);
-        match action_of(&plan.steps[i]) {
-            Action_::Gate(gate) => self.open_gate(now, i, gate, attempt, out),
-            Action_::Command => self.start_command(now, i, attempt, out),
+        self.runtime[i].first_started.get_or_insert(now);
+        match work_of(&plan.steps[i]) {
+            Work::Gate(gate) => self.open_gate(now, i, gate, attempt, out),
+            Work::Command => self.start_command(now, i, attempt, out),
         }
     }
 
@@ -80,7 +83,7 @@ impl Machine {
         };
         let status = ended.status;
         out.push(Action::Record(EventKind::StepFinished(ended)));
-        self.set(i, St::Done(status));
+        self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }
 
@@ -100,7 +103,7 @@ impl Machine {
         let rendered = self
             .render_command(i, step)
             .map_err(|e| format!("{}: {e}", step.at));
-        self.set(i, St::running(attempt, now));
+        self.set(i, StepState::running(attempt, now));
         let started = |command: Option<String>| {
             Action::Record(EventKind::StepStarted(StepStarted {
                 step: step.id.clone(),
@@ -150,8 +153,8 @@ impl Machine {
         outputs: BTreeMap<String, String>,
         out: &mut Vec<Action>,
     ) {
-        let (since, timed_out, killing) = match &self.rt[i].st {
-            St::Running {
+        let (since, timed_out, killing) = match &self.runtime[i].state {
+            StepState::Running {
                 attempt: a,
                 since,
                 timed_out,
@@ -188,7 +191,7 @@ impl Machine {
                 status,
                 ..ended
             })));
-            self.set(i, St::Pending);
+            self.set(i, StepState::Pending);
             return;
         }
         if !ok
@@ -214,7 +217,7 @@ impl Machine {
             error,
             ..ended
         })));
-        self.set(i, St::Done(status));
+        self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }
 
@@ -252,7 +255,7 @@ impl Machine {
             outputs: masked,
             masked: Some(masked_keys),
         })));
-        self.rt[i].outputs.extend(outputs);
+        self.runtime[i].outputs.extend(outputs);
     }
 
     /// A step whose process ended unseen: neither a success nor a failure. An idempotent step
@@ -275,13 +278,13 @@ impl Machine {
         if again {
             self.set(
                 i,
-                St::Backoff {
+                StepState::Backoff {
                     attempt: attempt + 1,
                     until: now,
                 },
             );
         } else {
-            self.set(i, St::Pending);
+            self.set(i, StepState::Pending);
             if self.stopping.is_none() {
                 self.stopping = Some("outcome_unknown".into());
             }
@@ -292,7 +295,7 @@ impl Machine {
     /// to their count.
     fn retry_at(&self, now: Duration, i: usize, attempt: u32, since: Duration) -> Option<Duration> {
         let step = &self.plan.steps[i];
-        let first = self.rt[i].first_started.unwrap_or(since);
+        let first = self.runtime[i].first_started.unwrap_or(since);
         if let Some(p) = step.poll {
             (now + p.every <= first + p.within).then_some(now + p.every)
         } else if attempt <= step.retries {
@@ -325,7 +328,7 @@ impl Machine {
         out.push(Action::Record(EventKind::StepFinished(ended)));
         self.set(
             i,
-            St::Backoff {
+            StepState::Backoff {
                 attempt: attempt + 1,
                 until,
             },
@@ -373,7 +376,7 @@ impl Machine {
         out: &mut Vec<Action>,
     ) {
         if self.cfg.mode == Mode::Drill {
-            self.rt[i].real = Some(self.real_duration(i, now));
+            self.runtime[i].real_time = Some(self.real_duration(i, now));
         }
         // Service is restored: the RTO clock stops here (see `restored`).
         if status.is_ok() && self.plan.rto_ends_at == Some(i) {
@@ -413,11 +416,12 @@ impl Machine {
         if self.done {
             return;
         }
-        let busy = self
-            .sets
-            .active
-            .iter()
-            .any(|&i| matches!(self.rt[i].st, St::Running { .. } | St::Backoff { .. }));
+        let busy = self.frontier.active.iter().any(|&i| {
+            matches!(
+                self.runtime[i].state,
+                StepState::Running { .. } | StepState::Backoff { .. }
+            )
+        });
         if busy {
             return;
         }
@@ -431,10 +435,10 @@ impl Machine {
             return;
         }
         let waiting = self
-            .sets
+            .frontier
             .active
             .iter()
-            .any(|&i| matches!(self.rt[i].st, St::Waiting { .. }));
+            .any(|&i| matches!(self.runtime[i].state, StepState::Waiting { .. }));
         if waiting && !self.aborting {
             return;
         }
@@ -451,11 +455,14 @@ impl Machine {
     /// running or waiting, a step still pending can never run (its needs failed).
     fn not_run_the_rest(&mut self, out: &mut Vec<Action>) {
         for i in self.plan.order.clone() {
-            if matches!(self.rt[i].st, St::Pending | St::Waiting { .. }) {
+            if matches!(
+                self.runtime[i].state,
+                StepState::Pending | StepState::Waiting { .. }
+            ) {
                 out.push(Action::Record(EventKind::StepFinished(
                     self.finished_event(i, StepStatus::NotRun, 0),
                 )));
-                self.set(i, St::Done(StepStatus::NotRun));
+                self.set(i, StepState::Done(StepStatus::NotRun));
                 // Its needs failed: the recovery failed there, not here.
                 self.failed.get_or_insert(i);
             }
@@ -510,17 +517,17 @@ impl Machine {
             self.stopping = Some(reason);
         }
         for i in lost {
-            if matches!(self.rt[i].st, St::Running { .. }) {
-                self.set(i, St::Pending);
+            if matches!(self.runtime[i].state, StepState::Running { .. }) {
+                self.set(i, StepState::Pending);
             }
         }
         for i in not_started {
-            if let St::Running { attempt, .. } = self.rt[i].st {
+            if let StepState::Running { attempt, .. } = self.runtime[i].state {
                 out.push(Action::Record(EventKind::StepFinished(StepFinished {
                     error: Some("not started: the step supervisor was gone".into()),
                     ..self.finished_event(i, StepStatus::Interrupted, attempt)
                 })));
-                self.set(i, St::Pending);
+                self.set(i, StepState::Pending);
             }
         }
     }
@@ -530,8 +537,8 @@ impl Machine {
         if self.stopping.is_none() {
             self.stopping = Some("signal".into());
         }
-        for i in 0..self.rt.len() {
-            if let St::Running { killing, .. } = &mut self.rt[i].st
+        for i in 0..self.runtime.len() {
+            if let StepState::Running { killing, .. } = &mut self.runtime[i].state
                 && !*killing
             {
                 *killing = true;

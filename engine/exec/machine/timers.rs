@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use minijinja::value::Value;
 
-use super::{Action, Action_, Machine, NotifyFailure, St, action_of};
+use super::{Action, Machine, NotifyFailure, StepState, Work, work_of};
 use crate::journal::*;
 use crate::template::{self, Quoting};
 use crate::units::fmt_duration;
@@ -24,30 +24,30 @@ impl Machine {
         }
         let mut wake: Option<Duration> = None;
         let mut at = |t: Duration| wake = Some(wake.map_or(t, |w| w.min(t)));
-        let busy = !self.sets.active.is_empty();
-        for &i in &self.sets.active {
+        let busy = !self.frontier.active.is_empty();
+        for &i in &self.frontier.active {
             let step = &self.plan.steps[i];
-            match &self.rt[i].st {
-                St::Running { since, killing, .. } => {
+            match &self.runtime[i].state {
+                StepState::Running { since, killing, .. } => {
                     if let (Some(t), false) = (step.timeout, *killing) {
                         at(*since + t);
                     }
                     if let (Some(p), Some(first), false) =
-                        (step.poll, self.rt[i].first_started, *killing)
+                        (step.poll, self.runtime[i].first_started, *killing)
                     {
                         at(first + p.within);
                     }
                     self.budget_wakes(i, &mut at);
                 }
-                St::Waiting { since, .. } => {
-                    if let Action_::Gate(a) = action_of(step)
+                StepState::Waiting { since, .. } => {
+                    if let Work::Gate(a) = work_of(step)
                         && let Some(t) = a.timeout
                     {
                         at(*since + t);
                     }
                     self.budget_wakes(i, &mut at);
                 }
-                St::Backoff { until, .. } => at(*until),
+                StepState::Backoff { until, .. } => at(*until),
                 _ => {}
             }
         }
@@ -58,8 +58,8 @@ impl Machine {
                     break;
                 }
             }
-            for &i in &self.sets.active {
-                for p in &self.rt[i].pages {
+            for &i in &self.frontier.active {
+                for p in &self.runtime[i].pages {
                     if let Some(t) = self.page_time(p) {
                         at(t);
                     }
@@ -71,8 +71,8 @@ impl Machine {
             // An active step counts what is left of its budget; once over it, the projection
             // is now plus the path below it, which passes the target at this instant.
             if !self.at_risk && self.restored.is_none() {
-                for &i in self.sets.active.iter().filter(|&&i| self.recovery[i]) {
-                    if let Some(t) = self.plan.rto.checked_sub(self.sets.below[i]) {
+                for &i in self.frontier.active.iter().filter(|&&i| self.recovery[i]) {
+                    if let Some(t) = self.plan.rto.checked_sub(self.frontier.path_below[i]) {
                         at(t + Duration::from_millis(1));
                     }
                 }
@@ -88,7 +88,7 @@ impl Machine {
     }
 
     pub(super) fn budget_wakes(&self, i: usize, at: &mut impl FnMut(Duration)) {
-        let rt = &self.rt[i];
+        let rt = &self.runtime[i];
         let Some(start) = rt.first_started else {
             return;
         };
@@ -105,7 +105,7 @@ impl Machine {
 
     /// Timers: budgets, timeouts, gate timeouts, backoffs, escalations, the projection.
     pub(super) fn clock(&mut self, now: Duration, out: &mut Vec<Action>) {
-        let active: Vec<usize> = self.sets.active.iter().copied().collect();
+        let active: Vec<usize> = self.frontier.active.iter().copied().collect();
         for i in active {
             self.watch_budget(now, i, out);
             self.step_timers(now, i, out);
@@ -126,11 +126,11 @@ impl Machine {
             // After the escalations: one that fired (on schedule or for the RTO) brings its
             // role's page with it.
             let paging: Vec<usize> = self
-                .sets
+                .frontier
                 .active
                 .iter()
                 .copied()
-                .filter(|&i| !self.rt[i].pages.is_empty())
+                .filter(|&i| !self.runtime[i].pages.is_empty())
                 .collect();
             for i in paging {
                 self.send_due_pages(i, now, out);
@@ -142,8 +142,8 @@ impl Machine {
     fn watch_budget(&mut self, now: Duration, i: usize, out: &mut Vec<Action>) {
         let step = &self.plan.steps[i];
         let budget = step.budget;
-        if let Some(start) = self.rt[i].first_started
-            && self.rt[i].st.is_active()
+        if let Some(start) = self.runtime[i].first_started
+            && self.runtime[i].state.is_active()
             && self.budget_watched(i)
         {
             let elapsed = now.saturating_sub(start);
@@ -152,12 +152,12 @@ impl Machine {
                 elapsed_ms: elapsed.as_millis() as u64,
                 budget_ms: budget.as_millis() as u64,
             };
-            if !self.rt[i].warned && elapsed >= budget.mul_f64(0.8) {
-                self.rt[i].warned = true;
+            if !self.runtime[i].warned && elapsed >= budget.mul_f64(0.8) {
+                self.runtime[i].warned = true;
                 out.push(Action::Record(EventKind::BudgetWarning(ev())));
             }
-            if !self.rt[i].breached && elapsed >= budget + BREACH_AFTER {
-                self.rt[i].breached = true;
+            if !self.runtime[i].breached && elapsed >= budget + BREACH_AFTER {
+                self.runtime[i].breached = true;
                 out.push(Action::Record(EventKind::BudgetBreached(ev())));
             }
         }
@@ -169,11 +169,11 @@ impl Machine {
         let step = &self.plan.steps[i];
         let poll_closes = step
             .poll
-            .zip(self.rt[i].first_started)
+            .zip(self.runtime[i].first_started)
             .map(|(p, first)| first + p.within);
-        match &mut self.rt[i].st {
+        match &mut self.runtime[i].state {
             // Its timeout, or the end of its poll window, has come.
-            St::Running {
+            StepState::Running {
                 since,
                 killing,
                 timed_out,
@@ -186,9 +186,9 @@ impl Machine {
                 *timed_out = true;
                 out.push(Action::Kill { step: i });
             }
-            St::Waiting { since, .. } => {
+            StepState::Waiting { since, .. } => {
                 let since = *since;
-                if let Action_::Gate(a) = action_of(step)
+                if let Work::Gate(a) = work_of(step)
                     && let Some(t) = a.timeout
                     && now >= since + t
                 {
@@ -200,7 +200,7 @@ impl Machine {
                         },
                     )));
                     // A gate never passes silently: the run stops, resumable.
-                    self.set(i, St::Pending);
+                    self.set(i, StepState::Pending);
                     if self.stopping.is_none() {
                         self.stopping = Some("approval_timed_out".into());
                     }
@@ -208,10 +208,10 @@ impl Machine {
             }
             // A run that stops or aborts makes no new attempt, and does not wait out the
             // backoff to say so: Ctrl-C during a 60 s backoff stops the run at once.
-            St::Backoff { .. } if self.aborting || self.stopping.is_some() => {
-                self.set(i, St::Pending);
+            StepState::Backoff { .. } if self.aborting || self.stopping.is_some() => {
+                self.set(i, StepState::Pending);
             }
-            St::Backoff { attempt, until } if now >= *until => {
+            StepState::Backoff { attempt, until } if now >= *until => {
                 let attempt = *attempt;
                 self.start_attempt(now, i, attempt, out);
             }
