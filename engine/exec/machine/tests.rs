@@ -5,6 +5,7 @@
 mod commands;
 mod frontier;
 mod gates;
+mod restore;
 mod schedule;
 mod timers;
 
