@@ -5,7 +5,6 @@
 //! events to journal, processes to spawn or kill, notifications to send. It owns no process,
 //! no file and no clock, so every timing rule is tested exactly on a virtual clock. Its place
 //! in the flow, its inputs and actions: docs/design.md ("The state machine").
-
 //!
 //! One concern per file: `protocol` (the types the drivers see), `frontier` (what can start,
 //! and the projected finish), `timers` (budgets, escalation, the RTO at risk, the next
