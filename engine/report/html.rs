@@ -9,9 +9,8 @@ use super::words::{STEP_HEADERS, d};
 use crate::exec::mask::visible;
 use crate::journal::StepStatus;
 
-/// Text for HTML (and JUnit's XML, where most control characters are not allowed at all):
-/// control characters made visible, as on the terminal.
-pub(super) fn esc(s: &str) -> String {
+/// Text for HTML: control characters made visible, as on the terminal.
+fn esc(s: &str) -> String {
     visible(s)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
