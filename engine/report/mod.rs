@@ -6,6 +6,7 @@
 //! [`html`] and [`junit`], which compute nothing of their own. [`history`] looks across runs.
 
 pub mod figures;
+pub mod gantt;
 pub mod history;
 pub mod html;
 pub mod json;
