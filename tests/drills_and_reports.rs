@@ -355,7 +355,7 @@ fn markdown_and_json_reports_hold_every_section_and_field() {
     let (code, md, _) = p.run(&["report", "--last", "--format", "md"]).parts();
     assert_eq!(code, 0);
     insta::assert_snapshot!("small_report_md", redact(&md));
-    // Every field of the JSON report (engine/report/mod.rs) is checked in tests/run.rs; here, the values of this run.
+    // Every field of the JSON report (engine/report/json.rs) is checked in tests/run.rs; here, the values of this run.
     let report = p.report_json(&run);
     assert_eq!(report["version"], 1);
     assert_eq!(step(&report, "slow")["breached"], true);

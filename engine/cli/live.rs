@@ -328,7 +328,7 @@ fn status_one(state: &StateDir, id: &str) -> u8 {
         };
         let mut note = Vec::new();
         if crate::report::ran_for_real_in_rehearsal(s) {
-            note.push(crate::report::render::REHEARSED.to_owned());
+            note.push(crate::report::REHEARSED.to_owned());
         }
         if observation.contains(&s.id) {
             note.push("observation (after the RTO clock stops)".to_owned());

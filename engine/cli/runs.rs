@@ -192,9 +192,9 @@ pub fn render(records: &[journal::Record], format: ReportFormat) -> String {
         ReportFormat::Json => {
             serde_json::to_string_pretty(&report::json_report(&rs)).expect("json") + "\n"
         }
-        ReportFormat::Md => report::render::markdown(&report::render::Model::new(&rs, records)),
-        ReportFormat::Html => report::render::html(&report::render::Model::new(&rs, records)),
-        ReportFormat::Junit => report::render::junit(&report::render::Model::new(&rs, records)),
+        ReportFormat::Md => report::markdown::markdown(&report::RunReport::new(&rs, records)),
+        ReportFormat::Html => report::html::html(&report::RunReport::new(&rs, records)),
+        ReportFormat::Junit => report::junit::junit(&report::RunReport::new(&rs, records)),
     }
 }
 

@@ -381,3 +381,117 @@ pub fn history_markdown(all: &[ScenarioHistory]) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RTO_MS: u64 = 1_800_000;
+
+    /// A run of `scenario` as its journal would replay: started, and ended as `end` says.
+    fn run(mode: Mode, end: Option<RunFinished>) -> RunState {
+        let mut rs = RunState::default();
+        rs.started = Some(RunStarted {
+            scenario: "s".into(),
+            mode: Some(mode),
+            rto_ms: RTO_MS,
+            ..Default::default()
+        });
+        rs.started_at = Some(DateTime::<Utc>::UNIX_EPOCH);
+        rs.finished = end;
+        rs
+    }
+
+    fn ended(status: RunStatus, elapsed_ms: u64) -> RunFinished {
+        RunFinished {
+            status,
+            elapsed_ms,
+            // Believed by no figure: old journals said `true` of failed runs.
+            rto_met: true,
+            rto_ms: RTO_MS,
+            failed_at: None,
+            continued: Vec::new(),
+            projected_ms: None,
+            recovery_ms: None,
+            observation_ms: None,
+        }
+    }
+
+    fn history(runs: Vec<RunState>) -> ScenarioHistory {
+        let runs: Vec<(String, RunState)> = runs
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i.to_string(), r))
+            .collect();
+        scenario_history(&runs, "s", DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    /// MTTR is over real runs that recovered, each up to where service was restored: a failed
+    /// run's elapsed is when it gave up, and a drill's clock runs at drill speed.
+    #[test]
+    fn mttr_averages_real_recoveries_to_their_restore_and_leaves_out_failed_runs() {
+        let restored_at_15m = RunFinished {
+            recovery_ms: Some(900_000),
+            observation_ms: Some(300_000),
+            ..ended(RunStatus::Succeeded, 1_200_000)
+        };
+        let h = history(vec![
+            run(Mode::Real, Some(ended(RunStatus::Succeeded, 600_000))),
+            run(Mode::Real, Some(restored_at_15m)),
+            run(Mode::Real, Some(ended(RunStatus::Failed, 60_000))),
+            run(Mode::Drill, Some(ended(RunStatus::Succeeded, 1_000))),
+        ]);
+        assert_eq!(h.mttr_s, Some(750.0));
+        assert_eq!((h.mttr_runs, h.mttr_left_out), (2, 1));
+    }
+
+    /// The RTO figures count recoveries only, a drill judged on what a real run projects;
+    /// dry-runs are counted as runs and in no figure, unfinished runs in none either.
+    #[test]
+    fn rto_figures_count_recoveries_only_and_judge_a_drill_on_its_projection() {
+        let drill_projected_40m = RunFinished {
+            projected_ms: Some(2_400_000),
+            ..ended(RunStatus::Succeeded, 2_000)
+        };
+        let h = history(vec![
+            run(Mode::Real, Some(ended(RunStatus::Succeeded, 600_000))),
+            run(Mode::Real, Some(ended(RunStatus::Succeeded, 900_000))),
+            run(Mode::Drill, Some(drill_projected_40m)),
+            run(Mode::Real, Some(ended(RunStatus::Failed, 60_000))),
+            run(Mode::DryRun, Some(ended(RunStatus::Succeeded, 5_000))),
+            run(Mode::Real, None),
+        ]);
+        let runs: Vec<(&str, usize)> = h.runs.iter().map(|(m, n)| (m.as_str(), *n)).collect();
+        assert_eq!(runs, [("drill", 1), ("dry-run", 1), ("real", 4)]);
+        assert_eq!(
+            (h.finished, h.recoveries, h.not_recovered, h.unfinished),
+            (4, 3, 1, 1)
+        );
+        assert_eq!(h.success_rate, Some(0.75));
+        assert_eq!(
+            (h.rto_p50_s, h.rto_p90_s, h.rto_max_s),
+            (Some(900.0), Some(2400.0), Some(2400.0))
+        );
+        // The drill took 2 s and still missed: a real run would have taken 40 minutes.
+        assert_eq!(h.rto_met_share, Some(2.0 / 3.0));
+        assert_eq!(h.rto_target_s, 1800.0);
+    }
+
+    /// A failed run's early end is no recovery: with nothing but failures there are no RTO
+    /// figures and no MTTR, rather than a fast one.
+    #[test]
+    fn a_scenario_that_never_recovered_has_no_rto_figures_and_no_mttr() {
+        let h = history(vec![
+            run(Mode::Real, Some(ended(RunStatus::Failed, 60_000))),
+            run(Mode::Drill, Some(ended(RunStatus::Failed, 1_000))),
+        ]);
+        assert_eq!((h.recoveries, h.not_recovered), (0, 2));
+        assert_eq!(h.success_rate, Some(0.0));
+        assert_eq!(
+            (h.rto_p50_s, h.rto_max_s, h.rto_met_share),
+            (None, None, None)
+        );
+        assert_eq!((h.mttr_s, h.mttr_runs, h.mttr_left_out), (None, 0, 1));
+        assert!(h.drill_overdue, "a failed drill proves no recovery");
+    }
+}
