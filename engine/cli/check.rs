@@ -117,7 +117,7 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
             env.display()
         );
         for plan in &plans {
-            let steps = super::run::rehearsed_steps(plan);
+            let steps = crate::app::run::rehearsed_steps(plan);
             if !steps.is_empty() {
                 eprintln!("  {}: {}", plan.scenario, steps.join(", "));
             }

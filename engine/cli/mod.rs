@@ -1,16 +1,15 @@
 //! The command line: clap commands, and the only place that prints or picks exit codes.
 
-mod check;
-mod live;
-mod plan_view;
-pub mod run;
-mod runs;
+pub(crate) mod check;
+pub(crate) mod plan_view;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{live, run, runs};
 
 use crate::diag::{Problem, Problems};
 

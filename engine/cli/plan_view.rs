@@ -21,7 +21,7 @@ pub fn plan(scenario: &str, format: PlanFormat, drill: bool, env: Option<&str>) 
         return exit::USAGE;
     };
     let project = Project::at(plan.root.clone());
-    let Ok(env) = super::run::load_environment(&project, env) else {
+    let Ok(env) = crate::app::run::load_environment(&project, env) else {
         return exit::USAGE;
     };
     let view = DrillView {
@@ -293,11 +293,11 @@ pub fn drill_text(plan: &Plan, view: DrillView) -> String {
     if !view.drill {
         return String::new();
     }
-    let rehearsed = super::run::rehearsed_steps(plan);
+    let rehearsed = crate::app::run::rehearsed_steps(plan);
     let mut out = if view.rehearsal {
         format!(
             "\nin a drill here ({}):\n",
-            super::run::rehearsal_header(plan)
+            crate::app::run::rehearsal_header(plan)
         )
     } else if rehearsed.is_empty() {
         "\nin a drill:\n".to_owned()
@@ -315,7 +315,7 @@ pub fn drill_text(plan: &Plan, view: DrillView) -> String {
 fn drill_json(plan: &Plan, view: DrillView) -> serde_json::Value {
     json!({
         "rehearsal": view.rehearsal,
-        "run_for_real": if view.rehearsal { super::run::rehearsed_steps(plan) } else { Vec::new() },
+        "run_for_real": if view.rehearsal { crate::app::run::rehearsed_steps(plan) } else { Vec::new() },
         "steps": plan.order.iter().map(|&i| json!({
             "id": plan.steps[i].id,
             "in_drill": in_drill(&plan.steps[i], view),

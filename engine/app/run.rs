@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::plan_view::load_plan;
-use super::{Style, exit};
+use crate::cli::plan_view::load_plan;
+use crate::cli::{Style, exit};
 use crate::compile::{Action as StepAction, Plan};
 use crate::diag::{Problem, suggestion};
 use crate::exec::mask::Masker;
@@ -122,7 +122,7 @@ pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc,
     };
     let path = project.env_file(name);
     if !path.is_file() {
-        super::report_problem(
+        crate::cli::report_problem(
             Problem::error(format!(
                 "no environment `{name}` (looked for {})",
                 path.display()
@@ -132,7 +132,7 @@ pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc,
         return Err(exit::USAGE);
     }
     load_env(&path).map(|l| l.doc).map_err(|p| {
-        super::report_problems(&p);
+        crate::cli::report_problems(&p);
         exit::USAGE
     })
 }
@@ -351,7 +351,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
     let vars = match effective_vars(&plan, &env, args.env.as_deref(), &args.vars) {
         Ok(v) => v,
         Err(p) => {
-            super::report_problem(p);
+            crate::cli::report_problem(p);
             return exit::USAGE;
         }
     };
@@ -363,14 +363,14 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         Mode::Real
     };
     if let Err(p) = preflight(&plan, &env, args.env.as_deref(), mode) {
-        super::report_problem(p);
+        crate::cli::report_problem(p);
         return exit::USAGE;
     }
     let operator = operator(&args.as_name);
     let auto = match auto_approver(&plan, mode, &env, args.yes, &args.as_name, &operator) {
         Ok(a) => a,
         Err(p) => {
-            super::report_problem(p);
+            crate::cli::report_problem(p);
             return exit::USAGE;
         }
     };
@@ -380,7 +380,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         .clone()
         .unwrap_or_else(|| state.new_run_id(&plan.scenario));
     if !is_run_id(&run_id) {
-        super::report_problem(
+        crate::cli::report_problem(
             Problem::error(format!("run id `{run_id}` is malformed"))
                 .help("use letters, digits, `-`, `_` and `.`"),
         );
@@ -393,7 +393,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         match state::lock(&state.lock_path(&plan.scenario), &run_id) {
             Ok(l) => Some(l),
             Err(Ok(holder)) => {
-                super::report_problem(
+                crate::cli::report_problem(
                     Problem::error(format!(
                         "scenario `{}` is already running as run `{}`{}",
                         plan.scenario,
@@ -422,7 +422,7 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
     let run_dir = match state.create_run(&run_id) {
         Ok(d) => d,
         Err(e) => {
-            super::report_problem(
+            crate::cli::report_problem(
                 Problem::error(format!(
                     "cannot create run `{run_id}` in {}: {e}",
                     state.runs_dir().display()

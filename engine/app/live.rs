@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::check::table;
 use super::run::{
     auto_approver, effective_vars, env_snapshot, finish, load_environment, observers, operator,
 };
 use super::runs::{Last, find, find_which};
-use super::{exit, report_problem};
+use crate::cli::check::table;
+use crate::cli::{exit, report_problem};
 use crate::compile::{self, Library, Options};
 use crate::diag::Problem;
 use crate::exec::mask::Masker;
@@ -714,7 +714,7 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> u8 {
     let (plan, problems) =
         compile::compile_file(&project, &path, &mut Library::new(), Options::default());
     let Some(plan) = plan else {
-        super::report_problems(&problems);
+        crate::cli::report_problems(&problems);
         eprintln!(
             "error: the runbook `{}` no longer compiles; the run cannot be resumed",
             started.runbook

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{HistoryFormat, ReportFormat, exit};
+use crate::cli::{HistoryFormat, ReportFormat, exit};
 use crate::journal::{self, RunState};
 use crate::report;
 use crate::state::StateDir;
