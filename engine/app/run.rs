@@ -1,4 +1,5 @@
-//! `runbook run`, and what it shares with `resume`: variables, environments, the shell.
+//! The `run` use case, and what it shares with `resume`: the plan, variables, environments,
+//! who approves, and the journal's first event.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -8,64 +9,31 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::cli::plan_view::load_plan;
-use crate::cli::{Style, exit};
-use crate::compile::{Action as StepAction, Plan};
-use crate::diag::{Problem, suggestion};
+use super::Error;
+use super::error::Said;
+use crate::compile::{self, Action as StepAction, Library, Options, Plan};
+use crate::diag::{Problem, Problems, suggestion};
 use crate::exec::mask::Masker;
-use crate::exec::observer::{Bars, JsonLines, Observers, Plain};
+use crate::exec::observer::Observers;
 use crate::exec::{self, Config, Machine, Outcome, Shell};
 use crate::journal::*;
 use crate::project::Project;
 use crate::runbook::{EnvDoc, load_env};
 use crate::state::{self, StateDir};
-use crate::units::fmt_duration;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// A scenario name (runbooks/<name>.yaml) or a path to a runbook file.
-    pub scenario: String,
-    /// Run each step's drill variant: safe by construction.
-    #[arg(long, conflicts_with = "dry_run")]
-    pub drill: bool,
-    /// Execute nothing: play estimated durations on a virtual clock.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// An environment: a name under runbooks/env/ or a path to a file.
-    #[arg(long, value_name = "ENV")]
-    pub env: Option<String>,
-    /// Set a variable (repeatable).
-    #[arg(long = "var", value_name = "K=V")]
-    pub vars: Vec<String>,
-    /// Approve gates automatically, in the operator's name.
-    #[arg(long)]
-    pub yes: bool,
-    /// Who is running (and approving at this terminal); default: $USER.
-    #[arg(long = "as", value_name = "NAME")]
-    pub as_name: Option<String>,
-    /// Use this run id instead of a generated one (`<time>-<scenario>`).
-    #[arg(long, value_name = "ID")]
-    pub run_id: Option<String>,
-    /// At most N steps at once (default: as many as the DAG allows).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_parallel: Option<u32>,
-    /// Write the event stream to stdout, one JSON object a line.
-    #[arg(long)]
-    pub json: bool,
-    /// Exit 4 when the run finished but missed its RTO target.
-    #[arg(long)]
-    pub strict_rto: bool,
-    /// Exit 1 when a step with `on_failure: continue` failed, although the run succeeded.
-    #[arg(long)]
-    pub strict: bool,
-    /// Dry-runs: draw each step's duration from its estimate instead of the likely value.
-    #[arg(long, requires = "dry_run")]
-    pub sample: bool,
-    /// Seed for --sample.
-    #[arg(long, value_name = "S", default_value_t = 1, requires = "sample")]
-    pub seed: u64,
+/// A scenario compiled, and the warnings its compilation found (shown before it runs).
+pub fn load_plan(scenario: &str) -> Result<(Plan, Problems), Error> {
+    let project = Project::current();
+    let path = project.resolve(scenario)?;
+    let mut library = Library::new();
+    let (plan, problems) = compile::compile_file(&project, &path, &mut library, Options::default());
+    match plan {
+        Some(plan) => Ok((plan, problems)),
+        None => Err(Error::usage(problems)),
+    }
 }
 
+/// Who is running or resuming: `--as`, else $USER.
 pub fn operator(as_name: &Option<String>) -> String {
     as_name
         .clone()
@@ -115,26 +83,21 @@ pub fn effective_vars(
     Ok(vars)
 }
 
-/// Loads `--env`; problems are reported here, and `Err` carries the exit code.
-pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc, u8> {
+/// Loads `--env`.
+pub fn load_environment(project: &Project, name: Option<&str>) -> Result<EnvDoc, Error> {
     let Some(name) = name else {
         return Ok(EnvDoc::default());
     };
     let path = project.env_file(name);
     if !path.is_file() {
-        crate::cli::report_problem(
-            Problem::error(format!(
-                "no environment `{name}` (looked for {})",
-                path.display()
-            ))
-            .help("environments live in runbooks/env/<name>.yaml; `--env local` for the sandbox"),
-        );
-        return Err(exit::USAGE);
+        return Err(Problem::error(format!(
+            "no environment `{name}` (looked for {})",
+            path.display()
+        ))
+        .help("environments live in runbooks/env/<name>.yaml; `--env local` for the sandbox")
+        .into());
     }
-    load_env(&path).map(|l| l.doc).map_err(|p| {
-        crate::cli::report_problems(&p);
-        exit::USAGE
-    })
+    load_env(&path).map(|l| l.doc).map_err(Error::usage)
 }
 
 /// A real run outside a sandbox: there `--yes` stands for the person `--as` names, one
@@ -212,13 +175,13 @@ pub fn auto_approver(
 
 /// What can be known before anything runs, so it is not found out at step seven of an
 /// incident: every `on:` host is in the environment's inventory. Secrets that are not set are
-/// only warned about: a drill may not need them.
+/// only warned about (they are returned): a drill may not need them.
 pub fn preflight(
     plan: &Plan,
     env: &EnvDoc,
     env_name: Option<&str>,
     mode: Mode,
-) -> Result<(), Problem> {
+) -> Result<Vec<String>, Problem> {
     let mut missing = Vec::new();
     for s in &plan.steps {
         for h in &s.on {
@@ -241,19 +204,15 @@ pub fn preflight(
         .help(help));
     }
     // A dry-run runs nothing and sends nothing: it needs no secret.
-    let unset: Vec<&str> = plan
+    if mode == Mode::DryRun {
+        return Ok(Vec::new());
+    }
+    Ok(plan
         .secrets
         .iter()
         .filter(|n| std::env::var_os(n).is_none())
-        .map(String::as_str)
-        .collect();
-    if mode != Mode::DryRun && !unset.is_empty() {
-        eprintln!(
-            "warning: not set in the environment: {} (the steps and notifications that use them will fail)",
-            unset.join(", ")
-        );
-    }
-    Ok(())
+        .cloned()
+        .collect())
 }
 
 pub fn plan_summary(plan: &Plan) -> PlanSummary {
@@ -285,182 +244,97 @@ pub fn plan_summary(plan: &Plan) -> PlanSummary {
     }
 }
 
-pub fn observers(plan: &Plan, json: bool) -> Observers {
-    let style = Style::stderr();
-    let budgets = plan
-        .steps
-        .iter()
-        .map(|s| (s.id.clone(), s.budget))
-        .collect();
-    let tty = std::io::stderr().is_terminal();
-    Observers {
-        plain: (!tty).then_some(Plain {
-            color: false,
-            rto_ms: plan.rto.as_millis() as u64,
-            show_logs: true,
-        }),
-        bars: tty.then(|| {
-            Bars::new(
-                budgets,
-                plan.rto,
-                plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
-                style.color,
-            )
-        }),
-        json: json.then_some(JsonLines),
-    }
-}
-
-/// What turns a run that succeeded into a failing exit code.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Strict {
-    /// `--strict-rto`: a missed RTO exits 4.
-    pub rto: bool,
-    /// `--strict`: a step that failed with `on_failure: continue` exits 1.
-    pub continued: bool,
-}
-
-/// The exit code of a run; `continued` is how many steps failed with `on_failure: continue`.
-pub fn outcome_code(o: Outcome, strict: Strict, continued: usize) -> u8 {
-    match o {
-        Outcome::Succeeded { .. } if strict.continued && continued > 0 => exit::FAILED,
-        Outcome::Succeeded { rto_met } => {
-            if strict.rto && !rto_met {
-                exit::RTO_MISSED
-            } else {
-                exit::OK
-            }
-        }
-        Outcome::Failed { rto_met: _ } => exit::FAILED,
-        Outcome::Stopped => exit::STOPPED,
-    }
-}
-
 pub fn env_snapshot() -> BTreeMap<String, String> {
     std::env::vars().collect()
 }
 
-pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
-    let Some(plan) = load_plan(&args.scenario) else {
-        return exit::USAGE;
-    };
+/// What `run` was asked, in the command line's words but not its types.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub mode: Mode,
+    /// `--env`: a name under runbooks/env/ or a path.
+    pub env: Option<String>,
+    /// `--var K=V`, as given.
+    pub vars: Vec<String>,
+    /// `--yes`: approve gates in the operator's name.
+    pub yes: bool,
+    /// `--as`.
+    pub as_name: Option<String>,
+    pub run_id: Option<String>,
+    pub max_parallel: Option<u32>,
+    /// Dry-runs: draw durations from the estimates with this seed instead of the likely values.
+    pub sample: Option<u64>,
+}
+
+/// What a run is settled on before anything is written: its environment and variables.
+#[derive(Debug)]
+pub struct Settled {
+    pub env: EnvDoc,
+    pub vars: BTreeMap<String, String>,
+    /// Secrets the plan uses that are not set: said before the run, not refused (a drill may
+    /// not need them).
+    pub unset_secrets: Vec<String>,
+}
+
+/// The checks that need no state folder: the environment, the variables, the hosts.
+pub fn settle(plan: &Plan, req: &RunRequest) -> Result<Settled, Error> {
     let project = Project::at(plan.root.clone());
-    let Ok(env) = load_environment(&project, args.env.as_deref()) else {
-        return exit::USAGE;
-    };
-    let vars = match effective_vars(&plan, &env, args.env.as_deref(), &args.vars) {
-        Ok(v) => v,
-        Err(p) => {
-            crate::cli::report_problem(p);
-            return exit::USAGE;
-        }
-    };
-    let mode = if args.dry_run {
-        Mode::DryRun
-    } else if args.drill {
-        Mode::Drill
-    } else {
-        Mode::Real
-    };
-    if let Err(p) = preflight(&plan, &env, args.env.as_deref(), mode) {
-        crate::cli::report_problem(p);
-        return exit::USAGE;
-    }
-    let operator = operator(&args.as_name);
-    let auto = match auto_approver(&plan, mode, &env, args.yes, &args.as_name, &operator) {
-        Ok(a) => a,
-        Err(p) => {
-            crate::cli::report_problem(p);
-            return exit::USAGE;
-        }
-    };
-    let state = StateDir::resolve(state_dir);
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| state.new_run_id(&plan.scenario));
-    if !is_run_id(&run_id) {
-        crate::cli::report_problem(
-            Problem::error(format!("run id `{run_id}` is malformed"))
-                .help("use letters, digits, `-`, `_` and `.`"),
-        );
-        return exit::USAGE;
-    }
-    // One live run per scenario; dry-runs touch nothing and take no lock.
-    let _lock = if mode == Mode::DryRun {
-        None
-    } else {
-        match state::lock(&state.lock_path(&plan.scenario), &run_id) {
-            Ok(l) => Some(l),
-            Err(Ok(holder)) => {
-                crate::cli::report_problem(
-                    Problem::error(format!(
-                        "scenario `{}` is already running as run `{}`{}",
-                        plan.scenario,
-                        holder.run_id,
-                        holder
-                            .pid
-                            .map(|p| format!(" (pid {p})"))
-                            .unwrap_or_default()
-                    ))
-                    .help(format!(
-                        "follow it with `runbook status {}`; one live run per scenario",
-                        holder.run_id
-                    )),
-                );
-                return exit::USAGE;
-            }
-            Err(Err(e)) => {
-                eprintln!(
-                    "error: cannot take the lock {}: {e}",
-                    state.lock_path(&plan.scenario).display()
-                );
-                return exit::USAGE;
-            }
-        }
-    };
-    let run_dir = match state.create_run(&run_id) {
-        Ok(d) => d,
-        Err(e) => {
-            crate::cli::report_problem(
-                Problem::error(format!(
-                    "cannot create run `{run_id}` in {}: {e}",
-                    state.runs_dir().display()
-                ))
-                .help("a run id can be used once; leave out `--run-id` to get a fresh one"),
-            );
-            return exit::USAGE;
-        }
-    };
+    let env = load_environment(&project, req.env.as_deref())?;
+    let vars = effective_vars(plan, &env, req.env.as_deref(), &req.vars)?;
+    let unset_secrets = preflight(plan, &env, req.env.as_deref(), req.mode)?;
+    Ok(Settled {
+        env,
+        vars,
+        unset_secrets,
+    })
+}
+
+/// A run that ran: its id and how it ended.
+#[derive(Debug)]
+pub struct Ran {
+    pub run_id: String,
+    pub result: Result<Outcome, exec::ExecError>,
+}
+
+/// A run's folder and journal, created under the scenario's lock (none for a dry-run).
+struct Opened {
+    run_id: String,
+    run_dir: PathBuf,
+    journal: Journal,
+    _lock: Option<state::Lock>,
+}
+
+/// Runs a settled plan to its end: the gates' auto-approver, the run's folder, lock and
+/// journal, then the executor (a virtual clock for a dry-run). `observers` makes the run's
+/// watchers: the caller's, as they are how the run is shown.
+pub fn run(
+    plan: Plan,
+    settled: Settled,
+    req: &RunRequest,
+    state: &StateDir,
+    observers: &dyn Fn(&Plan) -> Observers,
+) -> Result<Ran, Error> {
+    let Settled { env, vars, .. } = settled;
+    let mode = req.mode;
+    let operator = operator(&req.as_name);
+    let auto = auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator)?;
+    let Opened {
+        run_id,
+        run_dir,
+        journal,
+        _lock,
+    } = open(&plan, req, state)?;
     // The runbook exactly as it ran, for audits (`export`); its sha256 is in run_started.
     let _ = std::fs::copy(&plan.path, run_dir.join("runbook.yaml"));
-    let journal = match Journal::create(&run_dir.join("journal.jsonl")) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!(
-                "error: cannot create the journal in {}: {e}",
-                run_dir.display()
-            );
-            return exit::USAGE;
-        }
-    };
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let plan = Arc::new(plan);
-    let masked_vars: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.clone(), mask.mask(v)))
-        .collect();
-    let secret_vars: Vec<String> = masked_vars
-        .iter()
-        .filter(|(k, v)| vars.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .collect();
+    let started = run_started(&plan, req, &env, &vars, &mask, &run_id, &operator);
     let mut shell = Shell {
         plan: plan.clone(),
         run_dir: run_dir.clone(),
         journal,
         mask: mask.clone(),
-        observers: observers(&plan, args.json),
+        observers: observers(&plan),
         operator: operator.clone(),
         mode,
         epoch: Utc::now(),
@@ -468,29 +342,8 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
     };
-    let started = EventKind::RunStarted(Box::new(RunStarted {
-        run_id: run_id.clone(),
-        scenario: plan.scenario.clone(),
-        title: plan.title.clone(),
-        mode: Some(mode),
-        operator: operator.clone(),
-        runbook: crate::runbook::display_path(&plan.path),
-        runbook_sha256: plan.sha256.clone(),
-        rto_ms: plan.rto.as_millis() as u64,
-        rpo_ms: plan.rpo.map(|r| r.as_millis() as u64),
-        env: args.env.clone(),
-        vars: masked_vars,
-        plan: plan_summary(&plan),
-        max_parallel: args.max_parallel,
-        library_sha256: plan.library.clone(),
-        masked_vars: Some(secret_vars),
-        journal_version: Some(crate::journal::VERSION),
-        rehearsal: rehearsal(mode, &env),
-        rto_ends_at: plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
-    }));
     if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
-        eprintln!("error: {e}");
-        return exit::USAGE;
+        return Err(Error::usage(Said::error(e.to_string())));
     }
     if rehearsal(mode, &env) {
         shell.observers.notice(&rehearsal_header(&plan));
@@ -498,14 +351,14 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
     let cfg = Config {
         run_id: run_id.clone(),
         mode,
-        max_parallel: args.max_parallel.map(|n| n as usize),
+        max_parallel: req.max_parallel.map(|n| n as usize),
         auto_approve_as: auto,
         yes_is_one_approval: yes_is_one_approval(mode, &env),
         vars,
         env: env_snapshot(),
-        durations: args
+        durations: req
             .sample
-            .then(|| crate::simulate::sample_durations(&plan, args.seed)),
+            .map(|seed| crate::simulate::sample_durations(&plan, seed)),
         rehearsal: rehearsal(mode, &env),
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
@@ -515,126 +368,110 @@ pub fn run(args: RunArgs, state_dir: Option<PathBuf>) -> u8 {
         let rt = exec::runtime();
         rt.block_on(exec::execute(shell, machine, Duration::ZERO, Vec::new()))
     };
-    let strict = Strict {
-        rto: args.strict_rto,
-        continued: args.strict,
-    };
-    finish(result, &run_id, &state, strict)
+    Ok(Ran { run_id, result })
 }
 
-pub fn finish(
-    result: Result<Outcome, exec::ExecError>,
-    run_id: &str,
-    state: &StateDir,
-    strict: Strict,
-) -> u8 {
-    match result {
-        Ok(o) => {
-            let journal = state.journal(run_id);
-            eprintln!("journal: {}", journal.display());
-            match o {
-                Outcome::Stopped => {
-                    // Steps whose process ended unseen wait for the operator's word.
-                    let records = read_lenient(&journal).unwrap_or_default();
-                    let rs = RunState::replay(&records);
-                    for s in rs
-                        .steps
-                        .iter()
-                        .filter(|s| s.status == Some(StepStatus::Unknown))
-                    {
-                        if s.idempotent {
-                            eprintln!(
-                                "step `{}` ended while no supervisor watched it: its outcome is unknown; it is idempotent, and a resume runs it again",
-                                s.id
-                            );
-                            continue;
-                        }
-                        eprintln!(
-                            "step `{}` ended while no supervisor watched it: its outcome is unknown, and it is not `idempotent: true`",
-                            s.id
-                        );
-                        eprintln!(
-                            "help: check what it did, then either `runbook resume {run_id} --rerun {}` to run it again, or `runbook resume {run_id} --mark-done {}` if it did its work",
-                            s.id, s.id
-                        );
-                    }
-                    eprintln!("resume with: runbook resume {run_id}")
-                }
-                _ => {
-                    // A drill runs at drill speed: what a real run would take is what counts.
-                    let rs = RunState::replay(&read_lenient(&journal).unwrap_or_default());
-                    // A failed drill recovered nothing: there is no real run to project.
-                    if rs.mode() == Mode::Drill
-                        && matches!(o, Outcome::Succeeded { .. })
-                        && let Some(p) = crate::report::projected_rto_ms(&rs)
-                    {
-                        let d = |ms| fmt_duration(Duration::from_millis(ms));
-                        eprintln!(
-                            "drill: the drill took {}; a real run projects {}{}{} against an RTO of {}",
-                            d(crate::report::elapsed_ms(&rs)),
-                            if crate::report::rto_ends_at(&rs).is_some() {
-                                "a recovery in "
-                            } else {
-                                ""
-                            },
-                            d(p),
-                            crate::report::projected_p90_ms(&rs)
-                                .map(|q| format!(" (P90 {} from --simulate)", d(q)))
-                                .unwrap_or_default(),
-                            d(rs.started.as_ref().map_or(0, |s| s.rto_ms))
-                        );
-                    }
-                    eprintln!("report: runbook report {run_id} (--format md|html|json|junit)")
-                }
-            }
-            // Steps the run went on without: the journal's end names them.
-            let continued = match o {
-                Outcome::Succeeded { .. } => read_lenient(&journal)
-                    .map(|r| RunState::replay(&r))
-                    .ok()
-                    .and_then(|rs| rs.finished)
-                    .map(|f| f.continued)
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            if !continued.is_empty() {
-                eprintln!(
-                    "warning: failed, continued (`on_failure: continue`): {}; the run went on without {}{}",
-                    continued
-                        .iter()
-                        .map(|s| format!("`{s}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if continued.len() == 1 { "it" } else { "them" },
-                    if strict.continued {
-                        ", and --strict makes that a failure"
-                    } else {
-                        " (`--strict` makes that a failure)"
-                    }
-                );
-            }
-            outcome_code(o, strict, continued.len())
-        }
-        // The engine's own faults: the steps still running are left to their supervisor.
-        Err(e @ exec::ExecError::Journal(..)) => {
-            eprintln!("error: {e}");
-            eprintln!(
-                "help: the run is stopped, and its running steps are left to finish; once the cause is gone (free some space), `runbook resume {run_id}` continues it"
-            );
-            exit::STOPPED
-        }
-        Err(e @ exec::ExecError::JournalChanged(..)) => {
-            eprintln!("error: {e}");
-            eprintln!(
-                "help: the run is stopped: its evidence is in doubt. `runbook verify {run_id}` shows what is left of the journal"
-            );
-            exit::FAILED
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::FAILED
-        }
+/// The run's id, folder and journal; one live run per scenario, so the lock first. Dry-runs
+/// touch nothing and take no lock.
+fn open(plan: &Plan, req: &RunRequest, state: &StateDir) -> Result<Opened, Error> {
+    let run_id = req
+        .run_id
+        .clone()
+        .unwrap_or_else(|| state.new_run_id(&plan.scenario));
+    if !is_run_id(&run_id) {
+        return Err(Problem::error(format!("run id `{run_id}` is malformed"))
+            .help("use letters, digits, `-`, `_` and `.`")
+            .into());
     }
+    let lock = if req.mode == Mode::DryRun {
+        None
+    } else {
+        match state::lock(&state.lock_path(&plan.scenario), &run_id) {
+            Ok(l) => Some(l),
+            Err(Ok(holder)) => {
+                return Err(Problem::error(format!(
+                    "scenario `{}` is already running as run `{}`{}",
+                    plan.scenario,
+                    holder.run_id,
+                    holder
+                        .pid
+                        .map(|p| format!(" (pid {p})"))
+                        .unwrap_or_default()
+                ))
+                .help(format!(
+                    "follow it with `runbook status {}`; one live run per scenario",
+                    holder.run_id
+                ))
+                .into());
+            }
+            Err(Err(e)) => {
+                return Err(Error::usage(Said::error(format!(
+                    "cannot take the lock {}: {e}",
+                    state.lock_path(&plan.scenario).display()
+                ))));
+            }
+        }
+    };
+    let run_dir = state.create_run(&run_id).map_err(|e| {
+        Problem::error(format!(
+            "cannot create run `{run_id}` in {}: {e}",
+            state.runs_dir().display()
+        ))
+        .help("a run id can be used once; leave out `--run-id` to get a fresh one")
+    })?;
+    let journal = Journal::create(&run_dir.join("journal.jsonl")).map_err(|e| {
+        Error::usage(Said::error(format!(
+            "cannot create the journal in {}: {e}",
+            run_dir.display()
+        )))
+    })?;
+    Ok(Opened {
+        run_id,
+        run_dir,
+        journal,
+        _lock: lock,
+    })
+}
+
+/// The journal's first event: what ran, how, by whom, with which (masked) variables.
+fn run_started(
+    plan: &Plan,
+    req: &RunRequest,
+    env: &EnvDoc,
+    vars: &BTreeMap<String, String>,
+    mask: &Masker,
+    run_id: &str,
+    operator: &str,
+) -> EventKind {
+    let masked_vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), mask.mask(v)))
+        .collect();
+    let secret_vars: Vec<String> = masked_vars
+        .iter()
+        .filter(|(k, v)| vars.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    EventKind::RunStarted(Box::new(RunStarted {
+        run_id: run_id.to_owned(),
+        scenario: plan.scenario.clone(),
+        title: plan.title.clone(),
+        mode: Some(req.mode),
+        operator: operator.to_owned(),
+        runbook: crate::runbook::display_path(&plan.path),
+        runbook_sha256: plan.sha256.clone(),
+        rto_ms: plan.rto.as_millis() as u64,
+        rpo_ms: plan.rpo.map(|r| r.as_millis() as u64),
+        env: req.env.clone(),
+        vars: masked_vars,
+        plan: plan_summary(plan),
+        max_parallel: req.max_parallel,
+        library_sha256: plan.library.clone(),
+        masked_vars: Some(secret_vars),
+        journal_version: Some(crate::journal::VERSION),
+        rehearsal: rehearsal(req.mode, env),
+        rto_ends_at: plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
+    }))
 }
 
 fn is_run_id(s: &str) -> bool {

@@ -1,128 +1,60 @@
-//! Commands that read runs from the state folder: `verify`, `report`.
+//! The use cases that read finished evidence from the state folder: `verify`, `report`,
+//! `history` and `export`.
 
 use std::path::PathBuf;
 
-use crate::cli::{HistoryFormat, ReportFormat, exit};
+use super::Error;
+use super::error::Said;
+use super::find::{Last, find, find_which};
+use super::status::executor_pid;
 use crate::journal::{self, RunState};
 use crate::report;
 use crate::state::StateDir;
 
-pub fn find(state: &StateDir, run: Option<&str>, last: bool) -> Result<String, u8> {
-    find_which(state, run, last, Last::Any)
+/// The formats of a run's report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+    Junit,
 }
 
-/// Which runs `last` chooses from. An id names any run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Last {
-    Any,
-    /// Not a dry-run: what `status` and `report` mean by `last` unless `--dry-run` is given.
-    NotDryRun,
-    /// Not finished and not a dry-run: what `resume` can continue.
-    Resumable,
-    /// Not finished and real: what `resume` continues first (a stopped recovery before a
-    /// colleague's newer drill).
-    ResumableReal,
-}
-
-impl Last {
-    /// `--dry-run` lets `last` be a dry-run.
-    pub fn not_dry_run_unless(dry_run: bool) -> Self {
-        if dry_run { Last::Any } else { Last::NotDryRun }
-    }
-
-    fn fits(self, state: &StateDir, id: &str) -> bool {
-        if self == Last::Any {
-            return true;
-        }
-        let rs = RunState::replay(&journal::read_lenient(&state.journal(id)).unwrap_or_default());
-        let real = rs.started.is_some() && rs.mode() != journal::Mode::DryRun;
-        match self {
-            Last::Any => true,
-            Last::NotDryRun => real,
-            Last::Resumable => real && !rs.is_finished(),
-            Last::ResumableReal => rs.mode() == journal::Mode::Real && !rs.is_finished(),
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Last::Any => "run",
-            Last::NotDryRun => "run other than dry-runs (`--dry-run` counts them)",
-            Last::Resumable | Last::ResumableReal => {
-                "run to resume (every run there has finished, or is a dry-run, which is not resumed)"
-            }
-        }
-    }
-}
-
-/// [`find`], with `last` the newest run of a kind.
-pub fn find_which(
-    state: &StateDir,
-    run: Option<&str>,
-    last: bool,
-    which: Last,
-) -> Result<String, u8> {
-    let arg = match (run, last) {
-        (Some(r), _) => r,
-        (None, true) => "last",
-        (None, false) => {
-            eprintln!("error: name a run, or pass --last");
-            return Err(exit::USAGE);
-        }
-    };
-    // A stopped real recovery comes before a newer drill: it is what an incident resumes.
-    if which == Last::Resumable
-        && arg == "last"
-        && let Ok(id) = state.find_run_where(
-            arg,
-            |id| Last::ResumableReal.fits(state, id),
-            Last::ResumableReal.what(),
-        )
-    {
-        return Ok(id);
-    }
-    state
-        .find_run_where(arg, |id| which.fits(state, id), which.what())
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            exit::USAGE
-        })
-}
-
-pub fn verify(run: &str, state_dir: Option<PathBuf>) -> u8 {
-    let state = StateDir::resolve(state_dir);
-    let Ok(id) = find(&state, Some(run), false) else {
-        return exit::USAGE;
-    };
+/// `verify`: what the journal of a run says of itself, and whether that is all right.
+pub fn verify(state: &StateDir, run: &str) -> Result<Verdict, Error> {
+    let id = find(state, Some(run), false)?;
     let path = state.journal(&id);
     // Whether the run is live is asked before its journal is read: a run that ends while it
     // is read must not look like one whose executor died.
     let first = journal::read_lenient(&path).unwrap_or_default();
-    let live = super::live::executor_pid(&state, &RunState::replay(&first[..first.len().min(1)]));
-    match journal::verify(&path) {
-        Ok(v) => {
-            let (text, code) = verdict(&v, live, &id);
-            println!("{text}");
-            code
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            exit::FAILED
-        }
-    }
+    let live = executor_pid(state, &RunState::replay(&first[..first.len().min(1)]));
+    let v = journal::verify(&path).map_err(|e| Error::failed(Said::error(e.to_string())))?;
+    Ok(verdict(&v, live, &id))
 }
 
-/// What `verify` says of a journal, and its exit code: one of three answers. Intact and
-/// sealed (0); intact but not sealed, which is a live run (0) or a run whose executor died or
-/// whose tail was cut (1); broken at a seq (1).
-pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> (String, u8) {
+/// What `verify` says of a journal: the sentence, and whether it is all right (exit 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub text: String,
+    pub ok: bool,
+}
+
+/// What `verify` says of a journal: one of three answers. Intact and sealed (ok); intact but
+/// not sealed, which is a live run (ok) or a run whose executor died or whose tail was cut
+/// (not ok); broken at a seq (not ok).
+pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> Verdict {
+    let (text, ok) = verdict_words(v, live, id);
+    Verdict { text, ok }
+}
+
+fn verdict_words(v: &journal::Verification, live: Option<u32>, id: &str) -> (String, bool) {
     if let Some((seq, line, why)) = &v.first_bad {
         return (
             format!(
                 "BROKEN at seq {seq} (line {line}): {why}\n{} records before it verify",
                 v.records
             ),
-            exit::FAILED,
+            false,
         );
     }
     let torn = if v.torn_tail {
@@ -143,7 +75,7 @@ pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> (Strin
                 "ok: intact and sealed: {} records, hash chain intact, sealed at seq {last} ({how}; seal hash {hash}){torn}",
                 v.records
             ),
-            exit::OK,
+            true,
         );
     }
     if v.unsealed_format {
@@ -152,7 +84,7 @@ pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> (Strin
                 "ok: intact: {} records, hash chain intact; written before journals were sealed, so whether records were cut from its end cannot be checked{torn}",
                 v.records
             ),
-            exit::OK,
+            true,
         );
     }
     match live {
@@ -160,28 +92,24 @@ pub fn verdict(v: &journal::Verification, live: Option<u32>, id: &str) -> (Strin
             format!(
                 "ok so far: intact through seq {last} but not sealed: the run is still live (executor pid {pid}){torn}"
             ),
-            exit::OK,
+            true,
         ),
         None => (
             format!(
                 "NOT SEALED: intact through seq {last} but not sealed: its executor stopped without ending it (a crash: `runbook resume {id}` continues it and seals it), or its tail was cut{torn}"
             ),
-            exit::FAILED,
+            false,
         ),
     }
 }
 
 /// Reads and verifies a run's journal; a broken chain is reported and refused.
-pub fn load_records(state: &StateDir, id: &str) -> Result<Vec<journal::Record>, u8> {
+pub fn load_records(state: &StateDir, id: &str) -> Result<Vec<journal::Record>, Error> {
     match journal::read_verified(&state.journal(id)) {
         Ok((records, _)) => Ok(records),
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!(
-                "help: `runbook verify {id}` shows where; reports are made only from an intact journal"
-            );
-            Err(exit::FAILED)
-        }
+        Err(e) => Err(Error::failed(Said::error(e.to_string()).help(format!(
+            "`runbook verify {id}` shows where; reports are made only from an intact journal"
+        )))),
     }
 }
 
@@ -198,81 +126,57 @@ pub fn render(records: &[journal::Record], format: ReportFormat) -> String {
     }
 }
 
-fn write_out(text: &str, out: Option<PathBuf>) -> u8 {
-    match out {
-        Some(p) => {
-            if let Err(e) = std::fs::write(&p, text) {
-                eprintln!("error: cannot write {}: {e}", p.display());
-                return exit::FAILED;
-            }
-            eprintln!("wrote {}", p.display());
-        }
-        None => print!("{text}"),
-    }
-    exit::OK
-}
-
+/// `report`: the report of a run in a format, made from its journal only when it verifies.
 pub fn report(
+    state: &StateDir,
     run: Option<&str>,
     last: bool,
     dry_run: bool,
     format: ReportFormat,
-    out: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-) -> u8 {
-    let state = StateDir::resolve(state_dir);
-    let Ok(id) = find_which(&state, run, last, Last::not_dry_run_unless(dry_run)) else {
-        return exit::USAGE;
-    };
-    let Ok(records) = load_records(&state, &id) else {
-        return exit::FAILED;
-    };
-    write_out(&render(&records, format), out)
+) -> Result<String, Error> {
+    let id = find_which(state, run, last, Last::not_dry_run_unless(dry_run))?;
+    let records = load_records(state, &id)?;
+    Ok(render(&records, format))
 }
 
-pub fn history(scenario: Option<&str>, format: HistoryFormat, state_dir: Option<PathBuf>) -> u8 {
-    let state = StateDir::resolve(state_dir);
-    let (runs, broken) = report::history::load_runs(&state);
-    for b in &broken {
-        eprintln!(
-            "warning: run `{b}` left out: its journal does not verify (`runbook verify {b}`)"
-        );
-    }
+/// `history`: the runs whose journals verify, and the ids of those left out because theirs
+/// do not.
+pub fn history_runs(state: &StateDir) -> (Vec<(String, RunState)>, Vec<String>) {
+    report::history::load_runs(state)
+}
+
+/// `history` of one scenario, or of every scenario with runs.
+pub fn history(
+    state: &StateDir,
+    runs: &[(String, RunState)],
+    scenario: Option<&str>,
+) -> Result<Vec<report::history::ScenarioHistory>, Error> {
     let mut scenarios: Vec<String> = runs.iter().map(|(_, r)| r.scenario().to_owned()).collect();
     scenarios.sort();
     scenarios.dedup();
     if let Some(s) = scenario {
         if !scenarios.iter().any(|x| x == s) {
-            eprintln!(
-                "error: no runs of scenario `{s}` in {}",
+            return Err(Error::usage(Said::error(format!(
+                "no runs of scenario `{s}` in {}",
                 state.runs_dir().display()
-            );
-            return exit::USAGE;
+            ))));
         }
         scenarios = vec![s.to_owned()];
     }
     let now = chrono::Utc::now();
-    let all: Vec<_> = scenarios
+    Ok(scenarios
         .iter()
-        .map(|s| report::history::scenario_history(&runs, s, now))
-        .collect();
-    match format {
-        HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&all).expect("json")),
-        HistoryFormat::Md => print!("{}", report::history::history_markdown(&all)),
-    }
-    exit::OK
+        .map(|s| report::history::scenario_history(runs, s, now))
+        .collect())
 }
 
 /// An evidence bundle for auditors: the journal, the runbook as it ran, the masked logs, the
 /// reports and the output of `verify`.
-pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u8 {
-    let state = StateDir::resolve(state_dir);
-    let Ok(id) = find(&state, Some(run), false) else {
-        return exit::USAGE;
-    };
-    let Ok(records) = load_records(&state, &id) else {
-        return exit::FAILED;
-    };
+/// Written, it is the evidence there is; a runbook that does not match the run's is said
+/// by the caller after it says where the bundle is.
+pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Exported, Error> {
+    let id = find(state, Some(run), false)?;
+    let records = load_records(state, &id)?;
     let run_dir = state.run_dir(&id);
     let staging = match tempdir_in(
         out.parent()
@@ -281,8 +185,9 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
     ) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: cannot stage the bundle: {e}");
-            return exit::FAILED;
+            return Err(Error::failed(Said::error(format!(
+                "cannot stage the bundle: {e}"
+            ))));
         }
     };
     let root = staging.join(&id);
@@ -329,7 +234,7 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
             root.join("verify.txt"),
             format!(
                 "runbook verify {id}\n{}\nrunbook.yaml sha256 {sha_now}\nrun_started runbook_sha256 {sha_then}\n{}\n",
-                verdict(&v, None, &id).0,
+                verdict(&v, None, &id).text,
                 if sha_now == sha_then {
                     "runbook matches the run"
                 } else {
@@ -343,8 +248,9 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
-            eprintln!("error: cannot assemble the bundle: {e}");
-            return exit::FAILED;
+            return Err(Error::failed(Said::error(format!(
+                "cannot assemble the bundle: {e}"
+            ))));
         }
     };
     let status = std::process::Command::new("tar")
@@ -356,27 +262,18 @@ pub fn export(run: &str, out: &std::path::Path, state_dir: Option<PathBuf>) -> u
         .status();
     let _ = std::fs::remove_dir_all(&staging);
     match status {
-        // Written all the same: it is the evidence there is. But it fails its own check.
-        Ok(s) if s.success() && !runbook_matches => {
-            eprintln!("wrote {}", out.display());
-            eprintln!(
-                "error: the bundle's runbook.yaml is not the runbook that ran (its sha256 differs from run_started's; see verify.txt)"
-            );
-            exit::FAILED
-        }
-        Ok(s) if s.success() => {
-            eprintln!("wrote {}", out.display());
-            exit::OK
-        }
-        Ok(s) => {
-            eprintln!("error: tar failed ({s})");
-            exit::FAILED
-        }
-        Err(e) => {
-            eprintln!("error: cannot run tar: {e}");
-            exit::FAILED
-        }
+        Ok(s) if s.success() => Ok(Exported { runbook_matches }),
+        Ok(s) => Err(Error::failed(Said::error(format!("tar failed ({s})")))),
+        Err(e) => Err(Error::failed(Said::error(format!("cannot run tar: {e}")))),
     }
+}
+
+/// A bundle written.
+#[derive(Clone, Copy, Debug)]
+pub struct Exported {
+    /// Its runbook.yaml is the runbook that ran (sha256 as in run_started). When it is not,
+    /// the bundle is written all the same, and fails its own check.
+    pub runbook_matches: bool,
 }
 
 fn tempdir_in(dir: &std::path::Path) -> std::io::Result<PathBuf> {

@@ -1,0 +1,87 @@
+//! The commands over recorded runs: `approve`, `deny`, `verify`, `report`, `history`,
+//! `export`. Each calls its use case in `app`, prints what it returns and picks the exit code.
+
+use std::path::{Path, PathBuf};
+
+use super::{AnswerArgs, CliError, HistoryFormat, exit};
+use crate::app::error::Said;
+use crate::app::runs::ReportFormat;
+use crate::report;
+use crate::state::StateDir;
+
+pub fn answer(a: AnswerArgs, approve: bool, state_dir: Option<PathBuf>) -> Result<u8, CliError> {
+    let state = StateDir::resolve(state_dir);
+    let by = crate::app::run::operator(&a.as_name);
+    let answered = crate::app::answer::answer(&state, &a.run, &a.step, &by, a.comment, approve)?;
+    println!("{}", answered.text);
+    Ok(if answered.taken {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+pub fn verify(run: &str, state_dir: Option<PathBuf>) -> Result<u8, CliError> {
+    let state = StateDir::resolve(state_dir);
+    let v = crate::app::runs::verify(&state, run)?;
+    println!("{}", v.text);
+    Ok(if v.ok { exit::OK } else { exit::FAILED })
+}
+
+pub fn report(
+    run: Option<&str>,
+    last: bool,
+    dry_run: bool,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+) -> Result<u8, CliError> {
+    let state = StateDir::resolve(state_dir);
+    let text = crate::app::runs::report(&state, run, last, dry_run, format)?;
+    match out {
+        Some(p) => {
+            if let Err(e) = std::fs::write(&p, text) {
+                return Err(CliError::failed(Said::error(format!(
+                    "cannot write {}: {e}",
+                    p.display()
+                ))));
+            }
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(exit::OK)
+}
+
+pub fn history(
+    scenario: Option<&str>,
+    format: HistoryFormat,
+    state_dir: Option<PathBuf>,
+) -> Result<u8, CliError> {
+    let state = StateDir::resolve(state_dir);
+    let (runs, broken) = crate::app::runs::history_runs(&state);
+    for b in &broken {
+        eprintln!(
+            "warning: run `{b}` left out: its journal does not verify (`runbook verify {b}`)"
+        );
+    }
+    let all = crate::app::runs::history(&state, &runs, scenario)?;
+    match format {
+        HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&all).expect("json")),
+        HistoryFormat::Md => print!("{}", report::history::history_markdown(&all)),
+    }
+    Ok(exit::OK)
+}
+
+pub fn export(run: &str, out: &Path, state_dir: Option<PathBuf>) -> Result<u8, CliError> {
+    let state = StateDir::resolve(state_dir);
+    let exported = crate::app::runs::export(&state, run, out)?;
+    eprintln!("wrote {}", out.display());
+    if !exported.runbook_matches {
+        // Written all the same: it is the evidence there is. But it fails its own check.
+        return Err(CliError::failed(Said::error(
+            "the bundle's runbook.yaml is not the runbook that ran (its sha256 differs from run_started's; see verify.txt)",
+        )));
+    }
+    Ok(exit::OK)
+}
