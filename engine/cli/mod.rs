@@ -372,3 +372,27 @@ pub fn report_problems(problems: &Problems) {
     }
     eprint!("{out}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_use_case_error_exits_with_its_code() {
+        let code = |e: Error| CliError::from(e).code;
+        assert_eq!(code(Error::usage(Said::error("u"))), exit::USAGE);
+        assert_eq!(code(Error::failed(Said::error("f"))), exit::FAILED);
+        assert_eq!(code(Error::stopped(Said::error("s"))), exit::STOPPED);
+    }
+
+    #[test]
+    fn what_is_said_keeps_its_order_and_its_words() {
+        let said = Said::error("step `a` was interrupted")
+            .help("`runbook resume r --yes`")
+            .and_error("step `b` ended unseen");
+        assert_eq!(
+            CliError::failed(said).to_string(),
+            "error: step `a` was interrupted\nhelp: `runbook resume r --yes`\nerror: step `b` ended unseen\n"
+        );
+    }
+}
