@@ -1,7 +1,8 @@
 //! `runbook`: a disaster-recovery runbook engine.
 //!
 //! Data flows one way: YAML → [`runbook`] → [`compile::Plan`] → events ([`exec`]) →
-//! [`journal`] → [`report`]. Everything but the executor is synchronous and pure.
+//! [`journal`] → [`report`]. Everything but the executor is synchronous and pure. The use
+//! cases ([`app`]) drive that flow; the command line ([`cli`]) parses, calls them and renders.
 
 /// `print!`, `println!`, `eprint!` and `eprintln!` that never panic, shadowing std's across the crate. `run` and
 /// `resume` ignore SIGPIPE, so that a reader that goes away (`runbook run … | head`, a dropped
@@ -33,6 +34,7 @@ macro_rules! eprint {
     }};
 }
 
+pub mod app;
 pub mod cli;
 pub mod compile;
 pub mod diag;

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{exit, report_problems};
+use super::{CliError, exit, report_problems};
+use crate::app::error::Said;
 use crate::compile::{self, Library, Options};
 use crate::diag::Problems;
 use crate::project::Project;
@@ -64,12 +65,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
+pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
     let project = Project::current();
     let files = expand(paths, &project);
     if files.is_empty() {
-        eprintln!("error: nothing to check: no runbooks/ or steps/ here, and no paths given");
-        return exit::USAGE;
+        return Err(CliError::usage(Said::error(
+            "nothing to check: no runbooks/ or steps/ here, and no paths given",
+        )));
     }
     let mut library = Library::new();
     let mut all = Problems::default();
@@ -117,7 +119,7 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
             env.display()
         );
         for plan in &plans {
-            let steps = super::run::rehearsed_steps(plan);
+            let steps = crate::app::run::rehearsed_steps(plan);
             if !steps.is_empty() {
                 eprintln!("  {}: {}", plan.scenario, steps.join(", "));
             }
@@ -141,7 +143,7 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
             plural(e, "error"),
             plural(w, "warning")
         );
-        exit::USAGE
+        Ok(exit::USAGE)
     } else {
         let warn = if w > 0 {
             format!(", {}", plural(w, "warning"))
@@ -149,7 +151,7 @@ pub fn check(paths: &[PathBuf], strict: bool) -> u8 {
             String::new()
         };
         eprintln!("checked {}: ok{warn}", what.join(", "));
-        exit::OK
+        Ok(exit::OK)
     }
 }
 
@@ -161,18 +163,17 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-pub fn list(state_dir: Option<PathBuf>) -> u8 {
+pub fn list(state_dir: Option<PathBuf>) -> Result<u8, CliError> {
     let project = Project::current();
     let state = crate::state::StateDir::resolve(state_dir);
     let (runs, _) = crate::report::history::load_runs(&state);
     let now = chrono::Utc::now();
     let files = project.runbook_files();
     if files.is_empty() {
-        eprintln!(
-            "error: no runbooks under {}",
+        return Err(CliError::usage(Said::error(format!(
+            "no runbooks under {}",
             project.runbooks_dir().display()
-        );
-        return exit::USAGE;
+        ))));
     }
     let mut library = Library::new();
     let mut rows = vec![[
@@ -262,9 +263,9 @@ pub fn list(state_dir: Option<PathBuf>) -> u8 {
             "{} invalid; `runbook check` says why",
             plural(invalid, "runbook")
         );
-        return exit::USAGE;
+        return Ok(exit::USAGE);
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -1,10 +1,13 @@
-//! The command line: clap commands, and the only place that prints or picks exit codes.
+//! The command line: clap commands, and the only place that prints or picks exit codes. Each
+//! command parses its arguments, calls its use case in [`crate::app`], prints what it returns,
+//! and ends in a code or a [`CliError`], rendered once, in [`main`].
 
 mod check;
-mod live;
 mod plan_view;
-pub mod run;
+mod resume;
+mod run;
 mod runs;
+mod status;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +15,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::diag::{Problem, Problems};
+use crate::app::Error;
+use crate::app::error::{Said, Saying};
+pub use crate::app::runs::ReportFormat;
+
+use crate::diag::Problems;
 
 /// Exit codes: what each command means by each is the table in docs/design.md ("Exit codes").
 pub mod exit {
@@ -92,7 +99,7 @@ pub enum Command {
     /// Deny a waiting gate of a live run: the run fails.
     Deny(AnswerArgs),
     /// Continue a run after a crash, Ctrl-C or a gate timeout.
-    Resume(live::ResumeArgs),
+    Resume(resume::ResumeArgs),
     /// Check a run's journal: its hash chain, line by line.
     Verify {
         /// A run id (or a unique part of one, or `last`).
@@ -146,14 +153,6 @@ pub struct AnswerArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Md,
-    Html,
-    Json,
-    Junit,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum HistoryFormat {
     Md,
     Json,
@@ -165,6 +164,64 @@ pub enum PlanFormat {
     Json,
     Dot,
     Mermaid,
+}
+
+/// What a command could not do: the exit code, and what the operator is told, rendered once
+/// on stderr where [`main`] returns.
+#[derive(Debug, thiserror::Error)]
+#[error("{problem}")]
+pub struct CliError {
+    pub code: u8,
+    pub problem: Said,
+}
+
+impl CliError {
+    pub fn usage(problem: impl Into<Said>) -> Self {
+        CliError {
+            code: exit::USAGE,
+            problem: problem.into(),
+        }
+    }
+    pub fn failed(problem: impl Into<Said>) -> Self {
+        CliError {
+            code: exit::FAILED,
+            problem: problem.into(),
+        }
+    }
+    pub fn stopped(problem: impl Into<Said>) -> Self {
+        CliError {
+            code: exit::STOPPED,
+            problem: problem.into(),
+        }
+    }
+
+    /// Diagnostics with miette, plain lines as `error: …` and `help: …`.
+    fn render(&self) {
+        for s in &self.problem.0 {
+            match s {
+                Saying::Problems(p) => report_problems(p),
+                Saying::Error(m) => eprintln!("error: {m}"),
+                Saying::Help(h) => eprintln!("help: {h}"),
+            }
+        }
+    }
+}
+
+/// The one place a use case's error becomes an exit code.
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Usage(s) => CliError::usage(s),
+            Error::Failed(s) => CliError::failed(s),
+            Error::Stopped(s) => CliError::stopped(s),
+        }
+    }
+}
+
+impl From<crate::diag::Problem> for CliError {
+    fn from(p: crate::diag::Problem) -> Self {
+        CliError::usage(p)
+    }
 }
 
 /// How to print: colour and unicode only on a terminal, and never under NO_COLOR.
@@ -222,7 +279,7 @@ pub fn main() -> ExitCode {
             );
         }
     }
-    let code = match cli.command {
+    let result = match cli.command {
         Command::List => check::list(cli.state_dir),
         Command::Check { paths, strict } => check::check(&paths, strict),
         Command::Plan {
@@ -237,14 +294,10 @@ pub fn main() -> ExitCode {
             None => plan_view::plan(&scenario, format, drill, env.as_deref()),
         },
         Command::Run(args) => run::run(args, cli.state_dir),
-        Command::Status { run, dry_run } => live::status(run.as_deref(), dry_run, cli.state_dir),
-        Command::Approve(a) => {
-            live::answer(&a.run, &a.step, &a.as_name, a.comment, true, cli.state_dir)
-        }
-        Command::Deny(a) => {
-            live::answer(&a.run, &a.step, &a.as_name, a.comment, false, cli.state_dir)
-        }
-        Command::Resume(args) => live::resume(&args, cli.state_dir),
+        Command::Status { run, dry_run } => status::status(run.as_deref(), dry_run, cli.state_dir),
+        Command::Approve(a) => runs::answer(a, true, cli.state_dir),
+        Command::Deny(a) => runs::answer(a, false, cli.state_dir),
+        Command::Resume(args) => resume::resume(&args, cli.state_dir),
         Command::Verify { run } => runs::verify(&run, cli.state_dir),
         Command::Report {
             run,
@@ -259,10 +312,16 @@ pub fn main() -> ExitCode {
         Command::Export { run, output } => runs::export(&run, &output, cli.state_dir),
         Command::Schema => {
             println!("{}", crate::schema::runbook_schema_json());
-            exit::OK
+            Ok(exit::OK)
         }
     };
-    ExitCode::from(code)
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            e.render();
+            ExitCode::from(e.code)
+        }
+    }
 }
 
 fn init_tracing() {
@@ -314,6 +373,26 @@ pub fn report_problems(problems: &Problems) {
     eprint!("{out}");
 }
 
-pub fn report_problem(p: Problem) {
-    report_problems(&Problems::from(p));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_use_case_error_exits_with_its_code() {
+        let code = |e: Error| CliError::from(e).code;
+        assert_eq!(code(Error::usage(Said::error("u"))), exit::USAGE);
+        assert_eq!(code(Error::failed(Said::error("f"))), exit::FAILED);
+        assert_eq!(code(Error::stopped(Said::error("s"))), exit::STOPPED);
+    }
+
+    #[test]
+    fn what_is_said_keeps_its_order_and_its_words() {
+        let said = Said::error("step `a` was interrupted")
+            .help("`runbook resume r --yes`")
+            .and_error("step `b` ended unseen");
+        assert_eq!(
+            CliError::failed(said).to_string(),
+            "error: step `a` was interrupted\nhelp: `runbook resume r --yes`\nerror: step `b` ended unseen\n"
+        );
+    }
 }

@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
-use super::{exit, report_problem, report_problems};
+use super::{CliError, exit, report_problems};
+use crate::app::run::load_plan;
 use crate::cli::PlanFormat;
-use crate::compile::{self, Action, Library, Options, Plan};
+use crate::compile::{self, Action, Plan};
 use crate::project::Project;
 use crate::units::{fmt_duration, secs};
 
@@ -16,14 +17,16 @@ pub struct DrillView {
     pub rehearsal: bool,
 }
 
-pub fn plan(scenario: &str, format: PlanFormat, drill: bool, env: Option<&str>) -> u8 {
-    let Some(plan) = load_plan(scenario) else {
-        return exit::USAGE;
-    };
+pub fn plan(
+    scenario: &str,
+    format: PlanFormat,
+    drill: bool,
+    env: Option<&str>,
+) -> Result<u8, CliError> {
+    let (plan, warnings) = load_plan(scenario)?;
+    report_problems(&warnings);
     let project = Project::at(plan.root.clone());
-    let Ok(env) = super::run::load_environment(&project, env) else {
-        return exit::USAGE;
-    };
+    let env = crate::app::run::load_environment(&project, env)?;
     let view = DrillView {
         drill,
         rehearsal: drill && env.rehearsal,
@@ -41,7 +44,7 @@ pub fn plan(scenario: &str, format: PlanFormat, drill: bool, env: Option<&str>) 
         PlanFormat::Mermaid => mermaid(&plan),
     };
     print!("{out}");
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// `plan --simulate N`: Monte Carlo over the DAG, with measured history where there is enough.
@@ -51,10 +54,9 @@ pub fn simulate(
     n: usize,
     seed: u64,
     state_dir: Option<std::path::PathBuf>,
-) -> u8 {
-    let Some(plan) = load_plan(scenario) else {
-        return exit::USAGE;
-    };
+) -> Result<u8, CliError> {
+    let (plan, warnings) = load_plan(scenario)?;
+    report_problems(&warnings);
     let state = crate::state::StateDir::resolve(state_dir);
     let (runs, _) = crate::report::history::load_runs(&state);
     let history = crate::report::history::step_durations(&runs, &plan.scenario);
@@ -130,25 +132,7 @@ pub fn simulate(
             }
         }
     }
-    exit::OK
-}
-
-/// Resolves and compiles a scenario, reporting problems (and warnings) on stderr.
-pub fn load_plan(scenario: &str) -> Option<Plan> {
-    let project = Project::current();
-    let path = match project.resolve(scenario) {
-        Ok(p) => p,
-        Err(p) => {
-            report_problem(p);
-            return None;
-        }
-    };
-    let mut library = Library::new();
-    let (plan, problems) = compile::compile_file(&project, &path, &mut library, Options::default());
-    if !problems.is_empty() {
-        report_problems(&problems);
-    }
-    plan
+    Ok(exit::OK)
 }
 
 /// Whether each step is on the critical path (a lookup per step, not a scan of the path).
@@ -293,11 +277,11 @@ pub fn drill_text(plan: &Plan, view: DrillView) -> String {
     if !view.drill {
         return String::new();
     }
-    let rehearsed = super::run::rehearsed_steps(plan);
+    let rehearsed = crate::app::run::rehearsed_steps(plan);
     let mut out = if view.rehearsal {
         format!(
             "\nin a drill here ({}):\n",
-            super::run::rehearsal_header(plan)
+            crate::app::run::rehearsal_header(plan)
         )
     } else if rehearsed.is_empty() {
         "\nin a drill:\n".to_owned()
@@ -315,7 +299,7 @@ pub fn drill_text(plan: &Plan, view: DrillView) -> String {
 fn drill_json(plan: &Plan, view: DrillView) -> serde_json::Value {
     json!({
         "rehearsal": view.rehearsal,
-        "run_for_real": if view.rehearsal { super::run::rehearsed_steps(plan) } else { Vec::new() },
+        "run_for_real": if view.rehearsal { crate::app::run::rehearsed_steps(plan) } else { Vec::new() },
         "steps": plan.order.iter().map(|&i| json!({
             "id": plan.steps[i].id,
             "in_drill": in_drill(&plan.steps[i], view),

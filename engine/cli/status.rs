@@ -1,0 +1,291 @@
+//! `runbook status`: the recent runs, or one run's steps, open gates and RTO clock, as the
+//! journal says; a stopped real recovery is named under every listing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::check::table;
+use super::{CliError, exit};
+use crate::app::error::Said;
+use crate::app::find::{Last, find_which};
+use crate::app::status::{executor_pid, now_ms, projection, stopped_real_runs};
+use crate::journal::*;
+use crate::report::{RtoVerdict, rto_verdict, run_status, step_status_words};
+use crate::state::StateDir;
+use crate::units::fmt_duration;
+
+fn ms(d: u64) -> String {
+    fmt_duration(Duration::from_millis(d))
+}
+
+pub fn status(
+    run: Option<&str>,
+    dry_run: bool,
+    state_dir: Option<PathBuf>,
+) -> Result<u8, CliError> {
+    let state = StateDir::resolve(state_dir);
+    let (code, shown) = match run {
+        None => (Ok(status_all(&state)), None),
+        Some(r) => {
+            let id = find_which(&state, Some(r), false, Last::not_dry_run_unless(dry_run))?;
+            (status_one(&state, &id), Some(id))
+        }
+    };
+    // A half-done real recovery must not drop out of sight behind newer runs (or off the
+    // listing's twenty): every status names it until it is resumed or finished.
+    let stopped: Vec<(String, RunState)> = stopped_real_runs(&state)
+        .into_iter()
+        .filter(|(id, _)| shown.as_ref() != Some(id))
+        .collect();
+    if !stopped.is_empty() {
+        println!();
+        for (id, rs) in &stopped {
+            println!(
+                "not finished: run `{id}` ({}) stopped at +{} with {} of {} steps done: `runbook resume {id}` continues it",
+                rs.scenario(),
+                ms(crate::report::elapsed_ms(rs)),
+                rs.steps
+                    .iter()
+                    .filter(|s| s.status.is_some_and(|st| !matches!(
+                        st,
+                        StepStatus::Interrupted | StepStatus::Unknown
+                    )))
+                    .count(),
+                rs.steps.len(),
+            );
+        }
+    }
+    code
+}
+
+fn status_all(state: &StateDir) -> u8 {
+    let runs = state.runs();
+    if runs.is_empty() {
+        println!("no runs yet in {}", state.runs_dir().display());
+        return exit::OK;
+    }
+    let mut rows = vec![[
+        "RUN".to_owned(),
+        "SCENARIO".into(),
+        "MODE".into(),
+        "STATUS".into(),
+        "STARTED (UTC)".into(),
+        "ELAPSED".into(),
+        "RTO".into(),
+    ]];
+    // The most recent twenty, newest last.
+    for id in runs.iter().rev().take(20).rev() {
+        let Ok(records) = read_lenient(&state.journal(id)) else {
+            continue;
+        };
+        let rs = RunState::replay(&records);
+        let live = executor_pid(state, &rs).is_some();
+        let status = match (run_status(&rs), live) {
+            ("running", true) => "running".to_owned(),
+            ("running", false) => "executor gone".to_owned(),
+            (s, _) => s.to_owned(),
+        };
+        // From status and elapsed: an old journal's `rto_met` says "met" of failed runs.
+        let rto = match rto_verdict(&rs) {
+            RtoVerdict::Met { .. } => "met".to_owned(),
+            RtoVerdict::Missed { .. } => "MISSED".to_owned(),
+            RtoVerdict::NotRecovered {
+                failed_at: Some(step),
+                restored_ms: Some(_),
+                ..
+            } => format!("not met: failed during observation at {step}"),
+            RtoVerdict::NotRecovered {
+                failed_at: Some(step),
+                ..
+            } => format!("not met: failed at {step}"),
+            RtoVerdict::NotRecovered { .. } => "not met: failed".to_owned(),
+            RtoVerdict::Open {
+                restored_ms: Some(_),
+                ..
+            } => "restored, observing".to_owned(),
+            RtoVerdict::Open { .. } => "not recovered".to_owned(),
+        };
+        rows.push([
+            id.clone(),
+            rs.scenario().to_owned(),
+            rs.mode().as_str().to_owned(),
+            status,
+            rs.started_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default(),
+            ms(now_ms(&rs)),
+            rto,
+        ]);
+    }
+    print!("{}", table(&rows));
+    exit::OK
+}
+
+/// One run: its state, RTO clock, steps and open gates. Its journal unreadable is an error,
+/// said after the stopped runs are listed.
+fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
+    let records = match read_lenient(&state.journal(id)) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(CliError::usage(Said::error(format!(
+                "cannot read run `{id}`: {e}"
+            ))));
+        }
+    };
+    // What status shows is what the journal says: said loudly when the chain is broken.
+    let broken = match crate::journal::verify(&state.journal(id)) {
+        Ok(v) => match v.first_bad {
+            Some((seq, line, why)) => {
+                eprintln!(
+                    "warning: the journal of run `{id}` is BROKEN at seq {seq} (line {line}): {why}"
+                );
+                eprintln!(
+                    "help: what follows is what it says, not to be trusted; `runbook verify {id}`"
+                );
+                true
+            }
+            None => false,
+        },
+        Err(_) => false,
+    };
+    let rs = RunState::replay(&records);
+    let Some(started) = rs.started.clone() else {
+        return Err(CliError::failed(Said::error(format!(
+            "run `{id}` has an empty journal"
+        ))));
+    };
+    let pid = executor_pid(state, &rs);
+    let live = pid.is_some();
+    let now = now_ms(&rs);
+    println!(
+        "run {id}: {} ({}), mode {}, operator {}",
+        started.scenario,
+        started.title,
+        rs.mode().as_str(),
+        started.operator
+    );
+    let word = run_status(&rs);
+    let state_line = match (word, pid) {
+        ("running", Some(p)) => format!("running (executor pid {p})"),
+        ("running", None) => format!(
+            "the executor is gone (it died or was killed): `runbook resume {id}` continues the run"
+        ),
+        ("stopped", _) => format!(
+            "stopped ({}): `runbook resume {id}` continues the run",
+            rs.interruptions
+                .last()
+                .map(|i| crate::journal::describe::stop_words(&i.1.reason))
+                .unwrap_or_else(|| "interrupted".into())
+        ),
+        (w, _) => w.to_owned(),
+    };
+    println!("state: {state_line}");
+    let target = started.rto_ms;
+    if rs.mode() == Mode::Drill && crate::report::is_rehearsal(&rs) {
+        println!("rehearsal: the steps a drill mocks run for real in this environment");
+    }
+    match &rs.finished {
+        Some(_) => println!("{}", rto_verdict(&rs).sentence()),
+        // Service is restored: the RTO clock stopped there, and the observation runs on.
+        None if crate::report::recovery_ms(&rs).is_some() => {
+            println!("{}", rto_verdict(&rs).sentence())
+        }
+        None => {
+            let (projected, path) = projection(&rs, now);
+            let verdict = if projected > target {
+                "AT RISK"
+            } else {
+                "on target"
+            };
+            println!(
+                "RTO clock at {} of {}, not recovered; projected finish +{} ({verdict}{})",
+                ms(now),
+                ms(target),
+                ms(projected),
+                if path.is_empty() {
+                    String::new()
+                } else {
+                    format!("; path: {}", path.join(" → "))
+                }
+            );
+        }
+    }
+    println!();
+    let mut rows = vec![[
+        "STEP".to_owned(),
+        "STATUS".into(),
+        "TIME / BUDGET".into(),
+        "NOTE".into(),
+    ]];
+    let mut gates = Vec::new();
+    let observation = crate::report::observation_steps(&rs);
+    for s in &rs.steps {
+        let st = step_status_words(&rs, s);
+        let time = match (s.status, s.started_ms.or(s.requested_ms)) {
+            (Some(StepStatus::Skipped | StepStatus::NotRun), _) | (_, None) => {
+                format!("- / {}", ms(s.budget_ms))
+            }
+            (Some(_), Some(_)) if s.estimated => format!(
+                "~{} / {}",
+                ms(s.simulated_ms.or(s.duration_ms(now)).unwrap_or(0)),
+                ms(s.budget_ms)
+            ),
+            (_, Some(t)) => {
+                let end = s.finished_ms.unwrap_or(now);
+                format!("{} / {}", ms(end.saturating_sub(t)), ms(s.budget_ms))
+            }
+        };
+        let mut note = Vec::new();
+        if crate::report::ran_for_real_in_rehearsal(s) {
+            note.push(crate::report::REHEARSED.to_owned());
+        }
+        if observation.contains(&s.id) {
+            note.push("observation (after the RTO clock stops)".to_owned());
+        }
+        if s.breached {
+            note.push("over budget".to_owned());
+        } else if s.warned && s.status.is_none() {
+            note.push("past 80% of budget".to_owned());
+        }
+        if !s.approved_by.is_empty() {
+            note.push(format!("approved by {}", s.approved_by.join(", ")));
+        }
+        if let Some(e) = &s.error {
+            note.push(e.clone());
+        }
+        if s.waiting {
+            gates.push(s.clone());
+        }
+        // What steps wrote (errors, prompts made of their outputs) is shown, not obeyed.
+        let note = crate::exec::mask::visible(&note.join("; ")).into_owned();
+        rows.push([s.id.clone(), st, time, note]);
+    }
+    print!("{}", table(&rows));
+    if !gates.is_empty() {
+        println!("\nwaiting for approval:");
+        for g in gates {
+            println!(
+                "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
+                g.id,
+                crate::exec::mask::visible(g.prompt.as_deref().unwrap_or_default()),
+                g.approvers.join(", "),
+                if g.min > 1 {
+                    format!(" ({} people; have {})", g.min, g.approved_by.len())
+                } else {
+                    String::new()
+                },
+                ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
+                ms(g.budget_ms)
+            );
+            println!(
+                "    runbook approve {id} {} --as NAME [--comment TEXT]",
+                g.id
+            );
+            println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
+        }
+        if !live && !rs.is_finished() {
+            println!("  (the executor is not running: resume the run first)");
+        }
+    }
+    Ok(if broken { exit::FAILED } else { exit::OK })
+}
