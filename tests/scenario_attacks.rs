@@ -377,3 +377,33 @@ steps:
     );
     assert!(!log.contains("fenced: "), "{log}");
 }
+
+/// repoint-service looked a section up as a pattern: `omni.x` found `[omniax]`, and the
+/// re-pointing went on as if the clients' service existed. Names are compared as text.
+#[test]
+fn repoint_service_does_not_take_a_service_name_for_a_pattern() {
+    let p = Project::new().with_repo_steps();
+    let conf = "[omniax]\nhost=127.0.0.1\nport=5001\n\n[new]\nhost=127.0.0.1\nport=5002\n";
+    p.write("pg_service.conf", conf);
+    p.write(
+        "runbooks/repoint.yaml",
+        r#"scenario: repoint
+title: t
+rto: 1h
+steps:
+  - id: repoint
+    uses: postgres/repoint-service
+    with: { service: omni.x, to: new, file: pg_service.conf }
+    drill: run
+"#,
+    );
+    let (code, out, err) = p.run(&["run", "repoint"]).parts();
+    assert_eq!(code, 1, "{out}{err}");
+    let run = p.last_run_of("repoint").unwrap();
+    assert!(
+        p.log(&run, "repoint").contains("has no [omni.x] section"),
+        "{}",
+        p.log(&run, "repoint")
+    );
+    assert_eq!(p.read("pg_service.conf"), conf);
+}

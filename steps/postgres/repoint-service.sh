@@ -71,8 +71,10 @@ else
   # lock is on the folder, since the file itself is replaced.
   exec 9< "$(dirname -- "$file")"
   flock -w 30 9 || die "$file stayed locked for 30s by another re-pointing"
-  grep -q "^[ \t]*\[$service\][ \t]*$" "$file" || die "$file has no [$service] section: name the service to re-point (or add it)"
-  grep -q "^[ \t]*\[$to\][ \t]*$" "$file" || die "$file has no [$to] section: name the service of the new primary"
+  # Compared as text, not as a pattern: a `.` in a service name matches only a `.`.
+  has_section() { awk -v s="[$2]" '{ gsub(/^[ \t]+|[ \t]+$/, "") } $0 == s { found = 1 } END { exit !found }' "$1"; }
+  has_section "$file" "$service" || die "$file has no [$service] section: name the service to re-point (or add it)"
+  has_section "$file" "$to" || die "$file has no [$to] section: name the service of the new primary"
   host=$(section_value "$file" "$to" host)
   hostaddr=$(section_value "$file" "$to" hostaddr)
   port=$(section_value "$file" "$to" port)
