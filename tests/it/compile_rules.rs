@@ -2,9 +2,7 @@
 //! binary: `runbook check` exits 2 and says what is wrong, where (`[file:line:col]`, the source
 //! line and a caret) and what would fix it. Each message is checked word for word in a snapshot.
 
-mod support;
-
-use support::{Out, Runbook, runbook};
+use crate::support::{Out, Runbook, runbook};
 
 /// `runbook check runbooks/<name>.yaml` in a fresh project holding that runbook.
 fn check(name: &str, yaml: &str) -> Out {

@@ -1,11 +1,9 @@
 //! Approval gates answered from another process, `status`, and `resume` after the executor
 //! is killed — through the real binary, with real processes.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Project, pid_alive};
+use crate::support::{Project, pid_alive};
 
 const GATE: &str = r#"scenario: gate
 title: A gate between two steps
@@ -409,7 +407,7 @@ fn mark_done_takes_an_unknown_step_as_done_on_the_operators_word() {
     child.kill().unwrap();
     p.kill_supervisor_of(&run);
     unsafe_killpg(pid);
-    support::wait_until("the step is gone", || !pid_alive(pid));
+    crate::support::wait_until("the step is gone", || !pid_alive(pid));
     let (code, _, err) = p.run(&["resume", &run, "--mark-done", "nope"]).parts();
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`nope` is not a step of run"), "{err}");
