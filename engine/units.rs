@@ -3,19 +3,47 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Why a duration a runbook wrote is refused. Callers choose their label and help by the
+/// variant, never by the message's words; the messages are the ones users have always seen.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    #[error("an empty duration")]
+    Empty,
+    #[error("`{text}` is not a duration ({reason})")]
+    NotADuration {
+        text: String,
+        reason: humantime::DurationError,
+    },
+    /// Past [`MAX_DURATION`], sums of budgets and the clock's arithmetic could overflow; and
+    /// no budget, timeout or RTO of a recovery is longer.
+    #[error("`{text}` is longer than a year (366d), the longest duration a runbook may give")]
+    TooLong { text: String },
+}
+
+/// Why an estimate (`min..likely..max`) a runbook wrote is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EstimateError {
+    /// One of its bounds is not a duration.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    #[error("`{text}` is not `min..likely..max` or `min..max`")]
+    Shape { text: String },
+    #[error("`{text}` is out of order: it must be min <= likely <= max")]
+    OutOfOrder { text: String },
+}
+
 /// Parses a humantime duration; the error says what a good one looks like.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("an empty duration".into());
+        return Err(DurationError::Empty);
     }
-    let d = humantime::parse_duration(t).map_err(|e| format!("`{t}` is not a duration ({e})"))?;
-    // Past this, sums of budgets and the clock's arithmetic could overflow; and no budget,
-    // timeout or RTO of a recovery is longer.
+    let d = humantime::parse_duration(t).map_err(|reason| DurationError::NotADuration {
+        text: t.to_owned(),
+        reason,
+    })?;
     if d > MAX_DURATION {
-        return Err(format!(
-            "`{t}` is longer than a year (366d), the longest duration a runbook may give"
-        ));
+        return Err(DurationError::TooLong { text: t.to_owned() });
     }
     Ok(d)
 }
@@ -75,9 +103,9 @@ impl Estimate {
     }
 
     /// Parses `min..likely..max` or `min..max` (likely then lies halfway).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, EstimateError> {
         let parts: Vec<&str> = text.split("..").collect();
-        let parsed: Result<Vec<Duration>, String> =
+        let parsed: Result<Vec<Duration>, DurationError> =
             parts.iter().map(|p| parse_duration(p)).collect();
         let d = parsed?;
         let e = match d.as_slice() {
@@ -91,12 +119,16 @@ impl Estimate {
                 likely: *likely,
                 max: *max,
             },
-            _ => return Err(format!("`{text}` is not `min..likely..max` or `min..max`")),
+            _ => {
+                return Err(EstimateError::Shape {
+                    text: text.to_owned(),
+                });
+            }
         };
         if !(e.min <= e.likely && e.likely <= e.max) {
-            return Err(format!(
-                "`{text}` is out of order: it must be min <= likely <= max"
-            ));
+            return Err(EstimateError::OutOfOrder {
+                text: text.to_owned(),
+            });
         }
         Ok(e)
     }
@@ -134,7 +166,10 @@ mod tests {
         for t in ["367d", "18446744073709551615s", "300000000000y"] {
             let e = parse_duration(t).unwrap_err();
             assert!(
-                e.contains("longer than a year") || e.contains("not a duration"),
+                matches!(
+                    e,
+                    DurationError::TooLong { .. } | DurationError::NotADuration { .. }
+                ),
                 "{t}: {e}"
             );
         }
@@ -147,11 +182,45 @@ mod tests {
         assert_eq!(e.likely, Duration::from_secs(1950));
         let e = Estimate::parse("2m..5m..10m").unwrap();
         assert_eq!(e.likely, Duration::from_secs(300));
-        assert!(
-            Estimate::parse("10m..5m")
-                .unwrap_err()
-                .contains("out of order")
-        );
+        assert!(matches!(
+            Estimate::parse("10m..5m"),
+            Err(EstimateError::OutOfOrder { .. })
+        ));
         assert!(Estimate::parse("5m").is_err());
+    }
+
+    /// The compiler told a too-long duration from a malformed one by searching the message
+    /// for "longer than a year": rewording it would have silently changed the label and help.
+    #[test]
+    fn a_too_long_duration_is_its_own_kind_with_the_words_users_saw() {
+        let e = parse_duration("367d").unwrap_err();
+        assert_eq!(
+            e,
+            DurationError::TooLong {
+                text: "367d".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "`367d` is longer than a year (366d), the longest duration a runbook may give"
+        );
+        let e = parse_duration("soon").unwrap_err();
+        assert!(matches!(e, DurationError::NotADuration { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("`soon` is not a duration ("),
+            "{e}"
+        );
+        assert_eq!(parse_duration("  ").unwrap_err(), DurationError::Empty);
+        assert_eq!(DurationError::Empty.to_string(), "an empty duration");
+        assert_eq!(
+            Estimate::parse("5m").unwrap_err().to_string(),
+            "`5m` is not `min..likely..max` or `min..max`"
+        );
+        assert_eq!(
+            Estimate::parse("1m..367d").unwrap_err(),
+            EstimateError::Duration(DurationError::TooLong {
+                text: "367d".into()
+            })
+        );
     }
 }

@@ -5,7 +5,7 @@
 # authorized key, runs every test, and stops everything it started — on failure too.
 #
 #   tests/suite.sh            # all tests
-#   tests/suite.sh --test run # extra arguments go to `cargo test`
+#   tests/suite.sh --test it run:: # extra arguments go to `cargo test` (here: the run module)
 #
 # Tests that need a server read its address from the environment set here, and fail (never
 # skip) when it is missing.

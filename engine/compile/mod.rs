@@ -19,7 +19,7 @@ use crate::runbook::{
     ApprovalDoc, DrillDoc, Loaded, Pos, RunbookDoc, Sp, StepDoc, Text, load_runbook,
 };
 use crate::template::{self, Quoting, Scope, StepsScope};
-use crate::units::{Estimate, parse_duration};
+use crate::units::{DurationError, Estimate, parse_duration};
 
 pub use library::Library;
 pub use plan::*;
@@ -117,7 +117,7 @@ impl Compiler<'_> {
     fn duration(&mut self, what: &str, sp: &Sp<String>) -> Option<Duration> {
         match parse_duration(&sp.value) {
             Ok(d) => Some(d),
-            Err(e) if e.contains("longer than a year") => {
+            Err(e @ DurationError::TooLong { .. }) => {
                 self.err(sp.pos, format!("{what}: {e}"))
                     .label("too long")
                     .help("write it in hours or days, e.g. `4h` or `2d`");

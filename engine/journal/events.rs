@@ -1,7 +1,7 @@
 //! The events of a run: what the executor journals and every observer sees.
 //! `type` is the snake_case variant name; `data` is the struct. Durations are milliseconds.
 //! Every field, its JSON type and when it is written or left out: docs/design.md, "The
-//! journal" (tests/design_doc.rs fails when a field here is missing there).
+//! journal" (tests/it/design_doc.rs fails when a field here is missing there).
 
 use std::collections::BTreeMap;
 

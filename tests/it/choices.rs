@@ -2,9 +2,7 @@
 //! who a gate can be approved by, and the README's tour followed literally — through the real
 //! binary.
 
-mod support;
-
-use support::{Project, runbook, wait_until};
+use crate::support::{Project, runbook, wait_until};
 
 const TYPO_APPROVER: &str = "\
 scenario: typo
@@ -318,7 +316,7 @@ impl Drop for SandboxDown {
 /// of the project, exits as the README says: 0.
 #[test]
 fn the_readmes_tour_runs_in_order_on_a_fresh_clone() {
-    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(crate::support::repo_root().join("README.md")).unwrap();
     let (section, commands) = tour_commands(&readme);
     assert!(section.contains("each one exits 0"), "{section}");
     // Nothing in the block to paste acts on a real system.
@@ -341,7 +339,7 @@ fn the_readmes_tour_runs_in_order_on_a_fresh_clone() {
     // The drill watches the sandbox's health endpoint for a minute.
     let p = Project::new().with_deadline(std::time::Duration::from_secs(600));
     for d in ["runbooks", "steps", "examples"] {
-        support::copy_dir(&support::repo_root().join(d), &p.path().join(d));
+        crate::support::copy_dir(&crate::support::repo_root().join(d), &p.path().join(d));
     }
     let _down = SandboxDown(p.path().to_owned());
     // One shell, as a reader's terminal: the sandbox's `eval` sets what later lines use. It
@@ -352,7 +350,7 @@ fn the_readmes_tour_runs_in_order_on_a_fresh_clone() {
             "{c}\nrc=$?; echo \"$rc\" >> .tour-rc; [ \"$rc\" = 0 ] || exit \"$rc\"\n"
         ));
     }
-    let bin_dir = std::path::Path::new(support::BIN).parent().unwrap();
+    let bin_dir = std::path::Path::new(crate::support::BIN).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin_dir.display(),

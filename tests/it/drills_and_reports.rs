@@ -1,12 +1,10 @@
 //! Drills, dry-runs on the virtual clock, Monte Carlo, and the reports made from journals —
 //! through the real binary.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Project, repo_root, report_step as step};
 use serde_json::Value;
-use support::{Project, repo_root, report_step as step};
 
 const DRILL: &str = r#"scenario: drill
 title: Every kind of drill variant
@@ -355,7 +353,7 @@ fn markdown_and_json_reports_hold_every_section_and_field() {
     let (code, md, _) = p.run(&["report", "--last", "--format", "md"]).parts();
     assert_eq!(code, 0);
     insta::assert_snapshot!("small_report_md", redact(&md));
-    // Every field of the JSON report (engine/report/json.rs) is checked in tests/run.rs; here, the values of this run.
+    // Every field of the JSON report (engine/report/json.rs) is checked in tests/it/run.rs; here, the values of this run.
     let report = p.report_json(&run);
     assert_eq!(report["version"], 1);
     assert_eq!(step(&report, "slow")["breached"], true);
@@ -468,7 +466,7 @@ fn the_html_report_is_self_contained_and_renders_in_a_real_browser() {
     }
 
     // Render it in headless Chromium and check the picture is not blank.
-    let png = support::chromium_screenshot(&html_path, p.path());
+    let png = crate::support::chromium_screenshot(&html_path, p.path());
     let img = image_stats(&png);
     // A blank page is one colour; the report has text, tables and coloured bars.
     assert!(

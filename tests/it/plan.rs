@@ -1,13 +1,11 @@
 //! `runbook plan` on the shipped runbooks, through the real binary run from the repository
 //! root: the text and JSON forms are snapshots, and every form names every step.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::support::{Out, repo_root, runbook};
 use serde_json::Value;
-use support::{Out, repo_root, runbook};
 
 fn plan(args: &[&str]) -> Out {
     let mut all = vec!["plan"];

@@ -3,11 +3,9 @@
 //! with it; one that left for a session of its own is a daemon, started on purpose, and
 //! keeps running.
 
-mod support;
-
+use crate::support::{Project, pid_alive};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::{Project, pid_alive};
 
 /// Kills the daemons a test started, however the test ends.
 struct Daemons(Vec<i32>);

@@ -2,23 +2,21 @@
 //! sandbox's PostgreSQL and Redis, local folders and an rclone remote for storage, and an sshd
 //! on loopback for `on:` steps — never mocks of them.
 //!
-//! `tests/suite.sh` starts the servers and exports their addresses (`tests/suite.sh --test
-//! real_systems` runs just this file). A test that needs a server fails, naming the variable
+//! `tests/suite.sh` starts the servers and exports their addresses (`tests/suite.sh --test it
+//! real_systems::` runs just this module). A test that needs a server fails, naming the variable
 //! it missed, when it runs without them: a green run means the systems were really exercised.
 //!
 //! Every run happens in a temporary copy of the project (runbooks/, steps/) whose `.sandbox`
 //! is the running sandbox, with its own state folder. Tests that touch the sandbox's database
 //! or Redis take that system's lock: they damage and restore shared data.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::support::Project;
 use sha2::{Digest, Sha256};
-use support::Project;
 
 /// The longest a run may take before the test gives up on it (the database drill watches the
 /// health endpoint for a minute).
@@ -40,7 +38,7 @@ fn need(var: &str) -> String {
         Ok(v) if !v.is_empty() => v,
         _ => panic!(
             "`{var}` is not set: this test drives a real server, which tests/suite.sh starts \
-             and describes in the environment; run `tests/suite.sh --test real_systems` \
+             and describes in the environment; run `tests/suite.sh --test it real_systems::` \
              (as root it installs what is missing)"
         ),
     }
@@ -865,7 +863,7 @@ fn kill_all(pids: &[String]) {
 
 /// The promise of this file: without the servers, tests fail rather than pass vacuously.
 #[test]
-#[should_panic(expected = "run `tests/suite.sh --test real_systems`")]
+#[should_panic(expected = "run `tests/suite.sh --test it real_systems::`")]
 fn a_test_needing_a_server_fails_when_its_address_is_missing() {
     need("RUNBOOK_TEST_NO_SUCH_SERVER");
 }

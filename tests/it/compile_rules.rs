@@ -2,9 +2,7 @@
 //! binary: `runbook check` exits 2 and says what is wrong, where (`[file:line:col]`, the source
 //! line and a caret) and what would fix it. Each message is checked word for word in a snapshot.
 
-mod support;
-
-use support::{Out, Runbook, runbook};
+use crate::support::{Out, Runbook, runbook};
 
 /// `runbook check runbooks/<name>.yaml` in a fresh project holding that runbook.
 fn check(name: &str, yaml: &str) -> Out {
@@ -876,6 +874,41 @@ steps:
             out.stderr
         );
     }
+}
+
+/// A duration past a year is labelled "too long" with its own help, a malformed one "not a
+/// duration": the compiler told them apart by the message's words until the error was typed.
+#[test]
+fn a_too_long_duration_and_a_malformed_one_get_their_own_label_and_help() {
+    let out = check(
+        "kinds",
+        "\
+scenario: kinds
+title: Two kinds of bad duration
+rto: 1m
+steps:
+  - { id: a, budget: 367d, run: \"true\", drill: run }
+  - { id: b, needs: [a], budget: soon, run: \"true\", drill: run }
+",
+    );
+    out.code(2);
+    let stderr = &out.stderr;
+    assert_eq!(stderr.matches("too long").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("write it in hours or days, e.g. `4h` or `2d`")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("not a duration").count(), 2, "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("write durations like `90s`, `15m`, `1h30m`")
+            .count(),
+        1,
+        "{stderr}"
+    );
 }
 
 /// The YAML library's own words (Rust types, its API) are said in the format's.

@@ -2,9 +2,7 @@
 //! the real commands of the steps it mocks elsewhere; and `rto_ends_at`, where the RTO clock
 //! stops and the observation after it is reported apart.
 
-mod support;
-
-use support::{Project, report_step as step, runbook};
+use crate::support::{Project, report_step as step, runbook};
 
 /// A failover in small: `promote` is dangerous (a drill mocks it; its estimate is an hour),
 /// `verify` is where service is back, `monitor` watches afterwards.

@@ -1,11 +1,9 @@
 //! Approval gates answered from another process, `status`, and `resume` after the executor
 //! is killed — through the real binary, with real processes.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Project, pid_alive};
+use crate::support::{Project, pid_alive, wait_until};
 
 const GATE: &str = r#"scenario: gate
 title: A gate between two steps
@@ -45,6 +43,7 @@ fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_pr
     let p = gate_project(1, "2m");
     let child = p.spawn(&["run", "gate"]);
     let run = p.wait_for("approval_requested", "go");
+    // `act` must not start: there is no event to wait for, only time in which it would.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         p.read("effects.txt"),
@@ -73,11 +72,13 @@ fn a_run_without_a_tty_waits_at_a_gate_until_an_approver_answers_from_another_pr
     );
     let (code, out, _) = p.run(&["approve", &run, "go", "--as", "carol"]).parts();
     assert_eq!(code, 1, "a CTO is not an approver of this gate: {out}");
+    // As above: time in which a wrongly passed gate would let `act` run.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(p.read("effects.txt"), "prep\n");
     assert_eq!(p.events_of(&run, "approval_rejected").len(), 2);
 
     // An approver lets it finish.
+    // With the two pauses above, time at the gate the report must measure (>= 0.8 s below).
     std::thread::sleep(Duration::from_millis(300));
     let (code, out, err) = p
         .run(&[
@@ -152,6 +153,7 @@ fn the_two_person_rule_needs_two_different_approvers() {
     assert!(out.contains("more approvers needed"), "{out}");
     let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
     assert_eq!(code, 1, "the same person twice: {out}");
+    // `act` must not start after one person's two approvals: time in which it would.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(p.read("effects.txt"), "prep\n");
     let (code, out, _) = p.run(&["approve", &run, "go", "--as", "bob"]).parts();
@@ -179,15 +181,9 @@ fn a_gate_timeout_stops_the_run_resumable_and_resume_asks_again() {
 
     // Resume: prep is not run again, the gate asks again, an approval finishes the run.
     let child = p.spawn(&["resume", &run]);
-    std::thread::sleep(Duration::from_millis(500));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while p.events_of(&run, "approval_requested").len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "resume did not reopen the gate"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("resume reopens the gate", || {
+        p.events_of(&run, "approval_requested").len() >= 2
+    });
     let (code, out, _) = p.run(&["approve", &run, "go", "--as", "alice"]).parts();
     assert_eq!(code, 0, "{out}");
     assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
@@ -227,6 +223,7 @@ fn yes_in_a_real_run_is_one_approval_of_a_two_person_gate() {
     let run = p.wait_for("approval_received", "go");
     let got = &p.events_of(&run, "approval_received")[0]["data"];
     assert_eq!(got["by"], "alice");
+    // The gate must not pass on one person: time in which it would.
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         p.events_of(&run, "approval_granted").is_empty(),
@@ -298,7 +295,7 @@ fn a_run_killed_with_sigkill_mid_step_resumes_adopting_the_step_and_runs_everyth
     p.write("runbooks/crash.yaml", CRASH);
     let mut child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
-    std::thread::sleep(Duration::from_millis(300));
+    long_has_begun(&p, &run);
     child.kill().unwrap(); // SIGKILL (and reaped): no chance to clean up
     // The step's process outlived its executor.
     let pid: i32 = p.step_pid(&run, "long.1");
@@ -336,17 +333,14 @@ fn a_step_that_died_with_its_executor_is_rerun_only_when_idempotent_or_confirmed
         );
         let mut child = p.spawn(&["run", "crash"]);
         let run = p.wait_for("step_started", "long");
-        std::thread::sleep(Duration::from_millis(300));
+        long_has_begun(&p, &run);
         // Kill everything, as a reboot would: the executor, its step supervisor and the
         // step's whole group. Nothing is left to adopt and nothing recorded an end.
         let pid: i32 = p.step_pid(&run, "long.1");
         child.kill().unwrap(); // SIGKILL, and reaped
         p.kill_supervisor_of(&run);
         unsafe_killpg(pid);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while pid_alive(pid) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("the step is gone", || !pid_alive(pid));
 
         let (code, _, err) = p.run(&["resume", &run]).parts();
         if idempotent {
@@ -404,12 +398,12 @@ fn mark_done_takes_an_unknown_step_as_done_on_the_operators_word() {
     );
     let mut child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
-    std::thread::sleep(Duration::from_millis(300));
+    long_has_begun(&p, &run);
     let pid: i32 = p.step_pid(&run, "long.1");
     child.kill().unwrap();
     p.kill_supervisor_of(&run);
     unsafe_killpg(pid);
-    support::wait_until("the step is gone", || !pid_alive(pid));
+    wait_until("the step is gone", || !pid_alive(pid));
     let (code, _, err) = p.run(&["resume", &run, "--mark-done", "nope"]).parts();
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("`nope` is not a step of run"), "{err}");
@@ -433,6 +427,26 @@ fn mark_done_takes_an_unknown_step_as_done_on_the_operators_word() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// Waits until step `long` of CRASH has begun: `step_started` is journaled before the step is
+/// spawned, so a kill right after it could find no process to adopt and no first line. Its
+/// supervisor records the process group once it is spawned, and the step then writes
+/// `long-start` (a fixed sleep stood here, too short on a loaded machine).
+fn long_has_begun(p: &Project, run: &str) {
+    let status = p.run_dir(run).join("steps.status");
+    wait_until("the supervisor recorded `long`'s process", || {
+        std::fs::read_to_string(&status)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("long.1 pid "))
+    });
+    let effects = p.path().join("effects.txt");
+    wait_until("`long` wrote its first line", || {
+        std::fs::read_to_string(&effects)
+            .unwrap_or_default()
+            .contains("long-start")
+    });
+}
+
 fn unsafe_killpg(pgid: i32) {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
@@ -447,22 +461,16 @@ fn a_step_killed_while_its_engine_was_down_is_taken_as_failed_not_rerun() {
     p.write("runbooks/crash.yaml", CRASH);
     let mut child = p.spawn(&["run", "crash"]);
     let run = p.wait_for("step_started", "long");
-    std::thread::sleep(Duration::from_millis(300));
+    long_has_begun(&p, &run);
     let pid: i32 = p.step_pid(&run, "long.1");
     child.kill().unwrap();
     unsafe_killpg(pid);
     let status = p.path().join(format!(".runbook/runs/{run}/steps.status"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&status)
-        .unwrap_or_default()
-        .contains("long.1 exit ")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the supervisor recorded no end for `long`"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the supervisor records an end for `long`", || {
+        std::fs::read_to_string(&status)
+            .unwrap_or_default()
+            .contains("long.1 exit ")
+    });
     let (code, _, err) = p.run(&["resume", &run]).parts();
     assert_eq!(code, 1, "{err}");
     assert_eq!(

@@ -1,10 +1,8 @@
 //! The JSON Schema that editors use (`runbooks/schema.json`): it is what `runbook schema` prints,
 //! it accepts every shipped runbook, and it rejects what the compiler rejects as shape errors.
 
-mod support;
-
+use crate::support::{repo_root, runbook};
 use serde_json::{Value, json};
-use support::{repo_root, runbook};
 
 fn committed_schema() -> Value {
     let text = std::fs::read_to_string(repo_root().join("runbooks/schema.json"))

@@ -2,12 +2,10 @@
 //! `\r` progress bars, secrets cut in two by a long line's cut, terminal escape sequences in a
 //! gate's prompt — through the real binary.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use support::Project;
+use crate::support::Project;
 
 /// The longest line a step's log holds: longer ones are cut and continued.
 const MAX_LINE: usize = 64 * 1024;

@@ -2,11 +2,9 @@
 //! seconds with an error that points at the template, never hang on a template that loops
 //! for hours or makes gigabytes of text, and never panic on text that is not ASCII.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// Far longer than a render that stops at its limit takes, even in a debug build on a busy
 /// machine; far shorter than the bombs below would take to finish.

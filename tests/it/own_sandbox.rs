@@ -1,9 +1,7 @@
-//! The harness's own sandbox ([`support::Sandbox`]): what the failover and recovery tests
+//! The harness's own sandbox ([`crate::support::Sandbox`]): what the failover and recovery tests
 //! stand on. A PostgreSQL pair with the WAL archive, the application's service and pg-ctl.
 
-mod support;
-
-use support::Project;
+use crate::support::Project;
 
 #[test]
 fn a_projects_own_sandbox_archives_wal_and_names_the_applications_service() {
@@ -21,7 +19,7 @@ fn a_projects_own_sandbox_archives_wal_and_names_the_applications_service() {
     let seg = sb
         .psql("service=omni", "SELECT pg_walfile_name(pg_switch_wal())")
         .unwrap();
-    support::wait_until("the segment is archived", || {
+    crate::support::wait_until("the segment is archived", || {
         p.path().join(".sandbox/backups/wal").join(&seg).is_file()
     });
     let (ok, out) = sb.sh(".sandbox/bin/pg-ctl primary stop && .sandbox/bin/pg-ctl primary status");

@@ -1,12 +1,10 @@
 //! An approve and a deny of one gate at once, and answers after the gate was decided —
 //! through the real binary, with real processes racing.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::Project;
 use serde_json::Value;
-use support::Project;
 
 const TRIALS: usize = 20;
 

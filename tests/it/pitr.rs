@@ -7,11 +7,9 @@
 //! data: exactly the rows of T, the damaged cluster kept aside, a new timeline, a primary that
 //! takes writes.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Project, Sandbox};
+use crate::support::{Project, Sandbox};
 
 /// A run may take this long (a base backup, a recovery, a 5 s health watch every 15 s).
 const RUN_DEADLINE: Duration = Duration::from_secs(180);
@@ -269,12 +267,12 @@ fn backup_database_fails_naming_failed_count_when_wal_archiving_is_broken() {
     assert_eq!(p.outputs(&run, "archive-wal")["failed_count"], "1");
     let report = p.report_json(&run);
     assert_eq!(
-        support::report_step(&report, "archive-wal")["status"],
+        crate::support::report_step(&report, "archive-wal")["status"],
         "failed"
     );
     // No base backup is taken on top of an archive that cannot continue it.
     assert_ne!(
-        support::report_step(&report, "base-backup")["status"],
+        crate::support::report_step(&report, "base-backup")["status"],
         "succeeded"
     );
 }

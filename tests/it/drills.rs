@@ -2,10 +2,8 @@
 //! drill, what a drill projects for a real run, how mocked and skipped steps are reported,
 //! how a poll that is not ready yet reads, and that a dry-run's gates are nobody late.
 
-mod support;
-
+use crate::support::{Project, report_step as step};
 use serde_json::Value;
-use support::{Project, report_step as step};
 
 /// A drill that fails while the file `broken` exists.
 const FLAKY: &str = r#"scenario: flaky

@@ -3,15 +3,14 @@
 //! environment looks like on the way to the hosts (never on a command line, intact on arrival).
 //!
 //! Tests that reach a host use the sshd on loopback that `tests/suite.sh` starts
-//! (`tests/suite.sh --test ssh_fanout`); without it they fail, naming the variable they missed.
-
-mod support;
+//! (`tests/suite.sh --test it ssh_fanout::`); without it they fail, naming the variable they
+//! missed.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::Project;
 use sha2::{Digest, Sha256};
-use support::Project;
 
 struct Ssh {
     host: String,
@@ -28,7 +27,7 @@ fn need_ssh() -> Ssh {
         Ok(v) if !v.is_empty() => v,
         _ => panic!(
             "`{var}` is not set: this test drives a real sshd, which tests/suite.sh starts; \
-             run `tests/suite.sh --test ssh_fanout`"
+             run `tests/suite.sh --test it ssh_fanout::`"
         ),
     };
     Ssh {

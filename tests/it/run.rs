@@ -3,14 +3,12 @@
 //! `NO_COLOR=1` and no standard input. Timing asserts are lower bounds, except where the point
 //! of the test is that steps overlap; there the margin is wide.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::{Project, events_of, files_under, pid_alive, repo_root, wait_until};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{Project, events_of, files_under, pid_alive, repo_root, wait_until};
 
 /// The `step_finished` records of one step, in order.
 fn finished_of<'a>(journal: &'a [Value], step: &str) -> Vec<&'a Value> {
@@ -169,7 +167,7 @@ steps:
 
 /// `runbook run` of `n` steps of `sleep 1` at once, under a limit on open files of `soft`
 /// (and `hard`, which stays when None).
-fn many_at_once(n: usize, soft: u64, hard: Option<u64>) -> (Project, support::Out) {
+fn many_at_once(n: usize, soft: u64, hard: Option<u64>) -> (Project, crate::support::Out) {
     let mut yaml = String::from("scenario: many\ntitle: Many at once\nrto: 1h\nsteps:\n");
     for i in 0..n {
         yaml.push_str(&format!(
@@ -625,7 +623,7 @@ steps:
 
 /// A run whose one step ignores SIGTERM, so that a graceful stop waits out the 5 s grace
 /// before its SIGKILL; returned once the step has started its child, with `runbook`'s pid.
-fn stubborn_run(stdin: Option<std::os::fd::OwnedFd>) -> (Project, support::Running, Pid) {
+fn stubborn_run(stdin: Option<std::os::fd::OwnedFd>) -> (Project, crate::support::Running, Pid) {
     let p = Project::with_runbook(
         "stubborn",
         r#"
@@ -657,7 +655,7 @@ fn ctrl_c(pid: Pid) {
 }
 
 /// The stubborn run ended interrupted, resumable, with nothing of its step left.
-fn assert_stopped_and_gone(p: &Project, out: &support::Out) {
+fn assert_stopped_and_gone(p: &Project, out: &crate::support::Out) {
     out.code(3);
     for f in ["shell.pid", "child.pid"] {
         let pid = p.pid_file(f);

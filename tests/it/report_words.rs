@@ -2,11 +2,9 @@
 //! words, with the HTML timeline drawing only what happened; through the real binary, the HTML
 //! parsed and rendered in headless Chromium.
 
-mod support;
-
 use std::time::Duration;
 
-use support::Project;
+use crate::support::Project;
 
 /// The `<svg>` of an HTML report, parsed (the SVG is XML; the page around it is not).
 fn svg_of(html: &str) -> roxmltree::Document<'_> {
@@ -116,7 +114,7 @@ steps:
 
 /// Renders `r.html` of the project in headless Chromium; the screenshot's pixels.
 fn screenshot(p: &Project) -> Vec<(u8, u8, u8)> {
-    let png = support::chromium_screenshot(&p.path().join("r.html"), p.path());
+    let png = crate::support::chromium_screenshot(&p.path().join("r.html"), p.path());
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
@@ -155,7 +153,7 @@ steps:
     );
     let child = p.spawn(&["run", "gap"]);
     let run = p.wait_for("step_started", "long");
-    support::wait_until("long to have begun", || p.path().join("once").exists());
+    crate::support::wait_until("long to have begun", || p.path().join("once").exists());
     child.interrupt_and_stop();
     // The stop lasts long enough to be seen on the chart: a lower bound only.
     std::thread::sleep(Duration::from_secs(3));

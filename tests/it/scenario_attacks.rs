@@ -2,13 +2,11 @@
 //! a helper that can take down the only primary, a recovery target read in the wrong zone, a
 //! DNS record name that is a path. Each test is named after what broke.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::Project;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use support::Project;
 
 /// `pg-rebuild primary --from replica` on a healthy pair (the direction reversed, or run
 /// before the promotion) stopped the only writable primary, moved its data aside and made it

@@ -8,15 +8,13 @@
 //! from `engine/journal/events.rs`, for the optional fields only rare paths write (a dead
 //! supervisor, `--mark-done`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::Project;
 use serde_json::Value;
-use support::Project;
 
 fn design() -> String {
-    std::fs::read_to_string(support::repo_root().join("docs/design.md"))
+    std::fs::read_to_string(crate::support::repo_root().join("docs/design.md"))
         .expect("docs/design.md exists")
 }
 
@@ -367,7 +365,7 @@ fn struct_paths(
 /// could go undocumented with no run of the test above to show it.
 #[test]
 fn every_field_of_every_event_type_in_the_source_is_in_the_design() {
-    let root = support::repo_root();
+    let root = crate::support::repo_root();
     let src = std::fs::read_to_string(root.join("engine/journal/events.rs")).unwrap();
     let structs = event_structs(&src);
     let body = &src[src.find("pub enum EventKind {").expect("EventKind")..];
@@ -452,7 +450,8 @@ fn every_exit_code_the_help_promises_is_in_the_design_table() {
         .collect();
     let mut missing = Vec::new();
     // Every code the CLI defines has a column.
-    let cli = std::fs::read_to_string(support::repo_root().join("engine/cli/mod.rs")).unwrap();
+    let cli =
+        std::fs::read_to_string(crate::support::repo_root().join("engine/cli/mod.rs")).unwrap();
     for line in cli.lines().filter(|l| l.trim().starts_with("pub const ")) {
         let code = line.rsplit("= ").next().unwrap().trim_end_matches(';');
         if !columns.iter().any(|c| c == code) {

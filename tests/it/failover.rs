@@ -3,11 +3,9 @@
 //! one writable primary behind the clients' service, re-point the backups and protect the new
 //! primary; the DNS steps bound the propagation wait by the old record's TTL.
 
-mod support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::{Project, Sandbox};
+use crate::support::{Project, Sandbox};
 
 /// A libpq connection string for one server of the sandbox, by port (not by service: the
 /// services are what a failover re-points).
@@ -50,7 +48,7 @@ fn assert_refuses_writes(sb: &Sandbox, port: &str, id: u32) -> &'static str {
     }
 }
 
-fn run_in(p: &Project, sb: &Sandbox, args: &[&str]) -> support::Out {
+fn run_in(p: &Project, sb: &Sandbox, args: &[&str]) -> crate::support::Out {
     p.run_with(p.cmd_in(sb, args))
 }
 
@@ -181,7 +179,7 @@ fn an_unreachable_old_primary_is_reported_and_the_failover_goes_on() {
     // A primary that took writes until it went: the replica has replayed a transaction, so
     // the lag check can say how old its data is.
     write_at(&sb, &sb.var("PGPORT"), 4001).unwrap();
-    support::wait_until("the replica replays the last write", || {
+    crate::support::wait_until("the replica replays the last write", || {
         sb.psql(
             "service=omni-replica",
             "SELECT count(*) FROM customers WHERE id = 4001",

@@ -3,9 +3,7 @@
 //! live run stops it, a full disk stops it resumable, and a dead step supervisor turns no
 //! finished work into failures.
 
-mod support;
-
-use support::{Project, pid_alive, wait_until};
+use crate::support::{Project, pid_alive, wait_until};
 
 /// A chain of `n` steps that do nothing: a run long enough to race against, short enough to
 /// finish.
@@ -606,7 +604,7 @@ fn a_forged_lock_does_not_make_a_cut_journal_live() {
     cmd.arg("-c")
         .arg(format!(
             "echo \"r $$\" > .runbook/lock/slow; exec {} verify r",
-            support::BIN
+            crate::support::BIN
         ))
         .current_dir(p.path())
         .env("RUNBOOK_STATE_DIR", p.path().join(".runbook"))

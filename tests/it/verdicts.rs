@@ -2,10 +2,8 @@
 //! that recovered within it, JUnit goes red when it was not, and `on_failure: continue` steps
 //! fail neither the run nor its exit code unless `--strict` says so. Through the real binary.
 
-mod support;
-
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 /// `a` succeeds, then `b` fails: a run that never recovers, well inside its 1 h RTO.
 const BROKEN: &str = r#"

@@ -1,0 +1,34 @@
+//! The integration tests: one test binary, one module per concern, all driving the real
+//! `runbook` binary through [`support`].
+//!
+//! One binary rather than one per file: each test executable links the whole library and its
+//! dependencies again, and on a 2-core machine that linking dominated the build. Run one
+//! module with a filter: `cargo test --test it run::` (or `tests/suite.sh --test it run::`).
+//! Snapshots live in `snapshots/`, named `it__<module>__<test>.snap` after the module path.
+
+mod support;
+
+mod choices;
+mod compile_rules;
+mod design_doc;
+mod drills;
+mod drills_and_reports;
+mod failover;
+mod gate_races;
+mod gates_and_resume;
+mod integrity;
+mod loader_fuzz;
+mod output_hostile;
+mod own_sandbox;
+mod pitr;
+mod plan;
+mod process_groups;
+mod real_systems;
+mod rehearsal_and_rto;
+mod report_words;
+mod run;
+mod scenario_attacks;
+mod schema;
+mod ssh_fanout;
+mod template_limits;
+mod verdicts;
