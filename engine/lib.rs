@@ -38,6 +38,7 @@ pub mod app;
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod digest;
 pub mod exec;
 pub mod journal;
 pub mod project;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use sha2::{Digest, Sha256};
 
 use crate::diag::{Problem, Problems, SourceFile, suggestion};
+use crate::digest;
 use crate::project::Project;
 use crate::runbook::{
     ApprovalDoc, DrillDoc, Loaded, Pos, RunbookDoc, Sp, StepDoc, Text, load_runbook,
@@ -288,7 +288,7 @@ impl Compiler<'_> {
             }
         }
 
-        let sha256 = hex(&Sha256::digest(self.file.text().as_bytes()));
+        let sha256 = digest::sha256_hex(self.file.text().as_bytes());
         Some(Plan {
             scenario: doc.scenario.value.clone(),
             title: doc.title.value.clone(),
@@ -1200,21 +1200,11 @@ fn is_env_name(s: &str) -> bool {
     is_identifier(s)
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 /// What a library step runs, as one sha256: its YAML, the files under `steps/` that its
 /// commands name (its script: `./steps/storage/prune.sh`), and the shared `steps/lib/`. A
 /// resumed run must run the same code, not only the same YAML.
 fn library_digest(project: &Project, yaml: &str) -> String {
-    let mut h = Sha256::new();
+    let mut h = digest::Hasher::new();
     h.update(yaml.as_bytes());
     let mut files: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     let mut rest = yaml;
@@ -1236,7 +1226,7 @@ fn library_digest(project: &Project, yaml: &str) -> String {
             h.update(&bytes);
         }
     }
-    hex(&h.finalize())
+    h.finish()
 }
 
 #[cfg(test)]
