@@ -37,6 +37,7 @@ macro_rules! eprint {
 pub mod app;
 pub mod cli;
 pub mod compile;
+pub mod dag;
 pub mod diag;
 pub mod digest;
 pub mod exec;

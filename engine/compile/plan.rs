@@ -63,7 +63,7 @@ impl Plan {
         match self.rto_ends_at {
             Some(end) => {
                 let needs: Vec<&[usize]> = self.steps.iter().map(|s| s.needs.as_slice()).collect();
-                super::upstream_of(&needs, end)
+                crate::dag::upstream_of(&needs, end)
             }
             None => vec![true; self.steps.len()],
         }
@@ -81,13 +81,8 @@ impl Plan {
 
     /// Steps that need step `i`, in file order.
     pub fn dependents(&self) -> Vec<Vec<usize>> {
-        let mut out = vec![Vec::new(); self.steps.len()];
-        for (i, s) in self.steps.iter().enumerate() {
-            for &j in &s.needs {
-                out[j].push(i);
-            }
-        }
-        out
+        let needs: Vec<&[usize]> = self.steps.iter().map(|s| s.needs.as_slice()).collect();
+        crate::dag::dependents(&needs)
     }
 }
 
