@@ -47,6 +47,7 @@ pub mod report;
 pub mod runbook;
 pub mod schema;
 pub mod simulate;
+pub mod span;
 pub mod state;
 pub mod template;
 pub mod units;
