@@ -50,4 +50,5 @@ pub mod simulate;
 pub mod span;
 pub mod state;
 pub mod template;
+pub mod ui;
 pub mod units;

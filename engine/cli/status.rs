@@ -174,7 +174,7 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
             "stopped ({}): `runbook resume {id}` continues the run",
             rs.interruptions
                 .last()
-                .map(|i| crate::journal::describe::stop_words(&i.1.reason))
+                .map(|i| crate::ui::describe::stop_words(&i.1.reason))
                 .unwrap_or_else(|| "interrupted".into())
         ),
         (w, _) => w.to_owned(),

@@ -13,8 +13,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::mask::visible;
-use crate::journal::describe::{describe, paint};
 use crate::journal::*;
+use crate::ui::describe::{describe, paint};
 use crate::units::fmt_duration;
 
 pub trait Observer: Send {

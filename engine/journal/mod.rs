@@ -36,7 +36,6 @@
 //! Neither stops someone who rewrites the whole chain and its head: the seal's `hash` is what
 //! a signature will cover.
 
-pub mod describe;
 mod events;
 mod replay;
 

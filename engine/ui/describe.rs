@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::*;
+use crate::journal::*;
 use crate::units::fmt_duration;
 
 pub fn paint(color: bool, code: &str, s: &str) -> String {
