@@ -14,7 +14,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::mask::visible;
 use crate::journal::*;
-use crate::ui::describe::{describe, paint};
+use crate::ui::describe::describe;
+use crate::ui::paint::paint;
 use crate::units::fmt_duration;
 
 pub trait Observer: Send {

@@ -3,3 +3,4 @@
 //! journal, whose records it describes. Nothing here writes anywhere: callers print.
 
 pub mod describe;
+pub mod paint;
