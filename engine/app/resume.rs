@@ -148,7 +148,7 @@ pub fn resume(
         operator: operator.clone(),
         mode,
         epoch,
-        inventory: env.inventory.clone(),
+        inventory: crate::compile::hosts(&env),
         interactive,
         tty_signals: interactive,
     };

@@ -338,7 +338,7 @@ pub fn run(
         operator: operator.clone(),
         mode,
         epoch: Utc::now(),
-        inventory: env.inventory.clone(),
+        inventory: crate::compile::hosts(&env),
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
     };

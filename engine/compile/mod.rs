@@ -2,6 +2,7 @@
 //! once), `uses:` expanded from the step library, the DAG built with petgraph, a deterministic
 //! topological order (ties by file order) and the critical path of budgets.
 
+mod hosts;
 pub mod library;
 mod plan;
 
@@ -19,6 +20,7 @@ use crate::runbook::{
 use crate::template::{self, Quoting, Scope, StepsScope};
 use crate::units::{Estimate, parse_duration};
 
+pub use hosts::{Host, hosts};
 pub use library::Library;
 pub use plan::*;
 

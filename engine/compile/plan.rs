@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runbook::OnFailure;
+// The plan speaks the format's `on_failure:` as it is; re-exported so that the executor
+// takes it from the plan, not from the format.
+pub use crate::runbook::OnFailure;
 use crate::units::Estimate;
 
 /// A runbook compiled and checked: steps by index in file order, a topological order, and the

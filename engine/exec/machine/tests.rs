@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use super::commands::output_refs;
 use super::*;
+use crate::compile::OnFailure;
 use crate::compile::{self, Library};
 use crate::diag::SourceFile;
 use crate::project::Project;
-use crate::runbook::OnFailure;
 use crate::runbook::{self, Kind, Loaded};
 
 fn plan(yaml: &str) -> Arc<Plan> {
