@@ -1,6 +1,6 @@
 //! `runbook`: a disaster-recovery runbook engine.
 //!
-//! Data flows one way: YAML → [`runbook`] → [`compile::Plan`] → events ([`exec`]) →
+//! Data flows one way: YAML → [`format`] → [`compile::Plan`] → events ([`exec`]) →
 //! [`journal`] → [`report`]. Everything but the executor is synchronous and pure. The use
 //! cases ([`app`]) drive that flow; the command line ([`cli`]) parses, calls them and renders.
 
@@ -41,10 +41,10 @@ pub mod dag;
 pub mod diag;
 pub mod digest;
 pub mod exec;
+pub mod format;
 pub mod journal;
 pub mod project;
 pub mod report;
-pub mod runbook;
 pub mod schema;
 pub mod simulate;
 pub mod span;

@@ -1,10 +1,10 @@
 //! The environment's inventory compiled into the hosts the executor takes: plain values,
-//! already checked by the loader (`runbook::inventory`) before any can reach `ssh`, with the
+//! already checked by the loader (`format::inventory`) before any can reach `ssh`, with the
 //! YAML positions dropped. The executor then depends on the plan's types, never the format's.
 
 use std::collections::BTreeMap;
 
-use crate::runbook::{EnvDoc, HostDoc};
+use crate::format::{EnvDoc, HostDoc};
 
 /// One inventory host, as `ssh` is pointed at it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

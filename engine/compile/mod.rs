@@ -13,10 +13,10 @@ use std::time::Duration;
 use crate::dag;
 use crate::diag::{Problem, Problems, SourceFile, suggestion};
 use crate::digest;
-use crate::project::Project;
-use crate::runbook::{
+use crate::format::{
     ApprovalDoc, DrillDoc, Loaded, Pos, RunbookDoc, Sp, StepDoc, Text, load_runbook,
 };
+use crate::project::Project;
 use crate::template::{self, Quoting, Scope, StepsScope};
 use crate::units::{Estimate, parse_duration};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 // The plan speaks the format's `on_failure:` as it is; re-exported so that the executor
 // takes it from the plan, not from the format.
-pub use crate::runbook::OnFailure;
+pub use crate::format::OnFailure;
 use crate::units::Estimate;
 
 /// A runbook compiled and checked: steps by index in file order, a topological order, and the
