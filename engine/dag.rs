@@ -206,6 +206,21 @@ pub fn longest_below(
     below
 }
 
+/// Each step's stage: 1 for a step with no needs, else 1 + the highest stage among its needs
+/// (the columns of `plan`'s table and graph). `order` must be topological.
+pub fn stages<N: AsRef<[usize]>>(needs: &[N], order: &[usize]) -> Vec<usize> {
+    let mut stage = vec![0usize; needs.len()];
+    for &i in order {
+        stage[i] = 1 + needs[i]
+            .as_ref()
+            .iter()
+            .map(|&j| stage[j])
+            .max()
+            .unwrap_or(0);
+    }
+    stage
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +290,12 @@ mod tests {
         assert!(is_upstream(&needs, 0, 3));
         assert!(!is_upstream(&needs, 3, 0));
         assert_eq!(dependents(&needs), vec![vec![1], vec![3], vec![3], vec![]]);
+    }
+
+    #[test]
+    fn a_step_is_one_stage_after_its_latest_need() {
+        let needs = vec![vec![], vec![0], vec![], vec![1, 2]];
+        assert_eq!(stages(&needs, &topo_order(&needs)), vec![1, 2, 1, 3]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Runbook → [`Plan`]: every rule of the format checked (all problems of a file reported at
-//! once), `uses:` expanded from the step library, the DAG built with petgraph, a deterministic
-//! topological order (ties by file order) and the critical path of budgets.
+//! once), `uses:` expanded from the step library, the DAG checked for cycles, a deterministic
+//! topological order (ties by file order) and the critical path of budgets (all three from
+//! [`crate::dag`]), and the environment's inventory as [`Host`]s for the executor.
 
 mod hosts;
 pub mod library;
