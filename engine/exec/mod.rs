@@ -690,7 +690,7 @@ fn perform(
                         eprintln!(
                             "\n  approve `{}` as {}? type `y` or `n`, optionally followed by a comment, then Enter\n  (or from another terminal: runbook approve {run_id} {} --as NAME)\n",
                             s.id,
-                            mask::visible(&shell.operator),
+                            crate::ui::visible::visible(&shell.operator),
                             s.id
                         );
                     }

@@ -4,3 +4,4 @@
 
 pub mod describe;
 pub mod paint;
+pub mod visible;
