@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module may use its own layer (no cycle allowed) and those below.
-/// `ui` (the words and colours of records) sits below `exec` and `report` because both the
-/// observers and the reports show records through it.
+/// `ui` (the words and colours of records, and the observers) sits below `exec`, which feeds
+/// the observers, and `report`, which uses its words.
 const LAYERS: &[&[&str]] = &[
     // Leaves: they know nothing of the engine.
     &["units", "dag", "digest", "span", "diag"],

@@ -14,12 +14,12 @@ use super::error::Said;
 use crate::compile::{self, Action as StepAction, Library, Options, Plan};
 use crate::diag::{Problem, Problems, suggestion};
 use crate::exec::mask::Masker;
-use crate::exec::observer::Observers;
 use crate::exec::{self, Config, Machine, Outcome, Shell};
 use crate::format::{EnvDoc, load_env};
 use crate::journal::*;
 use crate::project::Project;
 use crate::state::{self, StateDir};
+use crate::ui::observer::Observers;
 
 /// A scenario compiled, and the warnings its compilation found (shown before it runs).
 pub fn load_plan(scenario: &str) -> Result<(Plan, Problems), Error> {

@@ -13,7 +13,6 @@
 mod fallback;
 pub mod machine;
 pub mod mask;
-pub mod observer;
 pub mod process;
 pub mod supervisor;
 
@@ -29,9 +28,9 @@ use tokio::time::Instant;
 
 use crate::compile::{Host, Plan};
 use crate::journal::*;
+use crate::ui::observer::Observers;
 pub use machine::{Action, Config, ExitResult, Input, Machine, NotifyFailure, Outcome};
 use mask::Masker;
-use observer::Observers;
 use process::{LogLine, StepFiles};
 
 /// Everything a run needs besides the machine.

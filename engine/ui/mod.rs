@@ -1,7 +1,9 @@
 //! Presentation: how the engine's records read to people, in words and (on a terminal) in
-//! colour. Below the observers (exec) and the reports, which both show records; above the
-//! journal, whose records it describes. Nothing here writes anywhere: callers print.
+//! colour, and the observers that show them as a run goes (bars, plain lines, JSON lines).
+//! Above the journal, whose records it shows; below the executor, which feeds the observers,
+//! and the reports, which use its words.
 
 pub mod describe;
+pub mod observer;
 pub mod paint;
 pub mod visible;
