@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, Severity, SourceCode};
 
-use crate::runbook::span::Pos;
+use crate::span::Pos;
 
 /// A loaded source file, shared by every problem that points into it.
 #[derive(Debug)]

@@ -1,8 +1,11 @@
 //! `runbook`: a disaster-recovery runbook engine.
 //!
-//! Data flows one way: YAML → [`runbook`] → [`compile::Plan`] → events ([`exec`]) →
+//! Data flows one way: YAML → [`format`](mod@format) → [`compile::Plan`] → events ([`exec`]) →
 //! [`journal`] → [`report`]. Everything but the executor is synchronous and pure. The use
 //! cases ([`app`]) drive that flow; the command line ([`cli`]) parses, calls them and renders.
+//! The modules are in layers that only point down, from the leaves ([`units`], [`dag`],
+//! [`digest`], [`span`], [`diag`]) to [`cli`]: docs/design.md ("Layers") lists them, and
+//! tests/layers.rs fails on an edge that points up or a cycle.
 
 /// `print!`, `println!`, `eprint!` and `eprintln!` that never panic, shadowing std's across the crate. `run` and
 /// `resume` ignore SIGPIPE, so that a reader that goes away (`runbook run … | head`, a dropped
@@ -37,14 +40,18 @@ macro_rules! eprint {
 pub mod app;
 pub mod cli;
 pub mod compile;
+pub mod dag;
 pub mod diag;
+pub mod digest;
 pub mod exec;
+pub mod format;
 pub mod journal;
 pub mod project;
 pub mod report;
-pub mod runbook;
 pub mod schema;
 pub mod simulate;
+pub mod span;
 pub mod state;
 pub mod template;
+pub mod ui;
 pub mod units;

@@ -1,7 +1,7 @@
 //! The JSON Schema of the runbook format, made from the serde types by schemars, so editors
 //! complete and check runbooks (`runbooks/schema.json`, `runbook schema`).
 
-use crate::runbook::{EnvDoc, LibraryDoc, RunbookDoc};
+use crate::format::{EnvDoc, LibraryDoc, RunbookDoc};
 
 pub fn runbook_schema_json() -> String {
     pretty(schemars::schema_for!(RunbookDoc))
@@ -22,7 +22,7 @@ fn pretty(schema: schemars::Schema) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runbook::keys;
+    use crate::format::keys;
     use serde_json::Value;
 
     fn props<'a>(schema: &'a Value, def: Option<&str>) -> Vec<&'a str> {

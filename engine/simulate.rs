@@ -233,7 +233,7 @@ mod tests {
             secrets: vec![],
             notify: Default::default(),
             escalation: vec![],
-            order: crate::compile::topo_order(&needs),
+            order: crate::dag::topo_order(&needs),
             steps,
             rto_ends_at: None,
             critical_path: vec![],

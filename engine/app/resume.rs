@@ -19,12 +19,12 @@ use super::unfinished::{Asked, Decision, Unfinished, decide};
 use crate::compile::{self, Library, Options, Plan};
 use crate::diag::Problem;
 use crate::exec::mask::Masker;
-use crate::exec::observer::Observers;
 use crate::exec::process::{StepFiles, group_alive};
 use crate::exec::{self, Adopted, Config, Machine, Shell};
 use crate::journal::*;
 use crate::project::Project;
 use crate::state::{self, StateDir};
+use crate::ui::observer::Observers;
 
 /// What `resume` was asked, the run already chosen.
 #[derive(Clone, Debug, Default)]
@@ -148,7 +148,7 @@ pub fn resume(
         operator: operator.clone(),
         mode,
         epoch,
-        inventory: env.inventory.clone(),
+        inventory: crate::compile::hosts(&env),
         interactive,
         tty_signals: interactive,
     };

@@ -14,12 +14,12 @@ use super::error::Said;
 use crate::compile::{self, Action as StepAction, Library, Options, Plan};
 use crate::diag::{Problem, Problems, suggestion};
 use crate::exec::mask::Masker;
-use crate::exec::observer::Observers;
 use crate::exec::{self, Config, Machine, Outcome, Shell};
+use crate::format::{EnvDoc, load_env};
 use crate::journal::*;
 use crate::project::Project;
-use crate::runbook::{EnvDoc, load_env};
 use crate::state::{self, StateDir};
+use crate::ui::observer::Observers;
 
 /// A scenario compiled, and the warnings its compilation found (shown before it runs).
 pub fn load_plan(scenario: &str) -> Result<(Plan, Problems), Error> {
@@ -232,7 +232,7 @@ pub fn plan_summary(plan: &Plan) -> PlanSummary {
                 ],
                 gate: s.is_gate(),
                 idempotent: s.idempotent,
-                continue_on_failure: s.on_failure == crate::runbook::OnFailure::Continue,
+                continue_on_failure: s.on_failure == crate::format::OnFailure::Continue,
             })
             .collect(),
         critical_path: plan
@@ -338,7 +338,7 @@ pub fn run(
         operator: operator.clone(),
         mode,
         epoch: Utc::now(),
-        inventory: env.inventory.clone(),
+        inventory: crate::compile::hosts(&env),
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
     };
@@ -458,7 +458,7 @@ fn run_started(
         title: plan.title.clone(),
         mode: Some(req.mode),
         operator: operator.to_owned(),
-        runbook: crate::runbook::display_path(&plan.path),
+        runbook: crate::format::display_path(&plan.path),
         runbook_sha256: plan.sha256.clone(),
         rto_ms: plan.rto.as_millis() as u64,
         rpo_ms: plan.rpo.map(|r| r.as_millis() as u64),

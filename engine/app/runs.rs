@@ -219,11 +219,7 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
         let v = journal::verify(&run_dir.join("journal.jsonl")).map_err(std::io::Error::other)?;
         let rs = RunState::replay(&records);
         let sha_now = std::fs::read(root.join("runbook.yaml"))
-            .map(|b| {
-                crate::compile::hex(&sha2::Digest::finalize(
-                    <sha2::Sha256 as sha2::Digest>::new_with_prefix(&b),
-                ))
-            })
+            .map(|b| crate::digest::sha256_hex(&b))
             .unwrap_or_default();
         let sha_then = rs
             .started

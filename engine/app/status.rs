@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::compile;
 use crate::journal::{Mode, RunState, StepStatus, read_lenient};
 use crate::state::{self, StateDir};
 
@@ -65,11 +64,11 @@ pub fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
                 .collect()
         })
         .collect();
-    let order = compile::topo_order(&needs);
+    let order = crate::dag::topo_order(&needs);
     let nref: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
     // With `rto_ends_at`, what is projected is the recovery: the path to that step.
     let end = crate::report::rto_ends_at(rs).and_then(|e| ids.iter().position(|x| *x == e));
-    let (path, rest) = compile::longest_path_to(&weights, &nref, &order, end);
+    let (path, rest) = crate::dag::longest_path_to(&weights, &nref, &order, end);
     let path = path
         .into_iter()
         .filter(|&i| !weights[i].is_zero())

@@ -6,8 +6,8 @@ use super::{CliError, exit, report_problems};
 use crate::app::error::Said;
 use crate::compile::{self, Library, Options};
 use crate::diag::Problems;
+use crate::format::{Kind, load_env};
 use crate::project::Project;
-use crate::runbook::{Kind, load_env};
 use crate::units::fmt_duration;
 
 /// What a file is, by where it lives.

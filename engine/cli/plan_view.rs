@@ -146,16 +146,8 @@ fn on_critical_path(plan: &Plan) -> Vec<bool> {
 
 /// Stage of each step: 1 + the highest stage among its needs.
 pub fn stages(plan: &Plan) -> Vec<usize> {
-    let mut stage = vec![0usize; plan.steps.len()];
-    for &i in &plan.order {
-        stage[i] = 1 + plan.steps[i]
-            .needs
-            .iter()
-            .map(|&j| stage[j])
-            .max()
-            .unwrap_or(0);
-    }
-    stage
+    let needs: Vec<&[usize]> = plan.steps.iter().map(|s| s.needs.as_slice()).collect();
+    crate::dag::stages(&needs, &plan.order)
 }
 
 fn kind(plan: &Plan, i: usize) -> String {

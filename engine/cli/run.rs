@@ -8,10 +8,10 @@ use super::{CliError, Style, exit, report_problems};
 use crate::app::error::Said;
 use crate::app::run::{RunRequest, load_plan, settle};
 use crate::compile::Plan;
-use crate::exec::observer::{Bars, JsonLines, Observers, Plain};
 use crate::exec::{self, Outcome};
 use crate::journal::*;
 use crate::state::StateDir;
+use crate::ui::observer::{Bars, JsonLines, Observers, Plain};
 use crate::units::fmt_duration;
 
 #[derive(clap::Args, Debug, Clone)]

@@ -174,7 +174,7 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
             "stopped ({}): `runbook resume {id}` continues the run",
             rs.interruptions
                 .last()
-                .map(|i| crate::journal::describe::stop_words(&i.1.reason))
+                .map(|i| crate::ui::describe::stop_words(&i.1.reason))
                 .unwrap_or_else(|| "interrupted".into())
         ),
         (w, _) => w.to_owned(),
@@ -257,7 +257,7 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
             gates.push(s.clone());
         }
         // What steps wrote (errors, prompts made of their outputs) is shown, not obeyed.
-        let note = crate::exec::mask::visible(&note.join("; ")).into_owned();
+        let note = crate::ui::visible::visible(&note.join("; ")).into_owned();
         rows.push([s.id.clone(), st, time, note]);
     }
     print!("{}", table(&rows));
@@ -267,7 +267,7 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
             println!(
                 "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
                 g.id,
-                crate::exec::mask::visible(g.prompt.as_deref().unwrap_or_default()),
+                crate::ui::visible::visible(g.prompt.as_deref().unwrap_or_default()),
                 g.approvers.join(", "),
                 if g.min > 1 {
                     format!(" ({} people; have {})", g.min, g.approved_by.len())

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::diag::{Problem, Problems};
+use crate::format::{LibraryDoc, Loaded, load_library};
 use crate::project::Project;
-use crate::runbook::{LibraryDoc, Loaded, load_library};
 use crate::template::{self, Quoting, Scope};
 
 /// A loaded library step.

@@ -1,7 +1,9 @@
 //! Runbook → [`Plan`]: every rule of the format checked (all problems of a file reported at
-//! once), `uses:` expanded from the step library, the DAG built with petgraph, a deterministic
-//! topological order (ties by file order) and the critical path of budgets.
+//! once), `uses:` expanded from the step library, the DAG checked for cycles, a deterministic
+//! topological order (ties by file order) and the critical path of budgets (all three from
+//! [`crate::dag`]), and the environment's inventory as [`Host`]s for the executor.
 
+mod hosts;
 pub mod library;
 mod plan;
 
@@ -9,18 +11,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use petgraph::algo::kosaraju_scc;
-use petgraph::graph::{DiGraph, NodeIndex};
-use sha2::{Digest, Sha256};
-
+use crate::dag;
 use crate::diag::{Problem, Problems, SourceFile, suggestion};
-use crate::project::Project;
-use crate::runbook::{
+use crate::digest;
+use crate::format::{
     ApprovalDoc, DrillDoc, Loaded, Pos, RunbookDoc, Sp, StepDoc, Text, load_runbook,
 };
+use crate::project::Project;
 use crate::template::{self, Quoting, Scope, StepsScope};
 use crate::units::{DurationError, Estimate, parse_duration};
 
+pub use hosts::{Host, hosts};
 pub use library::Library;
 pub use plan::*;
 
@@ -87,21 +88,9 @@ struct Graph {
 }
 
 impl Graph {
-    /// Is step `j` upstream of step `i`? A breadth-first walk back along `needs` from `i`,
-    /// which stops as soon as it meets `j`: templates name steps close upstream, so this is
-    /// cheap where a full ancestor set per step would be quadratic.
+    /// Is step `j` upstream of step `i`?
     fn is_upstream(&self, j: usize, i: usize) -> bool {
-        let mut seen = std::collections::HashSet::from([i]);
-        let mut queue: std::collections::VecDeque<usize> = self.needs[i].iter().copied().collect();
-        while let Some(k) = queue.pop_front() {
-            if k == j {
-                return true;
-            }
-            if seen.insert(k) {
-                queue.extend(self.needs[k].iter().copied());
-            }
-        }
-        false
+        dag::is_upstream(&self.needs, j, i)
     }
 }
 
@@ -255,7 +244,7 @@ impl Compiler<'_> {
             return None;
         }
         let rto = rto?;
-        let order = topo_order(&graph.needs);
+        let order = dag::topo_order(&graph.needs);
         let (critical_path, critical_path_budget) = critical_path(&steps, &order, rto_ends_at);
 
         if critical_path_budget > rto {
@@ -288,7 +277,7 @@ impl Compiler<'_> {
             }
         }
 
-        let sha256 = hex(&Sha256::digest(self.file.text().as_bytes()));
+        let sha256 = digest::sha256_hex(self.file.text().as_bytes());
         Some(Plan {
             scenario: doc.scenario.value.clone(),
             title: doc.title.value.clone(),
@@ -381,26 +370,8 @@ impl Compiler<'_> {
                 }
             }
         }
-        let mut g: DiGraph<usize, ()> = DiGraph::with_capacity(needs.len(), needs.len());
-        let nodes: Vec<NodeIndex> = (0..needs.len()).map(|i| g.add_node(i)).collect();
-        for (i, ns) in needs.iter().enumerate() {
-            for &j in ns {
-                g.add_edge(nodes[j], nodes[i], ());
-            }
-        }
-        let mut acyclic = true;
-        let mut cycles: Vec<Vec<usize>> = Vec::new();
-        // Kosaraju: petgraph's Tarjan recurses once per step of a chain and overflows the stack on long ones.
-        for scc in kosaraju_scc(&g) {
-            let members: BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
-            let first = *members.iter().next().expect("an scc has a member");
-            if members.len() == 1 && !needs[first].contains(&first) {
-                continue;
-            }
-            acyclic = false;
-            cycles.push(cycle_through(first, &members, &needs));
-        }
-        cycles.sort();
+        let cycles = dag::cycles(&needs);
+        let acyclic = cycles.is_empty();
         for cycle in cycles {
             let first = cycle[0];
             let mut names: Vec<&str> = cycle.iter().map(|&i| ids[i]).collect();
@@ -1057,131 +1028,13 @@ fn template_pos(file: &SourceFile, sp: &Sp<String>, range: Option<std::ops::Rang
     }
 }
 
-/// One cycle through `start`, inside its strongly connected component, in `needs` order.
-/// Depth-first along `needs` edges restricted to the component until it returns to `start`;
-/// iterative, so that a cycle through 100,000 steps cannot overflow the stack.
-fn cycle_through(start: usize, members: &BTreeSet<usize>, needs: &[Vec<usize>]) -> Vec<usize> {
-    let next = |at: usize| -> Vec<usize> {
-        let mut v: Vec<usize> = needs[at]
-            .iter()
-            .copied()
-            .filter(|j| members.contains(j))
-            .collect();
-        v.sort();
-        v
-    };
-    // The path so far: each step with the candidates it has left to try.
-    let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![(start, next(start), 0)];
-    let mut seen = BTreeSet::from([start]);
-    while let Some((_, candidates, tried)) = stack.last_mut() {
-        let Some(&j) = candidates.get(*tried) else {
-            stack.pop();
-            continue;
-        };
-        *tried += 1;
-        if j == start {
-            return stack.iter().map(|(at, _, _)| *at).collect();
-        }
-        if seen.insert(j) {
-            stack.push((j, next(j), 0));
-        }
-    }
-    vec![start]
-}
-
-/// Kahn's algorithm; among ready steps the one earliest in the file goes first.
-pub fn topo_order(needs: &[Vec<usize>]) -> Vec<usize> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    let n = needs.len();
-    let mut indegree = vec![0usize; n];
-    let mut dependents = vec![Vec::new(); n];
-    for (i, ns) in needs.iter().enumerate() {
-        indegree[i] = ns.len();
-        for &j in ns {
-            dependents[j].push(i);
-        }
-    }
-    let mut ready: BinaryHeap<Reverse<usize>> =
-        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
-    let mut order = Vec::with_capacity(n);
-    while let Some(Reverse(i)) = ready.pop() {
-        order.push(i);
-        for &d in &dependents[i] {
-            indegree[d] -= 1;
-            if indegree[d] == 0 {
-                ready.push(Reverse(d));
-            }
-        }
-    }
-    order
-}
-
 /// The longest path of budgets through the DAG; ties go to the step earliest in the file.
 /// With `rto_ends_at`, the longest path that ends at that step: the observation after it does
 /// not count against the RTO.
 fn critical_path(steps: &[Step], order: &[usize], end: Option<usize>) -> (Vec<usize>, Duration) {
     let weights: Vec<Duration> = steps.iter().map(|s| s.budget).collect();
     let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
-    longest_path_to(&weights, &needs, order, end)
-}
-
-/// The longest path where each node weighs `weights[i]`, over a topological `order`.
-pub fn longest_path(
-    weights: &[Duration],
-    needs: &[&[usize]],
-    order: &[usize],
-) -> (Vec<usize>, Duration) {
-    longest_path_to(weights, needs, order, None)
-}
-
-/// Step `of` and every step upstream of it (by index): with `rto_ends_at`, the steps whose
-/// time counts against the RTO. The others are the observation period.
-pub fn upstream_of(needs: &[&[usize]], of: usize) -> Vec<bool> {
-    let mut up = vec![false; needs.len()];
-    let mut stack = vec![of];
-    while let Some(i) = stack.pop() {
-        if !std::mem::replace(&mut up[i], true) {
-            stack.extend(needs[i].iter().copied());
-        }
-    }
-    up
-}
-
-/// The longest path ending at `end` (or anywhere, for `None`): with `rto_ends_at`, the path
-/// that decides when service is restored.
-pub fn longest_path_to(
-    weights: &[Duration],
-    needs: &[&[usize]],
-    order: &[usize],
-    end: Option<usize>,
-) -> (Vec<usize>, Duration) {
-    let n = weights.len();
-    let mut finish = vec![Duration::ZERO; n];
-    let mut pred: Vec<Option<usize>> = vec![None; n];
-    for &i in order {
-        let mut start = Duration::ZERO;
-        for &j in needs[i] {
-            if finish[j] > start || (finish[j] == start && pred[i].is_some_and(|p| j < p)) {
-                start = finish[j];
-                pred[i] = Some(j);
-            }
-        }
-        finish[i] = start + weights[i];
-    }
-    let Some(end) =
-        end.or_else(|| (0..n).max_by(|&a, &b| finish[a].cmp(&finish[b]).then(b.cmp(&a))))
-    else {
-        return (Vec::new(), Duration::ZERO);
-    };
-    let mut path = vec![end];
-    let mut at = end;
-    while let Some(p) = pred[at] {
-        path.push(p);
-        at = p;
-    }
-    path.reverse();
-    (path, finish[end])
+    dag::longest_path_to(&weights, &needs, order, end)
 }
 
 fn is_step_id(s: &str) -> bool {
@@ -1200,21 +1053,11 @@ fn is_env_name(s: &str) -> bool {
     is_identifier(s)
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
-}
-
 /// What a library step runs, as one sha256: its YAML, the files under `steps/` that its
 /// commands name (its script: `./steps/storage/prune.sh`), and the shared `steps/lib/`. A
 /// resumed run must run the same code, not only the same YAML.
 fn library_digest(project: &Project, yaml: &str) -> String {
-    let mut h = Sha256::new();
+    let mut h = digest::Hasher::new();
     h.update(yaml.as_bytes());
     let mut files: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     let mut rest = yaml;
@@ -1236,27 +1079,5 @@ fn library_digest(project: &Project, yaml: &str) -> String {
             h.update(&bytes);
         }
     }
-    hex(&h.finalize())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topo_order_breaks_ties_by_file_order() {
-        // 0 and 2 are ready at once; 1 needs 2.
-        let needs = vec![vec![], vec![2], vec![]];
-        assert_eq!(topo_order(&needs), vec![0, 2, 1]);
-    }
-
-    #[test]
-    fn longest_path_picks_the_heaviest_chain() {
-        let m = Duration::from_secs(60);
-        let weights = [m * 5, m * 15, m * 60, m * 15];
-        let needs: Vec<&[usize]> = vec![&[], &[0], &[0], &[1, 2]];
-        let (path, total) = longest_path(&weights, &needs, &[0, 1, 2, 3]);
-        assert_eq!(path, vec![0, 2, 3]);
-        assert_eq!(total, m * 80);
-    }
+    h.finish()
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::runbook::OnFailure;
+// The plan speaks the format's `on_failure:` as it is; re-exported so that the executor
+// takes it from the plan, not from the format.
+pub use crate::format::OnFailure;
 use crate::units::Estimate;
 
 /// A runbook compiled and checked: steps by index in file order, a topological order, and the
@@ -63,7 +65,7 @@ impl Plan {
         match self.rto_ends_at {
             Some(end) => {
                 let needs: Vec<&[usize]> = self.steps.iter().map(|s| s.needs.as_slice()).collect();
-                super::upstream_of(&needs, end)
+                crate::dag::upstream_of(&needs, end)
             }
             None => vec![true; self.steps.len()],
         }
@@ -81,13 +83,8 @@ impl Plan {
 
     /// Steps that need step `i`, in file order.
     pub fn dependents(&self) -> Vec<Vec<usize>> {
-        let mut out = vec![Vec::new(); self.steps.len()];
-        for (i, s) in self.steps.iter().enumerate() {
-            for &j in &s.needs {
-                out[j].push(i);
-            }
-        }
-        out
+        let needs: Vec<&[usize]> = self.steps.iter().map(|s| s.needs.as_slice()).collect();
+        crate::dag::dependents(&needs)
     }
 }
 

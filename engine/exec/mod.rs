@@ -13,7 +13,6 @@
 mod fallback;
 pub mod machine;
 pub mod mask;
-pub mod observer;
 pub mod process;
 pub mod supervisor;
 
@@ -27,12 +26,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::compile::Plan;
+use crate::compile::{Host, Plan};
 use crate::journal::*;
-use crate::runbook::HostDoc;
+use crate::ui::observer::Observers;
 pub use machine::{Action, Config, ExitResult, Input, Machine, NotifyFailure, Outcome};
 use mask::Masker;
-use observer::Observers;
 use process::{LogLine, StepFiles};
 
 /// Everything a run needs besides the machine.
@@ -46,7 +44,7 @@ pub struct Shell {
     pub mode: Mode,
     /// Wall-clock time of elapsed zero (the original start, on a resume).
     pub epoch: DateTime<Utc>,
-    pub inventory: BTreeMap<String, HostDoc>,
+    pub inventory: BTreeMap<String, Host>,
     /// Ask at gates on this terminal.
     pub interactive: bool,
     pub tty_signals: bool,
@@ -691,7 +689,7 @@ fn perform(
                         eprintln!(
                             "\n  approve `{}` as {}? type `y` or `n`, optionally followed by a comment, then Enter\n  (or from another terminal: runbook approve {run_id} {} --as NAME)\n",
                             s.id,
-                            mask::visible(&shell.operator),
+                            crate::ui::visible::visible(&shell.operator),
                             s.id
                         );
                     }
@@ -730,7 +728,7 @@ fn perform(
 fn remote_command(
     command: &str,
     hosts: &[String],
-    inventory: &BTreeMap<String, HostDoc>,
+    inventory: &BTreeMap<String, Host>,
     env: &[(String, String)],
 ) -> Result<RemoteCommand, String> {
     let grace = process::GRACE.as_secs();
@@ -797,8 +795,8 @@ fn remote_command(
         vars.push((
             var("DEST"),
             match &host.user {
-                Some(u) => format!("{}@{}", u.value, host.host.value),
-                None => host.host.value.clone(),
+                Some(u) => format!("{u}@{}", host.host),
+                None => host.host.clone(),
             },
         ));
         vars.push((var("NAME"), h.clone()));
@@ -1193,19 +1191,17 @@ pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, Exec
 #[cfg(test)]
 mod remote_command_tests {
     use super::*;
-    use crate::runbook::{Pos, Sp};
 
     /// Regression: the step's environment was spelled into the script (`export S='...'`),
     /// and so into the command lines of its shells and of ssh.
     #[test]
     fn no_value_of_the_inventory_or_the_environment_is_in_the_script() {
-        let sp = |s: &str| Sp::new(s.to_owned(), Pos::default());
-        let host = HostDoc {
-            host: sp("db-host-value.example"),
-            user: Some(sp("user_value")),
-            port: Some(Sp::new(2222, Pos::default())),
-            identity: Some(sp("/keys/identity-value")),
-            known_hosts: Some(sp("/keys/known-hosts-value")),
+        let host = Host {
+            host: "db-host-value.example".into(),
+            user: Some("user_value".into()),
+            port: Some(2222),
+            identity: Some("/keys/identity-value".into()),
+            known_hosts: Some("/keys/known-hosts-value".into()),
         };
         let inventory = BTreeMap::from([("name-value".to_owned(), host)]);
         let env = [("S".to_owned(), "secret-value\nit's $HOME".to_owned())];

@@ -36,7 +36,6 @@
 //! Neither stops someone who rewrites the whole chain and its head: the seal's `hash` is what
 //! a signature will cover.
 
-pub mod describe;
 mod events;
 mod replay;
 
@@ -48,7 +47,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use events::*;
 pub use replay::*;
@@ -206,7 +204,7 @@ impl Journal {
             prev: &self.prev,
         };
         let mut line = serde_json::to_vec(&body).expect("journal events serialize");
-        let hash = crate::compile::hex(&Sha256::digest(&line));
+        let hash = crate::digest::sha256_hex(&line);
         line.pop(); // the closing brace
         line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
         self.buf.extend_from_slice(&line);
@@ -516,7 +514,7 @@ fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<serde_json::Value, St
         .strip_suffix("\"}")
         .ok_or_else(|| "the line does not end with its hash".to_owned())?;
     let body = format!("{}}}", &s[..i]);
-    let actual = crate::compile::hex(&Sha256::digest(body.as_bytes()));
+    let actual = crate::digest::sha256_hex(body.as_bytes());
     if actual != claimed {
         return Err("its hash does not match its contents (the line was changed)".into());
     }

@@ -81,7 +81,7 @@ pub fn observation_steps(state: &RunState) -> Vec<String> {
     };
     let (needs, order) = plan_graph(&started.plan);
     let needs: Vec<&[usize]> = needs.iter().map(Vec::as_slice).collect();
-    let recovery = crate::compile::upstream_of(&needs, end);
+    let recovery = crate::dag::upstream_of(&needs, end);
     order
         .into_iter()
         .filter(|&i| !recovery[i])
@@ -239,7 +239,7 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
             Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))
         })
         .collect();
-    let (_, total) = crate::compile::longest_path_to(&weights, &needs, &order, end);
+    let (_, total) = crate::dag::longest_path_to(&weights, &needs, &order, end);
     Some(total.as_millis() as u64)
 }
 
@@ -251,7 +251,7 @@ fn plan_graph(plan: &PlanSummary) -> (Vec<Vec<usize>>, Vec<usize>) {
         .iter()
         .map(|p| p.needs.iter().filter_map(|n| index(n)).collect())
         .collect();
-    let order = crate::compile::topo_order(&needs);
+    let order = crate::dag::topo_order(&needs);
     (needs, order)
 }
 

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use super::RtoVerdict;
 use super::model::{RunReport, StepProgress};
 use super::words::{STEP_HEADERS, d};
-use crate::exec::mask::visible;
 use crate::journal::StepStatus;
+use crate::ui::visible::visible;
 
 /// Text for HTML: control characters made visible, as on the terminal.
 pub(super) fn esc(s: &str) -> String {

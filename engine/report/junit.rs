@@ -10,8 +10,8 @@ use quick_junit::{
 use super::RtoVerdict;
 use super::model::{RunReport, StepProgress, StepReport};
 use super::words::{REHEARSED, d};
-use crate::exec::mask::visible;
 use crate::journal::StepStatus;
+use crate::ui::visible::visible;
 
 /// Text for the XML: control characters made visible, as on the terminal (XML allows most of
 /// them nowhere, and `quick-junit` would drop them silently).

@@ -5,8 +5,8 @@ use std::fmt::Write;
 use super::RtoVerdict;
 use super::model::{RunReport, StepProgress, StepReport};
 use super::words::{STEP_HEADERS, d};
-use crate::exec::mask::visible;
 use crate::journal::StepStatus;
+use crate::ui::visible::visible;
 
 /// Text for a Markdown table cell or list item; control characters made visible, as on the
 /// terminal (a step's output reaches the report in prompts, outputs and errors).

@@ -45,7 +45,7 @@ impl StepProgress {
 
     /// For people: "timed out", "not run".
     pub fn words(self) -> &'static str {
-        crate::journal::describe::status_words(self.as_str())
+        crate::ui::describe::status_words(self.as_str())
     }
 
     /// Failed or timed out: the step did its work and it did not work.

@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::model::{RunReport, StepReport};
-use crate::journal::describe::{
+use crate::journal::*;
+use crate::ui::describe::{
     describe, escalation_words, notify_failure_words, status_words, stop_words,
 };
-use crate::journal::*;
 use crate::units::fmt_duration;
 
 pub(super) fn d(ms: u64) -> String {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 use runbook::compile::{self, Library, Options};
 use runbook::diag::{Problems, SourceFile};
+use runbook::format::{Kind, Loaded, RunbookDoc, parse};
 use runbook::project::Project;
-use runbook::runbook::{Kind, Loaded, RunbookDoc, parse};
 
 /// A runbook that uses most of the format, so that mutations reach most of the compiler.
 const VALID: &str = r#"# yaml-language-server: $schema=schema.json
@@ -308,7 +308,7 @@ fn the_valid_runbook_compiles() {
 /// the slow part of the test), each needing the one before it; the first needs the last when
 /// `cycle` is set.
 fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
-    use runbook::runbook::{DrillDoc, Pos, Sp, StepDoc};
+    use runbook::format::{DrillDoc, Pos, Sp, StepDoc};
     let sp = |s: &str| Sp::new(s.to_owned(), Pos::default());
     let id = |i: usize| format!("s{i}");
     let steps = (0..n)
@@ -484,7 +484,7 @@ proptest! {
 #[test]
 fn a_problem_pointing_into_a_multi_byte_character_renders() {
     use runbook::diag::Problem;
-    use runbook::runbook::Pos;
+    use runbook::format::Pos;
     let text = "scenario: é→🦀\n";
     let file = SourceFile::new(
         Path::new("runbooks/x.yaml"),

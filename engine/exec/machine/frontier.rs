@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::commands::How;
 use super::{Machine, StepState};
-use crate::compile::{Plan, longest_path};
+use crate::compile::Plan;
+use crate::dag::{self, longest_path};
 use crate::journal::Mode;
 
 /// Indexes over the steps' states, kept true by [`Machine::set`]: the frontier itself
@@ -45,15 +46,8 @@ impl Frontier {
         // The path below a step that counts against the RTO: with `rto_ends_at`, down to that
         // step, never into the observation after it.
         let recovery = plan.recovery_steps();
-        let mut path_below = vec![Duration::ZERO; n];
-        for &i in plan.order.iter().rev() {
-            path_below[i] = dependents[i]
-                .iter()
-                .filter(|&&d| recovery[d])
-                .map(|&d| plan.steps[d].budget + path_below[d])
-                .max()
-                .unwrap_or_default();
-        }
+        let budgets: Vec<Duration> = plan.steps.iter().map(|s| s.budget).collect();
+        let path_below = dag::longest_below(&budgets, &dependents, &plan.order, &recovery);
         let mut frontier = Frontier {
             active: BTreeSet::new(),
             members: BTreeSet::new(),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::commands::How;
 use super::{Action, ExitResult, Machine, Outcome, StepState, Work, work_of};
+use crate::compile::OnFailure;
 use crate::journal::*;
-use crate::runbook::OnFailure;
 use crate::units::fmt_duration;
 
 impl Machine {

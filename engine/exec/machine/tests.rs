@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use super::commands::output_refs;
 use super::*;
+use crate::compile::OnFailure;
 use crate::compile::{self, Library};
 use crate::diag::SourceFile;
+use crate::format::{self, Kind, Loaded};
 use crate::project::Project;
-use crate::runbook::OnFailure;
-use crate::runbook::{self, Kind, Loaded};
 
 fn plan(yaml: &str) -> Arc<Plan> {
     let file = SourceFile::new(
@@ -27,7 +27,7 @@ fn plan(yaml: &str) -> Arc<Plan> {
         "t.yaml",
         format!("scenario: t\ntitle: T\n{yaml}"),
     );
-    let doc = runbook::parse(&file, Kind::Runbook).unwrap_or_else(|p| panic!("{p}"));
+    let doc = format::parse(&file, Kind::Runbook).unwrap_or_else(|p| panic!("{p}"));
     let loaded = Loaded { doc, file };
     let (plan, problems) = compile::compile(
         &loaded,

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::mask::visible;
-use crate::journal::describe::{describe, paint};
 use crate::journal::*;
+use crate::ui::describe::describe;
+use crate::ui::paint::paint;
+use crate::ui::visible::visible;
 use crate::units::fmt_duration;
 
 pub trait Observer: Send {

@@ -1,4 +1,6 @@
-//! Source positions carried by every loaded value that an error may need to point at.
+//! Source positions carried by every loaded value that an error may need to point at. A
+//! leaf below both `diag` (which points at them) and the format's loader (which records
+//! them), so that neither has to import the other.
 
 use std::borrow::Cow;
 use std::ops::Deref;

@@ -6,7 +6,6 @@
 //! The compiler then checks everything the types cannot.
 
 pub mod inventory;
-pub mod span;
 pub mod types;
 
 use std::fmt;
@@ -18,7 +17,7 @@ use serde::{Deserialize, Deserializer};
 use serde_saphyr::options::DuplicateKeyPolicy;
 
 use crate::diag::{Problem, Problems, SourceFile, suggestion};
-pub use span::{Pos, Sp};
+pub use crate::span::{Pos, Sp};
 pub use types::*;
 
 /// A document loaded from a file, with the file kept for error reports.

@@ -10,7 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::span::Sp;
+use crate::span::Sp;
 
 /// A scenario runbook: `runbooks/<scenario>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]

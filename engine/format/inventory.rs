@@ -13,9 +13,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::span::Sp;
 use super::types::{EnvDoc, HostDoc};
 use crate::diag::{Problem, Problems, SourceFile};
+use crate::span::Sp;
 
 const HOST_HELP: &str =
     "a host is a DNS name or an IP address, e.g. `db1.example.com` or `10.1.2.3`";

@@ -2,16 +2,9 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::paint::paint;
+use crate::journal::*;
 use crate::units::fmt_duration;
-
-pub fn paint(color: bool, code: &str, s: &str) -> String {
-    if color {
-        format!("\x1b[{code}m{s}\x1b[0m")
-    } else {
-        s.to_owned()
-    }
-}
 
 /// A step status as people read it: `timed out`, not `timed_out` (JSON and the journal keep
 /// the machine names; these are for the terminal and the md/html reports).
