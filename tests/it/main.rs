@@ -17,6 +17,7 @@ mod failover;
 mod gate_races;
 mod gates_and_resume;
 mod integrity;
+mod layers;
 mod loader_fuzz;
 mod output_hostile;
 mod own_sandbox;
