@@ -123,6 +123,10 @@ fn status_all(state: &StateDir) -> u8 {
 
 /// One run: its state, RTO clock, steps and open gates. Its journal unreadable is an error,
 /// said after the stopped runs are listed.
+#[expect(
+    clippy::too_many_lines,
+    reason = "left by issue 15: the status screen's sections (clock, steps, gates) are the seams to split it at"
+)]
 fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
     let records = match read_lenient(&state.journal(id)) {
         Ok(r) => r,

@@ -496,6 +496,10 @@ struct StopState {
 
 /// Carries out actions: records first (durable), then the rest. Returns the outcome when the
 /// machine is done.
+#[expect(
+    clippy::too_many_lines,
+    reason = "left by issue 15: perform carries out every kind of action; one function per action kind is the split"
+)]
 #[allow(clippy::too_many_arguments)]
 fn perform(
     shell: &mut Shell,

@@ -58,6 +58,10 @@ pub fn notify_failure_words(x: &Escalated) -> Option<String> {
 }
 
 /// A human line for a record, or None for records not worth a line.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one arm per journal event type, each a few lines: its one concern is the full list"
+)]
 pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
     let e = &rec.event;
     Some(match e {
