@@ -130,3 +130,60 @@ pub(super) fn shell_pwd() -> Option<std::ffi::OsString> {
         _ => Some(here.into_os_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::simple_argv;
+
+    fn words(v: &[&str]) -> Option<Vec<String>> {
+        Some(v.iter().map(|w| (*w).to_owned()).collect())
+    }
+
+    #[test]
+    fn plain_words_are_exec_d_directly() {
+        assert_eq!(simple_argv("sleep 2"), words(&["sleep", "2"]));
+        assert_eq!(
+            simple_argv("  ./steps/x.sh  --a b "),
+            words(&["./steps/x.sh", "--a", "b"])
+        );
+        assert_eq!(simple_argv("true"), words(&["true"]));
+    }
+
+    #[test]
+    fn anything_a_shell_would_read_goes_to_sh() {
+        for cmd in [
+            "ls $HOME",
+            "a && b",
+            "a | b",
+            "a; b",
+            "a > f",
+            "x=1 cmd",
+            "cmd 'quoted word'",
+            "ls *.log",
+            "cmd # comment",
+            "ls ~",
+            "a\nb",
+            "a\tb",
+            "",
+            "   ",
+        ] {
+            assert_eq!(simple_argv(cmd), None, "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn a_shell_word_first_goes_to_sh_even_when_plain() {
+        // `echo -e`, `kill %1`, `exit 3`, `cd dir`: the builtin and the program differ or the
+        // program does not exist; `true --help` prints help where the builtin does nothing.
+        for cmd in [
+            "echo hi",
+            "exit 3",
+            "cd dir",
+            "export A",
+            "true --help",
+            "read x",
+        ] {
+            assert_eq!(simple_argv(cmd), None, "{cmd:?}");
+        }
+    }
+}
