@@ -206,7 +206,7 @@ mod tests {
                     max: Duration::from_secs(c),
                 },
                 timeout: None,
-                action: crate::compile::Action::Command(crate::compile::Command {
+                kind: crate::compile::StepKind::Command(crate::compile::Command {
                     template: "true".into(),
                     inputs: None,
                 }),

@@ -20,7 +20,7 @@ use crate::compile::{self, Library, Options, Plan};
 use crate::diag::Problem;
 use crate::exec::mask::Masker;
 use crate::exec::process::{StepFiles, group_alive};
-use crate::exec::{self, Adopted, Config, Machine, Shell};
+use crate::exec::{self, Adopted, Config, Machine, RunContext};
 use crate::journal::*;
 use crate::project::Project;
 use crate::state::{self, StateDir};
@@ -139,7 +139,7 @@ pub fn resume(
     let settled = settle_unfinished(&plan, &rs, &run_dir, &mask, &mut machine, req, at_terminal)?;
 
     let interactive = at_terminal.present();
-    let mut shell = Shell {
+    let mut cx = RunContext {
         plan: plan.clone(),
         run_dir: run_dir.clone(),
         journal,
@@ -165,11 +165,11 @@ pub fn resume(
             .into_iter()
             .map(|(step, attempt)| marked_done(step, attempt, &operator)),
     );
-    if let Err(e) = shell.record_all(offset, events) {
+    if let Err(e) = cx.record_all(offset, events) {
         return Err(Error::failed(Said::error(e.to_string())));
     }
     let rt = exec::runtime();
-    let result = rt.block_on(exec::execute(shell, machine, offset, settled.adopted));
+    let result = rt.block_on(exec::execute(cx, machine, offset, settled.adopted));
     Ok(Ran {
         run_id: id.clone(),
         result,

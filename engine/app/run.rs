@@ -11,10 +11,10 @@ use chrono::Utc;
 
 use super::Error;
 use super::error::Said;
-use crate::compile::{self, Action as StepAction, Library, Options, Plan};
+use crate::compile::{self, Library, Options, Plan, StepKind};
 use crate::diag::{Problem, Problems, suggestion};
 use crate::exec::mask::Masker;
-use crate::exec::{self, Config, Machine, Outcome, Shell};
+use crate::exec::{self, Config, Machine, Outcome, RunContext};
 use crate::format::{EnvDoc, load_env};
 use crate::journal::*;
 use crate::project::Project;
@@ -160,7 +160,7 @@ pub fn auto_approver(
             .help("real runs approve gates in someone's name; drills, dry-runs and environments with `auto_approve: true` do not need this"));
     };
     for s in &plan.steps {
-        if let StepAction::Approval(a) = &s.action
+        if let StepKind::Approval(a) = &s.kind
             && !plan.may_approve(a, who)
         {
             return Err(Problem::error(format!(
@@ -329,7 +329,7 @@ pub fn run(
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let plan = Arc::new(plan);
     let started = run_started(&plan, req, &env, &vars, &mask, &run_id, &operator);
-    let mut shell = Shell {
+    let mut cx = RunContext {
         plan: plan.clone(),
         run_dir: run_dir.clone(),
         journal,
@@ -342,11 +342,11 @@ pub fn run(
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
     };
-    if let Err(e) = shell.record_all(Duration::ZERO, vec![started]) {
+    if let Err(e) = cx.record_all(Duration::ZERO, vec![started]) {
         return Err(Error::usage(Said::error(e.to_string())));
     }
     if rehearsal(mode, &env) {
-        shell.observers.notice(&rehearsal_header(&plan));
+        cx.observers.notice(&rehearsal_header(&plan));
     }
     let cfg = Config {
         run_id: run_id.clone(),
@@ -363,10 +363,10 @@ pub fn run(
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     let result = if mode == Mode::DryRun {
-        exec::dry_run(&mut shell, &mut machine)
+        exec::dry_run(&mut cx, &mut machine)
     } else {
         let rt = exec::runtime();
-        rt.block_on(exec::execute(shell, machine, Duration::ZERO, Vec::new()))
+        rt.block_on(exec::execute(cx, machine, Duration::ZERO, Vec::new()))
     };
     Ok(Ran { run_id, result })
 }

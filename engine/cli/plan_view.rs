@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{CliError, exit, report_problems};
 use crate::app::run::load_plan;
 use crate::cli::PlanFormat;
-use crate::compile::{self, Action, Plan};
+use crate::compile::{self, Plan, StepKind};
 use crate::project::Project;
 use crate::units::{fmt_duration, secs};
 
@@ -152,9 +152,9 @@ pub fn stages(plan: &Plan) -> Vec<usize> {
 
 fn kind(plan: &Plan, i: usize) -> String {
     let s = &plan.steps[i];
-    match &s.action {
-        Action::Approval(a) => format!("gate: {}", a.approvers.join(", ")),
-        Action::Command(_) => match &s.uses {
+    match &s.kind {
+        StepKind::Approval(a) => format!("gate: {}", a.approvers.join(", ")),
+        StepKind::Command(_) => match &s.uses {
             Some(u) => format!("uses {u}"),
             None => "run".into(),
         },
@@ -307,9 +307,9 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         .iter()
         .map(|&i| {
             let s = &plan.steps[i];
-            let (kind, approvers) = match &s.action {
-                Action::Approval(a) => ("approval", Some(a.approvers.clone())),
-                Action::Command(_) => ("command", None),
+            let (kind, approvers) = match &s.kind {
+                StepKind::Approval(a) => ("approval", Some(a.approvers.clone())),
+                StepKind::Command(_) => ("command", None),
             };
             json!({
                 "id": s.id,

@@ -107,7 +107,7 @@ pub struct Step {
     pub budget: Duration,
     pub estimate: Estimate,
     pub timeout: Option<Duration>,
-    pub action: Action,
+    pub kind: StepKind,
     pub drill: Drill,
     pub retries: u32,
     pub backoff: Duration,
@@ -123,12 +123,12 @@ pub struct Step {
 
 impl Step {
     pub fn is_gate(&self) -> bool {
-        matches!(self.action, Action::Approval(_))
+        matches!(self.kind, StepKind::Approval(_))
     }
 }
 
 #[derive(Clone, Debug)]
-pub enum Action {
+pub enum StepKind {
     Command(Command),
     Approval(Approval),
 }

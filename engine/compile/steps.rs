@@ -13,7 +13,7 @@ use crate::units::Estimate;
 
 use super::checks::is_env_name;
 use super::graph::Graph;
-use super::{Action, Approval, Command, Compiler, Drill, Library, Poll, Step, library};
+use super::{Approval, Command, Compiler, Drill, Library, Poll, Step, StepKind, library};
 
 impl Compiler<'_> {
     #[expect(
@@ -202,19 +202,19 @@ impl Compiler<'_> {
         }
 
         let drill_sp = s.drill.as_ref().or(lib_doc.and_then(|l| l.drill.as_ref()));
-        let mut action = None;
+        let mut kind = None;
         let mut drill = Drill::Run;
 
         if let Some(run) = &s.run {
             self.check_template(run, Quoting::Shell, &scope, "command");
-            action = Some(Action::Command(Command {
+            kind = Some(StepKind::Command(Command {
                 template: run.value.clone(),
                 inputs: None,
             }));
         }
         if let (Some(uses), Some(l)) = (&s.uses, &lib) {
             let inputs = self.inputs(id, uses, &s.with, l, &scope);
-            action = Some(Action::Command(Command {
+            kind = Some(StepKind::Command(Command {
                 template: l.loaded.doc.run.value.clone(),
                 inputs: Some(inputs),
             }));
@@ -224,7 +224,7 @@ impl Compiler<'_> {
                 self.err(d.pos, format!("approval step `{id}` takes no `drill`"))
                     .help("gates ask in drills too; answer them, or pass `--yes` to a drill");
             }
-            action = self.approval(id, a, &scope).map(Action::Approval);
+            kind = self.approval(id, a, &scope).map(StepKind::Approval);
         }
 
         if s.run.is_some() || s.uses.is_some() {
@@ -257,7 +257,7 @@ impl Compiler<'_> {
             budget: budget?,
             estimate: estimate?,
             timeout,
-            action: action?,
+            kind: kind?,
             drill,
             retries,
             backoff,

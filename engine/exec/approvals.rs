@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::journal::*;
 
-use super::machine::{Action, Input, Machine};
+use super::machine::{Effect, Input, Machine};
 
-/// Requests from `runbook approve`, each by its id with the actions it alone led to.
-pub(super) type Answered = Vec<(String, Vec<Action>)>;
+/// Requests from `runbook approve`, each by its id with the effects it alone led to.
+pub(super) type Answered = Vec<(String, Vec<Effect>)>;
 
 /// An approval dropped by `runbook approve`/`deny`: `approvals/<id>.json`.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -74,26 +74,26 @@ pub(super) fn take_answers(
         .collect()
 }
 
-/// Tells each `runbook approve` caller what became of its request, from its own actions.
-pub(super) fn write_approval_results(dir: &std::path::Path, answers: &[(String, Vec<Action>)]) {
+/// Tells each `runbook approve` caller what became of its request, from its own effects.
+pub(super) fn write_approval_results(dir: &std::path::Path, answers: &[(String, Vec<Effect>)]) {
     for (id, acts) in answers {
         let verdict = acts
             .iter()
             .find_map(|a| match a {
-                Action::Record(EventKind::ApprovalRejected(r)) => {
+                Effect::Record(EventKind::ApprovalRejected(r)) => {
                     Some(format!("rejected: {}", r.reason))
                 }
-                Action::Record(EventKind::ApprovalLate(l)) => {
+                Effect::Record(EventKind::ApprovalLate(l)) => {
                     Some(format!("rejected: {}", l.reason))
                 }
-                Action::Record(EventKind::ApprovalGranted(g)) => {
+                Effect::Record(EventKind::ApprovalGranted(g)) => {
                     Some(format!("granted: approved by {}", g.by.join(", ")))
                 }
-                Action::Record(EventKind::ApprovalReceived(g)) => Some(format!(
+                Effect::Record(EventKind::ApprovalReceived(g)) => Some(format!(
                     "recorded: approval by {} counted; more approvers needed",
                     g.by
                 )),
-                Action::Record(EventKind::ApprovalDenied(g)) => {
+                Effect::Record(EventKind::ApprovalDenied(g)) => {
                     Some(format!("denied: by {}", g.by))
                 }
                 _ => None,

@@ -1,5 +1,5 @@
 //! The async run loop: `execute` turns processes ending, timers, approvals, terminal answers
-//! and signals into the machine's inputs in one select loop, and hands its actions to
+//! and signals into the machine's inputs in one select loop, and hands its effects to
 //! [`perform`](super::perform). The supervisor's events and Ctrl-C come in here.
 
 use std::collections::{BTreeSet, HashMap};
@@ -16,12 +16,12 @@ use crate::ui::observer::Observers;
 
 use super::adopt::{Adopted, await_adopted};
 use super::approvals::{Answered, take_answers, write_approval_results};
-use super::machine::{Action, ExitResult, Input, Machine, Outcome};
+use super::machine::{Effect, ExitResult, Input, Machine, Outcome};
 use super::perform::perform;
 use super::process::{LogLine, StepFiles};
-use super::{ExecError, Shell, fallback, process, supervisor};
+use super::{ExecError, RunContext, fallback, process, supervisor};
 
-/// A step's process, as the shell tracks it: its process group, once the supervisor has
+/// A step's process, as the run tracks it: its process group, once the supervisor has
 /// reported it (an adopted step's is known from the start).
 pub(super) struct Running {
     pub(super) pgid: Arc<std::sync::Mutex<Option<u32>>>,
@@ -50,24 +50,20 @@ pub(super) type PendingMap = Arc<std::sync::Mutex<HashMap<String, Pending>>>;
 
 /// Starts the run's step supervisor; its events become inputs and log lines.
 fn start_supervisor(
-    shell: &Shell,
+    cx: &RunContext,
     pending: &PendingMap,
     sup_dead: &Arc<AtomicBool>,
     tx: &mpsc::UnboundedSender<Input>,
     log_tx: &mpsc::UnboundedSender<LogLine>,
 ) -> Result<supervisor::Handle, ExecError> {
-    let (pending, tx, log_tx, mask) = (
-        pending.clone(),
-        tx.clone(),
-        log_tx.clone(),
-        shell.mask.clone(),
-    );
-    let status_log = shell.run_dir.join("steps.status");
+    let (pending, tx, log_tx, mask) =
+        (pending.clone(), tx.clone(), log_tx.clone(), cx.mask.clone());
+    let status_log = cx.run_dir.join("steps.status");
     let sup_dead = sup_dead.clone();
     supervisor::spawn(
-        &shell.plan.root,
-        &shell.run_dir.join("steps.status"),
-        &shell.plan.secrets.join(","),
+        &cx.plan.root,
+        &cx.run_dir.join("steps.status"),
+        &cx.plan.secrets.join(","),
         move |ev| match ev {
             Some(supervisor::Event::Pid { key, pid }) => {
                 if let Some(p) = pending.lock().expect("pending lock").get(&key) {
@@ -157,13 +153,13 @@ fn start_supervisor(
 /// Runs the machine for real (or as a drill) until it is done. Adopted steps' outcomes are
 /// awaited, never re-run.
 pub async fn execute(
-    mut shell: Shell,
+    mut cx: RunContext,
     mut machine: Machine,
     start_offset: Duration,
     adopted: Vec<Adopted>,
 ) -> Result<Outcome, ExecError> {
     process::become_subreaper();
-    machine.set_epoch(shell.epoch);
+    machine.set_epoch(cx.epoch);
     let origin = Instant::now() - start_offset;
     let now = || Instant::now().saturating_duration_since(origin);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
@@ -190,8 +186,8 @@ pub async fn execute(
             },
         );
         let tx = tx.clone();
-        let files = StepFiles::new(&shell.run_dir, &shell.plan.steps[step].id, attempt);
-        let mask = shell.mask.clone();
+        let files = StepFiles::new(&cx.run_dir, &cx.plan.steps[step].id, attempt);
+        let mask = cx.mask.clone();
         tokio::spawn(async move {
             let (result, outputs) = await_adopted(pgid, &files, &mask).await;
             let _ = tx.send(Input::Exited {
@@ -205,9 +201,9 @@ pub async fn execute(
 
     let pending: PendingMap = Arc::default();
     let sup_dead = Arc::new(AtomicBool::new(false));
-    let sup = start_supervisor(&shell, &pending, &sup_dead, &tx, &log_tx)?;
+    let sup = start_supervisor(&cx, &pending, &sup_dead, &tx, &log_tx)?;
 
-    let approvals_dir = shell.run_dir.join("approvals");
+    let approvals_dir = cx.run_dir.join("approvals");
     let mut approval_poll = tokio::time::interval(Duration::from_millis(250));
     approval_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut screen = tokio::time::interval(Duration::from_secs(1));
@@ -225,14 +221,14 @@ pub async fn execute(
     let mut stdin_started = false;
     let mut asked: BTreeSet<usize> = BTreeSet::new();
 
-    let mut actions = machine.handle(now(), Input::Start);
+    let mut effects = machine.handle(now(), Input::Start);
     // Answers from `runbook approve`, told what became of them once that is journaled.
     let mut answered: Option<Answered> = None;
     loop {
         let outcome = perform(
-            &mut shell,
+            &mut cx,
             &mut machine,
-            actions,
+            effects,
             now(),
             &tx,
             &sup,
@@ -252,23 +248,23 @@ pub async fn execute(
                 .iter()
                 .flat_map(|(_, acts)| acts)
                 .filter_map(|a| match a {
-                    Action::Record(e) => Some(e.clone()),
+                    Effect::Record(e) => Some(e.clone()),
                     _ => None,
                 })
                 .collect();
             if !events.is_empty() {
-                shell.record_after_end(now(), events)?;
+                cx.record_after_end(now(), events)?;
             }
             write_approval_results(&approvals_dir, &late);
             while let Ok(line) = log_rx.try_recv() {
-                let id = shell.plan.steps[line.step].id.clone();
-                shell.observers.log(&id, &line.text);
+                let id = cx.plan.steps[line.step].id.clone();
+                cx.observers.log(&id, &line.text);
             }
-            shell.observers.finish();
+            cx.observers.finish();
             sup.close().await;
             return Ok(o);
         }
-        if shell.interactive && !asked.is_empty() && !stdin_started {
+        if cx.interactive && !asked.is_empty() && !stdin_started {
             stdin_started = true;
             spawn_stdin_reader(answer_tx.clone());
         }
@@ -277,47 +273,47 @@ pub async fn execute(
             biased;
             Some(i) = rx.recv() => Some(i),
             Some(line) = log_rx.recv() => {
-                let id = shell.plan.steps[line.step].id.clone();
-                shell.observers.log(&id, &line.text);
+                let id = cx.plan.steps[line.step].id.clone();
+                cx.observers.log(&id, &line.text);
                 None
             }
             _ = sleep_until_opt(wake) => Some(Input::Tick),
             _ = approval_poll.tick() => {
                 let answers = take_answers(&approvals_dir, &mut machine, now());
                 if answers.is_empty() { None } else {
-                    actions = answers.iter().flat_map(|(_, acts)| acts.clone()).collect();
+                    effects = answers.iter().flat_map(|(_, acts)| acts.clone()).collect();
                     answered = Some(answers);
                     continue;
                 }
             }
             Some(line) = answer_rx.recv() => {
-                terminal_answer(&line, &machine, &mut shell)
+                terminal_answer(&line, &machine, &mut cx)
             }
             _ = screen.tick() => {
                 let t = now();
                 let projected = machine.projected_finish(t);
-                shell.observers.tick(t, projected);
+                cx.observers.tick(t, projected);
                 None
             }
-            _ = sigint.recv() => interrupt_input(&mut stop, shell.tty_signals, &running, &mut shell.observers),
-            _ = sigterm.recv() => interrupt_input(&mut stop, false, &running, &mut shell.observers),
+            _ = sigint.recv() => interrupt_input(&mut stop, cx.tty_signals, &running, &mut cx.observers),
+            _ = sigterm.recv() => interrupt_input(&mut stop, false, &running, &mut cx.observers),
             _ = sighup.recv() => {
                 tracing::warn!("SIGHUP: the terminal is gone; the run goes on");
                 None
             }
         };
-        actions = Vec::new();
+        effects = Vec::new();
         // A step's output lines are all sent before its exit is: show them first.
         while let Ok(line) = log_rx.try_recv() {
-            let id = shell.plan.steps[line.step].id.clone();
-            shell.observers.log(&id, &line.text);
+            let id = cx.plan.steps[line.step].id.clone();
+            cx.observers.log(&id, &line.text);
         }
         if let Some(i) = input {
             tracing::trace!(input = ?i, "input");
-            actions.extend(machine.handle(now(), i));
+            effects.extend(machine.handle(now(), i));
             // Batch whatever else is already here into the same journal write.
             while let Ok(i) = rx.try_recv() {
-                actions.extend(machine.handle(now(), i));
+                effects.extend(machine.handle(now(), i));
             }
         }
     }
@@ -392,7 +388,7 @@ fn spawn_stdin_reader(tx: mpsc::UnboundedSender<String>) {
 }
 
 /// `y [comment]` / `n [comment]` typed at the terminal answers the oldest open gate.
-fn terminal_answer(line: &str, machine: &Machine, shell: &mut Shell) -> Option<Input> {
+fn terminal_answer(line: &str, machine: &Machine, cx: &mut RunContext) -> Option<Input> {
     let gate = *machine.open_gates().first()?;
     let (word, comment) = match line.split_once(char::is_whitespace) {
         Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
@@ -402,15 +398,14 @@ fn terminal_answer(line: &str, machine: &Machine, shell: &mut Shell) -> Option<I
         "y" | "yes" => true,
         "n" | "no" => false,
         _ => {
-            shell
-                .observers
+            cx.observers
                 .notice("  answer `y` or `n` (optionally followed by a comment)");
             return None;
         }
     };
     Some(Input::Answer {
         step: machine.plan().steps[gate].id.clone(),
-        by: shell.operator.clone(),
+        by: cx.operator.clone(),
         approve,
         comment,
     })

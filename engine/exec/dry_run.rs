@@ -4,25 +4,25 @@
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-use super::machine::{Action, ExitResult, Input, Machine, Outcome};
-use super::{ExecError, Shell};
+use super::machine::{Effect, ExitResult, Input, Machine, Outcome};
+use super::{ExecError, RunContext};
 
 /// Drives the machine on a virtual clock: nothing executes, nothing is sent. Simulated
 /// steps end after their duration; timers fire at their exact instants.
-pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, ExecError> {
+pub fn dry_run(cx: &mut RunContext, machine: &mut Machine) -> Result<Outcome, ExecError> {
     use std::cmp::Reverse;
     let mut queue: BinaryHeap<Reverse<(Duration, u64, usize, u32)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut now = Duration::ZERO;
-    let mut actions = machine.handle(now, Input::Start);
+    let mut effects = machine.handle(now, Input::Start);
     loop {
         let mut events = Vec::new();
         let mut follow = Vec::new();
         let mut outcome = None;
-        for a in actions {
+        for a in effects {
             match a {
-                Action::Record(e) => events.push(e),
-                Action::Simulate {
+                Effect::Record(e) => events.push(e),
+                Effect::Simulate {
                     step,
                     attempt,
                     after,
@@ -30,7 +30,7 @@ pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, Exec
                     seq += 1;
                     queue.push(Reverse((now + after, seq, step, attempt)));
                 }
-                Action::Notify {
+                Effect::Notify {
                     channel,
                     reason,
                     message,
@@ -41,27 +41,27 @@ pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, Exec
                     message: format!("{message} (dry-run: not sent)"),
                     failed: None,
                 }),
-                Action::Done(o) => outcome = Some(o),
-                Action::Spawn { step, attempt, .. } => {
+                Effect::Done(o) => outcome = Some(o),
+                Effect::Spawn { step, attempt, .. } => {
                     // Cannot happen in a dry-run; treat as simulated rather than run anything.
                     seq += 1;
                     queue.push(Reverse((now, seq, step, attempt)));
                 }
-                Action::Kill { .. } | Action::Ask { .. } => {}
+                Effect::Kill { .. } | Effect::Ask { .. } => {}
             }
         }
         if !events.is_empty() {
-            shell.record_all(now, events)?;
+            cx.record_all(now, events)?;
         }
         if let Some(o) = outcome {
-            shell.observers.finish();
+            cx.observers.finish();
             return Ok(o);
         }
-        actions = Vec::new();
+        effects = Vec::new();
         for i in follow {
-            actions.extend(machine.handle(now, i));
+            effects.extend(machine.handle(now, i));
         }
-        if !actions.is_empty() {
+        if !effects.is_empty() {
             continue;
         }
         let next_sim = queue.peek().map(|Reverse((t, ..))| *t);
@@ -79,7 +79,7 @@ pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, Exec
         now = now.max(next);
         if next_sim == Some(next) {
             let Reverse((_, _, step, attempt)) = queue.pop().expect("peeked");
-            actions = machine.handle(
+            effects = machine.handle(
                 now,
                 Input::Exited {
                     step,
@@ -89,7 +89,7 @@ pub fn dry_run(shell: &mut Shell, machine: &mut Machine) -> Result<Outcome, Exec
                 },
             );
         } else {
-            actions = machine.handle(now, Input::Tick);
+            effects = machine.handle(now, Input::Tick);
         }
     }
 }

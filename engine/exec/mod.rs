@@ -1,6 +1,6 @@
 //! The executor: the async shell around [`machine::Machine`]. It turns processes ending,
 //! timers, approvals dropped into the run's folder, terminal answers and signals into
-//! [`Input`]s, and carries out the machine's [`Action`]s: journal first (one fsync a batch,
+//! [`Input`]s, and carries out the machine's [`Effect`]s: journal first (one fsync a batch,
 //! before any process it announces is spawned or any dependent starts), then spawns, kills
 //! and notifications.
 //!
@@ -37,11 +37,12 @@ pub use adopt::{Adopted, adopted_result};
 pub use approvals::ApprovalRequest;
 pub use driver::execute;
 pub use dry_run::dry_run;
-pub use machine::{Action, Config, ExitResult, Input, Machine, NotifyFailure, Outcome};
+pub use machine::{Config, Effect, ExitResult, Input, Machine, NotifyFailure, Outcome};
 use mask::Masker;
 
-/// Everything a run needs besides the machine.
-pub struct Shell {
+/// Everything a run needs besides the machine: the plan, the journal, the observers, who runs
+/// it and how. Passed as `cx` to the driver, `perform` and `dry_run`.
+pub struct RunContext {
     pub plan: Arc<Plan>,
     pub run_dir: PathBuf,
     pub journal: Journal,
@@ -71,7 +72,7 @@ pub enum ExecError {
     Other(String),
 }
 
-impl Shell {
+impl RunContext {
     /// Journals a batch of records with one fsync, then shows them.
     pub fn record_all(
         &mut self,

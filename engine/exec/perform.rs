@@ -1,4 +1,4 @@
-//! Carrying out the machine's actions: the journal first (one fsync a batch), then spawns,
+//! Carrying out the machine's effects: the journal first (one fsync a batch), then spawns,
 //! kills and notifications.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -11,13 +11,13 @@ use tokio::sync::mpsc;
 use crate::journal::*;
 
 use super::driver::{Pending, PendingMap, Running};
-use super::machine::{Action, ExitResult, Input, Machine, Outcome};
+use super::machine::{Effect, ExitResult, Input, Machine, Outcome};
 use super::notify::run_notify;
 use super::process::StepFiles;
 use super::remote::remote_command;
-use super::{ExecError, Shell, process, supervisor};
+use super::{ExecError, RunContext, process, supervisor};
 
-/// Carries out actions: records first (durable), then the rest. Returns the outcome when the
+/// Carries out effects: records first (durable), then the rest. Returns the outcome when the
 /// machine is done.
 #[expect(
     clippy::too_many_lines,
@@ -25,9 +25,9 @@ use super::{ExecError, Shell, process, supervisor};
 )]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn perform(
-    shell: &mut Shell,
+    cx: &mut RunContext,
     machine: &mut Machine,
-    actions: Vec<Action>,
+    effects: Vec<Effect>,
     now: Duration,
     tx: &mpsc::UnboundedSender<Input>,
     sup: &supervisor::Handle,
@@ -36,39 +36,38 @@ pub(super) fn perform(
     running: &mut HashMap<usize, Running>,
     asked: &mut BTreeSet<usize>,
 ) -> Result<Option<Outcome>, ExecError> {
-    let mut queue = actions;
+    let mut queue = effects;
     loop {
         let events: Vec<EventKind> = queue
             .iter()
             .filter_map(|a| match a {
-                Action::Record(e) => Some(e.clone()),
+                Effect::Record(e) => Some(e.clone()),
                 _ => None,
             })
             .collect();
         if !events.is_empty() {
-            shell.record_all(now, events)?;
+            cx.record_all(now, events)?;
         }
         let mut more = Vec::new();
         let mut outcome = None;
         for a in queue {
             match a {
-                Action::Record(_) => {}
-                Action::Spawn {
+                Effect::Record(_) => {}
+                Effect::Spawn {
                     step,
                     attempt,
                     command,
                     env,
                     hosts,
                 } => {
-                    let id = shell.plan.steps[step].id.clone();
-                    let files = StepFiles::new(&shell.run_dir, &id, attempt);
+                    let id = cx.plan.steps[step].id.clone();
+                    let files = StepFiles::new(&cx.run_dir, &id, attempt);
                     let mut env = env;
                     env.push(("RUNBOOK_STEP".into(), id.clone()));
-                    env.push(("RUNBOOK_MODE".into(), shell.mode.as_str().into()));
+                    env.push(("RUNBOOK_MODE".into(), cx.mode.as_str().into()));
                     env.push((
                         "RUNBOOK_RUN_ID".into(),
-                        shell
-                            .run_dir
+                        cx.run_dir
                             .file_name()
                             .unwrap_or_default()
                             .to_string_lossy()
@@ -77,7 +76,7 @@ pub(super) fn perform(
                     let command = if hosts.is_empty() {
                         Ok(command)
                     } else {
-                        remote_command(&command, &hosts, &shell.inventory, &env).map(|r| {
+                        remote_command(&command, &hosts, &cx.inventory, &env).map(|r| {
                             env.extend(r.vars);
                             r.script
                         })
@@ -145,7 +144,7 @@ pub(super) fn perform(
                         }
                     }
                 }
-                Action::Simulate {
+                Effect::Simulate {
                     step,
                     attempt,
                     after,
@@ -162,9 +161,9 @@ pub(super) fn perform(
                         });
                     });
                 }
-                Action::Kill { step } => {
+                Effect::Kill { step } => {
                     if let Some(r) = running.get(&step) {
-                        tracing::debug!(step = %shell.plan.steps[step].id, "terminating the process group");
+                        tracing::debug!(step = %cx.plan.steps[step].id, "terminating the process group");
                         let (pgid, exited) = (r.pgid.clone(), r.exited.clone());
                         tokio::spawn(async move {
                             // The supervisor reports the group right after it starts it.
@@ -182,16 +181,16 @@ pub(super) fn perform(
                         });
                     }
                 }
-                Action::Notify {
+                Effect::Notify {
                     channel,
                     reason,
                     command,
                     message,
                 } => {
                     let tx = tx.clone();
-                    let root = shell.plan.root.clone();
-                    let log = shell.run_dir.join("logs").join("notify.log");
-                    let mask = shell.mask.clone();
+                    let root = cx.plan.root.clone();
+                    let log = cx.run_dir.join("logs").join("notify.log");
+                    let mask = cx.mask.clone();
                     tokio::spawn(async move {
                         let failed = run_notify(&command, &root, &log, &mask).await.err();
                         let _ = tx.send(Input::Notified {
@@ -202,11 +201,11 @@ pub(super) fn perform(
                         });
                     });
                 }
-                Action::Ask { step } => {
+                Effect::Ask { step } => {
                     asked.insert(step);
-                    if shell.interactive {
-                        let s = &shell.plan.steps[step];
-                        let run_id = shell
+                    if cx.interactive {
+                        let s = &cx.plan.steps[step];
+                        let run_id = cx
                             .run_dir
                             .file_name()
                             .unwrap_or_default()
@@ -216,12 +215,12 @@ pub(super) fn perform(
                         eprintln!(
                             "\n  approve `{}` as {}? type `y` or `n`, optionally followed by a comment, then Enter\n  (or from another terminal: runbook approve {run_id} {} --as NAME)\n",
                             s.id,
-                            crate::ui::visible::visible(&shell.operator),
+                            crate::ui::visible::visible(&cx.operator),
                             s.id
                         );
                     }
                 }
-                Action::Done(o) => outcome = Some(o),
+                Effect::Done(o) => outcome = Some(o),
             }
         }
         // Steps whose process ended are no longer ours to kill.

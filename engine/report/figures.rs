@@ -285,7 +285,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
                 max: ms(p.estimate_ms[2]),
             },
             timeout: None,
-            action: crate::compile::Action::Command(crate::compile::Command {
+            kind: crate::compile::StepKind::Command(crate::compile::Command {
                 template: String::new(),
                 inputs: None,
             }),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use minijinja::value::Value;
 
 use super::{Machine, StepState};
-use crate::compile::{Action as StepAction, Drill, Step};
+use crate::compile::{Drill, Step, StepKind};
 use crate::journal::{Mode, StepStatus};
 use crate::template::{self, Quoting};
 
@@ -23,7 +23,7 @@ impl Machine {
     /// upstream that they did not write, and why a step wrote none.
     pub(super) fn explain_render_error(&self, step: &Step, error: String) -> String {
         let mut sources: Vec<&str> = step.env.values().map(String::as_str).collect();
-        if let StepAction::Command(cmd) = &step.action {
+        if let StepKind::Command(cmd) = &step.kind {
             sources.push(&cmd.template);
             sources.extend(cmd.inputs.iter().flatten().map(|(_, v)| v.as_str()));
         }
@@ -133,7 +133,7 @@ impl Machine {
         i: usize,
         step: &Step,
     ) -> Result<(String, Vec<(String, String)>), String> {
-        let StepAction::Command(cmd) = &step.action else {
+        let StepKind::Command(cmd) = &step.kind else {
             return Err("not a command".into());
         };
         let mut env = Vec::new();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Action, Machine, StepState, Work, work_of};
+use super::{Effect, Machine, StepState, Work, work_of};
 use crate::compile::Approval;
 use crate::journal::*;
 use crate::units::fmt_duration;
@@ -41,7 +41,7 @@ impl Machine {
         i: usize,
         prompt: &str,
         now: Duration,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let step = &self.plan.steps[i];
         let Work::Gate(a) = work_of(step) else {
@@ -101,7 +101,7 @@ impl Machine {
     }
 
     /// Sends gate `i`'s held pages whose time has come.
-    pub(super) fn send_due_pages(&mut self, i: usize, now: Duration, out: &mut Vec<Action>) {
+    pub(super) fn send_due_pages(&mut self, i: usize, now: Duration, out: &mut Vec<Effect>) {
         let pages = std::mem::take(&mut self.runtime[i].pages);
         let (due, later): (Vec<Page>, Vec<Page>) =
             pages.into_iter().partition(|p| self.page_due(p, now));
@@ -119,13 +119,13 @@ impl Machine {
         i: usize,
         gate: &Approval,
         attempt: u32,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let id = self.plan.steps[i].id.clone();
         let prompt = self
             .render_plain(i, &gate.prompt)
             .unwrap_or_else(|e| gate.prompt.clone() + &format!(" ({e})"));
-        out.push(Action::Record(EventKind::ApprovalRequested(
+        out.push(Effect::Record(EventKind::ApprovalRequested(
             ApprovalRequested {
                 step: id.clone(),
                 prompt: self.mask.mask(&prompt),
@@ -147,7 +147,7 @@ impl Machine {
             self.set(i, StepState::running(attempt, now));
             self.page_approvers(i, &prompt, now, out);
             let after = self.sim_duration(i);
-            out.push(Action::Simulate {
+            out.push(Effect::Simulate {
                 step: i,
                 attempt,
                 after,
@@ -158,11 +158,11 @@ impl Machine {
         {
             // The two-person rule holds under `--yes`: this is one of them.
             self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
-            out.push(Action::Ask { step: i });
+            out.push(Effect::Ask { step: i });
             self.page_approvers(i, &prompt, now, out);
         } else if let Some(who) = self.cfg.auto_approve_as.clone() {
             self.decide(i, vec![who.clone()], GateDecision::Approved, now);
-            out.push(Action::Record(EventKind::ApprovalGranted(
+            out.push(Effect::Record(EventKind::ApprovalGranted(
                 ApprovalGranted {
                     step: id,
                     by: vec![who],
@@ -173,7 +173,7 @@ impl Machine {
             )));
             self.end_gate(now, i, StepStatus::Succeeded, out);
         } else {
-            out.push(Action::Ask { step: i });
+            out.push(Effect::Ask { step: i });
             self.page_approvers(i, &prompt, now, out);
         }
     }
@@ -184,9 +184,9 @@ impl Machine {
         now: Duration,
         i: usize,
         wait: Duration,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
-        out.push(Action::Record(EventKind::ApprovalGranted(
+        out.push(Effect::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
                 step: self.plan.steps[i].id.clone(),
                 by: vec![
@@ -209,13 +209,13 @@ impl Machine {
         now: Duration,
         i: usize,
         status: StepStatus,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let since = match &self.runtime[i].state {
             StepState::Waiting { since, .. } | StepState::Running { since, .. } => *since,
             _ => now,
         };
-        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
             duration_ms: now.saturating_sub(since).as_millis() as u64,
             error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
             ..self.finished_event(i, status, 1)
@@ -234,7 +234,7 @@ impl Machine {
         by: String,
         approve: bool,
         comment: Option<String>,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let Some(i) = self.plan.step_index(step_id) else {
             let reason = format!("there is no step `{step_id}` in this run");
@@ -265,7 +265,7 @@ impl Machine {
         let step = step_id.to_owned();
         if !approve {
             self.decide(i, vec![by.clone()], GateDecision::Denied, now);
-            out.push(Action::Record(EventKind::ApprovalDenied(ApprovalAnswer {
+            out.push(Effect::Record(EventKind::ApprovalDenied(ApprovalAnswer {
                 step,
                 by,
                 comment,
@@ -284,7 +284,7 @@ impl Machine {
         }
         got.push(by.clone());
         if (got.len() as u32) < gate.min {
-            out.push(Action::Record(EventKind::ApprovalReceived(
+            out.push(Effect::Record(EventKind::ApprovalReceived(
                 ApprovalAnswer {
                     step,
                     by,
@@ -296,7 +296,7 @@ impl Machine {
             return;
         }
         self.decide(i, got.clone(), GateDecision::Approved, now);
-        out.push(Action::Record(EventKind::ApprovalGranted(
+        out.push(Effect::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
                 step,
                 by: got,
@@ -318,7 +318,7 @@ impl Machine {
         by: String,
         approve: bool,
         comment: Option<String>,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let step_id = self.plan.steps[i].id.as_str();
         if !self.plan.may_approve(gate, &by) {
@@ -332,7 +332,7 @@ impl Machine {
                 None => format!("+{} into the run", fmt_duration(at)),
             };
             let reason = ApprovalLate::reason_for(&decided_by, decision, &when);
-            out.push(Action::Record(EventKind::ApprovalLate(ApprovalLate {
+            out.push(Effect::Record(EventKind::ApprovalLate(ApprovalLate {
                 step: step_id.to_owned(),
                 by,
                 approve,
@@ -354,8 +354,8 @@ impl Machine {
 }
 
 /// An answer that cannot count: journaled, and the gate stays as it was.
-fn rejected(step_id: &str, by: String, reason: String) -> Action {
-    Action::Record(EventKind::ApprovalRejected(ApprovalRejected {
+fn rejected(step_id: &str, by: String, reason: String) -> Effect {
+    Effect::Record(EventKind::ApprovalRejected(ApprovalRejected {
         step: step_id.to_owned(),
         by,
         reason,

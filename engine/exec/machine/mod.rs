@@ -1,7 +1,7 @@
 //! The executor's state machine: `handle(now, input) -> actions`.
 //!
 //! Everything that can happen — a step exited, a timer fired, an approval arrived, Ctrl-C —
-//! arrives as an [`Input`] with the run clock's `now`; the machine answers with [`Action`]s:
+//! arrives as an [`Input`] with the run clock's `now`; the machine answers with [`Effect`]s:
 //! events to journal, processes to spawn or kill, notifications to send. It owns no process,
 //! no file and no clock, so every timing rule is tested exactly on a virtual clock. Its place
 //! in the flow, its inputs and actions: docs/design.md ("The state machine").
@@ -28,12 +28,12 @@ use chrono::{DateTime, Utc};
 use minijinja::value::Value;
 
 use super::mask::Masker;
-use crate::compile::{Action as StepAction, Approval, Plan, Step};
+use crate::compile::{Approval, Plan, Step, StepKind};
 use crate::journal::*;
 
 use frontier::Frontier;
 use gates::Page;
-pub use protocol::{Action, Config, ExitResult, Input, NotifyFailure, Outcome};
+pub use protocol::{Config, Effect, ExitResult, Input, NotifyFailure, Outcome};
 
 /// Where one step is: not started, an attempt running, waiting out a backoff, a gate waiting
 /// for answers (`got`: who approved so far), or finished with its journaled status.
@@ -257,7 +257,7 @@ impl Machine {
             .collect()
     }
 
-    pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Action> {
+    pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Effect> {
         let mut out = Vec::new();
         // An answer is still answered once the run is over: it is told it came late.
         if self.done && !matches!(input, Input::Answer { .. }) {
@@ -329,9 +329,9 @@ enum Work<'a> {
 }
 
 fn work_of(step: &Step) -> Work<'_> {
-    match &step.action {
-        StepAction::Command(_) => Work::Command,
-        StepAction::Approval(a) => Work::Gate(a),
+    match &step.kind {
+        StepKind::Command(_) => Work::Command,
+        StepKind::Approval(a) => Work::Gate(a),
     }
 }
 

@@ -1,5 +1,5 @@
 //! What the drivers and the machine say to each other: the [`Config`] a run starts with,
-//! the [`Input`]s that happen to it, the [`Action`]s it answers with and the [`Outcome`] it
+//! the [`Input`]s that happen to it, the [`Effect`]s it answers with and the [`Outcome`] it
 //! ends in. The drivers (`exec::execute`, `exec::dry_run`, the fallback) see only these types.
 
 use std::collections::BTreeMap;
@@ -94,7 +94,7 @@ pub enum ExitResult {
 
 /// Something to do.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Action {
+pub enum Effect {
     /// Journal this event (and show it to the observers).
     Record(EventKind),
     /// Start a step's process. The command is rendered, secrets in clear: the journal has it

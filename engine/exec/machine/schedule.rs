@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::commands::How;
-use super::{Action, ExitResult, Machine, Outcome, StepState, Work, work_of};
+use super::{Effect, ExitResult, Machine, Outcome, StepState, Work, work_of};
 use crate::compile::OnFailure;
 use crate::journal::*;
 use crate::units::fmt_duration;
 
 impl Machine {
     /// Starts every ready step, in plan order, within `--max-parallel`.
-    pub(super) fn schedule(&mut self, now: Duration, out: &mut Vec<Action>) {
+    pub(super) fn schedule(&mut self, now: Duration, out: &mut Vec<Effect>) {
         if self.aborting || self.stopping.is_some() {
             return;
         }
@@ -62,7 +62,7 @@ impl Machine {
         now: Duration,
         i: usize,
         attempt: u32,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let plan = self.plan.clone();
         self.runtime[i].first_started.get_or_insert(now);
@@ -72,7 +72,7 @@ impl Machine {
         }
     }
 
-    fn start_command(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Action>) {
+    fn start_command(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Effect>) {
         let ended = match self.how(&self.plan.steps[i]) {
             How::Run(kind) => return self.run_command(now, i, attempt, kind, out),
             How::Skip => self.finished_event(i, StepStatus::Skipped, attempt),
@@ -82,7 +82,7 @@ impl Machine {
             },
         };
         let status = ended.status;
-        out.push(Action::Record(EventKind::StepFinished(ended)));
+        out.push(Effect::Record(EventKind::StepFinished(ended)));
         self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }
@@ -95,7 +95,7 @@ impl Machine {
         i: usize,
         attempt: u32,
         kind: &'static str,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let plan = self.plan.clone();
         let step = &plan.steps[i];
@@ -105,7 +105,7 @@ impl Machine {
             .map_err(|e| format!("{}: {e}", step.at));
         self.set(i, StepState::running(attempt, now));
         let started = |command: Option<String>| {
-            Action::Record(EventKind::StepStarted(StepStarted {
+            Effect::Record(EventKind::StepStarted(StepStarted {
                 step: step.id.clone(),
                 attempt,
                 command,
@@ -117,13 +117,13 @@ impl Machine {
                 out.push(started(Some(self.mask.mask(&command))));
                 if self.cfg.mode == Mode::DryRun {
                     let after = self.sim_duration(i);
-                    out.push(Action::Simulate {
+                    out.push(Effect::Simulate {
                         step: i,
                         attempt,
                         after,
                     });
                 } else {
-                    out.push(Action::Spawn {
+                    out.push(Effect::Spawn {
                         step: i,
                         attempt,
                         command,
@@ -151,7 +151,7 @@ impl Machine {
         attempt: u32,
         result: ExitResult,
         outputs: BTreeMap<String, String>,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let (since, timed_out, killing) = match &self.runtime[i].state {
             StepState::Running {
@@ -187,7 +187,7 @@ impl Machine {
         let ok = exit_code == Some(0) && !timed_out;
         let status = self.attempt_status(ok, timed_out, killing);
         if status == StepStatus::Interrupted {
-            out.push(Action::Record(EventKind::StepFinished(StepFinished {
+            out.push(Effect::Record(EventKind::StepFinished(StepFinished {
                 status,
                 ..ended
             })));
@@ -212,7 +212,7 @@ impl Machine {
         } else {
             self.why_it_failed(now, i, since, timed_out, ended.error)
         };
-        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
             status,
             error,
             ..ended
@@ -237,7 +237,7 @@ impl Machine {
 
     /// What a step wrote to `$RUNBOOK_OUTPUT`: journaled masked, kept in clear for the
     /// templates of the steps below it.
-    fn take_outputs(&mut self, i: usize, outputs: BTreeMap<String, String>, out: &mut Vec<Action>) {
+    fn take_outputs(&mut self, i: usize, outputs: BTreeMap<String, String>, out: &mut Vec<Effect>) {
         if outputs.is_empty() {
             return;
         }
@@ -250,7 +250,7 @@ impl Machine {
             .filter(|(k, v)| outputs.get(*k) != Some(*v))
             .map(|(k, _)| k.clone())
             .collect();
-        out.push(Action::Record(EventKind::StepOutput(StepOutput {
+        out.push(Effect::Record(EventKind::StepOutput(StepOutput {
             step: self.plan.steps[i].id.clone(),
             outputs: masked,
             masked: Some(masked_keys),
@@ -267,10 +267,10 @@ impl Machine {
         i: usize,
         attempt: u32,
         ended: StepFinished,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let again = self.plan.steps[i].idempotent && self.stopping.is_none() && !self.aborting;
-        out.push(Action::Record(EventKind::StepFinished(StepFinished {
+        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
             status: StepStatus::Unknown,
             will_retry: again,
             ..ended
@@ -313,7 +313,7 @@ impl Machine {
         attempt: u32,
         until: Duration,
         mut ended: StepFinished,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         // A poll's check that exited non-zero is not ready yet, which is what polling
         // expects: journaled as such, with when it looks again. Only the window closing fails
@@ -325,7 +325,7 @@ impl Machine {
             ended.status = StepStatus::NotReady;
             ended.next_in_ms = Some(until.saturating_sub(now).as_millis() as u64);
         }
-        out.push(Action::Record(EventKind::StepFinished(ended)));
+        out.push(Effect::Record(EventKind::StepFinished(ended)));
         self.set(
             i,
             StepState::Backoff {
@@ -373,7 +373,7 @@ impl Machine {
         now: Duration,
         i: usize,
         status: StepStatus,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         if self.cfg.mode == Mode::Drill {
             self.runtime[i].real_time = Some(self.real_duration(i, now));
@@ -410,7 +410,7 @@ impl Machine {
         }
     }
 
-    pub(super) fn finish_if_over(&mut self, now: Duration, out: &mut Vec<Action>) {
+    pub(super) fn finish_if_over(&mut self, now: Duration, out: &mut Vec<Effect>) {
         // A run ends once: an answer handled after its end is journaled late, never a second
         // `run_finished`.
         if self.done {
@@ -427,11 +427,11 @@ impl Machine {
         }
         if let Some(reason) = &self.stopping {
             // Open gates stay open in the journal; resume asks again.
-            out.push(Action::Record(EventKind::RunInterrupted(RunInterrupted {
+            out.push(Effect::Record(EventKind::RunInterrupted(RunInterrupted {
                 reason: reason.clone(),
             })));
             self.done = true;
-            out.push(Action::Done(Outcome::Stopped));
+            out.push(Effect::Done(Outcome::Stopped));
             return;
         }
         let waiting = self
@@ -453,13 +453,13 @@ impl Machine {
 
     /// `schedule` ran just before and started every step that can start: with nothing
     /// running or waiting, a step still pending can never run (its needs failed).
-    fn not_run_the_rest(&mut self, out: &mut Vec<Action>) {
+    fn not_run_the_rest(&mut self, out: &mut Vec<Effect>) {
         for i in self.plan.order.clone() {
             if matches!(
                 self.runtime[i].state,
                 StepState::Pending | StepState::Waiting { .. }
             ) {
-                out.push(Action::Record(EventKind::StepFinished(
+                out.push(Effect::Record(EventKind::StepFinished(
                     self.finished_event(i, StepStatus::NotRun, 0),
                 )));
                 self.set(i, StepState::Done(StepStatus::NotRun));
@@ -470,7 +470,7 @@ impl Machine {
     }
 
     /// The run's verdict, journaled once: `run_finished`, and the outcome the driver exits on.
-    fn run_finished(&mut self, now: Duration, out: &mut Vec<Action>) {
+    fn run_finished(&mut self, now: Duration, out: &mut Vec<Effect>) {
         // Only a recovery meets the RTO: a run that failed did not recover, however soon it
         // ended. Steps that failed with `on_failure: continue` do not fail it.
         // A drill runs at drill speed: it is judged on what a real run would take.
@@ -486,7 +486,7 @@ impl Machine {
             RunStatus::Succeeded
         };
         let id = |&i: &usize| self.plan.steps[i].id.clone();
-        out.push(Action::Record(EventKind::RunFinished(RunFinished {
+        out.push(Effect::Record(EventKind::RunFinished(RunFinished {
             status,
             elapsed_ms: now.as_millis() as u64,
             rto_met,
@@ -498,7 +498,7 @@ impl Machine {
             observation_ms: recovery.map(|r| now.saturating_sub(r).as_millis() as u64),
         })));
         self.done = true;
-        out.push(Action::Done(if self.failed.is_some() {
+        out.push(Effect::Done(if self.failed.is_some() {
             Outcome::Failed { rto_met }
         } else {
             Outcome::Succeeded { rto_met }
@@ -511,7 +511,7 @@ impl Machine {
         reason: String,
         lost: Vec<usize>,
         not_started: Vec<usize>,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         if self.stopping.is_none() {
             self.stopping = Some(reason);
@@ -523,7 +523,7 @@ impl Machine {
         }
         for i in not_started {
             if let StepState::Running { attempt, .. } = self.runtime[i].state {
-                out.push(Action::Record(EventKind::StepFinished(StepFinished {
+                out.push(Effect::Record(EventKind::StepFinished(StepFinished {
                     error: Some("not started: the step supervisor was gone".into()),
                     ..self.finished_event(i, StepStatus::Interrupted, attempt)
                 })));
@@ -533,7 +533,7 @@ impl Machine {
     }
 
     /// Ctrl-C (or SIGTERM): no step starts, and every running one is killed once.
-    pub(super) fn interrupt(&mut self, out: &mut Vec<Action>) {
+    pub(super) fn interrupt(&mut self, out: &mut Vec<Effect>) {
         if self.stopping.is_none() {
             self.stopping = Some("signal".into());
         }
@@ -542,7 +542,7 @@ impl Machine {
                 && !*killing
             {
                 *killing = true;
-                out.push(Action::Kill { step: i });
+                out.push(Effect::Kill { step: i });
             }
         }
     }

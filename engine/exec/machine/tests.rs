@@ -97,19 +97,19 @@ impl Sim {
         self.take(acts);
     }
 
-    fn take(&mut self, acts: Vec<Action>) {
+    fn take(&mut self, acts: Vec<Effect>) {
         let mut follow = Vec::new();
         for a in acts {
             match a {
-                Action::Record(e) => self.events.push((self.now, e)),
-                Action::Spawn {
+                Effect::Record(e) => self.events.push((self.now, e)),
+                Effect::Spawn {
                     step,
                     attempt,
                     command,
                     ..
                 } => self.spawns.push((self.now, step, attempt, command)),
-                Action::Kill { step } => self.kills.push((self.now, step)),
-                Action::Notify {
+                Effect::Kill { step } => self.kills.push((self.now, step)),
+                Effect::Notify {
                     channel,
                     reason,
                     message,
@@ -124,8 +124,8 @@ impl Sim {
                         failed: None,
                     });
                 }
-                Action::Done(o) => self.outcome = Some(o),
-                Action::Simulate { .. } | Action::Ask { .. } => {}
+                Effect::Done(o) => self.outcome = Some(o),
+                Effect::Simulate { .. } | Effect::Ask { .. } => {}
             }
         }
         for i in follow {
@@ -233,8 +233,8 @@ fn dry_run(plan: Arc<Plan>) -> Vec<(Duration, EventKind)> {
     for _ in 0..10_000 {
         for a in acts {
             match a {
-                Action::Record(e) => events.push((now, e)),
-                Action::Simulate {
+                Effect::Record(e) => events.push((now, e)),
+                Effect::Simulate {
                     step,
                     attempt,
                     after,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use minijinja::value::Value;
 
-use super::{Action, Machine, NotifyFailure, StepState, Work, work_of};
+use super::{Effect, Machine, NotifyFailure, StepState, Work, work_of};
 use crate::journal::*;
 use crate::template::{self, Quoting};
 use crate::units::fmt_duration;
@@ -104,7 +104,7 @@ impl Machine {
     }
 
     /// Timers: budgets, timeouts, gate timeouts, backoffs, escalations, the projection.
-    pub(super) fn clock(&mut self, now: Duration, out: &mut Vec<Action>) {
+    pub(super) fn clock(&mut self, now: Duration, out: &mut Vec<Effect>) {
         let active: Vec<usize> = self.frontier.active.iter().copied().collect();
         for i in active {
             self.watch_budget(now, i, out);
@@ -139,7 +139,7 @@ impl Machine {
     }
 
     /// Active step `i` at 80% of its budget warns, past it breaches: each once.
-    fn watch_budget(&mut self, now: Duration, i: usize, out: &mut Vec<Action>) {
+    fn watch_budget(&mut self, now: Duration, i: usize, out: &mut Vec<Effect>) {
         let step = &self.plan.steps[i];
         let budget = step.budget;
         if let Some(start) = self.runtime[i].first_started
@@ -154,18 +154,18 @@ impl Machine {
             };
             if !self.runtime[i].warned && elapsed >= budget.mul_f64(0.8) {
                 self.runtime[i].warned = true;
-                out.push(Action::Record(EventKind::BudgetWarning(ev())));
+                out.push(Effect::Record(EventKind::BudgetWarning(ev())));
             }
             if !self.runtime[i].breached && elapsed >= budget + BREACH_AFTER {
                 self.runtime[i].breached = true;
-                out.push(Action::Record(EventKind::BudgetBreached(ev())));
+                out.push(Effect::Record(EventKind::BudgetBreached(ev())));
             }
         }
     }
 
     /// Step `i`'s own timers: its timeout or poll window (killed), its gate's timeout (the run
     /// stops), its backoff (the next attempt starts).
-    fn step_timers(&mut self, now: Duration, i: usize, out: &mut Vec<Action>) {
+    fn step_timers(&mut self, now: Duration, i: usize, out: &mut Vec<Effect>) {
         let step = &self.plan.steps[i];
         let poll_closes = step
             .poll
@@ -184,7 +184,7 @@ impl Machine {
             {
                 *killing = true;
                 *timed_out = true;
-                out.push(Action::Kill { step: i });
+                out.push(Effect::Kill { step: i });
             }
             StepState::Waiting { since, .. } => {
                 let since = *since;
@@ -193,7 +193,7 @@ impl Machine {
                     && now >= since + t
                 {
                     let wait = now - since;
-                    out.push(Action::Record(EventKind::ApprovalTimedOut(
+                    out.push(Effect::Record(EventKind::ApprovalTimedOut(
                         ApprovalTimedOut {
                             step: step.id.clone(),
                             wait_ms: wait.as_millis() as u64,
@@ -219,7 +219,7 @@ impl Machine {
         }
     }
 
-    pub(super) fn fire_escalations(&mut self, now: Duration, out: &mut Vec<Action>) {
+    pub(super) fn fire_escalations(&mut self, now: Duration, out: &mut Vec<Effect>) {
         for k in 0..self.plan.escalation.len() {
             if !self.escalated[k] && now >= self.plan.escalation[k].after {
                 self.escalate(k, now, "schedule", out);
@@ -242,7 +242,7 @@ impl Machine {
         k: usize,
         now: Duration,
         reason: &str,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         self.escalated[k] = true;
         let channel = self.plan.escalation[k].channel.clone();
@@ -270,7 +270,7 @@ impl Machine {
         channel: String,
         reason: &str,
         message: String,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         let Some(tmpl) = self.plan.notify.get(&channel) else {
             return;
@@ -281,14 +281,14 @@ impl Machine {
         match template::render(tmpl, Quoting::Shell, &Value::from(ctx)) {
             Ok(command) => {
                 self.notifying += 1;
-                out.push(Action::Notify {
+                out.push(Effect::Notify {
                     channel,
                     reason: reason.into(),
                     command,
                     message,
                 })
             }
-            Err(e) => out.push(Action::Record(EventKind::Escalated(Escalated {
+            Err(e) => out.push(Effect::Record(EventKind::Escalated(Escalated {
                 channel,
                 reason: reason.into(),
                 message: self.mask.mask(&format!(
@@ -315,7 +315,7 @@ impl Machine {
     /// it is said again only after the projection came back within the target. Once the
     /// `rto_ends_at` step has succeeded the RTO clock has stopped, and nothing is at risk.
     /// (docs/design.md, "The state machine".)
-    pub(super) fn project(&mut self, now: Duration, out: &mut Vec<Action>) {
+    pub(super) fn project(&mut self, now: Duration, out: &mut Vec<Effect>) {
         self.last_projection = now;
         if self.restored.is_some() {
             self.at_risk = false;
@@ -326,7 +326,7 @@ impl Machine {
             if !self.at_risk {
                 let (_, path) = self.projection(now);
                 self.at_risk = true;
-                out.push(Action::Record(EventKind::RtoAtRisk(RtoAtRisk {
+                out.push(Effect::Record(EventKind::RtoAtRisk(RtoAtRisk {
                     projected_ms: projected.as_millis() as u64,
                     target_ms: self.plan.rto.as_millis() as u64,
                     path: path
@@ -350,7 +350,7 @@ impl Machine {
         reason: String,
         message: String,
         failed: Option<NotifyFailure>,
-        out: &mut Vec<Action>,
+        out: &mut Vec<Effect>,
     ) {
         self.notifying = self.notifying.saturating_sub(1);
         let failed = failed.map(|f| NotifyFailure {
@@ -358,7 +358,7 @@ impl Machine {
             exit_code: f.exit_code,
             stderr_tail: f.stderr_tail.map(|t| self.mask.mask(&t)),
         });
-        out.push(Action::Record(EventKind::Escalated(Escalated {
+        out.push(Effect::Record(EventKind::Escalated(Escalated {
             channel,
             reason,
             message: self.mask.mask(&message),

@@ -117,7 +117,7 @@ fn a_gate_that_waits_pages_its_approvers_at_once() {
     let pages: Vec<(&str, &str, &str)> = acts
         .iter()
         .filter_map(|a| match a {
-            Action::Notify {
+            Effect::Notify {
                 channel,
                 reason,
                 message,
@@ -149,7 +149,7 @@ fn a_gate_that_waits_pages_its_approvers_at_once() {
     assert!(
         !acts
             .iter()
-            .any(|a| matches!(a, Action::Notify { reason, .. } if reason == "approval_requested"))
+            .any(|a| matches!(a, Effect::Notify { reason, .. } if reason == "approval_requested"))
     );
 }
 

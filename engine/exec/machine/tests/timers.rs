@@ -151,7 +151,7 @@ fn escalations_in_a_drill_say_it_is_a_drill() {
         let msg = acts
             .iter()
             .find_map(|a| match a {
-                Action::Notify { message, .. } => Some(message.clone()),
+                Effect::Notify { message, .. } => Some(message.clone()),
                 _ => None,
             })
             .unwrap();
@@ -192,7 +192,7 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
     let notify = acts
         .iter()
         .find_map(|a| match a {
-            Action::Notify {
+            Effect::Notify {
                 channel,
                 reason,
                 message,
@@ -203,7 +203,7 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
         .expect("the 0s escalation");
     let acts = m.handle(s(1), exited(1, ExitResult::Code(0)));
     assert!(
-        !acts.iter().any(|a| matches!(a, Action::Done(_))),
+        !acts.iter().any(|a| matches!(a, Effect::Done(_))),
         "the run ended with its escalation unsent"
     );
     let acts = m.handle(
@@ -218,13 +218,13 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
     let kinds: Vec<&str> = acts
         .iter()
         .filter_map(|a| match a {
-            Action::Record(e) => Some(e.type_name()),
+            Effect::Record(e) => Some(e.type_name()),
             _ => None,
         })
         .collect();
     assert_eq!(kinds, vec!["escalated", "run_finished"]);
     let finished = acts.iter().find_map(|a| match a {
-        Action::Record(EventKind::RunFinished(f)) => Some(f.clone()),
+        Effect::Record(EventKind::RunFinished(f)) => Some(f.clone()),
         _ => None,
     });
     assert_eq!(
@@ -232,7 +232,7 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
         1000,
         "the run's time is its last step's end"
     );
-    assert!(acts.iter().any(|a| matches!(a, Action::Done(_))));
+    assert!(acts.iter().any(|a| matches!(a, Effect::Done(_))));
 }
 
 #[test]
@@ -246,13 +246,13 @@ fn ctrl_c_while_only_notifications_are_left_ends_the_run_as_it_ended() {
     let acts = m.handle(s(2), Input::Interrupt);
     assert!(
         acts.iter()
-            .any(|a| matches!(a, Action::Done(Outcome::Succeeded { .. }))),
+            .any(|a| matches!(a, Effect::Done(Outcome::Succeeded { .. }))),
         "{acts:?}"
     );
     assert!(
         !acts
             .iter()
-            .any(|a| matches!(a, Action::Record(EventKind::RunInterrupted(_))))
+            .any(|a| matches!(a, Effect::Record(EventKind::RunInterrupted(_))))
     );
 }
 
@@ -264,9 +264,9 @@ fn budgets_that_add_up_to_the_rto_exactly_are_not_at_risk_for_a_microsecond() {
     // The engine starts the machine some microseconds after run_started: the first step
     // starts then, and "every budget used in full" ends that much after the target.
     let mut m = Machine::new(p, cfg(Mode::Real), Masker::default());
-    let risk = |acts: &[Action]| {
+    let risk = |acts: &[Effect]| {
         acts.iter()
-            .any(|a| matches!(a, Action::Record(EventKind::RtoAtRisk(_))))
+            .any(|a| matches!(a, Effect::Record(EventKind::RtoAtRisk(_))))
     };
     let acts = m.handle(Duration::from_micros(300), Input::Start);
     assert!(!risk(&acts), "at risk by 300 µs");
