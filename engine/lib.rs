@@ -4,8 +4,8 @@
 //! [`journal`] → [`report`]. Everything but the executor is synchronous and pure. The use
 //! cases ([`app`]) drive that flow; the command line ([`cli`]) parses, calls them and renders.
 //! The modules are in layers that only point down, from the leaves ([`units`], [`dag`],
-//! [`digest`], [`span`], [`diag`]) to [`cli`]: docs/design.md ("Layers") lists them, and
-//! tests/layers.rs fails on an edge that points up or a cycle.
+//! [`digest`], [`span`], [`diag`], [`signing`]) to [`cli`]: docs/design.md ("Layers") lists them, and
+//! tests/it/layers.rs fails on an edge that points up or a cycle.
 
 /// `print!`, `println!`, `eprint!` and `eprintln!` that never panic, shadowing std's across the crate. `run` and
 /// `resume` ignore SIGPIPE, so that a reader that goes away (`runbook run … | head`, a dropped
@@ -49,6 +49,7 @@ pub mod journal;
 pub mod project;
 pub mod report;
 pub mod schema;
+pub mod signing;
 pub mod simulate;
 pub mod span;
 pub mod state;

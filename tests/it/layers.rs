@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// the observers, and `report`, which uses its words.
 const LAYERS: &[&[&str]] = &[
     // Leaves: they know nothing of the engine.
-    &["units", "dag", "digest", "span", "diag"],
+    &["units", "dag", "digest", "span", "diag", "signing"],
     // The runbook format and what it is made of.
     &["format", "template", "project", "state"],
     &["compile", "schema"],

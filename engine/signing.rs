@@ -1,0 +1,676 @@
+//! SSH signatures on decisions and seals: who approved is proven by a key, not by a name typed
+//! on the command line. A leaf: it knows the allowed-signers file, the statements that are
+//! signed, the tokens that carry them between machines, signing (by `ssh-keygen -Y sign`, which
+//! reaches ssh-agent and hardware keys as the user has set them up) and checking (in process,
+//! with the RustCrypto `ssh-key` crate, so a verdict never depends on what a PATH holds).
+//! docs/design.md, "Signed approvals", says where each piece is used.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64ct::{Base64UrlUnpadded, Encoding as _};
+use serde::{Deserialize, Serialize};
+use ssh_key::public::KeyData;
+use ssh_key::{HashAlg, PublicKey, SshSig};
+
+/// The SSHSIG namespace of every signature `runbook` makes or accepts: a signature made for git
+/// or for a file (`-n git`, `-n file`) can never pass as an approval.
+pub const NAMESPACE: &str = "runbook-approval";
+
+/// A token starts so: a pasted line is told from a plain "y" at a prompt, and a token of a
+/// later format from this one.
+const TOKEN_PREFIX: &str = "rb1.";
+
+/// `runbooks/allowed_signers`: who holds which key, in OpenSSH's allowed-signers format (the
+/// one git uses for signed commits).
+#[derive(Clone, Debug)]
+pub struct AllowedSigners {
+    pub entries: Vec<Signer>,
+    /// The file's text as read: a run journals its sha256 and keeps a copy, so `verify` checks
+    /// signatures years later against the keys as they were.
+    pub text: String,
+}
+
+/// One line of the allowed-signers file.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    /// 1-based.
+    pub line: usize,
+    pub principals: Vec<String>,
+    /// `namespaces="…"`: the namespaces the key may sign in; `None` is any.
+    pub namespaces: Option<Vec<String>>,
+    pub key: PublicKey,
+}
+
+impl Signer {
+    fn allows(&self, namespace: &str) -> bool {
+        self.namespaces
+            .as_ref()
+            .is_none_or(|n| n.iter().any(|n| n == namespace))
+    }
+}
+
+/// A line of the allowed-signers file that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl AllowedSigners {
+    /// Parses the file's text. Every bad line is reported, not just the first.
+    pub fn parse(text: &str) -> Result<Self, Vec<LineError>> {
+        let mut entries = Vec::new();
+        let mut errors = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            match parse_line(line, trimmed) {
+                Ok(signer) => entries.push(signer),
+                Err(message) => errors.push(LineError { line, message }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self {
+                entries,
+                text: text.to_string(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Reads and parses `path`; `Ok(None)` when there is no such file.
+    pub fn load(path: &Path) -> Result<Option<Self>, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map(Some).map_err(|errs| {
+                errs.iter()
+                    .map(|e| format!("{}:{}", path.display(), e))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        }
+    }
+
+    /// The principals whose lines carry `key` for our namespace, in file order.
+    pub fn principals_of(&self, key: &KeyData) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in &self.entries {
+            if s.key.key_data() == key && s.allows(NAMESPACE) {
+                for p in &s.principals {
+                    if !out.contains(&p.as_str()) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Does anyone hold a key under this name?
+    pub fn has_principal(&self, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|s| s.allows(NAMESPACE) && s.principals.iter().any(|p| p == name))
+    }
+
+    /// Keys given to two or more people, with the lines that list them: one key held by two
+    /// names would let one person pass a two-person gate alone.
+    pub fn shared_keys(&self) -> Vec<(String, Vec<String>, Vec<usize>)> {
+        let mut seen: Vec<(&KeyData, Vec<String>, Vec<usize>)> = Vec::new();
+        for s in &self.entries {
+            let at = match seen.iter().position(|(k, _, _)| *k == s.key.key_data()) {
+                Some(at) => at,
+                None => {
+                    seen.push((s.key.key_data(), Vec::new(), Vec::new()));
+                    seen.len() - 1
+                }
+            };
+            if let Some((_, names, lines)) = seen.get_mut(at) {
+                for p in &s.principals {
+                    if !names.contains(p) {
+                        names.push(p.clone());
+                    }
+                }
+                lines.push(s.line);
+            }
+        }
+        seen.into_iter()
+            .filter(|(_, names, _)| names.len() > 1)
+            .map(|(k, names, lines)| (fingerprint(k), names, lines))
+            .collect()
+    }
+
+    /// The sha256 of the file's text, as `run_started` journals it.
+    pub fn sha256(&self) -> String {
+        crate::digest::sha256_hex(self.text.as_bytes())
+    }
+}
+
+/// `principal[,principal…] [options] keytype base64 [comment]`.
+fn parse_line(number: usize, line: &str) -> Result<Signer, String> {
+    let (principals, rest) = line
+        .split_once(char::is_whitespace)
+        .ok_or("expected `NAME[,NAME…] [namespaces=\"runbook-approval\"] ssh-ed25519 AAAA…`")?;
+    let principals: Vec<String> = principals.split(',').map(str::to_string).collect();
+    if principals.iter().any(String::is_empty) {
+        return Err("an empty name in the principals list".into());
+    }
+    let mut rest = rest.trim_start();
+    let mut namespaces = None;
+    // Options come before the key type; a key type never contains `=`.
+    let first_word = rest.split(char::is_whitespace).next().unwrap_or_default();
+    if !first_word.starts_with("ssh-")
+        && !first_word.starts_with("ecdsa-")
+        && !first_word.starts_with("sk-")
+    {
+        let (options, after) = split_options(rest)?;
+        for (name, value) in options {
+            match name.to_ascii_lowercase().as_str() {
+                "namespaces" => {
+                    let v = value
+                        .ok_or("`namespaces` needs a value: namespaces=\"runbook-approval\"")?;
+                    namespaces = Some(v.split(',').map(str::to_string).collect());
+                }
+                "cert-authority" => {
+                    return Err(
+                        "`cert-authority` lines are not supported: list each person's own key"
+                            .into(),
+                    );
+                }
+                "valid-after" | "valid-before" => {
+                    return Err(format!(
+                        "`{name}` is not supported: remove it, and remove a key that is no longer valid"
+                    ));
+                }
+                other => return Err(format!("unknown option `{other}`")),
+            }
+        }
+        rest = after.trim_start();
+    }
+    let key = PublicKey::from_openssh(rest)
+        .map_err(|e| format!("not a public key (`ssh-ed25519 AAAA…` expected): {e}"))?;
+    Ok(Signer {
+        line: number,
+        principals,
+        namespaces,
+        key,
+    })
+}
+
+type Options<'a> = Vec<(&'a str, Option<String>)>;
+
+/// `name[="value"][,name…]` up to the first unquoted whitespace.
+fn split_options(s: &str) -> Result<(Options<'_>, &str), String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        let end = rest
+            .find(|c: char| c == '=' || c == ',' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(end);
+        if name.is_empty() {
+            return Err("an empty option".into());
+        }
+        rest = after;
+        let mut value = None;
+        if let Some(after_eq) = rest.strip_prefix('=') {
+            let Some(quoted) = after_eq.strip_prefix('"') else {
+                return Err(format!("the value of `{name}` must be in double quotes"));
+            };
+            let close = quoted
+                .find('"')
+                .ok_or_else(|| format!("the value of `{name}` has no closing quote"))?;
+            let (v, after_v) = quoted.split_at(close);
+            value = Some(v.to_string());
+            rest = after_v.strip_prefix('"').unwrap_or(after_v);
+        }
+        out.push((name, value));
+        match rest.strip_prefix(',') {
+            Some(more) => rest = more,
+            None => break,
+        }
+    }
+    if !rest.starts_with(char::is_whitespace) {
+        return Err("expected a key after the options".into());
+    }
+    Ok((out, rest))
+}
+
+/// A key's fingerprint as `ssh-keygen -l` prints it: `SHA256:…`.
+pub fn fingerprint(key: &KeyData) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// What a person decides at a gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        })
+    }
+}
+
+/// What an approver signs. `request` is the hash of the gate's `approval_requested` journal
+/// record: a signature cannot be replayed on another run, another gate, or a later request of
+/// the same gate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub run: String,
+    pub step: String,
+    pub decision: Decision,
+    pub by: String,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// RFC 3339, UTC, whole seconds.
+    pub at: String,
+    pub request: String,
+}
+
+impl Statement {
+    /// The exact bytes signed: a fixed preamble, then the fields as one line of JSON in a fixed
+    /// order (JSON escapes newlines, so no field can forge another's line).
+    pub fn canonical(&self) -> Vec<u8> {
+        let body = serde_json::to_string(self).unwrap_or_default();
+        format!("runbook approval v1\n{body}\n").into_bytes()
+    }
+}
+
+/// What a run's operator signs when the journal is sealed: its last hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealStatement {
+    pub run: String,
+    pub by: String,
+    /// The `hash` of the last record before the seal.
+    pub head: String,
+}
+
+impl SealStatement {
+    /// The exact bytes signed; the preamble differs from an approval's, so neither passes as
+    /// the other.
+    pub fn canonical(&self) -> Vec<u8> {
+        let body = serde_json::to_string(self).unwrap_or_default();
+        format!("runbook seal v1\n{body}\n").into_bytes()
+    }
+}
+
+/// A signed statement, as it travels: in the approvals folder, in a token, in the journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed {
+    #[serde(flatten)]
+    pub statement: Statement,
+    /// The armored SSHSIG (`-----BEGIN SSH SIGNATURE-----…`).
+    pub signature: String,
+}
+
+impl Signed {
+    /// One line of printable ASCII, for chat, a ticket or a phone.
+    pub fn to_token(&self) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        format!(
+            "{TOKEN_PREFIX}{}",
+            Base64UrlUnpadded::encode_string(json.as_bytes())
+        )
+    }
+
+    /// Reads a token; surrounding whitespace (a pasted newline) is ignored.
+    pub fn from_token(token: &str) -> Result<Self, String> {
+        let t = token.trim();
+        let body = t.strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
+            "not a runbook approval token (it starts with `rb1.`; copy the whole line)".to_string()
+        })?;
+        let bytes = Base64UrlUnpadded::decode_vec(body)
+            .map_err(|_| "the token is damaged (not base64url): copy the whole line".to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("the token is damaged: {e}"))
+    }
+
+    /// Is `line` a token (as opposed to a plain answer at a prompt)?
+    pub fn looks_like_token(line: &str) -> bool {
+        line.trim().starts_with(TOKEN_PREFIX)
+    }
+}
+
+/// A signature that verified: whose key it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub fingerprint: String,
+}
+
+/// Why a signature does not count. Each says exactly why, naming the key by its fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the signature is not an SSH signature: {0}")]
+    Malformed(String),
+    #[error("the signature was made for `{0}`, not `{NAMESPACE}` (sign with `-n {NAMESPACE}`)")]
+    Namespace(String),
+    #[error("signed by {0}, which allowed_signers does not list")]
+    UnknownKey(String),
+    #[error("signed by {key}, which allowed_signers gives to {holders}, not {claimed}")]
+    NotTheirs {
+        key: String,
+        holders: String,
+        claimed: String,
+    },
+    #[error("the signature by {0} does not match the statement (altered, or made for another)")]
+    BadSignature(String),
+}
+
+/// Checks that `signature` is a good signature of `message` by a key that `signers` gives to
+/// `claimed`.
+pub fn verify(
+    signers: &AllowedSigners,
+    message: &[u8],
+    signature: &str,
+    claimed: &str,
+) -> Result<Verified, Refusal> {
+    let sig = SshSig::from_pem(signature.trim().as_bytes())
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if sig.namespace() != NAMESPACE {
+        return Err(Refusal::Namespace(sig.namespace().to_string()));
+    }
+    let key = sig.public_key();
+    let fp = fingerprint(key);
+    let holders = signers.principals_of(key);
+    if holders.is_empty() {
+        return Err(Refusal::UnknownKey(fp));
+    }
+    if !holders.contains(&claimed) {
+        return Err(Refusal::NotTheirs {
+            key: fp,
+            holders: holders.join(", "),
+            claimed: claimed.to_string(),
+        });
+    }
+    let public = PublicKey::new(key.clone(), "");
+    public
+        .verify(NAMESPACE, message, &sig)
+        .map_err(|_| Refusal::BadSignature(fp.clone()))?;
+    Ok(Verified { fingerprint: fp })
+}
+
+/// Checks a signed approval against the allowed signers: the key is the claimed person's.
+pub fn verify_statement(signers: &AllowedSigners, signed: &Signed) -> Result<Verified, Refusal> {
+    verify(
+        signers,
+        &signed.statement.canonical(),
+        &signed.signature,
+        &signed.statement.by,
+    )
+}
+
+/// The key to sign with when none is given: `$RUNBOOK_SIGNING_KEY`, then `~/.ssh/id_ed25519`.
+pub fn default_key() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("RUNBOOK_SIGNING_KEY").filter(|k| !k.is_empty()) {
+        return Some(PathBuf::from(k));
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    let k = PathBuf::from(home).join(".ssh").join("id_ed25519");
+    k.exists().then_some(k)
+}
+
+/// Signs `message` with `key` (a private key file, or a public key whose private half is in
+/// ssh-agent) by `ssh-keygen -Y sign`: the armored signature. ssh-keygen asks for a passphrase
+/// or a touch of a hardware key on the terminal, as it does for git.
+pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
+    use std::io::Write as _;
+    if !key.exists() {
+        return Err(format!(
+            "the signing key `{}` does not exist: give one with `--key PATH` or `RUNBOOK_SIGNING_KEY`",
+            key.display()
+        ));
+    }
+    let mut child = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `ssh-keygen` to sign (is OpenSSH installed?): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(message)
+            .map_err(|e| format!("cannot hand the statement to `ssh-keygen`: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`ssh-keygen` failed: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() || !stdout.contains("BEGIN SSH SIGNATURE") {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("Signing data on standard input"))
+            .collect();
+        return Err(format!(
+            "`ssh-keygen -Y sign` with `{}` failed: {}",
+            key.display(),
+            err.join("; ").trim()
+        ));
+    }
+    Ok(stdout.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIiZ5jpcH4MoQcrtFk/qV8VDzFkWWmqN8lQgu6wi9ZZ alice@laptop";
+
+    #[test]
+    fn parses_principals_namespaces_and_comments() {
+        let text = format!(
+            "# the team\n\nalice,al namespaces=\"runbook-approval,git\" {ALICE}\nbob {ALICE}\n"
+        );
+        let s = AllowedSigners::parse(&text).unwrap();
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.entries[0].line, 3);
+        assert_eq!(s.entries[0].principals, ["alice", "al"]);
+        assert_eq!(
+            s.entries[0].namespaces.as_deref(),
+            Some(&["runbook-approval".to_string(), "git".to_string()][..])
+        );
+        let shared = s.shared_keys();
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].1, ["alice", "al", "bob"]);
+        assert_eq!(shared[0].2, [3, 4]);
+    }
+
+    #[test]
+    fn every_bad_line_is_reported_with_its_number() {
+        let text = format!(
+            "alice {ALICE}\nbob ssh-ed25519 AAAAnotbase64\ncarol\ndave namespaces=git,x {ALICE}\n"
+        );
+        let errs = AllowedSigners::parse(&text).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4], "{errs:?}");
+        assert!(errs[2].message.contains("double quotes"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_key_limited_to_another_namespace_signs_for_nobody() {
+        let text = format!("alice namespaces=\"git\" {ALICE}\n");
+        let s = AllowedSigners::parse(&text).unwrap();
+        let key = &s.entries[0].key;
+        assert!(s.principals_of(key.key_data()).is_empty());
+        assert!(!s.has_principal("alice"));
+    }
+
+    #[test]
+    fn a_token_round_trips_and_a_damaged_one_is_refused() {
+        let signed = Signed {
+            statement: Statement {
+                run: "r1".into(),
+                step: "approve".into(),
+                decision: Decision::Approve,
+                by: "bob".into(),
+                comment: Some("go\nahead".into()),
+                at: "2026-12-01T20:00:00Z".into(),
+                request: "ab".repeat(32),
+            },
+            signature: "-----BEGIN SSH SIGNATURE-----\nx\n-----END SSH SIGNATURE-----".into(),
+        };
+        let token = signed.to_token();
+        assert!(Signed::looks_like_token(&token));
+        assert!(!token.contains(char::is_whitespace));
+        assert_eq!(Signed::from_token(&format!("  {token}\n")).unwrap(), signed);
+        assert!(Signed::from_token("y").is_err());
+        let mut cut = token.clone();
+        cut.truncate(token.len() / 2);
+        assert!(Signed::from_token(&cut).is_err());
+    }
+
+    #[test]
+    fn the_canonical_statement_cannot_be_forged_through_a_comment() {
+        let mut s = Statement {
+            run: "r1".into(),
+            step: "s".into(),
+            decision: Decision::Deny,
+            by: "bob".into(),
+            comment: Some("x\"}\n{\"decision\":\"approve\"".into()),
+            at: "t".into(),
+            request: "h".into(),
+        };
+        let text = String::from_utf8(s.canonical()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        s.comment = None;
+        assert_ne!(
+            s.canonical(),
+            Statement {
+                comment: Some(String::new()),
+                ..s.clone()
+            }
+            .canonical()
+        );
+    }
+
+    fn keygen(dir: &Path, name: &str) -> PathBuf {
+        let key = dir.join(name);
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen runs");
+        assert!(ok.success());
+        key
+    }
+
+    fn public(key: &Path) -> String {
+        std::fs::read_to_string(key.with_extension("pub")).unwrap()
+    }
+
+    #[test]
+    fn a_signature_by_ssh_keygen_verifies_in_process_and_nothing_else_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, bob, mallory) = (
+            keygen(dir.path(), "alice"),
+            keygen(dir.path(), "bob"),
+            keygen(dir.path(), "mallory"),
+        );
+        let signers = AllowedSigners::parse(&format!(
+            "alice namespaces=\"runbook-approval\" {}bob {}",
+            public(&alice),
+            public(&bob)
+        ))
+        .unwrap();
+        let statement = Statement {
+            run: "r1".into(),
+            step: "promote".into(),
+            decision: Decision::Approve,
+            by: "alice".into(),
+            comment: None,
+            at: "2026-12-01T20:00:00Z".into(),
+            request: "ab".repeat(32),
+        };
+        let sig = sign(&alice, &statement.canonical()).unwrap();
+        let signed = Signed {
+            statement: statement.clone(),
+            signature: sig.clone(),
+        };
+        let ok = verify_statement(&signers, &signed).unwrap();
+        assert!(ok.fingerprint.starts_with("SHA256:"));
+
+        // alice's key, claimed as bob's
+        let as_bob = Signed {
+            statement: Statement {
+                by: "bob".into(),
+                ..statement.clone()
+            },
+            signature: sig.clone(),
+        };
+        let e = verify_statement(&signers, &as_bob).unwrap_err().to_string();
+        assert!(e.contains("gives to alice, not bob"), "{e}");
+
+        // the statement changed after signing
+        let altered = Signed {
+            statement: Statement {
+                decision: Decision::Deny,
+                ..statement.clone()
+            },
+            signature: sig,
+        };
+        assert!(matches!(
+            verify_statement(&signers, &altered),
+            Err(Refusal::BadSignature(_))
+        ));
+
+        // a key nobody listed
+        let msig = sign(&mallory, &statement.canonical()).unwrap();
+        let e = verify_statement(
+            &signers,
+            &Signed {
+                statement: statement.clone(),
+                signature: msig,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, Refusal::UnknownKey(_)), "{e}");
+
+        // a signature for git, not for us
+        let git = Command::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "git", "-f"])
+            .arg(&bob)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut git = git;
+        {
+            use std::io::Write as _;
+            git.stdin
+                .take()
+                .unwrap()
+                .write_all(&statement.canonical())
+                .unwrap();
+        }
+        let out = git.wait_with_output().unwrap();
+        let e = verify(
+            &signers,
+            &statement.canonical(),
+            &String::from_utf8_lossy(&out.stdout),
+            "bob",
+        )
+        .unwrap_err();
+        assert!(matches!(e, Refusal::Namespace(ref n) if n == "git"), "{e}");
+
+        // a missing key says which
+        let e = sign(&dir.path().join("nope"), b"x").unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}
