@@ -471,6 +471,7 @@ fn run_started(
         journal_version: Some(crate::journal::VERSION),
         rehearsal: rehearsal(req.mode, env),
         rto_ends_at: plan.rto_ends_at.map(|i| plan.steps[i].id.clone()),
+        ..RunStarted::default()
     }))
 }
 

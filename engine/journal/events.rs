@@ -156,6 +156,15 @@ pub struct RunStarted {
     /// not upstream of it are the observation period. Absent when the whole run counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rto_ends_at: Option<String>,
+    /// The sha256 of `runbooks/allowed_signers` as the run read it; the run's folder keeps a
+    /// copy (`allowed_signers`), against which `verify` checks every signature. Absent when
+    /// the project has no such file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_signers_sha256: Option<String>,
+    /// Approvals must be signed: a real run with an allowed_signers file, or an environment
+    /// with `signed_approvals: true`. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_approvals: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -279,6 +288,22 @@ pub struct ApprovalAnswer {
     pub by: String,
     pub comment: Option<String>,
     pub wait_ms: u64,
+    /// The answer as `by` signed it, when it was signed (docs/design.md, "Signed approvals").
+    /// Absent for an unsigned answer, and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedDecision>,
+}
+
+/// A decision signed with the approver's SSH key: what was signed, the signature, and whose
+/// key made it. `verify` checks it again against the run's copy of `allowed_signers`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignedDecision {
+    /// The statement signed, field by field; its canonical bytes are what the signature covers.
+    pub statement: crate::signing::Statement,
+    /// The armored SSHSIG, namespace `runbook-approval`.
+    pub signature: String,
+    /// The signing key's fingerprint, `SHA256:…`.
+    pub key: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -289,6 +314,10 @@ pub struct ApprovalGranted {
     /// Granted by `--yes`, in the operator's name.
     pub auto: bool,
     pub wait_ms: u64,
+    /// The last approver's signed answer (the earlier ones are in their `approval_received`).
+    /// Absent when unsigned, and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedDecision>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -467,4 +496,19 @@ pub struct RunSealed {
     pub records: u64,
     /// The `hash` of the record before this one.
     pub last_hash: String,
+    /// The operator's signature over the chain's head, when a key was at hand. Absent when
+    /// unsigned, and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedSeal>,
+}
+
+/// A seal signed with the operator's SSH key: the signature covers
+/// `signing::SealStatement { run, by, head: last_hash }`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignedSeal {
+    pub by: String,
+    /// The signing key's fingerprint, `SHA256:…`.
+    pub key: String,
+    /// The armored SSHSIG, namespace `runbook-approval`.
+    pub signature: String,
 }

@@ -166,6 +166,7 @@ impl Journal {
         let sealed = RunSealed {
             records: self.next_seq,
             last_hash: self.prev.clone(),
+            signed: None,
         };
         self.append(at, elapsed, EventKind::RunSealed(sealed))
     }

@@ -169,6 +169,7 @@ impl Machine {
                     comment: Some("auto-approved with --yes".into()),
                     auto: true,
                     wait_ms: 0,
+                    signed: None,
                 },
             )));
             self.end_gate(now, i, StepStatus::Succeeded, out);
@@ -198,6 +199,7 @@ impl Machine {
                 comment: Some("simulated wait".into()),
                 auto: true,
                 wait_ms: wait.as_millis() as u64,
+                signed: None,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);
@@ -270,6 +272,7 @@ impl Machine {
                 by,
                 comment,
                 wait_ms,
+                signed: None,
             })));
             self.end_gate(now, i, StepStatus::Failed, out);
             return;
@@ -290,6 +293,7 @@ impl Machine {
                     by,
                     comment,
                     wait_ms,
+                    signed: None,
                 },
             )));
             self.set(i, StepState::Waiting { since, got });
@@ -303,6 +307,7 @@ impl Machine {
                 comment,
                 auto: false,
                 wait_ms,
+                signed: None,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);
