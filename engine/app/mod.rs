@@ -8,6 +8,7 @@ pub mod find;
 pub mod resume;
 pub mod run;
 pub mod runs;
+pub mod signers;
 pub mod status;
 pub mod unfinished;
 

@@ -111,6 +111,8 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
             }
         }
     }
+    let signers = crate::app::signers::path(&project).is_file();
+    all.extend(crate::app::signers::review(&project, &plans));
     report_problems(&all);
     // A drill there runs the dangerous path for real: said before anyone starts one.
     for env in &rehearsal_envs {
@@ -134,6 +136,9 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
     }
     if envs > 0 {
         what.push(plural(envs, "environment"));
+    }
+    if signers {
+        what.push("allowed_signers".into());
     }
     let (e, w) = (all.errors(), all.warnings());
     if e > 0 {

@@ -30,6 +30,7 @@ mod report_words;
 mod run;
 mod scenario_attacks;
 mod schema;
+mod signed_check;
 mod ssh_fanout;
 mod template_limits;
 mod verdicts;

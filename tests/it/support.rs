@@ -225,6 +225,36 @@ impl Project {
         self
     }
 
+    /// A new ed25519 key pair made by `ssh-keygen` at `keys/<name>` (and `keys/<name>.pub`),
+    /// no passphrase, comment `<name>`: the private key's path.
+    pub fn keygen(&self, name: &str) -> PathBuf {
+        let key = self.path().join("keys").join(name);
+        std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key)
+            .stdin(Stdio::null())
+            .status()
+            .expect("ssh-keygen runs (openssh-client is installed by tests/suite.sh)");
+        assert!(ok.success(), "ssh-keygen made no key for {name}");
+        key
+    }
+
+    /// Writes `runbooks/allowed_signers`, one line per (person, key made by
+    /// [`Project::keygen`]), with `namespaces="runbook-approval"`.
+    pub fn allow_signers(&self, people: &[(&str, &Path)]) -> &Self {
+        let mut text = String::from("# who may sign approvals\n");
+        for (name, key) in people {
+            let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+            text.push_str(&format!(
+                "{name} namespaces=\"runbook-approval\" {}",
+                public.trim()
+            ));
+            text.push('\n');
+        }
+        self.write("runbooks/allowed_signers", &text)
+    }
+
     /// A file of the project; empty when it is missing.
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path().join(rel)).unwrap_or_default()
