@@ -169,7 +169,10 @@ pub fn resume(
         return Err(Error::failed(Said::error(e.to_string())));
     }
     let rt = exec::runtime();
-    let result = rt.block_on(exec::execute(cx, machine, offset, settled.adopted));
+    let result = rt.block_on(async {
+        let interrupts = exec::watch_signals()?;
+        exec::execute(cx, machine, offset, settled.adopted, interrupts).await
+    });
     Ok(Ran {
         run_id: id.clone(),
         result,

@@ -366,7 +366,10 @@ pub fn run(
         exec::dry_run(&mut cx, &mut machine)
     } else {
         let rt = exec::runtime();
-        rt.block_on(exec::execute(cx, machine, Duration::ZERO, Vec::new()))
+        rt.block_on(async {
+            let interrupts = exec::watch_signals()?;
+            exec::execute(cx, machine, Duration::ZERO, Vec::new(), interrupts).await
+        })
     };
     Ok(Ran { run_id, result })
 }

@@ -1,6 +1,7 @@
 //! The async run loop: `execute` turns processes ending, timers, approvals, terminal answers
-//! and signals into the machine's inputs in one select loop, and hands its effects to
-//! [`perform`](super::perform). The supervisor's events and Ctrl-C come in here.
+//! and interrupts into the machine's inputs in one select loop, and hands its effects to
+//! [`perform`](super::perform). The supervisor's events come in here; signals come in as a
+//! parameter ([`Interrupts`]), made by the caller, as mini-redis passes `shutdown` to `run`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -150,13 +151,60 @@ fn start_supervisor(
     .map_err(|e| ExecError::Other(format!("cannot start the step supervisor: {e}")))
 }
 
+/// What the operator's signals ask of a run, as the driver hears them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT, Ctrl-C: on a terminal (`tty_signals`) the first press only asks.
+    CtrlC,
+    /// SIGTERM: stop, never asked (a service manager or `kill` does not answer questions).
+    Terminate,
+    /// SIGHUP: the terminal is gone; the run goes on.
+    Hangup,
+}
+
+/// Where the driver hears interrupts: the process's signals ([`watch_signals`]) on a real run,
+/// a channel a test feeds otherwise. The stop path is then driven without a real signal.
+pub type Interrupts = mpsc::UnboundedReceiver<Interrupt>;
+
+/// The process's SIGINT, SIGTERM and SIGHUP as [`Interrupts`]. Called inside the runtime;
+/// from then on those signals no longer end the process, they are the run's to handle.
+pub fn watch_signals() -> Result<Interrupts, ExecError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| ExecError::Other(format!("cannot watch for Ctrl-C: {e}")))?;
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(|e| ExecError::Other(format!("cannot watch for SIGTERM: {e}")))?;
+    // The terminal going away (a dropped ssh session) must not end a recovery half-way: the
+    // run goes on without it, and `runbook status` and `runbook approve` reach it from a new one.
+    let mut sighup = signal(SignalKind::hangup())
+        .map_err(|e| ExecError::Other(format!("cannot watch for SIGHUP: {e}")))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    // Ends with the run: its receiver gone, the next signal finds no one to tell. The
+    // handlers stay installed (tokio never removes them), so a late Ctrl-C is still no kill.
+    tokio::spawn(async move {
+        loop {
+            let interrupt = tokio::select! {
+                Some(()) = sigint.recv() => Interrupt::CtrlC,
+                Some(()) = sigterm.recv() => Interrupt::Terminate,
+                Some(()) = sighup.recv() => Interrupt::Hangup,
+                else => return,
+            };
+            if tx.send(interrupt).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
 /// Runs the machine for real (or as a drill) until it is done. Adopted steps' outcomes are
-/// awaited, never re-run.
+/// awaited, never re-run. `interrupts` are the operator's signals ([`watch_signals`]).
 pub async fn execute(
     mut cx: RunContext,
     mut machine: Machine,
     start_offset: Duration,
     adopted: Vec<Adopted>,
+    mut interrupts: Interrupts,
 ) -> Result<Outcome, ExecError> {
     process::become_subreaper();
     machine.set_epoch(cx.epoch);
@@ -208,14 +256,6 @@ pub async fn execute(
     approval_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut screen = tokio::time::interval(Duration::from_secs(1));
     screen.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| ExecError::Other(format!("cannot watch for Ctrl-C: {e}")))?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| ExecError::Other(format!("cannot watch for SIGTERM: {e}")))?;
-    // The terminal going away (a dropped ssh session) must not end a recovery half-way: the
-    // run goes on without it, and `runbook status` and `runbook approve` reach it from a new one.
-    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| ExecError::Other(format!("cannot watch for SIGHUP: {e}")))?;
     let mut stop = StopState::default();
     let (answer_tx, mut answer_rx) = mpsc::unbounded_channel::<String>();
     let mut stdin_started = false;
@@ -295,12 +335,14 @@ pub async fn execute(
                 cx.observers.tick(t, projected);
                 None
             }
-            _ = sigint.recv() => interrupt_input(&mut stop, cx.tty_signals, &running, &mut cx.observers),
-            _ = sigterm.recv() => interrupt_input(&mut stop, false, &running, &mut cx.observers),
-            _ = sighup.recv() => {
-                tracing::warn!("SIGHUP: the terminal is gone; the run goes on");
-                None
-            }
+            Some(i) = interrupts.recv() => match i {
+                Interrupt::CtrlC => interrupt_input(&mut stop, cx.tty_signals, &running, &mut cx.observers),
+                Interrupt::Terminate => interrupt_input(&mut stop, false, &running, &mut cx.observers),
+                Interrupt::Hangup => {
+                    tracing::warn!("SIGHUP: the terminal is gone; the run goes on");
+                    None
+                }
+            },
         };
         effects = Vec::new();
         // A step's output lines are all sent before its exit is: show them first.

@@ -35,7 +35,7 @@ use crate::journal::*;
 use crate::ui::observer::Observers;
 pub use adopt::{Adopted, adopted_result};
 pub use approvals::ApprovalRequest;
-pub use driver::execute;
+pub use driver::{Interrupt, Interrupts, execute, watch_signals};
 pub use dry_run::dry_run;
 pub use machine::{Config, Effect, ExitResult, Input, Machine, NotifyFailure, Outcome};
 use mask::Masker;

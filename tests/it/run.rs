@@ -1439,3 +1439,127 @@ steps:
     );
     let _ = nix::sys::signal::kill(Pid::from_raw(daemon), nix::sys::signal::Signal::SIGKILL);
 }
+
+/// The driver's stop path, driven through its `interrupts` parameter with no real signal: on
+/// a terminal the first Ctrl-C only asks and the second stops the run; `run_interrupted`
+/// (`signal`) is journaled and the step's process group is gone.
+#[test]
+fn interrupts_passed_to_the_driver_stop_the_run_and_its_steps() {
+    use std::sync::Arc;
+
+    use runbook::compile::{Library, Options, compile_file};
+    use runbook::exec::{Config, Interrupt, Machine, Outcome, RunContext, execute, mask::Masker};
+    use runbook::journal::{EventKind, Journal, Mode, read_lenient};
+    use runbook::ui::observer::Observers;
+
+    let p = Project::with_runbook(
+        "stop",
+        r#"
+scenario: stop
+title: One long step
+rto: 1m
+steps:
+  - { id: sleeper, budget: 1m, run: "echo $$ > sleeper.pid; exec sleep 30", drill: run }
+"#,
+    );
+    // The driver starts its supervisor from beside the running executable: here, the test's.
+    let beside = std::env::current_exe()
+        .unwrap()
+        .with_file_name("runbook-step");
+    if let Err(e) = std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_runbook-step"), &beside) {
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+    }
+    let project = runbook::project::Project::at(p.path());
+    let (plan, problems) = compile_file(
+        &project,
+        &p.path().join("runbooks/stop.yaml"),
+        &mut Library::default(),
+        Options::default(),
+    );
+    let plan = Arc::new(plan.unwrap_or_else(|| panic!("the runbook compiles: {problems:?}")));
+    let run_dir = p.run_dir("t1");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let mask = Arc::new(Masker::from_env(&plan.secrets));
+    let cx = RunContext {
+        plan: plan.clone(),
+        run_dir: run_dir.clone(),
+        journal: Journal::create(&run_dir.join("journal.jsonl")).unwrap(),
+        mask: mask.clone(),
+        observers: Observers {
+            plain: None,
+            bars: None,
+            json: None,
+        },
+        operator: "tester".into(),
+        mode: Mode::Real,
+        epoch: chrono::Utc::now(),
+        inventory: Default::default(),
+        interactive: false,
+        tty_signals: true,
+    };
+    let cfg = Config {
+        run_id: "t1".into(),
+        mode: Mode::Real,
+        max_parallel: None,
+        auto_approve_as: None,
+        yes_is_one_approval: false,
+        vars: Default::default(),
+        env: Default::default(),
+        durations: None,
+        rehearsal: false,
+    };
+    let machine = Machine::new(plan.clone(), cfg, (*mask).clone());
+    let pid_file = p.path().join("sleeper.pid");
+    let (tx, interrupts) = tokio::sync::mpsc::unbounded_channel();
+    let outcome = runbook::exec::runtime().block_on(async {
+        let run = tokio::spawn(execute(cx, machine, Duration::ZERO, Vec::new(), interrupts));
+        while !std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // On a terminal one Ctrl-C is a question, not a stop; the second is the answer.
+        tx.send(Interrupt::CtrlC).unwrap();
+        tx.send(Interrupt::CtrlC).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the run stops within 20s of its interrupt")
+            .expect("the driver's task does not panic")
+            .expect("the run ends without an executor error")
+    });
+    assert!(matches!(outcome, Outcome::Stopped), "{outcome:?}");
+    let reasons: Vec<String> = read_lenient(&run_dir.join("journal.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            EventKind::RunInterrupted(i) => Some(i.reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["signal"]);
+    let pgid = p.pid_file("sleeper.pid");
+    assert_eq!(
+        group_members(pgid),
+        Vec::<i32>::new(),
+        "the step's process group {pgid} is gone"
+    );
+}
+
+/// The live (not zombie) processes of a process group, from /proc.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`: the fields after the last `)`.
+        let rest: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
+        if rest.get(2) == Some(&pgid.to_string().as_str()) && pid_alive(pid) {
+            members.push(pid);
+        }
+    }
+    members
+}

@@ -16,6 +16,10 @@
 //! process it runs and two pipes — no thread, no lock. As a child subreaper it reaps
 //! whatever a step leaves behind, and `waitpid(-1)` is how it learns of every end.
 //!
+//! Here: the poll loop and the start of a step. The state of one step is in `step`, what it
+//! prints in `output`, its end (reaping, its group ended, its exit reported) in `ending`, and
+//! the supervisor's own signal set-up in `signals`.
+//!
 //! Its protocol field by field, the status log, and what the engine does when it dies:
 //! docs/design.md ("The step supervisor").
 
@@ -29,17 +33,19 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
 
 use super::mask::Masker;
 
 mod argv;
 mod client;
+mod ending;
 mod log;
+mod output;
 mod protocol;
+mod signals;
+mod step;
 mod strays;
 
 use argv::shell_pwd;
@@ -47,19 +53,9 @@ pub(crate) use argv::simple_argv;
 pub use client::{Handle, spawn};
 pub(crate) use log::{LazyLog, host_log};
 pub use protocol::{Event, Request, SECRET_NAMES};
-use strays::strays;
-
-/// What is left of a step's group once its leader has exited: SIGTERM, then SIGKILL after
-/// this long, then give up after as long again (a process in uninterruptible sleep).
-const GROUP_GRACE: Duration = Duration::from_millis(500);
-const GROUP_GIVE_UP: Duration = Duration::from_secs(2);
-const GROUP_CHECK: Duration = Duration::from_millis(20);
-/// The longest line a step's log holds: a longer one is cut there and goes on in the next, so
-/// that binary output or a progress bar with no line end is handled in pieces of this size.
-const MAX_LINE: usize = 64 * 1024;
-/// Lines still in the pipes are read for this long after the group is gone: an escaped
-/// descendant holding a pipe is not waited for.
-const DRAIN: Duration = Duration::from_millis(500);
+pub(crate) use signals::keep_running_on_signals;
+use signals::spawn_unblocked;
+use step::{Phase, StepProc};
 
 pub fn main(status_log: &Path) -> i32 {
     keep_running_on_signals();
@@ -80,35 +76,6 @@ pub fn main(status_log: &Path) -> i32 {
             1
         }
     }
-}
-
-/// One step's process group, from its start until its end is reported.
-struct StepProc {
-    key: String,
-    step: usize,
-    pgid: i32,
-    log: LazyLog,
-    /// stdout and stderr: the read end while open, and the start of a line not yet ended.
-    pipes: Vec<(Option<OwnedFd>, Vec<u8>)>,
-    /// The leader's exit code or signal, once reaped.
-    ended: Option<(Option<i32>, Option<i32>)>,
-    phase: Phase,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Phase {
-    Running,
-    /// The leader is gone and its group was told to go: SIGTERM at `since` (SIGKILL once
-    /// `killed`); checked again at `check`.
-    Ending {
-        since: Instant,
-        killed: bool,
-        check: Instant,
-    },
-    /// The group is gone; what its pipes still hold is read until `until`.
-    Draining {
-        until: Instant,
-    },
 }
 
 struct Supervisor {
@@ -368,226 +335,6 @@ impl Supervisor {
         self.reap_children();
     }
 
-    /// Reaps every child that has ended: step leaders, and whatever else was left to us.
-    fn reap(&mut self) {
-        while let Ok(Some(_)) = self.sigchld.read_signal() {}
-        self.reap_children();
-    }
-
-    fn reap_children(&mut self) {
-        loop {
-            let (pid, ended) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, (Some(code), None)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, (None, Some(sig as i32))),
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(_) => continue,
-            };
-            if let Some(s) = self.steps.get_mut(&pid.as_raw()) {
-                s.ended = Some(ended);
-                // Recorded the moment it is known, before the group is ended and the pipes
-                // drained: a supervisor killed in between must not take the exit with it (a
-                // resume would not know whether the step did its work).
-                let line = exit_line(&s.key, ended);
-                self.record(&line);
-            }
-        }
-    }
-
-    /// Reads what a step printed; complete lines are masked, logged and reported. A line ends
-    /// at `\n`, `\r\n` or a lone `\r` (a progress bar's update), and one longer than
-    /// [`MAX_LINE`] is cut and continued, so that what is kept between reads stays small and
-    /// only new bytes are looked at: output that never ends a line costs what any other does.
-    fn read_pipe(&mut self, pid: i32, i: usize) {
-        let Some(s) = self.steps.get_mut(&pid) else {
-            return;
-        };
-        let Some((Some(fd), kept)) = s.pipes.get_mut(i) else {
-            return;
-        };
-        let n = match nix::unistd::read(fd.as_fd(), &mut self.buf) {
-            Ok(n) => n,
-            Err(Errno::EINTR | Errno::EAGAIN) => return,
-            Err(_) => 0,
-        };
-        let end = n == 0;
-        let mut pending = std::mem::take(kept);
-        if end {
-            s.pipes[i].0 = None;
-        }
-        // What was kept ends no line, but for a last `\r` that may be the start of a `\r\n`.
-        let scan = pending.len() - usize::from(pending.last() == Some(&b'\r'));
-        pending.extend_from_slice(&self.buf[..n]);
-        let mut from = 0;
-        // The next `\n` and the next `\r`, each looked for again only once passed: every byte
-        // is looked at once for each.
-        let mut nl = find(&pending, scan, b'\n');
-        let mut cr = find(&pending, scan, b'\r');
-        while let Some(at) = [nl, cr].into_iter().flatten().min() {
-            let next = match (pending[at], pending.get(at + 1)) {
-                (b'\r', Some(b'\n')) => at + 2,
-                (b'\r', None) if !end => break,
-                _ => at + 1,
-            };
-            // A `\r` right after a line end (a progress bar's first) ends nothing to show.
-            if at > from || next > at + 1 || pending[at] == b'\n' {
-                let cut = self.cut_long(pid, &pending[from..at], true);
-                self.line(pid, &pending[from + cut..at]);
-            }
-            from = next;
-            if nl.is_some_and(|p| p < next) {
-                nl = find(&pending, next, b'\n');
-            }
-            if cr.is_some_and(|p| p < next) {
-                cr = find(&pending, next, b'\r');
-            }
-        }
-        // A `\r` left last is a line end to come: a line of MAX_LINE before it is not cut.
-        let unended = pending.len() - usize::from(!end && pending.last() == Some(&b'\r'));
-        from += self.cut_long(pid, &pending[from..unended], end);
-        if end && from < pending.len() {
-            // End of the stream: an unfinished last line is a line.
-            self.line(pid, &pending[from..]);
-            from = pending.len();
-        }
-        pending.drain(..from);
-        if let Some(s) = self.steps.get_mut(&pid) {
-            s.pipes[i].1 = pending;
-        }
-    }
-
-    /// Sends on the first pieces of a line longer than [`MAX_LINE`], each cut at that length
-    /// or before (see [`Masker::cut`]); returns how many bytes went. What is left is at most
-    /// `MAX_LINE` long, or, when the line goes on (`complete` false), shorter than what a cut
-    /// needs in view: the longest secret past it.
-    fn cut_long(&mut self, pid: i32, line: &[u8], complete: bool) -> usize {
-        let look = self.mask.lookahead();
-        let mut from = 0;
-        while line.len() - from > MAX_LINE && (complete || line.len() - from >= MAX_LINE + look) {
-            let cut = self.mask.cut(&line[from..], MAX_LINE);
-            self.line(pid, &line[from..from + cut]);
-            from += cut;
-        }
-        from
-    }
-
-    /// One line a step printed: masked, into its log, to the engine.
-    fn line(&mut self, pid: i32, raw: &[u8]) {
-        let Some(s) = self.steps.get_mut(&pid) else {
-            return;
-        };
-        let text = String::from_utf8_lossy(raw);
-        let line = self.mask.mask(text.trim_end_matches('\r'));
-        let failed = s.log.line(&line);
-        let step = s.step;
-        self.emit(&Event::Line { step, text: line });
-        if let Some(text) = failed {
-            self.emit(&Event::Line { step, text });
-        }
-    }
-
-    /// Moves every step whose leader has exited towards its end: its group stopped, its
-    /// pipes drained, its exit recorded and reported.
-    fn advance(&mut self, now: Instant) {
-        // A member of a group that ended with its leader may not be reaped yet: a zombie
-        // would make its group look alive.
-        if self
-            .steps
-            .values()
-            .any(|s| s.ended.is_some() && s.phase == Phase::Running)
-        {
-            self.reap_children();
-        }
-        let mut done = Vec::new();
-        let leaders: Vec<i32> = self.steps.keys().copied().collect();
-        for (pid, s) in &mut self.steps {
-            if s.ended.is_none() {
-                continue;
-            }
-            // What the step moved out of its group, but not out of the run's session, is
-            // the step's too; looked for when the group is looked at.
-            let looks = match s.phase {
-                Phase::Running => true,
-                Phase::Ending { check, .. } => now >= check,
-                Phase::Draining { .. } => false,
-            };
-            let step_id = s.key.rsplit_once('.').map_or(s.key.as_str(), |(id, _)| id);
-            let strays = if looks {
-                strays(step_id, s.pgid, &leaders)
-            } else {
-                Vec::new()
-            };
-            let gone = || killpg(Pid::from_raw(s.pgid), None).is_err() && strays.is_empty();
-            let pg = Pid::from_raw(s.pgid);
-            let signal_all = |sig| {
-                let _ = killpg(pg, sig);
-                for &p in &strays {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(p), sig);
-                }
-            };
-            s.phase = match s.phase {
-                Phase::Running if gone() => Phase::Draining { until: now + DRAIN },
-                Phase::Running => {
-                    signal_all(Signal::SIGTERM);
-                    Phase::Ending {
-                        since: now,
-                        killed: false,
-                        check: now + GROUP_CHECK,
-                    }
-                }
-                Phase::Ending { check, .. } if now < check => s.phase,
-                Phase::Ending { .. } if gone() => Phase::Draining { until: now + DRAIN },
-                Phase::Ending { since, killed, .. } => {
-                    let waited = now.duration_since(since);
-                    if !killed && waited >= GROUP_GRACE {
-                        signal_all(Signal::SIGKILL);
-                        Phase::Ending {
-                            since: now,
-                            killed: true,
-                            check: now + GROUP_CHECK,
-                        }
-                    } else if killed && waited >= GROUP_GIVE_UP {
-                        Phase::Draining { until: now + DRAIN }
-                    } else {
-                        Phase::Ending {
-                            since,
-                            killed,
-                            check: now + GROUP_CHECK,
-                        }
-                    }
-                }
-                p @ Phase::Draining { .. } => p,
-            };
-            if let Phase::Draining { until } = s.phase
-                && (s.pipes.iter().all(|(fd, _)| fd.is_none()) || now >= until)
-            {
-                done.push(*pid);
-            }
-        }
-        done.sort_unstable();
-        for pid in done {
-            // A line cut off by the drain's end still counts.
-            let rests: Vec<Vec<u8>> = self.steps[&pid]
-                .pipes
-                .iter()
-                .filter(|(_, rest)| !rest.is_empty())
-                .map(|(_, rest)| rest.clone())
-                .collect();
-            for rest in rests {
-                self.line(pid, &rest);
-            }
-            let Some(mut s) = self.steps.remove(&pid) else {
-                continue;
-            };
-            s.log.close();
-            let (code, signal) = s.ended.unwrap_or((Some(125), None));
-            self.emit(&Event::Exit {
-                key: s.key,
-                code,
-                signal,
-            });
-        }
-    }
-
     fn emit(&mut self, ev: &Event) {
         if serde_json::to_writer(&mut self.out, ev).is_ok() {
             self.out.push(b'\n');
@@ -609,26 +356,6 @@ impl Supervisor {
     }
 }
 
-/// Spawns with SIGCHLD unblocked for the moment of the spawn. The supervisor blocks it to read
-/// it from a signalfd, and a step inherits the spawning thread's mask (std does not reset it):
-/// a `sh` started with SIGCHLD blocked waits forever in `wait` for a job that ends while it
-/// waits. Unblocking around the spawn, rather than a `pre_exec` hook that clears the child's
-/// mask, keeps std's posix_spawn path (a hook makes it fork the supervisor). A SIGCHLD that
-/// arrives in that moment is not queued for the signalfd: the caller reaps once after.
-fn spawn_unblocked(cmd: &mut Command) -> std::io::Result<std::process::Child> {
-    let mut chld = SigSet::empty();
-    chld.add(Signal::SIGCHLD);
-    let _ = chld.thread_unblock();
-    let spawned = cmd.spawn();
-    let _ = chld.thread_block();
-    spawned
-}
-
-/// A step's end in the status log, in the shell's convention: 128 + N for signal N.
-fn exit_line(key: &str, (code, signal): (Option<i32>, Option<i32>)) -> String {
-    format!("{key} exit {}\n", code.unwrap_or(128 + signal.unwrap_or(0)))
-}
-
 /// What `poll` found ready: the engine's requests, SIGCHLD, or a pipe of a step (by its
 /// leader's pid; 0 is stdout, 1 stderr).
 #[derive(Clone, Copy, Debug)]
@@ -636,28 +363,6 @@ enum Source {
     Input,
     Sigchld,
     Pipe { pid: i32, index: usize },
-}
-
-extern "C" fn ignore(_: libc_int) {}
-
-#[allow(non_camel_case_types)]
-type libc_int = std::os::raw::c_int;
-
-/// Termination signals reach the whole group; the supervisor stays to record what became of its
-/// command. A handler (not SIG_IGN) so that the command itself does not inherit immunity.
-pub(crate) fn keep_running_on_signals() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(ignore),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        // SAFETY: the handler does nothing, so it is async-signal-safe.
-        unsafe {
-            let _ = sigaction(sig, &action);
-        }
-    }
 }
 
 /// Raises the soft limit on open files to the hard limit; false if it was there already.
@@ -672,15 +377,4 @@ fn raise_descriptor_limit() -> bool {
 fn descriptor_limit() -> u64 {
     nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(0, |(soft, _)| soft)
-}
-
-/// Where `byte` next occurs in `bytes` from `from` on: found by the C library's `memchr`
-/// (through std's `BufRead` for a slice) rather than a loop over bytes of ours, which is slow
-/// in a debug build (the tests').
-fn find(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
-    use std::io::BufRead;
-    let hay = bytes.get(from..)?;
-    let mut rest = hay;
-    let n = rest.skip_until(byte).ok()?;
-    (n > 0 && hay[n - 1] == byte).then(|| from + n - 1)
 }
