@@ -1525,6 +1525,9 @@ steps:
             .expect("the driver's task does not panic")
             .expect("the run ends without an executor error")
     });
+    // `execute` made this test process a child subreaper, as it makes the engine: undone, so
+    // that what other tests' processes orphan goes to init again, not to us.
+    let _ = nix::sys::prctl::set_child_subreaper(false);
     assert!(matches!(outcome, Outcome::Stopped), "{outcome:?}");
     let reasons: Vec<String> = read_lenient(&run_dir.join("journal.jsonl"))
         .unwrap()
