@@ -221,11 +221,10 @@ impl<'a> Compiler<'a> {
             .iter()
             .map(|(k, v)| (k.clone(), v.value.0.clone()))
             .collect();
-        for name in doc.vars.keys() {
+        for (name, value) in &doc.vars {
             if !is_identifier(name) {
-                let pos = doc.vars[name].pos;
                 self.err(
-                    pos,
+                    value.pos,
                     format!("variable name `{name}` cannot be used in templates"),
                 )
                 .help("variable names are letters, digits and `_`, not starting with a digit");
@@ -290,8 +289,8 @@ impl<'a> Compiler<'a> {
                     .label("bad id")
                     .help("ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit");
             }
-            if let Some(&first) = index.get(s.id.value.as_str()) {
-                let line = doc.steps[first].id.pos.line;
+            if let Some(first) = index.get(s.id.value.as_str()) {
+                let line = doc.steps.get(*first).map_or(0, |f| f.id.pos.line);
                 self.err(s.id.pos, format!("step id `{}` is used twice", s.id.value))
                     .label("second use")
                     .help(format!(
@@ -321,13 +320,14 @@ impl<'a> Compiler<'a> {
         let doc = self.doc;
         let names: Vec<&str> = critical_path
             .iter()
-            .map(|&i| steps[i].id.as_str())
+            .filter_map(|&i| steps.get(i).map(|s| s.id.as_str()))
             .collect();
         let msg = format!(
             "the critical path{} takes {} of budgets, over the RTO of {}: {}",
             // With `rto_ends_at`, the path to it: the observation after it is not counted.
             rto_ends_at
-                .map(|i| format!(" to `{}` (`rto_ends_at`)", steps[i].id))
+                .and_then(|i| steps.get(i))
+                .map(|end| format!(" to `{}` (`rto_ends_at`)", end.id))
                 .unwrap_or_default(),
             crate::units::fmt_duration(critical_path_budget),
             crate::units::fmt_duration(rto),

@@ -253,7 +253,7 @@ impl Compiler<'_> {
             at: format!("{}:{at_line}", self.file.display_name()),
             title,
             description: s.description.clone(),
-            needs: graph.needs[i].clone(),
+            needs: graph.needs.get(i).cloned().unwrap_or_default(),
             budget: budget?,
             estimate: estimate?,
             timeout,
@@ -543,13 +543,13 @@ pub(super) fn library_digest(project: &Project, yaml: &str) -> String {
     h.update(yaml.as_bytes());
     let mut files: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     let mut rest = yaml;
-    while let Some(at) = rest.find("steps/") {
-        let from = &rest[at..];
-        let n = from
+    while let Some((_, tail)) = rest.split_once("steps/") {
+        let n = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')))
-            .unwrap_or(from.len());
-        files.insert(project.root.join(&from[..n]));
-        rest = &from[n.max(1)..];
+            .unwrap_or(tail.len());
+        let (path, after) = tail.split_at_checked(n).unwrap_or((tail, ""));
+        files.insert(project.root.join(format!("steps/{path}")));
+        rest = after;
     }
     if let Ok(rd) = std::fs::read_dir(project.steps_dir().join("lib")) {
         files.extend(rd.filter_map(Result::ok).map(|e| e.path()));
