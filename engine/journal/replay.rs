@@ -283,3 +283,7 @@ impl RunState {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod tests;
