@@ -119,7 +119,7 @@ impl Problem {
         // or ends inside a multi-byte character would panic here or in miette's renderer.
         let start = text.floor_char_boundary(pos.offset.min(text.len()));
         // A zero-length span still gets a caret; keep it inside the text and on one line.
-        let rest = &text[start..];
+        let rest = text.get(start..)?;
         let line_end = rest.find('\n').unwrap_or(rest.len());
         let len = pos.len.min(line_end).max(usize::from(line_end > 0));
         let len = rest.ceil_char_boundary(len);
@@ -239,6 +239,10 @@ pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>)
 
 /// Edits between two words, a swap of two neighbouring letters counting as one (`stpo` is one
 /// typo away from `stop`): the optimal string alignment distance.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "i < a.len() and j < b.len(), and the three rows are b.len() + 1 long, so every index (j + 1 at most) is in range"
+)]
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();

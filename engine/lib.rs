@@ -37,13 +37,24 @@ macro_rules! eprint {
     }};
 }
 
+// Where input reaches, no index or slice may panic (issue 15): the runbook's YAML (`format`),
+// the Doc → Plan compiler, templates, positions and diagnostics over that text, durations, the
+// digests, and a journal file that may have been edited by hand or by an attacker (the lint is
+// on in journal/{read,verify,writer,replay}.rs, not in the event types). There a bad offset or a
+// multi-byte character must become an error, never exit 101. The machine, the report and the
+// UI index into the plan they were given, whose indices the compiler built and checked: a
+// panic there is a bug in the engine, not hostile input, so they stay free to index.
 pub mod app;
 pub mod cli;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod compile;
 pub mod dag;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod diag;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod digest;
 pub mod exec;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod format;
 pub mod journal;
 pub mod project;
@@ -51,8 +62,11 @@ pub mod report;
 pub mod schema;
 pub mod signing;
 pub mod simulate;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod span;
 pub mod state;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod template;
 pub mod ui;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod units;

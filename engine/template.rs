@@ -297,7 +297,7 @@ fn from_minijinja(e: &minijinja::Error, src: &str) -> TemplateError {
 fn find_step_ref(src: &str, id: &str) -> Option<Range<usize>> {
     let mentions = src.match_indices(id).map(|(i, _)| i..i + id.len());
     let is_ref = |r: &Range<usize>| {
-        let before = &src[..r.start];
+        let before = src.get(..r.start).unwrap_or_default();
         before.ends_with("steps.")
             || before.strip_suffix(['\'', '"']).is_some_and(|b| {
                 b.trim_end()
@@ -316,20 +316,15 @@ fn is_name(s: &str) -> bool {
 }
 
 fn find_word(src: &str, word: &str) -> Option<Range<usize>> {
-    let mut from = 0;
-    while let Some(i) = src[from..].find(word) {
-        let start = from + i;
-        let end = start + word.len();
-        let before = src[..start].chars().next_back();
-        let after = src[end..].chars().next();
-        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-        // `inputs.database` is an attribute, not the name `database`.
-        if !ident(before) && before != Some('.') && !ident(after) {
-            return Some(start..end);
-        }
-        from = end;
-    }
-    None
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    src.match_indices(word)
+        .map(|(start, w)| start..start + w.len())
+        .find(|r| {
+            let before = src.get(..r.start).and_then(|s| s.chars().next_back());
+            let after = src.get(r.end..).and_then(|s| s.chars().next());
+            // `inputs.database` is an attribute, not the name `database`.
+            !ident(before) && before != Some('.') && !ident(after)
+        })
 }
 
 /// Answers any attribute with a placeholder: the operator's environment and step outputs are
@@ -477,10 +472,12 @@ mod tests {
             ..Default::default()
         };
         let errs = check("restore {{ databse }}", Quoting::Shell, &scope);
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].message, "undefined variable `databse`");
-        assert_eq!(errs[0].range, Some(11..18));
-        assert_eq!(errs[0].help.as_deref(), Some("did you mean `database`?"));
+        let [err] = errs.as_slice() else {
+            panic!("one error expected: {errs:?}")
+        };
+        assert_eq!(err.message, "undefined variable `databse`");
+        assert_eq!(err.range, Some(11..18));
+        assert_eq!(err.help.as_deref(), Some("did you mean `database`?"));
     }
 
     #[test]
@@ -497,11 +494,14 @@ mod tests {
         assert!(check("{{ steps['a'].outputs.file }}", Quoting::Shell, &scope).is_empty());
         let errs = check("{{ steps['b'].outputs.file }}", Quoting::Shell, &scope);
         assert_eq!(
-            errs[0].message,
-            "step `c` uses an output of `b`, which is not upstream of it"
+            errs.first().map(|e| e.message.as_str()),
+            Some("step `c` uses an output of `b`, which is not upstream of it")
         );
         let errs = check("{{ steps.zz.outputs.file }}", Quoting::Shell, &scope);
-        assert_eq!(errs[0].message, "no step `zz` to take outputs from");
+        assert_eq!(
+            errs.first().map(|e| e.message.as_str()),
+            Some("no step `zz` to take outputs from")
+        );
     }
 
     #[test]
@@ -511,7 +511,9 @@ mod tests {
             ..Default::default()
         };
         let errs = check("{{ x | shout }}", Quoting::Shell, &scope);
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].message, "unknown filter `shout`", "{errs:?}");
+        let [err] = errs.as_slice() else {
+            panic!("one error expected: {errs:?}")
+        };
+        assert_eq!(err.message, "unknown filter `shout`");
     }
 }

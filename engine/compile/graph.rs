@@ -45,7 +45,7 @@ impl Compiler<'_> {
             .help(help);
             return None;
         };
-        if steps[i].is_gate() {
+        if steps.get(i).is_some_and(Step::is_gate) {
             self.err(
                 at.pos,
                 format!("`rto_ends_at` names `{}`, an approval gate", at.value),
@@ -66,8 +66,10 @@ impl Compiler<'_> {
             for n in &s.needs {
                 match index.get(n.value.as_str()) {
                     Some(&j) => {
-                        if !needs[i].contains(&j) {
-                            needs[i].push(j);
+                        if let Some(own) = needs.get_mut(i)
+                            && !own.contains(&j)
+                        {
+                            own.push(j);
                         }
                     }
                     None => {
@@ -89,16 +91,23 @@ impl Compiler<'_> {
         let cycles = dag::cycles(&needs);
         let acyclic = cycles.is_empty();
         for cycle in cycles {
-            let first = cycle[0];
-            let mut names: Vec<&str> = cycle.iter().map(|&i| ids[i]).collect();
-            names.push(ids[first]);
-            let s = &doc.steps[first];
+            // `dag::cycles` returns no empty cycle and only indices of `needs`, one per step.
+            let (Some(&first), Some(s)) =
+                (cycle.first(), cycle.first().and_then(|&i| doc.steps.get(i)))
+            else {
+                continue;
+            };
+            let names: Vec<&str> = cycle
+                .iter()
+                .chain([&first])
+                .filter_map(|&i| ids.get(i).copied())
+                .collect();
             // Point at the `needs` entry that closes the cycle.
             let next = cycle.get(1).copied().unwrap_or(first);
             let pos = s
                 .needs
                 .iter()
-                .find(|n| n.value == ids[next])
+                .find(|n| ids.get(next) == Some(&n.value.as_str()))
                 .map(|n| n.pos)
                 .unwrap_or(s.id.pos);
             self.err(pos, format!("steps form a cycle: {}", names.join(" → ")))

@@ -82,7 +82,7 @@ struct Compiler<'a> {
     library: BTreeMap<String, String>,
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
     fn err(&mut self, pos: Pos, message: impl Into<String>) -> ProblemBuilder<'_> {
         let p = Problem::error(message).at(&self.file, pos);
         ProblemBuilder {
@@ -113,113 +113,18 @@ impl Compiler<'_> {
         sp.and_then(|s| self.duration(what, s))
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "left by issue 15: Compiler::run checks the top level, the steps and the graph in turn; those are its seams"
-    )]
+    /// The top level, then the steps, then the graph: each check reports what it finds and
+    /// the plan comes back only when none found an error.
     fn run(&mut self, project: &Project, library: &mut Library, opts: Options) -> Option<Plan> {
         let doc = self.doc;
-        let stem = self
-            .file
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if doc.scenario.value != stem {
-            self.err(
-                doc.scenario.pos,
-                format!(
-                    "`scenario` is `{}` but the file is `{stem}.yaml`",
-                    doc.scenario.value
-                ),
-            )
-            .label("must equal the file stem")
-            .help(format!(
-                "rename the file or write `scenario: {stem}`: a scenario is found by its file name"
-            ));
-        }
+        self.scenario_matches_file();
         let rto = self.duration("`rto`", &doc.rto);
         let rpo = doc.rpo.as_ref().and_then(|r| self.duration("`rpo`", r));
-
-        let vars: BTreeMap<String, String> = doc
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.value.0.clone()))
-            .collect();
-        for name in doc.vars.keys() {
-            if !is_identifier(name) {
-                let pos = doc.vars[name].pos;
-                self.err(
-                    pos,
-                    format!("variable name `{name}` cannot be used in templates"),
-                )
-                .help("variable names are letters, digits and `_`, not starting with a digit");
-            }
-        }
-        for s in &doc.secrets {
-            if !is_env_name(&s.value) {
-                self.err(
-                    s.pos,
-                    format!("`{}` is not an environment variable name", s.value),
-                )
-                .help("secrets name environment variables, e.g. `POSTGRES_PASSWORD`");
-            }
-        }
-
-        // Notify channels are command templates that see the vars and `message`.
-        let mut notify_names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
-        notify_names.insert("message");
-        let notify_scope = Scope {
-            names: notify_names,
-            ..Default::default()
-        };
-        for tmpl in doc.notify.values() {
-            self.check_template(tmpl, Quoting::Shell, &notify_scope, "notify command");
-        }
-        let mut escalation = Vec::new();
-        for e in &doc.escalation {
-            let after = self.duration("escalation `after`", &e.after);
-            if !doc.notify.contains_key(&e.notify.value) {
-                let help = suggestion(&e.notify.value, doc.notify.keys().map(String::as_str))
-                    .unwrap_or_else(|| "declare the channel under `notify:`".into());
-                self.err(
-                    e.notify.pos,
-                    format!("no notify channel `{}`", e.notify.value),
-                )
-                .label("unknown channel")
-                .help(help);
-            }
-            if let Some(after) = after {
-                escalation.push(Escalation {
-                    after,
-                    channel: e.notify.value.clone(),
-                });
-            }
-        }
+        let vars = self.vars_and_secrets();
+        let escalation = self.escalation(&vars);
 
         // Ids first: everything else refers to them.
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(doc.steps.len());
-        for (i, s) in doc.steps.iter().enumerate() {
-            if !is_step_id(&s.id.value) {
-                self.err(s.id.pos, format!("step id `{}` is malformed", s.id.value))
-                    .label("bad id")
-                    .help("ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit");
-            }
-            if let Some(&first) = index.get(s.id.value.as_str()) {
-                let line = doc.steps[first].id.pos.line;
-                self.err(s.id.pos, format!("step id `{}` is used twice", s.id.value))
-                    .label("second use")
-                    .help(format!(
-                        "the first is on line {line}; give each step its own id"
-                    ));
-            } else {
-                index.insert(&s.id.value, i);
-            }
-        }
-        if doc.steps.is_empty() {
-            self.err(doc.scenario.pos, "the runbook has no steps")
-                .help("add at least one step under `steps:`");
-        }
+        let index = self.step_index();
         let graph = self.graph(&index);
         let all_ids: BTreeSet<String> = index.keys().map(|s| s.to_string()).collect();
 
@@ -238,31 +143,14 @@ impl Compiler<'_> {
         let rto = rto?;
         let order = dag::topo_order(&graph.needs);
         let (critical_path, critical_path_budget) = critical_path(&steps, &order, rto_ends_at);
-
         if critical_path_budget > rto {
-            let names: Vec<&str> = critical_path
-                .iter()
-                .map(|&i| steps[i].id.as_str())
-                .collect();
-            let msg = format!(
-                "the critical path{} takes {} of budgets, over the RTO of {}: {}",
-                // With `rto_ends_at`, the path to it: the observation after it is not counted.
-                rto_ends_at
-                    .map(|i| format!(" to `{}` (`rto_ends_at`)", steps[i].id))
-                    .unwrap_or_default(),
-                crate::units::fmt_duration(critical_path_budget),
-                crate::units::fmt_duration(rto),
-                names.join(" → ")
-            );
-            let p = if opts.strict {
-                Problem::error(msg)
-            } else {
-                Problem::warning(msg)
-            };
-            self.problems.push(
-                p.at(&self.file, doc.rto.pos)
-                    .label("RTO target")
-                    .help("run steps in parallel where they are independent, tighten budgets, or revisit the RTO"),
+            self.critical_path_over_rto(
+                &steps,
+                &critical_path,
+                critical_path_budget,
+                rto,
+                rto_ends_at,
+                opts,
             );
             if opts.strict {
                 return None;
@@ -299,6 +187,161 @@ impl Compiler<'_> {
             sha256,
             library: std::mem::take(&mut self.library),
         })
+    }
+
+    /// `scenario:` is the file's name, so that `runbook run <scenario>` finds it.
+    fn scenario_matches_file(&mut self) {
+        let doc = self.doc;
+        let stem = self
+            .file
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if doc.scenario.value != stem {
+            self.err(
+                doc.scenario.pos,
+                format!(
+                    "`scenario` is `{}` but the file is `{stem}.yaml`",
+                    doc.scenario.value
+                ),
+            )
+            .label("must equal the file stem")
+            .help(format!(
+                "rename the file or write `scenario: {stem}`: a scenario is found by its file name"
+            ));
+        }
+    }
+
+    /// The vars (by name, for the templates) and the secrets' environment variable names.
+    fn vars_and_secrets(&mut self) -> BTreeMap<String, String> {
+        let doc = self.doc;
+        let vars: BTreeMap<String, String> = doc
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.0.clone()))
+            .collect();
+        for (name, value) in &doc.vars {
+            if !is_identifier(name) {
+                self.err(
+                    value.pos,
+                    format!("variable name `{name}` cannot be used in templates"),
+                )
+                .help("variable names are letters, digits and `_`, not starting with a digit");
+            }
+        }
+        for s in &doc.secrets {
+            if !is_env_name(&s.value) {
+                self.err(
+                    s.pos,
+                    format!("`{}` is not an environment variable name", s.value),
+                )
+                .help("secrets name environment variables, e.g. `POSTGRES_PASSWORD`");
+            }
+        }
+        vars
+    }
+
+    /// The notify channels' templates and the escalation rules that name them.
+    fn escalation(&mut self, vars: &BTreeMap<String, String>) -> Vec<Escalation> {
+        let doc = self.doc;
+        // Notify channels are command templates that see the vars and `message`.
+        let mut notify_names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+        notify_names.insert("message");
+        let notify_scope = Scope {
+            names: notify_names,
+            ..Default::default()
+        };
+        for tmpl in doc.notify.values() {
+            self.check_template(tmpl, Quoting::Shell, &notify_scope, "notify command");
+        }
+        let mut escalation = Vec::new();
+        for e in &doc.escalation {
+            let after = self.duration("escalation `after`", &e.after);
+            if !doc.notify.contains_key(&e.notify.value) {
+                let help = suggestion(&e.notify.value, doc.notify.keys().map(String::as_str))
+                    .unwrap_or_else(|| "declare the channel under `notify:`".into());
+                self.err(
+                    e.notify.pos,
+                    format!("no notify channel `{}`", e.notify.value),
+                )
+                .label("unknown channel")
+                .help(help);
+            }
+            if let Some(after) = after {
+                escalation.push(Escalation {
+                    after,
+                    channel: e.notify.value.clone(),
+                });
+            }
+        }
+        escalation
+    }
+
+    /// Each step's index by id (the first of a duplicated id), reporting malformed and
+    /// repeated ids and a runbook without steps.
+    fn step_index(&mut self) -> HashMap<&'a str, usize> {
+        let doc = self.doc;
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(doc.steps.len());
+        for (i, s) in doc.steps.iter().enumerate() {
+            if !is_step_id(&s.id.value) {
+                self.err(s.id.pos, format!("step id `{}` is malformed", s.id.value))
+                    .label("bad id")
+                    .help("ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit");
+            }
+            if let Some(first) = index.get(s.id.value.as_str()) {
+                let line = doc.steps.get(*first).map_or(0, |f| f.id.pos.line);
+                self.err(s.id.pos, format!("step id `{}` is used twice", s.id.value))
+                    .label("second use")
+                    .help(format!(
+                        "the first is on line {line}; give each step its own id"
+                    ));
+            } else {
+                index.insert(&s.id.value, i);
+            }
+        }
+        if doc.steps.is_empty() {
+            self.err(doc.scenario.pos, "the runbook has no steps")
+                .help("add at least one step under `steps:`");
+        }
+        index
+    }
+
+    /// A critical path longer than the RTO: a warning, or with `--strict` an error.
+    fn critical_path_over_rto(
+        &mut self,
+        steps: &[Step],
+        critical_path: &[usize],
+        critical_path_budget: Duration,
+        rto: Duration,
+        rto_ends_at: Option<usize>,
+        opts: Options,
+    ) {
+        let doc = self.doc;
+        let names: Vec<&str> = critical_path
+            .iter()
+            .filter_map(|&i| steps.get(i).map(|s| s.id.as_str()))
+            .collect();
+        let msg = format!(
+            "the critical path{} takes {} of budgets, over the RTO of {}: {}",
+            // With `rto_ends_at`, the path to it: the observation after it is not counted.
+            rto_ends_at
+                .and_then(|i| steps.get(i))
+                .map(|end| format!(" to `{}` (`rto_ends_at`)", end.id))
+                .unwrap_or_default(),
+            crate::units::fmt_duration(critical_path_budget),
+            crate::units::fmt_duration(rto),
+            names.join(" → ")
+        );
+        let p = if opts.strict {
+            Problem::error(msg)
+        } else {
+            Problem::warning(msg)
+        };
+        self.problems
+            .push(p.at(&self.file, doc.rto.pos).label("RTO target").help(
+            "run steps in parallel where they are independent, tighten budgets, or revisit the RTO",
+        ));
     }
 }
 

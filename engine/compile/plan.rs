@@ -77,7 +77,7 @@ impl Plan {
         self.order
             .iter()
             .copied()
-            .filter(|&i| !recovery[i])
+            .filter(|&i| recovery.get(i) == Some(&false))
             .collect()
     }
 

@@ -2,11 +2,12 @@
 //! and its drill behaviour.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diag::{Problem, suggestion};
 use crate::digest;
-use crate::format::{ApprovalDoc, DrillDoc, Sp, StepDoc, Text};
+use crate::format::{ApprovalDoc, DrillDoc, LibraryDoc, Sp, StepDoc, Text};
 use crate::project::Project;
 use crate::template::{self, Quoting, Scope, StepsScope};
 use crate::units::Estimate;
@@ -16,10 +17,8 @@ use super::graph::Graph;
 use super::{Approval, Command, Compiler, Drill, Library, Poll, Step, StepKind, library};
 
 impl Compiler<'_> {
-    #[expect(
-        clippy::too_many_lines,
-        reason = "left by issue 15: Compiler::step compiles each kind of step (run, uses, approval) in one place; one function per kind is the split"
-    )]
+    /// One step: what it runs (a command, a library step or a gate), its budgets and retries,
+    /// its title and environment, and what a drill does with it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn step(
         &mut self,
@@ -32,22 +31,7 @@ impl Compiler<'_> {
         library: &mut Library,
     ) -> Option<Step> {
         let id = s.id.value.as_str();
-        let kinds = [s.run.is_some(), s.uses.is_some(), s.approval.is_some()];
-        let n_kinds = kinds.iter().filter(|k| **k).count();
-        if n_kinds != 1 {
-            let msg = if n_kinds == 0 {
-                format!("step `{id}` does nothing")
-            } else {
-                format!("step `{id}` has more than one of `run`, `uses` and `approval`")
-            };
-            self.err(s.id.pos, msg)
-                .help("give each step exactly one of `run` (a command), `uses` (a library step) or `approval` (a gate)");
-        }
-        if !s.with.is_empty() && s.uses.is_none() {
-            let pos = s.with.keys().next().map(|k| k.pos).unwrap_or(s.id.pos);
-            self.err(pos, format!("step `{id}` has `with` but no `uses`"))
-                .help("`with` gives inputs to a library step named by `uses`");
-        }
+        self.one_kind(id, s);
 
         // What this step's templates may see.
         // In a cyclic graph "upstream" means nothing; the cycle is reported, and references
@@ -68,7 +52,96 @@ impl Compiler<'_> {
             inputs: None,
         };
 
-        let lib = match &s.uses {
+        let lib = self.library_step(s, project, library);
+        let lib_doc = lib.as_ref().map(|l| &l.loaded.doc);
+
+        let (budget, estimate) = self.budget_and_estimate(id, s, lib_doc);
+        let timeout = self.opt_duration(
+            &format!("`timeout` of step `{id}`"),
+            s.timeout
+                .as_ref()
+                .or(lib_doc.and_then(|l| l.timeout.as_ref())),
+        );
+        let backoff = self
+            .opt_duration(
+                &format!("`backoff` of step `{id}`"),
+                s.backoff
+                    .as_ref()
+                    .or(lib_doc.and_then(|l| l.backoff.as_ref())),
+            )
+            .unwrap_or(Duration::from_secs(5));
+        let poll = self.poll(id, s, lib_doc);
+        let retries = s
+            .retries
+            .as_ref()
+            .or(lib_doc.and_then(|l| l.retries.as_ref()))
+            .map(|r| r.value)
+            .unwrap_or(0);
+        let idempotent = s
+            .idempotent
+            .or(lib_doc.and_then(|l| l.idempotent))
+            .unwrap_or(false);
+        let (title, env) = self.title_and_env(id, s, lib_doc, &scope);
+        let (kind, drill) = self.kind_and_drill(id, s, lib.as_deref(), &scope);
+
+        let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
+        let at_line = s
+            .run
+            .as_ref()
+            .map(|r| r.pos)
+            .or(s.uses.as_ref().map(|u| u.pos))
+            .unwrap_or(s.id.pos)
+            .line;
+        Some(Step {
+            id: id.to_owned(),
+            at: format!("{}:{at_line}", self.file.display_name()),
+            title,
+            description: s.description.clone(),
+            needs: graph.needs.get(i).cloned().unwrap_or_default(),
+            budget: budget?,
+            estimate: estimate?,
+            timeout,
+            kind: kind?,
+            drill,
+            retries,
+            backoff,
+            poll,
+            on_failure: s.on_failure.unwrap_or_default(),
+            idempotent,
+            on,
+            env,
+            uses: s.uses.as_ref().map(|u| u.value.clone()),
+        })
+    }
+
+    /// A step has exactly one of `run`, `uses` and `approval`, and `with` only with `uses`.
+    fn one_kind(&mut self, id: &str, s: &StepDoc) {
+        let kinds = [s.run.is_some(), s.uses.is_some(), s.approval.is_some()];
+        let n_kinds = kinds.iter().filter(|k| **k).count();
+        if n_kinds != 1 {
+            let msg = if n_kinds == 0 {
+                format!("step `{id}` does nothing")
+            } else {
+                format!("step `{id}` has more than one of `run`, `uses` and `approval`")
+            };
+            self.err(s.id.pos, msg)
+                .help("give each step exactly one of `run` (a command), `uses` (a library step) or `approval` (a gate)");
+        }
+        if !s.with.is_empty() && s.uses.is_none() {
+            let pos = s.with.keys().next().map(|k| k.pos).unwrap_or(s.id.pos);
+            self.err(pos, format!("step `{id}` has `with` but no `uses`"))
+                .help("`with` gives inputs to a library step named by `uses`");
+        }
+    }
+
+    /// The library step that `uses:` names, its digest recorded for the plan.
+    fn library_step(
+        &mut self,
+        s: &StepDoc,
+        project: &Project,
+        library: &mut Library,
+    ) -> Option<Arc<library::Entry>> {
+        match &s.uses {
             Some(u) => match library.get(project, &u.value) {
                 Ok(Some(l)) => {
                     if !self.library.contains_key(&u.value) {
@@ -101,9 +174,17 @@ impl Compiler<'_> {
                 }
             },
             None => None,
-        };
-        let lib_doc = lib.as_ref().map(|l| &l.loaded.doc);
+        }
+    }
 
+    /// The budget (the step's or its library step's; one is required) and the estimate
+    /// (around the budget when none is given).
+    fn budget_and_estimate(
+        &mut self,
+        id: &str,
+        s: &StepDoc,
+        lib_doc: Option<&LibraryDoc>,
+    ) -> (Option<Duration>, Option<Estimate>) {
         let budget_sp = s
             .budget
             .as_ref()
@@ -133,22 +214,13 @@ impl Compiler<'_> {
             (None, Some(b)) => Some(Estimate::around(b)),
             (None, None) => None,
         };
-        let timeout = self.opt_duration(
-            &format!("`timeout` of step `{id}`"),
-            s.timeout
-                .as_ref()
-                .or(lib_doc.and_then(|l| l.timeout.as_ref())),
-        );
-        let backoff = self
-            .opt_duration(
-                &format!("`backoff` of step `{id}`"),
-                s.backoff
-                    .as_ref()
-                    .or(lib_doc.and_then(|l| l.backoff.as_ref())),
-            )
-            .unwrap_or(Duration::from_secs(5));
+        (budget, estimate)
+    }
+
+    /// `poll:` (the step's or its library step's): `every` above zero and at most `within`.
+    fn poll(&mut self, id: &str, s: &StepDoc, lib_doc: Option<&LibraryDoc>) -> Option<Poll> {
         let poll_doc = s.poll.as_ref().or(lib_doc.and_then(|l| l.poll.as_ref()));
-        let poll = match poll_doc {
+        match poll_doc {
             Some(p) => {
                 let every = self.duration(&format!("`poll.every` of step `{id}`"), &p.every);
                 let within = self.duration(&format!("`poll.within` of step `{id}`"), &p.within);
@@ -163,22 +235,22 @@ impl Compiler<'_> {
                 }
             }
             None => None,
-        };
-        let retries = s
-            .retries
-            .as_ref()
-            .or(lib_doc.and_then(|l| l.retries.as_ref()))
-            .map(|r| r.value)
-            .unwrap_or(0);
-        let idempotent = s
-            .idempotent
-            .or(lib_doc.and_then(|l| l.idempotent))
-            .unwrap_or(false);
+        }
+    }
 
+    /// The title (the step's, its library step's or its id) and the environment, the step's
+    /// values over its library step's.
+    fn title_and_env(
+        &mut self,
+        id: &str,
+        s: &StepDoc,
+        lib_doc: Option<&LibraryDoc>,
+        scope: &Scope,
+    ) -> (String, BTreeMap<String, String>) {
         // The title and env values render plain; the command renders shell-quoted.
         let title = match &s.title {
             Some(t) => {
-                self.check_template(t, Quoting::Plain, &scope, "title");
+                self.check_template(t, Quoting::Plain, scope, "title");
                 t.value.clone()
             }
             None => lib_doc
@@ -197,23 +269,34 @@ impl Compiler<'_> {
                     .help("environment names are letters, digits and `_`");
             }
             let sp = Sp::new(v.value.0.clone(), v.pos);
-            self.check_template(&sp, Quoting::Plain, &scope, "env value");
+            self.check_template(&sp, Quoting::Plain, scope, "env value");
             env.insert(k.clone(), v.value.0.clone());
         }
+        (title, env)
+    }
 
+    /// What the step runs, its templates checked, and what a drill does with it.
+    fn kind_and_drill(
+        &mut self,
+        id: &str,
+        s: &StepDoc,
+        lib: Option<&library::Entry>,
+        scope: &Scope,
+    ) -> (Option<StepKind>, Drill) {
+        let lib_doc = lib.map(|l| &l.loaded.doc);
         let drill_sp = s.drill.as_ref().or(lib_doc.and_then(|l| l.drill.as_ref()));
         let mut kind = None;
         let mut drill = Drill::Run;
 
         if let Some(run) = &s.run {
-            self.check_template(run, Quoting::Shell, &scope, "command");
+            self.check_template(run, Quoting::Shell, scope, "command");
             kind = Some(StepKind::Command(Command {
                 template: run.value.clone(),
                 inputs: None,
             }));
         }
-        if let (Some(uses), Some(l)) = (&s.uses, &lib) {
-            let inputs = self.inputs(id, uses, &s.with, l, &scope);
+        if let (Some(uses), Some(l)) = (&s.uses, lib) {
+            let inputs = self.inputs(id, uses, &s.with, l, scope);
             kind = Some(StepKind::Command(Command {
                 template: l.loaded.doc.run.value.clone(),
                 inputs: Some(inputs),
@@ -224,7 +307,7 @@ impl Compiler<'_> {
                 self.err(d.pos, format!("approval step `{id}` takes no `drill`"))
                     .help("gates ask in drills too; answer them, or pass `--yes` to a drill");
             }
-            kind = self.approval(id, a, &scope).map(StepKind::Approval);
+            kind = self.approval(id, a, scope).map(StepKind::Approval);
         }
 
         if s.run.is_some() || s.uses.is_some() {
@@ -235,39 +318,11 @@ impl Compiler<'_> {
                         .help("say what a drill does: `drill: run` (safe as is), `skip`, `mock`, `{ run: <command> }` or `{ with: { <input>: <value> } }`");
                 }
                 Some(d) => {
-                    drill = self.drill(id, d, s, lib.as_deref(), &scope);
+                    drill = self.drill(id, d, s, lib, scope);
                 }
             }
         }
-
-        let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
-        let at_line = s
-            .run
-            .as_ref()
-            .map(|r| r.pos)
-            .or(s.uses.as_ref().map(|u| u.pos))
-            .unwrap_or(s.id.pos)
-            .line;
-        Some(Step {
-            id: id.to_owned(),
-            at: format!("{}:{at_line}", self.file.display_name()),
-            title,
-            description: s.description.clone(),
-            needs: graph.needs[i].clone(),
-            budget: budget?,
-            estimate: estimate?,
-            timeout,
-            kind: kind?,
-            drill,
-            retries,
-            backoff,
-            poll,
-            on_failure: s.on_failure.unwrap_or_default(),
-            idempotent,
-            on,
-            env,
-            uses: s.uses.as_ref().map(|u| u.value.clone()),
-        })
+        (kind, drill)
     }
 
     /// The inputs of a library step: `with` checked against the declared inputs, defaults
@@ -543,13 +598,13 @@ pub(super) fn library_digest(project: &Project, yaml: &str) -> String {
     h.update(yaml.as_bytes());
     let mut files: BTreeSet<std::path::PathBuf> = BTreeSet::new();
     let mut rest = yaml;
-    while let Some(at) = rest.find("steps/") {
-        let from = &rest[at..];
-        let n = from
+    while let Some((_, tail)) = rest.split_once("steps/") {
+        let n = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')))
-            .unwrap_or(from.len());
-        files.insert(project.root.join(&from[..n]));
-        rest = &from[n.max(1)..];
+            .unwrap_or(tail.len());
+        let (path, after) = tail.split_at_checked(n).unwrap_or((tail, ""));
+        files.insert(project.root.join(format!("steps/{path}")));
+        rest = after;
     }
     if let Ok(rd) = std::fs::read_dir(project.steps_dir().join("lib")) {
         files.extend(rd.filter_map(Result::ok).map(|e| e.path()));

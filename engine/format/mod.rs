@@ -83,10 +83,7 @@ pub fn load<T: DeserializeOwned>(path: &Path, kind: Kind) -> Result<Loaded<T>, P
 
 /// The 1-based line of a byte offset.
 fn bytes_line(bytes: &[u8], at: usize) -> usize {
-    1 + bytes[..at.min(bytes.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
+    1 + bytes.iter().take(at).filter(|b| **b == b'\n').count()
 }
 
 /// Parses text already read; used by `load` and by tests that feed the loader arbitrary text.
@@ -286,10 +283,7 @@ fn offset_of(text: &str, line: u32, column: u32) -> usize {
 
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s).trim();
-    let line = match line.rfind(" at line ") {
-        Some(i) => &line[..i],
-        None => line,
-    };
+    let line = line.rsplit_once(" at line ").map_or(line, |(head, _)| head);
     line.to_owned()
 }
 
@@ -549,7 +543,8 @@ fn lint_duplicates(node: &Node, file: &Arc<SourceFile>, out: &mut Problems) {
     match &node.0.value {
         NodeKind::Map(entries) => {
             for (i, (key, value)) in entries.iter().enumerate() {
-                if let Some((first, _)) = entries[..i].iter().find(|(k, _)| k.value == key.value) {
+                if let Some((first, _)) = entries.iter().take(i).find(|(k, _)| k.value == key.value)
+                {
                     out.push(
                         Problem::error(format!("duplicate key `{}`", key.value))
                             .at(file, key.pos)

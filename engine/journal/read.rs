@@ -1,5 +1,8 @@
 //! Reading a journal back: whole and verified, or leniently (a run being written right now).
 
+// A journal file may be hostile: see the lint's reason in lib.rs.
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 use std::path::Path;
 
 use super::Record;

@@ -1,6 +1,9 @@
 //! Replay: a journal's records folded into the state of the run they describe. Status,
 //! resume and every report read this, never the executor's memory.
 
+// A journal file may be hostile: see the lint's reason in lib.rs.
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
@@ -99,9 +102,13 @@ impl RunState {
     }
 
     pub fn step(&self, id: &str) -> Option<&StepRun> {
-        self.index.get(id).map(|&i| &self.steps[i])
+        self.index.get(id).and_then(|&i| self.steps.get(i))
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`index` is private and maps an id only to the position its step was pushed at, here; nothing removes steps"
+    )]
     fn step_mut(&mut self, id: &str) -> &mut StepRun {
         if !self.index.contains_key(id) {
             self.index.insert(id.to_owned(), self.steps.len());
@@ -276,3 +283,7 @@ impl RunState {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "replay_tests.rs"]
+mod tests;

@@ -1,9 +1,14 @@
 //! The journal's rules, checked line by line: each hash, each link, the sequence, where a seal
 //! may be and what it must say, and that the journal reaches the record its head names.
 
+// A journal file may be hostile: see the lint's reason in lib.rs.
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 use super::GENESIS;
 use super::writer::head_path;
@@ -146,9 +151,9 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
             Ok(v) => v,
             Err(why) => return Ok(bad(n, why, ending, &prev)),
         };
-        let ty = v["type"].as_str().unwrap_or_default().to_owned();
+        let ty = field(&v, "/type").as_str().unwrap_or_default().to_owned();
         if n == 0 {
-            versioned = v["data"]["journal_version"]
+            versioned = field(&v, "/data/journal_version")
                 .as_u64()
                 .is_some_and(|x| x >= 2);
         }
@@ -202,52 +207,57 @@ fn read_head(journal: &Path) -> Option<(u64, String)> {
 }
 
 /// A seal must name the count of records before it and the last one's hash.
-fn check_seal(v: &serde_json::Value, seq: u64, prev: &str) -> Result<(), String> {
-    if v["data"]["records"].as_u64() != Some(seq) {
+fn check_seal(v: &Value, seq: u64, prev: &str) -> Result<(), String> {
+    let records = field(v, "/data/records");
+    if records.as_u64() != Some(seq) {
         return Err(format!(
-            "the seal counts {} records before it, but {seq} precede it",
-            v["data"]["records"]
+            "the seal counts {records} records before it, but {seq} precede it"
         ));
     }
-    if v["data"]["last_hash"].as_str() != Some(prev) {
+    if field(v, "/data/last_hash").as_str() != Some(prev) {
         return Err("the seal's `last_hash` is not the previous record's hash".into());
     }
     Ok(())
 }
 
+/// A field of a parsed line by JSON pointer, `null` when it is missing (as `v["a"]["b"]`
+/// would give, without indexing).
+fn field<'v>(v: &'v Value, pointer: &str) -> &'v Value {
+    static NULL: Value = Value::Null;
+    v.pointer(pointer).unwrap_or(&NULL)
+}
+
 fn line_hash(line: &[u8]) -> Option<String> {
     let s = std::str::from_utf8(line).ok()?;
-    let i = s.rfind(",\"hash\":\"")?;
-    let h = s[i + 9..].strip_suffix("\"}")?;
+    let (_, tail) = s.rsplit_once(",\"hash\":\"")?;
+    let h = tail.strip_suffix("\"}")?;
     Some(h.to_owned())
 }
 
 /// Checks one line's hash, seq and link; returns it parsed.
 fn check_line(line: &[u8], seq: u64, prev: &str) -> Result<serde_json::Value, String> {
     let s = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
-    let i = s
-        .rfind(",\"hash\":\"")
+    let (head, tail) = s
+        .rsplit_once(",\"hash\":\"")
         .ok_or_else(|| "no hash field at the end of the line".to_owned())?;
-    let claimed = s[i + 9..]
+    let claimed = tail
         .strip_suffix("\"}")
         .ok_or_else(|| "the line does not end with its hash".to_owned())?;
-    let body = format!("{}}}", &s[..i]);
+    let body = format!("{head}}}");
     let actual = crate::digest::sha256_hex(body.as_bytes());
     if actual != claimed {
         return Err("its hash does not match its contents (the line was changed)".into());
     }
-    let v: serde_json::Value =
-        serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))?;
-    if v["seq"].as_u64() != Some(seq) {
-        return Err(format!("expected seq {seq}, found {}", v["seq"]));
+    let v: Value = serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))?;
+    let found = field(&v, "/seq");
+    if found.as_u64() != Some(seq) {
+        return Err(format!("expected seq {seq}, found {found}"));
     }
-    if seq == 0 && v["type"] != "run_started" {
-        return Err(format!(
-            "a journal begins with `run_started`, not {}",
-            v["type"]
-        ));
+    let ty = field(&v, "/type");
+    if seq == 0 && ty != "run_started" {
+        return Err(format!("a journal begins with `run_started`, not {ty}"));
     }
-    if v["prev"].as_str() != Some(prev) {
+    if field(&v, "/prev").as_str() != Some(prev) {
         return Err(
             "its `prev` does not match the previous line's hash (a line was removed or reordered)"
                 .into(),

@@ -1,6 +1,9 @@
 //! Writing a journal: appending records, one fsync a batch, the head beside it, the seal at
 //! the end, and reopening one for a resume (cutting a torn tail).
 
+// A journal file may be hostile: see the lint's reason in lib.rs.
+#![deny(clippy::indexing_slicing, clippy::string_slice)]
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};

@@ -16,6 +16,7 @@ mod drills_and_reports;
 mod failover;
 mod gate_races;
 mod gates_and_resume;
+mod hostile_input;
 mod integrity;
 mod layers;
 mod loader_fuzz;
