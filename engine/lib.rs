@@ -60,6 +60,7 @@ pub mod journal;
 pub mod project;
 pub mod report;
 pub mod schema;
+#[deny(clippy::indexing_slicing, clippy::string_slice)]
 pub mod signing;
 pub mod simulate;
 #[deny(clippy::indexing_slicing, clippy::string_slice)]
