@@ -124,7 +124,7 @@ pub(super) fn perform(
                                 more.extend(machine.handle(
                                     now,
                                     Input::Fault {
-                                        reason: "supervisor_died".into(),
+                                        reason: InterruptReason::SupervisorDied,
                                         lost: Vec::new(),
                                         not_started: vec![step],
                                     },

@@ -33,3 +33,4 @@ mod schema;
 mod ssh_fanout;
 mod template_limits;
 mod verdicts;
+mod wire;

@@ -107,7 +107,12 @@ impl Machine {
             pages.into_iter().partition(|p| self.page_due(p, now));
         self.runtime[i].pages = later;
         for p in due {
-            self.notify(p.channel, "approval_requested", p.message, out);
+            self.notify(
+                p.channel,
+                EscalationReason::ApprovalRequested,
+                p.message,
+                out,
+            );
         }
     }
 

@@ -112,7 +112,7 @@ pub struct Machine {
     /// Steps that failed with `on_failure: continue`: the run went on, and can still succeed.
     continued: Vec<usize>,
     /// Why we are stopping (resumable), if we are.
-    stopping: Option<String>,
+    stopping: Option<InterruptReason>,
     escalated: Vec<bool>,
     at_risk: bool,
     last_projection: Duration,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::commands::How;
+use super::commands::Handling;
 use super::{Effect, ExitResult, Machine, Outcome, StepState, Work, work_of};
 use crate::compile::OnFailure;
 use crate::journal::*;
@@ -74,9 +74,9 @@ impl Machine {
 
     fn start_command(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Effect>) {
         let ended = match self.how(&self.plan.steps[i]) {
-            How::Run(kind) => return self.run_command(now, i, attempt, kind, out),
-            How::Skip => self.finished_event(i, StepStatus::Skipped, attempt),
-            How::Mock => StepFinished {
+            Handling::Run(how) => return self.run_command(now, i, attempt, how, out),
+            Handling::Skip => self.finished_event(i, StepStatus::Skipped, attempt),
+            Handling::Mock => StepFinished {
                 duration_ms: self.plan.steps[i].estimate.likely.as_millis() as u64,
                 ..self.finished_event(i, StepStatus::Simulated, attempt)
             },
@@ -94,7 +94,7 @@ impl Machine {
         now: Duration,
         i: usize,
         attempt: u32,
-        kind: &'static str,
+        how: How,
         out: &mut Vec<Effect>,
     ) {
         let plan = self.plan.clone();
@@ -109,7 +109,7 @@ impl Machine {
                 step: step.id.clone(),
                 attempt,
                 command,
-                how: kind.into(),
+                how,
             }))
         };
         match rendered {
@@ -286,7 +286,7 @@ impl Machine {
         } else {
             self.set(i, StepState::Pending);
             if self.stopping.is_none() {
-                self.stopping = Some("outcome_unknown".into());
+                self.stopping = Some(InterruptReason::OutcomeUnknown);
             }
         }
     }
@@ -425,10 +425,10 @@ impl Machine {
         if busy {
             return;
         }
-        if let Some(reason) = &self.stopping {
+        if let Some(reason) = self.stopping {
             // Open gates stay open in the journal; resume asks again.
             out.push(Effect::Record(EventKind::RunInterrupted(RunInterrupted {
-                reason: reason.clone(),
+                reason,
             })));
             self.done = true;
             out.push(Effect::Done(Outcome::Stopped));
@@ -508,7 +508,7 @@ impl Machine {
     /// The step supervisor died: stop, resumable (see [`Input::Fault`](super::Input::Fault)).
     pub(super) fn fault(
         &mut self,
-        reason: String,
+        reason: InterruptReason,
         lost: Vec<usize>,
         not_started: Vec<usize>,
         out: &mut Vec<Effect>,
@@ -535,7 +535,7 @@ impl Machine {
     /// Ctrl-C (or SIGTERM): no step starts, and every running one is killed once.
     pub(super) fn interrupt(&mut self, out: &mut Vec<Effect>) {
         if self.stopping.is_none() {
-            self.stopping = Some("signal".into());
+            self.stopping = Some(InterruptReason::Signal);
         }
         for i in 0..self.runtime.len() {
             if let StepState::Running { killing, .. } = &mut self.runtime[i].state
