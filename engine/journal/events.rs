@@ -282,6 +282,71 @@ pub struct StepFinished {
     pub next_in_ms: Option<u64>,
 }
 
+/// One way to build a `step_finished`: [`StepFinished::new`] says the three things every one
+/// has, and what an attempt adds (its exit, its time, its error) reads as a chain of the
+/// methods below, so that a field added later has one default and one place to set it.
+impl StepFinished {
+    /// An end with nothing to add: no exit code or signal, no time, no error, not retried.
+    pub fn new(step: impl Into<String>, status: StepStatus, attempt: u32) -> StepFinished {
+        StepFinished {
+            step: step.into(),
+            status,
+            attempt,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            will_retry: false,
+            error: None,
+            marked_done_by: None,
+            next_in_ms: None,
+        }
+    }
+
+    pub fn with_status(self, status: StepStatus) -> StepFinished {
+        StepFinished { status, ..self }
+    }
+
+    /// How its process ended: an exit code, or the signal that killed it.
+    pub fn exited(self, exit_code: Option<i32>, signal: Option<i32>) -> StepFinished {
+        StepFinished {
+            exit_code,
+            signal,
+            ..self
+        }
+    }
+
+    pub fn took(self, duration: std::time::Duration) -> StepFinished {
+        StepFinished {
+            duration_ms: duration.as_millis() as u64,
+            ..self
+        }
+    }
+
+    pub fn with_error(self, error: Option<String>) -> StepFinished {
+        StepFinished { error, ..self }
+    }
+
+    pub fn will_retry(self, will_retry: bool) -> StepFinished {
+        StepFinished { will_retry, ..self }
+    }
+
+    /// A `not_ready` poll attempt: when it looks again.
+    pub fn next_in(self, after: std::time::Duration) -> StepFinished {
+        StepFinished {
+            next_in_ms: Some(after.as_millis() as u64),
+            ..self
+        }
+    }
+
+    /// Done on `operator`'s word (`resume --mark-done`): succeeded, with no exit code.
+    pub fn marked_done(step: impl Into<String>, attempt: u32, operator: &str) -> StepFinished {
+        StepFinished {
+            marked_done_by: Some(operator.to_owned()),
+            ..StepFinished::new(step, StepStatus::Succeeded, attempt)
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BudgetEvent {
     pub step: String,

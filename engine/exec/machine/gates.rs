@@ -220,11 +220,11 @@ impl Machine {
             StepState::Waiting { since, .. } | StepState::Running { since, .. } => *since,
             _ => now,
         };
-        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
-            duration_ms: now.saturating_sub(since).as_millis() as u64,
-            error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
-            ..self.finished_event(i, status, 1)
-        })));
+        let ended = self
+            .finished_event(i, status, 1)
+            .took(now.saturating_sub(since))
+            .with_error((status == StepStatus::Failed).then(|| "denied".to_owned()));
+        out.push(Effect::Record(EventKind::StepFinished(ended)));
         self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }
