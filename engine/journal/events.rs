@@ -158,7 +158,7 @@ pub struct RunStarted {
     pub rto_ends_at: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StepStarted {
     pub step: String,
     pub attempt: u32,
@@ -172,11 +172,10 @@ pub struct StepStarted {
 
 /// How a step that has a `step_started` runs (`step_started.how`). Closed: a reader fails on
 /// a word it does not know rather than guess what ran.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum How {
     /// `run`: a real run, or a drill's `drill: run` step.
-    #[default]
     Run,
     /// `drill-command`: a drill's `drill: { run: … }` in place of the step's command.
     DrillCommand,
@@ -475,7 +474,8 @@ pub struct Escalated {
     pub stderr_tail: Option<String>,
 }
 
-/// Why a notify channel was paged (`escalated.reason`).
+/// Why a notify channel was paged (`escalated.reason`). The default only serves
+/// `Escalated { .., ..Default::default() }`: every `escalated` names its reason.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
@@ -499,17 +499,16 @@ impl EscalationReason {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunInterrupted {
     pub reason: InterruptReason,
 }
 
 /// Why a run stopped, resumable (`run_interrupted.reason`).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum InterruptReason {
     /// `signal`: Ctrl-C or SIGTERM.
-    #[default]
     Signal,
     /// `approval_timed_out`: nobody answered a gate in time.
     ApprovalTimedOut,
