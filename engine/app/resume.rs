@@ -477,16 +477,5 @@ fn settle_unfinished(
 
 /// A step taken as done on the operator's word, as the journal records it.
 fn marked_done(step: String, attempt: u32, operator: &str) -> EventKind {
-    EventKind::StepFinished(StepFinished {
-        step,
-        status: StepStatus::Succeeded,
-        attempt,
-        exit_code: None,
-        signal: None,
-        duration_ms: 0,
-        will_retry: false,
-        error: None,
-        marked_done_by: Some(operator.to_owned()),
-        next_in_ms: None,
-    })
+    EventKind::StepFinished(StepFinished::marked_done(step, attempt, operator))
 }

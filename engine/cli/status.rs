@@ -179,7 +179,7 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
             rs.interruptions
                 .last()
                 .map(|i| crate::ui::describe::stop_words(&i.1.reason))
-                .unwrap_or_else(|| "interrupted".into())
+                .unwrap_or_else(|| "interrupted")
         ),
         (w, _) => w.to_owned(),
     };

@@ -141,7 +141,7 @@ fn start_supervisor(
                     fallback::watch(orphan, mask.clone(), tx.clone(), log_tx.clone());
                 }
                 let _ = tx.send(Input::Fault {
-                    reason: "supervisor_died".into(),
+                    reason: InterruptReason::SupervisorDied,
                     lost,
                     not_started: Vec::new(),
                 });

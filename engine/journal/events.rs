@@ -167,7 +167,7 @@ pub struct RunStarted {
     pub signed_approvals: bool,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StepStarted {
     pub step: String,
     pub attempt: u32,
@@ -175,10 +175,42 @@ pub struct StepStarted {
     /// `step_finished` saying why follows). Gates and the steps a drill mocks or skips have
     /// no `step_started` at all.
     pub command: Option<String>,
-    /// `run` (a real run, or a drill's `drill: run` step), `drill-command`, `drill-with`,
-    /// `rehearsal` (a drill's `mock` step run for real in a rehearsal environment) or
-    /// `dry-run` (simulated, nothing runs): what `Machine::how` decides.
-    pub how: String,
+    /// What `Machine::how` decided: see [`How`].
+    pub how: How,
+}
+
+/// How a step that has a `step_started` runs (`step_started.how`). Closed: a reader fails on
+/// a word it does not know rather than guess what ran.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum How {
+    /// `run`: a real run, or a drill's `drill: run` step.
+    Run,
+    /// `drill-command`: a drill's `drill: { run: … }` in place of the step's command.
+    DrillCommand,
+    /// `drill-with`: a drill's `drill: { with: … }`, the command with other variables.
+    DrillWith,
+    /// `rehearsal`: a drill's `mock` step run for real in a rehearsal environment.
+    Rehearsal,
+    /// `dry-run`: simulated for its estimate; nothing runs.
+    DryRun,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::Run => "run",
+            How::DrillCommand => "drill-command",
+            How::DrillWith => "drill-with",
+            How::Rehearsal => "rehearsal",
+            How::DryRun => "dry-run",
+        }
+    }
+
+    /// Runs the step's own command, as a real run would (so it takes its real time).
+    pub fn is_real(self) -> bool {
+        matches!(self, How::Run | How::Rehearsal)
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -256,6 +288,71 @@ pub struct StepFinished {
     /// A poll attempt that was not ready (`not_ready`): how long until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_in_ms: Option<u64>,
+}
+
+/// One way to build a `step_finished`: [`StepFinished::new`] says the three things every one
+/// has, and what an attempt adds (its exit, its time, its error) reads as a chain of the
+/// methods below, so that a field added later has one default and one place to set it.
+impl StepFinished {
+    /// An end with nothing to add: no exit code or signal, no time, no error, not retried.
+    pub fn new(step: impl Into<String>, status: StepStatus, attempt: u32) -> StepFinished {
+        StepFinished {
+            step: step.into(),
+            status,
+            attempt,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            will_retry: false,
+            error: None,
+            marked_done_by: None,
+            next_in_ms: None,
+        }
+    }
+
+    pub fn with_status(self, status: StepStatus) -> StepFinished {
+        StepFinished { status, ..self }
+    }
+
+    /// How its process ended: an exit code, or the signal that killed it.
+    pub fn exited(self, exit_code: Option<i32>, signal: Option<i32>) -> StepFinished {
+        StepFinished {
+            exit_code,
+            signal,
+            ..self
+        }
+    }
+
+    pub fn took(self, duration: std::time::Duration) -> StepFinished {
+        StepFinished {
+            duration_ms: duration.as_millis() as u64,
+            ..self
+        }
+    }
+
+    pub fn with_error(self, error: Option<String>) -> StepFinished {
+        StepFinished { error, ..self }
+    }
+
+    pub fn will_retry(self, will_retry: bool) -> StepFinished {
+        StepFinished { will_retry, ..self }
+    }
+
+    /// A `not_ready` poll attempt: when it looks again.
+    pub fn next_in(self, after: std::time::Duration) -> StepFinished {
+        StepFinished {
+            next_in_ms: Some(after.as_millis() as u64),
+            ..self
+        }
+    }
+
+    /// Done on `operator`'s word (`resume --mark-done`): succeeded, with no exit code.
+    pub fn marked_done(step: impl Into<String>, attempt: u32, operator: &str) -> StepFinished {
+        StepFinished {
+            marked_done_by: Some(operator.to_owned()),
+            ..StepFinished::new(step, StepStatus::Succeeded, attempt)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -388,10 +485,7 @@ pub struct ApprovalTimedOut {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Escalated {
     pub channel: String,
-    /// `schedule` (its `after` time came), `rto_at_risk` (sent early: the projection passed
-    /// the RTO) or `approval_requested` (a waiting gate pages an approver role that is also a
-    /// notify channel).
-    pub reason: String,
+    pub reason: EscalationReason,
     pub message: String,
     /// Did the notify command succeed? Its failure never fails the run.
     pub ok: bool,
@@ -409,12 +503,61 @@ pub struct Escalated {
     pub stderr_tail: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+/// Why a notify channel was paged (`escalated.reason`). The default only serves
+/// `Escalated { .., ..Default::default() }`: every `escalated` names its reason.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// `schedule`: an `escalation` entry's `after` time came.
+    #[default]
+    Schedule,
+    /// `rto_at_risk`: sent early, the projection passed the RTO.
+    RtoAtRisk,
+    /// `approval_requested`: a waiting gate pages an approver role that is also a notify
+    /// channel.
+    ApprovalRequested,
+}
+
+impl EscalationReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscalationReason::Schedule => "schedule",
+            EscalationReason::RtoAtRisk => "rto_at_risk",
+            EscalationReason::ApprovalRequested => "approval_requested",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunInterrupted {
-    /// `signal`, `approval_timed_out`, `supervisor_died` (the step supervisor went away; its
-    /// steps were left running, for `resume` to adopt), `outcome_unknown` (a step's process
-    /// ended unseen and it is not idempotent: the operator decides on resume).
-    pub reason: String,
+    pub reason: InterruptReason,
+}
+
+/// Why a run stopped, resumable (`run_interrupted.reason`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InterruptReason {
+    /// `signal`: Ctrl-C or SIGTERM.
+    Signal,
+    /// `approval_timed_out`: nobody answered a gate in time.
+    ApprovalTimedOut,
+    /// `supervisor_died`: the step supervisor went away; its steps were left running, for
+    /// `resume` to adopt.
+    SupervisorDied,
+    /// `outcome_unknown`: a step's process ended unseen and it is not idempotent: the operator
+    /// decides on resume.
+    OutcomeUnknown,
+}
+
+impl InterruptReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterruptReason::Signal => "signal",
+            InterruptReason::ApprovalTimedOut => "approval_timed_out",
+            InterruptReason::SupervisorDied => "supervisor_died",
+            InterruptReason::OutcomeUnknown => "outcome_unknown",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -511,4 +654,74 @@ pub struct SignedSeal {
     pub key: String,
     /// The armored SSHSIG, namespace `runbook-approval`.
     pub signature: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each enum writes the word its `as_str` names (the docs and the displays use those),
+    /// and reads it back.
+    #[test]
+    fn every_closed_word_is_written_as_its_as_str_and_reads_back() {
+        fn check<T>(all: &[T], word: fn(&T) -> &'static str)
+        where
+            T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
+        {
+            for v in all {
+                let json = serde_json::to_string(v).unwrap();
+                assert_eq!(json, format!("\"{}\"", word(v)));
+                assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), v);
+            }
+        }
+        use How as H;
+        check(
+            &[
+                H::Run,
+                H::DrillCommand,
+                H::DrillWith,
+                H::Rehearsal,
+                H::DryRun,
+            ],
+            |h| h.as_str(),
+        );
+        use EscalationReason as E;
+        check(&[E::Schedule, E::RtoAtRisk, E::ApprovalRequested], |e| {
+            e.as_str()
+        });
+        use InterruptReason as I;
+        check(
+            &[
+                I::Signal,
+                I::ApprovalTimedOut,
+                I::SupervisorDied,
+                I::OutcomeUnknown,
+            ],
+            |i| i.as_str(),
+        );
+    }
+
+    /// A word no runbook version wrote is a read error that names it and the words it could
+    /// be, never a guess and never a panic.
+    #[test]
+    fn an_unknown_word_in_a_closed_field_is_a_clear_read_error() {
+        let cases = [
+            (
+                r#"{"type":"escalated","data":{"channel":"ops","reason":"whenever","message":"","ok":true}}"#,
+                "unknown variant `whenever`, expected one of `schedule`, `rto_at_risk`, `approval_requested`",
+            ),
+            (
+                r#"{"type":"run_interrupted","data":{"reason":"tired"}}"#,
+                "unknown variant `tired`, expected one of `signal`, `approval_timed_out`",
+            ),
+            (
+                r#"{"type":"step_started","data":{"step":"a","attempt":1,"command":null,"how":"dry_run"}}"#,
+                "unknown variant `dry_run`, expected one of `run`, `drill-command`, `drill-with`, `rehearsal`, `dry-run`",
+            ),
+        ];
+        for (line, want) in cases {
+            let err = serde_json::from_str::<EventKind>(line).unwrap_err();
+            assert!(err.to_string().contains(want), "{line}: {err}");
+        }
+    }
 }

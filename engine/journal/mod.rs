@@ -132,7 +132,7 @@ mod tests {
             Duration::from_millis(1234),
             EventKind::Escalated(Escalated {
                 channel: "oncall".into(),
-                reason: "schedule".into(),
+                reason: EscalationReason::Schedule,
                 message: "a \"quoted\" message".into(),
                 ok: true,
                 ..Default::default()
@@ -156,7 +156,6 @@ mod tests {
                 Duration::from_millis(i * 10),
                 EventKind::Escalated(Escalated {
                     channel: format!("c{i}"),
-                    reason: "test".into(),
                     message: String::new(),
                     ok: true,
                     ..Default::default()

@@ -32,7 +32,7 @@ pub struct StepRun {
     /// Started (this attempt) and not finished: in flight, or orphaned by a crash.
     pub in_flight: bool,
     pub command: Option<String>,
-    pub how: Option<String>,
+    pub how: Option<How>,
     pub outputs: BTreeMap<String, String>,
     /// Which outputs are masked (held a secret); None when the journal does not say.
     pub masked_outputs: Option<BTreeSet<String>>,
@@ -183,7 +183,7 @@ impl RunState {
                 s.finished_ms = None;
                 s.finished_at = None;
                 s.command = e.command.clone();
-                s.how = Some(e.how.clone());
+                s.how = Some(e.how);
             }
             EventKind::StepOutput(e) => {
                 let s = self.step_mut(&e.step);

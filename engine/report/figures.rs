@@ -96,7 +96,7 @@ pub fn is_rehearsal(state: &RunState) -> bool {
 
 /// A step a rehearsal ran for real, where a drill would have mocked it.
 pub fn ran_for_real_in_rehearsal(step: &StepRun) -> bool {
-    step.how.as_deref() == Some("rehearsal")
+    step.how == Some(How::Rehearsal)
 }
 
 /// A failed run: the step whose failure ended the recovery, as the journal names it; for a
@@ -224,10 +224,7 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
                 | Some(StepStatus::TimedOut) => {
                     if drill && p.gate && (s.auto_approved || s.wait_ms.is_none()) {
                         Some(p.budget_ms)
-                    } else if drill
-                        && !p.gate
-                        && !matches!(s.how.as_deref(), Some("run" | "rehearsal"))
-                    {
+                    } else if drill && !p.gate && !s.how.is_some_and(How::is_real) {
                         None
                     } else {
                         s.wait_ms.or(s.duration_ms(state.last_elapsed_ms))

@@ -45,7 +45,10 @@ impl StepProgress {
 
     /// For people: "timed out", "not run".
     pub fn words(self) -> &'static str {
-        crate::ui::describe::status_words(self.as_str())
+        match self {
+            StepProgress::Ended(st) => crate::ui::describe::status_words(st),
+            live => live.as_str(),
+        }
     }
 
     /// Failed or timed out: the step did its work and it did not work.

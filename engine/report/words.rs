@@ -100,7 +100,7 @@ impl EventLines {
                     "`{}` attempt {} {} at +{}; tried again",
                     f.step,
                     f.attempt,
-                    status_words(f.status.as_str()),
+                    status_words(f.status),
                     d(r.elapsed_ms)
                 )),
                 _ => {}

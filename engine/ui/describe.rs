@@ -8,35 +8,33 @@ use crate::units::fmt_duration;
 
 /// A step status as people read it: `timed out`, not `timed_out` (JSON and the journal keep
 /// the machine names; these are for the terminal and the md/html reports).
-pub fn status_words(status: &str) -> &str {
+pub fn status_words(status: StepStatus) -> &'static str {
     match status {
-        "timed_out" => "timed out",
-        "not_run" => "not run",
-        "unknown" => "outcome unknown",
-        other => other,
+        StepStatus::TimedOut => "timed out",
+        StepStatus::NotRun => "not run",
+        StepStatus::Unknown => "outcome unknown",
+        other => other.as_str(),
     }
 }
 
 /// Why a run stopped, in words: `run_interrupted`'s `reason`.
-pub fn stop_words(reason: &str) -> String {
+pub fn stop_words(reason: &InterruptReason) -> &'static str {
     match reason {
-        "signal" => "interrupted by Ctrl-C or a signal".into(),
-        "approval_timed_out" => "nobody answered a gate in time".into(),
-        "supervisor_died" => {
-            "the step supervisor died (the engine saw the steps it was running to their end)".into()
+        InterruptReason::Signal => "interrupted by Ctrl-C or a signal",
+        InterruptReason::ApprovalTimedOut => "nobody answered a gate in time",
+        InterruptReason::SupervisorDied => {
+            "the step supervisor died (the engine saw the steps it was running to their end)"
         }
-        "outcome_unknown" => "a step's outcome is unknown and it is not idempotent".into(),
-        other => other.replace('_', " "),
+        InterruptReason::OutcomeUnknown => "a step's outcome is unknown and it is not idempotent",
     }
 }
 
 /// Why a channel was paged, in words: `escalated`'s `reason`.
-pub fn escalation_words(reason: &str) -> String {
+pub fn escalation_words(reason: &EscalationReason) -> &'static str {
     match reason {
-        "schedule" => "on schedule".into(),
-        "rto_at_risk" => "RTO at risk".into(),
-        "approval_requested" => "approval needed".into(),
-        other => other.replace('_', " "),
+        EscalationReason::Schedule => "on schedule",
+        EscalationReason::RtoAtRisk => "RTO at risk",
+        EscalationReason::ApprovalRequested => "approval needed",
     }
 }
 
@@ -89,10 +87,12 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             } else {
                 String::new()
             };
-            let how = match s.how.as_str() {
-                "run" => String::new(),
-                "rehearsal" => " [run for real (rehearsal)]".into(),
-                other => format!(" [{}]", other.replace(['-', '_'], " ")),
+            let how = match s.how {
+                How::Run => "",
+                How::Rehearsal => " [run for real (rehearsal)]",
+                How::DrillCommand => " [drill command]",
+                How::DrillWith => " [drill with]",
+                How::DryRun => " [dry run]",
             };
             match &s.command {
                 Some(c) => format!("{} {}{attempt}{how}: {c}", paint(color, "36", "▶"), s.step),

@@ -35,3 +35,4 @@ mod signed_check;
 mod ssh_fanout;
 mod template_limits;
 mod verdicts;
+mod wire;

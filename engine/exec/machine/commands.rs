@@ -1,5 +1,5 @@
 //! Rendering what a step runs: its command, environment and library inputs for the run's
-//! mode (a drill's `drill:` variant, a dry-run's placeholders), how it runs (`How`), and, when
+//! mode (a drill's `drill:` variant, a dry-run's placeholders), how it runs (`Handling`), and, when
 //! a template fails, which upstream outputs it missed.
 
 use std::collections::BTreeMap;
@@ -9,11 +9,13 @@ use minijinja::value::Value;
 
 use super::{Machine, StepState};
 use crate::compile::{Drill, Step, StepKind};
-use crate::journal::{Mode, StepStatus};
+use crate::journal::{How, Mode, StepStatus};
 use crate::template::{self, Quoting};
 
-pub(super) enum How {
-    Run(&'static str),
+/// What a drill or a dry-run does with a command step: run something (and how, as the
+/// `step_started` says it), or record it without a process.
+pub(super) enum Handling {
+    Run(How),
     Skip,
     Mock,
 }
@@ -69,18 +71,18 @@ impl Machine {
         }
     }
 
-    pub(super) fn how(&self, step: &Step) -> How {
+    pub(super) fn how(&self, step: &Step) -> Handling {
         match (self.cfg.mode, &step.drill) {
-            (Mode::Real, _) => How::Run("run"),
-            (Mode::DryRun, _) => How::Run("dry-run"),
-            (Mode::Drill, Drill::Run) => How::Run("run"),
-            (Mode::Drill, Drill::Skip) => How::Skip,
+            (Mode::Real, _) => Handling::Run(How::Run),
+            (Mode::DryRun, _) => Handling::Run(How::DryRun),
+            (Mode::Drill, Drill::Run) => Handling::Run(How::Run),
+            (Mode::Drill, Drill::Skip) => Handling::Skip,
             // A rehearsal environment is a throwaway copy of production: there the dangerous
             // path a drill mocks is rehearsed for real.
-            (Mode::Drill, Drill::Mock) if self.cfg.rehearsal => How::Run("rehearsal"),
-            (Mode::Drill, Drill::Mock) => How::Mock,
-            (Mode::Drill, Drill::Command { .. }) => How::Run("drill-command"),
-            (Mode::Drill, Drill::With(_)) => How::Run("drill-with"),
+            (Mode::Drill, Drill::Mock) if self.cfg.rehearsal => Handling::Run(How::Rehearsal),
+            (Mode::Drill, Drill::Mock) => Handling::Mock,
+            (Mode::Drill, Drill::Command { .. }) => Handling::Run(How::DrillCommand),
+            (Mode::Drill, Drill::With(_)) => Handling::Run(How::DrillWith),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::commands::How;
+use super::commands::Handling;
 use super::{Machine, StepState};
 use crate::compile::Plan;
 use crate::dag::{self, longest_path};
@@ -159,7 +159,7 @@ impl Machine {
             .map_or(Duration::ZERO, |s| now.saturating_sub(s));
         if step.is_gate() {
             if took.is_zero() { step.budget } else { took }
-        } else if matches!(self.how(step), How::Run("run" | "rehearsal")) {
+        } else if matches!(self.how(step), Handling::Run(how) if how.is_real()) {
             took
         } else {
             step.estimate.likely

@@ -107,7 +107,12 @@ impl Machine {
             pages.into_iter().partition(|p| self.page_due(p, now));
         self.runtime[i].pages = later;
         for p in due {
-            self.notify(p.channel, "approval_requested", p.message, out);
+            self.notify(
+                p.channel,
+                EscalationReason::ApprovalRequested,
+                p.message,
+                out,
+            );
         }
     }
 
@@ -217,11 +222,11 @@ impl Machine {
             StepState::Waiting { since, .. } | StepState::Running { since, .. } => *since,
             _ => now,
         };
-        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
-            duration_ms: now.saturating_sub(since).as_millis() as u64,
-            error: (status == StepStatus::Failed).then(|| "denied".to_owned()),
-            ..self.finished_event(i, status, 1)
-        })));
+        let ended = self
+            .finished_event(i, status, 1)
+            .took(now.saturating_sub(since))
+            .with_error((status == StepStatus::Failed).then(|| "denied".to_owned()));
+        out.push(Effect::Record(EventKind::StepFinished(ended)));
         self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }

@@ -112,7 +112,7 @@ pub struct Machine {
     /// Steps that failed with `on_failure: continue`: the run went on, and can still succeed.
     continued: Vec<usize>,
     /// Why we are stopping (resumable), if we are.
-    stopping: Option<String>,
+    stopping: Option<InterruptReason>,
     escalated: Vec<bool>,
     at_risk: bool,
     last_projection: Duration,
@@ -308,18 +308,7 @@ impl Machine {
     /// Step `i`'s end with nothing to tell but its status: callers fill in what they know
     /// (exit code, duration, error), so every `step_finished` the machine writes has one shape.
     fn finished_event(&self, i: usize, status: StepStatus, attempt: u32) -> StepFinished {
-        StepFinished {
-            step: self.plan.steps[i].id.clone(),
-            status,
-            attempt,
-            exit_code: None,
-            signal: None,
-            duration_ms: 0,
-            will_retry: false,
-            error: None,
-            marked_done_by: None,
-            next_in_ms: None,
-        }
+        StepFinished::new(self.plan.steps[i].id.clone(), status, attempt)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::journal::{EventKind, Mode};
+use crate::journal::{EscalationReason, EventKind, InterruptReason, Mode};
 
 /// How the run was asked to go.
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ pub enum Input {
     /// A notify command finished; `failed` says how, when it did not succeed.
     Notified {
         channel: String,
-        reason: String,
+        reason: EscalationReason,
         message: String,
         failed: Option<NotifyFailure>,
     },
@@ -66,7 +66,7 @@ pub enum Input {
     /// came) are left in flight, for `resume` to adopt or to take their recorded end; those it
     /// could not start (`not_started`) are journaled interrupted.
     Fault {
-        reason: String,
+        reason: InterruptReason,
         lost: Vec<usize>,
         not_started: Vec<usize>,
     },
@@ -117,7 +117,7 @@ pub enum Effect {
     /// Run a notify command; its result comes back as [`Input::Notified`].
     Notify {
         channel: String,
-        reason: String,
+        reason: EscalationReason,
         command: String,
         message: String,
     },

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Machine, StepState};
-use crate::journal::{GateDecision, RunState, StepStatus};
+use crate::journal::{EscalationReason, GateDecision, RunState, StepStatus};
 
 impl Machine {
     /// Continues a run from its journal: finished steps stay finished (their outputs kept),
@@ -66,7 +66,7 @@ impl Machine {
         let fired: Vec<&str> = state
             .escalations
             .iter()
-            .filter(|(_, e)| e.reason != "approval_requested")
+            .filter(|(_, e)| e.reason != EscalationReason::ApprovalRequested)
             .map(|(_, e)| e.channel.as_str())
             .collect();
         for (k, e) in self.plan.escalation.iter().enumerate() {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::commands::How;
+use super::commands::Handling;
 use super::{Effect, ExitResult, Machine, Outcome, StepState, Work, work_of};
 use crate::compile::OnFailure;
 use crate::journal::*;
@@ -74,12 +74,11 @@ impl Machine {
 
     fn start_command(&mut self, now: Duration, i: usize, attempt: u32, out: &mut Vec<Effect>) {
         let ended = match self.how(&self.plan.steps[i]) {
-            How::Run(kind) => return self.run_command(now, i, attempt, kind, out),
-            How::Skip => self.finished_event(i, StepStatus::Skipped, attempt),
-            How::Mock => StepFinished {
-                duration_ms: self.plan.steps[i].estimate.likely.as_millis() as u64,
-                ..self.finished_event(i, StepStatus::Simulated, attempt)
-            },
+            Handling::Run(how) => return self.run_command(now, i, attempt, how, out),
+            Handling::Skip => self.finished_event(i, StepStatus::Skipped, attempt),
+            Handling::Mock => self
+                .finished_event(i, StepStatus::Simulated, attempt)
+                .took(self.plan.steps[i].estimate.likely),
         };
         let status = ended.status;
         out.push(Effect::Record(EventKind::StepFinished(ended)));
@@ -94,7 +93,7 @@ impl Machine {
         now: Duration,
         i: usize,
         attempt: u32,
-        kind: &'static str,
+        how: How,
         out: &mut Vec<Effect>,
     ) {
         let plan = self.plan.clone();
@@ -109,7 +108,7 @@ impl Machine {
                 step: step.id.clone(),
                 attempt,
                 command,
-                how: kind.into(),
+                how,
             }))
         };
         match rendered {
@@ -173,13 +172,11 @@ impl Machine {
             ExitResult::Signal(s) => (None, Some(*s), None),
             ExitResult::Error(e) | ExitResult::Unknown(e) => (None, None, Some(self.mask.mask(e))),
         };
-        let ended = StepFinished {
-            exit_code,
-            signal,
-            duration_ms: now.saturating_sub(since).as_millis() as u64,
-            error,
-            ..self.finished_event(i, StepStatus::Unknown, attempt)
-        };
+        let ended = self
+            .finished_event(i, StepStatus::Unknown, attempt)
+            .exited(exit_code, signal)
+            .took(now.saturating_sub(since))
+            .with_error(error);
         if let ExitResult::Unknown(_) = result {
             self.outcome_unknown(now, i, attempt, ended, out);
             return;
@@ -187,10 +184,9 @@ impl Machine {
         let ok = exit_code == Some(0) && !timed_out;
         let status = self.attempt_status(ok, timed_out, killing);
         if status == StepStatus::Interrupted {
-            out.push(Effect::Record(EventKind::StepFinished(StepFinished {
-                status,
-                ..ended
-            })));
+            out.push(Effect::Record(EventKind::StepFinished(
+                ended.with_status(status),
+            )));
             self.set(i, StepState::Pending);
             return;
         }
@@ -199,24 +195,17 @@ impl Machine {
             && !self.aborting
             && let Some(until) = self.retry_at(now, i, attempt, since)
         {
-            let ended = StepFinished {
-                status,
-                will_retry: true,
-                ..ended
-            };
+            let ended = ended.with_status(status).will_retry(true);
             self.retry(now, i, attempt, until, ended, out);
             return;
         }
-        let error = if ok {
-            ended.error
+        let ended = if ok {
+            ended.with_status(status)
         } else {
-            self.why_it_failed(now, i, since, timed_out, ended.error)
+            let error = self.why_it_failed(now, i, since, timed_out, ended.error.clone());
+            ended.with_status(status).with_error(error)
         };
-        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
-            status,
-            error,
-            ..ended
-        })));
+        out.push(Effect::Record(EventKind::StepFinished(ended)));
         self.set(i, StepState::Done(status));
         self.after_finish(now, i, status, out);
     }
@@ -270,11 +259,9 @@ impl Machine {
         out: &mut Vec<Effect>,
     ) {
         let again = self.plan.steps[i].idempotent && self.stopping.is_none() && !self.aborting;
-        out.push(Effect::Record(EventKind::StepFinished(StepFinished {
-            status: StepStatus::Unknown,
-            will_retry: again,
-            ..ended
-        })));
+        out.push(Effect::Record(EventKind::StepFinished(
+            ended.with_status(StepStatus::Unknown).will_retry(again),
+        )));
         if again {
             self.set(
                 i,
@@ -286,7 +273,7 @@ impl Machine {
         } else {
             self.set(i, StepState::Pending);
             if self.stopping.is_none() {
-                self.stopping = Some("outcome_unknown".into());
+                self.stopping = Some(InterruptReason::OutcomeUnknown);
             }
         }
     }
@@ -312,19 +299,22 @@ impl Machine {
         i: usize,
         attempt: u32,
         until: Duration,
-        mut ended: StepFinished,
+        ended: StepFinished,
         out: &mut Vec<Effect>,
     ) {
         // A poll's check that exited non-zero is not ready yet, which is what polling
         // expects: journaled as such, with when it looks again. Only the window closing fails
         // the step.
-        if self.plan.steps[i].poll.is_some()
+        let ended = if self.plan.steps[i].poll.is_some()
             && ended.status == StepStatus::Failed
             && ended.exit_code.is_some()
         {
-            ended.status = StepStatus::NotReady;
-            ended.next_in_ms = Some(until.saturating_sub(now).as_millis() as u64);
-        }
+            ended
+                .with_status(StepStatus::NotReady)
+                .next_in(until.saturating_sub(now))
+        } else {
+            ended
+        };
         out.push(Effect::Record(EventKind::StepFinished(ended)));
         self.set(
             i,
@@ -425,10 +415,10 @@ impl Machine {
         if busy {
             return;
         }
-        if let Some(reason) = &self.stopping {
+        if let Some(reason) = self.stopping {
             // Open gates stay open in the journal; resume asks again.
             out.push(Effect::Record(EventKind::RunInterrupted(RunInterrupted {
-                reason: reason.clone(),
+                reason,
             })));
             self.done = true;
             out.push(Effect::Done(Outcome::Stopped));
@@ -508,7 +498,7 @@ impl Machine {
     /// The step supervisor died: stop, resumable (see [`Input::Fault`](super::Input::Fault)).
     pub(super) fn fault(
         &mut self,
-        reason: String,
+        reason: InterruptReason,
         lost: Vec<usize>,
         not_started: Vec<usize>,
         out: &mut Vec<Effect>,
@@ -523,10 +513,10 @@ impl Machine {
         }
         for i in not_started {
             if let StepState::Running { attempt, .. } = self.runtime[i].state {
-                out.push(Effect::Record(EventKind::StepFinished(StepFinished {
-                    error: Some("not started: the step supervisor was gone".into()),
-                    ..self.finished_event(i, StepStatus::Interrupted, attempt)
-                })));
+                let ended = self
+                    .finished_event(i, StepStatus::Interrupted, attempt)
+                    .with_error(Some("not started: the step supervisor was gone".into()));
+                out.push(Effect::Record(EventKind::StepFinished(ended)));
                 self.set(i, StepState::Pending);
             }
         }
@@ -535,7 +525,7 @@ impl Machine {
     /// Ctrl-C (or SIGTERM): no step starts, and every running one is killed once.
     pub(super) fn interrupt(&mut self, out: &mut Vec<Effect>) {
         if self.stopping.is_none() {
-            self.stopping = Some("signal".into());
+            self.stopping = Some(InterruptReason::Signal);
         }
         for i in 0..self.runtime.len() {
             if let StepState::Running { killing, .. } = &mut self.runtime[i].state

@@ -116,7 +116,7 @@ impl Sim {
                     ..
                 } => {
                     self.notifies
-                        .push((self.now, channel.clone(), reason.clone()));
+                        .push((self.now, channel.clone(), reason.as_str().to_owned()));
                     follow.push(Input::Notified {
                         channel,
                         reason,

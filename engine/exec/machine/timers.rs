@@ -202,7 +202,7 @@ impl Machine {
                     // A gate never passes silently: the run stops, resumable.
                     self.set(i, StepState::Pending);
                     if self.stopping.is_none() {
-                        self.stopping = Some("approval_timed_out".into());
+                        self.stopping = Some(InterruptReason::ApprovalTimedOut);
                     }
                 }
             }
@@ -222,7 +222,7 @@ impl Machine {
     pub(super) fn fire_escalations(&mut self, now: Duration, out: &mut Vec<Effect>) {
         for k in 0..self.plan.escalation.len() {
             if !self.escalated[k] && now >= self.plan.escalation[k].after {
-                self.escalate(k, now, "schedule", out);
+                self.escalate(k, now, EscalationReason::Schedule, out);
             }
         }
     }
@@ -241,14 +241,14 @@ impl Machine {
         &mut self,
         k: usize,
         now: Duration,
-        reason: &str,
+        reason: EscalationReason,
         out: &mut Vec<Effect>,
     ) {
         self.escalated[k] = true;
         let channel = self.plan.escalation[k].channel.clone();
         let tag = self.tag();
         let message = match reason {
-            "rto_at_risk" => format!(
+            EscalationReason::RtoAtRisk => format!(
                 "{tag} {}: RTO at risk at +{} (target {}); escalating to {channel}",
                 self.plan.scenario,
                 fmt_duration(now),
@@ -268,7 +268,7 @@ impl Machine {
     pub(super) fn notify(
         &mut self,
         channel: String,
-        reason: &str,
+        reason: EscalationReason,
         message: String,
         out: &mut Vec<Effect>,
     ) {
@@ -283,14 +283,14 @@ impl Machine {
                 self.notifying += 1;
                 out.push(Effect::Notify {
                     channel,
-                    reason: reason.into(),
+                    reason,
                     command,
                     message,
                 })
             }
             Err(e) => out.push(Effect::Record(EventKind::Escalated(Escalated {
                 channel,
-                reason: reason.into(),
+                reason,
                 message: self.mask.mask(&format!(
                     "{message} (notify command failed to render: {})",
                     e.message
@@ -335,7 +335,7 @@ impl Machine {
                         .collect(),
                 })));
                 if let Some(k) = self.escalated.iter().position(|e| !e) {
-                    self.escalate(k, now, "rto_at_risk", out);
+                    self.escalate(k, now, EscalationReason::RtoAtRisk, out);
                 }
             }
         } else {
@@ -347,7 +347,7 @@ impl Machine {
     pub(super) fn notified(
         &mut self,
         channel: String,
-        reason: String,
+        reason: EscalationReason,
         message: String,
         failed: Option<NotifyFailure>,
         out: &mut Vec<Effect>,

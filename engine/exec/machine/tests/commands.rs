@@ -70,7 +70,7 @@ fn a_rehearsal_drill_runs_a_mocked_steps_real_command_and_measures_it() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(started.how, "rehearsal");
+    assert_eq!(started.how, How::Rehearsal);
     assert_eq!(started.command.as_deref(), Some("v"));
     sim.advance(s(100));
     sim.exit("verify", 0);

@@ -149,7 +149,7 @@ fn a_gate_that_waits_pages_its_approvers_at_once() {
     assert!(
         !acts
             .iter()
-            .any(|a| matches!(a, Effect::Notify { reason, .. } if reason == "approval_requested"))
+            .any(|a| matches!(a, Effect::Notify { reason, .. } if *reason == EscalationReason::ApprovalRequested))
     );
 }
 

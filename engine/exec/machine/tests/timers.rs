@@ -197,7 +197,7 @@ fn the_run_ends_once_its_escalations_are_sent_and_counts_its_time_to_the_last_st
                 reason,
                 message,
                 ..
-            } => Some((channel.clone(), reason.clone(), message.clone())),
+            } => Some((channel.clone(), *reason, message.clone())),
             _ => None,
         })
         .expect("the 0s escalation");
