@@ -467,7 +467,10 @@ pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "in a test, an index out of range is a failure")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "in a test, an index out of range is a failure"
+)]
 mod tests {
     use super::*;
 

@@ -388,7 +388,7 @@ pub struct ApprovalAnswer {
     /// The answer as `by` signed it, when it was signed (docs/design.md, "Signed approvals").
     /// Absent for an unsigned answer, and in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signed: Option<SignedDecision>,
+    pub signed: Option<Box<SignedDecision>>,
 }
 
 /// A decision signed with the approver's SSH key: what was signed, the signature, and whose
@@ -414,7 +414,7 @@ pub struct ApprovalGranted {
     /// The last approver's signed answer (the earlier ones are in their `approval_received`).
     /// Absent when unsigned, and in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signed: Option<SignedDecision>,
+    pub signed: Option<Box<SignedDecision>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

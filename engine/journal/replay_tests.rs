@@ -71,7 +71,7 @@ fn step_started(j: &mut Journal, at: u64, step: &str, attempt: u32) {
     j.at(
         at,
         "step_started",
-        json!({"step": step, "attempt": attempt, "command": format!("./{step}.sh"), "how": "local"}),
+        json!({"step": step, "attempt": attempt, "command": format!("./{step}.sh"), "how": "run"}),
     );
 }
 

@@ -1533,7 +1533,7 @@ steps:
         .unwrap()
         .into_iter()
         .filter_map(|r| match r.event {
-            EventKind::RunInterrupted(i) => Some(i.reason),
+            EventKind::RunInterrupted(i) => Some(i.reason.as_str().to_owned()),
             _ => None,
         })
         .collect();
