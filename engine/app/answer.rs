@@ -1,6 +1,7 @@
 //! `approve` and `deny`: an answer to a gate, handed to the run's live executor through its
 //! approvals folder, or journaled here as late when the gate is decided already.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,7 +14,121 @@ use crate::diag::Problem;
 use crate::exec::ApprovalRequest;
 use crate::journal::*;
 use crate::report::step_status;
+use crate::signing::{self, Decision, Signed, Statement};
 use crate::state::{self, StateDir};
+
+/// How `approve`/`deny` signs (docs/design.md, "Signed approvals").
+#[derive(Clone, Debug, Default)]
+pub struct Signing {
+    /// `--key`: a private key file, or a public key whose private half is in ssh-agent.
+    pub key: Option<PathBuf>,
+    /// `--print`: sign, print the token, write nothing.
+    pub print: bool,
+    /// `--request HASH`: the gate's request, on a machine without the state folder.
+    pub request: Option<String>,
+}
+
+impl Signing {
+    /// Asked for in so many words: sign whatever the run requires.
+    fn asked(&self) -> bool {
+        self.key.is_some() || self.print || self.request.is_some()
+    }
+}
+
+/// The answer, signed when it should be: whenever `--key`, `--print` or `--request` is given,
+/// or a key is found and the run keeps allowed_signers. `Ok((run id, None))`: it goes unsigned,
+/// as it may for a run that does not require signatures.
+pub fn sign_answer(
+    state: &StateDir,
+    run: &str,
+    step: &str,
+    by: &str,
+    comment: Option<&str>,
+    approve: bool,
+    how: &Signing,
+) -> Result<(String, Option<Signed>), Error> {
+    let (id, request, has_signers, required) = match &how.request {
+        // Another machine: nothing to read, the run and the request are as given.
+        Some(hash) => {
+            let id = find(state, Some(run), false).unwrap_or_else(|_| run.to_owned());
+            (id, hash.clone(), true, true)
+        }
+        None => {
+            let id = find(state, Some(run), false)?;
+            let records = read_lenient(&state.journal(&id)).unwrap_or_default();
+            let started = RunState::replay(&records[..records.len().min(1)]).started;
+            let has_signers = started
+                .as_ref()
+                .is_some_and(|s| s.allowed_signers_sha256.is_some());
+            let required = started.as_ref().is_some_and(|s| s.signed_approvals);
+            let request = records.iter().rev().find_map(|r| match &r.event {
+                EventKind::ApprovalRequested(a) if a.step == step => Some(r.hash.clone()),
+                _ => None,
+            });
+            let Some(request) = request else {
+                if how.asked() || required {
+                    return Err(Problem::error(format!(
+                        "gate `{step}` of run `{id}` has not asked for an answer: there is no request to sign"
+                    ))
+                    .help(format!("`runbook status {id}` shows the open gates and their request hashes"))
+                    .into());
+                }
+                return Ok((id, None));
+            };
+            (id, request, has_signers, required)
+        }
+    };
+    let key = how.key.clone().or_else(signing::default_key);
+    let Some(key) = key.filter(|_| how.asked() || has_signers) else {
+        if required || how.asked() {
+            return Err(Problem::error(format!(
+                "run `{id}` requires signed approvals, and no signing key was found"
+            ))
+            .help(format!(
+                "give one: `runbook approve {id} {step} --as {by} --key ~/.ssh/id_ed25519` (or set `RUNBOOK_SIGNING_KEY`)"
+            ))
+            .into());
+        }
+        return Ok((id, None));
+    };
+    let statement = Statement {
+        run: id.clone(),
+        step: step.to_owned(),
+        decision: if approve {
+            Decision::Approve
+        } else {
+            Decision::Deny
+        },
+        by: by.to_owned(),
+        comment: comment.map(str::to_owned),
+        at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        request,
+    };
+    let signature =
+        signing::sign(&key, &statement.canonical()).map_err(|e| Error::failed(Said::error(e)))?;
+    Ok((
+        id,
+        Some(Signed {
+            statement,
+            signature,
+        }),
+    ))
+}
+
+/// `approve --token`: the signed answer a token carries, handed to its run as any answer.
+pub fn answer_token(state: &StateDir, token: &str) -> Result<Answered, Error> {
+    let signed = Signed::from_token(token).map_err(|e| Error::usage(Said::error(e)))?;
+    let st = signed.statement.clone();
+    answer(
+        state,
+        &st.run,
+        &st.step,
+        &st.by,
+        st.comment,
+        st.decision == Decision::Approve,
+        Some(signed),
+    )
+}
 
 /// What the run answered: the line to show, and whether the answer was taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +147,7 @@ pub fn answer(
     by: &str,
     comment: Option<String>,
     approve: bool,
+    signed: Option<Signed>,
 ) -> Result<Answered, Error> {
     let id = find(state, Some(run), false)?;
     let records = read_lenient(&state.journal(&id)).unwrap_or_default();
@@ -88,6 +204,7 @@ pub fn answer(
         by: by.to_owned(),
         approve,
         comment,
+        signed,
     })
     .expect("json");
     let tmp = dir.join(format!(".{req}.tmp"));

@@ -151,6 +151,7 @@ pub fn resume(
         inventory: crate::compile::hosts(&env),
         interactive,
         tty_signals: interactive,
+        signatures: run_signatures(&run_dir, id, &started, &state.journal(id))?,
     };
     let mut events = vec![EventKind::RunResumed(RunResumed {
         operator: operator.clone(),
@@ -478,4 +479,42 @@ fn settle_unfinished(
 /// A step taken as done on the operator's word, as the journal records it.
 fn marked_done(step: String, attempt: u32, operator: &str) -> EventKind {
     EventKind::StepFinished(StepFinished::marked_done(step, attempt, operator))
+}
+
+/// What a resumed run checks answers against: its own copy of allowed_signers (never the
+/// project's file as it is now), whether signatures are required as `run_started` says, and
+/// each gate's latest request as journaled.
+fn run_signatures(
+    run_dir: &Path,
+    id: &str,
+    started: &RunStarted,
+    journal: &Path,
+) -> Result<exec::Signatures, Error> {
+    let signers = if started.allowed_signers_sha256.is_some() {
+        let path = run_dir.join("allowed_signers");
+        match crate::signing::AllowedSigners::load(&path) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                return Err(Error::failed(Said::error(format!(
+                    "run `{id}` was started with allowed_signers, and its copy `{}` is gone: restore it from the export bundle or a backup",
+                    path.display()
+                ))));
+            }
+            Err(e) => {
+                return Err(Error::failed(Said::error(format!(
+                    "run `{id}`'s copy of allowed_signers is unreadable: {e}"
+                ))));
+            }
+        }
+    } else {
+        None
+    };
+    let mut signatures = exec::Signatures {
+        run_id: id.to_owned(),
+        signers,
+        required: started.signed_approvals,
+        requests: BTreeMap::new(),
+    };
+    signatures.note(&read_lenient(journal).unwrap_or_default());
+    Ok(signatures)
 }

@@ -173,6 +173,34 @@ pub fn auto_approver(
     Ok(Some(who.clone()))
 }
 
+/// The project's allowed signers, and whether this run requires signed decisions: a real run
+/// of a project that has them, or any run whose environment says `signed_approvals: true`.
+/// `--yes` cannot sign, so it is refused where signatures are required.
+pub fn run_signers(
+    plan: &Plan,
+    mode: Mode,
+    env: &EnvDoc,
+    yes: bool,
+) -> Result<(Option<crate::signing::AllowedSigners>, bool), Error> {
+    let project = Project::at(plan.root.clone());
+    let signers = super::signers::load(&project).map_err(|p| Error::usage(Said::from(p)))?;
+    let required = (mode == Mode::Real && signers.is_some()) || env.signed_approvals;
+    if required && yes && plan.steps.iter().any(|s| s.is_gate()) {
+        let why = if env.signed_approvals {
+            "its environment says `signed_approvals: true`"
+        } else {
+            "the project has `runbooks/allowed_signers`"
+        };
+        return Err(Error::usage(Said::from(
+            Problem::error(format!(
+                "`--yes` cannot pass gates in this run: it requires signed approvals ({why})"
+            ))
+            .help("leave out `--yes`; each approver signs with `runbook approve RUN STEP --as NAME --key PATH`"),
+        )));
+    }
+    Ok((signers, required))
+}
+
 /// What can be known before anything runs, so it is not found out at step seven of an
 /// incident: every `on:` host is in the environment's inventory. Secrets that are not set are
 /// only warned about (they are returned): a drill may not need them.
@@ -318,6 +346,7 @@ pub fn run(
     let mode = req.mode;
     let operator = operator(&req.as_name);
     let auto = auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator)?;
+    let signers = run_signers(&plan, mode, &env, req.yes)?;
     let Opened {
         run_id,
         run_dir,
@@ -329,6 +358,27 @@ pub fn run(
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let plan = Arc::new(plan);
     let started = run_started(&plan, req, &env, &vars, &mask, &run_id, &operator);
+    // The keys as this run read them, kept beside its journal: a resume and `verify` check
+    // against this copy, never the project's file as it is later.
+    let started = match (started, &signers) {
+        (EventKind::RunStarted(mut s), (Some(signers), required)) => {
+            if let Err(e) = std::fs::write(run_dir.join("allowed_signers"), &signers.text) {
+                return Err(Error::usage(Said::error(format!(
+                    "cannot keep a copy of allowed_signers in {}: {e}",
+                    run_dir.display()
+                ))));
+            }
+            s.allowed_signers_sha256 = Some(signers.sha256());
+            s.signed_approvals = *required;
+            EventKind::RunStarted(s)
+        }
+        (EventKind::RunStarted(mut s), (None, required)) => {
+            s.signed_approvals = *required;
+            EventKind::RunStarted(s)
+        }
+        (other, _) => other,
+    };
+    let (signers, required) = signers;
     let mut cx = RunContext {
         plan: plan.clone(),
         run_dir: run_dir.clone(),
@@ -341,7 +391,18 @@ pub fn run(
         inventory: crate::compile::hosts(&env),
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
+        signatures: exec::Signatures {
+            run_id: run_id.clone(),
+            signers: signers.clone(),
+            required,
+            requests: BTreeMap::new(),
+        },
     };
+    if signers.is_none() && mode != Mode::DryRun && plan.steps.iter().any(|s| s.is_gate()) {
+        cx.observers.notice(
+            "approvals are not authenticated: anyone can answer a gate as anyone (add `runbooks/allowed_signers` to require SSH-signed decisions)",
+        );
+    }
     if let Err(e) = cx.record_all(Duration::ZERO, vec![started]) {
         return Err(Error::usage(Said::error(e.to_string())));
     }

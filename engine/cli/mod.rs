@@ -142,14 +142,30 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct AnswerArgs {
     /// A run id (or a unique part of one, or `last`).
-    pub run: String,
+    #[arg(required_unless_present = "token")]
+    pub run: Option<String>,
     /// The gate's step id.
-    pub step: String,
+    #[arg(required_unless_present = "token")]
+    pub step: Option<String>,
     /// Who answers; default: $USER. Checked against the gate's approvers.
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
+    /// Sign with this key: a private key file, or a public key whose private half is in
+    /// ssh-agent; default: $RUNBOOK_SIGNING_KEY, then ~/.ssh/id_ed25519.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// Sign, print the token (one line) and write nothing: for an approver on another machine.
+    #[arg(long)]
+    pub print: bool,
+    /// The gate's request hash (`runbook status`, the gate's page), on a machine without the
+    /// run's state folder.
+    #[arg(long, value_name = "HASH")]
+    pub request: Option<String>,
+    /// Submit a signed answer printed with `--print` (it names its run, step and decision).
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["run", "step", "as_name", "comment", "key", "print", "request"])]
+    pub token: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

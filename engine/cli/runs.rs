@@ -10,9 +10,42 @@ use crate::report;
 use crate::state::StateDir;
 
 pub fn answer(a: AnswerArgs, approve: bool, state_dir: Option<PathBuf>) -> Result<u8, CliError> {
+    use crate::app::answer;
     let state = StateDir::resolve(state_dir);
-    let by = crate::app::run::operator(&a.as_name);
-    let answered = crate::app::answer::answer(&state, &a.run, &a.step, &by, a.comment, approve)?;
+    let answered = match (&a.token, a.run, a.step) {
+        (Some(token), _, _) => answer::answer_token(&state, token)?,
+        (None, Some(run), Some(step)) => {
+            let by = crate::app::run::operator(&a.as_name);
+            let how = answer::Signing {
+                key: a.key,
+                print: a.print,
+                request: a.request,
+            };
+            let (id, signed) = answer::sign_answer(
+                &state,
+                &run,
+                &step,
+                &by,
+                a.comment.as_deref(),
+                approve,
+                &how,
+            )?;
+            if how.print {
+                // One line, the token, and nothing written: it travels by chat or ticket.
+                if let Some(s) = signed {
+                    println!("{}", s.to_token());
+                }
+                return Ok(exit::OK);
+            }
+            answer::answer(&state, &id, &step, &by, a.comment, approve, signed)?
+        }
+        // clap requires RUN and STEP without `--token`.
+        _ => {
+            return Err(CliError::usage(Said::error(
+                "give RUN and STEP, or `--token TOKEN`",
+            )));
+        }
+    };
     println!("{}", answered.text);
     Ok(if answered.taken {
         exit::OK

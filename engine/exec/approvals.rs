@@ -1,12 +1,137 @@
 //! Approval requests dropped into the run's folder by `runbook approve`/`deny`: reading them,
-//! handing them to the machine, and writing each caller its result.
+//! checking their signatures ([`Signatures`]), handing them to the machine, and writing each
+//! caller its result.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::journal::*;
+use crate::signing::{AllowedSigners, Decision, Signed};
 
 use super::machine::{Effect, Input, Machine};
+
+/// What the engine checks a signed answer against before the machine sees it
+/// (docs/design.md, "Signed approvals"): the run's own copy of allowed_signers, whether
+/// signatures are required, and each gate's current request.
+#[derive(Clone, Debug, Default)]
+pub struct Signatures {
+    pub run_id: String,
+    /// The run's copy of `allowed_signers`; `None` when the project has none.
+    pub signers: Option<AllowedSigners>,
+    /// Every answer must be signed (`run_started.signed_approvals`).
+    pub required: bool,
+    /// Each gate's current request: the `hash` of its latest `approval_requested` record,
+    /// kept from the records the run journals (and seeded from the journal on a resume).
+    pub requests: BTreeMap<String, String>,
+}
+
+impl Signatures {
+    /// Notes the gates that asked in `records`: the latest request of each is its current one.
+    pub fn note(&mut self, records: &[Record]) {
+        for r in records {
+            if let EventKind::ApprovalRequested(a) = &r.event {
+                self.requests.insert(a.step.clone(), r.hash.clone());
+            }
+        }
+    }
+
+    /// Checks an answer before the machine counts it: `Ok` with the verified decision (or
+    /// `None`, unsigned where that is allowed), `Err` with the exact reason it is refused.
+    pub fn check(
+        &self,
+        step: &str,
+        by: &str,
+        approve: bool,
+        signed: Option<&Signed>,
+    ) -> Result<Option<Box<SignedDecision>>, String> {
+        let Some(signed) = signed else {
+            if self.required {
+                return Err(format!(
+                    "this run requires signed approvals, and the answer by `{by}` is not signed: sign it with `runbook approve {} {step} --as {by} --key PATH` (or paste a token from `--print`)",
+                    self.run_id
+                ));
+            }
+            return Ok(None);
+        };
+        let st = &signed.statement;
+        if st.run != self.run_id {
+            return Err(format!(
+                "the statement was signed for run `{}`, not this run `{}`",
+                st.run, self.run_id
+            ));
+        }
+        if st.step != step {
+            return Err(format!(
+                "the statement was signed for step `{}`, not `{step}`",
+                st.step
+            ));
+        }
+        let decision = if approve {
+            Decision::Approve
+        } else {
+            Decision::Deny
+        };
+        if st.decision != decision {
+            return Err(format!(
+                "the statement was signed to {}, not to {decision}",
+                st.decision
+            ));
+        }
+        if st.by != by {
+            return Err(format!(
+                "the statement was signed as `{}`, not as `{by}`",
+                st.by
+            ));
+        }
+        match self.requests.get(step) {
+            Some(current) if *current == st.request => {}
+            Some(current) => {
+                return Err(format!(
+                    "the statement was signed for request {} of `{step}`, not its current request {current} (the gate asked again: sign the new one)",
+                    st.request
+                ));
+            }
+            None => return Err(format!("gate `{step}` has not asked in this run")),
+        }
+        let Some(signers) = &self.signers else {
+            return Err(
+                "this run has no allowed_signers to check the signature against: add `runbooks/allowed_signers` before the run starts, or answer unsigned"
+                    .to_string(),
+            );
+        };
+        let verified =
+            crate::signing::verify_statement(signers, signed).map_err(|r| r.to_string())?;
+        Ok(Some(Box::new(SignedDecision {
+            statement: st.clone(),
+            signature: signed.signature.clone(),
+            key: verified.fingerprint,
+        })))
+    }
+
+    /// An answer as the machine should hear it, or the rejection to journal in its place.
+    pub(super) fn admit(
+        &self,
+        step: String,
+        by: String,
+        approve: bool,
+        comment: Option<String>,
+        signed: Option<&Signed>,
+    ) -> Result<Input, Effect> {
+        match self.check(&step, &by, approve, signed) {
+            Ok(signed) => Ok(Input::Answer {
+                step,
+                by,
+                approve,
+                comment,
+                signed,
+            }),
+            Err(reason) => Err(Effect::Record(EventKind::ApprovalRejected(
+                ApprovalRejected { step, by, reason },
+            ))),
+        }
+    }
+}
 
 /// Requests from `runbook approve`, each by its id with the effects it alone led to.
 pub(super) type Answered = Vec<(String, Vec<Effect>)>;
@@ -18,9 +143,12 @@ pub struct ApprovalRequest {
     pub by: String,
     pub approve: bool,
     pub comment: Option<String>,
+    /// The answer as signed (`runbook approve --key`, `--token`); absent when unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<Signed>,
 }
 
-fn read_approval_requests(dir: &std::path::Path) -> Vec<(String, Input)> {
+fn read_approval_requests(dir: &std::path::Path) -> Vec<(String, ApprovalRequest)> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -40,15 +168,7 @@ fn read_approval_requests(dir: &std::path::Path) -> Vec<(String, Input)> {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
         let _ = std::fs::rename(&f, f.with_extension("taken"));
         match serde_json::from_str::<ApprovalRequest>(&text) {
-            Ok(r) => out.push((
-                id,
-                Input::Answer {
-                    step: r.step,
-                    by: r.by,
-                    approve: r.approve,
-                    comment: r.comment,
-                },
-            )),
+            Ok(r) => out.push((id, r)),
             Err(e) => {
                 let _ = std::fs::write(
                     f.with_extension("result"),
@@ -62,15 +182,24 @@ fn read_approval_requests(dir: &std::path::Path) -> Vec<(String, Input)> {
 
 /// Hands each request from `runbook approve` to the machine, one at a time and in the order
 /// they were dropped, keeping what each led to: two answers to one gate in the same batch
-/// each learn their own fate.
+/// each learn their own fate. Each is checked first ([`Signatures::admit`]): a refused one is
+/// journaled rejected and never reaches the machine.
 pub(super) fn take_answers(
     dir: &std::path::Path,
     machine: &mut Machine,
+    signatures: &Signatures,
     now: Duration,
 ) -> Answered {
     read_approval_requests(dir)
         .into_iter()
-        .map(|(req, input)| (req, machine.handle(now, input)))
+        .map(|(req, r)| {
+            let admitted = signatures.admit(r.step, r.by, r.approve, r.comment, r.signed.as_ref());
+            let effects = match admitted {
+                Ok(input) => machine.handle(now, input),
+                Err(rejected) => vec![rejected],
+            };
+            (req, effects)
+        })
         .collect()
 }
 

@@ -283,7 +283,7 @@ pub async fn execute(
         if let Some(o) = outcome {
             // Answers dropped since the last look are answered too (the machine says they
             // came late): their senders must not wait on a run that is gone.
-            let late = take_answers(&approvals_dir, &mut machine, now());
+            let late = take_answers(&approvals_dir, &mut machine, &cx.signatures, now());
             let events: Vec<EventKind> = late
                 .iter()
                 .flat_map(|(_, acts)| acts)
@@ -319,7 +319,7 @@ pub async fn execute(
             }
             _ = sleep_until_opt(wake) => Some(Input::Tick),
             _ = approval_poll.tick() => {
-                let answers = take_answers(&approvals_dir, &mut machine, now());
+                let answers = take_answers(&approvals_dir, &mut machine, &cx.signatures, now());
                 if answers.is_empty() { None } else {
                     effects = answers.iter().flat_map(|(_, acts)| acts.clone()).collect();
                     answered = Some(answers);
@@ -327,7 +327,14 @@ pub async fn execute(
                 }
             }
             Some(line) = answer_rx.recv() => {
-                terminal_answer(&line, &machine, &mut cx)
+                match terminal_answer(&line, &machine, &mut cx) {
+                    Some(Ok(i)) => Some(i),
+                    Some(Err(rejected)) => {
+                        effects = vec![rejected];
+                        continue;
+                    }
+                    None => None,
+                }
             }
             _ = screen.tick() => {
                 let t = now();
@@ -429,8 +436,36 @@ fn spawn_stdin_reader(tx: mpsc::UnboundedSender<String>) {
     });
 }
 
-/// `y [comment]` / `n [comment]` typed at the terminal answers the oldest open gate.
-fn terminal_answer(line: &str, machine: &Machine, cx: &mut RunContext) -> Option<Input> {
+/// `y [comment]` / `n [comment]` typed at the terminal answers the oldest open gate; a pasted
+/// token (`runbook approve … --print`) answers the gate it names. Either is checked as an
+/// answer from `runbook approve` is: a refusal comes back as the record to journal.
+fn terminal_answer(
+    line: &str,
+    machine: &Machine,
+    cx: &mut RunContext,
+) -> Option<Result<Input, Effect>> {
+    if crate::signing::Signed::looks_like_token(line) {
+        let signed = match crate::signing::Signed::from_token(line) {
+            Ok(s) => s,
+            Err(e) => {
+                cx.observers.notice(&format!("  {e}"));
+                return None;
+            }
+        };
+        let st = &signed.statement;
+        let approve = st.decision == crate::signing::Decision::Approve;
+        let admitted = cx.signatures.admit(
+            st.step.clone(),
+            st.by.clone(),
+            approve,
+            st.comment.clone(),
+            Some(&signed),
+        );
+        if let Err(Effect::Record(EventKind::ApprovalRejected(r))) = &admitted {
+            cx.observers.notice(&format!("  refused: {}", r.reason));
+        }
+        return Some(admitted);
+    }
     let gate = *machine.open_gates().first()?;
     let (word, comment) = match line.split_once(char::is_whitespace) {
         Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
@@ -445,10 +480,12 @@ fn terminal_answer(line: &str, machine: &Machine, cx: &mut RunContext) -> Option
             return None;
         }
     };
-    Some(Input::Answer {
-        step: machine.plan().steps[gate].id.clone(),
-        by: cx.operator.clone(),
-        approve,
-        comment,
-    })
+    let step = machine.plan().steps[gate].id.clone();
+    let admitted = cx
+        .signatures
+        .admit(step, cx.operator.clone(), approve, comment, None);
+    if let Err(Effect::Record(EventKind::ApprovalRejected(r))) = &admitted {
+        cx.observers.notice(&format!("  refused: {}", r.reason));
+    }
+    Some(admitted)
 }

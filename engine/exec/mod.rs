@@ -34,7 +34,7 @@ use crate::compile::{Host, Plan};
 use crate::journal::*;
 use crate::ui::observer::Observers;
 pub use adopt::{Adopted, adopted_result};
-pub use approvals::ApprovalRequest;
+pub use approvals::{ApprovalRequest, Signatures};
 pub use driver::{Interrupt, Interrupts, execute, watch_signals};
 pub use dry_run::dry_run;
 pub use machine::{Config, Effect, ExitResult, Input, Machine, NotifyFailure, Outcome};
@@ -56,6 +56,8 @@ pub struct RunContext {
     /// Ask at gates on this terminal.
     pub interactive: bool,
     pub tty_signals: bool,
+    /// What answers are checked against before they count (signed approvals).
+    pub signatures: Signatures,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,7 @@ impl RunContext {
                 ExecError::JournalChanged(self.journal.path().to_owned(), why)
             }
         })?;
+        self.signatures.note(&recs);
         for r in &recs {
             self.observers.record(r);
         }

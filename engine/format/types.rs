@@ -322,6 +322,10 @@ pub struct EnvDoc {
     /// where a drill runs the real command of every step whose drill is `mock`.
     #[serde(default)]
     pub rehearsal: bool,
+    /// Every decision at a gate must be signed, in drills and dry-runs too (a real run of a
+    /// project with `runbooks/allowed_signers` requires it anyway).
+    #[serde(default)]
+    pub signed_approvals: bool,
     #[serde(default)]
     pub vars: BTreeMap<String, Sp<Text>>,
     #[serde(default)]
@@ -402,6 +406,12 @@ pub mod keys {
         "env",
     ];
     pub const INPUT: &[&str] = &["required", "default", "description"];
-    pub const ENV: &[&str] = &["auto_approve", "rehearsal", "vars", "inventory"];
+    pub const ENV: &[&str] = &[
+        "auto_approve",
+        "rehearsal",
+        "signed_approvals",
+        "vars",
+        "inventory",
+    ];
     pub const HOST: &[&str] = &["host", "user", "port", "identity", "known_hosts"];
 }

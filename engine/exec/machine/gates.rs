@@ -144,6 +144,7 @@ impl Machine {
             StepState::Waiting {
                 since: now,
                 got: Vec::new(),
+                keys: Vec::new(),
             },
         );
         if self.cfg.mode == Mode::DryRun {
@@ -162,7 +163,15 @@ impl Machine {
             && gate.min > 1
         {
             // The two-person rule holds under `--yes`: this is one of them.
-            self.answer(now, &id, who, true, Some("approved with --yes".into()), out);
+            self.answer(
+                now,
+                &id,
+                who,
+                true,
+                Some("approved with --yes".into()),
+                None,
+                out,
+            );
             out.push(Effect::Ask { step: i });
             self.page_approvers(i, &prompt, now, out);
         } else if let Some(who) = self.cfg.auto_approve_as.clone() {
@@ -233,7 +242,8 @@ impl Machine {
 
     /// An approval or denial of gate `step_id`. It counts when the gate waits and `by` may
     /// approve it; else it is journaled rejected, or late (told who decided, and when), and
-    /// the gate stays as it was.
+    /// the gate stays as it was. `signed` was verified by the driver; its key counts once.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn answer(
         &mut self,
         now: Duration,
@@ -241,6 +251,7 @@ impl Machine {
         by: String,
         approve: bool,
         comment: Option<String>,
+        signed: Option<Box<SignedDecision>>,
         out: &mut Vec<Effect>,
     ) {
         let Some(i) = self.plan.step_index(step_id) else {
@@ -255,10 +266,12 @@ impl Machine {
             return;
         };
         let waiting = match &self.runtime[i].state {
-            StepState::Waiting { since, got } if !self.done => Some((*since, got.clone())),
+            StepState::Waiting { since, got, keys } if !self.done => {
+                Some((*since, got.clone(), keys.clone()))
+            }
             _ => None,
         };
-        let Some((since, mut got)) = waiting else {
+        let Some((since, mut got, mut keys)) = waiting else {
             self.answer_closed(i, gate, by, approve, comment, out);
             return;
         };
@@ -277,7 +290,7 @@ impl Machine {
                 by,
                 comment,
                 wait_ms,
-                signed: None,
+                signed,
             })));
             self.end_gate(now, i, StepStatus::Failed, out);
             return;
@@ -290,7 +303,22 @@ impl Machine {
             out.push(rejected(step_id, by, reason));
             return;
         }
+        // One key is one person's, whoever it claims to be: a key that counted already
+        // cannot count again under another name.
+        if let Some(s) = &signed
+            && let Some((key, first)) = keys.iter().find(|(k, _)| *k == s.key)
+        {
+            let reason = format!(
+                "signed by {key}, which already approved `{step_id}` as {first}; it needs {} different keys",
+                gate.min
+            );
+            out.push(rejected(step_id, by, reason));
+            return;
+        }
         got.push(by.clone());
+        if let Some(s) = &signed {
+            keys.push((s.key.clone(), by.clone()));
+        }
         if (got.len() as u32) < gate.min {
             out.push(Effect::Record(EventKind::ApprovalReceived(
                 ApprovalAnswer {
@@ -298,10 +326,10 @@ impl Machine {
                     by,
                     comment,
                     wait_ms,
-                    signed: None,
+                    signed,
                 },
             )));
-            self.set(i, StepState::Waiting { since, got });
+            self.set(i, StepState::Waiting { since, got, keys });
             return;
         }
         self.decide(i, got.clone(), GateDecision::Approved, now);
@@ -312,7 +340,7 @@ impl Machine {
                 comment,
                 auto: false,
                 wait_ms,
-                signed: None,
+                signed,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);

@@ -53,6 +53,9 @@ enum StepState {
     Waiting {
         since: Duration,
         got: Vec<String>,
+        /// The keys whose signed approvals counted, each with who used it: `min` counts
+        /// distinct keys as well as distinct people.
+        keys: Vec<(String, String)>,
     },
     Done(StepStatus),
 }
@@ -282,7 +285,8 @@ impl Machine {
                 by,
                 approve,
                 comment,
-            } => self.answer(now, &step, by, approve, comment, &mut out),
+                signed,
+            } => self.answer(now, &step, by, approve, comment, signed, &mut out),
             Input::Notified {
                 channel,
                 reason,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::journal::{EscalationReason, EventKind, InterruptReason, Mode};
+use crate::journal::{EscalationReason, EventKind, InterruptReason, Mode, SignedDecision};
 
 /// How the run was asked to go.
 #[derive(Clone, Debug)]
@@ -50,6 +50,9 @@ pub enum Input {
         by: String,
         approve: bool,
         comment: Option<String>,
+        /// The answer as signed, already verified by the driver against the run's allowed
+        /// signers (`exec::approvals`); the machine counts its key. `None`: unsigned.
+        signed: Option<Box<SignedDecision>>,
     },
     /// A notify command finished; `failed` says how, when it did not succeed.
     Notified {

@@ -168,6 +168,7 @@ impl Sim {
             by: by.into(),
             approve,
             comment: None,
+            signed: None,
         });
     }
 
