@@ -125,6 +125,7 @@ pub fn resume(
         durations: None,
         // As the run started: a rehearsal resumed is still one.
         rehearsal: started.rehearsal,
+        signed_approvals: started.signed_approvals,
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     machine.restore(&rs);

@@ -421,6 +421,7 @@ pub fn run(
             .sample
             .map(|seed| crate::simulate::sample_durations(&plan, seed)),
         rehearsal: rehearsal(mode, &env),
+        signed_approvals: required,
     };
     let mut machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     let result = if mode == Mode::DryRun {

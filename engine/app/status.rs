@@ -77,6 +77,22 @@ pub fn projection(rs: &RunState, now: u64) -> (u64, Vec<String>) {
     (now + rest.as_millis() as u64, path)
 }
 
+/// Each gate's current request: the `hash` of its latest `approval_requested` record, what an
+/// approver signs (`runbook approve … --request HASH` on a machine without the state folder).
+pub fn request_hashes(
+    records: &[crate::journal::Record],
+) -> std::collections::BTreeMap<String, String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            crate::journal::EventKind::ApprovalRequested(a) => {
+                Some((a.step.clone(), r.hash.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Real runs that are neither finished nor live: stopped at a gate, by Ctrl-C, or by the
 /// death of their executor. Oldest first.
 pub fn stopped_real_runs(state: &StateDir) -> Vec<(String, RunState)> {

@@ -93,6 +93,9 @@ pub enum Command {
         /// `last` may be a dry-run.
         #[arg(long)]
         dry_run: bool,
+        /// One run as JSON: its state and open gates, each with its request hash.
+        #[arg(long, requires = "run")]
+        json: bool,
     },
     /// Approve a waiting gate of a live run, from any terminal.
     Approve(AnswerArgs),
@@ -310,7 +313,9 @@ pub fn main() -> ExitCode {
             None => plan_view::plan(&scenario, format, drill, env.as_deref()),
         },
         Command::Run(args) => run::run(args, cli.state_dir),
-        Command::Status { run, dry_run } => status::status(run.as_deref(), dry_run, cli.state_dir),
+        Command::Status { run, dry_run, json } => {
+            status::status(run.as_deref(), dry_run, json, cli.state_dir)
+        }
         Command::Approve(a) => runs::answer(a, true, cli.state_dir),
         Command::Deny(a) => runs::answer(a, false, cli.state_dir),
         Command::Resume(args) => resume::resume(&args, cli.state_dir),

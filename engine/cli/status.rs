@@ -21,6 +21,7 @@ fn ms(d: u64) -> String {
 pub fn status(
     run: Option<&str>,
     dry_run: bool,
+    json: bool,
     state_dir: Option<PathBuf>,
 ) -> Result<u8, CliError> {
     let state = StateDir::resolve(state_dir);
@@ -28,7 +29,7 @@ pub fn status(
         None => (Ok(status_all(&state)), None),
         Some(r) => {
             let id = find_which(&state, Some(r), false, Last::not_dry_run_unless(dry_run))?;
-            (status_one(&state, &id), Some(id))
+            (status_one(&state, &id, json), Some(id))
         }
     };
     // A half-done real recovery must not drop out of sight behind newer runs (or off the
@@ -37,7 +38,8 @@ pub fn status(
         .into_iter()
         .filter(|(id, _)| shown.as_ref() != Some(id))
         .collect();
-    if !stopped.is_empty() {
+    // `--json` is one document on stdout: the listing would break it.
+    if !stopped.is_empty() && !json {
         println!();
         for (id, rs) in &stopped {
             println!(
@@ -127,7 +129,7 @@ fn status_all(state: &StateDir) -> u8 {
     clippy::too_many_lines,
     reason = "left by issue 15: the status screen's sections (clock, steps, gates) are the seams to split it at"
 )]
-fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
+fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
     let records = match read_lenient(&state.journal(id)) {
         Ok(r) => r,
         Err(e) => {
@@ -161,6 +163,34 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
     let pid = executor_pid(state, &rs);
     let live = pid.is_some();
     let now = now_ms(&rs);
+    if json {
+        let requests = crate::app::status::request_hashes(&records);
+        let open: Vec<serde_json::Value> = rs
+            .steps
+            .iter()
+            .filter(|g| g.waiting)
+            .map(|g| {
+                serde_json::json!({
+                    "step": g.id,
+                    "prompt": g.prompt,
+                    "approvers": g.approvers,
+                    "min": g.min,
+                    "approved_by": g.approved_by,
+                    "request": requests.get(&g.id),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "run": id,
+            "scenario": started.scenario,
+            "state": run_status(&rs),
+            "live": live,
+            "signed_approvals": started.signed_approvals,
+            "gates": open,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        return Ok(if broken { exit::FAILED } else { exit::OK });
+    }
     println!(
         "run {id}: {} ({}), mode {}, operator {}",
         started.scenario,
@@ -265,6 +295,8 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
         rows.push([s.id.clone(), st, time, note]);
     }
     print!("{}", table(&rows));
+    let requests = crate::app::status::request_hashes(&records);
+    let signed = started.allowed_signers_sha256.is_some() || started.signed_approvals;
     if !gates.is_empty() {
         println!("\nwaiting for approval:");
         for g in gates {
@@ -286,6 +318,15 @@ fn status_one(state: &StateDir, id: &str) -> Result<u8, CliError> {
                 g.id
             );
             println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
+            if signed && let Some(hash) = requests.get(&g.id) {
+                // What an approver on another machine needs: nothing but `runbook` and a key.
+                println!("    request: {hash}");
+                println!(
+                    "    from another machine: runbook approve {id} {} --as NAME --key KEY --request {hash} --print",
+                    g.id
+                );
+                println!("    then here: runbook approve --token TOKEN");
+            }
         }
         if !live && !rs.is_finished() {
             println!("  (the executor is not running: resume the run first)");

@@ -52,10 +52,24 @@ pub(super) fn perform(
                 _ => None,
             })
             .collect();
-        if !events.is_empty() {
-            ex.cx.record_all(now, events)?;
-        }
         let mut more = Vec::new();
+        if !events.is_empty() {
+            let recs = ex.cx.record_all(now, events)?;
+            // A gate's request hash is known once journaled: the machine pages with it.
+            for r in &recs {
+                if let EventKind::ApprovalRequested(a) = &r.event
+                    && let Some(step) = ex.cx.plan.step_index(&a.step)
+                {
+                    more.extend(ex.machine.handle(
+                        now,
+                        Input::Requested {
+                            step,
+                            hash: r.hash.clone(),
+                        },
+                    ));
+                }
+            }
+        }
         let mut outcome = None;
         for a in queue {
             match a {

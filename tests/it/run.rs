@@ -1508,6 +1508,7 @@ steps:
         env: Default::default(),
         durations: None,
         rehearsal: false,
+        signed_approvals: false,
     };
     let machine = Machine::new(plan.clone(), cfg, (*mask).clone());
     let pid_file = p.path().join("sleeper.pid");

@@ -142,10 +142,7 @@ fn signed_two_people_pass_the_gate_and_each_forgery_is_refused_with_its_reason()
         reasons[1].contains("gives to alice, not bob"),
         "{reasons:#?}"
     );
-    assert!(
-        reasons[2].contains("\"signed by SHA256:"),
-        "{reasons:#?}"
-    );
+    assert!(reasons[2].contains("\"signed by SHA256:"), "{reasons:#?}");
     assert!(
         reasons[2].contains("gives to mallory, not bob"),
         "{reasons:#?}"
@@ -367,4 +364,46 @@ fn signed_yes_is_refused_where_signatures_are_required_and_an_unsigned_project_i
         1,
         "{err}"
     );
+}
+
+#[test]
+fn signed_status_and_the_gates_page_give_the_request_hash_and_a_token_made_from_them_counts() {
+    let p = signed_project();
+    let yaml = gated("gated", "2m").replace(
+        "steps:\n",
+        "notify: { dba: \"echo {{ message }} >> paged.txt\" }\nsteps:\n",
+    );
+    p.write("runbooks/gated.yaml", &yaml);
+    let child = p.spawn(&["run", "gated"]);
+    let run = p.wait_for("approval_requested", "go");
+    let hash = request_hash(&p, &run);
+
+    let (code, out, _) = p.run(&["status", &run, "--json"]).parts();
+    assert_eq!(code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
+    assert_eq!(doc["gates"][0]["step"], "go");
+    assert_eq!(doc["gates"][0]["request"], hash.as_str());
+    let (_, text, _) = p.run(&["status", &run]).parts();
+    assert!(text.contains(&format!("request: {hash}")), "{text}");
+
+    wait_until("the dba is paged", || {
+        p.read("paged.txt").contains("--request")
+    });
+    let page = p.read("paged.txt");
+    assert!(
+        page.contains(&format!(
+            "runbook approve {run} go --as NAME --key KEY --request {hash} --print"
+        )),
+        "{page}"
+    );
+
+    // An approver with nothing but the page: both sign from another machine.
+    for who in ["alice", "bob"] {
+        let token = token_from_another_machine(&p, &run, &hash, who);
+        let (code, out, _) = approver(&p, &["approve", "--token", &token]).parts();
+        assert_eq!(code, 0, "{out}");
+    }
+    assert_eq!(child.finish_within(Duration::from_secs(20)).parts().0, 0);
+    let granted = &p.events_of(&run, "approval_granted")[0]["data"];
+    assert_eq!(granted["by"], serde_json::json!(["alice", "bob"]));
 }

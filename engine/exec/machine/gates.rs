@@ -71,6 +71,38 @@ impl Machine {
         self.send_due_pages(i, now, out);
     }
 
+    /// Pages wait for the request hash where decisions are signed: an approver on another
+    /// machine signs it (a dry-run's pages are journaled, not sent, and need none).
+    fn pages_wait_for_request(&self, i: usize) -> bool {
+        self.cfg.signed_approvals
+            && self.cfg.mode != Mode::DryRun
+            && self.runtime[i].request.is_none()
+    }
+
+    /// Gate `i`'s request was journaled as `hash`: its pages say how to sign it from another
+    /// machine, and those due go out now.
+    pub(super) fn requested(
+        &mut self,
+        now: Duration,
+        i: usize,
+        hash: String,
+        out: &mut Vec<Effect>,
+    ) {
+        if i >= self.runtime.len() || !self.cfg.signed_approvals {
+            return;
+        }
+        let step = self.plan.steps[i].id.clone();
+        let how = format!(
+            "; from another machine: `runbook approve {} {step} --as NAME --key KEY --request {hash} --print`, then `runbook approve --token TOKEN` where the run is",
+            self.cfg.run_id
+        );
+        for p in &mut self.runtime[i].pages {
+            p.message.push_str(&how);
+        }
+        self.runtime[i].request = Some(hash);
+        self.send_due_pages(i, now, out);
+    }
+
     /// When a held page is due: the gate's `page_after:`, else the first escalation entry for
     /// its role; `None` when the schedule does not name the role (it is due at once).
     pub(super) fn page_time(&self, p: &Page) -> Option<Duration> {
@@ -102,6 +134,9 @@ impl Machine {
 
     /// Sends gate `i`'s held pages whose time has come.
     pub(super) fn send_due_pages(&mut self, i: usize, now: Duration, out: &mut Vec<Effect>) {
+        if self.pages_wait_for_request(i) {
+            return;
+        }
         let pages = std::mem::take(&mut self.runtime[i].pages);
         let (due, later): (Vec<Page>, Vec<Page>) =
             pages.into_iter().partition(|p| self.page_due(p, now));
@@ -127,6 +162,8 @@ impl Machine {
         out: &mut Vec<Effect>,
     ) {
         let id = self.plan.steps[i].id.clone();
+        // A new opening is a new request: its hash comes once it is journaled.
+        self.runtime[i].request = None;
         let prompt = self
             .render_plain(i, &gate.prompt)
             .unwrap_or_else(|e| gate.prompt.clone() + &format!(" ({e})"));

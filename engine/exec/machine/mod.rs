@@ -99,6 +99,8 @@ struct StepRuntime {
     real_time: Option<Duration>,
     /// Gates: pages to approver roles whose time has not come yet.
     pages: Vec<Page>,
+    /// Gates: the hash of the latest `approval_requested`, once journaled (signed runs).
+    request: Option<String>,
 }
 
 pub struct Machine {
@@ -162,6 +164,7 @@ impl Machine {
                     decided: None,
                     real_time: None,
                     pages: Vec::new(),
+                    request: None,
                 };
                 n
             ],
@@ -274,6 +277,7 @@ impl Machine {
                 }
             }
             Input::Tick => {}
+            Input::Requested { step, hash } => self.requested(now, step, hash, &mut out),
             Input::Exited {
                 step,
                 attempt,

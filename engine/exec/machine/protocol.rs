@@ -28,6 +28,9 @@ pub struct Config {
     /// A drill in a rehearsal environment (`rehearsal: true`): a `mock` step runs its real
     /// command there, the dangerous path rehearsed on a throwaway copy of production.
     pub rehearsal: bool,
+    /// Decisions must be signed: a gate's page waits for its request hash
+    /// ([`Input::Requested`]), which its approvers sign.
+    pub signed_approvals: bool,
 }
 
 /// Something that happened.
@@ -54,6 +57,9 @@ pub enum Input {
         /// signers (`exec::approvals`); the machine counts its key. `None`: unsigned.
         signed: Option<Box<SignedDecision>>,
     },
+    /// A gate's `approval_requested` was journaled with this `hash`: its request, which a
+    /// signed answer names. Its held pages go out with it (`Config::signed_approvals`).
+    Requested { step: usize, hash: String },
     /// A notify command finished; `failed` says how, when it did not succeed.
     Notified {
         channel: String,

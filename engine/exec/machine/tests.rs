@@ -49,6 +49,7 @@ fn cfg(mode: Mode) -> Config {
         env: BTreeMap::new(),
         durations: None,
         rehearsal: false,
+        signed_approvals: false,
     }
 }
 
