@@ -117,7 +117,7 @@ impl Signatures {
         approve: bool,
         comment: Option<String>,
         signed: Option<&Signed>,
-    ) -> Result<Input, Effect> {
+    ) -> Result<Input, ApprovalRejected> {
         match self.check(&step, &by, approve, signed) {
             Ok(signed) => Ok(Input::Answer {
                 step,
@@ -126,9 +126,7 @@ impl Signatures {
                 comment,
                 signed,
             }),
-            Err(reason) => Err(Effect::Record(EventKind::ApprovalRejected(
-                ApprovalRejected { step, by, reason },
-            ))),
+            Err(reason) => Err(ApprovalRejected { step, by, reason }),
         }
     }
 }
@@ -196,7 +194,7 @@ pub(super) fn take_answers(
             let admitted = signatures.admit(r.step, r.by, r.approve, r.comment, r.signed.as_ref());
             let effects = match admitted {
                 Ok(input) => machine.handle(now, input),
-                Err(rejected) => vec![rejected],
+                Err(r) => vec![Effect::Record(EventKind::ApprovalRejected(r))],
             };
             (req, effects)
         })

@@ -327,14 +327,7 @@ pub async fn execute(
                 }
             }
             Some(line) = answer_rx.recv() => {
-                match terminal_answer(&line, &machine, &mut cx) {
-                    Some(Ok(i)) => Some(i),
-                    Some(Err(rejected)) => {
-                        effects = vec![rejected];
-                        continue;
-                    }
-                    None => None,
-                }
+                terminal_answer(&line, &machine, &mut cx, now())?
             }
             _ = screen.tick() => {
                 let t = now();
@@ -438,54 +431,57 @@ fn spawn_stdin_reader(tx: mpsc::UnboundedSender<String>) {
 
 /// `y [comment]` / `n [comment]` typed at the terminal answers the oldest open gate; a pasted
 /// token (`runbook approve … --print`) answers the gate it names. Either is checked as an
-/// answer from `runbook approve` is: a refusal comes back as the record to journal.
+/// answer from `runbook approve` is: a refusal is journaled here, and said on the terminal.
 fn terminal_answer(
     line: &str,
     machine: &Machine,
     cx: &mut RunContext,
-) -> Option<Result<Input, Effect>> {
-    if crate::signing::Signed::looks_like_token(line) {
+    now: Duration,
+) -> Result<Option<Input>, ExecError> {
+    let admitted = if crate::signing::Signed::looks_like_token(line) {
         let signed = match crate::signing::Signed::from_token(line) {
             Ok(s) => s,
             Err(e) => {
                 cx.observers.notice(&format!("  {e}"));
-                return None;
+                return Ok(None);
             }
         };
         let st = &signed.statement;
         let approve = st.decision == crate::signing::Decision::Approve;
-        let admitted = cx.signatures.admit(
+        cx.signatures.admit(
             st.step.clone(),
             st.by.clone(),
             approve,
             st.comment.clone(),
             Some(&signed),
-        );
-        if let Err(Effect::Record(EventKind::ApprovalRejected(r))) = &admitted {
+        )
+    } else {
+        let Some(&gate) = machine.open_gates().first() else {
+            return Ok(None);
+        };
+        let (word, comment) = match line.split_once(char::is_whitespace) {
+            Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
+            None => (line, None),
+        };
+        let approve = match word.to_ascii_lowercase().as_str() {
+            "y" | "yes" => true,
+            "n" | "no" => false,
+            _ => {
+                cx.observers
+                    .notice("  answer `y` or `n` (optionally followed by a comment)");
+                return Ok(None);
+            }
+        };
+        let step = machine.plan().steps[gate].id.clone();
+        cx.signatures
+            .admit(step, cx.operator.clone(), approve, comment, None)
+    };
+    match admitted {
+        Ok(input) => Ok(Some(input)),
+        Err(r) => {
             cx.observers.notice(&format!("  refused: {}", r.reason));
+            cx.record_all(now, vec![EventKind::ApprovalRejected(r)])?;
+            Ok(None)
         }
-        return Some(admitted);
     }
-    let gate = *machine.open_gates().first()?;
-    let (word, comment) = match line.split_once(char::is_whitespace) {
-        Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
-        None => (line, None),
-    };
-    let approve = match word.to_ascii_lowercase().as_str() {
-        "y" | "yes" => true,
-        "n" | "no" => false,
-        _ => {
-            cx.observers
-                .notice("  answer `y` or `n` (optionally followed by a comment)");
-            return None;
-        }
-    };
-    let step = machine.plan().steps[gate].id.clone();
-    let admitted = cx
-        .signatures
-        .admit(step, cx.operator.clone(), approve, comment, None);
-    if let Err(Effect::Record(EventKind::ApprovalRejected(r))) = &admitted {
-        cx.observers.notice(&format!("  refused: {}", r.reason));
-    }
-    Some(admitted)
 }
