@@ -494,6 +494,13 @@ fn run_signatures(
     let signers = if started.allowed_signers_sha256.is_some() {
         let path = run_dir.join("allowed_signers");
         match crate::signing::AllowedSigners::load(&path) {
+            // Changed since the run began: a signature checked against it proves nothing.
+            Ok(Some(s)) if started.allowed_signers_sha256.as_deref() != Some(&s.sha256()) => {
+                return Err(Error::failed(Said::error(format!(
+                    "run `{id}`'s copy of allowed_signers `{}` is not the file the run began with (its sha256 differs from run_started's): restore it from the export bundle or a backup",
+                    path.display()
+                ))));
+            }
             Ok(Some(s)) => Some(s),
             Ok(None) => {
                 return Err(Error::failed(Said::error(format!(
