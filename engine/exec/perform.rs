@@ -55,8 +55,9 @@ pub(super) fn perform(
         let mut more = Vec::new();
         if !events.is_empty() {
             let recs = ex.cx.record_all(now, events)?;
-            // A gate's request hash is known once journaled: the machine pages with it.
-            for r in &recs {
+            // A gate's request hash is known once journaled: the machine pages with it. Only
+            // where decisions are signed: elsewhere the machine hears nothing new.
+            for r in recs.iter().filter(|_| ex.cx.signatures.required) {
                 if let EventKind::ApprovalRequested(a) = &r.event
                     && let Some(step) = ex.cx.plan.step_index(&a.step)
                 {
