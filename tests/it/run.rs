@@ -716,7 +716,7 @@ fn on_a_terminal_ctrl_c_asks_first_then_stops_then_kills() {
 }
 
 /// A pseudo-terminal: (the terminal's side, the side a program reads as its terminal).
-fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+pub(crate) fn open_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     use std::os::fd::FromRawFd;
     let (mut terminal, mut tty) = (-1, -1);
     // SAFETY: openpty writes two new descriptors, which become owned here.

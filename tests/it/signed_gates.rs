@@ -407,3 +407,37 @@ fn signed_status_and_the_gates_page_give_the_request_hash_and_a_token_made_from_
     let granted = &p.events_of(&run, "approval_granted")[0]["data"];
     assert_eq!(granted["by"], serde_json::json!(["alice", "bob"]));
 }
+
+#[test]
+fn signed_a_token_pasted_at_the_gates_prompt_counts_and_a_plain_yes_is_refused() {
+    use std::io::Write as _;
+    let p = signed_project();
+    let (terminal, tty) = crate::run::open_pty();
+    let mut cmd = p.cmd(&["run", "gated"]);
+    cmd.stdin(std::process::Stdio::from(tty));
+    let child = p.spawn_with(cmd);
+    let run = p.wait_for("approval_requested", "go");
+    let hash = request_hash(&p, &run);
+    let mut terminal = std::fs::File::from(terminal);
+
+    // The operator's own `y` is nobody's signature.
+    writeln!(terminal, "y").unwrap();
+    wait_until("the plain answer is refused", || {
+        !p.events_of(&run, "approval_rejected").is_empty()
+    });
+    let reasons = rejections(&p, &run);
+    assert!(
+        reasons[0].contains("requires signed approvals"),
+        "{reasons:#?}"
+    );
+
+    for who in ["alice", "bob"] {
+        let token = token_from_another_machine(&p, &run, &hash, who);
+        writeln!(terminal, "{token}").unwrap();
+    }
+    let out = child.finish_within(Duration::from_secs(20));
+    assert_eq!(out.parts().0, 0);
+    let granted = &p.events_of(&run, "approval_granted")[0]["data"];
+    assert_eq!(granted["by"], serde_json::json!(["alice", "bob"]));
+    assert_eq!(granted["signed"]["statement"]["by"], "bob");
+}
