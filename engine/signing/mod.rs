@@ -471,5 +471,4 @@ pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
     clippy::indexing_slicing,
     reason = "in a test, an index out of range is a failure"
 )]
-#[path = "signing_tests.rs"]
 mod tests;
