@@ -501,3 +501,95 @@ fn the_runs_allowed_signers_must_be_the_file_it_read_and_goes_into_the_export() 
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot be read"), "{out}");
 }
+
+const GATED: &str = "scenario: gated\ntitle: t\nrto: 1h\nroles:\n  ops: [alice, bob]\nsteps:\n  - id: gate\n    budget: 1m\n    approval:\n      prompt: Go?\n      approvers: [ops]\n      timeout: 1s\n  - id: a\n    needs: [gate]\n    budget: 10s\n    run: echo a\n    drill: run\n";
+
+/// A run stopped at a gate and resumed by someone else: each seal is signed by the operator
+/// of its time, and `verify` checks both.
+#[test]
+fn each_seal_is_signed_by_the_operator_of_its_time() {
+    let p = Project::with_runbook("gated", GATED);
+    let (alice, bob) = (p.keygen("alice"), p.keygen("bob"));
+    let key = |k: &Path| k.to_str().unwrap().to_owned();
+    let alice_key = key(&alice);
+    let bob_key = key(&bob);
+    p.run(&[
+        "run", "gated", "--run-id", "g", "--as", "alice", "--key", &alice_key,
+    ])
+    .code(3);
+    p.run(&["resume", "g", "--as", "bob", "--key", &bob_key, "--yes"])
+        .code(0);
+    let seals: Vec<String> = p
+        .events_of("g", "run_sealed")
+        .iter()
+        .map(|s| s["data"]["signed"]["by"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    assert_eq!(seals, ["alice", "bob"]);
+    let (code, out) = verify(&p, "g");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("signed by key {}", fingerprint(&bob))),
+        "{out}"
+    );
+
+    // alice's seal claimed for bob, the chain re-hashed: her signature is not his.
+    let journal = p.run_dir("g").join("journal.jsonl");
+    rechain(&journal, |_, body| {
+        body.replace("\"operator\":\"alice\"", "\"operator\":\"bob\"")
+            .replace("\"signed\":{\"by\":\"alice\"", "\"signed\":{\"by\":\"bob\"")
+    });
+    let (code, out) = verify(&p, "g");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at seq"), "{out}");
+    assert!(out.contains("does not match the statement"), "{out}");
+}
+
+/// A key that waits for someone (a passphrase prompt with nobody there, a hardware key that
+/// wants a touch) must not hang the run at its seal: ssh-keygen is killed after its timeout,
+/// the seal is written unsigned, and the run ends as it would have.
+#[test]
+fn a_signer_that_never_answers_is_killed_and_the_run_ends_unsigned() {
+    let p = Project::with_runbook("small", SMALL);
+    let alice = p.keygen("alice");
+    let pid_file = p.path().join("ssh-keygen.pid");
+    p.script(
+        "shim/ssh-keygen",
+        &format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 120\n",
+            pid_file.display()
+        ),
+    );
+    let mut cmd = p.cmd(&[
+        "run",
+        "small",
+        "--run-id",
+        "hung",
+        "--key",
+        alice.to_str().unwrap(),
+    ]);
+    cmd.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            p.path().join("shim").display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    let out = p.run_with(cmd);
+    out.code(0)
+        .stderr_has("the journal's seal is not signed")
+        .stderr_has("did not answer within 10 s");
+    assert!(out.elapsed >= Duration::from_secs(10), "{:?}", out.elapsed);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !crate::support::pid_alive(pid),
+        "ssh-keygen {pid} left running"
+    );
+    let (code, text) = verify(&p, "hung");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("ok: intact and sealed:"), "{text}");
+}
