@@ -466,6 +466,122 @@ pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
     Ok(stdout.trim_end().to_string())
 }
 
+/// Checks that `signature` is a good signature of `message` by the key it carries, whoever
+/// holds it: for a journal whose run kept no allowed_signers, where only the key can be named.
+/// Returns the key, so a caller with allowed signers can say whose it is.
+pub fn verify_by_own_key(message: &[u8], signature: &str) -> Result<(Verified, KeyData), Refusal> {
+    let sig = SshSig::from_pem(signature.trim().as_bytes())
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if sig.namespace() != NAMESPACE {
+        return Err(Refusal::Namespace(sig.namespace().to_string()));
+    }
+    let key = sig.public_key().clone();
+    let fp = fingerprint(&key);
+    PublicKey::new(key.clone(), "")
+        .verify(NAMESPACE, message, &sig)
+        .map_err(|_| Refusal::BadSignature(fp.clone()))?;
+    Ok((Verified { fingerprint: fp }, key))
+}
+
+/// How long an unattended signature may take before ssh-keygen is killed: an agent answers at
+/// once; anything slower is waiting for a person who is not there.
+pub const UNATTENDED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Signs as [`sign`] does, but never asks anyone: ssh-keygen runs in a session of its own (no
+/// controlling terminal to ask a passphrase on), with no askpass program, and is killed after
+/// `timeout`. For the seal at a run's end, where a prompt would hang the run on its last
+/// record. A key in ssh-agent still works (`SSH_AUTH_SOCK` is kept).
+pub fn sign_unattended(
+    key: &Path,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    if !key.exists() {
+        return Err(format!(
+            "the signing key `{}` does not exist: give one with `--key PATH` or `RUNBOOK_SIGNING_KEY`",
+            key.display()
+        ));
+    }
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+        .arg(key)
+        .env("SSH_ASKPASS_REQUIRE", "never")
+        .env_remove("SSH_ASKPASS")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the child only calls setsid(2), which is
+    // async-signal-safe and touches no memory of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run `ssh-keygen` to sign (is OpenSSH installed?): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows as ssh-keygen's own failure below.
+        let _ = stdin.write_all(message);
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`ssh-keygen -Y sign` with `{}` did not answer within {} s (a key with a passphrase, or a hardware key waiting for a touch: add it to ssh-agent)",
+                    key.display(),
+                    timeout.as_secs()
+                ));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("`ssh-keygen` failed: {e}"));
+            }
+        }
+    };
+    // A signature and ssh-keygen's few lines of complaint fit in a pipe: read after it ended.
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if !status.success() || !stdout.contains("BEGIN SSH SIGNATURE") {
+        // With no terminal, ssh-keygen's passphrase prompt lands on stderr: it is no news.
+        let asked = stderr.contains("passphrase");
+        let err: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("Signing data on standard input"))
+            .map(|l| l.trim_start_matches("Enter passphrase: "))
+            .collect();
+        return Err(format!(
+            "`ssh-keygen -Y sign` with `{}` failed: {}{}",
+            key.display(),
+            err.join("; ").trim(),
+            if asked {
+                " (a key with a passphrase signs unattended only from ssh-agent: `ssh-add` it)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(stdout.trim_end().to_string())
+}
+
 #[cfg(test)]
 #[allow(
     clippy::indexing_slicing,

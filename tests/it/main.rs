@@ -32,6 +32,7 @@ mod run;
 mod scenario_attacks;
 mod schema;
 mod signed_check;
+mod signed_journal;
 mod ssh_fanout;
 mod template_limits;
 mod verdicts;

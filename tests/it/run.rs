@@ -1496,6 +1496,7 @@ steps:
         inventory: Default::default(),
         interactive: false,
         tty_signals: true,
+        seal_key: None,
     };
     let cfg = Config {
         run_id: "t1".into(),
