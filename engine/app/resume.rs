@@ -39,6 +39,8 @@ pub struct ResumeRequest {
     pub rerun: Vec<String>,
     /// `--mark-done STEP`.
     pub mark_done: Vec<String>,
+    /// `--key`: the key the run's seals are signed with from here on.
+    pub key: Option<PathBuf>,
 }
 
 /// What the operator at the terminal answers about a step whose outcome is unknown.
@@ -102,6 +104,7 @@ pub fn resume(
     let mode = started.mode.unwrap_or(Mode::Real);
     let operator = operator(&req.as_name);
     let vars = resume_vars(&plan, &started, &req.vars, id)?;
+    let key = super::run::seal_key(req.key.as_deref(), mode)?;
     // `--yes` here confirms re-running unfinished steps; it approves gates only where `run
     // --yes` could, and otherwise the gates ask.
     let auto = match auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator) {
@@ -153,6 +156,10 @@ pub fn resume(
         interactive,
         tty_signals: interactive,
         signatures: run_signatures(&run_dir, id, &started, &state.journal(id))?,
+        seal_key: key.map(|key| exec::SealKey {
+            key,
+            run: id.clone(),
+        }),
     };
     let mut events = vec![EventKind::RunResumed(RunResumed {
         operator: operator.clone(),

@@ -34,6 +34,22 @@ pub fn load_plan(scenario: &str) -> Result<(Plan, Problems), Error> {
 }
 
 /// Who is running or resuming: `--as`, else $USER.
+/// The key a run signs its seals with: `--key`, which must exist (refused before anything is
+/// written), else `signing::default_key()` when there is one. A dry-run signs only with an
+/// explicit `--key`: nothing happened that needs a signature, and a default key with a
+/// passphrase would only earn it a warning.
+pub fn seal_key(explicit: Option<&std::path::Path>, mode: Mode) -> Result<Option<PathBuf>, Error> {
+    match explicit {
+        Some(k) if !k.exists() => Err(Error::usage(Said::error(format!(
+            "the signing key `{}` does not exist: give a private key, or a public key whose private half is in ssh-agent",
+            crate::format::display_path(k)
+        )))),
+        Some(k) => Ok(Some(k.to_owned())),
+        None if mode == Mode::DryRun => Ok(None),
+        None => Ok(crate::signing::default_key()),
+    }
+}
+
 pub fn operator(as_name: &Option<String>) -> String {
     as_name
         .clone()
@@ -292,6 +308,8 @@ pub struct RunRequest {
     pub max_parallel: Option<u32>,
     /// Dry-runs: draw durations from the estimates with this seed instead of the likely values.
     pub sample: Option<u64>,
+    /// `--key`: the key the run's seals are signed with.
+    pub key: Option<PathBuf>,
 }
 
 /// What a run is settled on before anything is written: its environment and variables.
@@ -347,6 +365,7 @@ pub fn run(
     let operator = operator(&req.as_name);
     let auto = auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator)?;
     let signers = run_signers(&plan, mode, &env, req.yes)?;
+    let key = seal_key(req.key.as_deref(), mode)?;
     let Opened {
         run_id,
         run_dir,
@@ -397,6 +416,10 @@ pub fn run(
             required,
             requests: BTreeMap::new(),
         },
+        seal_key: key.map(|key| exec::SealKey {
+            key,
+            run: run_id.clone(),
+        }),
     };
     if signers.is_none() && mode != Mode::DryRun && plan.steps.iter().any(|s| s.is_gate()) {
         cx.observers.notice(

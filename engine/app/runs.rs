@@ -28,7 +28,7 @@ pub fn verify(state: &StateDir, run: &str) -> Result<Verdict, Error> {
     // is read must not look like one whose executor died.
     let first = journal::read_lenient(&path).unwrap_or_default();
     let live = executor_pid(state, &RunState::replay(&first[..first.len().min(1)]));
-    let v = journal::verify(&path).map_err(|e| Error::failed(Said::error(e.to_string())))?;
+    let v = journal::verify_signed(&path).map_err(|e| Error::failed(Said::error(e.to_string())))?;
     Ok(verdict(&v, live, &id))
 }
 
@@ -70,9 +70,18 @@ fn verdict_words(v: &journal::Verification, live: Option<u32>, id: &str) -> (Str
         } else {
             "the run stopped, and can be resumed"
         };
+        let sealed = match &v.seal_signer {
+            None => "intact and sealed".to_owned(),
+            Some(journal::SealSigner { by: Some(by), key }) => {
+                format!("intact, sealed and signed by {by} ({key})")
+            }
+            Some(journal::SealSigner { by: None, key }) => format!(
+                "intact, sealed and signed by key {key} (no allowed_signers names its holder)"
+            ),
+        };
         return (
             format!(
-                "ok: intact and sealed: {} records, hash chain intact, sealed at seq {last} ({how}; seal hash {hash}){torn}",
+                "ok: {sealed}: {} records, hash chain intact, sealed at seq {last} ({how}; seal hash {hash}){torn}",
                 v.records
             ),
             true,
@@ -170,8 +179,8 @@ pub fn history(
         .collect())
 }
 
-/// An evidence bundle for auditors: the journal, the runbook as it ran, the masked logs, the
-/// reports and the output of `verify`.
+/// An evidence bundle for auditors: the journal, the runbook as it ran, the run's
+/// allowed_signers (when it kept one), the masked logs, the reports and the output of `verify`.
 /// Written, it is the evidence there is; a runbook that does not match the run's is said
 /// by the caller after it says where the bundle is.
 pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Exported, Error> {
@@ -199,6 +208,11 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
         if head.is_file() {
             std::fs::copy(&head, root.join("journal.head"))?;
         }
+        // The keys as the run read them: without them its signatures cannot be checked.
+        let signers = run_dir.join("allowed_signers");
+        if signers.is_file() {
+            std::fs::copy(&signers, root.join("allowed_signers"))?;
+        }
         let runbook_copy = run_dir.join("runbook.yaml");
         if runbook_copy.is_file() {
             std::fs::copy(&runbook_copy, root.join("runbook.yaml"))?;
@@ -216,7 +230,8 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
         ] {
             std::fs::write(root.join(name), render(&records, f))?;
         }
-        let v = journal::verify(&run_dir.join("journal.jsonl")).map_err(std::io::Error::other)?;
+        let v = journal::verify_signed(&run_dir.join("journal.jsonl"))
+            .map_err(std::io::Error::other)?;
         let rs = RunState::replay(&records);
         let sha_now = std::fs::read(root.join("runbook.yaml"))
             .map(|b| crate::digest::sha256_hex(&b))

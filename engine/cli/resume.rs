@@ -41,6 +41,9 @@ pub struct ResumeArgs {
     /// Exit 1 when a step with `on_failure: continue` failed, although the run succeeded.
     #[arg(long)]
     pub strict: bool,
+    /// Sign the journal's seal with this SSH key, as `run --key` does.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
 }
 
 /// Continues a run after a crash, Ctrl-C or a gate timeout.
@@ -67,6 +70,7 @@ pub fn resume(args: &ResumeArgs, state_dir: Option<PathBuf>) -> Result<u8, CliEr
         vars: args.vars.clone(),
         rerun: args.rerun.clone(),
         mark_done: args.mark_done.clone(),
+        key: args.key.clone(),
     };
     let mut terminal = Terminal {
         present: std::io::stdin().is_terminal(),

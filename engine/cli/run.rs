@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// Seed for --sample.
     #[arg(long, value_name = "S", default_value_t = 1, requires = "sample")]
     pub seed: u64,
+    /// Sign the journal's seal with this SSH key (a private key, or a public key whose private
+    /// half is in ssh-agent); default: $RUNBOOK_SIGNING_KEY, then ~/.ssh/id_ed25519.
+    #[arg(long, value_name = "PATH")]
+    pub key: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -80,6 +84,7 @@ impl RunArgs {
             run_id: self.run_id.clone(),
             max_parallel: self.max_parallel,
             sample: self.sample.then_some(self.seed),
+            key: self.key.clone(),
         }
     }
 }

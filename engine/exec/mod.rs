@@ -58,6 +58,17 @@ pub struct RunContext {
     pub tty_signals: bool,
     /// What answers are checked against before they count (signed approvals).
     pub signatures: Signatures,
+    /// Signs every seal the run writes with the operator's key (`run --key`); `None` leaves
+    /// the seals unsigned.
+    pub seal_key: Option<SealKey>,
+}
+
+/// The key a run signs its seals with, and the run they belong to (docs/design.md, "Signed
+/// approvals").
+#[derive(Clone, Debug)]
+pub struct SealKey {
+    pub key: PathBuf,
+    pub run: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +126,8 @@ impl RunContext {
             .collect();
         // Every way a run ends closes its chain with a seal, in the same durable batch.
         if seal {
-            recs.push(self.journal.seal(at, now));
+            let signed = self.sign_seal();
+            recs.push(self.journal.seal_signed(at, now, signed));
         }
         self.journal.sync().map_err(|e| match e {
             WriteError::Io(e) => ExecError::Journal(self.journal.path().to_owned(), e),
@@ -128,6 +140,43 @@ impl RunContext {
             self.observers.record(r);
         }
         Ok(recs)
+    }
+}
+
+impl RunContext {
+    /// The operator's signature over the chain's head as it stands, before the seal is
+    /// appended. A seal that cannot be signed is written unsigned: the run is not failed for
+    /// it, but told once why, and the key is not tried again (each try may wait out the
+    /// timeout).
+    fn sign_seal(&mut self) -> Option<SignedSeal> {
+        let seal_key = self.seal_key.as_ref()?;
+        let statement = crate::signing::SealStatement {
+            run: seal_key.run.clone(),
+            by: self.operator.clone(),
+            head: self.journal.last_hash().to_owned(),
+        };
+        let signed = crate::signing::sign_unattended(
+            &seal_key.key,
+            &statement.canonical(),
+            crate::signing::UNATTENDED_TIMEOUT,
+        )
+        .and_then(|signature| {
+            let (v, _) = crate::signing::verify_by_own_key(&statement.canonical(), &signature)
+                .map_err(|e| format!("`ssh-keygen` made a signature that does not verify: {e}"))?;
+            Ok(SignedSeal {
+                by: statement.by.clone(),
+                key: v.fingerprint,
+                signature,
+            })
+        });
+        match signed {
+            Ok(s) => Some(s),
+            Err(why) => {
+                eprintln!("warning: the journal's seal is not signed: {why}");
+                self.seal_key = None;
+                None
+            }
+        }
     }
 }
 

@@ -2,6 +2,10 @@
 //! `type` is the snake_case variant name; `data` is the struct. Durations are milliseconds.
 //! Every field, its JSON type and when it is written or left out: docs/design.md, "The
 //! journal" (tests/it/design_doc.rs fails when a field here is missing there).
+//!
+//! Over 600 lines on purpose: its one concern is the wire format, and each of its 19 event
+//! types carries the doc of every field beside the field. Split by event, the format could no
+//! longer be read top to bottom in one file.
 
 use std::collections::BTreeMap;
 

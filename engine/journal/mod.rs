@@ -33,12 +33,14 @@
 //! The head is written after the journal's fsync and not fsync'd itself: after a power loss
 //! it may lag the journal (which is fine) but never lead it.
 //!
-//! Neither stops someone who rewrites the whole chain and its head: the seal's `hash` is what
-//! a signature will cover.
+//! Neither stops someone who rewrites the whole chain and its head: the seal's signature does,
+//! when the operator had a key (`RunSealed::signed`, checked by [`verify_signed`]). An unsigned
+//! seal proves only that the chain is whole, not who wrote it.
 
 mod events;
 mod read;
 mod replay;
+mod signatures;
 mod verify;
 mod writer;
 
@@ -50,7 +52,8 @@ use serde::{Deserialize, Serialize};
 pub use events::*;
 pub use read::{read_lenient, read_verified};
 pub use replay::*;
-pub use verify::{JournalError, Verification, verify};
+pub use signatures::SealSigner;
+pub use verify::{JournalError, Verification, verify, verify_signed};
 pub use writer::{Journal, WriteError, head_path};
 
 /// What a journal written now promises: a seal at its end and a head beside it.

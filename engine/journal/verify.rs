@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::GENESIS;
+use super::signatures::SealSigner;
 use super::writer::head_path;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,9 @@ pub struct Verification {
     pub unsealed_format: bool,
     /// The hash of the last complete record (the seal's, when sealed).
     pub last_hash: Option<String>,
+    /// Who signed the last seal, when it is signed and its signature checks ([`verify_signed`]
+    /// only; [`verify`] leaves it empty).
+    pub seal_signer: Option<SealSigner>,
 }
 
 /// What a record's type allows to follow it, as [`verify`] walks the chain.
@@ -77,6 +81,7 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
         finished: matches!(ending, Ending::Sealed { finished: true }),
         unsealed_format: false,
         last_hash: (n > 0).then(|| last.to_owned()),
+        seal_signer: None,
     };
     loop {
         line.clear();
@@ -144,6 +149,7 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
                 finished: matches!(ending, Ending::Sealed { finished: true }),
                 unsealed_format: n > 0 && !versioned,
                 last_hash: (n > 0).then(|| prev.clone()),
+                seal_signer: None,
             });
         }
         line.pop();
@@ -196,6 +202,25 @@ pub fn verify(path: &Path) -> Result<Verification, JournalError> {
         }
         n += 1;
     }
+}
+
+/// [`verify`], then the signatures the journal carries: each signed decision and seal is
+/// checked against the run's copy of allowed_signers, and a run that required signed
+/// approvals must have them (`signatures::check`). A signature that does not check breaks the
+/// journal at its line, as a changed byte would.
+pub fn verify_signed(path: &Path) -> Result<Verification, JournalError> {
+    let mut v = verify(path)?;
+    if v.first_bad.is_some() || v.records == 0 {
+        return Ok(v);
+    }
+    match super::signatures::check(path, v.records) {
+        Ok(signer) => v.seal_signer = signer,
+        Err((seq, line, why)) => {
+            v.records = seq as usize;
+            v.first_bad = Some((seq, line, why));
+        }
+    }
+    Ok(v)
 }
 
 /// The head file's seq and hash; none when it is missing (a journal older than heads) or not

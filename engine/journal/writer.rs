@@ -164,12 +164,29 @@ impl Journal {
         rec
     }
 
-    /// Appends the seal: the end of the chain as it stands (see the module's docs).
+    /// The hash of the last record appended (durable or not): what a seal appended now would
+    /// name, and so what the operator signs (`signing::SealStatement::head`).
+    pub fn last_hash(&self) -> &str {
+        &self.prev
+    }
+
+    /// Appends the seal: the end of the chain as it stands (see the module's docs), unsigned.
     pub fn seal(&mut self, at: DateTime<Utc>, elapsed: Duration) -> Record {
+        self.seal_signed(at, elapsed, None)
+    }
+
+    /// Appends the seal with the operator's signature over [`Journal::last_hash`], when there
+    /// is one.
+    pub fn seal_signed(
+        &mut self,
+        at: DateTime<Utc>,
+        elapsed: Duration,
+        signed: Option<SignedSeal>,
+    ) -> Record {
         let sealed = RunSealed {
             records: self.next_seq,
             last_hash: self.prev.clone(),
-            signed: None,
+            signed,
         };
         self.append(at, elapsed, EventKind::RunSealed(sealed))
     }

@@ -33,6 +33,7 @@ mod scenario_attacks;
 mod schema;
 mod signed_check;
 mod signed_gates;
+mod signed_journal;
 mod ssh_fanout;
 mod template_limits;
 mod verdicts;

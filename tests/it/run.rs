@@ -1497,6 +1497,7 @@ steps:
         interactive: false,
         tty_signals: true,
         signatures: Default::default(),
+        seal_key: None,
     };
     let cfg = Config {
         run_id: "t1".into(),

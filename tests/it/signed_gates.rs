@@ -170,6 +170,10 @@ fn signed_two_people_pass_the_gate_and_each_forgery_is_refused_with_its_reason()
         p.read(&format!(".runbook/runs/{run}/allowed_signers")),
         p.read("runbooks/allowed_signers")
     );
+    // What the engine counted, `verify` checks again against the run's copy of the keys.
+    let (code, out, _) = p.run(&["verify", &run]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact"), "{out}");
 }
 
 #[test]

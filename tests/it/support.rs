@@ -268,6 +268,10 @@ impl Project {
             .env("NO_COLOR", "1")
             .env("RUNBOOK_STATE_DIR", self.path().join(".runbook"))
             .env("USER", "tester")
+            // A real run signs its seal with `~/.ssh/id_ed25519` when there is one: the tester's
+            // own key must not sign, or change what runs print (a test gives `--key`).
+            .env("HOME", self.path())
+            .env_remove("RUNBOOK_SIGNING_KEY")
             .env_remove("RUST_LOG")
             .env_remove("CLICOLOR_FORCE")
             .env_remove("FORCE_COLOR")

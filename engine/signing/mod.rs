@@ -466,215 +466,125 @@ pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
     Ok(stdout.trim_end().to_string())
 }
 
+/// Checks that `signature` is a good signature of `message` by the key it carries, whoever
+/// holds it: for a journal whose run kept no allowed_signers, where only the key can be named.
+/// Returns the key, so a caller with allowed signers can say whose it is.
+pub fn verify_by_own_key(message: &[u8], signature: &str) -> Result<(Verified, KeyData), Refusal> {
+    let sig = SshSig::from_pem(signature.trim().as_bytes())
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if sig.namespace() != NAMESPACE {
+        return Err(Refusal::Namespace(sig.namespace().to_string()));
+    }
+    let key = sig.public_key().clone();
+    let fp = fingerprint(&key);
+    PublicKey::new(key.clone(), "")
+        .verify(NAMESPACE, message, &sig)
+        .map_err(|_| Refusal::BadSignature(fp.clone()))?;
+    Ok((Verified { fingerprint: fp }, key))
+}
+
+/// How long an unattended signature may take before ssh-keygen is killed: an agent answers at
+/// once; anything slower is waiting for a person who is not there.
+pub const UNATTENDED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Signs as [`sign`] does, but never asks anyone: ssh-keygen runs in a session of its own (no
+/// controlling terminal to ask a passphrase on), with no askpass program, and is killed after
+/// `timeout`. For the seal at a run's end, where a prompt would hang the run on its last
+/// record. A key in ssh-agent still works (`SSH_AUTH_SOCK` is kept).
+pub fn sign_unattended(
+    key: &Path,
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    if !key.exists() {
+        return Err(format!(
+            "the signing key `{}` does not exist: give one with `--key PATH` or `RUNBOOK_SIGNING_KEY`",
+            key.display()
+        ));
+    }
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+        .arg(key)
+        .env("SSH_ASKPASS_REQUIRE", "never")
+        .env_remove("SSH_ASKPASS")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the child only calls setsid(2), which is
+    // async-signal-safe and touches no memory of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run `ssh-keygen` to sign (is OpenSSH installed?): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A failed write shows as ssh-keygen's own failure below.
+        let _ = stdin.write_all(message);
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`ssh-keygen -Y sign` with `{}` did not answer within {} s (a key with a passphrase, or a hardware key waiting for a touch: add it to ssh-agent)",
+                    key.display(),
+                    timeout.as_secs()
+                ));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("`ssh-keygen` failed: {e}"));
+            }
+        }
+    };
+    // A signature and ssh-keygen's few lines of complaint fit in a pipe: read after it ended.
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    if !status.success() || !stdout.contains("BEGIN SSH SIGNATURE") {
+        // With no terminal, ssh-keygen's passphrase prompt lands on stderr: it is no news.
+        let asked = stderr.contains("passphrase");
+        let err: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("Signing data on standard input"))
+            .map(|l| l.trim_start_matches("Enter passphrase: "))
+            .collect();
+        return Err(format!(
+            "`ssh-keygen -Y sign` with `{}` failed: {}{}",
+            key.display(),
+            err.join("; ").trim(),
+            if asked {
+                " (a key with a passphrase signs unattended only from ssh-agent: `ssh-add` it)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(stdout.trim_end().to_string())
+}
+
 #[cfg(test)]
 #[allow(
     clippy::indexing_slicing,
     reason = "in a test, an index out of range is a failure"
 )]
-mod tests {
-    use super::*;
-
-    const ALICE: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFIiZ5jpcH4MoQcrtFk/qV8VDzFkWWmqN8lQgu6wi9ZZ alice@laptop";
-
-    #[test]
-    fn parses_principals_namespaces_and_comments() {
-        let text = format!(
-            "# the team\n\nalice,al namespaces=\"runbook-approval,git\" {ALICE}\nbob {ALICE}\n"
-        );
-        let s = AllowedSigners::parse(&text).unwrap();
-        assert_eq!(s.entries.len(), 2);
-        assert_eq!(s.entries[0].line, 3);
-        assert_eq!(s.entries[0].principals, ["alice", "al"]);
-        assert_eq!(
-            s.entries[0].namespaces.as_deref(),
-            Some(&["runbook-approval".to_string(), "git".to_string()][..])
-        );
-        let shared = s.shared_keys();
-        assert_eq!(shared.len(), 1);
-        assert_eq!(shared[0].1, ["alice", "al", "bob"]);
-        assert_eq!(shared[0].2, [3, 4]);
-    }
-
-    #[test]
-    fn every_bad_line_is_reported_with_its_number() {
-        let text = format!(
-            "alice {ALICE}\nbob ssh-ed25519 AAAAnotbase64\ncarol\ndave namespaces=git,x {ALICE}\n"
-        );
-        let errs = AllowedSigners::parse(&text).unwrap_err();
-        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [2, 3, 4], "{errs:?}");
-        assert!(errs[2].message.contains("double quotes"), "{errs:?}");
-    }
-
-    #[test]
-    fn a_key_limited_to_another_namespace_signs_for_nobody() {
-        let text = format!("alice namespaces=\"git\" {ALICE}\n");
-        let s = AllowedSigners::parse(&text).unwrap();
-        let key = &s.entries[0].key;
-        assert!(s.principals_of(key.key_data()).is_empty());
-        assert!(!s.has_principal("alice"));
-    }
-
-    #[test]
-    fn a_token_round_trips_and_a_damaged_one_is_refused() {
-        let signed = Signed {
-            statement: Statement {
-                run: "r1".into(),
-                step: "approve".into(),
-                decision: Decision::Approve,
-                by: "bob".into(),
-                comment: Some("go\nahead".into()),
-                at: "2026-12-01T20:00:00Z".into(),
-                request: "ab".repeat(32),
-            },
-            signature: "-----BEGIN SSH SIGNATURE-----\nx\n-----END SSH SIGNATURE-----".into(),
-        };
-        let token = signed.to_token();
-        assert!(Signed::looks_like_token(&token));
-        assert!(!token.contains(char::is_whitespace));
-        assert_eq!(Signed::from_token(&format!("  {token}\n")).unwrap(), signed);
-        assert!(Signed::from_token("y").is_err());
-        let mut cut = token.clone();
-        cut.truncate(token.len() / 2);
-        assert!(Signed::from_token(&cut).is_err());
-    }
-
-    #[test]
-    fn the_canonical_statement_cannot_be_forged_through_a_comment() {
-        let mut s = Statement {
-            run: "r1".into(),
-            step: "s".into(),
-            decision: Decision::Deny,
-            by: "bob".into(),
-            comment: Some("x\"}\n{\"decision\":\"approve\"".into()),
-            at: "t".into(),
-            request: "h".into(),
-        };
-        let text = String::from_utf8(s.canonical()).unwrap();
-        assert_eq!(text.lines().count(), 2, "{text}");
-        s.comment = None;
-        assert_ne!(
-            s.canonical(),
-            Statement {
-                comment: Some(String::new()),
-                ..s.clone()
-            }
-            .canonical()
-        );
-    }
-
-    fn keygen(dir: &Path, name: &str) -> PathBuf {
-        let key = dir.join(name);
-        let ok = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen runs");
-        assert!(ok.success());
-        key
-    }
-
-    fn public(key: &Path) -> String {
-        std::fs::read_to_string(key.with_extension("pub")).unwrap()
-    }
-
-    #[test]
-    fn a_signature_by_ssh_keygen_verifies_in_process_and_nothing_else_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let (alice, bob, mallory) = (
-            keygen(dir.path(), "alice"),
-            keygen(dir.path(), "bob"),
-            keygen(dir.path(), "mallory"),
-        );
-        let signers = AllowedSigners::parse(&format!(
-            "alice namespaces=\"runbook-approval\" {}bob {}",
-            public(&alice),
-            public(&bob)
-        ))
-        .unwrap();
-        let statement = Statement {
-            run: "r1".into(),
-            step: "promote".into(),
-            decision: Decision::Approve,
-            by: "alice".into(),
-            comment: None,
-            at: "2026-12-01T20:00:00Z".into(),
-            request: "ab".repeat(32),
-        };
-        let sig = sign(&alice, &statement.canonical()).unwrap();
-        let signed = Signed {
-            statement: statement.clone(),
-            signature: sig.clone(),
-        };
-        let ok = verify_statement(&signers, &signed).unwrap();
-        assert!(ok.fingerprint.starts_with("SHA256:"));
-
-        // alice's key, claimed as bob's
-        let as_bob = Signed {
-            statement: Statement {
-                by: "bob".into(),
-                ..statement.clone()
-            },
-            signature: sig.clone(),
-        };
-        let e = verify_statement(&signers, &as_bob).unwrap_err().to_string();
-        assert!(e.contains("gives to alice, not bob"), "{e}");
-
-        // the statement changed after signing
-        let altered = Signed {
-            statement: Statement {
-                decision: Decision::Deny,
-                ..statement.clone()
-            },
-            signature: sig,
-        };
-        assert!(matches!(
-            verify_statement(&signers, &altered),
-            Err(Refusal::BadSignature(_))
-        ));
-
-        // a key nobody listed
-        let msig = sign(&mallory, &statement.canonical()).unwrap();
-        let e = verify_statement(
-            &signers,
-            &Signed {
-                statement: statement.clone(),
-                signature: msig,
-            },
-        )
-        .unwrap_err();
-        assert!(matches!(e, Refusal::UnknownKey(_)), "{e}");
-
-        // a signature for git, not for us
-        let git = Command::new("ssh-keygen")
-            .args(["-Y", "sign", "-n", "git", "-f"])
-            .arg(&bob)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut git = git;
-        {
-            use std::io::Write as _;
-            git.stdin
-                .take()
-                .unwrap()
-                .write_all(&statement.canonical())
-                .unwrap();
-        }
-        let out = git.wait_with_output().unwrap();
-        let e = verify(
-            &signers,
-            &statement.canonical(),
-            &String::from_utf8_lossy(&out.stdout),
-            "bob",
-        )
-        .unwrap_err();
-        assert!(matches!(e, Refusal::Namespace(ref n) if n == "git"), "{e}");
-
-        // a missing key says which
-        let e = sign(&dir.path().join("nope"), b"x").unwrap_err();
-        assert!(e.contains("does not exist"), "{e}");
-    }
-}
+mod tests;
