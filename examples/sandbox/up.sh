@@ -147,6 +147,12 @@ EOF
     fi
     log "initialising PostgreSQL in $primary ($pg_bindir)"
     rm -rf "$primary" "$replica"
+    # A new cluster numbers its WAL from 1 again: segments an earlier cluster left in the
+    # archive would take the new ones' names, and archiving would fail on the first of them.
+    if [ -n "$(ls -A "$archive" 2>/dev/null)" ]; then
+      log "emptying the WAL archive $archive: it holds an earlier cluster's segments"
+      find "$archive" -mindepth 1 -delete
+    fi
     pwfile="$pg/pwfile"
     printf '%s\n' "$PG_PASSWORD" > "$pwfile"; chown "$pg_user" "$pwfile" 2>/dev/null || true; chmod 600 "$pwfile"
     as_pg "$pg_bindir/initdb" -D "$primary" -U postgres --pwfile="$pwfile" -E UTF8 --no-locale \
