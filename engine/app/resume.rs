@@ -81,11 +81,7 @@ pub fn resume(
         return Err(Error::usage(
             Said::error(format!(
                 "run `{id}` already finished ({}); there is nothing to resume",
-                if f.status == RunStatus::Succeeded {
-                    "succeeded"
-                } else {
-                    "failed"
-                }
+                crate::report::RunProgress::Ended(f.status).as_str()
             ))
             .help(format!(
                 "start a new run with `runbook run {}`",

@@ -10,7 +10,7 @@ use crate::app::error::Said;
 use crate::app::find::{Last, find_which};
 use crate::app::status::{executor_pid, now_ms, projection, stopped_real_runs};
 use crate::journal::*;
-use crate::report::{RtoVerdict, rto_verdict, run_status, step_status_words};
+use crate::report::{RtoVerdict, RunProgress, rto_verdict, run_status, step_status_words};
 use crate::state::StateDir;
 use crate::units::fmt_duration;
 
@@ -82,11 +82,11 @@ fn status_all(state: &StateDir) -> u8 {
         };
         let rs = RunState::replay(&records);
         let live = executor_pid(state, &rs).is_some();
-        let status = match (run_status(&rs), live) {
-            ("running", true) => "running".to_owned(),
-            ("running", false) => "executor gone".to_owned(),
-            (s, _) => s.to_owned(),
-        };
+        let status = match (RunProgress::of(&rs), live) {
+            (RunProgress::Running, false) => "executor gone",
+            (progress, _) => progress.as_str(),
+        }
+        .to_owned();
         // From status and elapsed: an old journal's `rto_met` says "met" of failed runs.
         let rto = match rto_verdict(&rs) {
             RtoVerdict::Met { .. } => "met".to_owned(),
@@ -125,10 +125,6 @@ fn status_all(state: &StateDir) -> u8 {
 
 /// One run: its state, RTO clock, steps and open gates. Its journal unreadable is an error,
 /// said after the stopped runs are listed.
-#[expect(
-    clippy::too_many_lines,
-    reason = "left by issue 15: the status screen's sections (clock, steps, gates) are the seams to split it at"
-)]
 fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
     let records = match read_lenient(&state.journal(id)) {
         Ok(r) => r,
@@ -138,8 +134,39 @@ fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
             ))));
         }
     };
-    // What status shows is what the journal says: said loudly when the chain is broken.
-    let broken = match crate::journal::verify(&state.journal(id)) {
+    let broken = warn_if_broken(state, id);
+    let rs = RunState::replay(&records);
+    let Some(started) = rs.started.clone() else {
+        return Err(CliError::failed(Said::error(format!(
+            "run `{id}` has an empty journal"
+        ))));
+    };
+    let pid = executor_pid(state, &rs);
+    let requests = crate::app::status::request_hashes(&records);
+    if json {
+        print_json(id, &started, &rs, pid.is_some(), &requests);
+    } else {
+        println!(
+            "run {id}: {} ({}), mode {}, operator {}",
+            started.scenario,
+            started.title,
+            rs.mode().as_str(),
+            started.operator
+        );
+        println!("state: {}", state_line(id, &rs, pid));
+        print_clock(&started, &rs);
+        println!();
+        let (rows, gates) = step_rows(&rs);
+        print!("{}", table(&rows));
+        let signed = started.allowed_signers_sha256.is_some() || started.signed_approvals;
+        print_gates(id, &rs, &gates, pid.is_some(), signed, &requests);
+    }
+    Ok(if broken { exit::FAILED } else { exit::OK })
+}
+
+/// What status shows is what the journal says: said loudly when the chain is broken.
+fn warn_if_broken(state: &StateDir, id: &str) -> bool {
+    match crate::journal::verify(&state.journal(id)) {
         Ok(v) => match v.first_bad {
             Some((seq, line, why)) => {
                 eprintln!(
@@ -153,79 +180,77 @@ fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
             None => false,
         },
         Err(_) => false,
-    };
-    let rs = RunState::replay(&records);
-    let Some(started) = rs.started.clone() else {
-        return Err(CliError::failed(Said::error(format!(
-            "run `{id}` has an empty journal"
-        ))));
-    };
-    let pid = executor_pid(state, &rs);
-    let live = pid.is_some();
-    let now = now_ms(&rs);
-    if json {
-        let requests = crate::app::status::request_hashes(&records);
-        let open: Vec<serde_json::Value> = rs
-            .steps
-            .iter()
-            .filter(|g| g.waiting)
-            .map(|g| {
-                serde_json::json!({
-                    "step": g.id,
-                    "prompt": g.prompt,
-                    "approvers": g.approvers,
-                    "min": g.min,
-                    "approved_by": g.approved_by,
-                    "request": requests.get(&g.id),
-                })
-            })
-            .collect();
-        let doc = serde_json::json!({
-            "run": id,
-            "scenario": started.scenario,
-            "state": run_status(&rs),
-            "live": live,
-            "signed_approvals": started.signed_approvals,
-            "gates": open,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
-        return Ok(if broken { exit::FAILED } else { exit::OK });
     }
-    println!(
-        "run {id}: {} ({}), mode {}, operator {}",
-        started.scenario,
-        started.title,
-        rs.mode().as_str(),
-        started.operator
-    );
-    let word = run_status(&rs);
-    let state_line = match (word, pid) {
-        ("running", Some(p)) => format!("running (executor pid {p})"),
-        ("running", None) => format!(
+}
+
+/// `status RUN --json`: the run's state and its open gates with their request hashes.
+fn print_json(
+    id: &str,
+    started: &RunStarted,
+    rs: &RunState,
+    live: bool,
+    requests: &std::collections::BTreeMap<String, String>,
+) {
+    let open: Vec<serde_json::Value> = rs
+        .steps
+        .iter()
+        .filter(|g| g.waiting)
+        .map(|g| {
+            serde_json::json!({
+                "step": g.id,
+                "prompt": g.prompt,
+                "approvers": g.approvers,
+                "min": g.min,
+                "approved_by": g.approved_by,
+                "request": requests.get(&g.id),
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "run": id,
+        "scenario": started.scenario,
+        "state": run_status(rs),
+        "live": live,
+        "signed_approvals": started.signed_approvals,
+        "gates": open,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+}
+
+/// The `state:` line: the run's progress, and what to do when its executor is gone or it
+/// stopped.
+fn state_line(id: &str, rs: &RunState, pid: Option<u32>) -> String {
+    match (RunProgress::of(rs), pid) {
+        (RunProgress::Running, Some(p)) => format!("running (executor pid {p})"),
+        (RunProgress::Running, None) => format!(
             "the executor is gone (it died or was killed): `runbook resume {id}` continues the run"
         ),
-        ("stopped", _) => format!(
+        (RunProgress::Stopped, _) => format!(
             "stopped ({}): `runbook resume {id}` continues the run",
             rs.interruptions
                 .last()
                 .map(|i| crate::ui::describe::stop_words(&i.1.reason))
                 .unwrap_or_else(|| "interrupted")
         ),
-        (w, _) => w.to_owned(),
-    };
-    println!("state: {state_line}");
+        (progress @ RunProgress::Ended(_), _) => progress.as_str().to_owned(),
+    }
+}
+
+/// The RTO clock: the verdict once known, else where the clock stands and the projection.
+fn print_clock(started: &RunStarted, rs: &RunState) {
     let target = started.rto_ms;
-    if rs.mode() == Mode::Drill && crate::report::is_rehearsal(&rs) {
+    let now = now_ms(rs);
+    if rs.mode() == Mode::Drill && crate::report::is_rehearsal(rs) {
         println!("rehearsal: the steps a drill mocks run for real in this environment");
     }
     match &rs.finished {
-        Some(_) => println!("{}", rto_verdict(&rs).sentence()),
+        Some(_) => println!("{}", rto_verdict(rs).sentence()),
         // Service is restored: the RTO clock stopped there, and the observation runs on.
-        None if crate::report::recovery_ms(&rs).is_some() => {
-            println!("{}", rto_verdict(&rs).sentence())
+        None if crate::report::recovery_ms(rs).is_some() => {
+            println!("{}", rto_verdict(rs).sentence())
         }
         None => {
-            let (projected, path) = projection(&rs, now);
+            let (projected, path) = projection(rs, now);
             let verdict = if projected > target {
                 "AT RISK"
             } else {
@@ -244,7 +269,11 @@ fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
             );
         }
     }
-    println!();
+}
+
+/// The steps' table, and the gates that wait.
+fn step_rows(rs: &RunState) -> (Vec<[String; 4]>, Vec<StepRun>) {
+    let now = now_ms(rs);
     let mut rows = vec![[
         "STEP".to_owned(),
         "STATUS".into(),
@@ -252,9 +281,9 @@ fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
         "NOTE".into(),
     ]];
     let mut gates = Vec::new();
-    let observation = crate::report::observation_steps(&rs);
+    let observation = crate::report::observation_steps(rs);
     for s in &rs.steps {
-        let st = step_status_words(&rs, s);
+        let st = step_status_words(rs, s);
         let time = match (s.status, s.started_ms.or(s.requested_ms)) {
             (Some(StepStatus::Skipped | StepStatus::NotRun), _) | (_, None) => {
                 format!("- / {}", ms(s.budget_ms))
@@ -294,43 +323,54 @@ fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
         let note = crate::ui::visible::visible(&note.join("; ")).into_owned();
         rows.push([s.id.clone(), st, time, note]);
     }
-    print!("{}", table(&rows));
-    let requests = crate::app::status::request_hashes(&records);
-    let signed = started.allowed_signers_sha256.is_some() || started.signed_approvals;
-    if !gates.is_empty() {
-        println!("\nwaiting for approval:");
-        for g in gates {
+    (rows, gates)
+}
+
+/// The open gates: prompt, approvers, how long each has waited, and the commands that answer
+/// it (with the request hash to sign from another machine, when approvals are signed).
+fn print_gates(
+    id: &str,
+    rs: &RunState,
+    gates: &[StepRun],
+    live: bool,
+    signed: bool,
+    requests: &std::collections::BTreeMap<String, String>,
+) {
+    if gates.is_empty() {
+        return;
+    }
+    let now = now_ms(rs);
+    println!("\nwaiting for approval:");
+    for g in gates {
+        println!(
+            "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
+            g.id,
+            crate::ui::visible::visible(g.prompt.as_deref().unwrap_or_default()),
+            g.approvers.join(", "),
+            if g.min > 1 {
+                format!(" ({} people; have {})", g.min, g.approved_by.len())
+            } else {
+                String::new()
+            },
+            ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
+            ms(g.budget_ms)
+        );
+        println!(
+            "    runbook approve {id} {} --as NAME [--comment TEXT]",
+            g.id
+        );
+        println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
+        if signed && let Some(hash) = requests.get(&g.id) {
+            // What an approver on another machine needs: nothing but `runbook` and a key.
+            println!("    request: {hash}");
             println!(
-                "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
-                g.id,
-                crate::ui::visible::visible(g.prompt.as_deref().unwrap_or_default()),
-                g.approvers.join(", "),
-                if g.min > 1 {
-                    format!(" ({} people; have {})", g.min, g.approved_by.len())
-                } else {
-                    String::new()
-                },
-                ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
-                ms(g.budget_ms)
-            );
-            println!(
-                "    runbook approve {id} {} --as NAME [--comment TEXT]",
+                "    from another machine: runbook approve {id} {} --as NAME --key KEY --request {hash} --print",
                 g.id
             );
-            println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
-            if signed && let Some(hash) = requests.get(&g.id) {
-                // What an approver on another machine needs: nothing but `runbook` and a key.
-                println!("    request: {hash}");
-                println!(
-                    "    from another machine: runbook approve {id} {} --as NAME --key KEY --request {hash} --print",
-                    g.id
-                );
-                println!("    then here: runbook approve --token TOKEN");
-            }
-        }
-        if !live && !rs.is_finished() {
-            println!("  (the executor is not running: resume the run first)");
+            println!("    then here: runbook approve --token TOKEN");
         }
     }
-    Ok(if broken { exit::FAILED } else { exit::OK })
+    if !live && !rs.is_finished() {
+        println!("  (the executor is not running: resume the run first)");
+    }
 }
