@@ -48,8 +48,10 @@ pub fn check(path: &Path, records: usize) -> Result<Option<SealSigner>, Failure>
     Checker {
         run: &started.run_id,
         required: started.signed_approvals,
+        dry_run: started.mode == Some(Mode::DryRun),
         signers: signers.as_ref(),
         requests: BTreeMap::new(),
+        counted: BTreeMap::new(),
         operator: started.operator.clone(),
         seal: None,
     }
@@ -89,9 +91,16 @@ fn run_signers(path: &Path, started: &RunStarted) -> Result<Option<AllowedSigner
 struct Checker<'a> {
     run: &'a str,
     required: bool,
+    /// A dry-run grants its gates itself (`auto`), signatures required or not.
+    dry_run: bool,
     signers: Option<&'a AllowedSigners>,
-    /// Each gate's latest `approval_requested` hash: what a decision must have signed.
-    requests: BTreeMap<String, String>,
+    /// Each gate's latest `approval_requested` hash and `min`: what a decision must have
+    /// signed, and how many people a grant needs.
+    requests: BTreeMap<String, (String, u32)>,
+    /// The approvals each gate counted since its latest request: who, and with which key. A
+    /// grant must name exactly these people and its own signer, each with a key of their own,
+    /// or a forger could add a name to `approval_granted.by`, or drop a line, unseen.
+    counted: BTreeMap<String, Vec<(String, Option<String>)>>,
     /// Who runs the run now: its starter, then each resume's operator.
     operator: String,
     /// The signer of the seal most recently read, if it was signed.
@@ -113,18 +122,28 @@ impl Checker<'_> {
     fn record(&mut self, r: &Record) -> Result<(), String> {
         match &r.event {
             EventKind::ApprovalRequested(a) => {
-                self.requests.insert(a.step.clone(), r.hash.clone());
+                self.requests
+                    .insert(a.step.clone(), (r.hash.clone(), a.min));
+                self.counted.remove(&a.step);
             }
             EventKind::RunResumed(e) => self.operator = e.operator.clone(),
             EventKind::ApprovalReceived(a) => {
-                self.decision(&a.step, &a.by, Decision::Approve, a.signed.as_deref(), true)?
+                self.decision(&a.step, &a.by, Decision::Approve, a.signed.as_deref(), true)?;
+                let key = a.signed.as_ref().map(|s| s.key.clone());
+                self.counted
+                    .entry(a.step.clone())
+                    .or_default()
+                    .push((a.by.clone(), key));
             }
             EventKind::ApprovalDenied(a) => {
                 self.decision(&a.step, &a.by, Decision::Deny, a.signed.as_deref(), true)?
             }
             EventKind::ApprovalGranted(g) => {
                 let by = g.by.last().map(String::as_str).unwrap_or_default();
-                self.decision(&g.step, by, Decision::Approve, g.signed.as_deref(), !g.auto)?
+                self.decision(&g.step, by, Decision::Approve, g.signed.as_deref(), !g.auto)?;
+                if self.required {
+                    self.grant(g)?;
+                }
             }
             EventKind::RunSealed(s) => self.seal(s)?,
             _ => {}
@@ -182,7 +201,7 @@ impl Checker<'_> {
                     "the signed decision at `{step}` follows no `approval_requested` of it"
                 ));
             }
-            Some(h) if *h != st.request => {
+            Some((h, _)) if *h != st.request => {
                 return Err(format!(
                     "the signed decision names request {}, but `{step}`'s latest `approval_requested` is {h} (signed for another gate or an earlier opening)",
                     st.request
@@ -211,6 +230,62 @@ impl Checker<'_> {
             return Err(format!(
                 "the record names key {}, but the signature was made by {fingerprint}",
                 signed.key
+            ));
+        }
+        Ok(())
+    }
+
+    /// A grant where signatures are required: by people who each signed, with keys of their
+    /// own, as many as the gate's `min` (the machine's count, done again). Only a dry-run grants
+    /// by itself there: `--yes` is refused at start.
+    fn grant(&self, g: &ApprovalGranted) -> Result<(), String> {
+        let step = &g.step;
+        if g.auto {
+            if self.dry_run {
+                return Ok(());
+            }
+            return Err(format!(
+                "`{step}` is granted without an approver (`auto`), but the run requires signed approvals and refuses `--yes`"
+            ));
+        }
+        let counted = self
+            .counted
+            .get(step)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut people: Vec<(&str, Option<&str>)> = counted
+            .iter()
+            .map(|(by, key)| (by.as_str(), key.as_deref()))
+            .collect();
+        if let Some(by) = g.by.last() {
+            people.push((by, g.signed.as_ref().map(|s| s.key.as_str())));
+        }
+        let named: Vec<&str> = people.iter().map(|(by, _)| *by).collect();
+        if named != g.by.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(format!(
+                "`{step}` is granted by {}, but the signed approvals since its latest request are by {}",
+                g.by.join(", "),
+                if named.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    named.join(", ")
+                }
+            ));
+        }
+        for (i, (by, key)) in people.iter().enumerate() {
+            if let Some(key) = key
+                && let Some((first, _)) = people.iter().take(i).find(|(_, k)| *k == Some(*key))
+            {
+                return Err(format!(
+                    "`{step}` counted key {key} twice, for {first} and for {by}: one key is one person"
+                ));
+            }
+        }
+        let min = self.requests.get(step).map_or(1, |(_, min)| *min);
+        if (people.len() as u64) < u64::from(min) {
+            return Err(format!(
+                "`{step}` is granted by {} of the {min} people it needs",
+                people.len()
             ));
         }
         Ok(())

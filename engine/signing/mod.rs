@@ -163,6 +163,14 @@ fn parse_line(number: usize, line: &str) -> Result<Signer, String> {
     if principals.iter().any(String::is_empty) {
         return Err("an empty name in the principals list".into());
     }
+    // OpenSSH reads a principal as a pattern (`*`, `?`, `!`): `*` there is anyone. Names here
+    // are matched exactly, so a pattern would silently mean someone else than it does to
+    // ssh-keygen and git; it is refused rather than given either meaning.
+    if let Some(p) = principals.iter().find(|p| p.contains(['*', '?', '!'])) {
+        return Err(format!(
+            "`{p}` is a pattern, and runbook matches names exactly: list each person by name, one key each"
+        ));
+    }
     let mut rest = rest.trim_start();
     let mut namespaces = None;
     // Options come before the key type; a key type never contains `=`.
@@ -197,12 +205,30 @@ fn parse_line(number: usize, line: &str) -> Result<Signer, String> {
     }
     let key = PublicKey::from_openssh(rest)
         .map_err(|e| format!("not a public key (`ssh-ed25519 AAAA…` expected): {e}"))?;
+    if !checkable(key.key_data()) {
+        return Err(format!(
+            "`{}` keys cannot be checked by runbook: use an ed25519 or ecdsa key (`ssh-keygen -t ed25519`, or `-t ed25519-sk` for a hardware key)",
+            key.algorithm()
+        ));
+    }
     Ok(Signer {
         line: number,
         principals,
         namespaces,
         key,
     })
+}
+
+/// Key types whose signatures `verify` can check (the `ssh-key` features this crate builds
+/// with): any other would have every approval refused as "does not match", which it is not.
+fn checkable(key: &KeyData) -> bool {
+    matches!(
+        key,
+        KeyData::Ed25519(_)
+            | KeyData::Ecdsa(_)
+            | KeyData::SkEd25519(_)
+            | KeyData::SkEcdsaSha2NistP256(_)
+    )
 }
 
 type Options<'a> = Vec<(&'a str, Option<String>)>;
@@ -453,14 +479,23 @@ pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() || !stdout.contains("BEGIN SSH SIGNATURE") {
         let err = String::from_utf8_lossy(&out.stderr);
+        // Without a terminal, ssh-keygen prints its passphrase prompt, reads nothing and calls
+        // that an incorrect passphrase: say what would work instead.
+        let asked = err.contains("passphrase");
         let err: Vec<&str> = err
             .lines()
             .filter(|l| !l.starts_with("Signing data on standard input"))
+            .map(|l| l.trim_start_matches("Enter passphrase: "))
             .collect();
         return Err(format!(
-            "`ssh-keygen -Y sign` with `{}` failed: {}",
+            "`ssh-keygen -Y sign` with `{}` failed: {}{}",
             key.display(),
-            err.join("; ").trim()
+            err.join("; ").trim(),
+            if asked {
+                " (a key with a passphrase is asked for on a terminal: run this in one, or `ssh-add` the key and give `--key KEY.pub`)"
+            } else {
+                ""
+            }
         ));
     }
     Ok(stdout.trim_end().to_string())

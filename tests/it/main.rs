@@ -31,6 +31,7 @@ mod report_words;
 mod run;
 mod scenario_attacks;
 mod schema;
+mod signed_attacks;
 mod signed_check;
 mod signed_gates;
 mod signed_journal;
