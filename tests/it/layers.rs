@@ -267,7 +267,7 @@ fn no_module_of_engine_uses_one_of_a_higher_layer() {
     let up = upward(&c.edges);
     assert!(
         up.is_empty(),
-        "edges that point up (the layers are in tests/layers.rs and docs/design.md); move the item down or the caller up:\n{}",
+        "edges that point up (the layers are in tests/it/layers.rs and docs/design.md); move the item down or the caller up:\n{}",
         up.join("\n")
     );
 }
@@ -278,7 +278,7 @@ fn every_module_of_engine_has_a_layer() {
     let missing: Vec<&String> = c.modules.iter().filter(|m| layer_of(m).is_none()).collect();
     assert!(
         missing.is_empty(),
-        "modules with no layer: {missing:?}; add each to `LAYERS` in tests/layers.rs (and to docs/design.md's table)"
+        "modules with no layer: {missing:?}; add each to `LAYERS` in tests/it/layers.rs (and to docs/design.md's table)"
     );
     let gone: Vec<&&str> = LAYERS
         .iter()
@@ -287,7 +287,7 @@ fn every_module_of_engine_has_a_layer() {
         .collect();
     assert!(
         gone.is_empty(),
-        "`LAYERS` names modules engine/ lacks: {gone:?}; remove them from tests/layers.rs"
+        "`LAYERS` names modules engine/ lacks: {gone:?}; remove them from tests/it/layers.rs"
     );
 }
 
