@@ -100,7 +100,6 @@ pub fn resume(
     let mode = started.mode.unwrap_or(Mode::Real);
     let operator = operator(&req.as_name);
     let vars = resume_vars(&plan, &started, &req.vars, id)?;
-    let key = super::run::seal_key(req.key.as_deref(), mode)?;
     // `--yes` here confirms re-running unfinished steps; it approves gates only where `run
     // --yes` could, and otherwise the gates ask.
     let auto = match auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator) {
@@ -112,6 +111,13 @@ pub fn resume(
     };
     let plan = Arc::new(plan);
     let run_dir = state.run_dir(id);
+    let signatures = run_signatures(&run_dir, id, &started, &state.journal(id))?;
+    let key = super::run::seal_key(
+        req.key.as_deref(),
+        mode,
+        &operator,
+        signatures.signers.as_ref(),
+    )?;
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let cfg = Config {
         run_id: id.clone(),
@@ -151,7 +157,7 @@ pub fn resume(
         inventory: crate::compile::hosts(&env),
         interactive,
         tty_signals: interactive,
-        signatures: run_signatures(&run_dir, id, &started, &state.journal(id))?,
+        signatures,
         seal_key: key.map(|key| exec::SealKey {
             key,
             run: id.clone(),

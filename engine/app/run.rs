@@ -38,16 +38,72 @@ pub fn load_plan(scenario: &str) -> Result<(Plan, Problems), Error> {
 /// written), else `signing::default_key()` when there is one. A dry-run signs only with an
 /// explicit `--key`: nothing happened that needs a signature, and a default key with a
 /// passphrase would only earn it a warning.
-pub fn seal_key(explicit: Option<&std::path::Path>, mode: Mode) -> Result<Option<PathBuf>, Error> {
-    match explicit {
-        Some(k) if !k.exists() => Err(Error::usage(Said::error(format!(
-            "the signing key `{}` does not exist: give a private key, or a public key whose private half is in ssh-agent",
-            crate::format::display_path(k)
-        )))),
-        Some(k) => Ok(Some(k.to_owned())),
-        None if mode == Mode::DryRun => Ok(None),
-        None => Ok(crate::signing::default_key()),
+pub fn seal_key(
+    explicit: Option<&std::path::Path>,
+    mode: Mode,
+    operator: &str,
+    signers: Option<&crate::signing::AllowedSigners>,
+) -> Result<Option<PathBuf>, Error> {
+    let key = match explicit {
+        Some(k) if !k.exists() => {
+            return Err(Error::usage(Said::error(format!(
+                "the signing key `{}` does not exist: give a private key, or a public key whose private half is in ssh-agent",
+                crate::format::display_path(k)
+            ))));
+        }
+        Some(k) => k.to_owned(),
+        None if mode == Mode::DryRun => return Ok(None),
+        None => match crate::signing::default_key() {
+            Some(k) => k,
+            None => return Ok(None),
+        },
+    };
+    // `verify` holds the seal to the run's allowed_signers: a seal signed with a key that is
+    // not the operator's there would make the run's own journal read BROKEN. Said now, before
+    // anything runs, instead of at the end.
+    let Some(signers) = signers else {
+        return Ok(Some(key));
+    };
+    let Some(public) = public_half(&key) else {
+        return Ok(Some(key));
+    };
+    let holders = signers.principals_of(public.key_data());
+    if holders.contains(&operator) {
+        return Ok(Some(key));
     }
+    let whose = if holders.is_empty() {
+        "which allowed_signers does not list".to_owned()
+    } else {
+        format!("which allowed_signers gives to {}", holders.join(", "))
+    };
+    let fp = crate::signing::fingerprint(public.key_data());
+    if explicit.is_some() {
+        return Err(Error::usage(
+            Said::error(format!(
+                "the signing key `{}` ({fp}) is not `{operator}`'s: a seal signed with it would not verify, {whose}",
+                crate::format::display_path(&key)
+            ))
+            .help("run as the key's holder (`--as NAME`), or give your own key with `--key`"),
+        ));
+    }
+    eprintln!(
+        "note: the journal's seal will not be signed: the default key `{}` ({fp}) is not `{operator}`'s ({whose}); give yours with `--key`",
+        crate::format::display_path(&key)
+    );
+    Ok(None)
+}
+
+/// The public key of a signing key: the file itself when it is a public key, else the `.pub`
+/// beside it; `None` when neither reads (the key is then used unchecked, as before).
+fn public_half(key: &std::path::Path) -> Option<ssh_key::PublicKey> {
+    let pub_path = if key.extension().is_some_and(|e| e == "pub") {
+        key.to_owned()
+    } else {
+        let mut p = key.as_os_str().to_owned();
+        p.push(".pub");
+        PathBuf::from(p)
+    };
+    ssh_key::PublicKey::read_openssh_file(&pub_path).ok()
 }
 
 pub fn operator(as_name: &Option<String>) -> String {
@@ -365,7 +421,7 @@ pub fn run(
     let operator = operator(&req.as_name);
     let auto = auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator)?;
     let signers = run_signers(&plan, mode, &env, req.yes)?;
-    let key = seal_key(req.key.as_deref(), mode)?;
+    let key = seal_key(req.key.as_deref(), mode, &operator, signers.0.as_ref())?;
     let Opened {
         run_id,
         run_dir,

@@ -593,3 +593,40 @@ fn a_signer_that_never_answers_is_killed_and_the_run_ends_unsigned() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("ok: intact and sealed:"), "{text}");
 }
+
+/// Found by killing and resuming a signed run: a seal signed with a key allowed_signers gives
+/// to someone other than the run's operator made the run's own journal read BROKEN at its
+/// end. An explicit `--key` that is not the operator's is refused before anything runs; a
+/// default key that is not theirs leaves the seal unsigned, said once.
+#[test]
+fn a_seal_key_that_is_not_the_operators_is_refused_at_start_or_left_unused() {
+    let p = Project::with_runbook("small", SMALL);
+    let alice = p.keygen("alice");
+    p.allow_signers(&[("alice", &alice)]);
+    let key = alice.to_str().unwrap();
+    let out = p.run(&[
+        "run", "small", "--run-id", "as-bob", "--as", "bob", "--key", key,
+    ]);
+    out.code(2)
+        .stderr_has("is not `bob`'s")
+        .stderr_has("which allowed_signers gives to alice");
+    assert!(p.run_ids().is_empty(), "nothing ran: {:?}", p.run_ids());
+
+    // The default key (here, RUNBOOK_SIGNING_KEY) of someone else: the run goes on unsigned.
+    let mut cmd = p.cmd(&["run", "small", "--run-id", "default-key", "--as", "bob"]);
+    cmd.env("RUNBOOK_SIGNING_KEY", &alice);
+    let out = p.run_with(cmd);
+    out.code(0)
+        .stderr_has("the journal's seal will not be signed");
+    let (code, text) = verify(&p, "default-key");
+    assert_eq!(code, 0, "{text}");
+
+    // Alice's own run with her key: signed, and it verifies as hers.
+    p.run(&[
+        "run", "small", "--run-id", "as-alice", "--as", "alice", "--key", key,
+    ])
+    .code(0);
+    let (code, text) = verify(&p, "as-alice");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("signed by alice"), "{text}");
+}
