@@ -238,6 +238,9 @@ impl RunState {
             EventKind::ApprovalRequested(e) => {
                 let s = self.step_mut(&e.step);
                 s.waiting = true;
+                // A gate asked again (on resume) counts approvals from zero, as the machine
+                // does: an earlier approval answered an earlier request.
+                s.approved_by.clear();
                 s.requested_ms.get_or_insert(at);
                 s.approvers = e.approvers.clone();
                 s.min = e.min;

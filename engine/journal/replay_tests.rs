@@ -187,8 +187,13 @@ fn a_gate_approved_and_one_timed_out_keep_who_and_how_long() {
         "approval_received",
         json!({"step": "go", "by": "ana", "comment": null, "wait_ms": 4_900}),
     );
-    // Asked again on resume, waiting since the first request.
+    // Asked again on resume, waiting since the first request. The machine counts the new
+    // request's approvals only: ana's earlier one no longer counts toward `min`.
     j.at(6_000, "approval_requested", request("go"));
+    assert!(
+        step(&j.replay(), "go").approved_by.is_empty(),
+        "a new request starts counting from zero"
+    );
     j.at(
         8_000,
         "approval_granted",
