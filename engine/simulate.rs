@@ -219,6 +219,7 @@ mod tests {
                 on: vec![],
                 env: Default::default(),
                 uses: None,
+                condition: None,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();
