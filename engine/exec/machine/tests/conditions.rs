@@ -40,14 +40,23 @@ fn a_false_condition_skips_its_step_and_its_dependents_still_run() {
     );
     let skipped = &sim.finished("restore")[0];
     assert_eq!(skipped.status, StepStatus::Skipped);
-    let seen = skipped.condition.as_ref().expect("the condition is journaled");
-    assert_eq!(seen.expr, "steps['check-lag'].outputs.lag_s | int > rpo_s | int");
+    let seen = skipped
+        .condition
+        .as_ref()
+        .expect("the condition is journaled");
+    assert_eq!(
+        seen.expr,
+        "steps['check-lag'].outputs.lag_s | int > rpo_s | int"
+    );
     assert!(!seen.held && !seen.assumed);
     assert_eq!(
         seen.values,
         BTreeMap::from([
             ("rpo_s".to_owned(), "3600".to_owned()),
-            ("steps['check-lag'].outputs.lag_s".to_owned(), "120".to_owned()),
+            (
+                "steps['check-lag'].outputs.lag_s".to_owned(),
+                "120".to_owned()
+            ),
         ])
     );
     // A skipped need satisfies `needs`: verify runs once promote ends, and reads the skipped
@@ -72,7 +81,10 @@ fn a_true_condition_runs_its_step() {
         vec![(s(0), "check-lag".into()), (s(30), "restore".into())]
     );
     assert_eq!(sim.finished("promote")[0].status, StepStatus::Skipped);
-    assert!(sim.finished("restore").is_empty(), "restore is still running");
+    assert!(
+        sim.finished("restore").is_empty(),
+        "restore is still running"
+    );
 }
 
 #[test]
@@ -85,7 +97,9 @@ fn reading_a_skipped_steps_output_without_a_default_fails_naming_the_step() {
     assert_eq!(f.status, StepStatus::Failed);
     let error = f.error.as_deref().unwrap_or_default();
     assert!(
-        error.contains("step `restore` wrote no output `file` (it was skipped: its `when` was false"),
+        error.contains(
+            "step `restore` wrote no output `file` (it was skipped: its `when` was false"
+        ),
         "{error}"
     );
 }
@@ -97,7 +111,10 @@ fn a_condition_that_does_not_evaluate_fails_its_step_with_the_reason() {
     let f = &sim.finished("promote")[0];
     assert_eq!(f.status, StepStatus::Failed);
     let error = f.error.as_deref().unwrap_or_default();
-    assert!(error.starts_with("t.yaml:7: condition `steps['check-lag']"), "{error}");
+    assert!(
+        error.starts_with("t.yaml:7: condition `steps['check-lag']"),
+        "{error}"
+    );
     assert_eq!(sim.run_finished().status, RunStatus::Failed);
 }
 
