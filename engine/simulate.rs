@@ -123,7 +123,17 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
                     pred[i] = j;
                 }
             }
-            finish[i] = start + dists[i].sample(&mut rng).max(0.0);
+            // A step with a `when:` runs (the worst case) unless it gives its `likelihood`.
+            let runs = match plan.steps[i].condition.as_ref().and_then(|c| c.likelihood) {
+                Some(p) => rand::RngExt::random::<f64>(&mut rng) < p,
+                None => true,
+            };
+            finish[i] = start
+                + if runs {
+                    dists[i].sample(&mut rng).max(0.0)
+                } else {
+                    0.0
+                };
             if finish[i] > best {
                 best = finish[i];
                 end = i;

@@ -395,6 +395,8 @@ pub mod keys {
         "idempotent",
         "on",
         "env",
+        "when",
+        "likelihood",
     ];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];
