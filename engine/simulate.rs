@@ -287,6 +287,31 @@ mod tests {
         assert!((sim.criticality[0] - 0.5).abs() < 0.01);
     }
 
+    /// A conditional step counts always (the worst case) unless it gives its likelihood: then
+    /// it adds its time to that share of the runs.
+    #[test]
+    fn a_conditional_step_runs_in_its_likelihood_of_the_runs() {
+        let est = [(100, 100, 100), (1000, 1000, 1000)];
+        let mut plan = plan_of(&est, true, 1050);
+        plan.steps[1].condition = Some(crate::compile::Condition {
+            expr: "x".into(),
+            likelihood: None,
+        });
+        let dists = distributions(&plan, &BTreeMap::new());
+        let worst = simulate(&plan, &dists, 10_000, 5);
+        assert_eq!(worst.p_meet_rto, 0.0);
+        plan.steps[1].condition = Some(crate::compile::Condition {
+            expr: "x".into(),
+            likelihood: Some(0.3),
+        });
+        let likely = simulate(&plan, &dists, 10_000, 5);
+        assert!(
+            (likely.p_meet_rto - 0.7).abs() < 0.02,
+            "{}",
+            likely.p_meet_rto
+        );
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_answer() {
         let plan = plan_of(&[(1, 2, 9), (3, 4, 5)], false, 6);

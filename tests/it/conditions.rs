@@ -144,3 +144,39 @@ fn check_refuses_a_likelihood_that_is_no_probability_or_has_no_condition() {
         .stderr_has("step `verify` has a `likelihood` but no `when`")
         .stderr_has("[runbooks/failover.yaml:27:17]");
 }
+
+#[test]
+fn plan_marks_conditional_steps_and_counts_them_as_running_unless_given_a_likelihood() {
+    let p = Project::with_runbook("failover", &FAILOVER.replace("LAG", "1"));
+    let out = p.run(&["plan", "failover"]);
+    out.code(0);
+    assert!(
+        out.stdout.contains(
+            "[run; when steps['check-lag'].outputs.lag_s | int <= rpo_s | int, counted as running]"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "[run; when steps['check-lag'].outputs.lag_s | int > rpo_s | int, likelihood 0.1]"
+        ),
+        "{}",
+        out.stdout
+    );
+    // The worst case: restore (30m) is on the critical path.
+    assert!(
+        out.stdout
+            .contains("critical path (*): check-lag → restore → verify"),
+        "{}",
+        out.stdout
+    );
+    let out = p.run(&["plan", "failover", "--format", "json"]);
+    out.code(0);
+    let plan: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    let restore = plan["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "restore"))
+        .expect("restore");
+    assert_eq!(restore["when"]["likelihood"], 0.1);
+}
