@@ -75,6 +75,16 @@ fn a_run_takes_the_branch_its_condition_allows_and_says_why_it_skipped_the_other
         // A skipped need satisfies `needs`.
         assert_eq!(finished(&p, "r", "verify")["status"], "succeeded");
 
+        let status = p.run(&["status", "r"]);
+        status.code(0);
+        assert!(
+            status.stdout.lines().any(|l| l.starts_with(skipped)
+                && l.contains("skipped")
+                && l.contains(&format!("steps['check-lag'].outputs.lag_s={lag})"))),
+            "{}",
+            status.stdout
+        );
+
         let report = p.report_json("r");
         assert_eq!(report["status"], "succeeded");
         let s = report_step(&report, skipped);
