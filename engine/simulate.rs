@@ -123,7 +123,17 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
                     pred[i] = j;
                 }
             }
-            finish[i] = start + dists[i].sample(&mut rng).max(0.0);
+            // A step with a `when:` runs (the worst case) unless it gives its `likelihood`.
+            let runs = match plan.steps[i].condition.as_ref().and_then(|c| c.likelihood) {
+                Some(p) => rand::RngExt::random::<f64>(&mut rng) < p,
+                None => true,
+            };
+            finish[i] = start
+                + if runs {
+                    dists[i].sample(&mut rng).max(0.0)
+                } else {
+                    0.0
+                };
             if finish[i] > best {
                 best = finish[i];
                 end = i;
@@ -219,6 +229,7 @@ mod tests {
                 on: vec![],
                 env: Default::default(),
                 uses: None,
+                condition: None,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();
@@ -274,6 +285,31 @@ mod tests {
         assert!((sim.p50_s - 200.0 * 1.0).abs() > 0.0);
         // Each is critical about half of the time.
         assert!((sim.criticality[0] - 0.5).abs() < 0.01);
+    }
+
+    /// A conditional step counts always (the worst case) unless it gives its likelihood: then
+    /// it adds its time to that share of the runs.
+    #[test]
+    fn a_conditional_step_runs_in_its_likelihood_of_the_runs() {
+        let est = [(100, 100, 100), (1000, 1000, 1000)];
+        let mut plan = plan_of(&est, true, 1050);
+        plan.steps[1].condition = Some(crate::compile::Condition {
+            expr: "x".into(),
+            likelihood: None,
+        });
+        let dists = distributions(&plan, &BTreeMap::new());
+        let worst = simulate(&plan, &dists, 10_000, 5);
+        assert_eq!(worst.p_meet_rto, 0.0);
+        plan.steps[1].condition = Some(crate::compile::Condition {
+            expr: "x".into(),
+            likelihood: Some(0.3),
+        });
+        let likely = simulate(&plan, &dists, 10_000, 5);
+        assert!(
+            (likely.p_meet_rto - 0.7).abs() < 0.02,
+            "{}",
+            likely.p_meet_rto
+        );
     }
 
     #[test]

@@ -127,6 +127,78 @@ const PLACEHOLDER: &str = "x";
 /// Checks a template against what will exist when it renders: syntax, undefined names, unknown
 /// filters, and outputs of steps that are not upstream. Returns every problem found.
 pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
+    check_with(src, quoting, scope, &[], true)
+}
+
+/// The text a condition renders as: `{% if EXPR %}true{% else %}false{% endif %}`. Its
+/// expression starts [`CONDITION_AT`] bytes in, which is how an error's range is moved back
+/// into the expression.
+fn condition_template(expr: &str) -> String {
+    format!("{{% if {expr} %}}true{{% else %}}false{{% endif %}}")
+}
+const CONDITION_AT: usize = "{% if ".len();
+
+fn in_expression(mut e: TemplateError, expr: &str) -> TemplateError {
+    e.range = e
+        .range
+        .and_then(|r| Some(r.start.checked_sub(CONDITION_AT)?..r.end.checked_sub(CONDITION_AT)?))
+        .filter(|r| r.end <= expr.len());
+    e
+}
+
+/// Checks a `when:` expression: its syntax, its names (the scope's, and `run`) and the steps
+/// whose outputs it reads. Errors a render with placeholder values would make (`"x" | int`)
+/// are not its own and are not reported. Ranges are in `expr`.
+pub fn check_condition(expr: &str, scope: &Scope) -> Vec<TemplateError> {
+    if expr.trim().is_empty() {
+        return vec![TemplateError {
+            message: "empty condition".into(),
+            range: None,
+            help: Some(
+                "write an expression, e.g. `steps['check-lag'].outputs.lag_s | int <= 3600`".into(),
+            ),
+        }];
+    }
+    check_with(
+        &condition_template(expr),
+        Quoting::Plain,
+        scope,
+        &["run"],
+        false,
+    )
+    .into_iter()
+    .map(|e| in_expression(e, expr))
+    .collect()
+}
+
+/// Evaluates a `when:` expression with real values: true, false, or why it could not be.
+pub fn eval_condition(expr: &str, ctx: &Value) -> Result<bool, TemplateError> {
+    render(&condition_template(expr), Quoting::Plain, ctx)
+        .map(|out| out == "true")
+        .map_err(|e| in_expression(e, expr))
+}
+
+/// The top-level names an expression reads (`lag_max`, `steps`, `run`), sorted.
+pub fn condition_names(expr: &str) -> Vec<String> {
+    let env = env_for(Quoting::Plain);
+    let src = condition_template(expr);
+    let Ok(tmpl) = env.template_from_str(&src) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = tmpl.undeclared_variables(false).into_iter().collect();
+    names.sort();
+    names
+}
+
+/// [`check`], with `objects`: more names that answer any attribute (`run` in a condition);
+/// and `value_errors`: whether an error of the placeholder render itself is reported.
+fn check_with(
+    src: &str,
+    quoting: Quoting,
+    scope: &Scope,
+    objects: &[&str],
+    value_errors: bool,
+) -> Vec<TemplateError> {
     if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
         return Vec::new();
     }
@@ -139,6 +211,7 @@ pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
     // Names in branches a render would not take are still checked here.
     let mut known: Vec<&str> = scope.names.iter().copied().collect();
     known.push("env");
+    known.extend(objects);
     if scope.steps.is_some() {
         known.push("steps");
     }
@@ -176,6 +249,9 @@ pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
         .map(|n| (n.to_string(), Value::from(PLACEHOLDER)))
         .collect();
     ctx.insert("env".into(), Value::from_object(Anything));
+    for name in objects {
+        ctx.insert((*name).into(), Value::from_object(Anything));
+    }
     if scope.steps.is_some() {
         ctx.insert(
             "steps".into(),
@@ -214,8 +290,20 @@ pub fn check(src: &str, quoting: Quoting, scope: &Scope) -> Vec<TemplateError> {
             errors.push(v.into_error(src));
         }
     }
+    let own_error = |e: &minijinja::Error| {
+        value_errors
+            || matches!(
+                e.kind(),
+                ErrorKind::UnknownFilter
+                    | ErrorKind::UnknownTest
+                    | ErrorKind::UnknownFunction
+                    | ErrorKind::SyntaxError
+                    | ErrorKind::OutOfFuel
+            )
+    };
     if errors.is_empty()
         && let Err(e) = result
+        && own_error(&e)
     {
         let mut err = from_minijinja(&e, src);
         if e.kind() == ErrorKind::UndefinedError && scope.inputs.is_some() {

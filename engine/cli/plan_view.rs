@@ -152,12 +152,24 @@ pub fn stages(plan: &Plan) -> Vec<usize> {
 
 fn kind(plan: &Plan, i: usize) -> String {
     let s = &plan.steps[i];
-    match &s.kind {
+    let kind = match &s.kind {
         StepKind::Approval(a) => format!("gate: {}", a.approvers.join(", ")),
         StepKind::Command(_) => match &s.uses {
             Some(u) => format!("uses {u}"),
             None => "run".into(),
         },
+    };
+    match &s.condition {
+        Some(c) => format!("{kind}; when {}{}", c.expr, likelihood_words(c)),
+        None => kind,
+    }
+}
+
+/// A conditional step's odds as the simulation takes them.
+fn likelihood_words(c: &compile::Condition) -> String {
+    match c.likelihood {
+        Some(p) => format!(", likelihood {p}"),
+        None => ", counted as running".into(),
     }
 }
 
@@ -311,7 +323,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 StepKind::Approval(a) => ("approval", Some(a.approvers.clone())),
                 StepKind::Command(_) => ("command", None),
             };
-            json!({
+            let mut step = json!({
                 "id": s.id,
                 "title": s.title,
                 "kind": kind,
@@ -325,7 +337,12 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "critical": on_path[i],
                 "approvers": approvers,
                 "on": s.on,
-            })
+            });
+            // Only a conditional step has `when`: the plan of every other runbook is as it was.
+            if let Some(c) = &s.condition {
+                step["when"] = json!({"expr": c.expr, "likelihood": c.likelihood});
+            }
+            step
         })
         .collect();
     json!({

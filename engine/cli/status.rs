@@ -313,6 +313,9 @@ fn step_rows(rs: &RunState) -> (Vec<[String; 4]>, Vec<StepRun>) {
         if !s.approved_by.is_empty() {
             note.push(format!("approved by {}", s.approved_by.join(", ")));
         }
+        if let Some(c) = s.condition.as_ref().filter(|c| !c.held || c.assumed) {
+            note.push(crate::ui::describe::condition_words(c));
+        }
         if let Some(e) = &s.error {
             note.push(e.clone());
         }

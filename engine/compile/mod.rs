@@ -4,6 +4,7 @@
 //! [`crate::dag`]), and the environment's inventory as [`Host`]s for the executor.
 
 mod checks;
+mod conditions;
 mod graph;
 mod hosts;
 pub mod library;

@@ -119,6 +119,17 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     /// The library step it expands, if any.
     pub uses: Option<String>,
+    /// `when:`, the condition on which it runs (see `compile/conditions.rs`).
+    pub condition: Option<Condition>,
+}
+
+/// A step's `when:`: a minijinja expression, evaluated when the step is ready; false skips it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    pub expr: String,
+    /// `likelihood:`, the probability that it holds, for the simulation; `None`: the worst
+    /// case (it holds).
+    pub likelihood: Option<f64>,
 }
 
 impl Step {

@@ -84,6 +84,8 @@ impl Compiler<'_> {
         let (title, env) = self.title_and_env(id, s, lib_doc, &scope);
         let (kind, drill) = self.kind_and_drill(id, s, lib.as_deref(), &scope);
 
+        let condition = self.condition(id, s, &scope);
+
         let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
         let at_line = s
             .run
@@ -111,6 +113,7 @@ impl Compiler<'_> {
             on,
             env,
             uses: s.uses.as_ref().map(|u| u.value.clone()),
+            condition,
         })
     }
 

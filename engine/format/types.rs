@@ -117,6 +117,14 @@ pub struct StepDoc {
     /// Extra environment for the step's process (values are templates).
     #[serde(default)]
     pub env: BTreeMap<String, Sp<Text>>,
+    /// A minijinja expression over vars, upstream outputs and `run`, evaluated when the step
+    /// is ready: false skips the step (`when: "steps['check-lag'].outputs.lag_s | int <= 3600"`).
+    #[serde(default)]
+    pub when: Option<Sp<String>>,
+    /// With `when`: the probability (0..1) that the step runs, for the simulation. Without
+    /// it, the plan and the simulation take the worst case: the step runs.
+    #[serde(default)]
+    pub likelihood: Option<Sp<f64>>,
 }
 
 /// An approval gate.
@@ -387,6 +395,8 @@ pub mod keys {
         "idempotent",
         "on",
         "env",
+        "when",
+        "likelihood",
     ];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];

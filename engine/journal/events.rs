@@ -292,6 +292,26 @@ pub struct StepFinished {
     /// A poll attempt that was not ready (`not_ready`): how long until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_in_ms: Option<u64>,
+    /// The step's `when:` as it was evaluated: on a step it skipped, and on the end of one it
+    /// let run (or that a dry-run took as running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<ConditionSeen>,
+}
+
+/// `step_finished.condition`: a `when:` expression and what it saw.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConditionSeen {
+    /// The expression as written.
+    pub expr: String,
+    /// Each value it read, by how it reads it (`lag_max`, `steps['check-lag'].outputs.lag_s`,
+    /// `run.mode`), masked; an output the step did not write is absent.
+    pub values: BTreeMap<String, String>,
+    /// What it came to: false skipped the step.
+    pub held: bool,
+    /// A dry-run could not evaluate it (it reads outputs a dry-run does not have): the step
+    /// was taken as running, the worst case.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assumed: bool,
 }
 
 /// One way to build a `step_finished`: [`StepFinished::new`] says the three things every one
@@ -311,7 +331,13 @@ impl StepFinished {
             error: None,
             marked_done_by: None,
             next_in_ms: None,
+            condition: None,
         }
+    }
+
+    /// The `when:` it was run or skipped on.
+    pub fn with_condition(self, condition: Option<ConditionSeen>) -> StepFinished {
+        StepFinished { condition, ..self }
     }
 
     pub fn with_status(self, status: StepStatus) -> StepFinished {

@@ -57,6 +57,8 @@ pub struct StepRun {
     /// Mocked and skipped steps: the duration they stand for (the estimate), from the instant
     /// the drill reached them (`started_ms`). They take no time on the run's clock.
     pub simulated_ms: Option<u64>,
+    /// Its `when:` as evaluated (`step_finished.condition`), if it has one.
+    pub condition: Option<ConditionSeen>,
 }
 
 impl StepRun {
@@ -202,6 +204,9 @@ impl RunState {
                 s.exit_code = e.exit_code;
                 s.error = e.error.clone();
                 s.attempts = s.attempts.max(e.attempt);
+                if e.condition.is_some() {
+                    s.condition = e.condition.clone();
+                }
                 if !e.will_retry {
                     s.status = Some(e.status);
                     s.finished_ms = Some(at);
@@ -218,7 +223,8 @@ impl RunState {
                             s.estimated = true;
                             s.simulated_ms = Some(e.duration_ms);
                         }
-                        StepStatus::Skipped => {
+                        // Skipped by its `when:`, it stands for nothing: it did not run.
+                        StepStatus::Skipped if e.condition.is_none() => {
                             s.estimated = true;
                             s.simulated_ms = Some(s.estimate_ms);
                         }

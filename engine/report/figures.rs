@@ -295,6 +295,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             on: Vec::new(),
             env: Default::default(),
             uses: None,
+            condition: None,
         })
         .collect();
     // Only what the simulator reads is filled in: the steps, their order and the target.

@@ -119,9 +119,25 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                     f.step,
                     f.marked_done_by.as_deref().unwrap_or_default()
                 ),
-                StepStatus::Succeeded => {
-                    format!("{} {} succeeded in {d}", paint(color, "32", "✓"), f.step)
-                }
+                StepStatus::Succeeded => format!(
+                    "{} {} succeeded in {d}{}",
+                    paint(color, "32", "✓"),
+                    f.step,
+                    f.condition
+                        .as_ref()
+                        .filter(|c| c.assumed)
+                        .map(|c| format!(
+                            " (its condition `{}` reads outputs a dry-run does not have: taken as running)",
+                            c.expr
+                        ))
+                        .unwrap_or_default()
+                ),
+                StepStatus::Skipped if f.condition.is_some() => format!(
+                    "{} {} skipped: {}",
+                    paint(color, "2", "-"),
+                    f.step,
+                    f.condition.as_ref().map(condition_words).unwrap_or_default()
+                ),
                 StepStatus::Skipped => {
                     format!("{} {} skipped (drill)", paint(color, "2", "-"), f.step)
                 }
@@ -332,4 +348,15 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             }
         }
     })
+}
+
+/// A `when:` that skipped a step, in words: `` `lag_s | int <= 3600` was false (lag_s=7200) ``.
+pub fn condition_words(c: &crate::journal::ConditionSeen) -> String {
+    let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let verdict = if c.held { "true" } else { "false" };
+    if values.is_empty() {
+        format!("`{}` was {verdict}", c.expr)
+    } else {
+        format!("`{}` was {verdict} ({})", c.expr, values.join(", "))
+    }
 }

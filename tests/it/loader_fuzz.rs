@@ -336,6 +336,8 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             idempotent: None,
             on: vec![],
             env: Default::default(),
+            when: None,
+            likelihood: None,
         })
         .collect();
     let doc = RunbookDoc {

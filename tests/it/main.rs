@@ -10,6 +10,7 @@ mod support;
 
 mod choices;
 mod compile_rules;
+mod conditions;
 mod design_doc;
 mod drills;
 mod drills_and_reports;

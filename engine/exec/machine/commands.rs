@@ -34,6 +34,15 @@ impl Machine {
             Drill::With(with) => sources.extend(with.values().map(String::as_str)),
             _ => {}
         }
+        self.explain_missing(&sources, error)
+    }
+
+    /// [`Machine::explain_render_error`] for one template (a condition's expression).
+    pub(super) fn explain_render_error_in(&self, src: &str, error: String) -> String {
+        self.explain_missing(&[src], error)
+    }
+
+    fn explain_missing(&self, sources: &[&str], error: String) -> String {
         let mut missing = Vec::new();
         for (id, key) in sources.iter().flat_map(|s| output_refs(s)) {
             let Some(j) = self.plan.step_index(&id) else {
@@ -48,6 +57,9 @@ impl Machine {
                 }
                 StepState::Done(StepStatus::Simulated) => {
                     " (it was mocked in this drill: give it a `drill:` command that writes it)"
+                }
+                _ if self.skipped_by_condition(j) => {
+                    " (it was skipped: its `when` was false; give a default: `| default('…')`)"
                 }
                 StepState::Done(StepStatus::Skipped) => " (it was skipped in this drill)",
                 _ => "",

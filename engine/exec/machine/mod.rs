@@ -13,6 +13,7 @@
 //! holds the state they share and [`Machine::handle`], which dispatches an input to them.
 
 mod commands;
+mod conditions;
 mod frontier;
 mod gates;
 mod protocol;
@@ -140,6 +141,9 @@ pub struct Machine {
     /// When the `rto_ends_at` step succeeded: service was restored, the RTO clock stopped, and
     /// what runs now is observation, which no longer projects, escalates or risks the RTO.
     restored: Option<Duration>,
+    /// Steps whose `when:` was evaluated (or, in a dry-run, assumed), with what it saw: their
+    /// `step_finished` carries it.
+    conditions: BTreeMap<usize, crate::journal::ConditionSeen>,
 }
 
 impl Machine {
@@ -186,6 +190,7 @@ impl Machine {
             restored: None,
             plan,
             epoch: None,
+            conditions: BTreeMap::new(),
         }
     }
 
@@ -317,6 +322,7 @@ impl Machine {
     /// (exit code, duration, error), so every `step_finished` the machine writes has one shape.
     fn finished_event(&self, i: usize, status: StepStatus, attempt: u32) -> StepFinished {
         StepFinished::new(self.plan.steps[i].id.clone(), status, attempt)
+            .with_condition(self.conditions.get(&i).cloned())
     }
 }
 

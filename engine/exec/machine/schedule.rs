@@ -48,7 +48,7 @@ impl Machine {
                     }
                     _ => false,
                 });
-            if !ready {
+            if !ready || !self.condition_holds(now, i, out) {
                 continue;
             }
             self.start_attempt(now, i, 1, out);
