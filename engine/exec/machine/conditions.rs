@@ -1,7 +1,8 @@
 //! `when:`: a step's condition, evaluated when the step is ready (all its needs ended). False
 //! skips the step, journaled with the expression and the values it saw; an expression that
 //! does not evaluate fails the step with the reason. A dry-run evaluates what it can (vars and
-//! `run`); one that reads outputs a dry-run does not have takes the step as running.
+//! `run`); one that reads outputs a dry-run does not have takes the step as running, and so
+//! does a drill whose condition reads a step the drill mocked or skipped.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use minijinja::value::Value;
 
 use super::commands::output_refs;
 use super::{Effect, Machine, StepState};
+use crate::compile::Drill;
 use crate::journal::{ConditionSeen, EventKind, Mode, StepStatus};
 use crate::template;
 
@@ -29,7 +31,9 @@ impl Machine {
         };
         let names = template::condition_names(&cond.expr);
         let values = self.condition_values(&cond.expr, &names);
-        if self.cfg.mode == Mode::DryRun && names.iter().any(|n| n == "steps") {
+        if (self.cfg.mode == Mode::DryRun && names.iter().any(|n| n == "steps"))
+            || self.reads_what_the_drill_did_not_write(&cond.expr)
+        {
             self.conditions.insert(
                 i,
                 ConditionSeen {
@@ -83,6 +87,21 @@ impl Machine {
                 false
             }
         }
+    }
+
+    /// In a drill, does the condition read an output of a step the drill mocked or skipped
+    /// (which wrote none)? It cannot be evaluated then, and is taken as running, the worst
+    /// case, as in a dry-run. In a rehearsal environment mocks run for real and write theirs.
+    fn reads_what_the_drill_did_not_write(&self, expr: &str) -> bool {
+        if self.cfg.mode != Mode::Drill || self.cfg.rehearsal {
+            return false;
+        }
+        output_refs(expr).into_iter().any(|(id, key)| {
+            self.plan.step_index(&id).is_some_and(|j| {
+                matches!(self.plan.steps[j].drill, Drill::Mock | Drill::Skip)
+                    && !self.runtime[j].outputs.contains_key(&key)
+            })
+        })
     }
 
     /// `run` as a condition sees it.

@@ -152,3 +152,38 @@ fn a_dry_run_evaluates_a_condition_on_vars_and_takes_one_on_outputs_as_running()
     let seen = b.condition.unwrap();
     assert!(seen.assumed && seen.held);
 }
+
+/// A drill mocks check-lag, so it writes no `lag_s`: the conditions that read it cannot be
+/// evaluated. They are taken as running (the worst case, as in a dry-run) and say so; before,
+/// both branches failed and so did the drill.
+#[test]
+fn a_drill_takes_a_condition_on_a_mocked_steps_output_as_running() {
+    let text = BRANCHES.replace(
+        "{ id: check-lag, budget: 1m, run: c, drill: run }",
+        "{ id: check-lag, budget: 1m, run: c, drill: mock }",
+    );
+    let p = plan(&text);
+    let cfg = Config {
+        vars: p.vars.clone(),
+        ..cfg(Mode::Drill)
+    };
+    let mut sim = Sim::new(p, cfg);
+    // A mock with an estimate is simulated: the driver reports it exited 0, with no outputs.
+    if sim.finished("check-lag").is_empty() {
+        sim.now = s(30);
+        sim.feed(exited(1, ExitResult::Code(0)));
+    }
+    let spawned: Vec<String> = sim.spawned().into_iter().map(|(_, id)| id).collect();
+    assert!(
+        spawned.contains(&"promote".to_owned()) && spawned.contains(&"restore".to_owned()),
+        "both branches run in the drill: {spawned:?}"
+    );
+    for id in ["promote", "restore"] {
+        assert!(
+            sim.finished(id)
+                .iter()
+                .all(|f| f.status != StepStatus::Failed),
+            "{id} did not fail"
+        );
+    }
+}
