@@ -234,27 +234,36 @@ pub fn sign(key: &Path, message: &[u8]) -> Result<String, String> {
         .map_err(|e| format!("`ssh-keygen` failed: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() || !stdout.contains("BEGIN SSH SIGNATURE") {
-        let err = String::from_utf8_lossy(&out.stderr);
         // Without a terminal, ssh-keygen prints its passphrase prompt, reads nothing and calls
         // that an incorrect passphrase: say what would work instead.
-        let asked = err.contains("passphrase");
-        let err: Vec<&str> = err
-            .lines()
-            .filter(|l| !l.starts_with("Signing data on standard input"))
-            .map(|l| l.trim_start_matches("Enter passphrase: "))
-            .collect();
-        return Err(format!(
-            "`ssh-keygen -Y sign` with `{}` failed: {}{}",
-            key.display(),
-            err.join("; ").trim(),
-            if asked {
-                " (a key with a passphrase is asked for on a terminal: run this in one, or `ssh-add` the key and give `--key KEY.pub`)"
-            } else {
-                ""
-            }
+        return Err(sign_failed(
+            key,
+            &String::from_utf8_lossy(&out.stderr),
+            "a key with a passphrase is asked for on a terminal: run this in one, or `ssh-add` the key and give `--key KEY.pub`",
         ));
     }
     Ok(stdout.trim_end().to_string())
+}
+
+/// Why `ssh-keygen -Y sign` made no signature, from what it wrote to stderr, without its
+/// chatter; `passphrase_hint` is added when it asked for a passphrase nobody could type.
+fn sign_failed(key: &Path, stderr: &str, passphrase_hint: &str) -> String {
+    let asked = stderr.contains("passphrase");
+    let err: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("Signing data on standard input"))
+        .map(|l| l.trim_start_matches("Enter passphrase: "))
+        .collect();
+    format!(
+        "`ssh-keygen -Y sign` with `{}` failed: {}{}",
+        key.display(),
+        err.join("; ").trim(),
+        if asked {
+            format!(" ({passphrase_hint})")
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// Checks that `signature` is a good signature of `message` by the key it carries, whoever
@@ -353,21 +362,10 @@ pub fn sign_unattended(
     }
     if !status.success() || !stdout.contains("BEGIN SSH SIGNATURE") {
         // With no terminal, ssh-keygen's passphrase prompt lands on stderr: it is no news.
-        let asked = stderr.contains("passphrase");
-        let err: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.starts_with("Signing data on standard input"))
-            .map(|l| l.trim_start_matches("Enter passphrase: "))
-            .collect();
-        return Err(format!(
-            "`ssh-keygen -Y sign` with `{}` failed: {}{}",
-            key.display(),
-            err.join("; ").trim(),
-            if asked {
-                " (a key with a passphrase signs unattended only from ssh-agent: `ssh-add` it)"
-            } else {
-                ""
-            }
+        return Err(sign_failed(
+            key,
+            &stderr,
+            "a key with a passphrase signs unattended only from ssh-agent: `ssh-add` it",
         ));
     }
     Ok(stdout.trim_end().to_string())
