@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::journal::*;
-use crate::signing::{AllowedSigners, Decision, Signed};
+use crate::signing::{AllowedSigners, Decision, Expected, Mismatch, Signed};
 
 use super::machine::{Effect, Input, Machine};
 
@@ -55,45 +55,23 @@ impl Signatures {
             return Ok(None);
         };
         let st = &signed.statement;
-        if st.run != self.run_id {
-            return Err(format!(
-                "the statement was signed for run `{}`, not this run `{}`",
-                st.run, self.run_id
-            ));
-        }
-        if st.step != step {
-            return Err(format!(
-                "the statement was signed for step `{}`, not `{step}`",
-                st.step
-            ));
-        }
         let decision = if approve {
             Decision::Approve
         } else {
             Decision::Deny
         };
-        if st.decision != decision {
-            return Err(format!(
-                "the statement was signed to {}, not to {decision}",
-                st.decision
-            ));
-        }
-        if st.by != by {
-            return Err(format!(
-                "the statement was signed as `{}`, not as `{by}`",
-                st.by
-            ));
-        }
-        match self.requests.get(step) {
-            Some(current) if *current == st.request => {}
-            Some(current) => {
-                return Err(format!(
-                    "the statement was signed for request {} of `{step}`, not its current request {current} (the gate asked again: sign the new one)",
-                    st.request
-                ));
-            }
-            None => return Err(format!("gate `{step}` has not asked in this run")),
-        }
+        st.mismatch(&Expected {
+            run: &self.run_id,
+            step,
+            decision,
+            by,
+            request: self.requests.get(step).map(String::as_str),
+        })
+        .map_err(|m| match m {
+            // What the approver can do about it, said to them.
+            Mismatch::Request { .. } => format!("{m}: the gate asked again, sign the new one"),
+            m => m.to_string(),
+        })?;
         let Some(signers) = &self.signers else {
             return Err(
                 "this run has no allowed_signers to check the signature against: add `runbooks/allowed_signers` before the run starts, or answer unsigned"

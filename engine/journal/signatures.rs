@@ -171,44 +171,15 @@ impl Checker<'_> {
             return Ok(());
         };
         let st = &signed.statement;
-        if st.run != self.run {
-            return Err(format!(
-                "the signed decision is for run `{}`, not this run `{}`",
-                st.run, self.run
-            ));
-        }
-        if st.step != step {
-            return Err(format!(
-                "the signed decision is for step `{}`, not `{step}`",
-                st.step
-            ));
-        }
-        if st.by != by {
-            return Err(format!(
-                "the signed decision is `{}`'s, but the record says `{by}`",
-                st.by
-            ));
-        }
-        if st.decision != decision {
-            return Err(format!(
-                "the signed decision says `{}`, but the record is a `{decision}`",
-                st.decision
-            ));
-        }
-        match self.requests.get(step) {
-            None => {
-                return Err(format!(
-                    "the signed decision at `{step}` follows no `approval_requested` of it"
-                ));
-            }
-            Some((h, _)) if *h != st.request => {
-                return Err(format!(
-                    "the signed decision names request {}, but `{step}`'s latest `approval_requested` is {h} (signed for another gate or an earlier opening)",
-                    st.request
-                ));
-            }
-            Some(_) => {}
-        }
+        // The record's own fields are what the statement must have been signed for.
+        st.mismatch(&signing::Expected {
+            run: self.run,
+            step,
+            decision,
+            by,
+            request: self.requests.get(step).map(|(h, _)| h.as_str()),
+        })
+        .map_err(|m| format!("the record does not match its signed decision: {m}"))?;
         let signature = crate::signing::Signed {
             statement: st.clone(),
             signature: signed.signature.clone(),

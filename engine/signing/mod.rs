@@ -71,6 +71,77 @@ impl Statement {
         let body = serde_json::to_string(self).unwrap_or_default();
         format!("runbook approval v1\n{body}\n").into_bytes()
     }
+
+    /// Is this the statement for the answer `expected` describes? The first field that differs,
+    /// if any. The engine asks before it counts an answer, and `verify` asks again of every
+    /// signed record: one list of what must match, so the two cannot drift apart.
+    pub fn mismatch(&self, expected: &Expected<'_>) -> Result<(), Mismatch> {
+        let differs = |signed: &str, want: &str| {
+            (signed != want).then(|| (signed.to_owned(), want.to_owned()))
+        };
+        if let Some((signed, want)) = differs(&self.run, expected.run) {
+            return Err(Mismatch::Run { signed, want });
+        }
+        if let Some((signed, want)) = differs(&self.step, expected.step) {
+            return Err(Mismatch::Step { signed, want });
+        }
+        if self.decision != expected.decision {
+            return Err(Mismatch::Decision {
+                signed: self.decision,
+                want: expected.decision,
+            });
+        }
+        if let Some((signed, want)) = differs(&self.by, expected.by) {
+            return Err(Mismatch::By { signed, want });
+        }
+        let Some(request) = expected.request else {
+            return Err(Mismatch::NoRequest {
+                step: expected.step.to_owned(),
+            });
+        };
+        if let Some((signed, want)) = differs(&self.request, request) {
+            return Err(Mismatch::Request {
+                step: expected.step.to_owned(),
+                signed,
+                want,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The answer a statement must be signed for: this run, this gate and its latest request
+/// (`None` when the gate has not asked), this decision by this person.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    pub run: &'a str,
+    pub step: &'a str,
+    pub decision: Decision,
+    pub by: &'a str,
+    pub request: Option<&'a str>,
+}
+
+/// The first field of a signed statement that is not the answer's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("the statement was signed for run `{signed}`, not this run `{want}`")]
+    Run { signed: String, want: String },
+    #[error("the statement was signed for step `{signed}`, not `{want}`")]
+    Step { signed: String, want: String },
+    #[error("the statement was signed to {signed}, not to {want}")]
+    Decision { signed: Decision, want: Decision },
+    #[error("the statement was signed as `{signed}`, not as `{want}`")]
+    By { signed: String, want: String },
+    #[error("gate `{step}` has not asked in this run")]
+    NoRequest { step: String },
+    #[error(
+        "the statement was signed for request {signed} of `{step}`, not its latest request {want} (signed for another gate or an earlier opening)"
+    )]
+    Request {
+        step: String,
+        signed: String,
+        want: String,
+    },
 }
 
 /// What a run's operator signs when the journal is sealed: its last hash.

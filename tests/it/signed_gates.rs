@@ -305,7 +305,7 @@ fn signed_a_token_for_an_earlier_opening_of_the_gate_is_refused_after_resume() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!(
-            "signed for request {first} of `go`, not its current request"
+            "signed for request {first} of `go`, not its latest request"
         )),
         "{out}"
     );

@@ -417,7 +417,7 @@ fn a_decision_signed_for_another_gates_request_is_a_broken_line() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN at seq 3 (line 4)"), "{out}");
     assert!(
-        out.contains(&format!("names request {other}"))
+        out.contains(&format!("signed for request {other}"))
             && out.contains("signed for another gate or an earlier opening"),
         "{out}"
     );
