@@ -212,13 +212,14 @@ mod tests {
                 }),
                 drill: crate::compile::Drill::Run,
                 retries: 0,
-                backoff: Duration::ZERO,
+                backoff: crate::compile::Backoff::fixed(Duration::ZERO),
                 poll: None,
                 on_failure: Default::default(),
                 idempotent: false,
                 on: vec![],
                 env: Default::default(),
                 uses: None,
+                finally: false,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();

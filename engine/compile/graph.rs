@@ -32,7 +32,7 @@ impl Compiler<'_> {
         let Some(&i) = graph.index.get(&at.value) else {
             let help = suggestion(
                 &at.value,
-                self.doc.steps.iter().map(|s| s.id.value.as_str()),
+                self.steps.iter().map(|s| s.id.value.as_str()),
             )
             .unwrap_or_else(|| {
                 "`rto_ends_at` names the id of the step at which service is restored".into()
@@ -59,10 +59,10 @@ impl Compiler<'_> {
 
     /// Resolves `needs` and finds cycles, naming every step on each.
     pub(super) fn graph(&mut self, index: &HashMap<&str, usize>) -> Graph {
-        let doc = self.doc;
-        let ids: Vec<&str> = doc.steps.iter().map(|s| s.id.value.as_str()).collect();
-        let mut needs = vec![Vec::new(); doc.steps.len()];
-        for (i, s) in doc.steps.iter().enumerate() {
+        let steps = self.steps.clone();
+        let ids: Vec<&str> = steps.iter().map(|s| s.id.value.as_str()).collect();
+        let mut needs = vec![Vec::new(); steps.len()];
+        for (i, s) in steps.iter().enumerate() {
             for n in &s.needs {
                 match index.get(n.value.as_str()) {
                     Some(&j) => {
@@ -93,7 +93,7 @@ impl Compiler<'_> {
         for cycle in cycles {
             // `dag::cycles` returns no empty cycle and only indices of `needs`, one per step.
             let (Some(&first), Some(s)) =
-                (cycle.first(), cycle.first().and_then(|&i| doc.steps.get(i)))
+                (cycle.first(), cycle.first().and_then(|&i| steps.get(i)))
             else {
                 continue;
             };

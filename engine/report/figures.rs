@@ -288,13 +288,14 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             }),
             drill: crate::compile::Drill::Run,
             retries: 0,
-            backoff: Duration::ZERO,
+            backoff: crate::compile::Backoff::fixed(Duration::ZERO),
             poll: None,
             on_failure: Default::default(),
             idempotent: p.idempotent,
             on: Vec::new(),
             env: Default::default(),
             uses: None,
+            finally: false,
         })
         .collect();
     // Only what the simulator reads is filled in: the steps, their order and the target.

@@ -13,6 +13,7 @@
 //! holds the state they share and [`Machine::handle`], which dispatches an input to them.
 
 mod commands;
+mod finally;
 mod frontier;
 mod gates;
 mod protocol;
@@ -111,6 +112,8 @@ pub struct Machine {
     /// Steps in `StepState::Running`, kept by [`Machine::set`]: what `--max-parallel` counts.
     running: usize,
     aborting: bool,
+    /// Every main step has ended: the `finally:` steps may run (see `finally`).
+    cleanup: bool,
     /// The run failed: the first step whose failure ended the recovery (see
     /// [`Machine::note_failure`]).
     failed: Option<usize>,
@@ -172,6 +175,7 @@ impl Machine {
             mask,
             running: 0,
             aborting: false,
+            cleanup: false,
             failed: None,
             continued: Vec::new(),
             stopping: None,

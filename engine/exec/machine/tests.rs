@@ -3,6 +3,7 @@
 //! the tests are in one file per concern of the machine.
 
 mod commands;
+mod finally;
 mod frontier;
 mod gates;
 mod restore;

@@ -1,0 +1,57 @@
+//! `finally:`: the cleanup phase. Its steps wait until every other step has ended (succeeded,
+//! failed, skipped, or not run after an abort or a denial), then run whatever the outcome,
+//! each on its own: one failing does not stop the others (only those that need it are not
+//! run). An operator's stop ends the run before them, and `resume` runs them; a finished one
+//! is never run again. They see `run.status` and `run.failed_steps`.
+
+use std::time::Duration;
+
+use minijinja::value::Value;
+
+use super::{Effect, Machine, StepState};
+use crate::journal::StepStatus;
+
+impl Machine {
+    /// A `finally:` step holds until the cleanup phase.
+    pub(super) fn held_for_cleanup(&self, i: usize) -> bool {
+        !self.cleanup && self.plan.steps[i].finally
+    }
+
+    /// Every main step has ended and nothing is running: the main steps that cannot run are
+    /// not run, and the cleanup phase begins. False when there is no `finally:` step, or
+    /// the phase has begun already.
+    pub(super) fn begin_cleanup(&mut self, now: Duration, out: &mut Vec<Effect>) -> bool {
+        if self.cleanup || !self.plan.steps.iter().any(|s| s.finally) {
+            return false;
+        }
+        self.not_run_the_rest(out);
+        self.cleanup = true;
+        // The abort was the main steps': cleanup runs whatever happened to them.
+        self.aborting = false;
+        self.schedule(now, out);
+        true
+    }
+
+    /// `run` in a `finally:` step's templates: the outcome so far, and which steps failed.
+    pub(super) fn run_value(&self) -> Value {
+        let failed: Vec<&str> = self
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                matches!(
+                    self.runtime[*i].state,
+                    StepState::Done(StepStatus::Failed | StepStatus::TimedOut)
+                )
+            })
+            .map(|(_, s)| s.id.as_str())
+            .collect();
+        let status = if self.failed.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        crate::template::run_value(status, &failed)
+    }
+}
