@@ -244,7 +244,12 @@ pub fn run_value(status: &str, failed_steps: &[&str]) -> Value {
         ("status".to_owned(), Value::from(status)),
         (
             "failed_steps".to_owned(),
-            Value::from(failed_steps.iter().map(|s| Value::from(*s)).collect::<Vec<_>>()),
+            Value::from(
+                failed_steps
+                    .iter()
+                    .map(|s| Value::from(*s))
+                    .collect::<Vec<_>>(),
+            ),
         ),
     ]))
 }

@@ -30,13 +30,10 @@ impl Compiler<'_> {
     pub(super) fn rto_ends_at(&mut self, graph: &Graph, steps: &[Step]) -> Option<usize> {
         let at = self.doc.rto_ends_at.as_ref()?;
         let Some(&i) = graph.index.get(&at.value) else {
-            let help = suggestion(
-                &at.value,
-                self.steps.iter().map(|s| s.id.value.as_str()),
-            )
-            .unwrap_or_else(|| {
-                "`rto_ends_at` names the id of the step at which service is restored".into()
-            });
+            let help = suggestion(&at.value, self.steps.iter().map(|s| s.id.value.as_str()))
+                .unwrap_or_else(|| {
+                    "`rto_ends_at` names the id of the step at which service is restored".into()
+                });
             self.err(
                 at.pos,
                 format!("`rto_ends_at` names `{}`, which is not a step", at.value),
@@ -133,7 +130,11 @@ pub(super) fn critical_path(
     order: &[usize],
     end: Option<usize>,
 ) -> (Vec<usize>, Duration) {
-    let weights: Vec<Duration> = steps.iter().map(|s| s.budget).collect();
+    // The cleanup of `finally:` runs after the recovery, not on its path.
+    let weights: Vec<Duration> = steps
+        .iter()
+        .map(|s| if s.finally { Duration::ZERO } else { s.budget })
+        .collect();
     let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
     dag::longest_path_to(&weights, &needs, order, end)
 }

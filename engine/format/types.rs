@@ -258,9 +258,7 @@ impl<'de> Deserialize<'de> for BackoffDoc {
                         "factor" if factor.is_none() => factor = Some(map.next_value()?),
                         "max" if max.is_none() => max = Some(map.next_value()?),
                         "initial" | "factor" | "max" => {
-                            return Err(de::Error::custom(format!(
-                                "`backoff` has `{key}` twice"
-                            )));
+                            return Err(de::Error::custom(format!("`backoff` has `{key}` twice")));
                         }
                         other => return Err(de::Error::unknown_field(other, KEYS)),
                     }

@@ -149,7 +149,11 @@ fn a_run_stopped_by_sigint_does_not_run_finally_and_resume_runs_it_once() {
         !p.path().join("effects.txt").exists(),
         "nothing ran to its end, the cleanup neither"
     );
-    assert!(p.events_of(&run, "step_started").iter().all(|e| e["data"]["step"] != "lift"));
+    assert!(
+        p.events_of(&run, "step_started")
+            .iter()
+            .all(|e| e["data"]["step"] != "lift")
+    );
     let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
     assert_eq!(code, 0, "{err}");
     assert_eq!(p.read("effects.txt"), "waited\nlifted succeeded\n");

@@ -9,7 +9,19 @@ use std::time::Duration;
 use minijinja::value::Value;
 
 use super::{Effect, Machine, StepState};
+use crate::compile::Plan;
 use crate::journal::StepStatus;
+
+/// The steps the projection and the drill's estimate count: those that count against the RTO
+/// (see [`Plan::recovery_steps`]) but the `finally:` steps, which come after the recovery and
+/// are not on its path.
+pub(super) fn projected_steps(plan: &Plan) -> Vec<bool> {
+    plan.recovery_steps()
+        .into_iter()
+        .zip(&plan.steps)
+        .map(|(counts, step)| counts && !step.finally)
+        .collect()
+}
 
 impl Machine {
     /// A `finally:` step holds until the cleanup phase.

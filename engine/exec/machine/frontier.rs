@@ -45,7 +45,7 @@ impl Frontier {
         }
         // The path below a step that counts against the RTO: with `rto_ends_at`, down to that
         // step, never into the observation after it.
-        let recovery = plan.recovery_steps();
+        let recovery = super::finally::projected_steps(plan);
         let budgets: Vec<Duration> = plan.steps.iter().map(|s| s.budget).collect();
         let path_below = dag::longest_below(&budgets, &dependents, &plan.order, &recovery);
         let mut frontier = Frontier {

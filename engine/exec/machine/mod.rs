@@ -137,8 +137,8 @@ pub struct Machine {
     /// Wall-clock time of elapsed zero, when the run has one: a late answer is told when its
     /// gate was decided in the time people read, not the run's clock.
     epoch: Option<DateTime<Utc>>,
-    /// Which steps count against the RTO (with `rto_ends_at`, that step and those upstream of
-    /// it; else all), by index.
+    /// Which steps the projection counts (with `rto_ends_at`, that step and those upstream of
+    /// it; else all but the `finally:` steps), by index.
     recovery: Vec<bool>,
     /// When the `rto_ends_at` step succeeded: service was restored, the RTO clock stopped, and
     /// what runs now is observation, which no longer projects, escalates or risks the RTO.
@@ -186,7 +186,7 @@ impl Machine {
             done: false,
             env_value,
             frontier: Frontier::new(&plan),
-            recovery: plan.recovery_steps(),
+            recovery: finally::projected_steps(&plan),
             restored: None,
             plan,
             epoch: None,

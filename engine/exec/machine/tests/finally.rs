@@ -24,7 +24,11 @@ fn finally_runs_after_a_failure_and_sees_the_failed_steps() {
     sim.advance(s(40));
     sim.exit("cleanup", 0);
     let f = sim.run_finished();
-    assert_eq!(f.status, RunStatus::Failed, "a cleanup never makes a failed run succeed");
+    assert_eq!(
+        f.status,
+        RunStatus::Failed,
+        "a cleanup never makes a failed run succeed"
+    );
     assert_eq!(f.failed_at.as_deref(), Some("a"));
     assert_eq!(f.elapsed_ms, 40_000, "the cleanup's time is the run's");
 }
@@ -106,7 +110,10 @@ fn a_stop_does_not_run_finally_and_resume_runs_it_once() {
 
     let mut again = resumed(p.clone(), &replayed(&first), s(100));
     again.exit("a", 1);
-    assert_eq!(again.spawned().last(), Some(&(s(100), "cleanup".to_owned())));
+    assert_eq!(
+        again.spawned().last(),
+        Some(&(s(100), "cleanup".to_owned()))
+    );
     // Stopped again while the cleanup runs: a second resume runs it again (it never
     // finished), and then never a third time.
     again.feed(Input::Interrupt);
@@ -119,7 +126,10 @@ fn a_stop_does_not_run_finally_and_resume_runs_it_once() {
     last.exit("cleanup", 0);
     assert_eq!(last.outcome, Some(Outcome::Failed { rto_met: false }));
     assert_eq!(last.run_finished().failed_at.as_deref(), Some("a"));
-    assert!(last.finished("b").is_empty(), "`b` was journaled not run once");
+    assert!(
+        last.finished("b").is_empty(),
+        "`b` was journaled not run once"
+    );
 }
 
 #[test]
