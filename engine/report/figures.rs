@@ -179,7 +179,10 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
         state
             .steps
             .iter()
-            .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
+            // The cleanup of `finally:` comes after the recovery: not on its path.
+            .filter(|s| {
+                s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun) && !s.finally
+            })
             .max_by_key(|s| s.finished_ms)
             .map(|s| s.id.clone())
     }) else {

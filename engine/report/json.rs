@@ -29,7 +29,7 @@
 //! | `human_wait_s` | the sum of the waits at approval gates |
 //! | `critical_path` | step ids of the chain that decided the finish, as it ran (with `rto_ends_at`, once that step succeeded: the chain that decided the recovery) |
 //! | `runbook_sha256` | of the runbook file as it ran |
-//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal}` in plan order; `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
+//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal}` in plan order; `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); `finally: true` marks a step of `finally:` (cleanup, run once every other step had ended; absent on other steps); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
 //! | `escalations[]` | `{at_s, channel, reason, ok, error, exit_code, stderr_tail}`; the last three say how a failed page failed (`null` when it did not) |
 //! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches |
 //! | `interruptions[]`, `resumes[]` | `{at_s, reason}` and `{at_s, operator, downtime_s}` |
@@ -64,7 +64,7 @@ pub fn render(m: &RunReport) -> Value {
         .steps
         .iter()
         .map(|st| {
-            json!({
+            let mut v = json!({
                 "id": st.id,
                 "title": st.title,
                 "status": st.status.as_str(),
@@ -79,7 +79,12 @@ pub fn render(m: &RunReport) -> Value {
                 "wait_s": st.wait_ms.map(s),
                 "estimated": st.estimated,
                 "rehearsal": st.rehearsal,
-            })
+            });
+            // Only on the steps of `finally:`, so that a report without any reads as before.
+            if st.finally {
+                v["finally"] = json!(true);
+            }
+            v
         })
         .collect();
     json!({

@@ -127,6 +127,8 @@ pub struct StepReport {
     pub rehearsal: bool,
     /// With `rto_ends_at`: a step of the observation period (not upstream of it).
     pub observation: bool,
+    /// A step of `finally:`: cleanup, run once every other step had ended.
+    pub finally: bool,
 }
 
 /// Everything a report shows, computed once.
@@ -304,5 +306,6 @@ fn step_report(
         continued: continued(state, s),
         rehearsal: ran_for_real_in_rehearsal(s),
         observation: observation.contains(&s.id),
+        finally: s.finally,
     }
 }

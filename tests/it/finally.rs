@@ -168,3 +168,45 @@ fn a_run_stopped_by_sigint_does_not_run_finally_and_resume_runs_it_once() {
         .count();
     assert_eq!(lifts, 1);
 }
+
+#[test]
+fn plan_status_and_reports_show_the_finally_steps() {
+    let p = Project::with_runbook("mid", FAILS_IN_THE_MIDDLE);
+    let (code, out, err) = p.run(&["plan", "mid"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "finally (once every other step has ended, whatever its outcome):\n    resume-writes"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("critical path (*): stop-writes → restore → verify = 30s"),
+        "{out}"
+    );
+    let (code, out, _) = p.run(&["plan", "mid", "--format", "json"]).parts();
+    assert_eq!(code, 0);
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fin: Vec<&serde_json::Value> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["finally"] == true)
+        .collect();
+    assert_eq!(fin.len(), 1);
+    assert_eq!(fin[0]["id"], "resume-writes");
+
+    p.run_scenario(&[]).code(1);
+    let run = p.run_ids().last().unwrap().clone();
+    let (_, status, _) = p.run(&["status", &run]).parts();
+    assert!(
+        status.contains("finally (cleanup, after every other step)"),
+        "{status}"
+    );
+    let report = p.report_json(&run);
+    let step = crate::support::report_step(&report, "resume-writes");
+    assert_eq!(step["finally"], true);
+    assert_eq!(step["status"], "succeeded");
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
+    assert!(md.contains("| resume-writes (finally) | succeeded"), "{md}");
+}
