@@ -130,11 +130,27 @@ pub(super) fn critical_path(
     order: &[usize],
     end: Option<usize>,
 ) -> (Vec<usize>, Duration) {
-    // The cleanup of `finally:` runs after the recovery, not on its path.
-    let weights: Vec<Duration> = steps
-        .iter()
-        .map(|s| if s.finally { Duration::ZERO } else { s.budget })
-        .collect();
+    // The cleanup of `finally:` runs after every other step: without `rto_ends_at` its
+    // longest chain follows the main steps' (with it, the cleanup is observation).
+    let weights_of = |cleanup: bool| -> Vec<Duration> {
+        steps
+            .iter()
+            .map(|s| {
+                if s.finally == cleanup {
+                    s.budget
+                } else {
+                    Duration::ZERO
+                }
+            })
+            .collect()
+    };
     let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
-    dag::longest_path_to(&weights, &needs, order, end)
+    let (mut path, mut total) = dag::longest_path_to(&weights_of(false), &needs, order, end);
+    path.retain(|&i| !steps[i].finally);
+    if end.is_none() && steps.iter().any(|s| s.finally) {
+        let (cleanup, took) = dag::longest_path_to(&weights_of(true), &needs, order, None);
+        path.extend(cleanup.into_iter().filter(|&i| steps[i].finally));
+        total += took;
+    }
+    (path, total)
 }

@@ -4,6 +4,7 @@
 //! run). An operator's stop ends the run before them, and `resume` runs them; a finished one
 //! is never run again. They see `run.status` and `run.failed_steps`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use minijinja::value::Value;
@@ -42,6 +43,27 @@ impl Machine {
         self.aborting = false;
         self.schedule(now, out);
         true
+    }
+
+    /// What the cleanup adds to the projected finish: without `rto_ends_at`, the longest
+    /// chain of what the `finally:` steps have left, after the main steps (with it, the
+    /// cleanup is observation and adds nothing).
+    pub(super) fn cleanup_left(&self, now: Duration) -> Duration {
+        if self.plan.rto_ends_at.is_some() || self.finally_order.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut finish: BTreeMap<usize, Duration> = BTreeMap::new();
+        for &i in &self.finally_order {
+            let start = self.plan.steps[i]
+                .needs
+                .iter()
+                .filter_map(|j| finish.get(j))
+                .max()
+                .copied()
+                .unwrap_or_default();
+            finish.insert(i, start + self.work_left(i, now));
+        }
+        finish.into_values().max().unwrap_or_default()
     }
 
     /// `run` in a `finally:` step's templates: the outcome so far, and which steps failed.

@@ -114,6 +114,8 @@ pub struct Machine {
     aborting: bool,
     /// Every main step has ended: the `finally:` steps may run (see `finally`).
     cleanup: bool,
+    /// The `finally:` steps in plan order: what the projection adds after the main steps.
+    finally_order: Vec<usize>,
     /// The run failed: the first step whose failure ended the recovery (see
     /// [`Machine::note_failure`]).
     failed: Option<usize>,
@@ -176,6 +178,12 @@ impl Machine {
             running: 0,
             aborting: false,
             cleanup: false,
+            finally_order: plan
+                .order
+                .iter()
+                .copied()
+                .filter(|&i| plan.steps[i].finally)
+                .collect(),
             failed: None,
             continued: Vec::new(),
             stopping: None,

@@ -154,3 +154,42 @@ fn a_growing_backoff_waits_exactly_initial_times_factor_up_to_max() {
     // Each attempt fails 1 s in; the next starts 5, 10, 20, 30 (capped), 30 s later.
     assert_eq!(starts, [0, 6, 17, 38, 69, 100]);
 }
+
+/// Without `rto_ends_at` the cleanup counts against the RTO, after the main steps: in the
+/// plan's critical path, the live projection and the simulation alike.
+#[test]
+fn without_rto_ends_at_the_cleanup_follows_the_main_steps_everywhere() {
+    let p = plan(CLEANUP);
+    let ids: Vec<&str> = p
+        .critical_path
+        .iter()
+        .map(|&i| p.steps[i].id.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b", "cleanup"]);
+    assert_eq!(p.critical_path_budget, s(25 * 60));
+    let dists = crate::simulate::distributions(&p, &BTreeMap::new());
+    let sim_run = crate::simulate::simulate(&p, &dists, 50, 7);
+    // Budgets alone: each step is drawn within ±10% of its budget, so the sum of the chain
+    // is at least 90% of 25m, which a parallel cleanup (at most 20m + 10%) never reaches.
+    assert!(sim_run.p50_s >= 0.9 * 25.0 * 60.0, "{}", sim_run.p50_s);
+
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    assert_eq!(sim.m.projected_finish(sim.now), s(25 * 60));
+    sim.advance(s(60));
+    sim.exit("a", 0);
+    assert_eq!(sim.m.projected_finish(sim.now), s(60 + 15 * 60));
+    sim.advance(s(120));
+    sim.exit("b", 0);
+    sim.advance(s(180));
+    // The cleanup has run a minute of its 5m budget.
+    assert_eq!(sim.m.projected_finish(sim.now), s(180 + 4 * 60));
+}
+
+/// With `rto_ends_at` the cleanup is observation: it adds nothing to what the RTO measures.
+#[test]
+fn with_rto_ends_at_the_cleanup_is_off_the_critical_path_and_the_projection() {
+    let p = plan(&CLEANUP.replace("rto: 1h\n", "rto: 1h\nrto_ends_at: b\n"));
+    assert_eq!(p.critical_path_budget, s(20 * 60));
+    let sim = Sim::new(p, cfg(Mode::Real));
+    assert_eq!(sim.m.projected_finish(sim.now), s(20 * 60));
+}
