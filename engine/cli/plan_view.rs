@@ -259,13 +259,15 @@ pub fn text(plan: &Plan) -> String {
 /// The `finally:` steps, after the stages: cleanup, run once every other step has ended.
 fn finally_text(plan: &Plan, id_w: usize) -> String {
     let mut out = String::new();
+    let on_path = on_critical_path(plan);
     for &i in plan.order.iter().filter(|&&i| plan.steps[i].finally) {
         if out.is_empty() {
             out.push_str("finally (once every other step has ended, whatever its outcome):\n");
         }
         let s = &plan.steps[i];
+        let mark = if on_path[i] { '*' } else { ' ' };
         out.push_str(&format!(
-            "    {:<id_w$}  {:>7}  {}  [{}]\n",
+            "  {mark} {:<id_w$}  {:>7}  {}  [{}]\n",
             s.id,
             fmt_duration(s.budget),
             s.title,

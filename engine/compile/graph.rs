@@ -146,10 +146,14 @@ pub(super) fn critical_path(
     };
     let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
     let (mut path, mut total) = dag::longest_path_to(&weights_of(false), &needs, order, end);
-    path.retain(|&i| !steps[i].finally);
+    path.retain(|&i| steps.get(i).is_some_and(|s| !s.finally));
     if end.is_none() && steps.iter().any(|s| s.finally) {
         let (cleanup, took) = dag::longest_path_to(&weights_of(true), &needs, order, None);
-        path.extend(cleanup.into_iter().filter(|&i| steps[i].finally));
+        path.extend(
+            cleanup
+                .into_iter()
+                .filter(|&i| steps.get(i).is_some_and(|s| s.finally)),
+        );
         total += took;
     }
     (path, total)

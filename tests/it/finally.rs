@@ -176,12 +176,12 @@ fn plan_status_and_reports_show_the_finally_steps() {
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(
-            "finally (once every other step has ended, whatever its outcome):\n    resume-writes"
+            "finally (once every other step has ended, whatever its outcome):\n  * resume-writes"
         ),
         "{out}"
     );
     assert!(
-        out.contains("critical path (*): stop-writes → restore → verify = 30s"),
+        out.contains("critical path (*): stop-writes → restore → verify → resume-writes = 40s"),
         "{out}"
     );
     let (code, out, _) = p.run(&["plan", "mid", "--format", "json"]).parts();
