@@ -111,12 +111,27 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
     let rto = plan.rto.as_secs_f64();
     let mut met = 0usize;
     let mut observations = Vec::new();
+    // The `finally:` steps start once every other step has ended: after the main steps.
+    let order: Vec<usize> = plan
+        .order
+        .iter()
+        .filter(|&&i| !plan.steps[i].finally)
+        .chain(plan.order.iter().filter(|&&i| plan.steps[i].finally))
+        .copied()
+        .collect();
     for _ in 0..n {
         let mut end = usize::MAX;
         let mut best = f64::NEG_INFINITY;
-        for &i in &plan.order {
+        let mut main_end = (0.0, usize::MAX);
+        for &i in &order {
             let mut start = 0.0;
             pred[i] = usize::MAX;
+            if plan.steps[i].finally {
+                if main_end.1 == usize::MAX {
+                    main_end = (best.max(0.0), end);
+                }
+                (start, pred[i]) = main_end;
+            }
             for &j in &plan.steps[i].needs {
                 if finish[j] > start || pred[i] == usize::MAX && finish[j] >= start {
                     start = finish[j];
@@ -222,7 +237,7 @@ mod tests {
                 }),
                 drill: crate::compile::Drill::Run,
                 retries: 0,
-                backoff: Duration::ZERO,
+                backoff: crate::compile::Backoff::fixed(Duration::ZERO),
                 poll: None,
                 on_failure: Default::default(),
                 idempotent: false,
@@ -230,6 +245,7 @@ mod tests {
                 env: Default::default(),
                 uses: None,
                 condition: None,
+                finally: false,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();

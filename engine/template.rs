@@ -100,6 +100,8 @@ pub struct Scope<'a> {
     pub steps: Option<StepsScope<'a>>,
     /// `inputs.x`: Some in a library step.
     pub inputs: Option<BTreeSet<&'a str>>,
+    /// `run.status` and `run.failed_steps`: the run's outcome so far, seen by `finally:` steps.
+    pub run: bool,
 }
 
 /// The steps a template may take outputs from. Upstream-ness is asked only of the steps a
@@ -218,6 +220,9 @@ fn check_with(
     if scope.inputs.is_some() {
         known.push("inputs");
     }
+    if scope.run {
+        known.push("run");
+    }
     let mut undeclared: Vec<String> = tmpl.undeclared_variables(false).into_iter().collect();
     undeclared.sort();
     for name in undeclared {
@@ -259,6 +264,9 @@ fn check_with(
                 named: named_steps.clone(),
             }),
         );
+    }
+    if scope.run {
+        ctx.insert("run".into(), run_value("real", "failed", &[PLACEHOLDER]));
     }
     if let Some(inputs) = &scope.inputs {
         let m: BTreeMap<String, Value> = inputs
@@ -315,6 +323,25 @@ fn check_with(
         errors.push(err);
     }
     errors
+}
+
+/// What `run` is in a `finally:` step's templates and in a `when:`: `run.mode` (`real`,
+/// `drill`, `dry-run`), `run.status` (`succeeded` or `failed`, so far) and `run.failed_steps`
+/// (their ids).
+pub fn run_value(mode: &str, status: &str, failed_steps: &[&str]) -> Value {
+    Value::from(BTreeMap::from([
+        ("mode".to_owned(), Value::from(mode)),
+        ("status".to_owned(), Value::from(status)),
+        (
+            "failed_steps".to_owned(),
+            Value::from(
+                failed_steps
+                    .iter()
+                    .map(|s| Value::from(*s))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ]))
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {

@@ -333,6 +333,7 @@ pub fn plan_summary(plan: &Plan) -> PlanSummary {
                 gate: s.is_gate(),
                 idempotent: s.idempotent,
                 continue_on_failure: s.on_failure == crate::format::OnFailure::Continue,
+                finally: s.finally,
             })
             .collect(),
         critical_path: plan

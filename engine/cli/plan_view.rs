@@ -192,6 +192,12 @@ fn verdict(plan: &Plan) -> String {
 pub fn text(plan: &Plan) -> String {
     let stage = stages(plan);
     let on_path = on_critical_path(plan);
+    // The `finally:` steps are listed apart, after the stages.
+    let main_stages = (0..plan.steps.len())
+        .filter(|&i| !plan.steps[i].finally)
+        .map(|i| stage[i])
+        .max()
+        .unwrap_or(0);
     let mut out = format!("{}: {}\n", plan.scenario, plan.title);
     let rpo = plan
         .rpo
@@ -201,14 +207,13 @@ pub fn text(plan: &Plan) -> String {
         "RTO {}{rpo}; {} steps in {} stages\n",
         fmt_duration(plan.rto),
         plan.steps.len(),
-        stage.iter().max().copied().unwrap_or(0)
+        main_stages
     ));
     let id_w = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
-    let max_stage = stage.iter().max().copied().unwrap_or(0);
-    for st in 1..=max_stage {
+    for st in 1..=main_stages {
         out.push_str(&format!("\nstage {st}\n"));
         for &i in &plan.order {
-            if stage[i] != st {
+            if stage[i] != st || plan.steps[i].finally {
                 continue;
             }
             let s = &plan.steps[i];
@@ -239,7 +244,12 @@ pub fn text(plan: &Plan) -> String {
             .unwrap_or_default(),
         verdict(plan)
     ));
-    let observation = plan.observation_steps();
+    out.push_str(&finally_text(plan, id_w));
+    let observation: Vec<usize> = plan
+        .observation_steps()
+        .into_iter()
+        .filter(|&i| !plan.steps[i].finally)
+        .collect();
     if let (Some(end), false) = (plan.rto_ends_at, observation.is_empty()) {
         out.push_str(&format!(
             "observation after {} (not counted against the RTO):\n",
@@ -254,6 +264,27 @@ pub fn text(plan: &Plan) -> String {
                 s.title
             ));
         }
+    }
+    out
+}
+
+/// The `finally:` steps, after the stages: cleanup, run once every other step has ended.
+fn finally_text(plan: &Plan, id_w: usize) -> String {
+    let mut out = String::new();
+    let on_path = on_critical_path(plan);
+    for &i in plan.order.iter().filter(|&&i| plan.steps[i].finally) {
+        if out.is_empty() {
+            out.push_str("finally (once every other step has ended, whatever its outcome):\n");
+        }
+        let s = &plan.steps[i];
+        let mark = if on_path[i] { '*' } else { ' ' };
+        out.push_str(&format!(
+            "  {mark} {:<id_w$}  {:>7}  {}  [{}]\n",
+            s.id,
+            fmt_duration(s.budget),
+            s.title,
+            kind(plan, i)
+        ));
     }
     out
 }
@@ -338,9 +369,13 @@ pub fn json(plan: &Plan) -> serde_json::Value {
                 "approvers": approvers,
                 "on": s.on,
             });
-            // Only a conditional step has `when`: the plan of every other runbook is as it was.
+            // Only a conditional step has `when`, and only a cleanup step `finally`: the plan of
+            // every other runbook is as it was.
             if let Some(c) = &s.condition {
                 step["when"] = json!({"expr": c.expr, "likelihood": c.likelihood});
+            }
+            if s.finally {
+                step["finally"] = json!(true);
             }
             step
         })

@@ -302,7 +302,9 @@ fn step_rows(rs: &RunState) -> (Vec<[String; 4]>, Vec<StepRun>) {
         if crate::report::ran_for_real_in_rehearsal(s) {
             note.push(crate::report::REHEARSED.to_owned());
         }
-        if observation.contains(&s.id) {
+        if s.finally {
+            note.push("finally (cleanup, after every other step)".to_owned());
+        } else if observation.contains(&s.id) {
             note.push("observation (after the RTO clock stops)".to_owned());
         }
         if s.breached {

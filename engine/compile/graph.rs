@@ -30,13 +30,10 @@ impl Compiler<'_> {
     pub(super) fn rto_ends_at(&mut self, graph: &Graph, steps: &[Step]) -> Option<usize> {
         let at = self.doc.rto_ends_at.as_ref()?;
         let Some(&i) = graph.index.get(&at.value) else {
-            let help = suggestion(
-                &at.value,
-                self.doc.steps.iter().map(|s| s.id.value.as_str()),
-            )
-            .unwrap_or_else(|| {
-                "`rto_ends_at` names the id of the step at which service is restored".into()
-            });
+            let help = suggestion(&at.value, self.steps.iter().map(|s| s.id.value.as_str()))
+                .unwrap_or_else(|| {
+                    "`rto_ends_at` names the id of the step at which service is restored".into()
+                });
             self.err(
                 at.pos,
                 format!("`rto_ends_at` names `{}`, which is not a step", at.value),
@@ -59,10 +56,10 @@ impl Compiler<'_> {
 
     /// Resolves `needs` and finds cycles, naming every step on each.
     pub(super) fn graph(&mut self, index: &HashMap<&str, usize>) -> Graph {
-        let doc = self.doc;
-        let ids: Vec<&str> = doc.steps.iter().map(|s| s.id.value.as_str()).collect();
-        let mut needs = vec![Vec::new(); doc.steps.len()];
-        for (i, s) in doc.steps.iter().enumerate() {
+        let steps = self.steps.clone();
+        let ids: Vec<&str> = steps.iter().map(|s| s.id.value.as_str()).collect();
+        let mut needs = vec![Vec::new(); steps.len()];
+        for (i, s) in steps.iter().enumerate() {
             for n in &s.needs {
                 match index.get(n.value.as_str()) {
                     Some(&j) => {
@@ -93,7 +90,7 @@ impl Compiler<'_> {
         for cycle in cycles {
             // `dag::cycles` returns no empty cycle and only indices of `needs`, one per step.
             let (Some(&first), Some(s)) =
-                (cycle.first(), cycle.first().and_then(|&i| doc.steps.get(i)))
+                (cycle.first(), cycle.first().and_then(|&i| steps.get(i)))
             else {
                 continue;
             };
@@ -133,7 +130,31 @@ pub(super) fn critical_path(
     order: &[usize],
     end: Option<usize>,
 ) -> (Vec<usize>, Duration) {
-    let weights: Vec<Duration> = steps.iter().map(|s| s.budget).collect();
+    // The cleanup of `finally:` runs after every other step: without `rto_ends_at` its
+    // longest chain follows the main steps' (with it, the cleanup is observation).
+    let weights_of = |cleanup: bool| -> Vec<Duration> {
+        steps
+            .iter()
+            .map(|s| {
+                if s.finally == cleanup {
+                    s.budget
+                } else {
+                    Duration::ZERO
+                }
+            })
+            .collect()
+    };
     let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
-    dag::longest_path_to(&weights, &needs, order, end)
+    let (mut path, mut total) = dag::longest_path_to(&weights_of(false), &needs, order, end);
+    path.retain(|&i| steps.get(i).is_some_and(|s| !s.finally));
+    if end.is_none() && steps.iter().any(|s| s.finally) {
+        let (cleanup, took) = dag::longest_path_to(&weights_of(true), &needs, order, None);
+        path.extend(
+            cleanup
+                .into_iter()
+                .filter(|&i| steps.get(i).is_some_and(|s| s.finally)),
+        );
+        total += took;
+    }
+    (path, total)
 }

@@ -3,8 +3,10 @@
 //! topological order (ties by file order) and the critical path of budgets (all three from
 //! [`crate::dag`]), and the environment's inventory as [`Host`]s for the executor.
 
+mod backoff;
 mod checks;
 mod conditions;
+mod finally;
 mod graph;
 mod hosts;
 pub mod library;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use crate::dag;
 use crate::diag::{Problem, Problems, SourceFile, suggestion};
 use crate::digest;
-use crate::format::{Loaded, Pos, RunbookDoc, Sp, load_runbook};
+use crate::format::{Loaded, Pos, RunbookDoc, Sp, StepDoc, load_runbook};
 use crate::project::Project;
 use crate::template::{Quoting, Scope};
 use crate::units::{DurationError, parse_duration};
@@ -63,6 +65,7 @@ pub fn compile(
     let mut c = Compiler {
         file: rb.file.clone(),
         doc: &rb.doc,
+        steps: rb.doc.steps.iter().chain(&rb.doc.finally).collect(),
         problems: Problems::default(),
         library: BTreeMap::new(),
     };
@@ -78,6 +81,8 @@ pub fn compile(
 struct Compiler<'a> {
     file: Arc<SourceFile>,
     doc: &'a RunbookDoc,
+    /// The steps, then the `finally:` steps: one id space, indexed as in the plan.
+    steps: Vec<&'a StepDoc>,
     problems: Problems,
     /// The library steps used, with the sha256 of each one's file.
     library: BTreeMap<String, String>,
@@ -129,8 +134,9 @@ impl<'a> Compiler<'a> {
         let graph = self.graph(&index);
         let all_ids: BTreeSet<String> = index.keys().map(|s| s.to_string()).collect();
 
-        let mut steps = Vec::with_capacity(doc.steps.len());
-        for (i, s) in doc.steps.iter().enumerate() {
+        self.finally_needs(&graph);
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for (i, s) in self.steps.clone().into_iter().enumerate() {
             steps.push(self.step(i, s, &graph, &all_ids, &vars, project, library));
         }
         if self.problems.has_errors() {
@@ -283,15 +289,15 @@ impl<'a> Compiler<'a> {
     /// repeated ids and a runbook without steps.
     fn step_index(&mut self) -> HashMap<&'a str, usize> {
         let doc = self.doc;
-        let mut index: HashMap<&str, usize> = HashMap::with_capacity(doc.steps.len());
-        for (i, s) in doc.steps.iter().enumerate() {
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(self.steps.len());
+        for (i, s) in self.steps.clone().into_iter().enumerate() {
             if !is_step_id(&s.id.value) {
                 self.err(s.id.pos, format!("step id `{}` is malformed", s.id.value))
                     .label("bad id")
                     .help("ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit");
             }
             if let Some(first) = index.get(s.id.value.as_str()) {
-                let line = doc.steps.get(*first).map_or(0, |f| f.id.pos.line);
+                let line = self.steps.get(*first).map_or(0, |f| f.id.pos.line);
                 self.err(s.id.pos, format!("step id `{}` is used twice", s.id.value))
                     .label("second use")
                     .help(format!(

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub use crate::format::OnFailure;
 use crate::units::Estimate;
 
+pub use super::backoff::Backoff;
+
 /// A runbook compiled and checked: steps by index in file order, a topological order, and the
 /// critical path of budgets.
 #[derive(Clone, Debug)]
@@ -110,7 +112,7 @@ pub struct Step {
     pub kind: StepKind,
     pub drill: Drill,
     pub retries: u32,
-    pub backoff: Duration,
+    pub backoff: Backoff,
     pub poll: Option<Poll>,
     pub on_failure: OnFailure,
     pub idempotent: bool,
@@ -121,6 +123,8 @@ pub struct Step {
     pub uses: Option<String>,
     /// `when:`, the condition on which it runs (see `compile/conditions.rs`).
     pub condition: Option<Condition>,
+    /// A step of `finally:`: cleanup, run once every other step has ended.
+    pub finally: bool,
 }
 
 /// A step's `when:`: a minijinja expression, evaluated when the step is ready; false skips it.

@@ -50,6 +50,7 @@ impl Compiler<'_> {
                 this: id,
             }),
             inputs: None,
+            run: i >= self.doc.steps.len(),
         };
 
         let lib = self.library_step(s, project, library);
@@ -62,14 +63,12 @@ impl Compiler<'_> {
                 .as_ref()
                 .or(lib_doc.and_then(|l| l.timeout.as_ref())),
         );
-        let backoff = self
-            .opt_duration(
-                &format!("`backoff` of step `{id}`"),
-                s.backoff
-                    .as_ref()
-                    .or(lib_doc.and_then(|l| l.backoff.as_ref())),
-            )
-            .unwrap_or(Duration::from_secs(5));
+        let backoff = self.backoff(
+            id,
+            s.backoff
+                .as_ref()
+                .or(lib_doc.and_then(|l| l.backoff.as_ref())),
+        );
         let poll = self.poll(id, s, lib_doc);
         let retries = s
             .retries
@@ -114,6 +113,7 @@ impl Compiler<'_> {
             env,
             uses: s.uses.as_ref().map(|u| u.value.clone()),
             condition,
+            finally: i >= self.doc.steps.len(),
         })
     }
 

@@ -442,6 +442,7 @@ static RUNBOOK: Shape = Shape {
     keys: keys::RUNBOOK,
     children: &[
         ("steps", Child::List(&STEP)),
+        ("finally", Child::List(&STEP)),
         ("escalation", Child::List(&ESCALATION)),
     ],
 };

@@ -53,6 +53,11 @@ pub struct RunbookDoc {
     pub escalation: Vec<EscalationDoc>,
     /// The steps, in file order (ties in the schedule go by this order).
     pub steps: Vec<StepDoc>,
+    /// Cleanup steps, run once every other step has ended, whatever its outcome (not after an
+    /// operator's stop: `resume` runs them). Their ids share the runbook's id space; they may
+    /// need each other, not the main steps.
+    #[serde(default)]
+    pub finally: Vec<StepDoc>,
 }
 
 /// One escalation: `{ after: 30m, notify: devops-lead }`.
@@ -103,7 +108,7 @@ pub struct StepDoc {
     #[serde(default)]
     pub retries: Option<Sp<u32>>,
     #[serde(default)]
-    pub backoff: Option<Sp<String>>,
+    pub backoff: Option<Sp<BackoffDoc>>,
     #[serde(default)]
     pub poll: Option<PollDoc>,
     #[serde(default)]
@@ -229,6 +234,73 @@ impl JsonSchema for DrillDoc {
     }
 }
 
+/// `backoff:` — a fixed wait (`5s`), or one that grows: `{ initial: 5s, factor: 2, max: 1m }`,
+/// the wait before retry n being min(initial × factor^(n-1), max).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackoffDoc {
+    Fixed(String),
+    Growing {
+        initial: Sp<String>,
+        factor: Sp<f64>,
+        max: Sp<String>,
+    },
+}
+
+impl<'de> Deserialize<'de> for BackoffDoc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BackoffDoc;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration (`5s`) or `{ initial: 5s, factor: 2, max: 1m }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<BackoffDoc, E> {
+                Ok(BackoffDoc::Fixed(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BackoffDoc, A::Error> {
+                const KEYS: &[&str] = &["initial", "factor", "max"];
+                let (mut initial, mut factor, mut max) = (None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "initial" if initial.is_none() => initial = Some(map.next_value()?),
+                        "factor" if factor.is_none() => factor = Some(map.next_value()?),
+                        "max" if max.is_none() => max = Some(map.next_value()?),
+                        "initial" | "factor" | "max" => {
+                            return Err(de::Error::custom(format!("`backoff` has `{key}` twice")));
+                        }
+                        other => return Err(de::Error::unknown_field(other, KEYS)),
+                    }
+                }
+                Ok(BackoffDoc::Growing {
+                    initial: initial.ok_or_else(|| de::Error::missing_field("initial"))?,
+                    factor: factor.ok_or_else(|| de::Error::missing_field("factor"))?,
+                    max: max.ok_or_else(|| de::Error::missing_field("max"))?,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for BackoffDoc {
+    fn schema_name() -> Cow<'static, str> {
+        "Backoff".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "The wait between attempts: a duration (`5s`), or one that grows, `{ initial: 5s, factor: 2, max: 1m }`: the wait before retry n is min(initial × factor^(n-1), max).",
+            "oneOf": [
+                { "type": "string" },
+                { "type": "object", "properties": {
+                    "initial": { "type": "string" },
+                    "factor": { "type": "number", "minimum": 1 },
+                    "max": { "type": "string" } },
+                  "required": ["initial", "factor", "max"], "additionalProperties": false }
+            ]
+        })
+    }
+}
+
 /// A scalar written as a string, number or boolean; kept as its text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Text(pub String);
@@ -299,7 +371,7 @@ pub struct LibraryDoc {
     #[serde(default)]
     pub retries: Option<Sp<u32>>,
     #[serde(default)]
-    pub backoff: Option<Sp<String>>,
+    pub backoff: Option<Sp<BackoffDoc>>,
     #[serde(default)]
     pub poll: Option<PollDoc>,
     #[serde(default)]
@@ -373,6 +445,7 @@ pub mod keys {
         "notify",
         "escalation",
         "steps",
+        "finally",
     ];
     pub const ESCALATION: &[&str] = &["after", "notify"];
     pub const STEP: &[&str] = &[

@@ -120,6 +120,10 @@ pub struct PlanStep {
     /// and in older journals.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
+    /// A step of `finally:`: cleanup, run once every other step has ended. Absent when false,
+    /// and in older journals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finally: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

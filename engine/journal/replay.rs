@@ -21,6 +21,8 @@ pub struct StepRun {
     pub idempotent: bool,
     /// `on_failure: continue`, as the plan in `run_started` says.
     pub continue_on_failure: bool,
+    /// A step of `finally:`, as the plan in `run_started` says.
+    pub finally: bool,
     /// The last word on the step, if it finished.
     pub status: Option<StepStatus>,
     pub attempts: u32,
@@ -169,6 +171,7 @@ impl RunState {
                     s.gate = p.gate;
                     s.idempotent = p.idempotent;
                     s.continue_on_failure = p.continue_on_failure;
+                    s.finally = p.finally;
                 }
                 self.started = Some((**e).clone());
                 self.started_at = Some(r.at);

@@ -179,7 +179,10 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
         state
             .steps
             .iter()
-            .filter(|s| s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun))
+            // The cleanup of `finally:` comes after the recovery: not on its path.
+            .filter(|s| {
+                s.finished_ms.is_some() && s.status != Some(StepStatus::NotRun) && !s.finally
+            })
             .max_by_key(|s| s.finished_ms)
             .map(|s| s.id.clone())
     }) else {
@@ -288,7 +291,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             }),
             drill: crate::compile::Drill::Run,
             retries: 0,
-            backoff: Duration::ZERO,
+            backoff: crate::compile::Backoff::fixed(Duration::ZERO),
             poll: None,
             on_failure: Default::default(),
             idempotent: p.idempotent,
@@ -296,6 +299,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             env: Default::default(),
             uses: None,
             condition: None,
+            finally: false,
         })
         .collect();
     // Only what the simulator reads is filled in: the steps, their order and the target.

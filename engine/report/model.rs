@@ -129,6 +129,8 @@ pub struct StepReport {
     pub observation: bool,
     /// Its `when:` as evaluated: what a skipped step was skipped on.
     pub condition: Option<crate::journal::ConditionSeen>,
+    /// A step of `finally:`: cleanup, run once every other step had ended.
+    pub finally: bool,
 }
 
 /// Everything a report shows, computed once.
@@ -307,5 +309,6 @@ fn step_report(
         rehearsal: ran_for_real_in_rehearsal(s),
         observation: observation.contains(&s.id),
         condition: s.condition.clone(),
+        finally: s.finally,
     }
 }

@@ -301,7 +301,13 @@ impl RunReport {
                 "{}{}{}",
                 s.id,
                 if s.critical { " *" } else { "" },
-                if s.observation { " (observation)" } else { "" }
+                if s.finally {
+                    " (finally)"
+                } else if s.observation {
+                    " (observation)"
+                } else {
+                    ""
+                }
             ),
             match (s.continued, s.rehearsal) {
                 (true, _) => format!("{}, continued", s.status.words()),

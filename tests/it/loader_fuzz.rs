@@ -353,6 +353,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
         notify: Default::default(),
         escalation: vec![],
         steps,
+        finally: vec![],
     };
     let path = project_root().join("runbooks/chain.yaml");
     let file = SourceFile::new(&path, "runbooks/chain.yaml", String::new());

@@ -15,6 +15,7 @@ mod design_doc;
 mod drills;
 mod drills_and_reports;
 mod failover;
+mod finally;
 mod gate_races;
 mod gates_and_resume;
 mod hostile_input;

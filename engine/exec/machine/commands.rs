@@ -107,6 +107,9 @@ impl Machine {
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
             .collect();
         ctx.insert("env".into(), self.env_value.clone());
+        if self.cleanup {
+            ctx.insert("run".into(), self.run_value());
+        }
         if want_steps && self.cfg.mode == Mode::DryRun {
             ctx.insert("steps".into(), template::placeholder_steps());
         } else if want_steps {

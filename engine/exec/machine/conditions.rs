@@ -104,14 +104,6 @@ impl Machine {
         })
     }
 
-    /// `run` as a condition sees it.
-    fn run_value(&self) -> Value {
-        Value::from(BTreeMap::from([(
-            "mode".to_owned(),
-            Value::from(self.cfg.mode.as_str()),
-        )]))
-    }
-
     /// What a condition reads, by how it reads it, masked: its vars, the outputs it names
     /// (those written), and `run.mode`. The operator's environment is left out.
     fn condition_values(&self, expr: &str, names: &[String]) -> BTreeMap<String, String> {

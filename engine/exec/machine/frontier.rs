@@ -45,7 +45,7 @@ impl Frontier {
         }
         // The path below a step that counts against the RTO: with `rto_ends_at`, down to that
         // step, never into the observation after it.
-        let recovery = plan.recovery_steps();
+        let recovery = super::finally::projected_steps(plan);
         let budgets: Vec<Duration> = plan.steps.iter().map(|s| s.budget).collect();
         let path_below = dag::longest_below(&budgets, &dependents, &plan.order, &recovery);
         let mut frontier = Frontier {
@@ -101,7 +101,7 @@ impl Machine {
     /// below it). [`Machine::projection`] finds the same instant the long way, with the path.
     pub fn projected_finish(&self, now: Duration) -> Duration {
         if self.cfg.mode == Mode::Drill {
-            return self.projection(now).0;
+            return self.projection(now).0 + self.cleanup_left(now);
         }
         let pending = self
             .frontier
@@ -117,7 +117,7 @@ impl Machine {
             .iter()
             .filter(|&&i| self.frontier.unmet[i] == 0 && self.recovery[i])
             .map(|&i| self.weight(i, now) + self.frontier.path_below[i]);
-        now + active.chain(pending).max().unwrap_or_default()
+        now + active.chain(pending).max().unwrap_or_default() + self.cleanup_left(now)
     }
 
     /// What is left of step `i`'s budget. In a drill, what the step takes in a real run,
@@ -127,6 +127,12 @@ impl Machine {
         if !self.recovery[i] {
             return Duration::ZERO;
         }
+        self.work_left(i, now)
+    }
+
+    /// What is left of step `i`'s budget, whether it counts against the RTO or not (see
+    /// [`Machine::weight`]).
+    pub(super) fn work_left(&self, i: usize, now: Duration) -> Duration {
         let step = &self.plan.steps[i];
         let budget = step.budget;
         let drill = self.cfg.mode == Mode::Drill;

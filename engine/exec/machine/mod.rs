@@ -14,6 +14,7 @@
 
 mod commands;
 mod conditions;
+mod finally;
 mod frontier;
 mod gates;
 mod protocol;
@@ -112,6 +113,10 @@ pub struct Machine {
     /// Steps in `StepState::Running`, kept by [`Machine::set`]: what `--max-parallel` counts.
     running: usize,
     aborting: bool,
+    /// Every main step has ended: the `finally:` steps may run (see `finally`).
+    cleanup: bool,
+    /// The `finally:` steps in plan order: what the projection adds after the main steps.
+    finally_order: Vec<usize>,
     /// The run failed: the first step whose failure ended the recovery (see
     /// [`Machine::note_failure`]).
     failed: Option<usize>,
@@ -135,8 +140,8 @@ pub struct Machine {
     /// Wall-clock time of elapsed zero, when the run has one: a late answer is told when its
     /// gate was decided in the time people read, not the run's clock.
     epoch: Option<DateTime<Utc>>,
-    /// Which steps count against the RTO (with `rto_ends_at`, that step and those upstream of
-    /// it; else all), by index.
+    /// Which steps the projection counts (with `rto_ends_at`, that step and those upstream of
+    /// it; else all but the `finally:` steps), by index.
     recovery: Vec<bool>,
     /// When the `rto_ends_at` step succeeded: service was restored, the RTO clock stopped, and
     /// what runs now is observation, which no longer projects, escalates or risks the RTO.
@@ -176,6 +181,13 @@ impl Machine {
             mask,
             running: 0,
             aborting: false,
+            cleanup: false,
+            finally_order: plan
+                .order
+                .iter()
+                .copied()
+                .filter(|&i| plan.steps[i].finally)
+                .collect(),
             failed: None,
             continued: Vec::new(),
             stopping: None,
@@ -186,7 +198,7 @@ impl Machine {
             done: false,
             env_value,
             frontier: Frontier::new(&plan),
-            recovery: plan.recovery_steps(),
+            recovery: finally::projected_steps(&plan),
             restored: None,
             plan,
             epoch: None,

@@ -53,6 +53,12 @@ impl Machine {
                     self.set(i, StepState::Done(st));
                     self.note_failure(i, st);
                 }
+                // Journaled when the main steps ended before a `finally:` step was stopped:
+                // they stay not run, and the run failed there as it did.
+                Some(StepStatus::NotRun) => {
+                    self.set(i, StepState::Done(StepStatus::NotRun));
+                    self.failed.get_or_insert(i);
+                }
                 _ => {}
             }
         }

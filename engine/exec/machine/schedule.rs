@@ -34,7 +34,7 @@ impl Machine {
             };
             from = p + 1;
             let i = plan.order[p];
-            if !matches!(self.runtime[i].state, StepState::Pending) {
+            if !matches!(self.runtime[i].state, StepState::Pending) || self.held_for_cleanup(i) {
                 continue;
             }
             let ready = plan.steps[i]
@@ -286,7 +286,7 @@ impl Machine {
         if let Some(p) = step.poll {
             (now + p.every <= first + p.within).then_some(now + p.every)
         } else if attempt <= step.retries {
-            Some(now + step.backoff)
+            Some(now + step.backoff.before(attempt))
         } else {
             None
         }
@@ -395,7 +395,8 @@ impl Machine {
             return;
         }
         self.failed.get_or_insert(i);
-        if on_failure == OnFailure::Abort {
+        // In the cleanup phase each `finally:` step runs on its own: one failing stops none.
+        if on_failure == OnFailure::Abort && !self.cleanup {
             self.aborting = true;
         }
     }
@@ -432,6 +433,9 @@ impl Machine {
         if waiting && !self.aborting {
             return;
         }
+        if self.begin_cleanup(now, out) {
+            return self.finish_if_over(now, out);
+        }
         self.not_run_the_rest(out);
         // The run's work is over; an escalation still being sent holds its end.
         let now = *self.work_ended.get_or_insert(now);
@@ -443,8 +447,11 @@ impl Machine {
 
     /// `schedule` ran just before and started every step that can start: with nothing
     /// running or waiting, a step still pending can never run (its needs failed).
-    fn not_run_the_rest(&mut self, out: &mut Vec<Effect>) {
+    pub(super) fn not_run_the_rest(&mut self, out: &mut Vec<Effect>) {
         for i in self.plan.order.clone() {
+            if self.held_for_cleanup(i) {
+                continue;
+            }
             if matches!(
                 self.runtime[i].state,
                 StepState::Pending | StepState::Waiting { .. }

@@ -4,6 +4,7 @@
 
 mod commands;
 mod conditions;
+mod finally;
 mod frontier;
 mod gates;
 mod restore;

@@ -11,7 +11,7 @@ const CHAIN: &str = "rto: 1h\nsteps:\n  - { id: a, budget: 10m, run: a, drill: r
 /// The journal of `sim` so far, replayed: what `resume` restores a machine from. It opens
 /// with the `run_started` the CLI writes before the machine exists, with the plan's steps as
 /// replay reads them (which are gates, which go on after failing).
-fn replayed(sim: &Sim) -> RunState {
+pub(super) fn replayed(sim: &Sim) -> RunState {
     let plan = sim.m.plan();
     let steps = plan
         .steps
@@ -22,6 +22,7 @@ fn replayed(sim: &Sim) -> RunState {
             gate: s.is_gate(),
             idempotent: s.idempotent,
             continue_on_failure: s.on_failure == OnFailure::Continue,
+            finally: s.finally,
             ..Default::default()
         })
         .collect();
@@ -53,7 +54,7 @@ fn replayed(sim: &Sim) -> RunState {
 
 /// A new machine for `plan`, restored from `state` and started at `now`, as `resume` does
 /// when it neither adopts nor marks anything.
-fn resumed(plan: Arc<Plan>, state: &RunState, now: Duration) -> Sim {
+pub(super) fn resumed(plan: Arc<Plan>, state: &RunState, now: Duration) -> Sim {
     let mut m = Machine::new(plan, cfg(Mode::Real), Masker::default());
     m.restore(state);
     let mut sim = Sim {
