@@ -246,6 +246,7 @@ mod tests {
                 uses: None,
                 condition: None,
                 finally: false,
+                instance: None,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();

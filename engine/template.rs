@@ -113,6 +113,8 @@ pub struct StepsScope<'a> {
     /// Every step id of the runbook.
     pub all: &'a BTreeSet<String>,
     pub this: &'a str,
+    /// The `for_each:` steps and their items: their outputs are a map by item.
+    pub loops: &'a BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for StepsScope<'_> {
@@ -230,7 +232,10 @@ fn check_with(
             continue;
         }
         let help = suggestion(&name, known.iter().copied()).or_else(|| {
-            Some(if scope.inputs.is_some() {
+            Some(if name == "item" && scope.steps.is_some() {
+                "`item` is the current item of a `for_each:` step, and this step has no `for_each`"
+                    .to_owned()
+            } else if scope.inputs.is_some() {
                 "a library step sees only `inputs.<name>` and `env.<NAME>`".to_owned()
             } else {
                 "declare it under `vars:`, or use `env.<NAME>` or `steps['<id>'].outputs.<key>`"
@@ -262,6 +267,11 @@ fn check_with(
             "steps".into(),
             Value::from_object(CheckSteps {
                 named: named_steps.clone(),
+                loops: scope
+                    .steps
+                    .as_ref()
+                    .map(|s| s.loops.clone())
+                    .unwrap_or_default(),
             }),
         );
     }
@@ -495,6 +505,8 @@ impl Object for PlaceholderOutputs {
 #[derive(Debug)]
 struct CheckSteps {
     named: Arc<Mutex<Vec<String>>>,
+    /// A loop's outputs are by item: `steps['id'].outputs['item'].key`.
+    loops: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -546,7 +558,15 @@ impl Object for CheckSteps {
             .lock()
             .expect("named steps lock")
             .push(id.to_owned());
-        let outputs = Value::from_object(Anything);
+        let outputs = match self.loops.get(id) {
+            Some(items) => Value::from(
+                items
+                    .iter()
+                    .map(|i| (i.clone(), Value::from_object(Anything)))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            None => Value::from_object(Anything),
+        };
         Some(Value::from(BTreeMap::from([(
             "outputs".to_owned(),
             outputs,
@@ -603,6 +623,7 @@ mod tests {
                 is_upstream: &|id| id == "a",
                 all: &all,
                 this: "c",
+                loops: &BTreeMap::new(),
             }),
             ..Default::default()
         };

@@ -27,7 +27,12 @@ impl Graph {
 impl Compiler<'_> {
     /// `rto_ends_at:` names a step of the runbook that runs something: a gate restores no
     /// service, so the RTO cannot end at one.
-    pub(super) fn rto_ends_at(&mut self, graph: &Graph, steps: &[Step]) -> Option<usize> {
+    pub(super) fn rto_ends_at(
+        &mut self,
+        graph: &Graph,
+        steps: &[Step],
+        items: &[Option<Vec<String>>],
+    ) -> Option<usize> {
         let at = self.doc.rto_ends_at.as_ref()?;
         let Some(&i) = graph.index.get(&at.value) else {
             let help = suggestion(&at.value, self.steps.iter().map(|s| s.id.value.as_str()))
@@ -49,6 +54,15 @@ impl Compiler<'_> {
             )
             .label("a gate")
             .help("name the step whose success restores service (a check that the service answers), not a decision");
+            return None;
+        }
+        if items.get(i).is_some_and(Option::is_some) {
+            self.err(
+                at.pos,
+                format!("`rto_ends_at` names `{}`, a `for_each:` step", at.value),
+            )
+            .label("a loop")
+            .help("service is restored when one step succeeds: name a step that needs the loop");
             return None;
         }
         Some(i)

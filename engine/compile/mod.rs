@@ -10,6 +10,7 @@ mod finally;
 mod graph;
 mod hosts;
 pub mod library;
+mod loops;
 mod plan;
 mod steps;
 
@@ -68,6 +69,7 @@ pub fn compile(
         steps: rb.doc.steps.iter().chain(&rb.doc.finally).collect(),
         problems: Problems::default(),
         library: BTreeMap::new(),
+        loops: BTreeMap::new(),
     };
     let plan = c.run(project, library, opts);
     let problems = c.problems;
@@ -86,6 +88,8 @@ struct Compiler<'a> {
     problems: Problems,
     /// The library steps used, with the sha256 of each one's file.
     library: BTreeMap<String, String>,
+    /// The `for_each:` steps' items by step id, for the templates that read their outputs.
+    loops: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -136,6 +140,14 @@ impl<'a> Compiler<'a> {
 
         self.finally_needs(&graph);
         let mut steps = Vec::with_capacity(self.steps.len());
+        let mut items = Vec::with_capacity(self.steps.len());
+        for s in self.steps.clone() {
+            let list = self.loop_items(&s.id.value, s);
+            if let Some(l) = &list {
+                self.loops.insert(s.id.value.clone(), l.clone());
+            }
+            items.push(list);
+        }
         for (i, s) in self.steps.clone().into_iter().enumerate() {
             steps.push(self.step(i, s, &graph, &all_ids, &vars, project, library));
         }
@@ -143,12 +155,21 @@ impl<'a> Compiler<'a> {
             return None;
         }
         let steps: Vec<Step> = steps.into_iter().map(Option::unwrap).collect();
-        let rto_ends_at = self.rto_ends_at(&graph, &steps);
+        let rto_ends_at = self.rto_ends_at(&graph, &steps, &items);
         if self.problems.has_errors() {
             return None;
         }
         let rto = rto?;
-        let order = dag::topo_order(&graph.needs);
+        // Loops become their instances: from here on, indices are the plan's.
+        let max_parallel: Vec<Option<u32>> = self
+            .steps
+            .iter()
+            .map(|s| s.max_parallel.as_ref().map(|m| m.value))
+            .collect();
+        let (steps, at) = loops::expand(steps, &items, &max_parallel);
+        let rto_ends_at = rto_ends_at.and_then(|i| at.get(i)?.first().copied());
+        let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();
+        let order = dag::topo_order(&needs);
         let (critical_path, critical_path_budget) = critical_path(&steps, &order, rto_ends_at);
         if critical_path_budget > rto {
             self.critical_path_over_rto(

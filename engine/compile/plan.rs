@@ -125,6 +125,19 @@ pub struct Step {
     pub condition: Option<Condition>,
     /// A step of `finally:`: cleanup, run once every other step has ended.
     pub finally: bool,
+    /// One instance of a `for_each:` step (see `compile/loops.rs`); `None` for other steps.
+    pub instance: Option<Instance>,
+}
+
+/// One instance `id[item]` of a `for_each:` step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// The step's id as written, without the item.
+    pub of: String,
+    /// What `{{ item }}` renders as.
+    pub item: String,
+    /// `max_parallel:`, how many instances of the step run at once; `None`: all.
+    pub max_parallel: Option<u32>,
 }
 
 /// A step's `when:`: a minijinja expression, evaluated when the step is ready; false skips it.

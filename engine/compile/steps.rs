@@ -41,13 +41,18 @@ impl Compiler<'_> {
             Some(&j) => graph.is_upstream(j, i),
             None => false,
         };
-        let names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+        let loops = self.loops.clone();
+        let mut names: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+        if s.for_each.is_some() {
+            names.insert("item");
+        }
         let scope = Scope {
             names,
             steps: Some(StepsScope {
                 is_upstream: &is_upstream,
                 all: all_ids,
                 this: id,
+                loops: &loops,
             }),
             inputs: None,
             run: i >= self.doc.steps.len(),
@@ -114,6 +119,7 @@ impl Compiler<'_> {
             uses: s.uses.as_ref().map(|u| u.value.clone()),
             condition,
             finally: i >= self.doc.steps.len(),
+            instance: None,
         })
     }
 

@@ -130,6 +130,13 @@ pub struct StepDoc {
     /// it, the plan and the simulation take the worst case: the step runs.
     #[serde(default)]
     pub likelihood: Option<Sp<f64>>,
+    /// A loop: the step runs once per item, as instances `id[item]`, each seeing `{{ item }}`
+    /// (`for_each: [eu-1, eu-2, eu-3]`). Steps that need `id` need every instance.
+    #[serde(default)]
+    pub for_each: Option<Sp<Vec<Sp<Text>>>>,
+    /// With `for_each`: how many instances run at once (default: all).
+    #[serde(default)]
+    pub max_parallel: Option<Sp<u32>>,
 }
 
 /// An approval gate.
@@ -470,6 +477,8 @@ pub mod keys {
         "env",
         "when",
         "likelihood",
+        "for_each",
+        "max_parallel",
     ];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];

@@ -300,6 +300,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             uses: None,
             condition: None,
             finally: false,
+            instance: None,
         })
         .collect();
     // Only what the simulator reads is filled in: the steps, their order and the target.

@@ -134,13 +134,22 @@ impl Machine {
                     )
                 })
                 .collect();
+            let mut steps = steps;
+            self.loop_outputs(&mut steps);
             ctx.insert("steps".into(), Value::from(steps));
         }
         ctx
     }
 
-    pub(super) fn render_plain(&self, _i: usize, tmpl: &str) -> Result<String, String> {
-        let ctx = Value::from(self.context(tmpl.contains("steps")));
+    /// The context of step `i`'s own templates: [`Machine::context`], and `item` in a loop.
+    pub(super) fn step_context(&self, i: usize, want_steps: bool) -> BTreeMap<String, Value> {
+        let mut ctx = self.context(want_steps);
+        ctx.extend(self.item_of(i));
+        ctx
+    }
+
+    pub(super) fn render_plain(&self, i: usize, tmpl: &str) -> Result<String, String> {
+        let ctx = Value::from(self.step_context(i, tmpl.contains("steps")));
         template::render(tmpl, Quoting::Plain, &ctx).map_err(|e| e.message)
     }
 
@@ -191,7 +200,7 @@ impl Machine {
                 } else {
                     render(
                         template,
-                        &Value::from(self.context(template.contains("steps"))),
+                        &Value::from(self.step_context(i, template.contains("steps"))),
                     )?
                 }
             }
@@ -201,7 +210,7 @@ impl Machine {
             _ if cmd.inputs.is_some() => render(&cmd.template, &lib_ctx(render_inputs(None)?))?,
             _ => render(
                 &cmd.template,
-                &Value::from(self.context(cmd.template.contains("steps"))),
+                &Value::from(self.step_context(i, cmd.template.contains("steps"))),
             )?,
         };
         Ok((command, env))

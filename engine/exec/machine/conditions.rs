@@ -45,7 +45,7 @@ impl Machine {
             );
             return true;
         }
-        let mut ctx = self.context(true);
+        let mut ctx = self.step_context(i, true);
         ctx.insert("run".into(), self.run_value());
         match template::eval_condition(&cond.expr, &Value::from(ctx)) {
             Ok(held) => {

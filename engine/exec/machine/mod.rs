@@ -17,6 +17,7 @@ mod conditions;
 mod finally;
 mod frontier;
 mod gates;
+mod loops;
 mod protocol;
 mod restore;
 mod schedule;

@@ -34,7 +34,10 @@ impl Machine {
             };
             from = p + 1;
             let i = plan.order[p];
-            if !matches!(self.runtime[i].state, StepState::Pending) || self.held_for_cleanup(i) {
+            if !matches!(self.runtime[i].state, StepState::Pending)
+                || self.held_for_cleanup(i)
+                || self.loop_full(i)
+            {
                 continue;
             }
             let ready = plan.steps[i]
