@@ -92,6 +92,9 @@ pub(super) fn expand(
                 for item in list {
                     let mut inst = step.clone();
                     inst.id = format!("{}[{item}]", step.id);
+                    if step.title == step.id {
+                        inst.title = inst.id.clone();
+                    }
                     inst.instance = Some(Instance {
                         of: step.id.clone(),
                         item: item.clone(),

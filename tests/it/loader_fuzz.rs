@@ -338,6 +338,8 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             env: Default::default(),
             when: None,
             likelihood: None,
+            for_each: None,
+            max_parallel: None,
         })
         .collect();
     let doc = RunbookDoc {
