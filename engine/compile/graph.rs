@@ -158,7 +158,9 @@ pub(super) fn critical_path(
             })
             .collect()
     };
-    let needs: Vec<&[usize]> = steps.iter().map(|s| s.needs.as_slice()).collect();
+    // A loop bounded by `max_parallel` runs its instances in turns: the path waits for them.
+    let waits = super::loops::waits(steps);
+    let needs: Vec<&[usize]> = waits.iter().map(Vec::as_slice).collect();
     let (mut path, mut total) = dag::longest_path_to(&weights_of(false), &needs, order, end);
     path.retain(|&i| steps.get(i).is_some_and(|s| !s.finally));
     if end.is_none() && steps.iter().any(|s| s.finally) {

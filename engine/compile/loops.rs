@@ -107,3 +107,28 @@ pub(super) fn expand(
     }
     (out, at)
 }
+
+/// Each step's needs and, for an instance of a loop with `max_parallel: N`, the instance N
+/// places before it: the one whose slot it waits for when the instances take their budgets.
+/// The critical path goes through these waits, so that `max_parallel: 1` over three items
+/// counts three budgets, not one.
+pub(super) fn waits(steps: &[Step]) -> Vec<Vec<usize>> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut needs = s.needs.clone();
+            if let Some(Instance {
+                of,
+                max_parallel: Some(n),
+                ..
+            }) = &s.instance
+                && let Some(j) = i.checked_sub(*n as usize)
+                && steps[j].instance.as_ref().is_some_and(|o| &o.of == of)
+            {
+                needs.push(j);
+            }
+            needs
+        })
+        .collect()
+}

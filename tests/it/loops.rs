@@ -176,3 +176,19 @@ fn plan_shows_every_instance() {
         assert!(out.contains(id), "{out}");
     }
 }
+
+#[test]
+fn the_critical_path_takes_max_parallel_into_account() {
+    let p = Project::with_runbook("fan", &fan(""));
+    let (_, out, _) = p.run(&["plan", "fan"]).parts();
+    assert!(
+        out.contains("critical path (*): sync[a] → verify = 2m"),
+        "{out}"
+    );
+    let p = Project::with_runbook("fan", &fan("max_parallel: 1"));
+    let (_, out, _) = p.run(&["plan", "fan"]).parts();
+    assert!(
+        out.contains("critical path (*): sync[a] → sync[b] → sync[c] → verify = 4m"),
+        "{out}"
+    );
+}
