@@ -85,7 +85,11 @@ pub(super) fn expand(
     let mut out = Vec::with_capacity(n);
     for (i, step) in steps.into_iter().enumerate() {
         let mut step = step;
-        step.needs = step.needs.iter().flat_map(|&j| at[j].clone()).collect();
+        step.needs = step
+            .needs
+            .iter()
+            .flat_map(|&j| at.get(j).cloned().unwrap_or_default())
+            .collect();
         match items.get(i).and_then(Option::as_ref) {
             None => out.push(step),
             Some(list) => {
@@ -124,7 +128,10 @@ pub(super) fn waits(steps: &[Step]) -> Vec<Vec<usize>> {
                 ..
             }) = &s.instance
                 && let Some(j) = i.checked_sub(*n as usize)
-                && steps[j].instance.as_ref().is_some_and(|o| &o.of == of)
+                && steps
+                    .get(j)
+                    .and_then(|o| o.instance.as_ref())
+                    .is_some_and(|o| &o.of == of)
             {
                 needs.push(j);
             }
