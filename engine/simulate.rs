@@ -119,6 +119,8 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
         .chain(plan.order.iter().filter(|&&i| plan.steps[i].finally))
         .copied()
         .collect();
+    // A loop bounded by `max_parallel` runs its instances in turns.
+    let waits = crate::compile::waits(&plan.steps);
     for _ in 0..n {
         let mut end = usize::MAX;
         let mut best = f64::NEG_INFINITY;
@@ -132,7 +134,7 @@ pub fn simulate(plan: &Plan, dists: &[Dist], n: usize, seed: u64) -> Simulation 
                 }
                 (start, pred[i]) = main_end;
             }
-            for &j in &plan.steps[i].needs {
+            for &j in &waits[i] {
                 if finish[j] > start || pred[i] == usize::MAX && finish[j] >= start {
                     start = finish[j];
                     pred[i] = j;

@@ -468,18 +468,30 @@ impl Object for Anything {
 
 /// `steps` while checking: records every step a template names, to be judged afterwards.
 /// Dry-runs have no outputs: every `steps['x'].outputs.key` renders as `<x.key>`, so the
-/// rehearsed command shows where a value will go.
-pub fn placeholder_steps() -> Value {
-    Value::from_object(PlaceholderSteps)
+/// rehearsed command shows where a value will go. A loop's (`loops`: the `for_each:` steps
+/// and their items) are by item: `steps['x'].outputs['a'].key` renders as `<x[a].key>`.
+pub fn placeholder_steps(loops: BTreeMap<String, Vec<String>>) -> Value {
+    Value::from_object(PlaceholderSteps(loops))
 }
 
 #[derive(Debug)]
-struct PlaceholderSteps;
+struct PlaceholderSteps(BTreeMap<String, Vec<String>>);
 
 impl Object for PlaceholderSteps {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let id = key.as_str()?.to_owned();
-        let outputs = Value::from_object(PlaceholderOutputs(id));
+        let outputs = match self.0.get(&id) {
+            Some(items) => Value::from(
+                items
+                    .iter()
+                    .map(|i| {
+                        let inst = Value::from_object(PlaceholderOutputs(format!("{id}[{i}]")));
+                        (i.clone(), inst)
+                    })
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            None => Value::from_object(PlaceholderOutputs(id)),
+        };
         Some(Value::from(BTreeMap::from([(
             "outputs".to_owned(),
             outputs,

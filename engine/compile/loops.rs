@@ -114,9 +114,9 @@ pub(super) fn expand(
 
 /// Each step's needs and, for an instance of a loop with `max_parallel: N`, the instance N
 /// places before it: the one whose slot it waits for when the instances take their budgets.
-/// The critical path goes through these waits, so that `max_parallel: 1` over three items
+/// The critical path, the simulation and the run's projection go through these waits, so that `max_parallel: 1` over three items
 /// counts three budgets, not one.
-pub(super) fn waits(steps: &[Step]) -> Vec<Vec<usize>> {
+pub fn waits(steps: &[Step]) -> Vec<Vec<usize>> {
     steps
         .iter()
         .enumerate()

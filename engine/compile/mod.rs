@@ -30,6 +30,7 @@ use graph::critical_path;
 
 pub use hosts::{Host, hosts};
 pub use library::Library;
+pub use loops::waits;
 pub use plan::*;
 
 /// How strict the check is.

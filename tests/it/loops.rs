@@ -185,10 +185,26 @@ fn the_critical_path_takes_max_parallel_into_account() {
         out.contains("critical path (*): sync[a] → verify = 2m"),
         "{out}"
     );
+    let (_, out, _) = p.run(&["plan", "fan", "--simulate", "500"]).parts();
+    assert!(out.contains("P50 2m"), "{out}");
     let p = Project::with_runbook("fan", &fan("max_parallel: 1"));
     let (_, out, _) = p.run(&["plan", "fan"]).parts();
     assert!(
         out.contains("critical path (*): sync[a] → sync[b] → sync[c] → verify = 4m"),
         "{out}"
+    );
+    // Four steps of about a minute each, one after another.
+    let (_, out, _) = p.run(&["plan", "fan", "--simulate", "500"]).parts();
+    assert!(out.contains("P50 3m") || out.contains("P50 4m"), "{out}");
+}
+
+#[test]
+fn a_dry_run_shows_where_an_instance_output_will_go() {
+    let p = Project::with_runbook("fan", &fan("max_parallel: 1"));
+    let (code, _, err) = p.run_scenario(&["--dry-run"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("verify [dry run]: echo got '<sync[b].region>'"),
+        "{err}"
     );
 }

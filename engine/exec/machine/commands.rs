@@ -111,7 +111,7 @@ impl Machine {
             ctx.insert("run".into(), self.run_value());
         }
         if want_steps && self.cfg.mode == Mode::DryRun {
-            ctx.insert("steps".into(), template::placeholder_steps());
+            ctx.insert("steps".into(), template::placeholder_steps(self.loops()));
         } else if want_steps {
             let steps: BTreeMap<String, Value> = self
                 .plan

@@ -47,7 +47,12 @@ impl Frontier {
         // step, never into the observation after it.
         let recovery = super::finally::projected_steps(plan);
         let budgets: Vec<Duration> = plan.steps.iter().map(|s| s.budget).collect();
-        let path_below = dag::longest_below(&budgets, &dependents, &plan.order, &recovery);
+        // A loop bounded by `max_parallel` runs in turns: the path below an instance goes
+        // through the instances after it (see `compile::waits`).
+        let waits = crate::compile::waits(&plan.steps);
+        let waits: Vec<&[usize]> = waits.iter().map(Vec::as_slice).collect();
+        let path_below =
+            dag::longest_below(&budgets, &dag::dependents(&waits), &plan.order, &recovery);
         let mut frontier = Frontier {
             active: BTreeSet::new(),
             members: BTreeSet::new(),
@@ -178,7 +183,8 @@ impl Machine {
         let weights: Vec<Duration> = (0..self.runtime.len())
             .map(|i| self.weight(i, now))
             .collect();
-        let needs: Vec<&[usize]> = self.plan.steps.iter().map(|s| s.needs.as_slice()).collect();
+        let waits = crate::compile::waits(&self.plan.steps);
+        let needs: Vec<&[usize]> = waits.iter().map(Vec::as_slice).collect();
         let (path, rest) = longest_path(&weights, &needs, &self.plan.order);
         if self.cfg.mode == Mode::Drill {
             let path = path

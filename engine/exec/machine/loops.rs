@@ -38,6 +38,18 @@ impl Machine {
         Some(("item".to_owned(), Value::from(inst.item.clone())))
     }
 
+    /// The loops of the plan and their items, by the loop's id.
+    pub(super) fn loops(&self) -> BTreeMap<String, Vec<String>> {
+        let mut loops: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for inst in self.plan.steps.iter().filter_map(|s| s.instance.as_ref()) {
+            loops
+                .entry(inst.of.clone())
+                .or_default()
+                .push(inst.item.clone());
+        }
+        loops
+    }
+
     /// `steps['id'].outputs['item'].key`: a loop's outputs by item, from the instances that
     /// have finished, beside each instance's own entry.
     pub(super) fn loop_outputs(&self, steps: &mut BTreeMap<String, Value>) {

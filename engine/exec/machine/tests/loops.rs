@@ -82,3 +82,18 @@ fn one_failing_instance_fails_the_run_and_its_dependents_do_not_run() {
     assert_eq!(f.status, RunStatus::Failed);
     assert_eq!(f.failed_at.as_deref(), Some("sync[b]"));
 }
+
+#[test]
+fn the_projection_counts_the_turns_of_a_bounded_loop() {
+    // Three instances of 10m and a 5m `verify`: 15m at once, 35m one after another.
+    let sim = Sim::new(fan(""), cfg(Mode::Real));
+    assert_eq!(sim.m.projected_finish(s(0)), s(15 * 60));
+    assert_eq!(sim.m.projection(s(0)).0, s(15 * 60));
+    let mut sim = Sim::new(fan("max_parallel: 1, "), cfg(Mode::Real));
+    assert_eq!(sim.m.projected_finish(s(0)), s(35 * 60));
+    assert_eq!(sim.m.projection(s(0)).0, s(35 * 60));
+    sim.advance(s(60));
+    sim.exit("sync[a]", 0);
+    assert_eq!(sim.m.projected_finish(s(60)), s(60 + 25 * 60));
+    assert_eq!(sim.m.projection(s(60)).0, s(60 + 25 * 60));
+}
