@@ -208,3 +208,29 @@ fn a_dry_run_shows_where_an_instance_output_will_go() {
         "{err}"
     );
 }
+
+const SLOW: &str = r#"scenario: slow
+title: Regions synced one at a time
+rto: 10m
+steps:
+  - id: sync
+    for_each: [a, b, c]
+    max_parallel: 1
+    idempotent: true
+    budget: 1m
+    run: 'sleep 1; echo "{{ item }}" >> effects.txt'
+    drill: run
+"#;
+
+#[test]
+fn a_stopped_loop_resumes_at_the_instance_it_stopped_at() {
+    let p = Project::with_runbook("slow", SLOW);
+    let child = p.spawn(&["run", "slow"]);
+    let run = p.wait_for("step_started", "sync[b]");
+    child.interrupt_and_stop();
+    assert_eq!(p.read("effects.txt"), "a\n");
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    // `sync[a]` is not run again; `sync[b]`, stopped, is (it is idempotent), then `sync[c]`.
+    assert_eq!(p.read("effects.txt"), "a\nb\nc\n");
+}
