@@ -246,6 +246,7 @@ mod tests {
                 uses: None,
                 condition: None,
                 finally: false,
+                call: None,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();
@@ -269,6 +270,7 @@ mod tests {
             root: ".".into(),
             sha256: String::new(),
             library: BTreeMap::new(),
+            calls: vec![],
         }
     }
 
