@@ -139,8 +139,8 @@ impl Machine {
         ctx
     }
 
-    pub(super) fn render_plain(&self, _i: usize, tmpl: &str) -> Result<String, String> {
-        let ctx = Value::from(self.context(tmpl.contains("steps")));
+    pub(super) fn render_plain(&self, i: usize, tmpl: &str) -> Result<String, String> {
+        let ctx = Value::from(self.context_of(i, tmpl.contains("steps"))?);
         template::render(tmpl, Quoting::Plain, &ctx).map_err(|e| e.message)
     }
 
@@ -191,7 +191,7 @@ impl Machine {
                 } else {
                     render(
                         template,
-                        &Value::from(self.context(template.contains("steps"))),
+                        &Value::from(self.context_of(i, template.contains("steps"))?),
                     )?
                 }
             }
@@ -201,7 +201,7 @@ impl Machine {
             _ if cmd.inputs.is_some() => render(&cmd.template, &lib_ctx(render_inputs(None)?))?,
             _ => render(
                 &cmd.template,
-                &Value::from(self.context(cmd.template.contains("steps"))),
+                &Value::from(self.context_of(i, cmd.template.contains("steps"))?),
             )?,
         };
         Ok((command, env))

@@ -12,6 +12,7 @@
 //! (answers and pages), `commands` (rendering what a step runs), `restore` (resume). This file
 //! holds the state they share and [`Machine::handle`], which dispatches an input to them.
 
+mod calls;
 mod commands;
 mod conditions;
 mod finally;
