@@ -173,8 +173,6 @@ impl Compiler<'_> {
             }
         }
         self.merge_roles(name, doc);
-        let mut stack = self.stack.clone();
-        stack.push(name.value.clone());
         let project = project.for_file(&path);
         let (plan, problems) = super::compile_in(
             &loaded,
@@ -182,7 +180,7 @@ impl Compiler<'_> {
             library,
             // The caller's critical path is what `--strict` holds to its RTO.
             Options { strict: false },
-            stack,
+            self.stack.clone(),
         );
         let Some(plan) = plan else {
             self.callee_broken(name, &problems);
