@@ -182,6 +182,31 @@ fn a_called_runbook_runs_inside_the_run_under_the_calls_prefix() {
 }
 
 #[test]
+fn plan_shows_the_called_steps_under_the_call() {
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", RESTORE);
+    let (code, out, err) = p.run(&["plan", "corruption"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "  rs  30m  runbook restore: Restore the database\n      rs.stop-writes\n      rs.restore\n      rs.verify\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("critical path (*): freeze → rs.stop-writes → rs.restore → rs.verify → announce = 50s"),
+        "{out}"
+    );
+    let (code, out, _) = p.run(&["plan", "corruption", "--format", "json"]).parts();
+    assert_eq!(code, 0);
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        plan["calls"][0]["steps"],
+        serde_json::json!(["rs.stop-writes", "rs.restore", "rs.verify"])
+    );
+}
+
+#[test]
 fn a_group_over_its_budget_is_reported_breached() {
     let slow = RESTORE.replace("run: 'echo \"stop", "run: 'sleep 2; echo \"stop");
     let caller = CALLER.replace("    runbook: restore\n", "    runbook: restore\n    budget: 1s\n");
