@@ -295,8 +295,10 @@ fn calls_text(plan: &Plan) -> String {
     let mut out = String::new();
     for c in &plan.calls {
         if out.is_empty() {
-            out.push_str("calls (a group's budget runs from its first step's start to its last step's end):
-");
+            out.push_str(
+                "calls (a group's budget runs from its first step's start to its last step's end):
+",
+            );
         }
         out.push_str(&format!(
             "  {}  {}  runbook {}: {}
@@ -307,8 +309,11 @@ fn calls_text(plan: &Plan) -> String {
             c.title
         ));
         for &i in &c.steps {
-            out.push_str(&format!("      {}
-", plan.steps[i].id));
+            out.push_str(&format!(
+                "      {}
+",
+                plan.steps[i].id
+            ));
         }
     }
     out

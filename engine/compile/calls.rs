@@ -108,14 +108,16 @@ impl Compiler<'_> {
     ) -> Option<Called> {
         let id = &s.id.value;
         if let Some(first) = self.stack.iter().position(|c| *c == name.value) {
-            let mut cycle: Vec<&str> = self.stack[first..].iter().map(String::as_str).collect();
+            let mut cycle: Vec<&str> = self.stack.iter().skip(first).map(String::as_str).collect();
             cycle.push(&name.value);
             self.err(
                 name.pos,
                 format!("runbooks call each other in a cycle: {}", cycle.join(" → ")),
             )
             .label("closes the cycle")
-            .help("a runbook cannot run, directly or not, inside itself: remove one of these calls");
+            .help(
+                "a runbook cannot run, directly or not, inside itself: remove one of these calls",
+            );
             return None;
         }
         let scenarios = project.scenarios();
@@ -147,7 +149,7 @@ impl Compiler<'_> {
             .label("a runbook with cleanup")
             .help("a called runbook's steps run inside this run: move its cleanup into this runbook's `finally:`");
         }
-        for (k, _) in &s.with {
+        for k in s.with.keys() {
             if !doc.vars.contains_key(&k.value) {
                 let help = suggestion(&k.value, doc.vars.keys().map(String::as_str))
                     .unwrap_or_else(|| {
@@ -238,7 +240,8 @@ impl Compiler<'_> {
             };
             match ours {
                 Some((ours, from)) if ours != theirs => {
-                    let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+                    let list =
+                        |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
                     self.err(
                         name.pos,
                         format!(
@@ -249,7 +252,9 @@ impl Compiler<'_> {
                         ),
                     )
                     .label("conflicting role")
-                    .help("a run has one definition of each role: make them the same, or rename one");
+                    .help(
+                        "a run has one definition of each role: make them the same, or rename one",
+                    );
                 }
                 Some(_) => {}
                 None => {
@@ -276,7 +281,13 @@ impl Compiler<'_> {
 
     /// A call's place in the plan until [`Compiler::expand_calls`] replaces it with the
     /// called steps; its `with:` checked in the step's scope.
-    pub(super) fn call_step(&mut self, i: usize, s: &StepDoc, graph: &Graph, scope: &Scope) -> Option<Step> {
+    pub(super) fn call_step(
+        &mut self,
+        i: usize,
+        s: &StepDoc,
+        graph: &Graph,
+        scope: &Scope,
+    ) -> Option<Step> {
         for v in s.with.values() {
             let sp = Sp::new(v.value.0.clone(), v.pos);
             self.check_template(&sp, Quoting::Plain, scope, "`with` value");
@@ -331,17 +342,21 @@ impl Compiler<'_> {
             base.push(next);
             next += self.called.get(&i).map_or(1, |c| c.plan.steps.len());
         }
+        // `needs` hold indices of `steps`: each has its `base`.
         let targets = |j: usize| -> Vec<usize> {
+            let Some(&at) = base.get(j) else {
+                return Vec::new();
+            };
             match self.called.get(&j) {
                 Some(c) => {
                     let needed: BTreeSet<usize> =
                         c.plan.steps.iter().flat_map(|s| s.needs.clone()).collect();
                     (0..c.plan.steps.len())
                         .filter(|k| !needed.contains(k))
-                        .map(|k| base[j] + k)
+                        .map(|k| at + k)
                         .collect()
                 }
-                None => vec![base[j]],
+                None => vec![at],
             }
         };
         let mut out = Vec::with_capacity(next);
@@ -353,6 +368,7 @@ impl Compiler<'_> {
                 out.push(s);
                 continue;
             };
+            let first = out.len();
             let scope = Arc::new(CallScope {
                 prefix: s.id.clone(),
                 vars: c.plan.vars.clone(),
@@ -365,7 +381,7 @@ impl Compiler<'_> {
                 cs.needs = if cs.needs.is_empty() {
                     needs.clone()
                 } else {
-                    cs.needs.iter().map(|n| base[i] + n).collect()
+                    cs.needs.iter().map(|n| first + n).collect()
                 };
                 cs.call = Some(match &cs.call {
                     None => scope.clone(),
@@ -378,15 +394,15 @@ impl Compiler<'_> {
                 title: c.title.clone(),
                 runbook: c.plan.scenario.clone(),
                 budget: c.budget,
-                steps: (base[i]..base[i] + c.plan.steps.len()).collect(),
+                steps: (first..first + c.plan.steps.len()).collect(),
             });
             calls.extend(c.plan.calls.iter().map(|inner| Call {
                 id: format!("{}.{}", s.id, inner.id),
-                steps: inner.steps.iter().map(|k| base[i] + k).collect(),
+                steps: inner.steps.iter().map(|k| first + k).collect(),
                 ..inner.clone()
             }));
         }
-        let rto_ends_at = rto_ends_at.map(|j| base[j]);
+        let rto_ends_at = rto_ends_at.and_then(|j| base.get(j).copied());
         (out, rto_ends_at, calls)
     }
 

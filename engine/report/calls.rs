@@ -26,10 +26,8 @@ pub fn call_reports(calls: &[PlanCall], steps: &[StepReport], elapsed_ms: u64) -
     calls
         .iter()
         .map(|c| {
-            let members: Vec<&StepReport> = steps
-                .iter()
-                .filter(|s| c.steps.contains(&s.id))
-                .collect();
+            let members: Vec<&StepReport> =
+                steps.iter().filter(|s| c.steps.contains(&s.id)).collect();
             let start_ms = members.iter().filter_map(|s| s.start_ms).min();
             let ended = members.iter().all(|s| s.end_ms.is_some());
             let end_ms = if ended {

@@ -162,7 +162,13 @@ fn a_called_runbook_runs_inside_the_run_under_the_calls_prefix() {
         .collect();
     assert_eq!(
         ids,
-        ["freeze", "rs.stop-writes", "rs.restore", "rs.verify", "announce"]
+        [
+            "freeze",
+            "rs.stop-writes",
+            "rs.restore",
+            "rs.verify",
+            "announce"
+        ]
     );
     assert_eq!(plan["steps"][1]["needs"], serde_json::json!(["freeze"]));
     assert_eq!(plan["steps"][4]["needs"], serde_json::json!(["rs.verify"]));
@@ -194,7 +200,9 @@ fn plan_shows_the_called_steps_under_the_call() {
         "{out}"
     );
     assert!(
-        out.contains("critical path (*): freeze → rs.stop-writes → rs.restore → rs.verify → announce = 50s"),
+        out.contains(
+            "critical path (*): freeze → rs.stop-writes → rs.restore → rs.verify → announce = 50s"
+        ),
         "{out}"
     );
     let (code, out, _) = p.run(&["plan", "corruption", "--format", "json"]).parts();
@@ -209,7 +217,10 @@ fn plan_shows_the_called_steps_under_the_call() {
 #[test]
 fn a_group_over_its_budget_is_reported_breached() {
     let slow = RESTORE.replace("run: 'echo \"stop", "run: 'sleep 2; echo \"stop");
-    let caller = CALLER.replace("    runbook: restore\n", "    runbook: restore\n    budget: 1s\n");
+    let caller = CALLER.replace(
+        "    runbook: restore\n",
+        "    runbook: restore\n    budget: 1s\n",
+    );
     let p = Project::with_runbook("corruption", &caller);
     p.write("runbooks/restore.yaml", &slow);
     let (code, _, err) = p.run_scenario(&[]).parts();

@@ -47,7 +47,10 @@ impl Machine {
             ctx.insert(k.clone(), Value::from(v));
         }
         if want_steps && self.cfg.mode != Mode::DryRun {
-            ctx.insert("steps".into(), Value::from(self.steps_seen_from(&scope.prefix)));
+            ctx.insert(
+                "steps".into(),
+                Value::from(self.steps_seen_from(&scope.prefix)),
+            );
         }
         Ok(ctx)
     }
@@ -68,11 +71,7 @@ impl Machine {
                 "outputs".to_owned(),
                 Value::from(outputs),
             )]));
-            if let Some(own) = s
-                .id
-                .strip_prefix(prefix)
-                .and_then(|r| r.strip_prefix('.'))
-            {
+            if let Some(own) = s.id.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) {
                 steps.insert(own.to_owned(), entry.clone());
             }
             steps.insert(s.id.clone(), entry);

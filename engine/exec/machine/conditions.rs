@@ -46,11 +46,13 @@ impl Machine {
             return true;
         }
         // A called step's `with:` that does not render fails it, as its condition would.
-        let held = self.context_of(i, true).map_err(|message| template::TemplateError {
-            message,
-            range: None,
-            help: None,
-        });
+        let held = self
+            .context_of(i, true)
+            .map_err(|message| template::TemplateError {
+                message,
+                range: None,
+                help: None,
+            });
         match held.and_then(|mut ctx| {
             ctx.insert("run".into(), self.run_value());
             template::eval_condition(&cond.expr, &Value::from(ctx))

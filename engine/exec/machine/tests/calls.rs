@@ -31,14 +31,23 @@ fn a_called_runbook_runs_in_its_own_scope_between_the_calls_needs_and_dependents
     assert_eq!(ids, ["freeze", "rs.fetch", "rs.load", "rs.side", "after"]);
     // The driver gives the machine the run's vars: the defaults, then `--var`.
     let vars = BTreeMap::from([("day".to_owned(), "monday".to_owned())]);
-    let mut sim = Sim::new(p, Config { vars, ..cfg(Mode::Real) });
+    let mut sim = Sim::new(
+        p,
+        Config {
+            vars,
+            ..cfg(Mode::Real)
+        },
+    );
     assert_eq!(sim.spawned(), vec![(s(0), "freeze".to_owned())]);
     sim.advance(s(10));
     sim.exit("freeze", 0);
     // The called roots start with the call's need met, in their runbook's vars.
     assert_eq!(
         sim.spawned()[1..],
-        [(s(10), "rs.fetch".to_owned()), (s(10), "rs.side".to_owned())]
+        [
+            (s(10), "rs.fetch".to_owned()),
+            (s(10), "rs.side".to_owned())
+        ]
     );
     assert_eq!(sim.spawns[1].3, "fetch monday-dump");
     assert_eq!(sim.spawns[2].3, "side monday-dump");
@@ -50,7 +59,10 @@ fn a_called_runbook_runs_in_its_own_scope_between_the_calls_needs_and_dependents
         outputs: BTreeMap::from([("file".into(), "f.sql".into())]),
     });
     // `steps.fetch` in the called runbook is this run's `rs.fetch`.
-    assert_eq!(sim.spawned().last().unwrap(), &(s(20), "rs.load".to_owned()));
+    assert_eq!(
+        sim.spawned().last().unwrap(),
+        &(s(20), "rs.load".to_owned())
+    );
     assert_eq!(sim.spawns[3].3, "load f.sql");
     sim.advance(s(30));
     sim.feed(Input::Exited {
