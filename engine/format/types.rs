@@ -464,6 +464,7 @@ pub mod keys {
         "run",
         "uses",
         "with",
+        "runbook",
         "approval",
         "drill",
         "retries",
