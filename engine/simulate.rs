@@ -249,6 +249,7 @@ mod tests {
                 condition: None,
                 finally: false,
                 instance: None,
+                call: None,
             })
             .collect::<Vec<_>>();
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();
@@ -272,6 +273,7 @@ mod tests {
             root: ".".into(),
             sha256: String::new(),
             library: BTreeMap::new(),
+            calls: vec![],
         }
     }
 

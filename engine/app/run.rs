@@ -342,6 +342,16 @@ pub fn plan_summary(plan: &Plan) -> PlanSummary {
             .map(|&i| plan.steps[i].id.clone())
             .collect(),
         critical_path_ms: plan.critical_path_budget.as_millis() as u64,
+        calls: plan
+            .calls
+            .iter()
+            .map(|c| PlanCall {
+                id: c.id.clone(),
+                runbook: c.runbook.clone(),
+                budget_ms: c.budget.as_millis() as u64,
+                steps: c.steps.iter().map(|&i| plan.steps[i].id.clone()).collect(),
+            })
+            .collect(),
     }
 }
 

@@ -245,6 +245,7 @@ pub fn text(plan: &Plan) -> String {
         verdict(plan)
     ));
     out.push_str(&finally_text(plan, id_w));
+    out.push_str(&calls_text(plan));
     let observation: Vec<usize> = plan
         .observation_steps()
         .into_iter()
@@ -285,6 +286,35 @@ fn finally_text(plan: &Plan, id_w: usize) -> String {
             s.title,
             kind(plan, i)
         ));
+    }
+    out
+}
+
+/// The called runbooks: each group's budget, and its steps under the call.
+fn calls_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for c in &plan.calls {
+        if out.is_empty() {
+            out.push_str(
+                "calls (a group's budget runs from its first step's start to its last step's end):
+",
+            );
+        }
+        out.push_str(&format!(
+            "  {}  {}  runbook {}: {}
+",
+            c.id,
+            fmt_duration(c.budget),
+            c.runbook,
+            c.title
+        ));
+        for &i in &c.steps {
+            out.push_str(&format!(
+                "      {}
+",
+                plan.steps[i].id
+            ));
+        }
     }
     out
 }
@@ -380,7 +410,7 @@ pub fn json(plan: &Plan) -> serde_json::Value {
             step
         })
         .collect();
-    json!({
+    let mut v = json!({
         "scenario": plan.scenario,
         "title": plan.title,
         "rto_s": secs(plan.rto),
@@ -392,7 +422,16 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         "fits_rto": plan.critical_path_budget <= plan.rto,
         "escalation": plan.escalation.iter().map(|e| json!({"after_s": secs(e.after), "notify": e.channel})).collect::<Vec<_>>(),
         "steps": steps,
-    })
+    });
+    // Only a runbook that calls others has `calls`: every other plan is as it was.
+    if !plan.calls.is_empty() {
+        v["calls"] = plan
+            .calls
+            .iter()
+            .map(|c| json!({"id": c.id, "runbook": c.runbook, "title": c.title, "budget_s": secs(c.budget), "steps": c.steps.iter().map(|&i| plan.steps[i].id.clone()).collect::<Vec<_>>()}))
+            .collect();
+    }
+    v
 }
 
 fn escape(s: &str) -> String {

@@ -4,6 +4,7 @@
 //! [`crate::dag`]), and the environment's inventory as [`Host`]s for the executor.
 
 mod backoff;
+mod calls;
 mod checks;
 mod conditions;
 mod finally;
@@ -64,6 +65,18 @@ pub fn compile(
     library: &mut Library,
     opts: Options,
 ) -> (Option<Plan>, Problems) {
+    compile_in(rb, project, library, opts, Vec::new())
+}
+
+/// Compiles a runbook called by the runbooks of `callers` (outermost first).
+fn compile_in(
+    rb: &Loaded<RunbookDoc>,
+    project: &Project,
+    library: &mut Library,
+    opts: Options,
+    mut callers: Vec<String>,
+) -> (Option<Plan>, Problems) {
+    callers.push(rb.doc.scenario.value.clone());
     let mut c = Compiler {
         file: rb.file.clone(),
         doc: &rb.doc,
@@ -71,6 +84,9 @@ pub fn compile(
         problems: Problems::default(),
         library: BTreeMap::new(),
         loops: BTreeMap::new(),
+        stack: callers,
+        called: BTreeMap::new(),
+        merged_roles: BTreeMap::new(),
     };
     let plan = c.run(project, library, opts);
     let problems = c.problems;
@@ -91,6 +107,12 @@ struct Compiler<'a> {
     library: BTreeMap<String, String>,
     /// The `for_each:` steps' items by step id, for the templates that read their outputs.
     loops: BTreeMap<String, Vec<String>>,
+    /// The runbooks being compiled, the outermost caller first and this one last.
+    stack: Vec<String>,
+    /// The runbooks called (`runbook:`), by the calling step's index.
+    called: BTreeMap<usize, calls::Called>,
+    /// Roles from called runbooks, with where each came from.
+    merged_roles: BTreeMap<String, (BTreeSet<String>, String)>,
 }
 
 impl<'a> Compiler<'a> {
@@ -137,7 +159,9 @@ impl<'a> Compiler<'a> {
         // Ids first: everything else refers to them.
         let index = self.step_index();
         let graph = self.graph(&index);
-        let all_ids: BTreeSet<String> = index.keys().map(|s| s.to_string()).collect();
+        self.load_calls(project, library);
+        let mut all_ids: BTreeSet<String> = index.keys().map(|s| s.to_string()).collect();
+        all_ids.extend(self.called_ids());
 
         self.finally_needs(&graph);
         let mut steps = Vec::with_capacity(self.steps.len());
@@ -157,6 +181,7 @@ impl<'a> Compiler<'a> {
         }
         let steps: Vec<Step> = steps.into_iter().map(Option::unwrap).collect();
         let rto_ends_at = self.rto_ends_at(&graph, &steps, &items);
+        self.rto_ends_at_call(rto_ends_at);
         if self.problems.has_errors() {
             return None;
         }
@@ -169,6 +194,12 @@ impl<'a> Compiler<'a> {
             .collect();
         let (steps, at) = loops::expand(steps, &items, &max_parallel);
         let rto_ends_at = rto_ends_at.and_then(|i| at.get(i)?.first().copied());
+        // A call is never a loop (`call_alone`): it keeps one index, now the plan's.
+        self.called = std::mem::take(&mut self.called)
+            .into_iter()
+            .filter_map(|(i, c)| Some((*at.get(i)?.first()?, c)))
+            .collect();
+        let (steps, rto_ends_at, calls) = self.expand_calls(steps, rto_ends_at);
         let needs: Vec<Vec<usize>> = steps.iter().map(|s| s.needs.clone()).collect();
         let order = dag::topo_order(&needs);
         let (critical_path, critical_path_budget) = critical_path(&steps, &order, rto_ends_at);
@@ -187,7 +218,7 @@ impl<'a> Compiler<'a> {
         }
 
         let sha256 = digest::sha256_hex(self.file.text().as_bytes());
-        Some(Plan {
+        let mut plan = Plan {
             scenario: doc.scenario.value.clone(),
             title: doc.title.value.clone(),
             description: doc.description.clone(),
@@ -215,7 +246,10 @@ impl<'a> Compiler<'a> {
             root: project.root.clone(),
             sha256,
             library: std::mem::take(&mut self.library),
-        })
+            calls,
+        };
+        self.merge_called(&mut plan);
+        Some(plan)
     }
 
     /// `scenario:` is the file's name, so that `runbook run <scenario>` finds it.

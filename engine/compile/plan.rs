@@ -10,6 +10,7 @@ pub use crate::format::OnFailure;
 use crate::units::Estimate;
 
 pub use super::backoff::Backoff;
+pub use super::calls::{Call, CallScope};
 
 /// A runbook compiled and checked: steps by index in file order, a topological order, and the
 /// critical path of budgets.
@@ -43,6 +44,9 @@ pub struct Plan {
     /// The library steps it uses (`system/name`), with the sha256 of each one's file: a
     /// resumed run must run the same commands.
     pub library: BTreeMap<String, String>,
+    /// The sub-runbooks it calls (`runbook:`), expanded into `steps`: one group each, nested
+    /// calls included, in file order.
+    pub calls: Vec<Call>,
 }
 
 impl Plan {
@@ -127,6 +131,8 @@ pub struct Step {
     pub finally: bool,
     /// One instance of a `for_each:` step (see `compile/loops.rs`); `None` for other steps.
     pub instance: Option<Instance>,
+    /// A step of a called runbook: the vars and step ids its templates see.
+    pub call: Option<std::sync::Arc<CallScope>>,
 }
 
 /// One instance `id[item]` of a `for_each:` step.

@@ -31,12 +31,19 @@ impl Compiler<'_> {
         library: &mut Library,
     ) -> Option<Step> {
         let id = s.id.value.as_str();
-        self.one_kind(id, s);
+        if s.runbook.is_none() {
+            self.one_kind(id, s);
+        }
 
         // What this step's templates may see.
         // In a cyclic graph "upstream" means nothing; the cycle is reported, and references
         // to any existing step are let through rather than reported twice.
-        let is_upstream = |other: &str| match graph.index.get(other) {
+        // A called step (`restore.verify`) is upstream when its call (`restore`) is.
+        let is_upstream = |other: &str| match graph.index.get(other).or_else(|| {
+            other
+                .split_once('.')
+                .and_then(|(call, _)| graph.index.get(call))
+        }) {
             Some(&j) if !graph.acyclic => j != i,
             Some(&j) => graph.is_upstream(j, i),
             None => false,
@@ -57,6 +64,9 @@ impl Compiler<'_> {
             inputs: None,
             run: i >= self.doc.steps.len(),
         };
+        if s.runbook.is_some() {
+            return self.call_step(i, s, graph, &scope);
+        }
 
         let lib = self.library_step(s, project, library);
         let lib_doc = lib.as_ref().map(|l| &l.loaded.doc);
@@ -120,6 +130,7 @@ impl Compiler<'_> {
             condition,
             finally: i >= self.doc.steps.len(),
             instance: None,
+            call: None,
         })
     }
 

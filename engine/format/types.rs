@@ -96,9 +96,14 @@ pub struct StepDoc {
     /// A library step, `system/name` (steps/system/name.yaml).
     #[serde(default)]
     pub uses: Option<Sp<String>>,
-    /// Inputs of the library step named by `uses`.
+    /// Inputs of the library step named by `uses`, or the vars of the runbook named by
+    /// `runbook` (plain templates in this step's scope).
     #[serde(default)]
     pub with: BTreeMap<Sp<String>, Sp<Text>>,
+    /// Another runbook of `runbooks/` whose steps run inside this run, expanded when the
+    /// runbook compiles: their ids prefixed with this step's id and a dot.
+    #[serde(default)]
+    pub runbook: Option<Sp<String>>,
     /// A gate where people decide.
     #[serde(default)]
     pub approval: Option<ApprovalDoc>,
@@ -466,6 +471,7 @@ pub mod keys {
         "run",
         "uses",
         "with",
+        "runbook",
         "approval",
         "drill",
         "retries",

@@ -103,6 +103,20 @@ pub struct PlanSummary {
     pub steps: Vec<PlanStep>,
     pub critical_path: Vec<String>,
     pub critical_path_ms: u64,
+    /// The called runbooks (`runbook:`), each a group of `steps`. Absent when none, and in
+    /// older journals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<PlanCall>,
+}
+
+/// A called runbook's group of steps, and the budget that bounds it from its first step's
+/// start to its last step's end.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PlanCall {
+    pub id: String,
+    pub runbook: String,
+    pub budget_ms: u64,
+    pub steps: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -301,6 +301,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             condition: None,
             finally: false,
             instance: None,
+            call: None,
         })
         .collect();
     // Only what the simulator reads is filled in: the steps, their order and the target.
@@ -325,6 +326,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
         root: Default::default(),
         sha256: String::new(),
         library: Default::default(),
+        calls: Vec::new(),
     };
     let dists = crate::simulate::distributions(&plan, &Default::default());
     let sim = crate::simulate::simulate(&plan, &dists, P90_ITERATIONS, 1);

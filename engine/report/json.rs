@@ -31,7 +31,8 @@
 //! | `runbook_sha256` | of the runbook file as it ran |
 //! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal, condition, finally}` in plan order; `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `condition` is the step's `when:` as evaluated, `{expr, values, held, assumed}` (the journal's `step_finished.condition`; `held: false` with status `skipped`: the condition skipped it), absent for a step without one; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); `finally: true` marks a step of `finally:` (cleanup, run once every other step had ended; absent on other steps); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
 //! | `escalations[]` | `{at_s, channel, reason, ok, error, exit_code, stderr_tail}`; the last three say how a failed page failed (`null` when it did not) |
-//! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches |
+//! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches, in time order: the steps', and a called runbook's group's (`step` is the call's id, `at_s` when its budget ran out) |
+//! | `calls[]` | the runbooks called (`runbook:`), absent when none: `{id, runbook, steps, budget_s, started_s, duration_s, breached}` — the group's step ids, the call's budget, its first step's start on the run's clock and the time to its last step's end (to the run's last event while it has not ended; `null` before it started), and whether that exceeded the budget |
 //! | `interruptions[]`, `resumes[]` | `{at_s, reason}` and `{at_s, operator, downtime_s}` |
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -91,7 +92,7 @@ pub fn render(m: &RunReport) -> Value {
             step
         })
         .collect();
-    json!({
+    let mut report = json!({
         "version": REPORT_VERSION,
         "run_id": m.run_id,
         "scenario": m.scenario,
@@ -126,5 +127,14 @@ pub fn render(m: &RunReport) -> Value {
         "breaches": m.breaches.iter().map(|(at, b)| json!({"at_s": s(*at), "step": b.step, "budget_s": s(b.budget_ms)})).collect::<Vec<_>>(),
         "interruptions": m.interruptions.iter().map(|(at, i)| json!({"at_s": s(*at), "reason": i.reason})).collect::<Vec<_>>(),
         "resumes": m.resumes.iter().map(|(at, r)| json!({"at_s": s(*at), "operator": r.operator, "downtime_s": s(r.downtime_ms)})).collect::<Vec<_>>(),
-    })
+    });
+    // Only a run that called runbooks has `calls`: other runs' reports are as they were.
+    if !m.calls.is_empty() {
+        report["calls"] = m
+            .calls
+            .iter()
+            .map(|c| json!({"id": c.id, "runbook": c.runbook, "steps": c.steps, "budget_s": s(c.budget_ms), "started_s": c.start_ms.map(s), "duration_s": c.duration_ms.map(s), "breached": c.breached}))
+            .collect();
+    }
+    report
 }

@@ -5,6 +5,7 @@
 //! into the [`RunReport`] every form renders: [`json`] (the wire format), [`markdown`],
 //! [`html`] and [`junit`], which compute nothing of their own. [`history`] looks across runs.
 
+pub mod calls;
 pub mod figures;
 pub mod gantt;
 pub mod history;

@@ -173,7 +173,11 @@ pub struct RunReport {
     pub observation_ms: Option<u64>,
     pub observation_steps: Vec<String>,
     pub escalations: Vec<(u64, Escalated)>,
+    /// Budget breaches: the steps' as journaled, and the called runbooks' groups'
+    /// (`calls`), in time order.
     pub breaches: Vec<(u64, BudgetEvent)>,
+    /// The called runbooks (`runbook:`), each group timed against its budget.
+    pub calls: Vec<super::calls::CallReport>,
     pub interruptions: Vec<(u64, RunInterrupted)>,
     pub resumes: Vec<(u64, RunResumed)>,
     /// When the run was stopped (run clock, from, to): from its last record before a resume to
@@ -203,6 +207,10 @@ impl RunReport {
                 .filter_map(f)
                 .sum()
         };
+        let calls = super::calls::call_reports(&started.plan.calls, &steps, elapsed);
+        let mut breaches = state.breaches.clone();
+        breaches.extend(super::calls::call_breaches(&calls));
+        breaches.sort_by_key(|(at, _)| *at);
         let machine_ms = machine(|s| s.duration_ms);
         let machine_shown_ms = machine(|s| s.shown_ms);
         RunReport {
@@ -240,7 +248,8 @@ impl RunReport {
             observation_ms: observation_ms(state),
             observation_steps: observation,
             escalations: state.escalations.clone(),
-            breaches: state.breaches.clone(),
+            breaches,
+            calls,
             interruptions: state.interruptions.clone(),
             resumes: state.resumes.clone(),
             stopped: state

@@ -327,6 +327,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             run: Some(sp("true")),
             uses: None,
             with: Default::default(),
+            runbook: None,
             approval: None,
             drill: Some(Sp::new(DrillDoc::Run, Pos::default())),
             retries: None,

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod calls;
 mod choices;
 mod compile_rules;
 mod conditions;

@@ -141,15 +141,20 @@ impl Machine {
         ctx
     }
 
-    /// The context of step `i`'s own templates: [`Machine::context`], and `item` in a loop.
-    pub(super) fn step_context(&self, i: usize, want_steps: bool) -> BTreeMap<String, Value> {
-        let mut ctx = self.context(want_steps);
+    /// The context of step `i`'s own templates: its runbook's ([`Machine::context_of`]: the
+    /// run's, or a called runbook's), and `item` in a loop.
+    pub(super) fn step_context(
+        &self,
+        i: usize,
+        want_steps: bool,
+    ) -> Result<BTreeMap<String, Value>, String> {
+        let mut ctx = self.context_of(i, want_steps)?;
         ctx.extend(self.item_of(i));
-        ctx
+        Ok(ctx)
     }
 
     pub(super) fn render_plain(&self, i: usize, tmpl: &str) -> Result<String, String> {
-        let ctx = Value::from(self.step_context(i, tmpl.contains("steps")));
+        let ctx = Value::from(self.step_context(i, tmpl.contains("steps"))?);
         template::render(tmpl, Quoting::Plain, &ctx).map_err(|e| e.message)
     }
 
@@ -200,7 +205,7 @@ impl Machine {
                 } else {
                     render(
                         template,
-                        &Value::from(self.step_context(i, template.contains("steps"))),
+                        &Value::from(self.step_context(i, template.contains("steps"))?),
                     )?
                 }
             }
@@ -210,7 +215,7 @@ impl Machine {
             _ if cmd.inputs.is_some() => render(&cmd.template, &lib_ctx(render_inputs(None)?))?,
             _ => render(
                 &cmd.template,
-                &Value::from(self.step_context(i, cmd.template.contains("steps"))),
+                &Value::from(self.step_context(i, cmd.template.contains("steps"))?),
             )?,
         };
         Ok((command, env))

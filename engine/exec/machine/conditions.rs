@@ -30,9 +30,9 @@ impl Machine {
             return true;
         };
         let names = template::condition_names(&cond.expr);
-        let values = self.condition_values(&cond.expr, &names);
+        let values = self.condition_values(i, &cond.expr, &names);
         if (self.cfg.mode == Mode::DryRun && names.iter().any(|n| n == "steps"))
-            || self.reads_what_the_drill_did_not_write(&cond.expr)
+            || self.reads_what_the_drill_did_not_write(i, &cond.expr)
         {
             self.conditions.insert(
                 i,
@@ -45,9 +45,18 @@ impl Machine {
             );
             return true;
         }
-        let mut ctx = self.step_context(i, true);
-        ctx.insert("run".into(), self.run_value());
-        match template::eval_condition(&cond.expr, &Value::from(ctx)) {
+        // A called step's `with:` that does not render fails it, as its condition would.
+        let held = self
+            .step_context(i, true)
+            .map_err(|message| template::TemplateError {
+                message,
+                range: None,
+                help: None,
+            });
+        match held.and_then(|mut ctx| {
+            ctx.insert("run".into(), self.run_value());
+            template::eval_condition(&cond.expr, &Value::from(ctx))
+        }) {
             Ok(held) => {
                 self.conditions.insert(
                     i,
@@ -92,12 +101,12 @@ impl Machine {
     /// In a drill, does the condition read an output of a step the drill mocked or skipped
     /// (which wrote none)? It cannot be evaluated then, and is taken as running, the worst
     /// case, as in a dry-run. In a rehearsal environment mocks run for real and write theirs.
-    fn reads_what_the_drill_did_not_write(&self, expr: &str) -> bool {
+    fn reads_what_the_drill_did_not_write(&self, i: usize, expr: &str) -> bool {
         if self.cfg.mode != Mode::Drill || self.cfg.rehearsal {
             return false;
         }
         output_refs(expr).into_iter().any(|(id, key)| {
-            self.plan.step_index(&id).is_some_and(|j| {
+            self.step_seen_from(i, &id).is_some_and(|j| {
                 matches!(self.plan.steps[j].drill, Drill::Mock | Drill::Skip)
                     && !self.runtime[j].outputs.contains_key(&key)
             })
@@ -106,7 +115,7 @@ impl Machine {
 
     /// What a condition reads, by how it reads it, masked: its vars, the outputs it names
     /// (those written), and `run.mode`. The operator's environment is left out.
-    fn condition_values(&self, expr: &str, names: &[String]) -> BTreeMap<String, String> {
+    fn condition_values(&self, i: usize, expr: &str, names: &[String]) -> BTreeMap<String, String> {
         let mut values = BTreeMap::new();
         for name in names {
             match name.as_str() {
@@ -116,7 +125,7 @@ impl Machine {
                 }
                 "steps" => {
                     for (id, key) in output_refs(expr) {
-                        let Some(j) = self.plan.step_index(&id) else {
+                        let Some(j) = self.step_seen_from(i, &id) else {
                             continue;
                         };
                         if let Some(v) = self.runtime[j].outputs.get(&key) {

@@ -9,9 +9,11 @@
 //! One concern per file: `protocol` (the types the drivers see), `frontier` (what can start,
 //! and the projected finish), `timers` (budgets, escalation, the RTO at risk, the next
 //! wake-up), `schedule` (attempts, retries, polls, a step's and the run's end), `gates`
-//! (answers and pages), `commands` (rendering what a step runs), `restore` (resume). This file
+//! (answers and pages), `commands` (rendering what a step runs), `calls` (what a called
+//! runbook's step sees), `restore` (resume). This file
 //! holds the state they share and [`Machine::handle`], which dispatches an input to them.
 
+mod calls;
 mod commands;
 mod conditions;
 mod finally;

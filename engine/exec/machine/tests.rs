@@ -2,6 +2,7 @@
 //! holds what the tests share (a plan from YAML, `Sim` playing the processes and the people);
 //! the tests are in one file per concern of the machine.
 
+mod calls;
 mod commands;
 mod conditions;
 mod finally;

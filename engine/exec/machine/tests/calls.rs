@@ -1,0 +1,80 @@
+//! Sub-runbooks on the virtual clock: a called runbook's steps start when the call's needs
+//! have ended, render in their own runbook's scope (its vars as the call's `with:` set them,
+//! their siblings by their own ids), and the steps needing the call wait for its last step.
+
+use super::*;
+
+const RESTORE: &str = "scenario: restore\ntitle: Restore\nrto: 30m\nvars:\n  target: latest\nsteps:\n  - { id: fetch, budget: 1m, run: \"fetch {{ target }}\", drill: run }\n  - { id: load, needs: [fetch], budget: 1m, run: \"load {{ steps.fetch.outputs.file }}\", drill: run }\n  - { id: side, budget: 1m, run: \"side {{ target }}\", drill: run }\n";
+
+/// A plan of `caller` in a project whose `runbooks/` also holds the restore runbook.
+fn plan_calling(caller: &str) -> (Arc<Plan>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("runbooks")).unwrap();
+    std::fs::write(dir.path().join("runbooks/restore.yaml"), RESTORE).unwrap();
+    let path = dir.path().join("runbooks/caller.yaml");
+    std::fs::write(&path, format!("scenario: caller\ntitle: C\n{caller}")).unwrap();
+    let (plan, problems) = compile::compile_file(
+        &Project::at(dir.path()),
+        &path,
+        &mut Library::new(),
+        Default::default(),
+    );
+    (Arc::new(plan.unwrap_or_else(|| panic!("{problems}"))), dir)
+}
+
+#[test]
+fn a_called_runbook_runs_in_its_own_scope_between_the_calls_needs_and_dependents() {
+    let (p, _dir) = plan_calling(
+        "rto: 1h\nvars:\n  day: monday\nsteps:\n  - { id: freeze, budget: 1m, run: freeze, drill: run }\n  - { id: rs, needs: [freeze], runbook: restore, with: { target: \"{{ day }}-dump\" } }\n  - { id: after, needs: [rs], budget: 1m, run: \"after {{ steps['rs.load'].outputs.n }}\", drill: run }\n",
+    );
+    let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["freeze", "rs.fetch", "rs.load", "rs.side", "after"]);
+    // The driver gives the machine the run's vars: the defaults, then `--var`.
+    let vars = BTreeMap::from([("day".to_owned(), "monday".to_owned())]);
+    let mut sim = Sim::new(
+        p,
+        Config {
+            vars,
+            ..cfg(Mode::Real)
+        },
+    );
+    assert_eq!(sim.spawned(), vec![(s(0), "freeze".to_owned())]);
+    sim.advance(s(10));
+    sim.exit("freeze", 0);
+    // The called roots start with the call's need met, in their runbook's vars.
+    assert_eq!(
+        sim.spawned()[1..],
+        [
+            (s(10), "rs.fetch".to_owned()),
+            (s(10), "rs.side".to_owned())
+        ]
+    );
+    assert_eq!(sim.spawns[1].3, "fetch monday-dump");
+    assert_eq!(sim.spawns[2].3, "side monday-dump");
+    sim.advance(s(20));
+    sim.feed(Input::Exited {
+        step: 1,
+        attempt: 1,
+        result: ExitResult::Code(0),
+        outputs: BTreeMap::from([("file".into(), "f.sql".into())]),
+    });
+    // `steps.fetch` in the called runbook is this run's `rs.fetch`.
+    assert_eq!(
+        sim.spawned().last().unwrap(),
+        &(s(20), "rs.load".to_owned())
+    );
+    assert_eq!(sim.spawns[3].3, "load f.sql");
+    sim.advance(s(30));
+    sim.feed(Input::Exited {
+        step: 2,
+        attempt: 1,
+        result: ExitResult::Code(0),
+        outputs: BTreeMap::from([("n".into(), "7".into())]),
+    });
+    // `after` needs the whole call: `rs.side` is still running.
+    assert!(!sim.spawned().iter().any(|(_, id)| id == "after"));
+    sim.advance(s(40));
+    sim.exit("rs.side", 0);
+    assert_eq!(sim.spawned().last().unwrap(), &(s(40), "after".to_owned()));
+    assert_eq!(sim.spawns[4].3, "after 7");
+}

@@ -1,0 +1,241 @@
+//! Sub-runbooks (`runbook:` on a step) through the real binary: `check` puts each mistake at
+//! its line (a cycle of calls, an unknown runbook, a `with` that is not a var, a role defined
+//! twice); a runbook calling another journals the called steps under the call's prefix, in
+//! the order their needs say, and the report lists them and the group's budget breach.
+
+use crate::support::{Project, runbook};
+
+const RESTORE: &str = r#"scenario: restore
+title: Restore the database
+rto: 30m
+roles:
+  dba: [alice]
+vars:
+  target: latest
+  unused: x
+steps:
+  - { id: stop-writes, budget: 10s, run: 'echo "stop {{ target }}" >> effects.txt', drill: run }
+  - id: restore
+    needs: [stop-writes]
+    budget: 10s
+    run: 'echo "restore {{ target }}" >> effects.txt; echo "rows=42" >> "$RUNBOOK_OUTPUT"'
+    drill: run
+  - id: verify
+    needs: [restore]
+    budget: 10s
+    run: 'echo "verify {{ steps[''restore''].outputs.rows }}" >> effects.txt; echo "ok=yes" >> "$RUNBOOK_OUTPUT"'
+    drill: run
+"#;
+
+fn check(files: &[(&str, &str)], path: &str) -> crate::support::Out {
+    let mut cmd = runbook(&[]);
+    for (name, yaml) in files {
+        cmd = cmd.file(&format!("runbooks/{name}.yaml"), yaml);
+    }
+    cmd.arg("check").arg(format!("runbooks/{path}.yaml")).run()
+}
+
+#[test]
+fn a_cycle_of_calls_is_an_error_at_the_call() {
+    let a = "\
+scenario: a
+title: Calls b
+rto: 1h
+steps:
+  - { id: call-b, runbook: b }
+";
+    let b = "\
+scenario: b
+title: Calls a
+rto: 1h
+steps:
+  - { id: first, budget: 1m, run: \"true\", drill: run }
+  - { id: call-a, needs: [first], runbook: a }
+";
+    check(&[("a", a), ("b", b)], "a")
+        .code(2)
+        .stderr_has("runbooks call each other in a cycle: a → b → a")
+        .stderr_has("[runbooks/a.yaml:5:28]");
+    let selfish = "\
+scenario: selfish
+title: Calls itself
+rto: 1h
+steps:
+  - { id: again, runbook: selfish }
+";
+    check(&[("selfish", selfish)], "selfish")
+        .code(2)
+        .stderr_has("runbooks call each other in a cycle: selfish → selfish")
+        .stderr_has("[runbooks/selfish.yaml:5:27]");
+}
+
+#[test]
+fn an_unknown_runbook_is_an_error_at_the_call_with_a_suggestion() {
+    let caller = "\
+scenario: caller
+title: Calls a misspelt runbook
+rto: 1h
+steps:
+  - { id: r, runbook: restor }
+";
+    check(&[("caller", caller), ("restore", RESTORE)], "caller")
+        .code(2)
+        .stderr_has("no runbook `restor` to call")
+        .stderr_has("[runbooks/caller.yaml:5:23]")
+        .stderr_has("did you mean `restore`?");
+}
+
+#[test]
+fn a_with_that_is_not_a_var_of_the_called_runbook_is_an_error_at_it() {
+    let caller = "\
+scenario: caller
+title: Gives a var the callee lacks
+rto: 1h
+steps:
+  - id: r
+    runbook: restore
+    with:
+      targe: yesterday
+";
+    check(&[("caller", caller), ("restore", RESTORE)], "caller")
+        .code(2)
+        .stderr_has("step `r` sets `targe`, which is not a var of runbook `restore`")
+        .stderr_has("[runbooks/caller.yaml:8:7]")
+        .stderr_has("did you mean `target`?");
+}
+
+#[test]
+fn a_role_defined_otherwise_by_the_called_runbook_is_an_error_at_the_call() {
+    let caller = "\
+scenario: caller
+title: Has another dba
+rto: 1h
+roles:
+  dba: [bob]
+steps:
+  - id: r
+    runbook: restore
+";
+    check(&[("caller", caller), ("restore", RESTORE)], "caller")
+        .code(2)
+        .stderr_has("role `dba` is bob in this runbook but alice in `restore`")
+        .stderr_has("[runbooks/caller.yaml:8:14]");
+}
+
+const CALLER: &str = r#"scenario: corruption
+title: Corruption, restored by the restore runbook
+rto: 1h
+steps:
+  - { id: freeze, budget: 10s, run: 'echo freeze >> effects.txt', drill: run }
+  - id: rs
+    needs: [freeze]
+    runbook: restore
+    with:
+      target: "before-{{ when_ }}"
+  - id: announce
+    needs: [rs]
+    budget: 10s
+    run: 'echo "announce {{ steps[''rs.verify''].outputs.ok }}" >> effects.txt'
+    drill: run
+vars:
+  when_: noon
+"#;
+
+#[test]
+fn a_called_runbook_runs_inside_the_run_under_the_calls_prefix() {
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", RESTORE);
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        p.read("effects.txt"),
+        "freeze\nstop before-noon\nrestore before-noon\nverify 42\nannounce yes\n"
+    );
+    let run = p.run_ids().last().unwrap().clone();
+    let started = p.events_of(&run, "run_started");
+    let plan = &started[0]["data"]["plan"];
+    let ids: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "freeze",
+            "rs.stop-writes",
+            "rs.restore",
+            "rs.verify",
+            "announce"
+        ]
+    );
+    assert_eq!(plan["steps"][1]["needs"], serde_json::json!(["freeze"]));
+    assert_eq!(plan["steps"][4]["needs"], serde_json::json!(["rs.verify"]));
+    assert_eq!(plan["calls"][0]["id"], "rs");
+    assert_eq!(plan["calls"][0]["runbook"], "restore");
+    assert_eq!(plan["calls"][0]["budget_ms"], 1_800_000);
+    let report = p.report_json(&run);
+    let reported: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(reported, ids);
+    assert_eq!(report["calls"][0]["id"], "rs");
+    assert_eq!(report["calls"][0]["breached"], false);
+}
+
+#[test]
+fn plan_shows_the_called_steps_under_the_call() {
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", RESTORE);
+    let (code, out, err) = p.run(&["plan", "corruption"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "  rs  30m  runbook restore: Restore the database\n      rs.stop-writes\n      rs.restore\n      rs.verify\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "critical path (*): freeze → rs.stop-writes → rs.restore → rs.verify → announce = 50s"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = p.run(&["plan", "corruption", "--format", "json"]).parts();
+    assert_eq!(code, 0);
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        plan["calls"][0]["steps"],
+        serde_json::json!(["rs.stop-writes", "rs.restore", "rs.verify"])
+    );
+}
+
+#[test]
+fn a_group_over_its_budget_is_reported_breached() {
+    let slow = RESTORE.replace("run: 'echo \"stop", "run: 'sleep 2; echo \"stop");
+    let caller = CALLER.replace(
+        "    runbook: restore\n",
+        "    runbook: restore\n    budget: 1s\n",
+    );
+    let p = Project::with_runbook("corruption", &caller);
+    p.write("runbooks/restore.yaml", &slow);
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    let run = p.run_ids().last().unwrap().clone();
+    let report = p.report_json(&run);
+    assert_eq!(report["calls"][0]["id"], "rs");
+    assert_eq!(report["calls"][0]["breached"], true, "{report}");
+    assert!(report["calls"][0]["duration_s"].as_f64().unwrap() >= 2.0);
+    assert!(
+        report["breaches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["step"] == "rs" && b["budget_s"] == 1.0),
+        "{report}"
+    );
+}
