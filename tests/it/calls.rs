@@ -239,3 +239,28 @@ fn a_group_over_its_budget_is_reported_breached() {
         "{report}"
     );
 }
+
+/// Loops and calls landed side by side: a call that is also a loop would have been expanded
+/// with the loop's indices and the call's mixed up. It is an error at the `for_each`, and the
+/// help names the field.
+#[test]
+fn a_call_that_is_also_a_loop_is_an_error_at_its_for_each() {
+    let caller = "\
+scenario: caller
+title: Calls in a loop
+rto: 1h
+steps:
+  - { id: each, runbook: callee, for_each: [a, b] }
+";
+    let callee = "\
+scenario: callee
+title: Called
+rto: 10m
+steps:
+  - { id: one, budget: 1m, run: \"true\", drill: run }
+";
+    check(&[("caller", caller), ("callee", callee)], "caller")
+        .code(2)
+        .stderr_has("step `each` calls a runbook and has `for_each`")
+        .stderr_has("give `for_each` to those steps");
+}
