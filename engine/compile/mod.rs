@@ -10,6 +10,7 @@ mod finally;
 mod graph;
 mod hosts;
 pub mod library;
+mod operator;
 mod plan;
 mod steps;
 

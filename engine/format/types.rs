@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::span::Sp;
 
+pub use super::operator::InputStepDoc;
+
 /// A scenario runbook: `runbooks/<scenario>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +132,9 @@ pub struct StepDoc {
     /// it, the plan and the simulation take the worst case: the step runs.
     #[serde(default)]
     pub likelihood: Option<Sp<f64>>,
+    /// A step that asks a person for a value mid-run (see `format/operator.rs`).
+    #[serde(default)]
+    pub input: Option<InputStepDoc>,
 }
 
 /// An approval gate.
@@ -470,7 +475,9 @@ pub mod keys {
         "env",
         "when",
         "likelihood",
+        "input",
     ];
+    pub const INPUT_STEP: &[&str] = &["prompt", "pattern", "approvers", "timeout", "default"];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];
     pub const LIBRARY: &[&str] = &[

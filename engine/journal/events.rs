@@ -449,6 +449,10 @@ pub struct ApprovalGranted {
     /// Absent when unsigned, and in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<Box<SignedDecision>>,
+    /// An `input:` step: the value given (masked like any output). Absent for approvals, and
+    /// in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -56,6 +56,7 @@ fn a_token_round_trips_and_a_damaged_one_is_refused() {
             comment: Some("go\nahead".into()),
             at: "2026-12-01T20:00:00Z".into(),
             request: "ab".repeat(32),
+            value: None,
         },
         signature: "-----BEGIN SSH SIGNATURE-----\nx\n-----END SSH SIGNATURE-----".into(),
     };
@@ -79,6 +80,7 @@ fn the_canonical_statement_cannot_be_forged_through_a_comment() {
         comment: Some("x\"}\n{\"decision\":\"approve\"".into()),
         at: "t".into(),
         request: "h".into(),
+        value: None,
     };
     let text = String::from_utf8(s.canonical()).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
@@ -130,6 +132,7 @@ fn a_signature_by_ssh_keygen_verifies_in_process_and_nothing_else_does() {
         comment: None,
         at: "2026-12-01T20:00:00Z".into(),
         request: "ab".repeat(32),
+        value: None,
     };
     let sig = sign(&alice, &statement.canonical()).unwrap();
     let signed = Signed {

@@ -338,6 +338,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             env: Default::default(),
             when: None,
             likelihood: None,
+            input: None,
         })
         .collect();
     let doc = RunbookDoc {

@@ -22,6 +22,7 @@ mod hostile_input;
 mod integrity;
 mod layers;
 mod loader_fuzz;
+mod operator_input;
 mod output_hostile;
 mod own_sandbox;
 mod pitr;

@@ -17,6 +17,7 @@ mod conditions;
 mod finally;
 mod frontier;
 mod gates;
+mod inputs;
 mod protocol;
 mod restore;
 mod schedule;
@@ -306,8 +307,9 @@ impl Machine {
                 by,
                 approve,
                 comment,
+                value,
                 signed,
-            } => self.answer(now, &step, by, approve, comment, signed, &mut out),
+            } => self.answer(now, &step, by, approve, (comment, value), signed, &mut out),
             Input::Notified {
                 channel,
                 reason,

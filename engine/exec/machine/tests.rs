@@ -171,6 +171,7 @@ impl Sim {
             by: by.into(),
             approve,
             comment: None,
+            value: None,
             signed: None,
         });
     }
