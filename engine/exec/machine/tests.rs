@@ -7,6 +7,7 @@ mod conditions;
 mod finally;
 mod frontier;
 mod gates;
+mod inputs;
 mod restore;
 mod schedule;
 mod timers;
