@@ -52,6 +52,8 @@ pub struct StepRun {
     pub approvers: Vec<String>,
     pub min: u32,
     pub prompt: Option<String>,
+    /// An `input:` step: it asks for a value (`approval_requested.input`).
+    pub input: Option<InputAsked>,
     /// Mocked and skipped steps: the estimate that stood in for a measurement.
     pub estimated: bool,
     /// The plan's likely estimate of the step.
@@ -254,6 +256,7 @@ impl RunState {
                 s.approvers = e.approvers.clone();
                 s.min = e.min;
                 s.prompt = Some(e.prompt.clone());
+                s.input = e.input.clone();
             }
             EventKind::ApprovalReceived(e) => {
                 let s = self.step_mut(&e.step);

@@ -110,6 +110,17 @@ fn a_value_given_with_runbook_answer_reaches_a_later_steps_command() {
     let child = p.spawn(&["run", "pitr"]);
     let run = p.wait_for("approval_requested", "target");
 
+    // status says what to type, and where.
+    let (code, out, _) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("runbook answer {run} target VALUE --as NAME")),
+        "{out}"
+    );
+    assert!(out.contains("a value matching: [0-9]{4}-"), "{out}");
+    let (_, plan, _) = p.run(&["plan", "pitr"]).parts();
+    assert!(plan.contains("input: dba"), "{plan}");
+
     // A value that does not match is refused with the pattern; the step keeps waiting.
     let (code, out, _) = p
         .run(&["answer", &run, "target", "yesterday", "--as", "alice"])

@@ -262,6 +262,7 @@ impl Written {
             approvers: vec!["dba".into()],
             min: 2,
             timeout_ms: None,
+            input: None,
         }))
         .hash
     }

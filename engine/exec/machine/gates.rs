@@ -174,6 +174,9 @@ impl Machine {
                 approvers: gate.approvers.clone(),
                 min: gate.min,
                 timeout_ms: gate.timeout.map(|t| t.as_millis() as u64),
+                input: gate.input.as_ref().map(|spec| InputAsked {
+                    pattern: spec.pattern.clone(),
+                }),
             },
         )));
         self.set(
