@@ -54,6 +54,8 @@ pub struct StepRun {
     pub prompt: Option<String>,
     /// An `input:` step: it asks for a value (`approval_requested.input`).
     pub input: Option<InputAsked>,
+    /// An `input:` step: the value it was given (`approval_granted.value`).
+    pub value: Option<String>,
     /// Mocked and skipped steps: the estimate that stood in for a measurement.
     pub estimated: bool,
     /// The plan's likely estimate of the step.
@@ -268,6 +270,7 @@ impl RunState {
                 let s = self.step_mut(&e.step);
                 s.waiting = false;
                 s.approved_by = e.by.clone();
+                s.value = e.value.clone();
                 s.auto_approved = e.auto;
                 s.wait_ms = Some(e.wait_ms);
             }

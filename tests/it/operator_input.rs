@@ -161,6 +161,17 @@ fn a_value_given_with_runbook_answer_reaches_a_later_steps_command() {
     let outputs = p.events_of(&run, "step_output");
     assert_eq!(outputs[0]["data"]["outputs"]["value"], "2026-11-30 23:15");
     assert_eq!(p.events_of(&run, "approval_rejected").len(), 2);
+
+    // Reported with who answered and what.
+    let report = p.report_json(&run);
+    let target = crate::support::report_step(&report, "target");
+    assert_eq!(target["value"], "2026-11-30 23:15", "{target}");
+    assert_eq!(target["approved_by"], serde_json::json!(["alice"]));
+    let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
+    assert!(
+        md.contains("`target` answered `2026-11-30 23:15` by alice after a wait of"),
+        "{md}"
+    );
 }
 
 #[test]
