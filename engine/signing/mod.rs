@@ -146,7 +146,11 @@ pub enum Mismatch {
     By { signed: String, want: String },
     #[error("gate `{step}` has not asked in this run")]
     NoRequest { step: String },
-    #[error("the statement was signed with the value {signed:?}, not {want:?}")]
+    #[error(
+        "the statement was signed {}, not {}",
+        with_value(signed),
+        with_value(want)
+    )]
     Value {
         signed: Option<String>,
         want: Option<String>,
@@ -159,6 +163,14 @@ pub enum Mismatch {
         signed: String,
         want: String,
     },
+}
+
+/// An input's value in [`Mismatch::Value`]'s words.
+fn with_value(v: &Option<String>) -> String {
+    match v {
+        Some(v) => format!("with the value `{v}`"),
+        None => "without a value (an approval)".to_owned(),
+    }
 }
 
 /// What a run's operator signs when the journal is sealed: its last hash.

@@ -187,3 +187,64 @@ fn a_dry_run_takes_the_default() {
         "{granted:?}"
     );
 }
+
+/// `runbook ARGS` at the engine's machine with a HOME of its own: no key found by default.
+fn answerer(p: &Project, args: &[&str]) -> crate::support::Out {
+    let mut c = p.cmd(args);
+    std::fs::create_dir_all(p.path().join("home")).unwrap();
+    c.env("HOME", p.path().join("home"))
+        .env_remove("RUNBOOK_SIGNING_KEY");
+    p.run_with(c)
+}
+
+#[test]
+fn a_signed_answer_carries_its_value_and_verify_checks_it_again() {
+    let p = Project::new();
+    p.write("runbooks/pitr.yaml", PITR);
+    let alice = p.keygen("alice");
+    p.allow_signers(&[("alice", &alice)]);
+    let alice = alice.display().to_string();
+    let child = p.spawn(&["run", "pitr"]);
+    let run = p.wait_for("approval_requested", "target");
+
+    // Unsigned, where the project has allowed_signers: refused.
+    let (code, out, _) = answerer(
+        &p,
+        &[
+            "answer",
+            &run,
+            "target",
+            "2026-11-30 23:15",
+            "--as",
+            "alice",
+        ],
+    )
+    .parts();
+    assert_ne!(code, 0, "{out}");
+    let (code, out, err) = answerer(
+        &p,
+        &[
+            "answer",
+            &run,
+            "target",
+            "2026-11-30 23:15",
+            "--as",
+            "alice",
+            "--key",
+            &alice,
+        ],
+    )
+    .parts();
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = child.finish_within(Duration::from_secs(20)).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "restore to 2026-11-30 23:15\n");
+    let granted = p.events_of(&run, "approval_granted");
+    assert_eq!(
+        granted[0]["data"]["signed"]["statement"]["value"],
+        "2026-11-30 23:15"
+    );
+    let (code, out, _) = p.run(&["verify", &run]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact"), "{out}");
+}
