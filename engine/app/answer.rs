@@ -43,7 +43,7 @@ pub fn sign_answer(
     run: &str,
     step: &str,
     by: &str,
-    comment: Option<&str>,
+    (comment, value): (Option<&str>, Option<&str>),
     approve: bool,
     how: &Signing,
 ) -> Result<(String, Option<Signed>), Error> {
@@ -103,6 +103,7 @@ pub fn sign_answer(
         comment: comment.map(str::to_owned),
         at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         request,
+        value: value.map(str::to_owned),
     };
     let signature =
         signing::sign(&key, &statement.canonical()).map_err(|e| Error::failed(Said::error(e)))?;
@@ -124,7 +125,7 @@ pub fn answer_token(state: &StateDir, token: &str) -> Result<Answered, Error> {
         &st.run,
         &st.step,
         &st.by,
-        st.comment,
+        (st.comment, st.value),
         st.decision == Decision::Approve,
         Some(signed),
     )
@@ -145,7 +146,7 @@ pub fn answer(
     run: &str,
     step: &str,
     by: &str,
-    comment: Option<String>,
+    (comment, value): (Option<String>, Option<String>),
     approve: bool,
     signed: Option<Signed>,
 ) -> Result<Answered, Error> {
@@ -204,6 +205,7 @@ pub fn answer(
         by: by.to_owned(),
         approve,
         comment,
+        value,
         signed,
     })
     .expect("json");

@@ -101,6 +101,14 @@ pub enum Command {
     Approve(AnswerArgs),
     /// Deny a waiting gate of a live run: the run fails.
     Deny(AnswerArgs),
+    /// Give the value an `input:` step of a live run waits for (checked against its pattern).
+    Answer {
+        #[command(flatten)]
+        args: AnswerArgs,
+        /// The value (after RUN and STEP).
+        #[arg(required_unless_present = "token")]
+        value: Option<String>,
+    },
     /// Continue a run after a crash, Ctrl-C or a gate timeout.
     Resume(resume::ResumeArgs),
     /// Check a run's journal: its hash chain, line by line.
@@ -317,6 +325,7 @@ pub fn main() -> ExitCode {
             status::status(run.as_deref(), dry_run, json, cli.state_dir)
         }
         Command::Approve(a) => runs::answer(a, true, cli.state_dir),
+        Command::Answer { value, args } => runs::give(args, (true, value), cli.state_dir),
         Command::Deny(a) => runs::answer(a, false, cli.state_dir),
         Command::Resume(args) => resume::resume(&args, cli.state_dir),
         Command::Verify { run } => runs::verify(&run, cli.state_dir),

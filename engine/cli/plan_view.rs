@@ -153,6 +153,9 @@ pub fn stages(plan: &Plan) -> Vec<usize> {
 fn kind(plan: &Plan, i: usize) -> String {
     let s = &plan.steps[i];
     let kind = match &s.kind {
+        StepKind::Approval(a) if a.input.is_some() => {
+            format!("input: {}", a.approvers.join(", "))
+        }
         StepKind::Approval(a) => format!("gate: {}", a.approvers.join(", ")),
         StepKind::Command(_) => match &s.uses {
             Some(u) => format!("uses {u}"),
@@ -381,6 +384,9 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         .map(|&i| {
             let s = &plan.steps[i];
             let (kind, approvers) = match &s.kind {
+                StepKind::Approval(a) if a.input.is_some() => {
+                    ("input", Some(a.approvers.clone()))
+                }
                 StepKind::Approval(a) => ("approval", Some(a.approvers.clone())),
                 StepKind::Command(_) => ("command", None),
             };

@@ -10,6 +10,15 @@ use crate::report;
 use crate::state::StateDir;
 
 pub fn answer(a: AnswerArgs, approve: bool, state_dir: Option<PathBuf>) -> Result<u8, CliError> {
+    give(a, (approve, None), state_dir)
+}
+
+/// `approve`, `deny`, and `answer` (an input's value, given as an approval that carries it).
+pub fn give(
+    a: AnswerArgs,
+    (approve, value): (bool, Option<String>),
+    state_dir: Option<PathBuf>,
+) -> Result<u8, CliError> {
     use crate::app::answer;
     let state = StateDir::resolve(state_dir);
     let answered = match (&a.token, a.run, a.step) {
@@ -26,7 +35,7 @@ pub fn answer(a: AnswerArgs, approve: bool, state_dir: Option<PathBuf>) -> Resul
                 &run,
                 &step,
                 &by,
-                a.comment.as_deref(),
+                (a.comment.as_deref(), value.as_deref()),
                 approve,
                 &how,
             )?;
@@ -37,7 +46,7 @@ pub fn answer(a: AnswerArgs, approve: bool, state_dir: Option<PathBuf>) -> Resul
                 }
                 return Ok(exit::OK);
             }
-            answer::answer(&state, &id, &step, &by, a.comment, approve, signed)?
+            answer::answer(&state, &id, &step, &by, (a.comment, value), approve, signed)?
         }
         // clap requires RUN and STEP without `--token`.
         _ => {

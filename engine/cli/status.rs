@@ -360,10 +360,18 @@ fn print_gates(
             ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
             ms(g.budget_ms)
         );
-        println!(
-            "    runbook approve {id} {} --as NAME [--comment TEXT]",
-            g.id
-        );
+        if let Some(input) = &g.input {
+            // An input asks for a value: `approve` would be refused.
+            if let Some(p) = &input.pattern {
+                println!("    a value matching: {}", crate::ui::visible::visible(p));
+            }
+            println!("    runbook answer {id} {} VALUE --as NAME", g.id);
+        } else {
+            println!(
+                "    runbook approve {id} {} --as NAME [--comment TEXT]",
+                g.id
+            );
+        }
         println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
         if signed && let Some(hash) = requests.get(&g.id) {
             // What an approver on another machine needs: nothing but `runbook` and a key.

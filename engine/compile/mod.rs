@@ -12,6 +12,7 @@ mod graph;
 mod hosts;
 pub mod library;
 mod loops;
+mod operator;
 mod plan;
 mod steps;
 

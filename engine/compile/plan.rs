@@ -185,6 +185,35 @@ pub struct Approval {
     /// Approver roles paged this long after the gate starts waiting, instead of when the
     /// escalation schedule reaches them.
     pub page_after: BTreeMap<String, Duration>,
+    /// An `input:` step: the gate asks for a value, not a yes or no (see `compile/operator.rs`).
+    pub input: Option<InputSpec>,
+}
+
+/// What an `input:` step accepts: a value matching `pattern` (anchored), and the value a
+/// dry-run takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputSpec {
+    pub pattern: Option<String>,
+    pub default: String,
+}
+
+impl InputSpec {
+    /// Why `value` is refused, if it is: it does not match the whole pattern.
+    pub fn refuse(&self, value: &str) -> Option<String> {
+        let p = self.pattern.as_deref()?;
+        match anchored(p) {
+            Ok(re) if re.is_match(value) => None,
+            Ok(_) => Some(format!("`{value}` does not match the pattern `{p}`")),
+            Err(e) => Some(format!(
+                "the pattern `{p}` is not a regular expression: {e}"
+            )),
+        }
+    }
+}
+
+/// `pattern` matched against the whole value, as people read a pattern in a runbook.
+pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
 /// What a step does in a drill.

@@ -136,11 +136,18 @@ impl Compiler<'_> {
 
     /// A step has exactly one of `run`, `uses` and `approval`, and `with` only with `uses`.
     fn one_kind(&mut self, id: &str, s: &StepDoc) {
-        let kinds = [s.run.is_some(), s.uses.is_some(), s.approval.is_some()];
+        let kinds = [
+            s.run.is_some(),
+            s.uses.is_some(),
+            s.approval.is_some(),
+            s.input.is_some(),
+        ];
         let n_kinds = kinds.iter().filter(|k| **k).count();
         if n_kinds != 1 {
             let msg = if n_kinds == 0 {
                 format!("step `{id}` does nothing")
+            } else if s.input.is_some() {
+                format!("step `{id}` has `input` and also one of `run`, `uses` or `approval`")
             } else {
                 format!("step `{id}` has more than one of `run`, `uses` and `approval`")
             };
@@ -329,6 +336,13 @@ impl Compiler<'_> {
             }
             kind = self.approval(id, a, scope).map(StepKind::Approval);
         }
+        if let Some(input) = &s.input {
+            if let Some(d) = &s.drill {
+                self.err(d.pos, format!("input step `{id}` takes no `drill`"))
+                    .help("a dry-run takes the input's `default`; a drill asks as a real run does");
+            }
+            kind = self.input_step(id, input, scope).map(StepKind::Approval);
+        }
 
         if s.run.is_some() || s.uses.is_some() {
             match drill_sp {
@@ -414,7 +428,12 @@ impl Compiler<'_> {
         out
     }
 
-    fn approval(&mut self, id: &str, a: &ApprovalDoc, scope: &Scope) -> Option<Approval> {
+    pub(super) fn approval(
+        &mut self,
+        id: &str,
+        a: &ApprovalDoc,
+        scope: &Scope,
+    ) -> Option<Approval> {
         self.check_template(&a.prompt, Quoting::Plain, scope, "prompt");
         if a.approvers.is_empty() {
             self.err(a.prompt.pos, format!("approval `{id}` names no approvers"))
@@ -532,6 +551,7 @@ impl Compiler<'_> {
             min,
             timeout,
             page_after,
+            input: None,
         })
     }
 

@@ -43,6 +43,7 @@ impl Signatures {
         step: &str,
         by: &str,
         approve: bool,
+        value: Option<&str>,
         signed: Option<&Signed>,
     ) -> Result<Option<Box<SignedDecision>>, String> {
         let Some(signed) = signed else {
@@ -66,6 +67,7 @@ impl Signatures {
             decision,
             by,
             request: self.requests.get(step).map(String::as_str),
+            value,
         })
         .map_err(|m| match m {
             // What the approver can do about it, said to them.
@@ -93,15 +95,16 @@ impl Signatures {
         step: String,
         by: String,
         approve: bool,
-        comment: Option<String>,
+        (comment, value): (Option<String>, Option<String>),
         signed: Option<&Signed>,
     ) -> Result<Input, ApprovalRejected> {
-        match self.check(&step, &by, approve, signed) {
+        match self.check(&step, &by, approve, value.as_deref(), signed) {
             Ok(signed) => Ok(Input::Answer {
                 step,
                 by,
                 approve,
                 comment,
+                value,
                 signed,
             }),
             Err(reason) => Err(ApprovalRejected { step, by, reason }),
@@ -119,6 +122,9 @@ pub struct ApprovalRequest {
     pub by: String,
     pub approve: bool,
     pub comment: Option<String>,
+    /// `runbook answer`: the value given to an `input:` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
     /// The answer as signed (`runbook approve --key`, `--token`); absent when unsigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<Signed>,
@@ -169,7 +175,13 @@ pub(super) fn take_answers(
     read_approval_requests(dir)
         .into_iter()
         .map(|(req, r)| {
-            let admitted = signatures.admit(r.step, r.by, r.approve, r.comment, r.signed.as_ref());
+            let admitted = signatures.admit(
+                r.step,
+                r.by,
+                r.approve,
+                (r.comment, r.value),
+                r.signed.as_ref(),
+            );
             let effects = match admitted {
                 Ok(input) => machine.handle(now, input),
                 Err(r) => vec![Effect::Record(EventKind::ApprovalRejected(r))],

@@ -452,13 +452,31 @@ fn terminal_answer(
             st.step.clone(),
             st.by.clone(),
             approve,
-            st.comment.clone(),
+            (st.comment.clone(), st.value.clone()),
             Some(&signed),
         )
     } else {
         let Some(&gate) = machine.open_gates().first() else {
             return Ok(None);
         };
+        // An `input:` step asks for a value: the whole line is it (the machine checks it).
+        if let crate::compile::StepKind::Approval(a) = &machine.plan().steps[gate].kind
+            && a.input.is_some()
+        {
+            let step = machine.plan().steps[gate].id.clone();
+            let value = Some(line.trim().to_owned());
+            return match cx
+                .signatures
+                .admit(step, cx.operator.clone(), true, (None, value), None)
+            {
+                Ok(input) => Ok(Some(input)),
+                Err(r) => {
+                    cx.observers.notice(&format!("  refused: {}", r.reason));
+                    cx.record_all(now, vec![EventKind::ApprovalRejected(r)])?;
+                    Ok(None)
+                }
+            };
+        }
         let (word, comment) = match line.split_once(char::is_whitespace) {
             Some((w, c)) => (w, Some(c.trim().to_owned()).filter(|c| !c.is_empty())),
             None => (line, None),
@@ -474,7 +492,7 @@ fn terminal_answer(
         };
         let step = machine.plan().steps[gate].id.clone();
         cx.signatures
-            .admit(step, cx.operator.clone(), approve, comment, None)
+            .admit(step, cx.operator.clone(), approve, (comment, None), None)
     };
     match admitted {
         Ok(input) => Ok(Some(input)),

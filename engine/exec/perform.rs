@@ -275,6 +275,23 @@ impl Effects<'_> {
         if cx.interactive {
             let s = &cx.plan.steps[step];
             // The operator's name comes from `--as` or `$USER`: shown, not obeyed.
+            if let crate::compile::StepKind::Approval(a) = &s.kind
+                && let Some(input) = &a.input
+            {
+                eprintln!(
+                    "\n  answer `{}` as {}: type the value{}, then Enter\n  (or from another terminal: runbook answer {} {} VALUE --as NAME)\n",
+                    s.id,
+                    crate::ui::visible::visible(&cx.operator),
+                    input
+                        .pattern
+                        .as_ref()
+                        .map(|p| format!(" (matching `{p}`)"))
+                        .unwrap_or_default(),
+                    run_id(cx),
+                    s.id
+                );
+                return;
+            }
             eprintln!(
                 "\n  approve `{}` as {}? type `y` or `n`, optionally followed by a comment, then Enter\n  (or from another terminal: runbook approve {} {} --as NAME)\n",
                 s.id,

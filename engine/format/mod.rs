@@ -6,6 +6,7 @@
 //! The compiler then checks everything the types cannot.
 
 pub mod inventory;
+pub mod operator;
 pub mod types;
 
 use std::fmt;
@@ -419,6 +420,11 @@ static APPROVAL: Shape = Shape {
     keys: keys::APPROVAL,
     children: &[],
 };
+static INPUT_STEP: Shape = Shape {
+    what: "input",
+    keys: keys::INPUT_STEP,
+    children: &[],
+};
 static POLL: Shape = Shape {
     what: "poll",
     keys: keys::POLL,
@@ -430,6 +436,7 @@ static STEP: Shape = Shape {
     children: &[
         ("approval", Child::One(&APPROVAL)),
         ("poll", Child::One(&POLL)),
+        ("input", Child::One(&INPUT_STEP)),
     ],
 };
 static ESCALATION: Shape = Shape {

@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::span::Sp;
 
+pub use super::operator::InputStepDoc;
+
 /// A scenario runbook: `runbooks/<scenario>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +144,9 @@ pub struct StepDoc {
     /// With `for_each`: how many instances run at once (default: all).
     #[serde(default)]
     pub max_parallel: Option<Sp<u32>>,
+    /// A step that asks a person for a value mid-run (see `format/operator.rs`).
+    #[serde(default)]
+    pub input: Option<InputStepDoc>,
 }
 
 /// An approval gate.
@@ -485,7 +490,9 @@ pub mod keys {
         "likelihood",
         "for_each",
         "max_parallel",
+        "input",
     ];
+    pub const INPUT_STEP: &[&str] = &["prompt", "pattern", "approvers", "timeout", "default"];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];
     pub const LIBRARY: &[&str] = &[

@@ -425,6 +425,18 @@ pub struct ApprovalRequested {
     pub approvers: Vec<String>,
     pub min: u32,
     pub timeout_ms: Option<u64>,
+    /// An `input:` step asks for a value, not a yes: what it must match. Absent for an
+    /// approval, and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputAsked>,
+}
+
+/// What an `input:` step's `approval_requested` asks for.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InputAsked {
+    /// The regular expression the whole value must match; absent when any value will do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -463,6 +475,10 @@ pub struct ApprovalGranted {
     /// Absent when unsigned, and in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed: Option<Box<SignedDecision>>,
+    /// An `input:` step: the value given (masked like any output). Absent for approvals, and
+    /// in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -52,6 +52,10 @@ pub struct StepRun {
     pub approvers: Vec<String>,
     pub min: u32,
     pub prompt: Option<String>,
+    /// An `input:` step: it asks for a value (`approval_requested.input`).
+    pub input: Option<InputAsked>,
+    /// An `input:` step: the value it was given (`approval_granted.value`).
+    pub value: Option<String>,
     /// Mocked and skipped steps: the estimate that stood in for a measurement.
     pub estimated: bool,
     /// The plan's likely estimate of the step.
@@ -254,6 +258,7 @@ impl RunState {
                 s.approvers = e.approvers.clone();
                 s.min = e.min;
                 s.prompt = Some(e.prompt.clone());
+                s.input = e.input.clone();
             }
             EventKind::ApprovalReceived(e) => {
                 let s = self.step_mut(&e.step);
@@ -265,6 +270,7 @@ impl RunState {
                 let s = self.step_mut(&e.step);
                 s.waiting = false;
                 s.approved_by = e.by.clone();
+                s.value = e.value.clone();
                 s.auto_approved = e.auto;
                 s.wait_ms = Some(e.wait_ms);
             }

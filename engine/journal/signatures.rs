@@ -128,19 +128,31 @@ impl Checker<'_> {
             }
             EventKind::RunResumed(e) => self.operator = e.operator.clone(),
             EventKind::ApprovalReceived(a) => {
-                self.decision(&a.step, &a.by, Decision::Approve, a.signed.as_deref(), true)?;
+                self.decision(
+                    &a.step,
+                    &a.by,
+                    (Decision::Approve, None),
+                    a.signed.as_deref(),
+                    true,
+                )?;
                 let key = a.signed.as_ref().map(|s| s.key.clone());
                 self.counted
                     .entry(a.step.clone())
                     .or_default()
                     .push((a.by.clone(), key));
             }
-            EventKind::ApprovalDenied(a) => {
-                self.decision(&a.step, &a.by, Decision::Deny, a.signed.as_deref(), true)?
-            }
+            EventKind::ApprovalDenied(a) => self.decision(
+                &a.step,
+                &a.by,
+                (Decision::Deny, None),
+                a.signed.as_deref(),
+                true,
+            )?,
             EventKind::ApprovalGranted(g) => {
                 let by = g.by.last().map(String::as_str).unwrap_or_default();
-                self.decision(&g.step, by, Decision::Approve, g.signed.as_deref(), !g.auto)?;
+                // An input's value is what the statement was signed with.
+                let how = (Decision::Approve, g.value.as_deref());
+                self.decision(&g.step, by, how, g.signed.as_deref(), !g.auto)?;
                 if self.required {
                     self.grant(g)?;
                 }
@@ -158,7 +170,7 @@ impl Checker<'_> {
         &self,
         step: &str,
         by: &str,
-        decision: Decision,
+        (decision, value): (Decision, Option<&str>),
         signed: Option<&events::SignedDecision>,
         by_a_person: bool,
     ) -> Result<(), String> {
@@ -178,6 +190,7 @@ impl Checker<'_> {
             decision,
             by,
             request: self.requests.get(step).map(|(h, _)| h.as_str()),
+            value,
         })
         .map_err(|m| format!("the record does not match its signed decision: {m}"))?;
         let signature = crate::signing::Signed {

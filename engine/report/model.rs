@@ -115,6 +115,8 @@ pub struct StepReport {
     pub breached: bool,
     pub attempts: u32,
     pub approved_by: Vec<String>,
+    /// An `input:` step: the value it was given.
+    pub value: Option<String>,
     pub wait_ms: Option<u64>,
     /// Mocked or skipped: it stands for its estimate and took no time on the run's clock.
     pub estimated: bool,
@@ -310,6 +312,7 @@ fn step_report(
         breached: s.breached,
         attempts: s.attempts,
         approved_by: s.approved_by.clone(),
+        value: s.value.clone(),
         wait_ms: s.wait_ms,
         estimated: s.estimated,
         critical: critical.contains(&s.id),

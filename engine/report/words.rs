@@ -43,6 +43,18 @@ impl EventLines {
         for r in records {
             let at = format!("{} (+{})", r.at.format("%H:%M:%S"), d(r.elapsed_ms));
             match &r.event {
+                EventKind::ApprovalGranted(g) if g.value.is_some() => approvals.push(format!(
+                    "`{}` answered `{}` by {}{} after a wait of {}",
+                    g.step,
+                    g.value.as_deref().unwrap_or_default(),
+                    g.by.join(" and "),
+                    if g.auto {
+                        " (its default: a dry-run or --yes)"
+                    } else {
+                        ""
+                    },
+                    d(g.wait_ms),
+                )),
                 EventKind::ApprovalGranted(g) => approvals.push(format!(
                     "`{}` approved by {}{} after a wait of {}{}",
                     g.step,

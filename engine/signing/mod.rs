@@ -62,6 +62,10 @@ pub struct Statement {
     /// RFC 3339, UTC, whole seconds.
     pub at: String,
     pub request: String,
+    /// An `input:` step's answer: the value given, signed with the decision (`approve`). Last
+    /// and absent for approvals, so that an approval's signed bytes are as they always were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 impl Statement {
@@ -94,6 +98,12 @@ impl Statement {
         if let Some((signed, want)) = differs(&self.by, expected.by) {
             return Err(Mismatch::By { signed, want });
         }
+        if self.value.as_deref() != expected.value {
+            return Err(Mismatch::Value {
+                signed: self.value.clone(),
+                want: expected.value.map(str::to_owned),
+            });
+        }
         let Some(request) = expected.request else {
             return Err(Mismatch::NoRequest {
                 step: expected.step.to_owned(),
@@ -119,6 +129,8 @@ pub struct Expected<'a> {
     pub decision: Decision,
     pub by: &'a str,
     pub request: Option<&'a str>,
+    /// An input's value; `None` for an approval or a denial.
+    pub value: Option<&'a str>,
 }
 
 /// The first field of a signed statement that is not the answer's.
@@ -135,6 +147,15 @@ pub enum Mismatch {
     #[error("gate `{step}` has not asked in this run")]
     NoRequest { step: String },
     #[error(
+        "the statement was signed {}, not {}",
+        with_value(signed),
+        with_value(want)
+    )]
+    Value {
+        signed: Option<String>,
+        want: Option<String>,
+    },
+    #[error(
         "the statement was signed for request {signed} of `{step}`, not its latest request {want} (signed for another gate or an earlier opening)"
     )]
     Request {
@@ -142,6 +163,14 @@ pub enum Mismatch {
         signed: String,
         want: String,
     },
+}
+
+/// An input's value in [`Mismatch::Value`]'s words.
+fn with_value(v: &Option<String>) -> String {
+    match v {
+        Some(v) => format!("with the value `{v}`"),
+        None => "without a value (an approval)".to_owned(),
+    }
 }
 
 /// What a run's operator signs when the journal is sealed: its last hash.

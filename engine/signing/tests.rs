@@ -56,6 +56,7 @@ fn a_token_round_trips_and_a_damaged_one_is_refused() {
             comment: Some("go\nahead".into()),
             at: "2026-12-01T20:00:00Z".into(),
             request: "ab".repeat(32),
+            value: None,
         },
         signature: "-----BEGIN SSH SIGNATURE-----\nx\n-----END SSH SIGNATURE-----".into(),
     };
@@ -79,6 +80,7 @@ fn the_canonical_statement_cannot_be_forged_through_a_comment() {
         comment: Some("x\"}\n{\"decision\":\"approve\"".into()),
         at: "t".into(),
         request: "h".into(),
+        value: None,
     };
     let text = String::from_utf8(s.canonical()).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
@@ -91,6 +93,54 @@ fn the_canonical_statement_cannot_be_forged_through_a_comment() {
         }
         .canonical()
     );
+}
+
+#[test]
+fn an_inputs_value_is_signed_and_an_approval_keeps_its_signed_bytes() {
+    let approval = Statement {
+        run: "r1".into(),
+        step: "pick".into(),
+        decision: Decision::Approve,
+        by: "alice".into(),
+        comment: None,
+        at: "t".into(),
+        request: "h".into(),
+        value: None,
+    };
+    // Journals signed before `value` existed still verify: an approval's bytes are unchanged.
+    assert_eq!(
+        String::from_utf8(approval.canonical()).unwrap(),
+        "runbook approval v1\n{\"run\":\"r1\",\"step\":\"pick\",\"decision\":\"approve\",\"by\":\"alice\",\"comment\":null,\"at\":\"t\",\"request\":\"h\"}\n"
+    );
+    let answer = Statement {
+        value: Some("replica-2".into()),
+        ..approval.clone()
+    };
+    let expected = |value| Expected {
+        run: "r1",
+        step: "pick",
+        decision: Decision::Approve,
+        by: "alice",
+        request: Some("h"),
+        value,
+    };
+    assert_eq!(answer.mismatch(&expected(Some("replica-2"))), Ok(()));
+    // A signature for one value is none for another, and a signed approval is no answer.
+    assert_eq!(
+        answer.mismatch(&expected(Some("replica-3"))),
+        Err(Mismatch::Value {
+            signed: Some("replica-2".into()),
+            want: Some("replica-3".into())
+        })
+    );
+    assert!(matches!(
+        approval.mismatch(&expected(Some("replica-2"))),
+        Err(Mismatch::Value { .. })
+    ));
+    assert!(matches!(
+        answer.mismatch(&expected(None)),
+        Err(Mismatch::Value { .. })
+    ));
 }
 
 fn keygen(dir: &Path, name: &str) -> PathBuf {
@@ -130,6 +180,7 @@ fn a_signature_by_ssh_keygen_verifies_in_process_and_nothing_else_does() {
         comment: None,
         at: "2026-12-01T20:00:00Z".into(),
         request: "ab".repeat(32),
+        value: None,
     };
     let sig = sign(&alice, &statement.canonical()).unwrap();
     let signed = Signed {

@@ -341,6 +341,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             likelihood: None,
             for_each: None,
             max_parallel: None,
+            input: None,
         })
         .collect();
     let doc = RunbookDoc {

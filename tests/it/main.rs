@@ -24,6 +24,7 @@ mod integrity;
 mod layers;
 mod loader_fuzz;
 mod loops;
+mod operator_input;
 mod output_hostile;
 mod own_sandbox;
 mod pitr;

@@ -262,6 +262,7 @@ impl Written {
             approvers: vec!["dba".into()],
             min: 2,
             timeout_ms: None,
+            input: None,
         }))
         .hash
     }
@@ -276,6 +277,7 @@ impl Written {
             comment: None,
             at: "2026-12-01T20:00:00Z".into(),
             request: request.into(),
+            value: None,
         };
         let signature = signing::sign(key, &statement.canonical()).unwrap();
         Box::new(SignedDecision {
@@ -350,6 +352,7 @@ fn two_person_gate(p: &Project, id: &str, signers: &str, alice: &Path, bob: &Pat
         auto: false,
         wait_ms: 20,
         signed: Some(by_bob),
+        value: None,
     }));
     w.finish(Some(("alice", alice)));
 }

@@ -174,6 +174,9 @@ impl Machine {
                 approvers: gate.approvers.clone(),
                 min: gate.min,
                 timeout_ms: gate.timeout.map(|t| t.as_millis() as u64),
+                input: gate.input.as_ref().map(|spec| InputAsked {
+                    pattern: spec.pattern.clone(),
+                }),
             },
         )));
         self.set(
@@ -205,7 +208,7 @@ impl Machine {
                 &id,
                 who,
                 true,
-                Some("approved with --yes".into()),
+                (Some("approved with --yes".into()), None),
                 None,
                 out,
             );
@@ -213,6 +216,7 @@ impl Machine {
             self.page_approvers(i, &prompt, now, out);
         } else if let Some(who) = self.cfg.auto_approve_as.clone() {
             self.decide(i, vec![who.clone()], GateDecision::Approved, now);
+            let value = self.take_default(i, gate, out);
             out.push(Effect::Record(EventKind::ApprovalGranted(
                 ApprovalGranted {
                     step: id,
@@ -221,6 +225,7 @@ impl Machine {
                     auto: true,
                     wait_ms: 0,
                     signed: None,
+                    value,
                 },
             )));
             self.end_gate(now, i, StepStatus::Succeeded, out);
@@ -238,6 +243,11 @@ impl Machine {
         wait: Duration,
         out: &mut Vec<Effect>,
     ) {
+        let plan = self.plan.clone();
+        let value = match work_of(&plan.steps[i]) {
+            Work::Gate(gate) => self.take_default(i, gate, out),
+            Work::Command => None,
+        };
         out.push(Effect::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
                 step: self.plan.steps[i].id.clone(),
@@ -251,6 +261,7 @@ impl Machine {
                 auto: true,
                 wait_ms: wait.as_millis() as u64,
                 signed: None,
+                value,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);
@@ -287,7 +298,7 @@ impl Machine {
         step_id: &str,
         by: String,
         approve: bool,
-        comment: Option<String>,
+        (comment, value): (Option<String>, Option<String>),
         signed: Option<Box<SignedDecision>>,
         out: &mut Vec<Effect>,
     ) {
@@ -314,6 +325,10 @@ impl Machine {
         };
         if !self.plan.may_approve(gate, &by) {
             let reason = may_not(&by, step_id, gate);
+            out.push(rejected(step_id, by, reason));
+            return;
+        }
+        if let Some(reason) = self.refuse_value(i, gate, approve, value.as_deref()) {
             out.push(rejected(step_id, by, reason));
             return;
         }
@@ -370,6 +385,7 @@ impl Machine {
             return;
         }
         self.decide(i, got.clone(), GateDecision::Approved, now);
+        let value = value.map(|v| self.take_value(i, v, out));
         out.push(Effect::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
                 step,
@@ -378,6 +394,7 @@ impl Machine {
                 auto: false,
                 wait_ms,
                 signed,
+                value,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);

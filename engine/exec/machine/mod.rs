@@ -19,6 +19,7 @@ mod conditions;
 mod finally;
 mod frontier;
 mod gates;
+mod inputs;
 mod loops;
 mod protocol;
 mod restore;
@@ -309,8 +310,9 @@ impl Machine {
                 by,
                 approve,
                 comment,
+                value,
                 signed,
-            } => self.answer(now, &step, by, approve, comment, signed, &mut out),
+            } => self.answer(now, &step, by, approve, (comment, value), signed, &mut out),
             Input::Notified {
                 channel,
                 reason,

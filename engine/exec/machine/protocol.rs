@@ -53,6 +53,8 @@ pub enum Input {
         by: String,
         approve: bool,
         comment: Option<String>,
+        /// The value given to an `input:` step (`runbook answer`); `None` for an approval.
+        value: Option<String>,
         /// The answer as signed, already verified by the driver against the run's allowed
         /// signers (`exec::approvals`); the machine counts its key. `None`: unsigned.
         signed: Option<Box<SignedDecision>>,

@@ -229,7 +229,12 @@ impl Machine {
 
     /// What a step wrote to `$RUNBOOK_OUTPUT`: journaled masked, kept in clear for the
     /// templates of the steps below it.
-    fn take_outputs(&mut self, i: usize, outputs: BTreeMap<String, String>, out: &mut Vec<Effect>) {
+    pub(super) fn take_outputs(
+        &mut self,
+        i: usize,
+        outputs: BTreeMap<String, String>,
+        out: &mut Vec<Effect>,
+    ) {
         if outputs.is_empty() {
             return;
         }

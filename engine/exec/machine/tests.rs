@@ -8,6 +8,7 @@ mod conditions;
 mod finally;
 mod frontier;
 mod gates;
+mod inputs;
 mod loops;
 mod restore;
 mod schedule;
@@ -173,6 +174,7 @@ impl Sim {
             by: by.into(),
             approve,
             comment: None,
+            value: None,
             signed: None,
         });
     }

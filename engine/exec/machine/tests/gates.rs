@@ -177,6 +177,7 @@ fn a_deny_that_loses_the_race_to_an_approve_is_journaled_late_with_who_decided_a
         by: "bob".into(),
         approve: false,
         comment: Some("wait for the backup check".into()),
+        value: None,
         signed: None,
     });
     let lates: Vec<&ApprovalLate> = sim.events.iter().filter_map(|(_, e)| late(e)).collect();
