@@ -112,7 +112,7 @@ pub fn resume(
     let plan = Arc::new(plan);
     let run_dir = state.run_dir(id);
     let signatures = run_signatures(&run_dir, id, &started, &state.journal(id))?;
-    let key = super::run::seal_key(
+    let key = super::signers::seal_key(
         req.key.as_deref(),
         mode,
         &operator,

@@ -34,78 +34,6 @@ pub fn load_plan(scenario: &str) -> Result<(Plan, Problems), Error> {
 }
 
 /// Who is running or resuming: `--as`, else $USER.
-/// The key a run signs its seals with: `--key`, which must exist (refused before anything is
-/// written), else `signing::default_key()` when there is one. A dry-run signs only with an
-/// explicit `--key`: nothing happened that needs a signature, and a default key with a
-/// passphrase would only earn it a warning.
-pub fn seal_key(
-    explicit: Option<&std::path::Path>,
-    mode: Mode,
-    operator: &str,
-    signers: Option<&crate::signing::AllowedSigners>,
-) -> Result<Option<PathBuf>, Error> {
-    let key = match explicit {
-        Some(k) if !k.exists() => {
-            return Err(Error::usage(Said::error(format!(
-                "the signing key `{}` does not exist: give a private key, or a public key whose private half is in ssh-agent",
-                crate::format::display_path(k)
-            ))));
-        }
-        Some(k) => k.to_owned(),
-        None if mode == Mode::DryRun => return Ok(None),
-        None => match crate::signing::default_key() {
-            Some(k) => k,
-            None => return Ok(None),
-        },
-    };
-    // `verify` holds the seal to the run's allowed_signers: a seal signed with a key that is
-    // not the operator's there would make the run's own journal read BROKEN. Said now, before
-    // anything runs, instead of at the end.
-    let Some(signers) = signers else {
-        return Ok(Some(key));
-    };
-    let Some(public) = public_half(&key) else {
-        return Ok(Some(key));
-    };
-    let holders = signers.principals_of(public.key_data());
-    if holders.contains(&operator) {
-        return Ok(Some(key));
-    }
-    let whose = if holders.is_empty() {
-        "which allowed_signers does not list".to_owned()
-    } else {
-        format!("which allowed_signers gives to {}", holders.join(", "))
-    };
-    let fp = crate::signing::fingerprint(public.key_data());
-    if explicit.is_some() {
-        return Err(Error::usage(
-            Said::error(format!(
-                "the signing key `{}` ({fp}) is not `{operator}`'s: a seal signed with it would not verify, {whose}",
-                crate::format::display_path(&key)
-            ))
-            .help("run as the key's holder (`--as NAME`), or give your own key with `--key`"),
-        ));
-    }
-    eprintln!(
-        "note: the journal's seal will not be signed: the default key `{}` ({fp}) is not `{operator}`'s ({whose}); give yours with `--key`",
-        crate::format::display_path(&key)
-    );
-    Ok(None)
-}
-
-/// The public key of a signing key: the file itself when it is a public key, else the `.pub`
-/// beside it; `None` when neither reads (the key is then used unchecked, as before).
-fn public_half(key: &std::path::Path) -> Option<ssh_key::PublicKey> {
-    let pub_path = if key.extension().is_some_and(|e| e == "pub") {
-        key.to_owned()
-    } else {
-        let mut p = key.as_os_str().to_owned();
-        p.push(".pub");
-        PathBuf::from(p)
-    };
-    ssh_key::PublicKey::read_openssh_file(&pub_path).ok()
-}
-
 pub fn operator(as_name: &Option<String>) -> String {
     as_name
         .clone()
@@ -243,34 +171,6 @@ pub fn auto_approver(
         }
     }
     Ok(Some(who.clone()))
-}
-
-/// The project's allowed signers, and whether this run requires signed decisions: a real run
-/// of a project that has them, or any run whose environment says `signed_approvals: true`.
-/// `--yes` cannot sign, so it is refused where signatures are required.
-pub fn run_signers(
-    plan: &Plan,
-    mode: Mode,
-    env: &EnvDoc,
-    yes: bool,
-) -> Result<(Option<crate::signing::AllowedSigners>, bool), Error> {
-    let project = Project::at(plan.root.clone());
-    let signers = super::signers::load(&project).map_err(|p| Error::usage(Said::from(p)))?;
-    let required = (mode == Mode::Real && signers.is_some()) || env.signed_approvals;
-    if required && yes && plan.steps.iter().any(|s| s.is_gate()) {
-        let why = if env.signed_approvals {
-            "its environment says `signed_approvals: true`"
-        } else {
-            "the project has `runbooks/allowed_signers`"
-        };
-        return Err(Error::usage(Said::from(
-            Problem::error(format!(
-                "`--yes` cannot pass gates in this run: it requires signed approvals ({why})"
-            ))
-            .help("leave out `--yes`; each approver signs with `runbook approve RUN STEP --as NAME --key PATH`"),
-        )));
-    }
-    Ok((signers, required))
 }
 
 /// What can be known before anything runs, so it is not found out at step seven of an
@@ -431,8 +331,8 @@ pub fn run(
     let mode = req.mode;
     let operator = operator(&req.as_name);
     let auto = auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator)?;
-    let signers = run_signers(&plan, mode, &env, req.yes)?;
-    let key = seal_key(req.key.as_deref(), mode, &operator, signers.0.as_ref())?;
+    let signers = super::signers::run_signers(&plan, mode, &env, req.yes)?;
+    let key = super::signers::seal_key(req.key.as_deref(), mode, &operator, signers.0.as_ref())?;
     let Opened {
         run_id,
         run_dir,
