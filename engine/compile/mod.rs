@@ -8,6 +8,7 @@ mod calls;
 mod checks;
 mod conditions;
 mod finally;
+mod gates;
 mod graph;
 mod hosts;
 pub mod library;
