@@ -3,6 +3,7 @@
 //! command does to a run; `cli` owns parsing its arguments, printing and the exit code.
 
 pub mod answer;
+pub mod done;
 pub mod error;
 pub mod find;
 pub mod resume;

@@ -109,6 +109,20 @@ pub enum Command {
         #[arg(required_unless_present = "token")]
         value: Option<String>,
     },
+    /// Say a `manual:` step of a live run is done: every checklist item confirmed.
+    Done {
+        #[command(flatten)]
+        args: AnswerArgs,
+        /// What was done, for the journal and the reports.
+        #[arg(long, value_name = "TEXT", conflicts_with = "comment")]
+        note: Option<String>,
+        /// Confirm every item of the checklist.
+        #[arg(long, conflicts_with = "confirm")]
+        all: bool,
+        /// Confirm this checklist item (its text); give it once per item.
+        #[arg(long, value_name = "ITEM")]
+        confirm: Vec<String>,
+    },
     /// Continue a run after a crash, Ctrl-C or a gate timeout.
     Resume(resume::ResumeArgs),
     /// Check a run's journal: its hash chain, line by line.
@@ -326,6 +340,12 @@ pub fn main() -> ExitCode {
         }
         Command::Approve(a) => runs::answer(a, true, cli.state_dir),
         Command::Answer { value, args } => runs::give(args, (true, value), cli.state_dir),
+        Command::Done {
+            args,
+            note,
+            all,
+            confirm,
+        } => runs::done(args, note, (all, confirm), cli.state_dir),
         Command::Deny(a) => runs::answer(a, false, cli.state_dir),
         Command::Resume(args) => resume::resume(&args, cli.state_dir),
         Command::Verify { run } => runs::verify(&run, cli.state_dir),

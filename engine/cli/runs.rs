@@ -63,6 +63,24 @@ pub fn give(
     })
 }
 
+/// `done`: a manual step's checklist confirmed (`--all`, or each `--confirm`), sent as the
+/// answer's value, one item a line, with the note as its comment.
+pub fn done(
+    mut a: AnswerArgs,
+    note: Option<String>,
+    (all, confirm): (bool, Vec<String>),
+    state_dir: Option<PathBuf>,
+) -> Result<u8, CliError> {
+    if a.token.is_some() {
+        return give(a, (true, None), state_dir);
+    }
+    let state = StateDir::resolve(state_dir.clone());
+    let (run, step) = (a.run.as_deref(), a.step.as_deref().unwrap_or_default());
+    let items = crate::app::done::confirmed(&state, run, step, all, confirm)?;
+    a.comment = note.or(a.comment);
+    give(a, (true, Some(items.join("\n"))), state_dir)
+}
+
 pub fn verify(run: &str, state_dir: Option<PathBuf>) -> Result<u8, CliError> {
     let state = StateDir::resolve(state_dir);
     let v = crate::app::runs::verify(&state, run)?;

@@ -360,7 +360,16 @@ fn print_gates(
             ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
             ms(g.budget_ms)
         );
-        if let Some(input) = &g.input {
+        if let Some(manual) = &g.manual {
+            // A task to do: `done` ends it, every item confirmed.
+            for item in &manual.checklist {
+                println!("    [ ] {}", crate::ui::visible::visible(item));
+            }
+            println!(
+                "    runbook done {id} {} --as NAME --all [--note TEXT]",
+                g.id
+            );
+        } else if let Some(input) = &g.input {
             // An input asks for a value: `approve` would be refused.
             if let Some(p) = &input.pattern {
                 println!("    a value matching: {}", crate::ui::visible::visible(p));

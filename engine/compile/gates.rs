@@ -134,6 +134,7 @@ impl Compiler<'_> {
             timeout,
             page_after,
             input: None,
+            manual: None,
         })
     }
 }

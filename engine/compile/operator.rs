@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::format::{ApprovalDoc, InputStepDoc};
+use crate::format::{ApprovalDoc, InputStepDoc, ManualStepDoc};
+use crate::span::Pos;
 use crate::template::Scope;
 
-use super::{Approval, Compiler, InputSpec, anchored};
+use super::{Approval, Compiler, InputSpec, ManualSpec, StepKind, anchored};
 
 impl Compiler<'_> {
     pub(super) fn input_step(
@@ -69,5 +70,80 @@ impl Compiler<'_> {
             input: Some(spec),
             ..g
         })
+    }
+}
+
+impl Compiler<'_> {
+    /// `manual:`: a task a person does. Its instructions and approvers are checked as an
+    /// approval's prompt and approvers; it needs instructions and at least one checklist item,
+    /// each said once.
+    pub(super) fn manual_step(
+        &mut self,
+        id: &str,
+        manual: &ManualStepDoc,
+        drill: Option<Pos>,
+        scope: &Scope,
+    ) -> Option<StepKind> {
+        if let Some(pos) = drill {
+            self.err(pos, format!("manual step `{id}` takes no `drill`"))
+                .help(
+                    "a dry-run takes the task's estimate; a drill asks a person as a real run does",
+                );
+        }
+        if manual.instructions.value.trim().is_empty() {
+            self.err(
+                manual.instructions.pos,
+                format!("manual step `{id}` has empty `instructions`"),
+            )
+            .label("empty")
+            .help("say what the person must do, e.g. `Call the cloud provider's support line`");
+        }
+        if manual.checklist.value.is_empty() {
+            self.err(
+                manual.checklist.pos,
+                format!("manual step `{id}` has an empty `checklist`"),
+            )
+            .label("no items")
+            .help("list what must be confirmed done, e.g. `checklist: [ticket opened]`");
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for item in &manual.checklist.value {
+            if item.value.trim().is_empty() {
+                self.err(
+                    item.pos,
+                    format!("manual step `{id}` has an empty checklist item"),
+                )
+                .label("empty")
+                .help("say what must be confirmed done");
+            } else if seen.contains(&item.value.as_str()) {
+                self.err(
+                    item.pos,
+                    format!("manual step `{id}` lists `{}` twice", item.value),
+                )
+                .label("again")
+                .help("each checklist item is confirmed by its text: list it once");
+            }
+            seen.push(&item.value);
+        }
+        let as_gate = ApprovalDoc {
+            prompt: manual.instructions.clone(),
+            approvers: manual.approvers.clone(),
+            min: None,
+            timeout: manual.timeout.clone(),
+            page_after: BTreeMap::new(),
+        };
+        let gate = self.approval(id, &as_gate, scope)?;
+        Some(StepKind::Approval(Approval {
+            manual: Some(ManualSpec {
+                instructions: manual.instructions.value.clone(),
+                checklist: manual
+                    .checklist
+                    .value
+                    .iter()
+                    .map(|c| c.value.clone())
+                    .collect(),
+            }),
+            ..gate
+        }))
     }
 }

@@ -187,6 +187,61 @@ pub struct Approval {
     pub page_after: BTreeMap<String, Duration>,
     /// An `input:` step: the gate asks for a value, not a yes or no (see `compile/operator.rs`).
     pub input: Option<InputSpec>,
+    /// A `manual:` step: a task a person does; done when every checklist item is confirmed.
+    /// Its time is work, not a wait for a decision (see `compile/operator.rs`).
+    pub manual: Option<ManualSpec>,
+}
+
+/// What a `manual:` step asks a person to do, and to confirm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManualSpec {
+    /// A plain template.
+    pub instructions: String,
+    pub checklist: Vec<String>,
+}
+
+impl ManualSpec {
+    /// The items `confirmed` leaves out, in checklist order; and an item that is not on the
+    /// list, if any (it is refused as a typo, not ignored).
+    pub fn refuse(&self, confirmed: &[String]) -> Option<String> {
+        if let Some(stray) = confirmed.iter().find(|c| !self.checklist.contains(c)) {
+            return Some(format!(
+                "`{stray}` is not on the checklist: {}",
+                self.list()
+            ));
+        }
+        let missing: Vec<&str> = self
+            .checklist
+            .iter()
+            .filter(|c| !confirmed.contains(c))
+            .map(String::as_str)
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "not confirmed: {}; every item must be (`--confirm ITEM` each, or `--all`); the checklist: {}",
+                quoted(&missing),
+                self.list()
+            )
+        })
+    }
+
+    fn list(&self) -> String {
+        quoted(
+            &self
+                .checklist
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What an `input:` step accepts: a value matching `pattern` (anchored), and the value a

@@ -141,11 +141,16 @@ impl Compiler<'_> {
             s.uses.is_some(),
             s.approval.is_some(),
             s.input.is_some(),
+            s.manual.is_some(),
         ];
         let n_kinds = kinds.iter().filter(|k| **k).count();
         if n_kinds != 1 {
             let msg = if n_kinds == 0 {
                 format!("step `{id}` does nothing")
+            } else if s.manual.is_some() {
+                format!(
+                    "step `{id}` has `manual` and also one of `run`, `uses`, `approval` or `input`"
+                )
             } else if s.input.is_some() {
                 format!("step `{id}` has `input` and also one of `run`, `uses` or `approval`")
             } else {
@@ -342,6 +347,9 @@ impl Compiler<'_> {
                     .help("a dry-run takes the input's `default`; a drill asks as a real run does");
             }
             kind = self.input_step(id, input, scope).map(StepKind::Approval);
+        }
+        if let Some(manual) = &s.manual {
+            kind = self.manual_step(id, manual, s.drill.as_ref().map(|d| d.pos), scope);
         }
 
         if s.run.is_some() || s.uses.is_some() {

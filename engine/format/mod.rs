@@ -425,6 +425,11 @@ static INPUT_STEP: Shape = Shape {
     keys: keys::INPUT_STEP,
     children: &[],
 };
+static MANUAL_STEP: Shape = Shape {
+    what: "manual",
+    keys: keys::MANUAL_STEP,
+    children: &[],
+};
 static POLL: Shape = Shape {
     what: "poll",
     keys: keys::POLL,
@@ -437,6 +442,7 @@ static STEP: Shape = Shape {
         ("approval", Child::One(&APPROVAL)),
         ("poll", Child::One(&POLL)),
         ("input", Child::One(&INPUT_STEP)),
+        ("manual", Child::One(&MANUAL_STEP)),
     ],
 };
 static ESCALATION: Shape = Shape {

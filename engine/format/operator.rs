@@ -26,3 +26,20 @@ pub struct InputStepDoc {
     #[serde(default)]
     pub default: Option<Sp<String>>,
 }
+
+/// `manual: { instructions, checklist, approvers, timeout }`: a task a person does ("call the
+/// cloud provider"), timed against the step's budget as work. It is done when one of
+/// `approvers` says so with `runbook done`, every checklist item confirmed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualStepDoc {
+    /// What to do, shown to the person doing it (a plain template).
+    pub instructions: Sp<String>,
+    /// What must be confirmed done, each item by its text (at least one).
+    pub checklist: Sp<Vec<Sp<String>>>,
+    /// Roles or names who may do it and say it is done.
+    pub approvers: Vec<Sp<String>>,
+    /// The task ends here undone: the run stops, resumable.
+    #[serde(default)]
+    pub timeout: Option<Sp<String>>,
+}

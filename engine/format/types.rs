@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::span::Sp;
 
-pub use super::operator::InputStepDoc;
+pub use super::operator::{InputStepDoc, ManualStepDoc};
 
 /// A scenario runbook: `runbooks/<scenario>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -147,6 +147,9 @@ pub struct StepDoc {
     /// A step that asks a person for a value mid-run (see `format/operator.rs`).
     #[serde(default)]
     pub input: Option<InputStepDoc>,
+    /// A task a person does, with a checklist (see `format/operator.rs`).
+    #[serde(default)]
+    pub manual: Option<ManualStepDoc>,
 }
 
 /// An approval gate.
@@ -491,7 +494,9 @@ pub mod keys {
         "for_each",
         "max_parallel",
         "input",
+        "manual",
     ];
+    pub const MANUAL_STEP: &[&str] = &["instructions", "checklist", "approvers", "timeout"];
     pub const INPUT_STEP: &[&str] = &["prompt", "pattern", "approvers", "timeout", "default"];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];

@@ -429,6 +429,17 @@ pub struct ApprovalRequested {
     /// approval, and in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<InputAsked>,
+    /// A `manual:` step asks for a task done: its instructions are the prompt; here, the
+    /// checklist to confirm. Absent for gates and inputs, and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<ManualAsked>,
+}
+
+/// What a `manual:` step's `approval_requested` asks to have confirmed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManualAsked {
+    /// Every item must be confirmed for the task to be done.
+    pub checklist: Vec<String>,
 }
 
 /// What an `input:` step's `approval_requested` asks for.
@@ -479,6 +490,11 @@ pub struct ApprovalGranted {
     /// in older journals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// A `manual:` step: the checklist items confirmed done (all of them); its note is
+    /// `comment`, who did it `by`. Signed as the statement's `value`, one item a line. Absent
+    /// for gates and inputs, and in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -56,6 +56,13 @@ pub struct StepRun {
     pub input: Option<InputAsked>,
     /// An `input:` step: the value it was given (`approval_granted.value`).
     pub value: Option<String>,
+    /// A `manual:` step: its checklist (`approval_requested.manual`); its time is work, not
+    /// human wait.
+    pub manual: Option<ManualAsked>,
+    /// A `manual:` step done: the items confirmed (`approval_granted.items`) and the note
+    /// (`approval_granted.comment`); who did it is `approved_by`.
+    pub items: Option<Vec<String>>,
+    pub note: Option<String>,
     /// Mocked and skipped steps: the estimate that stood in for a measurement.
     pub estimated: bool,
     /// The plan's likely estimate of the step.
@@ -155,9 +162,13 @@ impl RunState {
         self.finished.is_some()
     }
 
-    /// Total human wait at gates.
+    /// Total human wait at gates. A `manual:` step is work, not a wait for a decision.
     pub fn human_wait_ms(&self) -> u64 {
-        self.steps.iter().filter_map(|s| s.wait_ms).sum()
+        self.steps
+            .iter()
+            .filter(|s| s.manual.is_none())
+            .filter_map(|s| s.wait_ms)
+            .sum()
     }
 
     pub fn apply(&mut self, r: &Record) {
@@ -259,6 +270,7 @@ impl RunState {
                 s.min = e.min;
                 s.prompt = Some(e.prompt.clone());
                 s.input = e.input.clone();
+                s.manual = e.manual.clone();
             }
             EventKind::ApprovalReceived(e) => {
                 let s = self.step_mut(&e.step);
@@ -271,6 +283,10 @@ impl RunState {
                 s.waiting = false;
                 s.approved_by = e.by.clone();
                 s.value = e.value.clone();
+                if s.manual.is_some() {
+                    s.items = e.items.clone();
+                    s.note = e.comment.clone();
+                }
                 s.auto_approved = e.auto;
                 s.wait_ms = Some(e.wait_ms);
             }

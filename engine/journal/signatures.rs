@@ -151,7 +151,9 @@ impl Checker<'_> {
             EventKind::ApprovalGranted(g) => {
                 let by = g.by.last().map(String::as_str).unwrap_or_default();
                 // An input's value is what the statement was signed with.
-                let how = (Decision::Approve, g.value.as_deref());
+                // A manual step's confirmed items were signed as the value, one a line.
+                let items = g.items.as_ref().map(|i| i.join("\n"));
+                let how = (Decision::Approve, g.value.as_deref().or(items.as_deref()));
                 self.decision(&g.step, by, how, g.signed.as_deref(), !g.auto)?;
                 if self.required {
                     self.grant(g)?;

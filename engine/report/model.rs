@@ -117,6 +117,9 @@ pub struct StepReport {
     pub approved_by: Vec<String>,
     /// An `input:` step: the value it was given.
     pub value: Option<String>,
+    /// A `manual:` step done: the items confirmed and the note (who did it: `approved_by`).
+    pub items: Option<Vec<String>>,
+    pub note: Option<String>,
     pub wait_ms: Option<u64>,
     /// Mocked or skipped: it stands for its estimate and took no time on the run's clock.
     pub estimated: bool,
@@ -313,6 +316,8 @@ fn step_report(
         attempts: s.attempts,
         approved_by: s.approved_by.clone(),
         value: s.value.clone(),
+        items: s.items.clone(),
+        note: s.note.clone(),
         wait_ms: s.wait_ms,
         estimated: s.estimated,
         critical: critical.contains(&s.id),

@@ -43,6 +43,17 @@ impl EventLines {
         for r in records {
             let at = format!("{} (+{})", r.at.format("%H:%M:%S"), d(r.elapsed_ms));
             match &r.event {
+                EventKind::ApprovalGranted(g) if g.items.is_some() => approvals.push(format!(
+                    "`{}` done by {} in {} ({} checklist items confirmed){}",
+                    g.step,
+                    g.by.join(" and "),
+                    d(g.wait_ms),
+                    g.items.as_ref().map_or(0, Vec::len),
+                    g.comment
+                        .as_ref()
+                        .map(|c| format!(": \"{c}\""))
+                        .unwrap_or_default(),
+                )),
                 EventKind::ApprovalGranted(g) if g.value.is_some() => approvals.push(format!(
                     "`{}` answered `{}` by {}{} after a wait of {}",
                     g.step,

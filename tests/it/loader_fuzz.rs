@@ -342,6 +342,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             for_each: None,
             max_parallel: None,
             input: None,
+            manual: None,
         })
         .collect();
     let doc = RunbookDoc {

@@ -24,6 +24,7 @@ mod integrity;
 mod layers;
 mod loader_fuzz;
 mod loops;
+mod manual_step;
 mod operator_input;
 mod output_hostile;
 mod own_sandbox;

@@ -263,6 +263,7 @@ impl Written {
             min: 2,
             timeout_ms: None,
             input: None,
+            manual: None,
         }))
         .hash
     }
@@ -353,6 +354,7 @@ fn two_person_gate(p: &Project, id: &str, signers: &str, alice: &Path, bob: &Pat
         wait_ms: 20,
         signed: Some(by_bob),
         value: None,
+        items: None,
     }));
     w.finish(Some(("alice", alice)));
 }

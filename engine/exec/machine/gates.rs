@@ -177,6 +177,9 @@ impl Machine {
                 input: gate.input.as_ref().map(|spec| InputAsked {
                     pattern: spec.pattern.clone(),
                 }),
+                manual: gate.manual.as_ref().map(|m| ManualAsked {
+                    checklist: m.checklist.clone(),
+                }),
             },
         )));
         self.set(
@@ -226,6 +229,7 @@ impl Machine {
                     wait_ms: 0,
                     signed: None,
                     value,
+                    items: Self::all_items(gate),
                 },
             )));
             self.end_gate(now, i, StepStatus::Succeeded, out);
@@ -244,9 +248,9 @@ impl Machine {
         out: &mut Vec<Effect>,
     ) {
         let plan = self.plan.clone();
-        let value = match work_of(&plan.steps[i]) {
-            Work::Gate(gate) => self.take_default(i, gate, out),
-            Work::Command => None,
+        let (value, items) = match work_of(&plan.steps[i]) {
+            Work::Gate(gate) => (self.take_default(i, gate, out), Self::all_items(gate)),
+            Work::Command => (None, None),
         };
         out.push(Effect::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
@@ -262,6 +266,7 @@ impl Machine {
                 wait_ms: wait.as_millis() as u64,
                 signed: None,
                 value,
+                items,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);
@@ -385,7 +390,10 @@ impl Machine {
             return;
         }
         self.decide(i, got.clone(), GateDecision::Approved, now);
-        let value = value.map(|v| self.take_value(i, v, out));
+        let (value, items) = match (&gate.manual, value) {
+            (Some(_), v) => (None, Some(Self::confirmed(v.as_deref()))),
+            (None, v) => (v.map(|v| self.take_value(i, v, out)), None),
+        };
         out.push(Effect::Record(EventKind::ApprovalGranted(
             ApprovalGranted {
                 step,
@@ -395,6 +403,7 @@ impl Machine {
                 wait_ms,
                 signed,
                 value,
+                items,
             },
         )));
         self.end_gate(now, i, StepStatus::Succeeded, out);

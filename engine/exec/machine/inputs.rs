@@ -19,6 +19,9 @@ impl Machine {
         value: Option<&str>,
     ) -> Option<String> {
         let id = &self.plan.steps[i].id;
+        if gate.manual.is_some() {
+            return self.refuse_done(i, gate, approve, value);
+        }
         match (&gate.input, value) {
             (None, Some(_)) => Some(format!(
                 "step `{id}` is an approval gate, not an input: answer it with `runbook approve` or `runbook deny`"

@@ -21,6 +21,7 @@ mod frontier;
 mod gates;
 mod inputs;
 mod loops;
+mod manual;
 mod protocol;
 mod restore;
 mod schedule;
