@@ -10,6 +10,7 @@ mod frontier;
 mod gates;
 mod inputs;
 mod loops;
+mod manual;
 mod restore;
 mod schedule;
 mod timers;
