@@ -104,7 +104,7 @@ fn a_manual_step_is_done_with_runbook_done_and_reported_with_who_and_the_note() 
             "ticket opened",
         ])
         .parts();
-    assert_ne!(code, 0, "{out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
     assert!(
         err.contains("not confirmed: `status page posted`")
             && err.contains("the checklist: `ticket opened`, `status page posted`"),
