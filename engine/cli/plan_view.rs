@@ -153,6 +153,14 @@ pub fn stages(plan: &Plan) -> Vec<usize> {
 fn kind(plan: &Plan, i: usize) -> String {
     let s = &plan.steps[i];
     let kind = match &s.kind {
+        StepKind::Approval(a) if a.manual.is_some() => {
+            let items = a.manual.as_ref().map(|m| m.checklist.join(", "));
+            format!(
+                "manual: {}; confirm: {}",
+                a.approvers.join(", "),
+                items.unwrap_or_default()
+            )
+        }
         StepKind::Approval(a) if a.input.is_some() => {
             format!("input: {}", a.approvers.join(", "))
         }
@@ -384,6 +392,9 @@ pub fn json(plan: &Plan) -> serde_json::Value {
         .map(|&i| {
             let s = &plan.steps[i];
             let (kind, approvers) = match &s.kind {
+                StepKind::Approval(a) if a.manual.is_some() => {
+                    ("manual", Some(a.approvers.clone()))
+                }
                 StepKind::Approval(a) if a.input.is_some() => {
                     ("input", Some(a.approvers.clone()))
                 }

@@ -35,6 +35,21 @@ pub struct EventLines {
     pub timeline: Vec<(String, String)>,
 }
 
+/// A `manual:` step done: who did it, in how long, and their note.
+fn done_line(g: &ApprovalGranted) -> String {
+    format!(
+        "`{}` done by {} in {} ({} checklist items confirmed){}",
+        g.step,
+        g.by.join(" and "),
+        d(g.wait_ms),
+        g.items.as_ref().map_or(0, Vec::len),
+        g.comment
+            .as_ref()
+            .map(|c| format!(": \"{c}\""))
+            .unwrap_or_default(),
+    )
+}
+
 impl EventLines {
     pub fn new(state: &RunState, records: &[Record], rto_ms: u64) -> EventLines {
         let mut approvals = Vec::new();
@@ -43,17 +58,7 @@ impl EventLines {
         for r in records {
             let at = format!("{} (+{})", r.at.format("%H:%M:%S"), d(r.elapsed_ms));
             match &r.event {
-                EventKind::ApprovalGranted(g) if g.items.is_some() => approvals.push(format!(
-                    "`{}` done by {} in {} ({} checklist items confirmed){}",
-                    g.step,
-                    g.by.join(" and "),
-                    d(g.wait_ms),
-                    g.items.as_ref().map_or(0, Vec::len),
-                    g.comment
-                        .as_ref()
-                        .map(|c| format!(": \"{c}\""))
-                        .unwrap_or_default(),
-                )),
+                EventKind::ApprovalGranted(g) if g.items.is_some() => approvals.push(done_line(g)),
                 EventKind::ApprovalGranted(g) if g.value.is_some() => approvals.push(format!(
                     "`{}` answered `{}` by {}{} after a wait of {}",
                     g.step,

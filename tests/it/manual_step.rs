@@ -92,6 +92,12 @@ fn a_manual_step_is_done_with_runbook_done_and_reported_with_who_and_the_note() 
         "{out}"
     );
 
+    let (_, plan, _) = p.run(&["plan", "provider"]).parts();
+    assert!(
+        plan.contains("manual: sre; confirm: ticket opened, status page posted"),
+        "{plan}"
+    );
+
     // An item left out is refused, with the list; the step is not done.
     let (code, out, err) = p
         .run(&[
