@@ -177,3 +177,40 @@ fn a_dry_run_completes_a_manual_step_after_its_estimate() {
         "{granted:?}"
     );
 }
+
+#[test]
+fn a_signed_done_carries_its_items_and_note_and_verify_checks_it_again() {
+    let p = Project::new();
+    p.write("runbooks/provider.yaml", PROVIDER);
+    let alice = p.keygen("alice");
+    p.allow_signers(&[("alice", &alice)]);
+    let alice = alice.display().to_string();
+    let child = p.spawn(&["run", "provider"]);
+    let run = p.wait_for("approval_requested", "call-provider");
+    let mut c = p.cmd(&[
+        "done",
+        &run,
+        "call-provider",
+        "--as",
+        "alice",
+        "--all",
+        "--note",
+        "case 4711",
+        "--key",
+        &alice,
+    ]);
+    std::fs::create_dir_all(p.path().join("home")).unwrap();
+    c.env("HOME", p.path().join("home"))
+        .env_remove("RUNBOOK_SIGNING_KEY");
+    let (code, out, err) = p.run_with(c).parts();
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = child.finish_within(Duration::from_secs(20)).parts();
+    assert_eq!(code, 0, "{err}");
+    let granted = p.events_of(&run, "approval_granted");
+    let st = &granted[0]["data"]["signed"]["statement"];
+    assert_eq!(st["value"], "ticket opened\nstatus page posted", "{st}");
+    assert_eq!(st["comment"], "case 4711", "{st}");
+    let (code, out, _) = p.run(&["verify", &run]).parts();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("intact"), "{out}");
+}
