@@ -491,8 +491,15 @@ fn terminal_answer(
             }
         };
         let step = machine.plan().steps[gate].id.clone();
+        // A `manual:` step: `y [note]` says it is done, every checklist item confirmed.
+        let value = match &machine.plan().steps[gate].kind {
+            crate::compile::StepKind::Approval(a) if approve => {
+                a.manual.as_ref().map(|m| m.checklist.join("\n"))
+            }
+            _ => None,
+        };
         cx.signatures
-            .admit(step, cx.operator.clone(), approve, (comment, None), None)
+            .admit(step, cx.operator.clone(), approve, (comment, value), None)
     };
     match admitted {
         Ok(input) => Ok(Some(input)),

@@ -214,3 +214,27 @@ fn a_signed_done_carries_its_items_and_note_and_verify_checks_it_again() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("intact"), "{out}");
 }
+
+#[test]
+fn y_with_a_note_at_the_terminal_says_the_task_is_done() {
+    use std::io::Write as _;
+    let p = Project::new();
+    p.write("runbooks/provider.yaml", PROVIDER);
+    let (terminal, tty) = crate::run::open_pty();
+    let mut cmd = p.cmd(&["run", "provider", "--as", "alice"]);
+    cmd.stdin(std::process::Stdio::from(tty));
+    let child = p.spawn_with(cmd);
+    let run = p.wait_for("approval_requested", "call-provider");
+    let mut terminal = std::fs::File::from(terminal);
+    writeln!(terminal, "y case 4711").unwrap();
+    let (code, _, err) = child.finish_within(Duration::from_secs(20)).parts();
+    assert_eq!(code, 0, "{err}");
+    let granted = p.events_of(&run, "approval_granted");
+    let g = &granted[0]["data"];
+    assert_eq!(g["by"], serde_json::json!(["alice"]), "{g}");
+    assert_eq!(g["comment"], "case 4711", "{g}");
+    assert_eq!(
+        g["items"],
+        serde_json::json!(["ticket opened", "status page posted"])
+    );
+}
