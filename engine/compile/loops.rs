@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::format::StepDoc;
+use crate::template::{self, Quoting};
 
 use super::{Compiler, Instance, Step};
 
@@ -67,6 +68,25 @@ fn is_item(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// An instance's title: the step's, with `{{ item }}` rendered. A title that names more than
+/// `item` (a var, whose value is known only when the run starts) keeps those names as
+/// written and has only its `{{ item }}`s replaced.
+fn item_title(title: &str, item: &str) -> String {
+    let ctx = minijinja::Value::from(std::collections::BTreeMap::from([(
+        "item",
+        item.to_owned(),
+    )]));
+    match template::render(title, Quoting::Plain, &ctx) {
+        Ok(t) => t,
+        Err(_) => ITEM.replace_all(title, regex::NoExpand(item)).into_owned(),
+    }
+}
+
+/// `{{ item }}`, as a title may write it.
+static ITEM: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\{\{-?\s*item\s*-?\}\}").expect("a valid pattern")
+});
+
 /// The steps with each `for_each:` step replaced by its instances, in place and in item
 /// order, `needs` renumbered (a need of a loop is a need of every instance), and where each
 /// step of the file went (its indices in the new list).
@@ -98,6 +118,8 @@ pub(super) fn expand(
                     inst.id = format!("{}[{item}]", step.id);
                     if step.title == step.id {
                         inst.title = inst.id.clone();
+                    } else {
+                        inst.title = item_title(&step.title, item);
                     }
                     inst.instance = Some(Instance {
                         of: step.id.clone(),
@@ -138,4 +160,20 @@ pub fn waits(steps: &[Step]) -> Vec<Vec<usize>> {
             needs
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::item_title;
+
+    #[test]
+    fn an_instance_title_has_its_item_rendered() {
+        assert_eq!(item_title("sync {{ item }}", "eu-1"), "sync eu-1");
+        assert_eq!(item_title("sync {{ item | upper }}", "eu-1"), "sync EU-1");
+        // A var is known only at run time: the item is filled in, the var left as written.
+        assert_eq!(
+            item_title("sync {{item}} to {{ target }}", "eu-1"),
+            "sync eu-1 to {{ target }}"
+        );
+    }
 }

@@ -22,6 +22,7 @@ mod gates_and_resume;
 mod hostile_input;
 mod integrity;
 mod layers;
+mod list_loops;
 mod loader_fuzz;
 mod loops;
 mod manual_step;
