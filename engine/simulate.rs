@@ -274,6 +274,7 @@ mod tests {
             sha256: String::new(),
             library: BTreeMap::new(),
             calls: vec![],
+            lists: BTreeMap::new(),
         }
     }
 

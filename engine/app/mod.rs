@@ -6,6 +6,7 @@ pub mod answer;
 pub mod done;
 pub mod error;
 pub mod find;
+pub mod lists;
 pub mod resume;
 pub mod run;
 pub mod runs;

@@ -100,6 +100,8 @@ pub fn resume(
     let mode = started.mode.unwrap_or(Mode::Real);
     let operator = operator(&req.as_name);
     let vars = resume_vars(&plan, &started, &req.vars, id)?;
+    let plan = super::lists::with_run_lists(plan, &vars)?;
+    super::lists::same_instances(&plan, &started, id)?;
     // `--yes` here confirms re-running unfinished steps; it approves gates only where `run
     // --yes` could, and otherwise the gates ask.
     let auto = match auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator) {

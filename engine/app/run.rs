@@ -69,7 +69,7 @@ pub fn effective_vars(
     };
     for (k, v) in &env.vars {
         if vars.contains_key(k) {
-            vars.insert(k.clone(), v.value.0.clone());
+            vars.insert(k.clone(), v.value.text());
         }
     }
     for kv in cli {
@@ -80,6 +80,7 @@ pub fn effective_vars(
         known(k, &vars)?;
         vars.insert(k.to_owned(), v.to_owned());
     }
+    super::lists::check_values(plan, &vars)?;
     Ok(vars)
 }
 
@@ -328,6 +329,7 @@ pub fn run(
     observers: &dyn Fn(&Plan) -> Observers,
 ) -> Result<Ran, Error> {
     let Settled { env, vars, .. } = settled;
+    let plan = super::lists::with_run_lists(plan, &vars)?;
     let mode = req.mode;
     let operator = operator(&req.as_name);
     let auto = auto_approver(&plan, mode, &env, req.yes, &req.as_name, &operator)?;

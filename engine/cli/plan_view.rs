@@ -220,6 +220,7 @@ pub fn text(plan: &Plan) -> String {
         plan.steps.len(),
         main_stages
     ));
+    out.push_str(&list_loops_text(plan));
     let id_w = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     for st in 1..=main_stages {
         out.push_str(&format!("\nstage {st}\n"));
@@ -274,6 +275,22 @@ pub fn text(plan: &Plan) -> String {
                 s.id,
                 fmt_duration(s.budget),
                 s.title
+            ));
+        }
+    }
+    out
+}
+
+/// The loops over list variables: their instances are the defaults' here, and the run's
+/// values (`--var regions=a,b`, the environment file) decide them when it starts.
+fn list_loops_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for (var, loops) in &plan.lists {
+        let items = crate::format::vars::split(plan.vars.get(var).map_or("", String::as_str));
+        for step in loops {
+            out.push_str(&format!(
+                "{step}: one per item of {var} (shown: its default, {}; `--var {var}=a,b` or the environment sets others)\n",
+                items.join(", ")
             ));
         }
     }

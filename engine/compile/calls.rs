@@ -185,6 +185,7 @@ impl Compiler<'_> {
             // The caller's critical path is what `--strict` holds to its RTO.
             Options { strict: false },
             self.stack.clone(),
+            &BTreeMap::new(),
         );
         let Some(plan) = plan else {
             self.callee_broken(name, &problems);

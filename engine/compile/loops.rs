@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::format::StepDoc;
+use crate::format::{ForEachDoc, StepDoc};
 use crate::template::{self, Quoting};
 
 use super::{Compiler, Instance, Step};
@@ -26,16 +26,20 @@ impl Compiler<'_> {
                     .help("write how many instances may run at once, 1 or more; leave it out to run them all");
             }
         }
-        let list = s.for_each.as_ref()?;
-        if list.value.is_empty() {
-            self.err(list.pos, format!("`for_each` of step `{id}` is an empty list"))
+        let for_each = s.for_each.as_ref()?;
+        let list = match &for_each.value {
+            ForEachDoc::Items(list) => list,
+            ForEachDoc::Template(text) => return self.var_loop_items(id, text, for_each.pos),
+        };
+        if list.is_empty() {
+            self.err(for_each.pos, format!("`for_each` of step `{id}` is an empty list"))
                 .label("no items")
                 .help("list the items the step runs once for, e.g. `for_each: [eu-1, eu-2]`, or remove the step");
             return None;
         }
         let mut seen = BTreeSet::new();
-        let mut items = Vec::with_capacity(list.value.len());
-        for item in &list.value {
+        let mut items = Vec::with_capacity(list.len());
+        for item in list {
             let text = &item.value.0;
             if !is_item(text) {
                 self.err(
@@ -62,7 +66,7 @@ impl Compiler<'_> {
 }
 
 /// An item is a word of letters, digits, `-`, `_` and `.`.
-fn is_item(s: &str) -> bool {
+pub(super) fn is_item(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

@@ -12,6 +12,7 @@ mod gates;
 mod graph;
 mod hosts;
 pub mod library;
+mod list_vars;
 mod loops;
 mod operator;
 mod plan;
@@ -33,6 +34,7 @@ use graph::critical_path;
 
 pub use hosts::{Host, hosts};
 pub use library::Library;
+pub use list_vars::{compile_with_lists, unfit_items};
 pub use loops::waits;
 pub use plan::*;
 
@@ -67,7 +69,7 @@ pub fn compile(
     library: &mut Library,
     opts: Options,
 ) -> (Option<Plan>, Problems) {
-    compile_in(rb, project, library, opts, Vec::new())
+    compile_in(rb, project, library, opts, Vec::new(), &BTreeMap::new())
 }
 
 /// Compiles a runbook called by the runbooks of `callers` (outermost first).
@@ -77,6 +79,7 @@ fn compile_in(
     library: &mut Library,
     opts: Options,
     mut callers: Vec<String>,
+    run_lists: &BTreeMap<String, String>,
 ) -> (Option<Plan>, Problems) {
     callers.push(rb.doc.scenario.value.clone());
     let mut c = Compiler {
@@ -89,6 +92,8 @@ fn compile_in(
         stack: callers,
         called: BTreeMap::new(),
         merged_roles: BTreeMap::new(),
+        run_lists,
+        list_loops: BTreeMap::new(),
     };
     let plan = c.run(project, library, opts);
     let problems = c.problems;
@@ -115,6 +120,10 @@ struct Compiler<'a> {
     called: BTreeMap<usize, calls::Called>,
     /// Roles from called runbooks, with where each came from.
     merged_roles: BTreeMap<String, (BTreeSet<String>, String)>,
+    /// The run's values of list variables (`a,b,c`), in place of their defaults.
+    run_lists: &'a BTreeMap<String, String>,
+    /// The loops over each list variable, by the variable's name.
+    list_loops: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -249,6 +258,17 @@ impl<'a> Compiler<'a> {
             sha256,
             library: std::mem::take(&mut self.library),
             calls,
+            lists: doc
+                .vars
+                .iter()
+                .filter(|(_, v)| v.value.list().is_some())
+                .map(|(k, _)| {
+                    (
+                        k.clone(),
+                        self.list_loops.get(k).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect(),
         };
         self.merge_called(&mut plan);
         Some(plan)
@@ -284,8 +304,9 @@ impl<'a> Compiler<'a> {
         let vars: BTreeMap<String, String> = doc
             .vars
             .iter()
-            .map(|(k, v)| (k.clone(), v.value.0.clone()))
+            .map(|(k, v)| (k.clone(), v.value.text()))
             .collect();
+        self.check_list_vars();
         for (name, value) in &doc.vars {
             if !is_identifier(name) {
                 self.err(

@@ -47,6 +47,9 @@ pub struct Plan {
     /// The sub-runbooks it calls (`runbook:`), expanded into `steps`: one group each, nested
     /// calls included, in file order.
     pub calls: Vec<Call>,
+    /// The list variables (`regions: [a, b]`), each with the `for_each:` steps that loop over
+    /// it (see `compile/list_vars.rs`). Their values in `vars` are the items joined by `,`.
+    pub lists: BTreeMap<String, Vec<String>>,
 }
 
 impl Plan {

@@ -8,6 +8,7 @@
 pub mod inventory;
 pub mod operator;
 pub mod types;
+pub mod vars;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,9 @@ pub enum Kind {
 }
 
 pub fn load_runbook(path: &Path) -> Result<Loaded<RunbookDoc>, Problems> {
-    load(path, Kind::Runbook)
+    let mut loaded: Loaded<RunbookDoc> = load(path, Kind::Runbook)?;
+    vars::as_written(&mut loaded.doc.vars, loaded.file.text());
+    Ok(loaded)
 }
 
 pub fn load_library(path: &Path) -> Result<Loaded<LibraryDoc>, Problems> {
@@ -47,7 +50,8 @@ pub fn load_library(path: &Path) -> Result<Loaded<LibraryDoc>, Problems> {
 /// Reads an environment file, its inventory checked: nothing in it may reach ssh unless it
 /// is what it says it is.
 pub fn load_env(path: &Path) -> Result<Loaded<EnvDoc>, Problems> {
-    let loaded = load(path, Kind::Env)?;
+    let mut loaded: Loaded<EnvDoc> = load(path, Kind::Env)?;
+    vars::as_written(&mut loaded.doc.vars, loaded.file.text());
     inventory::check(&loaded.doc, &loaded.file)?;
     Ok(loaded)
 }

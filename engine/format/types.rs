@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::span::Sp;
 
 pub use super::operator::{InputStepDoc, ManualStepDoc};
+pub use super::vars::{ForEachDoc, VarDoc};
 
 /// A scenario runbook: `runbooks/<scenario>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -41,9 +42,10 @@ pub struct RunbookDoc {
     /// Role name -> the people who hold it. Approvers name roles or people.
     #[serde(default)]
     pub roles: BTreeMap<String, Vec<Sp<String>>>,
-    /// Variable defaults, overridden by `--env` and then by `--var k=v`.
+    /// Variable defaults, overridden by `--env` and then by `--var k=v`. A list
+    /// (`regions: [eu-1, eu-2]`) is a list variable: `--var regions=a,b` sets it.
     #[serde(default)]
-    pub vars: BTreeMap<String, Sp<Text>>,
+    pub vars: BTreeMap<String, Sp<VarDoc>>,
     /// Names of environment variables whose values are masked everywhere.
     #[serde(default)]
     pub secrets: Vec<Sp<String>>,
@@ -138,9 +140,10 @@ pub struct StepDoc {
     #[serde(default)]
     pub likelihood: Option<Sp<f64>>,
     /// A loop: the step runs once per item, as instances `id[item]`, each seeing `{{ item }}`
-    /// (`for_each: [eu-1, eu-2, eu-3]`). Steps that need `id` need every instance.
+    /// (`for_each: [eu-1, eu-2, eu-3]`, or `for_each: "{{ regions }}"` over a list variable).
+    /// Steps that need `id` need every instance.
     #[serde(default)]
-    pub for_each: Option<Sp<Vec<Sp<Text>>>>,
+    pub for_each: Option<Sp<ForEachDoc>>,
     /// With `for_each`: how many instances run at once (default: all).
     #[serde(default)]
     pub max_parallel: Option<Sp<u32>>,
@@ -426,8 +429,9 @@ pub struct EnvDoc {
     /// project with `runbooks/allowed_signers` requires it anyway).
     #[serde(default)]
     pub signed_approvals: bool,
+    /// Variables for every runbook run here: a list (or a `a,b` string) sets a list variable.
     #[serde(default)]
-    pub vars: BTreeMap<String, Sp<Text>>,
+    pub vars: BTreeMap<String, Sp<VarDoc>>,
     #[serde(default)]
     pub inventory: BTreeMap<String, HostDoc>,
 }

@@ -100,12 +100,8 @@ impl Machine {
 
     /// The context a step's templates see: vars, env, and the outputs of finished steps.
     pub(super) fn context(&self, want_steps: bool) -> BTreeMap<String, Value> {
-        let mut ctx: BTreeMap<String, Value> = self
-            .cfg
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
-            .collect();
+        // A list variable is a list (`{{ regions | join(' ') }}`).
+        let mut ctx: BTreeMap<String, Value> = self.plan.var_values(&self.cfg.vars);
         ctx.insert("env".into(), self.env_value.clone());
         if self.cleanup {
             ctx.insert("run".into(), self.run_value());

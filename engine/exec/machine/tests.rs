@@ -9,6 +9,7 @@ mod finally;
 mod frontier;
 mod gates;
 mod inputs;
+mod list_vars;
 mod loops;
 mod manual;
 mod restore;
