@@ -212,3 +212,23 @@ fn a_loop_over_var_items_killed_mid_loop_resumes_the_same_instances() {
     assert!(started.contains(&"sync[z]".to_owned()), "{started:?}");
     assert!(!started.iter().any(|s| s == "sync[a]"), "{started:?}");
 }
+
+#[test]
+fn a_dry_run_and_a_drill_expand_the_loop_with_the_var_items() {
+    let p = Project::with_runbook("regions", &regions(""));
+    let (code, _, err) = p
+        .run_scenario(&["--dry-run", "--var", "regions=x,y"])
+        .parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("sync[y] [dry run]: echo syncing y of 'x y'"),
+        "{err}"
+    );
+    let (code, _, err) = p.run_scenario(&["--drill", "--var", "regions=x,y"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let run = p.run_ids().last().unwrap().clone();
+    assert_eq!(instances(&p, &run), ["sync[x]", "sync[y]", "verify"]);
+    let (code, out, err) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sync[y]  succeeded"), "{out}");
+}
