@@ -47,6 +47,7 @@ vars:
   database: omni
   nothing: []
   spaced: [a, "b c"]
+  commas: [a, "b,c"]
 steps:
   - id: unknown
     for_each: "{{ regoins }}"
@@ -82,10 +83,10 @@ fn check_puts_each_mistake_of_a_loop_over_a_variable_at_its_line() {
     let out = p.run(&["check", "runbooks/bad.yaml"]);
     out.code(2)
         .stderr_has("`for_each` of step `unknown` names `regoins`, which is no variable")
-        .stderr_has("[runbooks/bad.yaml:11:15]")
+        .stderr_has("[runbooks/bad.yaml:12:15]")
         .stderr_has("did you mean `regions`?")
         .stderr_has("`for_each` of step `scalar` names `database`, which is not a list variable")
-        .stderr_has("[runbooks/bad.yaml:16:15]")
+        .stderr_has("[runbooks/bad.yaml:17:15]")
         .stderr_has("list variable `nothing` is empty, and step `empty` loops over it")
         .stderr_has("[runbooks/bad.yaml:7:12]")
         .stderr_has(
@@ -95,8 +96,10 @@ fn check_puts_each_mistake_of_a_loop_over_a_variable_at_its_line() {
         .stderr_has(
             "`for_each` of step `other` is `{{ regions | reverse }}`, which names no list variable",
         )
-        .stderr_has("[runbooks/bad.yaml:31:15]")
-        .stderr_has("checked 1 runbook: 5 errors, 0 warnings");
+        .stderr_has("[runbooks/bad.yaml:32:15]")
+        .stderr_has("item `b,c` of list variable `commas` is empty or holds a `,`")
+        .stderr_has("[runbooks/bad.yaml:9:15]")
+        .stderr_has("checked 1 runbook: 6 errors, 0 warnings");
 }
 
 /// Each instance echoes its item and the whole list (a list variable is a list in templates),
@@ -231,4 +234,19 @@ fn a_dry_run_and_a_drill_expand_the_loop_with_the_var_items() {
     let (code, out, err) = p.run(&["status", &run]).parts();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("sync[y]  succeeded"), "{out}");
+}
+
+#[test]
+fn a_list_a_loop_goes_over_may_not_hold_a_secret() {
+    let secret = Project::with_runbook(
+        "regions",
+        &regions("").replace("rto: 10m\n", "rto: 10m\nsecrets: [REGION_TOKEN]\n"),
+    );
+    let mut cmd = secret.cmd(&["run", "regions", "--var", "regions=x,tok3n"]);
+    cmd.env("REGION_TOKEN", "tok3n");
+    let out = secret.run_with(cmd);
+    out.code(2)
+        .stderr_has("`regions` holds a secret, and its items would name the instances of `sync`");
+    assert!(!out.stderr.contains("tok3n"), "{}", out.stderr);
+    assert!(secret.run_ids().is_empty(), "nothing ran");
 }
