@@ -208,7 +208,8 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
 /// steps ran and estimates (likely) where they were skipped, simulated or not run. A drill
 /// runs at drill speed, and its measurements are not a real run's: there only a step whose
 /// real command ran counts as measured; a drill variant counts at the real step's estimate,
-/// and a gate granted with `--yes` at its budget (people take time to answer).
+/// and a gate granted with `--yes` at its budget (people take time to answer); a manual task
+/// done with `--yes` is work, at its estimate.
 pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
     let started = state.started.as_ref()?;
     let drill = state.mode() == Mode::Drill;
@@ -222,6 +223,11 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
         .iter()
         .map(|p| {
             let measured = state.step(&p.id).and_then(|s| match s.status {
+                // A manual task done with `--yes` took no work: its estimate is what a person
+                // doing it takes, as a command step's is.
+                Some(StepStatus::Succeeded) if drill && s.manual.is_some() && s.auto_approved => {
+                    None
+                }
                 Some(StepStatus::Succeeded)
                 | Some(StepStatus::Failed)
                 | Some(StepStatus::TimedOut) => {
@@ -233,7 +239,7 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
                         s.wait_ms.or(s.duration_ms(state.last_elapsed_ms))
                     }
                 }
-                _ if drill && p.gate => Some(p.budget_ms),
+                _ if drill && p.gate && s.manual.is_none() => Some(p.budget_ms),
                 _ => None,
             });
             Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))

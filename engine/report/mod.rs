@@ -14,6 +14,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+mod skips;
 mod verdict;
 mod words;
 
