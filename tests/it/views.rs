@@ -161,3 +161,77 @@ fn the_step_tables_tell_a_step_a_condition_skipped_from_one_a_failed_need_left_n
     let report = p.report_json("r");
     assert_eq!(report_step(&report, "promote")["condition"]["held"], false);
 }
+
+/// A branch skipped, then the engine killed while another step runs; `verify` reads the
+/// skipped branch's output with no default.
+const SKIP_THEN_KILL: &str = r#"scenario: skipkill
+title: A branch skipped before the engine died
+rto: 5m
+steps:
+  - id: check-lag
+    budget: 10s
+    run: echo "lag_s=7200" >> "$RUNBOOK_OUTPUT"
+    drill: run
+  - id: promote
+    needs: [check-lag]
+    budget: 10s
+    when: "steps['check-lag'].outputs.lag_s | int <= 3600"
+    run: echo promoted
+    drill: run
+  - id: slow
+    needs: [check-lag]
+    budget: 30s
+    idempotent: true
+    run: sleep 2; echo slow-end >> effects.txt
+    drill: run
+  - id: verify
+    needs: [promote, slow]
+    budget: 10s
+    run: echo "promoted at {{ steps['promote'].outputs.at }}"
+    drill: run
+"#;
+
+#[test]
+fn a_step_a_condition_skipped_before_a_sigkill_reads_as_skipped_by_it_after_the_resume() {
+    let p = Project::with_runbook("skipkill", SKIP_THEN_KILL);
+    let mut child = p.spawn(&["run", "skipkill"]);
+    let run = p.wait_for("step_started", "slow");
+    p.wait_for("step_finished", "promote");
+    child.kill().unwrap(); // SIGKILL: the engine is gone, `slow` goes on
+
+    let condition = "`steps['check-lag'].outputs.lag_s | int <= 3600` was false (steps['check-lag'].outputs.lag_s=7200)";
+    let (code, out, err) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{out}{err}");
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("promote "))
+        .unwrap_or_else(|| panic!("no promote row:\n{out}"));
+    assert!(row.contains("skipped") && row.contains(condition), "{out}");
+
+    let (code, out, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(p.read("effects.txt"), "slow-end\n");
+    // The resumed run knows why `promote` wrote nothing: its condition, not a drill.
+    let verify = p
+        .events_of(&run, "step_finished")
+        .into_iter()
+        .rfind(|e| e["data"]["step"] == "verify")
+        .expect("verify finished");
+    let error = verify["data"]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("step `promote` wrote no output `at` (it was skipped: its `when` was false"),
+        "{error}"
+    );
+
+    let (code, md, err) = p.run(&["report", &run, "--format", "md"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        md.contains(&format!(
+            "| promote | skipped: its condition {} |",
+            condition.replace('|', "\\|")
+        )),
+        "{md}"
+    );
+    let report = p.report_json(&run);
+    assert_eq!(report_step(&report, "promote")["condition"]["held"], false);
+}

@@ -12,6 +12,7 @@ mod inputs;
 mod loops;
 mod manual;
 mod restore;
+mod restore_conditions;
 mod schedule;
 mod timers;
 
