@@ -85,10 +85,7 @@ mod tests {
             Some("skipped: its condition `lag_s | int <= 60` was false (lag_s=900)")
         );
         let drill = step("promote", StepStatus::Skipped);
-        assert_eq!(
-            words(&drill, &[]).as_deref(),
-            Some("skipped in this drill")
-        );
+        assert_eq!(words(&drill, &[]).as_deref(), Some("skipped in this drill"));
     }
 
     #[test]

@@ -43,7 +43,10 @@ fn status_lists_a_manual_task_apart_from_the_gates_and_the_html_draws_it_as_work
     let (decisions, tasks) = out
         .split_once("manual tasks in progress:")
         .unwrap_or_else(|| panic!("no manual tasks heading:\n{out}"));
-    let tasks = tasks.split("waiting for approval:").next().unwrap_or_default();
+    let tasks = tasks
+        .split("waiting for approval:")
+        .next()
+        .unwrap_or_default();
     assert!(
         tasks.contains("call-provider: Call the cloud provider and open a P1")
             && tasks.contains("done by: sre; working ")
@@ -55,7 +58,10 @@ fn status_lists_a_manual_task_apart_from_the_gates_and_the_html_draws_it_as_work
         "{out}"
     );
     // The gate is still a decision awaited, and the task is not one.
-    let gates = out.split("waiting for approval:").nth(1).unwrap_or_default();
+    let gates = out
+        .split("waiting for approval:")
+        .nth(1)
+        .unwrap_or_default();
     assert!(gates.contains("go: Fail over?"), "{out}");
     assert!(!gates.contains("call-provider"), "{out}");
     assert!(!decisions.contains("waiting for approval:"), "{out}");
@@ -155,7 +161,10 @@ fn the_step_tables_tell_a_step_a_condition_skipped_from_one_a_failed_need_left_n
         html.contains(&format!("<td>{}</td>", skipped.replace('<', "&lt;"))),
         "{html}"
     );
-    assert!(html.contains("<td>not run: `restore` failed</td>"), "{html}");
+    assert!(
+        html.contains("<td>not run: `restore` failed</td>"),
+        "{html}"
+    );
 
     // The JSON report carries the same, as data.
     let report = p.report_json("r");
@@ -217,7 +226,10 @@ fn a_step_a_condition_skipped_before_a_sigkill_reads_as_skipped_by_it_after_the_
         .into_iter()
         .rfind(|e| e["data"]["step"] == "verify")
         .expect("verify finished");
-    let error = verify["data"]["error"].as_str().unwrap_or_default().to_owned();
+    let error = verify["data"]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         error.contains("step `promote` wrote no output `at` (it was skipped: its `when` was false"),
         "{error}"
@@ -234,4 +246,138 @@ fn a_step_a_condition_skipped_before_a_sigkill_reads_as_skipped_by_it_after_the_
     );
     let report = p.report_json(&run);
     assert_eq!(report_step(&report, "promote")["condition"]["held"], false);
+}
+
+/// Runs a command on a pseudo-terminal (python3's `pty`, which tests/suite.sh installs):
+/// waits for `expect` in what it prints, types `answer` and Enter, and passes on its output
+/// and exit code. argv: expect, answer, the command and its arguments.
+const ON_A_TTY: &str = r#"
+import os, pty, select, sys, time
+expect, answer, argv = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+out, typed, deadline = b"", False, time.time() + 60
+while time.time() < deadline:
+    if select.select([fd], [], [], 0.2)[0]:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    if not typed and expect in out:
+        os.write(fd, answer + b"\n")
+        typed = True
+sys.stdout.buffer.write(out)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+const PICK: &str = r#"scenario: pick
+title: Promote the replica the operator names
+rto: 5m
+roles: { dba: [tester] }
+steps:
+  - id: target
+    budget: 1m
+    input:
+      prompt: "Which replica?"
+      approvers: [dba]
+      pattern: "replica-[0-9]+"
+      default: replica-1
+  - id: promote
+    needs: [target]
+    budget: 10s
+    run: echo "promote {{ steps.target.outputs.value }}" >> effects.txt
+    drill: run
+"#;
+
+/// `runbook ARGS` in project `p` on a pseudo-terminal: once `expect` shows, `answer` is typed.
+fn on_a_tty(p: &Project, args: &[&str], expect: &str, answer: &str) -> (i32, String, String) {
+    let runbook = p.cmd(args);
+    let mut tty = std::process::Command::new("python3");
+    tty.arg("-c")
+        .arg(ON_A_TTY)
+        .arg(expect)
+        .arg(answer)
+        .arg(runbook.get_program())
+        .args(runbook.get_args())
+        .current_dir(p.path());
+    for (k, v) in runbook.get_envs() {
+        match v {
+            Some(v) => tty.env(k, v),
+            None => tty.env_remove(k),
+        };
+    }
+    tty.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    p.run_with(tty).parts()
+}
+
+#[test]
+fn an_input_is_answered_at_the_runs_own_terminal() {
+    let p = Project::with_runbook("pick", PICK);
+    let (code, out, err) = on_a_tty(
+        &p,
+        &["run", "pick", "--run-id", "r"],
+        "Which replica?",
+        "replica-7",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Which replica?"), "{out}");
+    assert_eq!(p.read("effects.txt"), "promote replica-7\n");
+    let granted = p.events_of("r", "approval_granted");
+    let g = &granted[0]["data"];
+    assert_eq!(g["value"], "replica-7", "{g}");
+    assert_eq!(g["by"], serde_json::json!(["tester"]), "{g}");
+}
+
+/// A manual task the operator at the terminal may do.
+const TASK: &str = r#"scenario: task
+title: A task done at the terminal
+rto: 10m
+roles: { sre: [tester] }
+steps:
+  - id: call-provider
+    budget: 2m
+    manual:
+      instructions: "Call the cloud provider and open a P1"
+      checklist: [ticket opened, status page posted]
+      approvers: [sre]
+  - id: failover
+    needs: [call-provider]
+    budget: 10s
+    run: echo failover
+    drill: run
+"#;
+
+#[test]
+fn a_manual_task_is_done_at_the_runs_own_terminal_with_y_and_a_note() {
+    let p = Project::with_runbook("task", TASK);
+    let (code, out, err) = on_a_tty(
+        &p,
+        &["run", "task", "--run-id", "r"],
+        "Call the cloud provider",
+        "y case 4711",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // The terminal says it is a task to do, not a decision awaited.
+    assert!(
+        out.contains("call-provider is a manual task for sre: Call the cloud provider and open a P1; confirm: ticket opened, status page posted")
+            && out.contains("call-provider done by tester"),
+        "{out}"
+    );
+    assert!(!out.contains("waits for approval"), "{out}");
+    let granted = p.events_of("r", "approval_granted");
+    let g = &granted[0]["data"];
+    assert_eq!(g["by"], serde_json::json!(["tester"]), "{g}");
+    assert_eq!(g["comment"], "case 4711", "{g}");
+    assert_eq!(
+        g["items"],
+        serde_json::json!(["ticket opened", "status page posted"]),
+        "{g}"
+    );
 }
