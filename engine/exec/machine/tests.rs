@@ -11,6 +11,7 @@ mod gates;
 mod inputs;
 mod loops;
 mod manual;
+mod manual_work;
 mod restore;
 mod restore_conditions;
 mod schedule;
