@@ -381,3 +381,37 @@ fn a_manual_task_is_done_at_the_runs_own_terminal_with_y_and_a_note() {
         "{g}"
     );
 }
+
+/// A manual task a drill's `--yes` did at once: estimated 2m of work, budgeted 1m.
+const TASK_IN_A_DRILL: &str = r#"scenario: drilltask
+title: A task in a drill
+rto: 1h
+roles: { sre: [alice] }
+steps:
+  - id: call
+    budget: 1m
+    estimate: 30s..2m..5m
+    manual:
+      instructions: "Call the cloud provider"
+      checklist: [ticket opened]
+      approvers: [sre]
+  - id: after
+    needs: [call]
+    budget: 10s
+    run: "true"
+    drill: run
+"#;
+
+#[test]
+fn a_drill_projects_a_manual_task_done_with_yes_at_its_estimate_as_work() {
+    let p = Project::with_runbook("drilltask", TASK_IN_A_DRILL);
+    let (code, _, err) = p
+        .run(&["run", "drilltask", "--drill", "--yes", "--run-id", "r"])
+        .parts();
+    assert_eq!(code, 0, "{err}");
+    // Not its 1m budget, as a gate's answer would be: the 2m the task takes.
+    assert!(err.contains("a real run projects 2m"), "{err}");
+    let report = p.report_json("r");
+    let projected = report["projected_rto_s"].as_f64().unwrap_or_default();
+    assert!((120.0..121.0).contains(&projected), "{report}");
+}
