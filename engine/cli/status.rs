@@ -318,6 +318,13 @@ fn step_rows(rs: &RunState) -> (Vec<[String; 4]>, Vec<StepRun>) {
         if let Some(c) = s.condition.as_ref().filter(|c| !c.held || c.assumed) {
             note.push(crate::ui::describe::condition_words(c));
         }
+        if s.status == Some(StepStatus::NotRun) {
+            // Which need kept it from running (a condition's skip is said above).
+            note.extend(
+                crate::report::why_not_run(rs, s)
+                    .map(|w| w.trim_start_matches("not run: ").to_owned()),
+            );
+        }
         if let Some(e) = &s.error {
             note.push(e.clone());
         }

@@ -21,5 +21,6 @@ mod words;
 pub use figures::*;
 pub use json::{REPORT_VERSION, json_report};
 pub use model::{RunProgress, RunReport, StepProgress, StepReport};
+pub use skips::why_not_run;
 pub use verdict::RtoVerdict;
 pub use words::REHEARSED;

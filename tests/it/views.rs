@@ -166,6 +166,18 @@ fn the_step_tables_tell_a_step_a_condition_skipped_from_one_a_failed_need_left_n
         "{html}"
     );
 
+    // `status` says it too, beside the status word.
+    let (code, out, err) = p.run(&["status", "r"]).parts();
+    assert_eq!(code, 0, "{out}{err}");
+    let verify = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("verify "))
+        .unwrap_or_else(|| panic!("no verify row:\n{out}"));
+    assert!(
+        verify.contains("not run") && verify.contains("`restore` failed"),
+        "{out}"
+    );
+
     // The JSON report carries the same, as data.
     let report = p.report_json("r");
     assert_eq!(report_step(&report, "promote")["condition"]["held"], false);
