@@ -203,6 +203,13 @@ fn print_json(
                 "min": g.min,
                 "approved_by": g.approved_by,
                 "request": requests.get(&g.id),
+                // What it waits for: a decision, a value, or a task done (work, not a wait).
+                "kind": match (&g.manual, &g.input) {
+                    (Some(_), _) => "manual",
+                    (None, Some(_)) => "input",
+                    (None, None) => "approval",
+                },
+                "checklist": g.manual.as_ref().map(|m| &m.checklist),
             })
         })
         .collect();

@@ -66,6 +66,31 @@ fn status_lists_a_manual_task_apart_from_the_gates_and_the_html_draws_it_as_work
     assert!(!gates.contains("call-provider"), "{out}");
     assert!(!decisions.contains("waiting for approval:"), "{out}");
 
+    // `--json` says which is which.
+    let (code, out, err) = p.run(&["status", &run, "--json"]).parts();
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("status --json parses");
+    let kinds: Vec<(&str, &str)> = doc["gates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            (
+                g["step"].as_str().unwrap_or(""),
+                g["kind"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("call-provider", "manual"), ("go", "approval")],
+        "{out}"
+    );
+    assert_eq!(
+        doc["gates"][0]["checklist"],
+        serde_json::json!(["ticket opened", "status page posted"])
+    );
+
     let done = p.run(&[
         "done",
         &run,
