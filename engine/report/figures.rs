@@ -135,13 +135,20 @@ pub fn continued(state: &RunState, step: &StepRun) -> bool {
 
 /// A step's status for people: "failed, continued" for a step the run went on without.
 pub fn step_status_words(state: &RunState, step: &StepRun) -> String {
-    let words = StepProgress::of(step).words();
+    let words = match StepProgress::of(step) {
+        // A manual task under way is work being done, not a wait for a decision.
+        StepProgress::Waiting if step.manual.is_some() => MANUAL_IN_PROGRESS,
+        progress => progress.words(),
+    };
     if continued(state, step) {
         format!("{words}, continued")
     } else {
         words.to_owned()
     }
 }
+
+/// How people read a manual task under way (its wire word stays `waiting`).
+pub const MANUAL_IN_PROGRESS: &str = "in progress (manual task)";
 
 /// The status of one step in words, live states included.
 pub fn step_status(step: &StepRun) -> &'static str {

@@ -340,6 +340,9 @@ impl RunReport {
             match (s.continued, s.rehearsal) {
                 // Why it did not run: a condition, a failed need, a drill.
                 _ if s.why_not_run.is_some() => s.why_not_run.clone().unwrap_or_default(),
+                _ if s.manual && s.status == super::model::StepProgress::Waiting => {
+                    super::figures::MANUAL_IN_PROGRESS.to_owned()
+                }
                 (true, _) => format!("{}, continued", s.status.words()),
                 (false, true) => format!("{}, {REHEARSED}", s.status.words()),
                 (false, false) => s.status.words().to_owned(),

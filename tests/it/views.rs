@@ -57,6 +57,11 @@ fn status_lists_a_manual_task_apart_from_the_gates_and_the_html_draws_it_as_work
             )),
         "{out}"
     );
+    let row = decisions
+        .lines()
+        .find(|l| l.trim_start().starts_with("call-provider "))
+        .unwrap_or_else(|| panic!("no call-provider row:\n{out}"));
+    assert!(row.contains("in progress (manual task)"), "{out}");
     // The gate is still a decision awaited, and the task is not one.
     let gates = out
         .split("waiting for approval:")
