@@ -448,7 +448,17 @@ fn print_deny_and_signing(
 ) {
     {
         println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
-        if signed && let Some(hash) = requests.get(&g.id) {
+        if signed
+            && g.manual.is_some()
+            && let Some(hash) = requests.get(&g.id)
+        {
+            // `done` reads the checklist from the run's journal: it is signed where the run is.
+            println!("    request: {hash}");
+            println!(
+                "    signed: runbook done {id} {} --as NAME --all --key KEY [--note TEXT]",
+                g.id
+            );
+        } else if signed && let Some(hash) = requests.get(&g.id) {
             // What an approver on another machine needs: nothing but `runbook` and a key.
             println!("    request: {hash}");
             println!(

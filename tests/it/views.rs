@@ -457,3 +457,35 @@ fn a_drill_projects_a_manual_task_done_with_yes_at_its_estimate_as_work() {
     let projected = report["projected_rto_s"].as_f64().unwrap_or_default();
     assert!((120.0..121.0).contains(&projected), "{report}");
 }
+
+#[test]
+fn where_decisions_are_signed_status_tells_a_manual_task_to_be_done_signed_not_approved() {
+    let p = Project::with_runbook("task", &TASK.replace("[tester]", "[alice]"));
+    let alice = p.keygen("alice");
+    p.allow_signers(&[("alice", &alice)]);
+    let child = p.spawn(&["run", "task"]);
+    let run = p.wait_for("approval_requested", "call-provider");
+    let (code, out, err) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "signed: runbook done {run} call-provider --as NAME --all --key KEY [--note TEXT]"
+        )) && out.contains("    request: "),
+        "{out}"
+    );
+    // `approve` would be refused for a task: status does not offer it.
+    assert!(!out.contains("runbook approve"), "{out}");
+    let alice = alice.display().to_string();
+    p.run(&[
+        "done",
+        &run,
+        "call-provider",
+        "--as",
+        "alice",
+        "--all",
+        "--key",
+        &alice,
+    ])
+    .code(0);
+    child.finish_within(Duration::from_secs(20)).code(0);
+}
