@@ -203,6 +203,13 @@ fn print_json(
                 "min": g.min,
                 "approved_by": g.approved_by,
                 "request": requests.get(&g.id),
+                // What it waits for: a decision, a value, or a task done (work, not a wait).
+                "kind": match (&g.manual, &g.input) {
+                    (Some(_), _) => "manual",
+                    (None, Some(_)) => "input",
+                    (None, None) => "approval",
+                },
+                "checklist": g.manual.as_ref().map(|m| &m.checklist),
             })
         })
         .collect();
@@ -318,6 +325,13 @@ fn step_rows(rs: &RunState) -> (Vec<[String; 4]>, Vec<StepRun>) {
         if let Some(c) = s.condition.as_ref().filter(|c| !c.held || c.assumed) {
             note.push(crate::ui::describe::condition_words(c));
         }
+        if s.status == Some(StepStatus::NotRun) {
+            // Which need kept it from running (a condition's skip is said above).
+            note.extend(
+                crate::report::why_not_run(rs, s)
+                    .map(|w| w.trim_start_matches("not run: ").to_owned()),
+            );
+        }
         if let Some(e) = &s.error {
             note.push(e.clone());
         }
@@ -345,8 +359,15 @@ fn print_gates(
         return;
     }
     let now = now_ms(rs);
-    println!("\nwaiting for approval:");
-    for g in gates {
+    // A manual task is work a person is doing, timed against its budget: not a decision
+    // awaited, so it is listed apart from the gates.
+    let (tasks, decisions): (Vec<&StepRun>, Vec<&StepRun>) =
+        gates.iter().partition(|g| g.manual.is_some());
+    print_manual_tasks(id, &tasks, now, signed, requests);
+    if !decisions.is_empty() {
+        println!("\nwaiting for approval:");
+    }
+    for g in decisions {
         println!(
             "  {}: {}\n    approvers: {}{}; waiting {} of a {} budget",
             g.id,
@@ -360,16 +381,7 @@ fn print_gates(
             ms(now.saturating_sub(g.requested_ms.unwrap_or(now))),
             ms(g.budget_ms)
         );
-        if let Some(manual) = &g.manual {
-            // A task to do: `done` ends it, every item confirmed.
-            for item in &manual.checklist {
-                println!("    [ ] {}", crate::ui::visible::visible(item));
-            }
-            println!(
-                "    runbook done {id} {} --as NAME --all [--note TEXT]",
-                g.id
-            );
-        } else if let Some(input) = &g.input {
+        if let Some(input) = &g.input {
             // An input asks for a value: `approve` would be refused.
             if let Some(p) = &input.pattern {
                 println!("    a value matching: {}", crate::ui::visible::visible(p));
@@ -381,8 +393,72 @@ fn print_gates(
                 g.id
             );
         }
+        print_deny_and_signing(id, g, signed, requests);
+    }
+    if !live && !rs.is_finished() {
+        println!("  (the executor is not running: resume the run first)");
+    }
+}
+
+/// The manual tasks under way: instructions, who may do them, the time spent against the
+/// budget, the checklist, and the command that says a task is done.
+fn print_manual_tasks(
+    id: &str,
+    tasks: &[&StepRun],
+    now: u64,
+    signed: bool,
+    requests: &std::collections::BTreeMap<String, String>,
+) {
+    if tasks.is_empty() {
+        return;
+    }
+    println!("\nmanual tasks in progress:");
+    for t in tasks {
+        let spent = now.saturating_sub(t.requested_ms.unwrap_or(now));
+        println!(
+            "  {}: {}\n    done by: {}; working {} of a {} budget{}",
+            t.id,
+            crate::ui::visible::visible(t.prompt.as_deref().unwrap_or_default()),
+            t.approvers.join(", "),
+            ms(spent),
+            ms(t.budget_ms),
+            if spent > t.budget_ms {
+                " (over budget)"
+            } else {
+                ""
+            }
+        );
+        for item in t.manual.iter().flat_map(|m| &m.checklist) {
+            println!("    [ ] {}", crate::ui::visible::visible(item));
+        }
+        println!(
+            "    runbook done {id} {} --as NAME --all [--note TEXT]",
+            t.id
+        );
+        print_deny_and_signing(id, t, signed, requests);
+    }
+}
+
+/// A gate's refusal, and what a signer on another machine types.
+fn print_deny_and_signing(
+    id: &str,
+    g: &StepRun,
+    signed: bool,
+    requests: &std::collections::BTreeMap<String, String>,
+) {
+    {
         println!("    runbook deny {id} {} --as NAME [--comment TEXT]", g.id);
-        if signed && let Some(hash) = requests.get(&g.id) {
+        if signed
+            && g.manual.is_some()
+            && let Some(hash) = requests.get(&g.id)
+        {
+            // `done` reads the checklist from the run's journal: it is signed where the run is.
+            println!("    request: {hash}");
+            println!(
+                "    signed: runbook done {id} {} --as NAME --all --key KEY [--note TEXT]",
+                g.id
+            );
+        } else if signed && let Some(hash) = requests.get(&g.id) {
             // What an approver on another machine needs: nothing but `runbook` and a key.
             println!("    request: {hash}");
             println!(
@@ -391,8 +467,5 @@ fn print_gates(
             );
             println!("    then here: runbook approve --token TOKEN");
         }
-    }
-    if !live && !rs.is_finished() {
-        println!("  (the executor is not running: resume the run first)");
     }
 }

@@ -135,13 +135,20 @@ pub fn continued(state: &RunState, step: &StepRun) -> bool {
 
 /// A step's status for people: "failed, continued" for a step the run went on without.
 pub fn step_status_words(state: &RunState, step: &StepRun) -> String {
-    let words = StepProgress::of(step).words();
+    let words = match StepProgress::of(step) {
+        // A manual task under way is work being done, not a wait for a decision.
+        StepProgress::Waiting if step.manual.is_some() => MANUAL_IN_PROGRESS,
+        progress => progress.words(),
+    };
     if continued(state, step) {
         format!("{words}, continued")
     } else {
         words.to_owned()
     }
 }
+
+/// How people read a manual task under way (its wire word stays `waiting`).
+pub const MANUAL_IN_PROGRESS: &str = "in progress (manual task)";
 
 /// The status of one step in words, live states included.
 pub fn step_status(step: &StepRun) -> &'static str {
@@ -208,7 +215,8 @@ pub fn actual_critical_path(state: &RunState) -> Vec<String> {
 /// steps ran and estimates (likely) where they were skipped, simulated or not run. A drill
 /// runs at drill speed, and its measurements are not a real run's: there only a step whose
 /// real command ran counts as measured; a drill variant counts at the real step's estimate,
-/// and a gate granted with `--yes` at its budget (people take time to answer).
+/// and a gate granted with `--yes` at its budget (people take time to answer); a manual task
+/// done with `--yes` is work, at its estimate.
 pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
     let started = state.started.as_ref()?;
     let drill = state.mode() == Mode::Drill;
@@ -222,6 +230,11 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
         .iter()
         .map(|p| {
             let measured = state.step(&p.id).and_then(|s| match s.status {
+                // A manual task done with `--yes` took no work: its estimate is what a person
+                // doing it takes, as a command step's is.
+                Some(StepStatus::Succeeded) if drill && s.manual.is_some() && s.auto_approved => {
+                    None
+                }
                 Some(StepStatus::Succeeded)
                 | Some(StepStatus::Failed)
                 | Some(StepStatus::TimedOut) => {
@@ -233,7 +246,7 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
                         s.wait_ms.or(s.duration_ms(state.last_elapsed_ms))
                     }
                 }
-                _ if drill && p.gate => Some(p.budget_ms),
+                _ if drill && p.gate && s.manual.is_none() => Some(p.budget_ms),
                 _ => None,
             });
             Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))

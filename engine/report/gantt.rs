@@ -1,5 +1,5 @@
 //! The SVG Gantt chart of a run, drawn into the HTML report: a bar per step coloured by
-//! status, gate waits hatched, budgets marked, the RTO target as a line, the critical path
+//! status (a manual task's too: it is work), gate waits hatched, budgets marked, the RTO target as a line, the critical path
 //! outlined, and the time the run was stopped left as a gap.
 
 use std::fmt::Write;
@@ -111,7 +111,9 @@ pub fn gantt(m: &RunReport) -> String {
         );
         let Some(start) = s.start_ms else { continue };
         let dur = s.shown_ms.unwrap_or(0);
-        let fill = if s.gate {
+        // A manual task is work, coloured by its status; other gates are a human wait.
+        let waits = s.gate && !s.manual;
+        let fill = if waits {
             "url(#wait)".to_owned()
         } else {
             color(s.status).to_owned()
@@ -157,7 +159,11 @@ pub fn gantt(m: &RunReport) -> String {
                 row_h - 10.0,
                 esc(&s.id),
                 esc(s.status.words()),
-                if s.gate { " (human wait)" } else { "" },
+                match (waits, s.manual) {
+                    (true, _) => " (human wait)",
+                    (false, true) => " (manual task: work)",
+                    (false, false) => "",
+                },
                 d(dur),
                 d(s.budget_ms)
             );

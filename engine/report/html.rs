@@ -59,7 +59,10 @@ ul.timeline {{ font-family: ui-monospace, monospace; font-size: 0.85rem; }}
         ("interrupted", "#e39b20"),
         ("estimate (did not run)", "#7fa7d9"),
         ("skipped / not run", "#b0b0b0"),
-        ("human wait at a gate", "#8a5cc7"),
+        (
+            "human wait at a gate (a manual task is work: its status colour)",
+            "#8a5cc7",
+        ),
         ("run stopped (nothing ran)", "#f0c987"),
     ] {
         let _ = write!(

@@ -14,11 +14,13 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+mod skips;
 mod verdict;
 mod words;
 
 pub use figures::*;
 pub use json::{REPORT_VERSION, json_report};
 pub use model::{RunProgress, RunReport, StepProgress, StepReport};
+pub use skips::why_not_run;
 pub use verdict::RtoVerdict;
 pub use words::REHEARSED;

@@ -136,6 +136,11 @@ pub struct StepReport {
     pub condition: Option<crate::journal::ConditionSeen>,
     /// A step of `finally:`: cleanup, run once every other step had ended.
     pub finally: bool,
+    /// A `manual:` step: a task a person does, timed as work (not a wait for a decision).
+    pub manual: bool,
+    /// A step that did not run: why, in words (its `when:` was false, a need failed, a
+    /// drill skipped it); see [`super::skips`].
+    pub why_not_run: Option<String>,
 }
 
 /// Everything a report shows, computed once.
@@ -327,5 +332,7 @@ fn step_report(
         observation: observation.contains(&s.id),
         condition: s.condition.clone(),
         finally: s.finally,
+        manual: s.manual.is_some(),
+        why_not_run: super::skips::why_not_run(state, s),
     }
 }

@@ -338,6 +338,11 @@ impl RunReport {
                 }
             ),
             match (s.continued, s.rehearsal) {
+                // Why it did not run: a condition, a failed need, a drill.
+                _ if s.why_not_run.is_some() => s.why_not_run.clone().unwrap_or_default(),
+                _ if s.manual && s.status == super::model::StepProgress::Waiting => {
+                    super::figures::MANUAL_IN_PROGRESS.to_owned()
+                }
                 (true, _) => format!("{}, continued", s.status.words()),
                 (false, true) => format!("{}, {REHEARSED}", s.status.words()),
                 (false, false) => s.status.words().to_owned(),
@@ -356,8 +361,17 @@ impl RunReport {
             } else {
                 s.attempts.to_string()
             },
-            s.approved_by.join(", "),
-            s.wait_ms.map(d).unwrap_or_default(),
+            if s.manual && !s.approved_by.is_empty() {
+                format!("done by {}", s.approved_by.join(", "))
+            } else {
+                s.approved_by.join(", ")
+            },
+            // A manual task's time is its duration (work), not a wait.
+            if s.manual {
+                String::new()
+            } else {
+                s.wait_ms.map(d).unwrap_or_default()
+            },
         ]
     }
 }

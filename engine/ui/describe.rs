@@ -209,6 +209,26 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             fmt_duration(Duration::from_millis(r.target_ms)),
             r.path.join(" → ")
         ),
+        // A manual task is work a person does, not a decision awaited.
+        EventKind::ApprovalRequested(a) if a.manual.is_some() => format!(
+            "{} {} is a manual task for {}: {}; confirm: {} (`y [note]` here when it is done)",
+            paint(color, "35", "▶"),
+            a.step,
+            a.approvers.join(", "),
+            a.prompt,
+            a.manual
+                .as_ref()
+                .map(|m| m.checklist.join(", "))
+                .unwrap_or_default()
+        ),
+        EventKind::ApprovalGranted(a) if a.items.is_some() => format!(
+            "{} {} done by {}{} in {}",
+            paint(color, "32", "✓"),
+            a.step,
+            a.by.join(", "),
+            if a.auto { " (auto)" } else { "" },
+            fmt_duration(Duration::from_millis(a.wait_ms))
+        ),
         EventKind::ApprovalRequested(a) => format!(
             "{} {} waits for approval by {}{}: {}",
             paint(color, "35", "?"),

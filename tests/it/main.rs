@@ -45,4 +45,5 @@ mod signed_journal;
 mod ssh_fanout;
 mod template_limits;
 mod verdicts;
+mod views;
 mod wire;

@@ -264,7 +264,9 @@ steps:
     assert_eq!(code, 0, "{err}");
     no_machine_names("the Markdown report", &md);
     assert!(
-        md.contains("| timed out |") && md.contains("| not run |"),
+        // A step not run says which need kept it from running (issue 17: as against a step
+        // its condition skipped).
+        md.contains("| timed out |") && md.contains("| not run: `slow` timed out |"),
         "{md}"
     );
     let html = visible_text(&html_report(&p, &words));

@@ -147,12 +147,17 @@ impl Machine {
                 .map_or(Duration::ZERO, |s| now.saturating_sub(s))
         };
         match &self.runtime[i].state {
-            // Restored by a resume, or never run: its budget if a gate, else its estimate.
-            StepState::Done(_) if drill => self.runtime[i].real_time.unwrap_or(if step.is_gate() {
-                budget
-            } else {
-                step.estimate.likely
-            }),
+            // Restored by a resume, or never run: its budget if a gate, else its estimate (a
+            // manual task's too: it is work).
+            StepState::Done(_) if drill => {
+                self.runtime[i]
+                    .real_time
+                    .unwrap_or(if super::manual::awaits_a_decision(step) {
+                        budget
+                    } else {
+                        step.estimate.likely
+                    })
+            }
             StepState::Done(_) => Duration::ZERO,
             StepState::Pending => budget,
             _ if drill => budget.max(used()),
@@ -169,7 +174,12 @@ impl Machine {
             .first_started
             .map_or(Duration::ZERO, |s| now.saturating_sub(s));
         if step.is_gate() {
-            if took.is_zero() { step.budget } else { took }
+            match (took.is_zero(), super::manual::awaits_a_decision(step)) {
+                (false, _) => took,
+                (true, true) => step.budget,
+                // A manual task done with `--yes` at once: doing it takes its estimate.
+                (true, false) => step.estimate.likely,
+            }
         } else if matches!(self.how(step), Handling::Run(how) if how.is_real()) {
             took
         } else {

@@ -5,7 +5,13 @@
 //! leaves it out of the human wait. A dry-run, or `--yes`, confirms every item.
 
 use super::Machine;
-use crate::compile::Approval;
+use crate::compile::{Approval, Step, StepKind};
+
+/// A gate that waits for a decision (an approval, an input), not a manual task, whose time
+/// is work: a dry-run watches its budget, and a drill projects it at its estimate.
+pub(super) fn awaits_a_decision(step: &Step) -> bool {
+    matches!(&step.kind, StepKind::Approval(a) if a.manual.is_none())
+}
 
 impl Machine {
     /// Why a `done` of manual step `i` cannot count, if it cannot: an item missing, or one

@@ -30,6 +30,11 @@ impl Machine {
                 });
             self.runtime[i].outputs = kept;
             self.runtime[i].masked_outputs = masked.into_keys().collect();
+            // What its `when:` came to: a step it skipped reads as skipped by it, not by a
+            // drill, and an adopted step's end carries it as a first run's would.
+            if let Some(c) = &s.condition {
+                self.conditions.insert(i, c.clone());
+            }
             self.runtime[i].warned = s.warned;
             self.runtime[i].breached = s.breached;
             if s.gate && s.status.is_some() {

@@ -12,7 +12,9 @@ mod inputs;
 mod list_vars;
 mod loops;
 mod manual;
+mod manual_work;
 mod restore;
+mod restore_conditions;
 mod schedule;
 mod timers;
 

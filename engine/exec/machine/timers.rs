@@ -82,9 +82,9 @@ impl Machine {
     }
 
     /// A gate in a dry-run takes its estimate on the virtual clock: that is no one late, so
-    /// its budget is not watched (no warning, no breach).
+    /// its budget is not watched (no warning, no breach). A manual task's is: it is work.
     pub(super) fn budget_watched(&self, i: usize) -> bool {
-        !(self.cfg.mode == Mode::DryRun && self.plan.steps[i].is_gate())
+        !(self.cfg.mode == Mode::DryRun && super::manual::awaits_a_decision(&self.plan.steps[i]))
     }
 
     pub(super) fn budget_wakes(&self, i: usize, at: &mut impl FnMut(Duration)) {
