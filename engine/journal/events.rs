@@ -403,11 +403,16 @@ impl StepFinished {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct BudgetEvent {
+    /// The step, or for a called runbook's group, the calling step's id.
     pub step: String,
     pub elapsed_ms: u64,
     pub budget_ms: u64,
+    /// A called runbook's group (`step` is the call's id): the runbook it called. Absent for
+    /// a step, and in journals written before groups were watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -214,6 +214,8 @@ fn plan_shows_the_called_steps_under_the_call() {
     );
 }
 
+/// The group's budget is watched live, as a step's is: journaled once, said at the terminal,
+/// shown by `status`, and the report's breach is that one (not a second, computed one).
 #[test]
 fn a_group_over_its_budget_is_reported_breached() {
     let slow = RESTORE.replace("run: 'echo \"stop", "run: 'sleep 2; echo \"stop");
@@ -223,20 +225,40 @@ fn a_group_over_its_budget_is_reported_breached() {
     );
     let p = Project::with_runbook("corruption", &caller);
     p.write("runbooks/restore.yaml", &slow);
-    let (code, _, err) = p.run_scenario(&[]).parts();
+    let (code, out, err) = p.run_scenario(&[]).parts();
     assert_eq!(code, 0, "{err}");
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("rs (runbook restore, its steps) at 80% of its budget")
+            && said.contains("rs (runbook restore, its steps) over its budget of 1s"),
+        "{said}"
+    );
     let run = p.run_ids().last().unwrap().clone();
+    let breached = p.events_of(&run, "budget_breached");
+    let groups: Vec<_> = breached
+        .iter()
+        .filter(|b| b["data"]["step"] == "rs")
+        .collect();
+    assert_eq!(groups.len(), 1, "{breached:?}");
+    assert_eq!(groups[0]["data"]["runbook"], "restore");
+    assert!(groups[0]["data"]["elapsed_ms"].as_u64().unwrap() > 1000);
     let report = p.report_json(&run);
     assert_eq!(report["calls"][0]["id"], "rs");
     assert_eq!(report["calls"][0]["breached"], true, "{report}");
     assert!(report["calls"][0]["duration_s"].as_f64().unwrap() >= 2.0);
+    let rs: Vec<_> = report["breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["step"] == "rs")
+        .collect();
+    assert_eq!(rs.len(), 1, "{report}");
+    assert_eq!(rs[0]["budget_s"], 1.0);
+    let (code, out, err) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{err}");
     assert!(
-        report["breaches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["step"] == "rs" && b["budget_s"] == 1.0),
-        "{report}"
+        out.contains("call rs (runbook restore, 3 steps): ") && out.contains("/ 1s, over budget"),
+        "{out}"
     );
 }
 

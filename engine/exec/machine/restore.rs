@@ -63,6 +63,7 @@ impl Machine {
             }
         }
         self.restore_escalations(state);
+        self.restore_groups(state);
     }
 
     /// Escalations already sent are not sent again.
