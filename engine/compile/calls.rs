@@ -32,6 +32,9 @@ pub struct Call {
     pub budget: Duration,
     /// Its steps' indices in the plan, nested calls' included.
     pub steps: Vec<usize>,
+    /// sha256 of the called runbook's file, as journaled in `run_started`: a resumed run must
+    /// run the same called steps.
+    pub sha256: String,
 }
 
 /// What a called runbook's step sees: that runbook's vars (its defaults, then the call's
@@ -398,6 +401,7 @@ impl Compiler<'_> {
                 runbook: c.plan.scenario.clone(),
                 budget: c.budget,
                 steps: (first..first + c.plan.steps.len()).collect(),
+                sha256: c.plan.sha256.clone(),
             });
             calls.extend(c.plan.calls.iter().map(|inner| Call {
                 id: format!("{}.{}", s.id, inner.id),

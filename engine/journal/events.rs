@@ -117,6 +117,10 @@ pub struct PlanCall {
     pub runbook: String,
     pub budget_ms: u64,
     pub steps: Vec<String>,
+    /// sha256 of the called runbook's file when the run started: `resume` refuses a run
+    /// whose called runbook changed. Absent in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -286,3 +286,52 @@ steps:
         .stderr_has("step `each` calls a runbook and has `for_each`")
         .stderr_has("give `for_each` to those steps");
 }
+
+/// A called runbook's steps are steps of the run: `resume` refuses one that changed since the
+/// run started (the caller's own sha256 was all it checked), naming the file; put back as it
+/// ran, the run resumes and ends.
+#[test]
+fn resume_refuses_a_called_runbook_that_changed_and_takes_it_back_restored() {
+    let slow = RESTORE.replace(
+        "run: 'echo \"restore {{ target }}\" >> effects.txt;",
+        "idempotent: true\n    run: 'sleep 3; echo \"restore {{ target }}\" >> effects.txt;",
+    );
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", &slow);
+    let child = p.spawn(&["run", "corruption"]);
+    let run = p.wait_for("step_started", "rs.restore");
+    child.interrupt_and_stop();
+    let started = p.events_of(&run, "run_started");
+    let sha = started[0]["data"]["plan"]["calls"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sha.len(), 64);
+
+    p.write(
+        "runbooks/restore.yaml",
+        &format!("{slow}# edited mid-incident\n"),
+    );
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "runbook `restore` (runbooks/restore.yaml), called by step `rs`, has changed since run `{run}` started (sha256 {} then,",
+            &sha[..12]
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("restore the called runbook as it ran to resume"),
+        "{err}"
+    );
+    assert_eq!(p.read("effects.txt"), "freeze\nstop before-noon\n");
+
+    p.write("runbooks/restore.yaml", &slow);
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        p.read("effects.txt"),
+        "freeze\nstop before-noon\nrestore before-noon\nverify 42\nannounce yes\n"
+    );
+}
