@@ -335,3 +335,60 @@ fn resume_refuses_a_called_runbook_that_changed_and_takes_it_back_restored() {
         "freeze\nstop before-noon\nrestore before-noon\nverify 42\nannounce yes\n"
     );
 }
+
+/// `rto_ends_at` may name a called step by its id in this run: the RTO ends when it succeeds,
+/// and what follows the call is observation.
+#[test]
+fn rto_ends_at_names_a_called_step() {
+    let caller = format!("{CALLER}rto_ends_at: rs.restore\n");
+    let p = Project::with_runbook("corruption", &caller);
+    p.write("runbooks/restore.yaml", RESTORE);
+    let (code, out, err) = p.run(&["plan", "corruption"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("critical path (*): freeze → rs.stop-writes → rs.restore = 30s (to rs.restore, where service is restored and the RTO ends)")
+            && out.contains("observation after rs.restore (not counted against the RTO):\n    rs.verify "),
+        "{out}"
+    );
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    let report = p.last_report_json();
+    assert_eq!(report["rto_ends_at"], "rs.restore");
+    assert_eq!(
+        report["observation_steps"],
+        serde_json::json!(["rs.verify", "announce"])
+    );
+}
+
+#[test]
+fn rto_ends_at_naming_a_called_step_that_does_not_exist_is_an_error_at_it() {
+    let caller = format!("{CALLER}rto_ends_at: rs.verfy\n");
+    check(
+        &[("corruption", &caller), ("restore", RESTORE)],
+        "corruption",
+    )
+    .code(2)
+    .stderr_has(
+        "`rto_ends_at` names `rs.verfy`, which is not a step of runbook `restore` (called by `rs`)",
+    )
+    .stderr_has("[runbooks/corruption.yaml:18:14]")
+    .stderr_has("did you mean `rs.verify`?");
+    let gate = RESTORE.replace(
+        "  - id: verify\n",
+        "  - { id: ok, needs: [restore], budget: 1m, approval: { prompt: Ok?, approvers: [dba] } }\n  - id: verify\n",
+    );
+    let caller = format!("{CALLER}rto_ends_at: rs.ok\n");
+    check(&[("corruption", &caller), ("restore", &gate)], "corruption")
+        .code(2)
+        .stderr_has("`rto_ends_at` names `rs.ok`, an approval gate")
+        .stderr_has("[runbooks/corruption.yaml:18:14]");
+    // The call itself is still refused, and told what it may name.
+    let caller = format!("{CALLER}rto_ends_at: rs\n");
+    check(
+        &[("corruption", &caller), ("restore", RESTORE)],
+        "corruption",
+    )
+    .code(2)
+    .stderr_has("`rto_ends_at` names `rs`, a call of a runbook")
+    .stderr_has("(`rs.<step>`)");
+}

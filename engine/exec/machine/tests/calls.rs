@@ -168,3 +168,15 @@ fn a_group_that_ends_within_its_budget_says_nothing() {
     sim.advance(s(1200));
     assert_eq!(group_events(&sim), vec![]);
 }
+
+#[test]
+fn rto_ends_at_a_called_step_stops_the_rto_clock_when_it_succeeds() {
+    let (p, _dir) = plan_calling(
+        "rto: 1h\nrto_ends_at: rs.fetch\nsteps:\n  - { id: rs, runbook: restore }\n  - { id: after, needs: [rs], budget: 1m, run: after, drill: run }\n",
+    );
+    assert_eq!(p.steps[p.rto_ends_at.unwrap()].id, "rs.fetch");
+    let mut sim = Sim::new(p, cfg(Mode::Real));
+    sim.advance(s(20));
+    sim.exit("rs.fetch", 0);
+    assert_eq!(sim.m.restored, Some(s(20)), "service restored at rs.fetch");
+}
