@@ -193,3 +193,45 @@ fn with_rto_ends_at_the_cleanup_is_off_the_critical_path_and_the_projection() {
     let sim = Sim::new(p, cfg(Mode::Real));
     assert_eq!(sim.m.projected_finish(sim.now), s(20 * 60));
 }
+
+/// `a` writes `k`; `b`, after it, never runs when `a` fails; the cleanup reads both.
+const READS_OUTPUTS: &str = "rto: 1h\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\n  \
+     - { id: b, needs: [a], budget: 10m, run: b, drill: run }\nfinally:\n  \
+     - { id: lift, budget: 5m, run: \"lift {{ steps.a.outputs.k }} {{ steps.b.outputs.j | default('none') }}\", drill: run }\n  \
+     - { id: strict, budget: 5m, run: \"strict {{ steps.b.outputs.j }}\", drill: run }\n";
+
+#[test]
+fn finally_reads_the_main_steps_outputs_and_a_not_run_ones_only_with_a_default() {
+    let mut sim = Sim::new(plan(READS_OUTPUTS), cfg(Mode::Real));
+    sim.advance(s(10));
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Code(0),
+        outputs: BTreeMap::from([("k".into(), "v1".into())]),
+    });
+    sim.advance(s(20));
+    sim.exit("b", 0);
+    let lift = sim.spawns.iter().find(|x| x.3.starts_with("lift")).unwrap();
+    assert_eq!(lift.3, "lift v1 none", "b wrote no `j`: the default");
+
+    // `a` fails: `b` is not run, and a cleanup reading its output without a default fails,
+    // saying why; the other cleanup runs.
+    let mut sim = Sim::new(plan(READS_OUTPUTS), cfg(Mode::Real));
+    sim.advance(s(10));
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Code(3),
+        outputs: BTreeMap::from([("k".into(), "partial".into())]),
+    });
+    let spawned: Vec<&str> = sim.spawns.iter().map(|x| x.3.as_str()).collect();
+    assert_eq!(spawned, ["a", "lift partial none"]);
+    let strict = sim.finished("strict");
+    assert_eq!(strict[0].status, StepStatus::Failed);
+    let error = strict[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("step `b` wrote no output `j` (it was not run: the run had failed or been denied before it; give a default: `| default('…')`)"),
+        "{error}"
+    );
+}
