@@ -70,13 +70,17 @@ impl Machine {
                 at(self.last_projection + MINUTE);
             }
             // An active step counts what is left of its budget; once over it, the projection
-            // is now plus the path below it, which passes the target at this instant.
+            // is now plus the path below it (and the cleanup after, when it counts), which
+            // passes the target at this instant.
             if !self.at_risk && self.restored.is_none() {
+                let cleanup = self.cleanup_to_come();
                 for &i in self.frontier.active.iter().filter(|&&i| self.recovery[i]) {
-                    if let Some(t) = self.plan.rto.checked_sub(self.frontier.path_below[i]) {
+                    let below = self.frontier.path_below[i] + cleanup;
+                    if let Some(t) = self.plan.rto.checked_sub(below) {
                         at(t + Duration::from_millis(1));
                     }
                 }
+                self.cleanup_risk_wakes(&mut at);
             }
         }
         wake

@@ -235,3 +235,50 @@ fn finally_reads_the_main_steps_outputs_and_a_not_run_ones_only_with_a_default()
         "{error}"
     );
 }
+
+/// Without `rto_ends_at` the cleanup counts against the RTO: its time is in the projection,
+/// and the instant the projection passes the target is when `rto_at_risk` is said, in the
+/// main steps (their overrun plus the cleanup still to come) and in the cleanup itself.
+#[test]
+fn rto_at_risk_counts_the_cleanup_still_to_come_at_its_instant() {
+    let yaml = "rto: 20m\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\nfinally:\n  \
+         - { id: c1, budget: 4m, run: c1, drill: run }\n  \
+         - { id: c2, needs: [c1], budget: 2m, run: c2, drill: run }\n";
+    let ms = Duration::from_millis;
+    // `a` runs long: past its budget the projection is now + 6m of cleanup, past 20m
+    // just after +14m, not at the next minute's look nor at +20m.
+    let mut sim = Sim::new(plan(yaml), cfg(Mode::Real));
+    sim.advance(s(14 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(15 * 60));
+    assert_eq!(
+        sim.at("rto_at_risk"),
+        vec![(ms(14 * 60_000 + 1), String::new())]
+    );
+
+    // `a` on time (+5m); `c1` runs long: past its budget (+9m) the projection is now + 2m
+    // of `c2`, past 20m just after +18m.
+    let mut sim = Sim::new(plan(yaml), cfg(Mode::Real));
+    sim.advance(s(5 * 60));
+    sim.exit("a", 0);
+    assert_eq!(sim.spawned().last(), Some(&(s(5 * 60), "c1".to_owned())));
+    sim.advance(s(18 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(19 * 60));
+    assert_eq!(
+        sim.at("rto_at_risk"),
+        vec![(ms(18 * 60_000 + 1), String::new())]
+    );
+}
+
+/// With `rto_ends_at` the cleanup is observation: it puts nothing at risk.
+#[test]
+fn with_rto_ends_at_the_cleanup_is_left_out_of_the_risk_instant() {
+    let yaml = "rto: 20m\nrto_ends_at: a\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\nfinally:\n  \
+         - { id: c1, budget: 4m, run: c1, drill: run }\n";
+    let mut sim = Sim::new(plan(yaml), cfg(Mode::Real));
+    sim.advance(s(19 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(20 * 60) + Duration::from_millis(1));
+    assert_eq!(sim.at("rto_at_risk").len(), 1, "`a` itself past the RTO");
+}
