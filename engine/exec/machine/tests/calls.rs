@@ -180,3 +180,41 @@ fn rto_ends_at_a_called_step_stops_the_rto_clock_when_it_succeeds() {
     sim.exit("rs.fetch", 0);
     assert_eq!(sim.m.restored, Some(s(20)), "service restored at rs.fetch");
 }
+
+/// A resumed run keeps its group's clock: from the group's first start as journaled, its
+/// warning not said twice, its breach at the same instant.
+#[test]
+fn a_resumed_run_keeps_the_groups_clock_and_what_it_said() {
+    use super::restore::{replayed, resumed};
+    let (p, _dir) = plan_calling(
+        "rto: 1h\nsteps:\n  - { id: freeze, budget: 1m, run: freeze, drill: run }\n  - { id: rs, needs: [freeze], runbook: restore, budget: 2m }\n",
+    );
+    let mut sim = Sim::new(p.clone(), cfg(Mode::Real));
+    sim.advance(s(10));
+    sim.exit("freeze", 0);
+    sim.advance(s(110));
+    sim.feed(Input::Interrupt);
+    for id in ["rs.fetch", "rs.side"] {
+        let i = p.step_index(id).unwrap();
+        sim.feed(Input::Exited {
+            step: i,
+            attempt: 1,
+            result: ExitResult::Signal(15),
+            outputs: BTreeMap::new(),
+        });
+    }
+    assert_eq!(sim.outcome, Some(Outcome::Stopped));
+    assert_eq!(group_events(&sim).len(), 1, "warned at +1m46s");
+    let mut again = resumed(p, &replayed(&sim), s(115));
+    again.advance(s(200));
+    assert_eq!(
+        group_events(&again),
+        vec![(
+            Duration::from_millis(130_001),
+            "breached",
+            "rs".into(),
+            "restore".into(),
+            120_001
+        )]
+    );
+}
