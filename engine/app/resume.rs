@@ -265,6 +265,7 @@ fn the_runbook_that_ran(started: &RunStarted, id: &str) -> Result<Plan, Error> {
         .filter(|(name, sha)| plan.library.get(*name) != Some(*sha))
         .map(|(name, _)| name)
         .collect();
+    called_runbooks_unchanged(started, &plan.calls, id)?;
     if !changed.is_empty() {
         let mut said = Said::default();
         for name in &changed {
@@ -277,6 +278,42 @@ fn the_runbook_that_ran(started: &RunStarted, id: &str) -> Result<Plan, Error> {
         ));
     }
     Ok(plan)
+}
+
+/// Each runbook the run calls must be the one that ran: its steps are steps of this run. A
+/// journal written before the calls' sha256 was kept is not checked.
+fn called_runbooks_unchanged(
+    started: &RunStarted,
+    calls: &[compile::Call],
+    id: &str,
+) -> Result<(), Error> {
+    let mut said = Said::default();
+    for then in &started.plan.calls {
+        let Some(sha) = &then.sha256 else { continue };
+        let now = calls.iter().find(|c| c.id == then.id);
+        if now.is_some_and(|c| c.runbook == then.runbook && &c.sha256 == sha) {
+            continue;
+        }
+        let how = match now {
+            Some(c) if c.runbook == then.runbook => format!(
+                "sha256 {} then, {} now",
+                &sha[..sha.len().min(12)],
+                &c.sha256[..c.sha256.len().min(12)]
+            ),
+            Some(c) => format!("it now calls `{}`", c.runbook),
+            None => "the call is gone".to_owned(),
+        };
+        said = said.and_error(format!(
+            "runbook `{}` (runbooks/{}.yaml), called by step `{}`, has changed since run `{id}` started ({how})",
+            then.runbook, then.runbook, then.id
+        ));
+    }
+    if said.0.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(said.help(
+        "restore the called runbook as it ran to resume (its steps are this run's), or start a new run",
+    )))
 }
 
 /// The values the run started with. One that held a secret is journaled masked: it must be
@@ -536,4 +573,44 @@ fn run_signatures(
     };
     signatures.note(&read_lenient(journal).unwrap_or_default());
     Ok(signatures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::PlanCall;
+
+    fn started(sha256: Option<&str>) -> RunStarted {
+        let mut s = RunStarted::default();
+        s.plan.calls = vec![PlanCall {
+            id: "rs".into(),
+            runbook: "restore".into(),
+            budget_ms: 60_000,
+            steps: vec!["rs.a".into()],
+            sha256: sha256.map(str::to_owned),
+        }];
+        s
+    }
+
+    fn now(sha256: &str) -> Vec<compile::Call> {
+        vec![compile::Call {
+            id: "rs".into(),
+            title: "Restore".into(),
+            runbook: "restore".into(),
+            budget: Duration::from_secs(60),
+            steps: vec![0],
+            sha256: sha256.into(),
+        }]
+    }
+
+    /// Journals written before the calls' sha256 was kept resume as they did: unchecked.
+    #[test]
+    fn an_old_journal_without_the_calls_sha256_resumes() {
+        assert!(
+            called_runbooks_unchanged(&started(None), &now("b".repeat(64).as_str()), "r").is_ok()
+        );
+        let a = "a".repeat(64);
+        assert!(called_runbooks_unchanged(&started(Some(&a)), &now(&a), "r").is_ok());
+        assert!(called_runbooks_unchanged(&started(Some(&a)), &now(&"b".repeat(64)), "r").is_err());
+    }
 }

@@ -251,6 +251,7 @@ pub fn plan_summary(plan: &Plan) -> PlanSummary {
                 runbook: c.runbook.clone(),
                 budget_ms: c.budget.as_millis() as u64,
                 steps: c.steps.iter().map(|&i| plan.steps[i].id.clone()).collect(),
+                sha256: Some(c.sha256.clone()),
             })
             .collect(),
     }

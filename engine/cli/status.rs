@@ -158,6 +158,7 @@ fn status_one(state: &StateDir, id: &str, json: bool) -> Result<u8, CliError> {
         println!();
         let (rows, gates) = step_rows(&rs);
         print!("{}", table(&rows));
+        print_calls(&rs);
         let signed = started.allowed_signers_sha256.is_some() || started.signed_approvals;
         print_gates(id, &rs, &gates, pid.is_some(), signed, &requests);
     }
@@ -467,5 +468,29 @@ fn print_deny_and_signing(
             );
             println!("    then here: runbook approve --token TOKEN");
         }
+    }
+}
+
+/// Each called runbook's group against the call's budget, under the steps.
+fn print_calls(rs: &RunState) {
+    let now = now_ms(rs);
+    for c in crate::report::calls::call_groups(rs, now) {
+        let time = match c.duration_ms {
+            Some(d) => format!("{} / {}", ms(d), ms(c.budget_ms)),
+            None => format!("- / {}", ms(c.budget_ms)),
+        };
+        let note = if c.breached {
+            ", over budget"
+        } else if c.end_ms.is_none() && c.duration_ms.is_some_and(|d| d * 5 >= c.budget_ms * 4) {
+            ", past 80% of budget"
+        } else {
+            ""
+        };
+        println!(
+            "call {} (runbook {}, {} steps): {time}{note}",
+            c.id,
+            c.runbook,
+            c.steps.len()
+        );
     }
 }

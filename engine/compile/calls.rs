@@ -32,6 +32,9 @@ pub struct Call {
     pub budget: Duration,
     /// Its steps' indices in the plan, nested calls' included.
     pub steps: Vec<usize>,
+    /// sha256 of the called runbook's file, as journaled in `run_started`: a resumed run must
+    /// run the same called steps.
+    pub sha256: String,
 }
 
 /// What a called runbook's step sees: that runbook's vars (its defaults, then the call's
@@ -52,6 +55,8 @@ pub(super) struct Called {
     title: String,
     budget: Duration,
     with: BTreeMap<String, String>,
+    /// `rto_ends_at` names this called step (its index in `plan`): `rto_ends_at: rs.verify`.
+    ends_rto: Option<usize>,
 }
 
 impl Compiler<'_> {
@@ -203,6 +208,7 @@ impl Compiler<'_> {
                 .unwrap_or_else(|| plan.title.clone()),
             plan,
             budget,
+            ends_rto: None,
             with: s
                 .with
                 .iter()
@@ -399,6 +405,7 @@ impl Compiler<'_> {
                 runbook: c.plan.scenario.clone(),
                 budget: c.budget,
                 steps: (first..first + c.plan.steps.len()).collect(),
+                sha256: c.plan.sha256.clone(),
             });
             calls.extend(c.plan.calls.iter().map(|inner| Call {
                 id: format!("{}.{}", s.id, inner.id),
@@ -406,7 +413,11 @@ impl Compiler<'_> {
                 ..inner.clone()
             }));
         }
-        let rto_ends_at = rto_ends_at.and_then(|j| base.get(j).copied());
+        // A called step lands at its call's first index plus its own.
+        let rto_ends_at = rto_ends_at.and_then(|j| {
+            let inner = self.called.get(&j).and_then(|c| c.ends_rto).unwrap_or(0);
+            base.get(j).map(|b| b + inner)
+        });
         (out, rto_ends_at, calls)
     }
 
@@ -432,14 +443,80 @@ impl Compiler<'_> {
         let (Some(i), Some(at)) = (rto_ends_at, self.doc.rto_ends_at.as_ref()) else {
             return;
         };
-        if self.called.contains_key(&i) {
+        if self.called.get(&i).is_some_and(|c| c.ends_rto.is_none()) {
             self.err(
                 at.pos,
                 format!("`rto_ends_at` names `{}`, a call of a runbook", at.value),
             )
             .label("a call")
-            .help("name a step of this runbook whose success restores service");
+            .help(format!("name the step whose success restores service: a step of this runbook, or one of the call's (`{}.<step>`)", at.value));
         }
+    }
+}
+
+impl Compiler<'_> {
+    /// `rto_ends_at: rs.verify`: a step of a called runbook, by its id in this run. `None`
+    /// when the name starts with no call's id; otherwise the call's index (the called step
+    /// is kept in [`Called::ends_rto`]), or `Some(None)` after an error at `rto_ends_at`.
+    pub(super) fn rto_ends_at_called_step(&mut self, at: &Sp<String>) -> Option<Option<usize>> {
+        let (i, prefix, rest) = self.called.keys().find_map(|&i| {
+            let prefix = &self.steps.get(i)?.id.value;
+            let rest = at.value.strip_prefix(prefix.as_str())?.strip_prefix('.')?;
+            Some((i, prefix.clone(), rest.to_owned()))
+        })?;
+        let call = self.called.get(&i)?;
+        let Some((k, step)) = call
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.id == rest)
+        else {
+            let ids: Vec<String> = call
+                .plan
+                .steps
+                .iter()
+                .map(|s| format!("{prefix}.{}", s.id))
+                .collect();
+            let help = suggestion(&at.value, ids.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("the steps of the call `{prefix}`: {}", ids.join(", ")));
+            let runbook = call.plan.scenario.clone();
+            self.err(
+                at.pos,
+                format!(
+                    "`rto_ends_at` names `{}`, which is not a step of runbook `{runbook}` (called by `{prefix}`)",
+                    at.value
+                ),
+            )
+            .label("unknown called step")
+            .help(help);
+            return Some(None);
+        };
+        if step.is_gate() {
+            self.err(
+                at.pos,
+                format!("`rto_ends_at` names `{}`, an approval gate", at.value),
+            )
+            .label("a gate")
+            .help("name the step whose success restores service (a check that the service answers), not a decision");
+            return Some(None);
+        }
+        if step.instance.is_some() {
+            self.err(
+                at.pos,
+                format!(
+                    "`rto_ends_at` names `{}`, one item of a `for_each:` step",
+                    at.value
+                ),
+            )
+            .label("a loop's item")
+            .help("service is restored when one step succeeds: name a step that needs the loop");
+            return Some(None);
+        }
+        if let Some(c) = self.called.get_mut(&i) {
+            c.ends_rto = Some(k);
+        }
+        Some(Some(i))
     }
 }
 

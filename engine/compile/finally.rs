@@ -1,10 +1,18 @@
 //! `finally:`: the cleanup steps' place in the graph. They share the runbook's id space and
 //! may need each other, but a main step may not need one (it runs after every main step has
 //! ended) and one may not need a main step (it runs whatever that step's outcome; it reads
-//! `run.status` and `run.failed_steps` instead). Nor can the RTO end at one.
+//! `run.status` and `run.failed_steps` instead). Nor can the RTO end at one. They may read
+//! every main step's outputs: each has ended before any cleanup starts.
 
 use super::Compiler;
 use super::graph::Graph;
+
+/// A `finally:` step (index `i`) sees main step `j`'s outputs as it would an upstream
+/// step's: every main step has ended when the cleanup starts. One that was skipped or not
+/// run wrote none, which is an error at run time unless the template gives a `default`.
+pub(super) fn reads_main_step(main: usize, i: usize, j: usize) -> bool {
+    i >= main && j < main
+}
 
 impl Compiler<'_> {
     pub(super) fn finally_needs(&mut self, graph: &Graph) {

@@ -34,6 +34,11 @@ impl Compiler<'_> {
         items: &[Option<Vec<String>>],
     ) -> Option<usize> {
         let at = self.doc.rto_ends_at.as_ref()?;
+        if !graph.index.contains_key(&at.value)
+            && let Some(called) = self.rto_ends_at_called_step(at)
+        {
+            return called;
+        }
         let Some(&i) = graph.index.get(&at.value) else {
             let help = suggestion(&at.value, self.steps.iter().map(|s| s.id.value.as_str()))
                 .unwrap_or_else(|| {

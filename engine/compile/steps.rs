@@ -39,11 +39,13 @@ impl Compiler<'_> {
         // In a cyclic graph "upstream" means nothing; the cycle is reported, and references
         // to any existing step are let through rather than reported twice.
         // A called step (`restore.verify`) is upstream when its call (`restore`) is.
+        let main = self.doc.steps.len();
         let is_upstream = |other: &str| match graph.index.get(other).or_else(|| {
             other
                 .split_once('.')
                 .and_then(|(call, _)| graph.index.get(call))
         }) {
+            Some(&j) if super::finally::reads_main_step(main, i, j) => true,
             Some(&j) if !graph.acyclic => j != i,
             Some(&j) => graph.is_upstream(j, i),
             None => false,

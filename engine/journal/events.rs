@@ -117,6 +117,10 @@ pub struct PlanCall {
     pub runbook: String,
     pub budget_ms: u64,
     pub steps: Vec<String>,
+    /// sha256 of the called runbook's file when the run started: `resume` refuses a run
+    /// whose called runbook changed. Absent in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -403,11 +407,16 @@ impl StepFinished {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct BudgetEvent {
+    /// The step, or for a called runbook's group, the calling step's id.
     pub step: String,
     pub elapsed_ms: u64,
     pub budget_ms: u64,
+    /// A called runbook's group (`step` is the call's id): the runbook it called. Absent for
+    /// a step, and in journals written before groups were watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

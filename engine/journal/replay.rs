@@ -250,6 +250,14 @@ impl RunState {
                     }
                 }
             }
+            // A called runbook's group is no step: it is watched as a whole (see
+            // `exec/machine/calls.rs`), and the reports list it among the breaches.
+            EventKind::BudgetWarning(e) if e.runbook.is_some() => {
+                self.warnings.push((at, e.clone()))
+            }
+            EventKind::BudgetBreached(e) if e.runbook.is_some() => {
+                self.breaches.push((at, e.clone()))
+            }
             EventKind::BudgetWarning(e) => {
                 self.step_mut(&e.step).warned = true;
                 self.warnings.push((at, e.clone()));

@@ -2,9 +2,11 @@
 //! to its last step's end on the run's clock, against the call's budget. Computed here from
 //! the journal's plan (`plan.calls`) and the steps' times rather than journaled by the
 //! machine: a group's time is a fact of its steps' times, and old journals need nothing new.
+//! The machine watches the same group live (`exec/machine/calls.rs`) and journals its
+//! `budget_breached`; a group it said was over budget is reported over budget.
 
 use super::model::StepReport;
-use crate::journal::{BudgetEvent, PlanCall};
+use crate::journal::{BudgetEvent, PlanCall, RunState};
 
 /// One called runbook, as it ran.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,16 +24,50 @@ pub struct CallReport {
     pub breached: bool,
 }
 
-pub fn call_reports(calls: &[PlanCall], steps: &[StepReport], elapsed_ms: u64) -> Vec<CallReport> {
+pub fn call_reports(
+    calls: &[PlanCall],
+    steps: &[StepReport],
+    elapsed_ms: u64,
+    journaled: &[(u64, BudgetEvent)],
+) -> Vec<CallReport> {
+    let times = |id: &str| {
+        steps
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| (s.start_ms, s.end_ms))
+    };
+    groups(calls, times, elapsed_ms, journaled)
+}
+
+/// The same groups from a replayed journal, to `now_ms` for those still running: what
+/// `status` shows.
+pub fn call_groups(state: &RunState, now_ms: u64) -> Vec<CallReport> {
+    let Some(started) = &state.started else {
+        return Vec::new();
+    };
+    let times = |id: &str| {
+        state
+            .step(id)
+            .map(|s| (s.started_ms.or(s.requested_ms), s.finished_ms))
+    };
+    groups(&started.plan.calls, times, now_ms, &state.breaches)
+}
+
+fn groups(
+    calls: &[PlanCall],
+    times: impl Fn(&str) -> Option<(Option<u64>, Option<u64>)>,
+    elapsed_ms: u64,
+    journaled: &[(u64, BudgetEvent)],
+) -> Vec<CallReport> {
     calls
         .iter()
         .map(|c| {
-            let members: Vec<&StepReport> =
-                steps.iter().filter(|s| c.steps.contains(&s.id)).collect();
-            let start_ms = members.iter().filter_map(|s| s.start_ms).min();
-            let ended = members.iter().all(|s| s.end_ms.is_some());
+            let members: Vec<(Option<u64>, Option<u64>)> =
+                c.steps.iter().filter_map(|id| times(id)).collect();
+            let start_ms = members.iter().filter_map(|m| m.0).min();
+            let ended = members.iter().all(|m| m.1.is_some());
             let end_ms = if ended {
-                members.iter().filter_map(|s| s.end_ms).max()
+                members.iter().filter_map(|m| m.1).max()
             } else {
                 None
             };
@@ -44,17 +80,31 @@ pub fn call_reports(calls: &[PlanCall], steps: &[StepReport], elapsed_ms: u64) -
                 start_ms,
                 end_ms,
                 duration_ms,
-                breached: duration_ms.is_some_and(|d| d > c.budget_ms),
+                breached: duration_ms.is_some_and(|d| d > c.budget_ms)
+                    || journaled
+                        .iter()
+                        .any(|(_, b)| b.runbook.is_some() && b.step == c.id),
             }
         })
         .collect()
 }
 
-/// The groups' breaches, as the steps' are listed: when the budget ran out.
-pub fn call_breaches(calls: &[CallReport]) -> Vec<(u64, BudgetEvent)> {
+/// The groups' breaches, as the steps' are listed: when the budget ran out. A breach the
+/// machine journaled (`budget_breached` with `runbook`) is in `journaled` already, at the
+/// instant it was said; a group over budget that it did not journal (a journal written before
+/// groups were watched) is added here.
+pub fn call_breaches(
+    calls: &[CallReport],
+    journaled: &[(u64, BudgetEvent)],
+) -> Vec<(u64, BudgetEvent)> {
     calls
         .iter()
         .filter(|c| c.breached)
+        .filter(|c| {
+            !journaled
+                .iter()
+                .any(|(_, b)| b.runbook.is_some() && b.step == c.id)
+        })
         .filter_map(|c| {
             Some((
                 c.start_ms? + c.budget_ms,
@@ -62,6 +112,7 @@ pub fn call_breaches(calls: &[CallReport]) -> Vec<(u64, BudgetEvent)> {
                     step: c.id.clone(),
                     elapsed_ms: c.duration_ms?,
                     budget_ms: c.budget_ms,
+                    runbook: Some(c.runbook.clone()),
                 },
             ))
         })

@@ -217,9 +217,10 @@ impl RunReport {
                 .filter_map(f)
                 .sum()
         };
-        let calls = super::calls::call_reports(&started.plan.calls, &steps, elapsed);
+        let calls =
+            super::calls::call_reports(&started.plan.calls, &steps, elapsed, &state.breaches);
         let mut breaches = state.breaches.clone();
-        breaches.extend(super::calls::call_breaches(&calls));
+        breaches.extend(super::calls::call_breaches(&calls, &state.breaches));
         breaches.sort_by_key(|(at, _)| *at);
         let machine_ms = machine(|s| s.duration_ms);
         let machine_shown_ms = machine(|s| s.shown_ms);

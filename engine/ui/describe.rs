@@ -190,16 +190,18 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
             }
         }
         EventKind::BudgetWarning(b) => format!(
-            "{} {} at 80% of its budget: {} of {}",
+            "{} {}{} at 80% of its budget: {} of {}",
             paint(color, "33", "!"),
             b.step,
+            group_words(b),
             fmt_duration(Duration::from_millis(b.elapsed_ms)),
             fmt_duration(Duration::from_millis(b.budget_ms))
         ),
         EventKind::BudgetBreached(b) => format!(
-            "{} {} over its budget of {}",
+            "{} {}{} over its budget of {}",
             paint(color, "31", "!!"),
             b.step,
+            group_words(b),
             fmt_duration(Duration::from_millis(b.budget_ms))
         ),
         EventKind::RtoAtRisk(r) => format!(
@@ -379,4 +381,12 @@ pub fn condition_words(c: &crate::journal::ConditionSeen) -> String {
     } else {
         format!("`{}` was {verdict} ({})", c.expr, values.join(", "))
     }
+}
+
+/// A called runbook's group is named as one: ` (runbook restore-database, its steps)`.
+fn group_words(b: &BudgetEvent) -> String {
+    b.runbook
+        .as_ref()
+        .map(|r| format!(" (runbook {r}, its steps)"))
+        .unwrap_or_default()
 }

@@ -214,6 +214,8 @@ fn plan_shows_the_called_steps_under_the_call() {
     );
 }
 
+/// The group's budget is watched live, as a step's is: journaled once, said at the terminal,
+/// shown by `status`, and the report's breach is that one (not a second, computed one).
 #[test]
 fn a_group_over_its_budget_is_reported_breached() {
     let slow = RESTORE.replace("run: 'echo \"stop", "run: 'sleep 2; echo \"stop");
@@ -223,20 +225,40 @@ fn a_group_over_its_budget_is_reported_breached() {
     );
     let p = Project::with_runbook("corruption", &caller);
     p.write("runbooks/restore.yaml", &slow);
-    let (code, _, err) = p.run_scenario(&[]).parts();
+    let (code, out, err) = p.run_scenario(&[]).parts();
     assert_eq!(code, 0, "{err}");
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("rs (runbook restore, its steps) at 80% of its budget")
+            && said.contains("rs (runbook restore, its steps) over its budget of 1s"),
+        "{said}"
+    );
     let run = p.run_ids().last().unwrap().clone();
+    let breached = p.events_of(&run, "budget_breached");
+    let groups: Vec<_> = breached
+        .iter()
+        .filter(|b| b["data"]["step"] == "rs")
+        .collect();
+    assert_eq!(groups.len(), 1, "{breached:?}");
+    assert_eq!(groups[0]["data"]["runbook"], "restore");
+    assert!(groups[0]["data"]["elapsed_ms"].as_u64().unwrap() > 1000);
     let report = p.report_json(&run);
     assert_eq!(report["calls"][0]["id"], "rs");
     assert_eq!(report["calls"][0]["breached"], true, "{report}");
     assert!(report["calls"][0]["duration_s"].as_f64().unwrap() >= 2.0);
+    let rs: Vec<_> = report["breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["step"] == "rs")
+        .collect();
+    assert_eq!(rs.len(), 1, "{report}");
+    assert_eq!(rs[0]["budget_s"], 1.0);
+    let (code, out, err) = p.run(&["status", &run]).parts();
+    assert_eq!(code, 0, "{err}");
     assert!(
-        report["breaches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b["step"] == "rs" && b["budget_s"] == 1.0),
-        "{report}"
+        out.contains("call rs (runbook restore, 3 steps): ") && out.contains("/ 1s, over budget"),
+        "{out}"
     );
 }
 
@@ -263,4 +285,110 @@ steps:
         .code(2)
         .stderr_has("step `each` calls a runbook and has `for_each`")
         .stderr_has("give `for_each` to those steps");
+}
+
+/// A called runbook's steps are steps of the run: `resume` refuses one that changed since the
+/// run started (the caller's own sha256 was all it checked), naming the file; put back as it
+/// ran, the run resumes and ends.
+#[test]
+fn resume_refuses_a_called_runbook_that_changed_and_takes_it_back_restored() {
+    let slow = RESTORE.replace(
+        "run: 'echo \"restore {{ target }}\" >> effects.txt;",
+        "idempotent: true\n    run: 'sleep 3; echo \"restore {{ target }}\" >> effects.txt;",
+    );
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", &slow);
+    let child = p.spawn(&["run", "corruption"]);
+    let run = p.wait_for("step_started", "rs.restore");
+    child.interrupt_and_stop();
+    let started = p.events_of(&run, "run_started");
+    let sha = started[0]["data"]["plan"]["calls"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sha.len(), 64);
+
+    p.write(
+        "runbooks/restore.yaml",
+        &format!("{slow}# edited mid-incident\n"),
+    );
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "runbook `restore` (runbooks/restore.yaml), called by step `rs`, has changed since run `{run}` started (sha256 {} then,",
+            &sha[..12]
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("restore the called runbook as it ran to resume"),
+        "{err}"
+    );
+    assert_eq!(p.read("effects.txt"), "freeze\nstop before-noon\n");
+
+    p.write("runbooks/restore.yaml", &slow);
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        p.read("effects.txt"),
+        "freeze\nstop before-noon\nrestore before-noon\nverify 42\nannounce yes\n"
+    );
+}
+
+/// `rto_ends_at` may name a called step by its id in this run: the RTO ends when it succeeds,
+/// and what follows the call is observation.
+#[test]
+fn rto_ends_at_names_a_called_step() {
+    let caller = format!("{CALLER}rto_ends_at: rs.restore\n");
+    let p = Project::with_runbook("corruption", &caller);
+    p.write("runbooks/restore.yaml", RESTORE);
+    let (code, out, err) = p.run(&["plan", "corruption"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("critical path (*): freeze → rs.stop-writes → rs.restore = 30s (to rs.restore, where service is restored and the RTO ends)")
+            && out.contains("observation after rs.restore (not counted against the RTO):\n    rs.verify "),
+        "{out}"
+    );
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    let report = p.last_report_json();
+    assert_eq!(report["rto_ends_at"], "rs.restore");
+    assert_eq!(
+        report["observation_steps"],
+        serde_json::json!(["rs.verify", "announce"])
+    );
+}
+
+#[test]
+fn rto_ends_at_naming_a_called_step_that_does_not_exist_is_an_error_at_it() {
+    let caller = format!("{CALLER}rto_ends_at: rs.verfy\n");
+    check(
+        &[("corruption", &caller), ("restore", RESTORE)],
+        "corruption",
+    )
+    .code(2)
+    .stderr_has(
+        "`rto_ends_at` names `rs.verfy`, which is not a step of runbook `restore` (called by `rs`)",
+    )
+    .stderr_has("[runbooks/corruption.yaml:18:14]")
+    .stderr_has("did you mean `rs.verify`?");
+    let gate = RESTORE.replace(
+        "  - id: verify\n",
+        "  - { id: ok, needs: [restore], budget: 1m, approval: { prompt: Ok?, approvers: [dba] } }\n  - id: verify\n",
+    );
+    let caller = format!("{CALLER}rto_ends_at: rs.ok\n");
+    check(&[("corruption", &caller), ("restore", &gate)], "corruption")
+        .code(2)
+        .stderr_has("`rto_ends_at` names `rs.ok`, an approval gate")
+        .stderr_has("[runbooks/corruption.yaml:18:14]");
+    // The call itself is still refused, and told what it may name.
+    let caller = format!("{CALLER}rto_ends_at: rs\n");
+    check(
+        &[("corruption", &caller), ("restore", RESTORE)],
+        "corruption",
+    )
+    .code(2)
+    .stderr_has("`rto_ends_at` names `rs`, a call of a runbook")
+    .stderr_has("(`rs.<step>`)");
 }

@@ -210,3 +210,43 @@ fn plan_status_and_reports_show_the_finally_steps() {
     let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
     assert!(md.contains("| resume-writes (finally) | succeeded"), "{md}");
 }
+
+/// A cleanup reads what the main steps wrote: `check` takes it like any template (an unknown
+/// step is an error at its line), and a run gives it the outputs, a skipped step's through
+/// its `default`.
+#[test]
+fn finally_reads_the_main_steps_outputs() {
+    let yaml = r#"scenario: reads
+title: Cleanup that reads outputs
+rto: 1h
+steps:
+  - { id: pick, budget: 10s, run: 'echo "lock=L7" >> "$RUNBOOK_OUTPUT"', drill: run }
+  - { id: maybe, needs: [pick], when: "false", budget: 10s, run: 'echo "n=1" >> "$RUNBOOK_OUTPUT"', drill: run }
+finally:
+  - id: release
+    budget: 10s
+    run: 'echo "release {{ steps.pick.outputs.lock }} {{ steps.maybe.outputs.n | default(''skipped'') }}" >> effects.txt'
+    drill: run
+"#;
+    check("reads", yaml).code(0);
+    let typo = yaml.replace("steps.pick.outputs", "steps.pik.outputs");
+    check("reads", &typo)
+        .code(2)
+        .stderr_has("no step `pik` to take outputs from")
+        .stderr_has("[runbooks/reads.yaml:10:");
+    let p = Project::with_runbook("reads", yaml);
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "release L7 skipped\n");
+    // Without the default, the skipped step's output is an error that names it.
+    let strict = yaml.replace(" | default(''skipped'')", "");
+    let p = Project::with_runbook("reads", &strict);
+    let (code, out, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        format!("{out}{err}").contains(
+            "step `maybe` wrote no output `n` (it was skipped: its `when` was false; give a default"
+        ),
+        "{out}{err}"
+    );
+}

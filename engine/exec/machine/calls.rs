@@ -2,15 +2,36 @@
 //! runbook's scope — that runbook's vars (its defaults, then the call's `with:` rendered in the
 //! caller's scope) and its sibling steps by their own ids (`steps['verify']` is the step
 //! `restore.verify` of this run). The steps themselves were spliced in when the plan compiled.
+//!
+//! And each call's group is watched against the call's `budget` as a step is against its
+//! own: from its first step's start to its last step's end, `budget_warning` at 80% and
+//! `budget_breached` past it, once each, with `runbook` naming the called runbook.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use minijinja::value::Value;
 
-use super::{Machine, StepState};
+use super::timers::BREACH_AFTER;
+use super::{Effect, Machine, StepState};
 use crate::compile::CallScope;
-use crate::journal::Mode;
+use crate::journal::{BudgetEvent, EventKind, Mode, RunState, StepStatus};
 use crate::template::{self, Quoting};
+
+/// What the clock knows of one call's group (`Plan::calls`, same index).
+#[derive(Clone, Debug, Default)]
+pub(super) struct GroupWatch {
+    /// Its first step's start, on the run's clock.
+    since: Option<Duration>,
+    warned: bool,
+    breached: bool,
+}
+
+impl GroupWatch {
+    pub(super) fn all(n: usize) -> Vec<GroupWatch> {
+        vec![GroupWatch::default(); n]
+    }
+}
 
 impl Machine {
     /// The context step `i`'s templates see: the run's ([`Machine::context`]), or for a
@@ -87,5 +108,86 @@ impl Machine {
             .and_then(|s| s.call.as_deref())
             .and_then(|scope| self.plan.step_index(&format!("{}.{id}", scope.prefix)))
             .or_else(|| self.plan.step_index(id))
+    }
+}
+
+impl Machine {
+    /// Group `k` has started and not every step of it has ended: its clock runs.
+    fn group_running(&self, k: usize) -> Option<Duration> {
+        let since = self.groups[k].since?;
+        let ended = self.plan.calls[k]
+            .steps
+            .iter()
+            .all(|&i| matches!(self.runtime[i].state, StepState::Done(_)));
+        (!ended).then_some(since)
+    }
+
+    /// Notes each group's first start, then warns and breaches as [`Machine::clock`] does a
+    /// step's budget.
+    pub(super) fn watch_groups(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        for k in 0..self.plan.calls.len() {
+            if self.groups[k].since.is_none() {
+                self.groups[k].since = self.plan.calls[k]
+                    .steps
+                    .iter()
+                    .filter_map(|&i| self.runtime[i].first_started)
+                    .min();
+            }
+            let Some(since) = self.group_running(k) else {
+                continue;
+            };
+            let call = &self.plan.calls[k];
+            let elapsed = now.saturating_sub(since);
+            let ev = || BudgetEvent {
+                step: call.id.clone(),
+                elapsed_ms: elapsed.as_millis() as u64,
+                budget_ms: call.budget.as_millis() as u64,
+                runbook: Some(call.runbook.clone()),
+            };
+            if !self.groups[k].warned && elapsed >= call.budget.mul_f64(0.8) {
+                self.groups[k].warned = true;
+                out.push(Effect::Record(EventKind::BudgetWarning(ev())));
+            }
+            if !self.groups[k].breached && elapsed >= call.budget + BREACH_AFTER {
+                self.groups[k].breached = true;
+                out.push(Effect::Record(EventKind::BudgetBreached(ev())));
+            }
+        }
+    }
+
+    /// When a running group's warning or breach falls due.
+    pub(super) fn group_wakes(&self, at: &mut impl FnMut(Duration)) {
+        for (k, call) in self.plan.calls.iter().enumerate() {
+            let Some(since) = self.group_running(k) else {
+                continue;
+            };
+            if !self.groups[k].warned {
+                at(since + call.budget.mul_f64(0.8));
+            } else if !self.groups[k].breached {
+                at(since + call.budget + BREACH_AFTER);
+            }
+        }
+    }
+
+    /// Resume: each group's clock from the journal — its first step's start, and the
+    /// warning and breach already journaled, which are not said again.
+    pub(super) fn restore_groups(&mut self, state: &RunState) {
+        for (k, call) in self.plan.calls.iter().enumerate() {
+            self.groups[k].since = call
+                .steps
+                .iter()
+                .filter_map(|&i| state.step(&self.plan.steps[i].id))
+                .filter(|s| !matches!(s.status, Some(StepStatus::Skipped | StepStatus::NotRun)))
+                .filter_map(|s| s.started_ms)
+                .min()
+                .map(Duration::from_millis);
+            let said = |events: &[(u64, BudgetEvent)]| {
+                events
+                    .iter()
+                    .any(|(_, e)| e.runbook.is_some() && e.step == call.id)
+            };
+            self.groups[k].warned = said(&state.warnings);
+            self.groups[k].breached = said(&state.breaches);
+        }
     }
 }

@@ -62,6 +62,10 @@ impl Machine {
                     " (it was skipped: its `when` was false; give a default: `| default('…')`)"
                 }
                 StepState::Done(StepStatus::Skipped) => " (it was skipped in this drill)",
+                // Only a `finally:` step can read one: every other reader is not run too.
+                StepState::Done(StepStatus::NotRun) => {
+                    " (it was not run: the run had failed or been denied before it; give a default: `| default('…')`)"
+                }
                 _ => "",
             };
             let line = format!("step `{id}` wrote no output `{key}`{why}");

@@ -66,6 +66,49 @@ impl Machine {
         finish.into_values().max().unwrap_or_default()
     }
 
+    /// What the cleanup adds after the main steps while none of it has started: each
+    /// `finally:` step's budget along its longest chain (see [`Machine::cleanup_left`]).
+    pub(super) fn cleanup_to_come(&self) -> Duration {
+        if self.cleanup {
+            return Duration::ZERO;
+        }
+        self.cleanup_left(Duration::ZERO)
+    }
+
+    /// During the cleanup, when it counts against the RTO: an active `finally:` step past its
+    /// budget leaves the projection at now plus the chain of cleanup below it, which passes
+    /// the target at `rto - chain`: the instant to look (as a main step's in `next_wake`).
+    pub(super) fn cleanup_risk_wakes(&self, at: &mut impl FnMut(Duration)) {
+        if !self.cleanup || self.plan.rto_ends_at.is_some() {
+            return;
+        }
+        // The longest chain of pending budgets below each cleanup step, last first.
+        let mut below: BTreeMap<usize, Duration> = BTreeMap::new();
+        for &i in self.finally_order.iter().rev() {
+            let chain = self
+                .finally_order
+                .iter()
+                .filter(|&&d| self.plan.steps[d].needs.contains(&i))
+                .map(|d| {
+                    self.work_left(*d, Duration::ZERO) + below.get(d).copied().unwrap_or_default()
+                })
+                .max()
+                .unwrap_or_default();
+            below.insert(i, chain);
+        }
+        for &i in self
+            .frontier
+            .active
+            .iter()
+            .filter(|&&i| self.plan.steps[i].finally)
+        {
+            let chain = below.get(&i).copied().unwrap_or_default();
+            if let Some(t) = self.plan.rto.checked_sub(chain) {
+                at(t + Duration::from_millis(1));
+            }
+        }
+    }
+
     /// `run` in a `finally:` step's templates and in a `when:`: the run's mode, its outcome so
     /// far, and which steps failed.
     pub(super) fn run_value(&self) -> Value {

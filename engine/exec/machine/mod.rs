@@ -154,6 +154,8 @@ pub struct Machine {
     /// Steps whose `when:` was evaluated (or, in a dry-run, assumed), with what it saw: their
     /// `step_finished` carries it.
     conditions: BTreeMap<usize, crate::journal::ConditionSeen>,
+    /// Each call's group against its budget (`Plan::calls`, same index; see `calls`).
+    groups: Vec<calls::GroupWatch>,
 }
 
 impl Machine {
@@ -165,6 +167,7 @@ impl Machine {
                 .map(|(k, v)| (k.clone(), Value::from(v.clone())))
                 .collect::<BTreeMap<String, Value>>(),
         );
+        let groups = calls::GroupWatch::all(plan.calls.len());
         Machine {
             escalated: vec![false; plan.escalation.len()],
             runtime: vec![
@@ -208,6 +211,7 @@ impl Machine {
             plan,
             epoch: None,
             conditions: BTreeMap::new(),
+            groups,
         }
     }
 

@@ -68,6 +68,7 @@ impl Machine {
             }
         }
         self.restore_escalations(state);
+        self.restore_groups(state);
     }
 
     /// Escalations already sent are not sent again.

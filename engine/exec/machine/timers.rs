@@ -14,7 +14,7 @@ use crate::units::fmt_duration;
 const MINUTE: Duration = Duration::from_secs(60);
 /// A step breaches when it runs *past* its budget: one that takes exactly its budget (as a
 /// dry-run step does when its estimate is its budget) is on budget.
-const BREACH_AFTER: Duration = Duration::from_millis(1);
+pub(super) const BREACH_AFTER: Duration = Duration::from_millis(1);
 
 impl Machine {
     /// The earliest instant at which the machine wants a [`Input::Tick`].
@@ -25,6 +25,7 @@ impl Machine {
         let mut wake: Option<Duration> = None;
         let mut at = |t: Duration| wake = Some(wake.map_or(t, |w| w.min(t)));
         let busy = !self.frontier.active.is_empty();
+        self.group_wakes(&mut at);
         for &i in &self.frontier.active {
             let step = &self.plan.steps[i];
             match &self.runtime[i].state {
@@ -69,13 +70,17 @@ impl Machine {
                 at(self.last_projection + MINUTE);
             }
             // An active step counts what is left of its budget; once over it, the projection
-            // is now plus the path below it, which passes the target at this instant.
+            // is now plus the path below it (and the cleanup after, when it counts), which
+            // passes the target at this instant.
             if !self.at_risk && self.restored.is_none() {
+                let cleanup = self.cleanup_to_come();
                 for &i in self.frontier.active.iter().filter(|&&i| self.recovery[i]) {
-                    if let Some(t) = self.plan.rto.checked_sub(self.frontier.path_below[i]) {
+                    let below = self.frontier.path_below[i] + cleanup;
+                    if let Some(t) = self.plan.rto.checked_sub(below) {
                         at(t + Duration::from_millis(1));
                     }
                 }
+                self.cleanup_risk_wakes(&mut at);
             }
         }
         wake
@@ -110,6 +115,7 @@ impl Machine {
             self.watch_budget(now, i, out);
             self.step_timers(now, i, out);
         }
+        self.watch_groups(now, out);
         // Once service is restored the RTO clock has stopped: the observation after it neither
         // escalates on the schedule nor puts the RTO at risk, however long it watches.
         if self.stopping.is_none() && self.work_ended.is_none() {
@@ -151,6 +157,7 @@ impl Machine {
                 step: step.id.clone(),
                 elapsed_ms: elapsed.as_millis() as u64,
                 budget_ms: budget.as_millis() as u64,
+                runbook: None,
             };
             if !self.runtime[i].warned && elapsed >= budget.mul_f64(0.8) {
                 self.runtime[i].warned = true;

@@ -193,3 +193,92 @@ fn with_rto_ends_at_the_cleanup_is_off_the_critical_path_and_the_projection() {
     let sim = Sim::new(p, cfg(Mode::Real));
     assert_eq!(sim.m.projected_finish(sim.now), s(20 * 60));
 }
+
+/// `a` writes `k`; `b`, after it, never runs when `a` fails; the cleanup reads both.
+const READS_OUTPUTS: &str = "rto: 1h\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\n  \
+     - { id: b, needs: [a], budget: 10m, run: b, drill: run }\nfinally:\n  \
+     - { id: lift, budget: 5m, run: \"lift {{ steps.a.outputs.k }} {{ steps.b.outputs.j | default('none') }}\", drill: run }\n  \
+     - { id: strict, budget: 5m, run: \"strict {{ steps.b.outputs.j }}\", drill: run }\n";
+
+#[test]
+fn finally_reads_the_main_steps_outputs_and_a_not_run_ones_only_with_a_default() {
+    let mut sim = Sim::new(plan(READS_OUTPUTS), cfg(Mode::Real));
+    sim.advance(s(10));
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Code(0),
+        outputs: BTreeMap::from([("k".into(), "v1".into())]),
+    });
+    sim.advance(s(20));
+    sim.exit("b", 0);
+    let lift = sim.spawns.iter().find(|x| x.3.starts_with("lift")).unwrap();
+    assert_eq!(lift.3, "lift v1 none", "b wrote no `j`: the default");
+
+    // `a` fails: `b` is not run, and a cleanup reading its output without a default fails,
+    // saying why; the other cleanup runs.
+    let mut sim = Sim::new(plan(READS_OUTPUTS), cfg(Mode::Real));
+    sim.advance(s(10));
+    sim.feed(Input::Exited {
+        step: 0,
+        attempt: 1,
+        result: ExitResult::Code(3),
+        outputs: BTreeMap::from([("k".into(), "partial".into())]),
+    });
+    let spawned: Vec<&str> = sim.spawns.iter().map(|x| x.3.as_str()).collect();
+    assert_eq!(spawned, ["a", "lift partial none"]);
+    let strict = sim.finished("strict");
+    assert_eq!(strict[0].status, StepStatus::Failed);
+    let error = strict[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("step `b` wrote no output `j` (it was not run: the run had failed or been denied before it; give a default: `| default('…')`)"),
+        "{error}"
+    );
+}
+
+/// Without `rto_ends_at` the cleanup counts against the RTO: its time is in the projection,
+/// and the instant the projection passes the target is when `rto_at_risk` is said, in the
+/// main steps (their overrun plus the cleanup still to come) and in the cleanup itself.
+#[test]
+fn rto_at_risk_counts_the_cleanup_still_to_come_at_its_instant() {
+    let yaml = "rto: 20m\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\nfinally:\n  \
+         - { id: c1, budget: 4m, run: c1, drill: run }\n  \
+         - { id: c2, needs: [c1], budget: 2m, run: c2, drill: run }\n";
+    let ms = Duration::from_millis;
+    // `a` runs long: past its budget the projection is now + 6m of cleanup, past 20m
+    // just after +14m, not at the next minute's look nor at +20m.
+    let mut sim = Sim::new(plan(yaml), cfg(Mode::Real));
+    sim.advance(s(14 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(15 * 60));
+    assert_eq!(
+        sim.at("rto_at_risk"),
+        vec![(ms(14 * 60_000 + 1), String::new())]
+    );
+
+    // `a` on time (+5m); `c1` runs long: past its budget (+9m) the projection is now + 2m
+    // of `c2`, past 20m just after +18m.
+    let mut sim = Sim::new(plan(yaml), cfg(Mode::Real));
+    sim.advance(s(5 * 60));
+    sim.exit("a", 0);
+    assert_eq!(sim.spawned().last(), Some(&(s(5 * 60), "c1".to_owned())));
+    sim.advance(s(18 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(19 * 60));
+    assert_eq!(
+        sim.at("rto_at_risk"),
+        vec![(ms(18 * 60_000 + 1), String::new())]
+    );
+}
+
+/// With `rto_ends_at` the cleanup is observation: it puts nothing at risk.
+#[test]
+fn with_rto_ends_at_the_cleanup_is_left_out_of_the_risk_instant() {
+    let yaml = "rto: 20m\nrto_ends_at: a\nsteps:\n  - { id: a, budget: 10m, run: a, drill: run }\nfinally:\n  \
+         - { id: c1, budget: 4m, run: c1, drill: run }\n";
+    let mut sim = Sim::new(plan(yaml), cfg(Mode::Real));
+    sim.advance(s(19 * 60));
+    assert!(sim.at("rto_at_risk").is_empty());
+    sim.advance(s(20 * 60) + Duration::from_millis(1));
+    assert_eq!(sim.at("rto_at_risk").len(), 1, "`a` itself past the RTO");
+}
