@@ -1,0 +1,244 @@
+//! The shipped scenarios' decisions (issue 17, "the shipped scenarios use them"), run for real
+//! on a sandbox of each test's own and judged by what the database holds afterwards:
+//! region-failure branches on the replica's lag (promote within the RPO, restore the newest
+//! backup past it); restore-database's `finally:` resumes writes only after a restore that
+//! rolled back; database-corruption calls restore-database and carries the cleanup itself.
+
+use serde_json::Value;
+
+use crate::support::{Project, Sandbox, runbook};
+
+/// A called runbook with a `finally:`: its cleanup resumes writes after a failed restore.
+const CALLEE: &str = r#"scenario: callee
+title: A restore with its own cleanup
+rto: 30m
+steps:
+  - { id: restore, budget: 1m, run: "true", drill: run }
+finally:
+  - id: resume-after-rollback
+    when: "'restore' in run.failed_steps"
+    budget: 1m
+    run: echo resumed
+    drill: run
+"#;
+
+fn check(files: &[(&str, &str)], path: &str) -> crate::support::Out {
+    let mut cmd = runbook(&[]);
+    for (name, yaml) in files {
+        cmd = cmd.file(&format!("runbooks/{name}.yaml"), yaml);
+    }
+    cmd.arg("check").arg(format!("runbooks/{path}.yaml")).run()
+}
+
+/// Calling a runbook whose `finally:` would not run is an error at the call, unless the
+/// caller has a `finally:` of its own to carry the cleanup.
+#[test]
+fn a_called_runbooks_cleanup_must_be_carried_by_the_callers_finally() {
+    let bare = "\
+scenario: bare
+title: Calls a runbook with cleanup, has none
+rto: 1h
+steps:
+  - { id: first, budget: 1m, run: \"true\", drill: run }
+  - { id: restore, needs: [first], runbook: callee }
+";
+    check(&[("callee", CALLEE), ("bare", bare)], "bare")
+        .code(2)
+        .stderr_has("runbook `callee` has `finally:` steps (`resume-after-rollback`), and this")
+        .stderr_has("runbook has none to\n  | carry its cleanup")
+        .stderr_has("[runbooks/bare.yaml:6:45]");
+
+    let carried = format!("{bare}finally:\n  - {{ id: page, budget: 1m, run: echo paged, drill: run }}\n")
+        .replace("scenario: bare", "scenario: carried");
+    check(&[("callee", CALLEE), ("carried", &carried)], "carried").code(0);
+    // The callee's cleanup is not part of the caller's plan; the caller's is.
+    let plan = runbook(&["plan", "runbooks/carried.yaml", "--format", "json"])
+        .file("runbooks/callee.yaml", CALLEE)
+        .file("runbooks/carried.yaml", &carried)
+        .run();
+    plan.code(0);
+    let v: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let ids: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["first", "restore.restore", "page"]);
+}
+
+/// A libpq connection string for one server of the sandbox, by port (not by service: the
+/// services are what a failover re-points).
+fn at_port(port: &str) -> String {
+    format!("host=127.0.0.1 port={port} user=postgres dbname=omni connect_timeout=5")
+}
+
+fn run_in(p: &Project, sb: &Sandbox, args: &[&str]) -> crate::support::Out {
+    p.run_with(p.cmd_in(sb, args))
+}
+
+/// The `step_finished` of a step: its status, and the condition it saw.
+#[track_caller]
+fn finished(p: &Project, run: &str, step: &str) -> Value {
+    p.events_of(run, "step_finished")
+        .into_iter()
+        .rfind(|e| e["data"]["step"] == step)
+        .unwrap_or_else(|| panic!("no step_finished for {step}"))["data"]
+        .clone()
+}
+
+#[track_caller]
+fn insert_customer(sb: &Sandbox, conn: &str, id: u32, what: &str) {
+    assert_eq!(
+        sb.psql(
+            conn,
+            &format!(
+                "INSERT INTO customers VALUES ({id}, '{what}', 'c{id}@example.test') RETURNING id"
+            )
+        ),
+        Ok(id.to_string())
+    );
+}
+
+fn customers_with(sb: &Sandbox, conn: &str, ids: &str) -> Result<String, String> {
+    sb.psql(
+        conn,
+        &format!("SELECT string_agg(id::text, ',' ORDER BY id) FROM customers WHERE id IN ({ids})"),
+    )
+}
+
+/// Issue 17: a replica further behind than the RPO failed region-failure at
+/// check-replica-lag, and the region stayed down. Now the run takes the restore path: the
+/// replica is fenced off from the old primary and promoted as before, the newest backup is
+/// restored over it and verified, and only then do the clients write to it. What the backup
+/// holds is there; what was written after it is lost (as accepted at the gate); the replica's
+/// own data is kept aside; the old primary takes no write.
+#[test]
+fn region_failure_past_the_rpo_restores_the_newest_backup_over_the_promoted_replica() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let old = sb.var("PGPORT");
+    let new = sb.var("PG_REPLICA_PORT");
+
+    // 7000 reaches the replica; then its replay stops, and 7001 (in the backup) and 7002
+    // (after it) never do. The replica is now further behind than the backup is old.
+    insert_customer(&sb, &at_port(&old), 7000, "replayed");
+    crate::support::wait_until("the replica replays customers(7000)", || {
+        customers_with(&sb, &at_port(&new), "7000") == Ok("7000".into())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    sb.psql("service=omni-replica", "SELECT pg_wal_replay_pause()")
+        .unwrap();
+    insert_customer(&sb, &at_port(&old), 7001, "in the backup");
+    run_in(
+        &p,
+        &sb,
+        &["run", "backup-database", "--env", "local", "--yes"],
+    )
+    .code(0);
+    insert_customer(&sb, &at_port(&old), 7002, "after the backup");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    let out = run_in(
+        &p,
+        &sb,
+        &[
+            "run",
+            "region-failure",
+            "--env",
+            "local",
+            "--yes",
+            "--var",
+            "max_replica_lag=1s",
+        ],
+    );
+    out.code(0);
+    let run = out.id();
+    assert_eq!(p.outputs(&run, "check-replica-lag")["within"], "false");
+    assert_eq!(finished(&p, &run, "wait-replay")["status"], "skipped");
+    for step in ["find-backup", "accept-data-loss", "restore-backup", "verify-restore"] {
+        assert_eq!(
+            finished(&p, &run, step)["status"],
+            "succeeded",
+            "{step}: {}",
+            p.log(&run, step)
+        );
+    }
+    assert_eq!(p.outputs(&run, "fence-old-primary")["fenced"], "stopped");
+
+    // The clients' service is the promoted replica, holding the backup: 7001 is there, 7002
+    // (after the backup) is lost, and it takes writes.
+    assert_eq!(
+        customers_with(&sb, "service=omni", "7000,7001,7002"),
+        Ok("7000,7001".into())
+    );
+    insert_customer(&sb, "service=omni", 7003, "after the failover");
+    assert_eq!(
+        sb.psql("service=omni", "SELECT inet_server_port()"),
+        Ok(new.clone())
+    );
+    // The replica's own data is kept aside, not destroyed.
+    assert_eq!(
+        sb.psql(
+            &at_port(&new),
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'omni_before_restore_%'"
+        ),
+        Ok("1".into())
+    );
+    // The old primary was fenced (and rebuilt as a standby of the new one): it takes nothing.
+    let w = sb.psql(
+        &at_port(&old),
+        "INSERT INTO customers VALUES (7004, 'split', 'c7004@example.test')",
+    );
+    assert!(
+        w.as_ref().is_err_and(|e| {
+            e.contains("read-only transaction") || e.contains("Connection refused")
+        }),
+        "the old primary took a write after the failover: two writable primaries: {w:?}"
+    );
+}
+
+/// Issue 17: within the RPO the restore path is skipped, each of its steps saying which
+/// condition was false, and the promoted replica keeps everything it replayed.
+#[test]
+fn region_failure_within_the_rpo_promotes_and_skips_the_restore_path() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    let new = sb.var("PG_REPLICA_PORT");
+    insert_customer(&sb, "service=omni", 7100, "before the failover");
+    crate::support::wait_until("the replica replays customers(7100)", || {
+        customers_with(&sb, &at_port(&new), "7100") == Ok("7100".into())
+    });
+
+    let out = run_in(
+        &p,
+        &sb,
+        &["run", "region-failure", "--env", "local", "--yes"],
+    );
+    out.code(0);
+    let run = out.id();
+    assert_eq!(p.outputs(&run, "check-replica-lag")["within"], "true");
+    for step in ["find-backup", "accept-data-loss", "restore-backup", "verify-restore"] {
+        let f = finished(&p, &run, step);
+        assert_eq!(f["status"], "skipped", "{step}");
+        assert!(
+            f["condition"]["expr"]
+                .as_str()
+                .is_some_and(|e| e.contains("within == 'false'")),
+            "{step}: {f}"
+        );
+    }
+    assert_eq!(finished(&p, &run, "wait-replay")["status"], "succeeded");
+    assert_eq!(
+        customers_with(&sb, "service=omni", "7100"),
+        Ok("7100".into())
+    );
+    insert_customer(&sb, "service=omni", 7101, "after the failover");
+    assert_eq!(
+        sb.psql(
+            &at_port(&new),
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'omni_before_restore_%'"
+        ),
+        Ok("0".into())
+    );
+}
