@@ -258,7 +258,13 @@ fn pitr_killed_after_moving_the_cluster_aside_resumes_to_exactly_the_rows_at_the
 
     let out = p.run_with(p.cmd_in(
         &sb,
-        &["resume", &run, "--yes", "--rerun", "restore.recover-to-time"],
+        &[
+            "resume",
+            &run,
+            "--yes",
+            "--rerun",
+            "restore.recover-to-time",
+        ],
     ));
     out.code(0);
     assert_eq!(state("orders"), orders);

@@ -48,8 +48,9 @@ steps:
         .stderr_has("runbook has none to\n  | carry its cleanup")
         .stderr_has("[runbooks/bare.yaml:6:45]");
 
-    let carried = format!("{bare}finally:\n  - {{ id: page, budget: 1m, run: echo paged, drill: run }}\n")
-        .replace("scenario: bare", "scenario: carried");
+    let carried =
+        format!("{bare}finally:\n  - {{ id: page, budget: 1m, run: echo paged, drill: run }}\n")
+            .replace("scenario: bare", "scenario: carried");
     check(&[("callee", CALLEE), ("carried", &carried)], "carried").code(0);
     // The callee's cleanup is not part of the caller's plan; the caller's is.
     let plan = runbook(&["plan", "runbooks/carried.yaml", "--format", "json"])
@@ -156,7 +157,12 @@ fn region_failure_past_the_rpo_restores_the_newest_backup_over_the_promoted_repl
     let run = out.id();
     assert_eq!(p.outputs(&run, "check-replica-lag")["within"], "false");
     assert_eq!(finished(&p, &run, "wait-replay")["status"], "skipped");
-    for step in ["find-backup", "accept-data-loss", "restore-backup", "verify-restore"] {
+    for step in [
+        "find-backup",
+        "accept-data-loss",
+        "restore-backup",
+        "verify-restore",
+    ] {
         assert_eq!(
             finished(&p, &run, step)["status"],
             "succeeded",
@@ -218,7 +224,12 @@ fn region_failure_within_the_rpo_promotes_and_skips_the_restore_path() {
     out.code(0);
     let run = out.id();
     assert_eq!(p.outputs(&run, "check-replica-lag")["within"], "true");
-    for step in ["find-backup", "accept-data-loss", "restore-backup", "verify-restore"] {
+    for step in [
+        "find-backup",
+        "accept-data-loss",
+        "restore-backup",
+        "verify-restore",
+    ] {
         let f = finished(&p, &run, step);
         assert_eq!(f["status"], "skipped", "{step}");
         assert!(
@@ -240,5 +251,112 @@ fn region_failure_within_the_rpo_promotes_and_skips_the_restore_path() {
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'omni_before_restore_%'"
         ),
         Ok("0".into())
+    );
+}
+
+/// The application's writes in the sandbox: stopped while the maintenance flag exists.
+fn writes_stopped(p: &Project) -> bool {
+    p.path().join(".sandbox/app/maintenance").exists()
+}
+
+/// Issue 17: a restore that failed left the application's writes stopped with nobody told,
+/// though the database was exactly as before. Now postgres/restore puts the set-aside database
+/// back when it fails, and restore-database's `finally:` resumes writes after that rollback:
+/// the database is the one that was serving, with the write made after the backup.
+#[test]
+fn restore_database_resumes_writes_after_a_restore_that_rolled_back() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    // A backup that cannot be restored: a table in it belongs to a role that is gone by the
+    // time of the restore, and pg_restore stops at its ALTER ... OWNER.
+    for sql in [
+        "CREATE ROLE rb_gone",
+        "CREATE TABLE gone_owned (id int)",
+        "ALTER TABLE gone_owned OWNER TO rb_gone",
+    ] {
+        sb.psql("service=omni", sql).unwrap();
+    }
+    run_in(
+        &p,
+        &sb,
+        &["run", "backup-database", "--env", "local", "--yes"],
+    )
+    .code(0);
+    for sql in ["REASSIGN OWNED BY rb_gone TO postgres", "DROP ROLE rb_gone"] {
+        sb.psql("service=omni", sql).unwrap();
+    }
+    insert_customer(&sb, "service=omni", 7200, "after the backup");
+
+    let out = run_in(
+        &p,
+        &sb,
+        &["run", "restore-database", "--env", "local", "--yes"],
+    );
+    out.code(1);
+    let run = out.id();
+    assert_eq!(finished(&p, &run, "stop-writes")["status"], "succeeded");
+    assert_eq!(finished(&p, &run, "restore")["status"], "failed");
+    let log = p.log(&run, "restore");
+    assert!(log.contains("rolled back: omni_before_restore_"), "{log}");
+    let cleanup = finished(&p, &run, "resume-writes-after-rollback");
+    assert_eq!(cleanup["status"], "succeeded", "{cleanup}");
+
+    // Writes resumed, onto the database as it was: the write after the backup is there, and
+    // nothing is left set aside.
+    assert!(
+        !writes_stopped(&p),
+        "writes stayed stopped after a rollback"
+    );
+    assert_eq!(
+        customers_with(&sb, "service=omni", "7200"),
+        Ok("7200".into())
+    );
+    assert_eq!(
+        sb.psql(
+            "service=omni",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'omni_before_restore_%'"
+        ),
+        Ok("0".into())
+    );
+}
+
+/// restore-database's comments promise that a restore failing verification leaves writes
+/// stopped; the cleanup must never resume writes onto unverified data.
+#[test]
+fn restore_database_keeps_writes_stopped_when_the_restored_data_fails_verification() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    run_in(
+        &p,
+        &sb,
+        &["run", "backup-database", "--env", "local", "--yes"],
+    )
+    .code(0);
+    // The backup's record of customers no longer matches what it restores.
+    let (ok, said) = sb.sh(
+        "m=$(ls -t .sandbox/backups/database/*.meta | head -n1) && sed -i 's/^table.public.customers.rows=.*/table.public.customers.rows=1/' \"$m\" && grep -c '^table.public.customers.rows=1$' \"$m\"",
+    );
+    assert!(ok, "{said}");
+
+    let out = run_in(
+        &p,
+        &sb,
+        &["run", "restore-database", "--env", "local", "--yes"],
+    );
+    out.code(1);
+    let run = out.id();
+    assert_eq!(finished(&p, &run, "restore")["status"], "succeeded");
+    assert_eq!(finished(&p, &run, "verify")["status"], "failed");
+    let cleanup = finished(&p, &run, "resume-writes-after-rollback");
+    assert_eq!(cleanup["status"], "skipped", "{cleanup}");
+    assert!(
+        writes_stopped(&p),
+        "writes were resumed onto data that failed verification"
+    );
+    assert!(
+        p.events_of(&run, "step_started")
+            .iter()
+            .all(|e| e["data"]["step"] != "resume-writes"),
+        "resume-writes ran after a failed verification"
     );
 }
