@@ -360,3 +360,63 @@ fn restore_database_keeps_writes_stopped_when_the_restored_data_fails_verificati
         "resume-writes ran after a failed verification"
     );
 }
+
+/// Issue 17: database-corruption copied restore-database's steps; now it calls it. When the
+/// restored data fails verification, writes stay stopped (the called runbook's cleanup does
+/// not run inside the call) and the caller's own `finally:` pages with what the run left.
+#[test]
+fn database_corruption_calls_restore_database_and_pages_when_verification_fails() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    run_in(
+        &p,
+        &sb,
+        &["run", "backup-database", "--env", "local", "--yes"],
+    )
+    .code(0);
+    let (ok, said) = sb.sh(
+        "m=$(ls -t .sandbox/backups/database/*.meta | head -n1) && sed -i 's/^table.public.customers.rows=.*/table.public.customers.rows=1/' \"$m\" && grep -c '^table.public.customers.rows=1$' \"$m\"",
+    );
+    assert!(ok, "{said}");
+
+    let out = run_in(
+        &p,
+        &sb,
+        &["run", "database-corruption", "--env", "local", "--yes"],
+    );
+    out.code(1);
+    let run = out.id();
+    // The called steps ran under the call's prefix, in the called runbook's order.
+    for (step, status) in [
+        ("stop-writes", "succeeded"),
+        ("restore.find-backup", "succeeded"),
+        ("restore.stop-writes", "succeeded"),
+        ("restore.restore", "succeeded"),
+        ("restore.verify", "failed"),
+        ("page-writes-stopped", "succeeded"),
+    ] {
+        assert_eq!(finished(&p, &run, step)["status"], status, "{step}");
+    }
+    let started: Vec<String> = p
+        .events_of(&run, "step_started")
+        .iter()
+        .map(|e| e["data"]["step"].as_str().unwrap().to_owned())
+        .collect();
+    for never in [
+        "restore.replay-transaction-logs",
+        "restore.resume-writes",
+        "restore.resume-writes-after-rollback",
+    ] {
+        assert!(
+            !started.iter().any(|s| s == never),
+            "{never} ran: {started:?}"
+        );
+    }
+    assert!(writes_stopped(&p), "writes resumed onto unverified data");
+    let log = p.read(".sandbox/notifications.log");
+    assert!(
+        log.contains("failed verification against the backup's checksums")
+            && log.contains("must not resume on it"),
+        "{log}"
+    );
+}
