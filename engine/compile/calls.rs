@@ -145,16 +145,21 @@ impl Compiler<'_> {
             }
         };
         let doc = &loaded.doc;
-        if let Some(f) = doc.finally.first() {
+        // Its cleanup is not run: it would run in the middle of this run, or at its end where
+        // it no longer cleans up after its own steps (and `run.failed_steps` holds this run's
+        // ids). The caller carries the cleanup in its own `finally:`, and must have one.
+        if let Some(f) = doc.finally.first()
+            && self.doc.finally.is_empty()
+        {
             self.err(
                 name.pos,
                 format!(
-                    "runbook `{}` has `finally:` steps (`{}`) and cannot be called",
+                    "runbook `{}` has `finally:` steps (`{}`), and this runbook has none to carry its cleanup",
                     name.value, f.id.value
                 ),
             )
             .label("a runbook with cleanup")
-            .help("a called runbook's steps run inside this run: move its cleanup into this runbook's `finally:`");
+            .help("a called runbook's `finally:` does not run inside this run: give this runbook a `finally:` that does what the run needs in its place");
         }
         for k in s.with.keys() {
             if !doc.vars.contains_key(&k.value) {
@@ -192,10 +197,17 @@ impl Compiler<'_> {
             self.stack.clone(),
             &BTreeMap::new(),
         );
-        let Some(plan) = plan else {
+        let Some(mut plan) = plan else {
             self.callee_broken(name, &problems);
             return None;
         };
+        // Its `finally:` steps come last: they are left out (the caller's `finally:` runs).
+        let cleanup = plan
+            .steps
+            .iter()
+            .position(|s| s.finally)
+            .unwrap_or(plan.steps.len());
+        plan.steps.truncate(cleanup);
         let budget = match &s.budget {
             Some(b) => self.duration(&format!("`budget` of step `{id}`"), b)?,
             None => plan.rto,

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Measure replication lag in seconds and fail when it is above --max-lag.
+# Measure replication lag in seconds and fail when it is above --max-lag, or, with
+# --fail-above false, report whether it is within it (output `within`) and let the runbook
+# branch on it: region-failure promotes a replica within its RPO and restores the newest
+# backup otherwise.
 #
 # On a standby: 0 when its WAL receiver is streaming and everything received has been
 # replayed; otherwise the time since the last replayed transaction. With the primary gone,
@@ -19,20 +22,25 @@ set -euo pipefail
 usage() {
   cat <<'EOF2'
 usage: replication-lag.sh [--service NAME] [--max-lag DURATION] [--min-replicas N]
+                          [--fail-above true|false]
 
   --service NAME     libpq service of the server to ask (a standby or a primary)
   --max-lag DUR      fail above this lag (default 5m); 90, 90s, 15m, 1h
   --min-replicas N   on a primary: standbys that must be connected (default 1)
+  --fail-above B     false: a lag above --max-lag is reported (within=false), not a failure
 
-outputs: role (standby|primary), lag_s, replicas (on a primary)
+outputs: role (standby|primary), lag_s, max_lag_s, within (true|false), replicas (on a
+primary), rpo_s (on a standby within --max-lag: what promoting it loses)
 EOF2
 }
 
 service=""
 max_lag="5m"
 min_replicas=1
-parse_args --service=service --max-lag=max_lag --min-replicas=min_replicas -- "$@"
+fail_above=true
+parse_args --service=service --max-lag=max_lag --min-replicas=min_replicas --fail-above=fail_above -- "$@"
 max_lag_s=$(duration --max-lag "$max_lag")
+fail_above=$(bool --fail-above "$fail_above")
 [[ $min_replicas =~ ^[0-9]+$ ]] || usage_error "--min-replicas must be a number (got '$min_replicas')"
 pg_service "$service"
 pg_need psql
@@ -61,8 +69,9 @@ if [ "$in_recovery" = t ]; then
   echo "$target is a standby: lag ${lag_s}s ($how)"
   out role standby
   out lag_s "$lag_s"
-  # Failing over to it loses what it has not replayed: the recovery point (read by the report).
-  out rpo_s "$lag_s"
+  # Failing over to it loses what it has not replayed: the recovery point (read by the
+  # report). Above the limit the runbook takes another path (a restore), which reports its own.
+  [ "$lag_s" -gt "$max_lag_s" ] || out rpo_s "$lag_s"
 else
   read -r replicas lag_s < <(q "
     SELECT count(*), coalesce(max(round(extract(epoch FROM coalesce(replay_lag, interval '0')))), 0)::bigint
@@ -75,5 +84,11 @@ else
     || die "$target has $replicas connected standby(s), fewer than --min-replicas $min_replicas"
 fi
 
-[ "$lag_s" -le "$max_lag_s" ] || die "replication lag ${lag_s}s is above the limit of ${max_lag_s}s"
+out max_lag_s "$max_lag_s"
+if [ "$lag_s" -gt "$max_lag_s" ]; then
+  out within false
+  $fail_above || { echo "lag ${lag_s}s is above the limit of ${max_lag_s}s (--fail-above false: reported, not failed)"; exit 0; }
+  die "replication lag ${lag_s}s is above the limit of ${max_lag_s}s"
+fi
+out within true
 echo "lag ${lag_s}s is within ${max_lag_s}s"

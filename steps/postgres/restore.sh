@@ -106,6 +106,25 @@ SQL
 
 created=false
 kept=""
+# After a failure once the current database is set aside: the new one (empty, or partly
+# restored with --jobs > 1) is dropped and the old one renamed back.
+put_back() {
+  local rc=$?
+  [ "$rc" -ne 0 ] || return 0
+  trap - EXIT
+  if ! $created || maint <<'SQL' >/dev/null; then
+DROP DATABASE IF EXISTS :"db" WITH (FORCE);
+SQL
+    if maint -v old="$kept" <<'SQL' >/dev/null; then
+ALTER DATABASE :"old" RENAME TO :"db";
+SQL
+      echo "rolled back: $kept renamed back to $database, as it was before the restore" >&2
+      exit "$rc"
+    fi
+  fi
+  warn "could not put $kept back as $database: rename it by hand (ALTER DATABASE \"$kept\" RENAME TO \"$database\")"
+  exit "$rc"
+}
 create_opts=""
 if [ "$exists" = 1 ] && [ "$keep_old" = true ] && [ "$recreate" = false ]; then
   kept="${database:0:40}_before_restore_$(date -u +%Y%m%d_%H%M%S)"
@@ -139,6 +158,11 @@ SQL
   maint -v old="$kept" <<'SQL' >/dev/null || warn "$kept does not accept connections: ALTER DATABASE \"$kept\" WITH ALLOW_CONNECTIONS true"
 ALTER DATABASE :"old" WITH ALLOW_CONNECTIONS true;
 SQL
+  # From here a failure (or a timeout's SIGTERM) puts the set-aside database back, so that a
+  # failed restore leaves $database as it was: a rollback, which a runbook may rely on
+  # (restore-database resumes writes after one).
+  trap 'exit 143' TERM INT
+  trap put_back EXIT
   exists=0
 fi
 if [ "$exists" = 1 ] && [ "$recreate" = true ]; then
@@ -193,6 +217,7 @@ esac
 psql -w -X -q --dbname="$database" -c 'ANALYZE' \
   || echo "warning: ANALYZE failed; run it by hand" >&2
 
+trap - EXIT
 seconds=$(( $(date +%s) - started ))
 echo "restored $file into $database in ${seconds}s"
 out database "$database"

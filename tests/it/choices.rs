@@ -175,11 +175,18 @@ fn every_status_names_a_stopped_real_run_until_it_finishes() {
     assert!(!out.contains("not finished"), "{out}");
 }
 
-/// The gate's pages in a run's journal: (elapsed ms, channel).
+/// The pages of region-failure's failover gate in a run's journal: (elapsed ms, channel).
+/// (Its other gate, accept-data-loss, pages the DevOps lead and the CTO at once: a loss past
+/// the RPO is theirs to accept. A dry-run takes it, as the worst case.)
 fn gate_pages(p: &Project, run: &str) -> Vec<(u64, String)> {
     p.events_of(run, "escalated")
         .iter()
         .filter(|e| e["data"]["reason"] == "approval_requested")
+        .filter(|e| {
+            e["data"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("gate `approve-failover`"))
+        })
         .map(|e| {
             (
                 e["elapsed_ms"].as_u64().unwrap(),
@@ -190,7 +197,8 @@ fn gate_pages(p: &Project, run: &str) -> Vec<(u64, String)> {
 }
 
 /// region-failure's gate paged the CTO at once, against the plan's escalation path (on-call
-/// 0–30, DevOps lead 30–60, CTO 60+). Its dry-run gate waits from +2m to +7m: only on-call's
+/// 0–30, DevOps lead 30–60, CTO 60+). Its dry-run gate waits from +12m30s (after the
+/// restore path's search and acceptance, which a dry-run takes) to +17m30s: only on-call's
 /// time has come. The schedule pages the others at their times while the recovery lasts.
 #[test]
 fn region_failures_gate_pages_only_the_roles_whose_escalation_time_has_come() {
@@ -198,7 +206,7 @@ fn region_failures_gate_pages_only_the_roles_whose_escalation_time_has_come() {
     let out = p.run(&["run", "region-failure", "--dry-run"]);
     out.code(0);
     let run = out.id();
-    assert_eq!(gate_pages(&p, &run), vec![(120_000, "on-call".to_owned())]);
+    assert_eq!(gate_pages(&p, &run), vec![(750_000, "on-call".to_owned())]);
     // The schedule still reaches the others at their times.
     let schedule: Vec<(u64, String)> = p
         .events_of(&run, "escalated")
@@ -241,7 +249,7 @@ fn page_after_on_region_failures_gate_pages_the_cto_three_minutes_in() {
     out.code(0);
     assert_eq!(
         gate_pages(&p, &out.id()),
-        vec![(120_000, "on-call".to_owned()), (300_000, "cto".to_owned())]
+        vec![(750_000, "on-call".to_owned()), (930_000, "cto".to_owned())]
     );
 }
 

@@ -37,6 +37,7 @@ mod rehearsal_and_rto;
 mod report_words;
 mod run;
 mod scenario_attacks;
+mod scenario_flow;
 mod schema;
 mod signed_attacks;
 mod signed_check;

@@ -134,7 +134,7 @@ fn database_corruption_recovers_exactly_the_rows_at_recovery_target_time() {
         "INSERT INTO customers VALUES (7001, 'After', 'after@example.test')",
     )
     .expect("the recovered primary takes writes");
-    let recovered = p.outputs(&run, "recover-to-time");
+    let recovered = p.outputs(&run, "restore.recover-to-time");
     assert_eq!(recovered["path"], "pitr");
     let timeline: u32 = recovered["timeline"].as_str().unwrap().parse().unwrap();
     assert!(timeline > 1, "the timeline moved: {recovered}");
@@ -170,11 +170,11 @@ fn database_corruption_recovers_exactly_the_rows_at_recovery_target_time() {
     // The logical path said it was not taken; the recovery point is the target's distance
     // from the incident: the 1.2 s between T and the damage, plus the run's own seconds.
     assert!(
-        p.log(&run, "restore")
+        p.log(&run, "restore.restore")
             .contains("skipped: point-in-time recovery")
     );
     assert!(
-        p.log(&run, "verify-restore")
+        p.log(&run, "restore.verify")
             .contains("skipped: point-in-time recovery")
     );
     let report = p.report_json(&run);
@@ -222,7 +222,7 @@ fn a_recovery_target_before_the_first_base_backup_fails_before_anything_is_stopp
     ));
     out.code(1);
     let run = out.id();
-    let log = p.log(&run, "check-recovery-target");
+    let log = p.log(&run, "restore.check-recovery-target");
     assert!(
         log.contains("is before the oldest base backup") && log.contains("nothing was stopped"),
         "check-recovery-target log:\n{log}"
@@ -238,7 +238,7 @@ fn a_recovery_target_before_the_first_base_backup_fails_before_anything_is_stopp
     assert!(
         p.events_of(&run, "step_started")
             .iter()
-            .all(|e| e["data"]["step"] != "recover-to-time")
+            .all(|e| e["data"]["step"] != "restore.recover-to-time")
     );
 }
 

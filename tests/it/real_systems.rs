@@ -274,7 +274,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
         "--yes",
     ];
     let mut child = p.spawn(&args);
-    // The database part ends with verify-restore; the drill then watches the health endpoint
+    // The database part ends with restore.verify; the drill then watches the health endpoint
     // for a minute, which needs the database lock no longer.
     let deadline = Instant::now() + RUN_DEADLINE;
     let drill = loop {
@@ -283,7 +283,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
         if let Some(run) = p.last_run_of("database-corruption") {
             let events = p.events(&run);
             let done = events.iter().any(|e| {
-                (e["type"] == "step_finished" && e["data"]["step"] == "verify-restore")
+                (e["type"] == "step_finished" && e["data"]["step"] == "restore.verify")
                     || e["type"] == "run_finished"
             });
             if done {
@@ -294,7 +294,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
             let _ = child.kill();
             let out = child.finish();
             panic!(
-                "the drill did not get past verify-restore (within {RUN_DEADLINE:?})\n--- stderr\n{}",
+                "the drill did not get past restore.verify (within {RUN_DEADLINE:?})\n--- stderr\n{}",
                 out.stderr
             );
         }
@@ -313,7 +313,7 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
     assert_eq!(omni_orders, orders, "a drill leaves omni untouched");
     assert_eq!(omni_customers, customers);
 
-    let picked = p.outputs(&drill, "find-last-good-backup");
+    let picked = p.outputs(&drill, "restore.find-backup");
     let rpo_s: f64 = picked["rpo_s"].as_str().unwrap().parse().unwrap();
     let report = p.last_report_json();
     assert_eq!(report["run_id"], drill.as_str());
@@ -331,13 +331,13 @@ fn database_corruption_drill_restores_into_the_scratch_database_and_reports_the_
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == "restore")
+        .find(|s| s["id"] == "restore.restore")
         .unwrap();
     assert_eq!(restore["status"], "succeeded");
     assert!(
-        p.log(&drill, "restore").contains("into omni_drill"),
+        p.log(&drill, "restore.restore").contains("into omni_drill"),
         "{}",
-        p.log(&drill, "restore")
+        p.log(&drill, "restore.restore")
     );
 }
 

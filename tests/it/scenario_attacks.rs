@@ -253,12 +253,18 @@ fn pitr_killed_after_moving_the_cluster_aside_resumes_to_exactly_the_rows_at_the
     running.kill().unwrap();
     let run = p.last_run_of("database-corruption").expect("a run");
     p.kill_supervisor_of(&run);
-    let group = p.step_pid(&run, "recover-to-time.1");
+    let group = p.step_pid(&run, "restore.recover-to-time.1");
     let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
 
     let out = p.run_with(p.cmd_in(
         &sb,
-        &["resume", &run, "--yes", "--rerun", "recover-to-time"],
+        &[
+            "resume",
+            &run,
+            "--yes",
+            "--rerun",
+            "restore.recover-to-time",
+        ],
     ));
     out.code(0);
     assert_eq!(state("orders"), orders);
