@@ -192,7 +192,10 @@ fn mocked_and_skipped_steps_show_their_simulated_start_and_duration() {
         );
     }
     let (_, md, _) = p.run(&["report", &run, "--format", "md"]).parts();
-    for (id, cells) in [("change", "| skipped | +1."), ("copy", "| simulated | +1.")] {
+    for (id, cells) in [
+        ("change", "| skipped in this drill | +1."),
+        ("copy", "| simulated | +1."),
+    ] {
         let line = md
             .lines()
             .find(|l| l.starts_with(&format!("| {id} ")))
