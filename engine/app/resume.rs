@@ -600,6 +600,7 @@ mod tests {
             budget: Duration::from_secs(60),
             steps: vec![0],
             sha256: sha256.into(),
+            path: Default::default(),
         }]
     }
 

@@ -344,6 +344,15 @@ pub fn run(
     } = open(&plan, req, state)?;
     // The runbook exactly as it ran, for audits (`export`); its sha256 is in run_started.
     let _ = std::fs::copy(&plan.path, run_dir.join("runbook.yaml"));
+    // And each runbook it calls, by name: their sha256 are in run_started.plan.calls.
+    if !plan.calls.is_empty() && std::fs::create_dir_all(run_dir.join("calls")).is_ok() {
+        for c in &plan.calls {
+            let _ = std::fs::copy(
+                &c.path,
+                run_dir.join("calls").join(format!("{}.yaml", c.runbook)),
+            );
+        }
+    }
     let mask = Arc::new(Masker::from_env(&plan.secrets));
     let plan = Arc::new(plan);
     let started = run_started(&plan, req, &env, &vars, &mask, &run_id, &operator);

@@ -7,7 +7,7 @@ use super::Error;
 use super::error::Said;
 use super::find::{Last, find, find_which};
 use super::status::executor_pid;
-use crate::journal::{self, RunState};
+use crate::journal::{self, RunStarted, RunState};
 use crate::report;
 use crate::state::StateDir;
 
@@ -200,7 +200,7 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
         }
     };
     let root = staging.join(&id);
-    let result = (|| -> std::io::Result<bool> {
+    let result = (|| -> std::io::Result<(bool, bool)> {
         std::fs::create_dir_all(root.join("logs"))?;
         std::fs::copy(run_dir.join("journal.jsonl"), root.join("journal.jsonl"))?;
         // The head says where the journal should end: without it, a cut tail cannot be told.
@@ -216,6 +216,13 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
         let runbook_copy = run_dir.join("runbook.yaml");
         if runbook_copy.is_file() {
             std::fs::copy(&runbook_copy, root.join("runbook.yaml"))?;
+        }
+        // The runbooks it called, as they ran: checked below against run_started's sha256.
+        if let Ok(rd) = std::fs::read_dir(run_dir.join("calls")) {
+            std::fs::create_dir_all(root.join("calls"))?;
+            for e in rd.flatten() {
+                std::fs::copy(e.path(), root.join("calls").join(e.file_name()))?;
+            }
         }
         if let Ok(rd) = std::fs::read_dir(run_dir.join("logs")) {
             for e in rd.flatten() {
@@ -241,10 +248,11 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
             .as_ref()
             .map(|s| s.runbook_sha256.clone())
             .unwrap_or_default();
+        let (calls_text, calls_match) = called_runbooks(&root, rs.started.as_ref());
         std::fs::write(
             root.join("verify.txt"),
             format!(
-                "runbook verify {id}\n{}\nrunbook.yaml sha256 {sha_now}\nrun_started runbook_sha256 {sha_then}\n{}\n",
+                "runbook verify {id}\n{}\nrunbook.yaml sha256 {sha_now}\nrun_started runbook_sha256 {sha_then}\n{}\n{calls_text}",
                 verdict(&v, None, &id).text,
                 if sha_now == sha_then {
                     "runbook matches the run"
@@ -253,9 +261,9 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
                 }
             ),
         )?;
-        Ok(sha_now == sha_then)
+        Ok((sha_now == sha_then, calls_match))
     })();
-    let runbook_matches = match result {
+    let (runbook_matches, calls_match) = match result {
         Ok(m) => m,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -273,10 +281,45 @@ pub fn export(state: &StateDir, run: &str, out: &std::path::Path) -> Result<Expo
         .status();
     let _ = std::fs::remove_dir_all(&staging);
     match status {
-        Ok(s) if s.success() => Ok(Exported { runbook_matches }),
+        Ok(s) if s.success() => Ok(Exported {
+            runbook_matches,
+            calls_match,
+        }),
         Ok(s) => Err(Error::failed(Said::error(format!("tar failed ({s})")))),
         Err(e) => Err(Error::failed(Said::error(format!("cannot run tar: {e}")))),
     }
+}
+
+/// What verify.txt says of each runbook the run called: its copy in the bundle (`calls/`)
+/// against the sha256 run_started journaled, and whether all match. A journal written before
+/// the calls' sha256 was kept, or a run that called nothing, has nothing to say.
+fn called_runbooks(root: &std::path::Path, started: Option<&RunStarted>) -> (String, bool) {
+    let mut text = String::new();
+    let mut all = true;
+    let calls = started.map(|s| s.plan.calls.as_slice()).unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in calls {
+        let Some(then) = &c.sha256 else { continue };
+        if !seen.insert(&c.runbook) {
+            continue;
+        }
+        let now = std::fs::read(root.join("calls").join(format!("{}.yaml", c.runbook)))
+            .map(|b| crate::digest::sha256_hex(&b))
+            .unwrap_or_default();
+        let ok = &now == then;
+        all &= ok;
+        text.push_str(&format!(
+            "calls/{}.yaml sha256 {now}\nrun_started plan.calls {} sha256 {then}\n{}\n",
+            c.runbook,
+            c.id,
+            if ok {
+                "called runbook matches the run"
+            } else {
+                "CALLED RUNBOOK DOES NOT MATCH THE RUN"
+            }
+        ));
+    }
+    (text, all)
 }
 
 /// A bundle written.
@@ -285,6 +328,8 @@ pub struct Exported {
     /// Its runbook.yaml is the runbook that ran (sha256 as in run_started). When it is not,
     /// the bundle is written all the same, and fails its own check.
     pub runbook_matches: bool,
+    /// Each runbook it called (calls/) is the one that ran, likewise.
+    pub calls_match: bool,
 }
 
 fn tempdir_in(dir: &std::path::Path) -> std::io::Result<PathBuf> {

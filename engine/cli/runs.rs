@@ -143,5 +143,10 @@ pub fn export(run: &str, out: &Path, state_dir: Option<PathBuf>) -> Result<u8, C
             "the bundle's runbook.yaml is not the runbook that ran (its sha256 differs from run_started's; see verify.txt)",
         )));
     }
+    if !exported.calls_match {
+        return Err(CliError::failed(Said::error(
+            "a runbook in the bundle's calls/ is not the one the run called (its sha256 differs from run_started's plan.calls; see verify.txt)",
+        )));
+    }
     Ok(exit::OK)
 }

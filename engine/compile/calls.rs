@@ -35,6 +35,8 @@ pub struct Call {
     /// sha256 of the called runbook's file, as journaled in `run_started`: a resumed run must
     /// run the same called steps.
     pub sha256: String,
+    /// The called runbook's file: the run keeps a copy of it beside its own (`calls/`).
+    pub path: std::path::PathBuf,
 }
 
 /// What a called runbook's step sees: that runbook's vars (its defaults, then the call's
@@ -418,6 +420,7 @@ impl Compiler<'_> {
                 budget: c.budget,
                 steps: (first..first + c.plan.steps.len()).collect(),
                 sha256: c.plan.sha256.clone(),
+                path: c.plan.path.clone(),
             });
             calls.extend(c.plan.calls.iter().map(|inner| Call {
                 id: format!("{}.{}", s.id, inner.id),

@@ -392,3 +392,55 @@ fn rto_ends_at_naming_a_called_step_that_does_not_exist_is_an_error_at_it() {
     .stderr_has("`rto_ends_at` names `rs`, a call of a runbook")
     .stderr_has("(`rs.<step>`)");
 }
+
+/// An auditor's bundle holds the runbooks the run called, as they ran, each checked against
+/// the sha256 `run_started` journaled; a copy that is not the one that ran fails the export.
+#[test]
+fn export_bundles_the_called_runbooks_and_checks_each() {
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", RESTORE);
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    let run = p.run_ids().last().unwrap().clone();
+    let kept = p
+        .path()
+        .join(".runbook/runs")
+        .join(&run)
+        .join("calls/restore.yaml");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), RESTORE);
+    // The project's file changes after the run: the bundle keeps the one that ran.
+    p.write(
+        "runbooks/restore.yaml",
+        &RESTORE.replace("rows=42", "rows=43"),
+    );
+    let (code, _, err) = p.run(&["export", &run, "-o", "evidence.tar.gz"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let x = p.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["-xzf", "../evidence.tar.gz"])
+        .current_dir(&x)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = x.join(&run);
+    assert_eq!(
+        std::fs::read_to_string(b.join("calls/restore.yaml")).unwrap(),
+        RESTORE
+    );
+    let verify = std::fs::read_to_string(b.join("verify.txt")).unwrap();
+    assert!(
+        verify.contains("run_started plan.calls rs sha256 ")
+            && verify.contains("called runbook matches the run"),
+        "{verify}"
+    );
+    // A copy that is not the one that ran: the bundle is written, and fails its own check.
+    std::fs::write(&kept, RESTORE.replace("rows=42", "rows=44")).unwrap();
+    let (code, _, err) = p.run(&["export", &run, "-o", "tampered.tar.gz"]).parts();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a runbook in the bundle's calls/ is not the one the run called"),
+        "{err}"
+    );
+    assert!(p.path().join("tampered.tar.gz").is_file());
+}
