@@ -5,8 +5,8 @@
 //! The machine watches the same group live (`exec/machine/calls.rs`) and journals its
 //! `budget_breached`; a group it said was over budget is reported over budget.
 
-use super::model::StepReport;
-use crate::journal::{BudgetEvent, PlanCall, RunState};
+use super::model::{StepProgress, StepReport};
+use crate::journal::{BudgetEvent, PlanCall, RunState, StepStatus};
 
 /// One called runbook, as it ran.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,11 +30,16 @@ pub fn call_reports(
     elapsed_ms: u64,
     journaled: &[(u64, BudgetEvent)],
 ) -> Vec<CallReport> {
+    // A step that never started (its `when:` was false, or a need failed) ends the group when
+    // it ends but does not start its clock: the machine's watch starts at the first step
+    // started, and the report times the group as the watch did.
     let times = |id: &str| {
-        steps
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| (s.start_ms, s.end_ms))
+        steps.iter().find(|s| s.id == id).map(|s| {
+            let never_started = matches!(s.status, StepProgress::Ended(StepStatus::NotRun))
+                || (matches!(s.status, StepProgress::Ended(StepStatus::Skipped))
+                    && s.condition.is_some());
+            (s.start_ms.filter(|_| !never_started), s.end_ms)
+        })
     };
     groups(calls, times, elapsed_ms, journaled)
 }

@@ -444,3 +444,37 @@ fn export_bundles_the_called_runbooks_and_checks_each() {
     );
     assert!(p.path().join("tampered.tar.gz").is_file());
 }
+
+/// A group whose every step a `when:` skipped never started: the report gives it no start
+/// and no duration (the machine's watch never started its clock), not a zero-length run.
+#[test]
+fn a_group_its_conditions_skipped_whole_never_started() {
+    let skipped = "\
+scenario: restore
+title: Restore, only when asked
+rto: 30m
+vars:
+  wanted: \"no\"
+steps:
+  - { id: restore, budget: 10s, when: \"wanted == 'yes'\", run: 'echo restore >> effects.txt', drill: run }
+  - { id: verify, needs: [restore], budget: 10s, when: \"wanted == 'yes'\", run: 'echo verify >> effects.txt', drill: run }
+";
+    let p = Project::with_runbook("corruption", CALLER);
+    p.write("runbooks/restore.yaml", skipped);
+    p.write(
+        "runbooks/corruption.yaml",
+        &CALLER
+            .replace("target: \"before-{{ when_ }}\"", "wanted: \"no\"")
+            .replace("{{ steps[''rs.verify''].outputs.ok }}", "done"),
+    );
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "freeze\nannounce done\n");
+    let run = p.run_ids().last().unwrap().clone();
+    let report = p.report_json(&run);
+    let call = &report["calls"][0];
+    assert_eq!(call["id"], "rs", "{report}");
+    assert_eq!(call["started_s"], serde_json::Value::Null, "{call}");
+    assert_eq!(call["duration_s"], serde_json::Value::Null, "{call}");
+    assert_eq!(call["breached"], false, "{call}");
+}
