@@ -15,6 +15,7 @@ pub mod library;
 mod list_vars;
 mod loops;
 mod operator;
+mod output_loops;
 mod plan;
 mod steps;
 
@@ -175,6 +176,7 @@ impl<'a> Compiler<'a> {
         all_ids.extend(self.called_ids());
 
         self.finally_needs(&graph);
+        self.output_loops(&graph);
         let mut steps = Vec::with_capacity(self.steps.len());
         let mut items = Vec::with_capacity(self.steps.len());
         for s in self.steps.clone() {
