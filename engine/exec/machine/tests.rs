@@ -12,6 +12,7 @@ mod inputs;
 mod list_vars;
 mod loops;
 mod manual;
+mod output_loops;
 mod restore;
 mod schedule;
 mod timers;
