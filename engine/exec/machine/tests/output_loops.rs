@@ -146,3 +146,18 @@ fn a_missing_output_fails_the_loop() {
     let error = sim.finished("sync")[0].error.clone().unwrap();
     assert!(error.contains("which `discover` did not write"), "{error}");
 }
+
+#[test]
+fn a_drill_that_mocks_the_list_step_skips_the_loop_and_says_why() {
+    let plan = plan(
+        "rto: 1h\nsteps:\n  - { id: discover, budget: 5m, run: discover, drill: mock }\n  \
+         - { id: sync, needs: [discover], for_each: \"{{ steps['discover'].outputs.regions }}\", \
+         budget: 10m, run: \"sync {{ item }}\", drill: run }\n",
+    );
+    let sim = Sim::new(plan, cfg(Mode::Drill));
+    let sync = sim.finished("sync");
+    assert_eq!(sync[0].status, StepStatus::Skipped);
+    let why = sync[0].error.clone().unwrap();
+    assert!(why.contains("which the drill mocked or skipped"), "{why}");
+    assert!(sim.spawns.is_empty(), "nothing ran: {:?}", sim.spawned());
+}
