@@ -275,6 +275,7 @@ mod tests {
             library: BTreeMap::new(),
             calls: vec![],
             lists: BTreeMap::new(),
+            output_loops: BTreeMap::new(),
         }
     }
 

@@ -88,8 +88,20 @@ pub fn same_instances(
     started: &crate::journal::RunStarted,
     id: &str,
 ) -> Result<(), Error> {
-    let now: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
-    let then: Vec<&str> = started.plan.steps.iter().map(|s| s.id.as_str()).collect();
+    // An expanded loop over an output stands for its instances, which the journal's plan has
+    // in its place and this one at its end: the ids compare, not where they are.
+    let expanded = |id: &str| plan.output_loops.get(id).is_some_and(|l| l.items.is_some());
+    let mut now: Vec<&str> = plan
+        .steps
+        .iter()
+        .map(|s| s.id.as_str())
+        .filter(|id| !expanded(id))
+        .collect();
+    let mut then: Vec<&str> = started.plan.steps.iter().map(|s| s.id.as_str()).collect();
+    if !plan.output_loops.is_empty() {
+        now.sort_unstable();
+        then.sort_unstable();
+    }
     if now == then {
         return Ok(());
     }
@@ -103,4 +115,26 @@ pub fn same_instances(
         ))
         .help("a resume runs the instances the run started with; start a new run for other items"),
     ))
+}
+
+/// A resume's plan with its loops over outputs expanded as the journal says (`loop_expanded`),
+/// in the same order: the same instances at the same places, those that finished not run again.
+pub fn with_expanded_loops(
+    plan: Plan,
+    expansions: &[crate::journal::LoopExpanded],
+    id: &str,
+) -> Result<Plan, Error> {
+    let mut plan = plan;
+    for e in expansions {
+        plan = plan.expand_output_loop(&e.step, &e.items).ok_or_else(|| {
+            Error::usage(
+                Said::error(format!(
+                    "run `{id}` expanded loop `{}`, which its runbook no longer has as a loop over an output",
+                    e.step
+                ))
+                .help("a resume runs the instances the run started; start a new run"),
+            )
+        })?;
+    }
+    Ok(plan)
 }

@@ -101,6 +101,7 @@ pub fn resume(
     let operator = operator(&req.as_name);
     let vars = resume_vars(&plan, &started, &req.vars, id)?;
     let plan = super::lists::with_run_lists(plan, &vars)?;
+    let plan = super::lists::with_expanded_loops(plan, &rs.expansions, id)?;
     super::lists::same_instances(&plan, &started, id)?;
     // `--yes` here confirms re-running unfinished steps; it approves gates only where `run
     // --yes` could, and otherwise the gates ask.

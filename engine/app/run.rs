@@ -218,25 +218,7 @@ pub fn preflight(
 
 pub fn plan_summary(plan: &Plan) -> PlanSummary {
     PlanSummary {
-        steps: plan
-            .steps
-            .iter()
-            .map(|s| PlanStep {
-                id: s.id.clone(),
-                title: s.title.clone(),
-                needs: s.needs.iter().map(|&j| plan.steps[j].id.clone()).collect(),
-                budget_ms: s.budget.as_millis() as u64,
-                estimate_ms: [
-                    s.estimate.min.as_millis() as u64,
-                    s.estimate.likely.as_millis() as u64,
-                    s.estimate.max.as_millis() as u64,
-                ],
-                gate: s.is_gate(),
-                idempotent: s.idempotent,
-                continue_on_failure: s.on_failure == crate::format::OnFailure::Continue,
-                finally: s.finally,
-            })
-            .collect(),
+        steps: crate::journal::plan_steps(plan, 0..plan.steps.len()),
         critical_path: plan
             .critical_path
             .iter()

@@ -294,6 +294,13 @@ fn list_loops_text(plan: &Plan) -> String {
             ));
         }
     }
+    for (step, l) in &plan.output_loops {
+        out.push_str(&format!(
+            "{step}: one per item of {} (known once `{}` has finished; counted here as one instance)\n",
+            l.source(),
+            l.from
+        ));
+    }
     out
 }
 

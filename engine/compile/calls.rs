@@ -79,6 +79,7 @@ impl Compiler<'_> {
             }
             self.call_alone(s);
             if let Some(called) = self.called_runbook(s, name, project, library) {
+                self.call_without_output_loops(name.pos, &s.id.value, &called.plan);
                 self.called.insert(i, called);
             }
         }

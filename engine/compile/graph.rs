@@ -61,7 +61,9 @@ impl Compiler<'_> {
             .help("name the step whose success restores service (a check that the service answers), not a decision");
             return None;
         }
-        if items.get(i).is_some_and(Option::is_some) {
+        if items.get(i).is_some_and(Option::is_some)
+            || self.steps.get(i).is_some_and(|s| s.for_each.is_some())
+        {
             self.err(
                 at.pos,
                 format!("`rto_ends_at` names `{}`, a `for_each:` step", at.value),

@@ -112,8 +112,12 @@ impl Compiler<'_> {
     /// unfit for an id.
     pub(super) fn var_loop_items(&mut self, id: &str, text: &str, pos: Pos) -> Option<Vec<String>> {
         let Some(name) = VAR_LOOP.captures(text).map(|c| c[1].to_owned()) else {
+            if super::output_loops::output_loop(text).is_some() {
+                // Said at its line by `output_loops`.
+                return None;
+            }
             let help = if text.contains("steps[") {
-                "a list from an upstream step's output is not supported yet: list the items, or name a list variable"
+                "a loop over an output names it as `{{ steps['<id>'].outputs.<key> }}`, nothing more"
             } else {
                 "write the items (`for_each: [eu-1, eu-2]`) or name a list variable (`for_each: \"{{ regions }}\"`)"
             };

@@ -75,7 +75,7 @@ pub(super) fn is_item(s: &str) -> bool {
 /// An instance's title: the step's, with `{{ item }}` rendered. A title that names more than
 /// `item` (a var, whose value is known only when the run starts) keeps those names as
 /// written and has only its `{{ item }}`s replaced.
-fn item_title(title: &str, item: &str) -> String {
+pub(super) fn item_title(title: &str, item: &str) -> String {
     let ctx = minijinja::Value::from(std::collections::BTreeMap::from([(
         "item",
         item.to_owned(),

@@ -15,6 +15,7 @@ pub mod library;
 mod list_vars;
 mod loops;
 mod operator;
+mod output_loops;
 mod plan;
 mod steps;
 
@@ -36,6 +37,7 @@ pub use hosts::{Host, hosts};
 pub use library::Library;
 pub use list_vars::{compile_with_lists, unfit_items};
 pub use loops::waits;
+pub use output_loops::{OutputLoop, parse_items};
 pub use plan::*;
 
 /// How strict the check is.
@@ -175,6 +177,11 @@ impl<'a> Compiler<'a> {
         all_ids.extend(self.called_ids());
 
         self.finally_needs(&graph);
+        let output_loops = self.output_loops(&graph);
+        // Their outputs are by item too, the items unknown until the run: no items here.
+        for id in output_loops.keys() {
+            self.loops.insert(id.clone(), Vec::new());
+        }
         let mut steps = Vec::with_capacity(self.steps.len());
         let mut items = Vec::with_capacity(self.steps.len());
         for s in self.steps.clone() {
@@ -258,6 +265,7 @@ impl<'a> Compiler<'a> {
             sha256,
             library: std::mem::take(&mut self.library),
             calls,
+            output_loops,
             lists: doc
                 .vars
                 .iter()

@@ -50,6 +50,9 @@ pub struct Plan {
     /// The list variables (`regions: [a, b]`), each with the `for_each:` steps that loop over
     /// it (see `compile/list_vars.rs`). Their values in `vars` are the items joined by `,`.
     pub lists: BTreeMap<String, Vec<String>>,
+    /// The loops over an upstream output, by the loop's step id (see `compile/output_loops.rs`):
+    /// each one step of `steps` until its items are known.
+    pub output_loops: BTreeMap<String, super::OutputLoop>,
 }
 
 impl Plan {

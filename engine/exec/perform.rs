@@ -45,6 +45,10 @@ pub(super) fn perform(
     };
     let mut queue = effects;
     loop {
+        // A loop over an output may have grown the plan: steps are looked up in the machine's.
+        if !Arc::ptr_eq(&ex.cx.plan, &ex.machine.plan_arc()) {
+            ex.cx.plan = ex.machine.plan_arc();
+        }
         let events: Vec<EventKind> = queue
             .iter()
             .filter_map(|a| match a {

@@ -34,6 +34,7 @@ pub enum EventKind {
     RunResumed(RunResumed),
     RunFinished(RunFinished),
     RunSealed(RunSealed),
+    LoopExpanded(LoopExpanded),
 }
 
 impl EventKind {
@@ -58,6 +59,7 @@ impl EventKind {
             EventKind::RunResumed(_) => "run_resumed",
             EventKind::RunFinished(_) => "run_finished",
             EventKind::RunSealed(_) => "run_sealed",
+            EventKind::LoopExpanded(_) => "loop_expanded",
         }
     }
 
@@ -74,6 +76,7 @@ impl EventKind {
             EventKind::ApprovalRejected(e) => &e.step,
             EventKind::ApprovalLate(e) => &e.step,
             EventKind::ApprovalTimedOut(e) => &e.step,
+            EventKind::LoopExpanded(e) => &e.step,
             _ => return None,
         })
     }
@@ -93,6 +96,28 @@ impl Mode {
             Mode::Real => "real",
             Mode::Drill => "drill",
             Mode::DryRun => "dry-run",
+        }
+    }
+}
+
+impl PlanSummary {
+    /// The plan with loop `step` replaced by its `instances`, in its place: a step that needed
+    /// it needs each of them.
+    pub fn expand_loop(&mut self, step: &str, instances: &[PlanStep]) {
+        let Some(at) = self.steps.iter().position(|p| p.id == step) else {
+            return;
+        };
+        let ids: Vec<String> = instances.iter().map(|p| p.id.clone()).collect();
+        for p in &mut self.steps {
+            if let Some(k) = p.needs.iter().position(|n| n == step) {
+                p.needs.splice(k..=k, ids.iter().cloned());
+            }
+        }
+        self.steps.splice(at..=at, instances.iter().cloned());
+        if let Some(k) = self.critical_path.iter().position(|n| n == step)
+            && let Some(first) = ids.first()
+        {
+            self.critical_path[k] = first.clone();
         }
     }
 }
@@ -647,6 +672,17 @@ impl InterruptReason {
             InterruptReason::OutcomeUnknown => "outcome_unknown",
         }
     }
+}
+
+/// A loop over an upstream output (`for_each: "{{ steps['discover'].outputs.regions }}"`) got
+/// its items: the plan's step `step` stands for its instances `step[item]` from here on, each
+/// a step like the plan's, in item order, needed by the steps that needed `step`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoopExpanded {
+    pub step: String,
+    pub items: Vec<String>,
+    /// The instances as the plan lists them (ids, titles, needs, budgets).
+    pub instances: Vec<PlanStep>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -38,6 +38,7 @@
 //! seal proves only that the chain is whole, not who wrote it.
 
 mod events;
+mod plan_steps;
 mod read;
 mod replay;
 mod signatures;
@@ -50,6 +51,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use events::*;
+pub use plan_steps::plan_steps;
 pub use read::{read_lenient, read_verified};
 pub use replay::*;
 pub use signatures::SealSigner;

@@ -105,6 +105,8 @@ pub struct RunState {
     pub records: usize,
     /// The last record read is a `run_sealed`: the run ended (or stopped) cleanly.
     pub sealed: bool,
+    /// The loops over outputs expanded, in journal order: a resume expands its plan the same.
+    pub expansions: Vec<LoopExpanded>,
 }
 
 impl RunState {
@@ -116,13 +118,50 @@ impl RunState {
         s
     }
 
+    /// A loop over an output got its items: its step gives way to its instances, in its
+    /// place, in the plan the reports read and in the steps.
+    fn expand_loop(&mut self, e: &LoopExpanded) {
+        self.expansions.push(e.clone());
+        if let Some(started) = &mut self.started {
+            started.plan.expand_loop(&e.step, &e.instances);
+        }
+        let at = self.index.get(&e.step).copied();
+        let runs: Vec<StepRun> = e
+            .instances
+            .iter()
+            .map(|p| StepRun {
+                id: p.id.clone(),
+                title: p.title.clone(),
+                budget_ms: p.budget_ms,
+                estimate_ms: p.estimate_ms[1],
+                gate: p.gate,
+                idempotent: p.idempotent,
+                continue_on_failure: p.continue_on_failure,
+                finally: p.finally,
+                ..Default::default()
+            })
+            .collect();
+        match at {
+            Some(at) => {
+                self.steps.splice(at..=at, runs);
+            }
+            None => self.steps.extend(runs),
+        }
+        self.index = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+    }
+
     pub fn step(&self, id: &str) -> Option<&StepRun> {
         self.index.get(id).and_then(|&i| self.steps.get(i))
     }
 
     #[expect(
         clippy::indexing_slicing,
-        reason = "`index` is private and maps an id only to the position its step was pushed at, here; nothing removes steps"
+        reason = "`index` is private and maps an id only to the position its step was pushed at, here, or to where `expand_loop` put it when it rebuilt the index"
     )]
     fn step_mut(&mut self, id: &str) -> &mut StepRun {
         if !self.index.contains_key(id) {
@@ -319,6 +358,7 @@ impl RunState {
                 self.finished_at = Some(r.at);
             }
             EventKind::RunSealed(_) => self.sealed = true,
+            EventKind::LoopExpanded(e) => self.expand_loop(e),
         }
         if !matches!(r.event, EventKind::RunSealed(_)) {
             self.sealed = false;

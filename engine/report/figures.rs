@@ -341,6 +341,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
         library: Default::default(),
         calls: Vec::new(),
         lists: Default::default(),
+        output_loops: Default::default(),
     };
     let dists = crate::simulate::distributions(&plan, &Default::default());
     let sim = crate::simulate::simulate(&plan, &dists, P90_ITERATIONS, 1);

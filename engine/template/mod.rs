@@ -481,6 +481,7 @@ impl Object for PlaceholderSteps {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let id = key.as_str()?.to_owned();
         let outputs = match self.0.get(&id) {
+            Some(items) if items.is_empty() => Value::from_object(AnyItem(Some(id))),
             Some(items) => Value::from(
                 items
                     .iter()
@@ -496,6 +497,24 @@ impl Object for PlaceholderSteps {
             "outputs".to_owned(),
             outputs,
         )])))
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
+/// The outputs of a loop whose items are known only at run time (a loop over an output, an
+/// empty list of items here): any key is an item. Checking (`None`), any output of it is
+/// anything; in a dry-run, `steps['x'].outputs['a'].key` renders as `<x[a].key>`.
+#[derive(Debug)]
+struct AnyItem(Option<String>);
+
+impl Object for AnyItem {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match &self.0 {
+            None => Value::from_object(Anything),
+            Some(id) => Value::from_object(PlaceholderOutputs(format!("{id}[{}]", key.as_str()?))),
+        })
     }
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Empty
@@ -571,6 +590,8 @@ impl Object for CheckSteps {
             .expect("named steps lock")
             .push(id.to_owned());
         let outputs = match self.loops.get(id) {
+            // A loop over an output: its items are known only at run time.
+            Some(items) if items.is_empty() => Value::from_object(AnyItem(None)),
             Some(items) => Value::from(
                 items
                     .iter()

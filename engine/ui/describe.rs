@@ -138,6 +138,13 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
                     f.step,
                     f.condition.as_ref().map(condition_words).unwrap_or_default()
                 ),
+                // A loop over an output with no items, or none known: the reason is its error.
+                StepStatus::Skipped if f.error.is_some() => format!(
+                    "{} {} skipped: {}",
+                    paint(color, "2", "-"),
+                    f.step,
+                    f.error.as_deref().unwrap_or_default()
+                ),
                 StepStatus::Skipped => {
                     format!("{} {} skipped (drill)", paint(color, "2", "-"), f.step)
                 }
@@ -292,6 +299,12 @@ pub fn describe(rec: &Record, color: bool, rto_ms: u64) -> Option<String> {
         ),
         // The seal ends the chain; the line before it already said how the run ended.
         EventKind::RunSealed(_) => return None,
+        EventKind::LoopExpanded(e) => format!(
+            "{} {}: one instance per item of its list ({})",
+            paint(color, "36", "⇉"),
+            e.step,
+            e.items.join(", ")
+        ),
         EventKind::RunResumed(r) => format!(
             "run resumed by {} after {} of downtime",
             r.operator,

@@ -189,6 +189,13 @@ impl Observer for Bars {
         {
             self.restored.get_or_insert(rec.elapsed());
         }
+        // A loop over an output got its instances: each has the loop's budget.
+        if let EventKind::LoopExpanded(e) = &rec.event {
+            for p in &e.instances {
+                self.budgets
+                    .insert(p.id.clone(), Duration::from_millis(p.budget_ms));
+            }
+        }
         let running_start = match &rec.event {
             EventKind::StepStarted(s) => Some(s.step.clone()),
             EventKind::ApprovalRequested(a) => Some(a.step.clone()),

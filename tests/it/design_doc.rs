@@ -204,6 +204,23 @@ steps:
     drill: run
 "#;
 
+/// A loop over an upstream output: `loop_expanded`.
+const OUTPUT_LOOP: &str = r#"scenario: outloop
+title: Loop over an output
+rto: 10m
+steps:
+  - id: discover
+    budget: 1m
+    run: "echo 'regions=[\"a\",\"b\"]' >> $RUNBOOK_OUTPUT"
+    drill: run
+  - id: sync
+    needs: [discover]
+    for_each: "{{ steps['discover'].outputs.regions }}"
+    budget: 1m
+    run: "echo {{ item }}"
+    drill: run
+"#;
+
 /// Runs that between them write every event type; returns every journal's records.
 fn journals() -> Vec<Value> {
     let p = Project::with_runbook("wide", WIDE);
@@ -236,6 +253,9 @@ fn journals() -> Vec<Value> {
 
     p.run(&["run", "timeout"]).code(3);
     p.run(&["resume", "--yes", "--as", "tester"]).code(0);
+    // Last: `wait_for` and `resume` above look at the newest run.
+    p.write("runbooks/outloop.yaml", OUTPUT_LOOP);
+    p.run(&["run", "outloop"]).code(0);
 
     p.run_ids()
         .iter()

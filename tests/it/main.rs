@@ -28,6 +28,7 @@ mod loops;
 mod manual_step;
 mod operator_input;
 mod output_hostile;
+mod output_loops;
 mod own_sandbox;
 mod pitr;
 mod plan;

@@ -47,6 +47,12 @@ impl Machine {
                 .or_default()
                 .push(inst.item.clone());
         }
+        // A loop over an output not expanded (a dry-run's): its items are not known, any is one.
+        for (id, l) in &self.plan.output_loops {
+            if l.items.is_none() {
+                loops.entry(id.clone()).or_default();
+            }
+        }
         loops
     }
 

@@ -22,6 +22,7 @@ mod gates;
 mod inputs;
 mod loops;
 mod manual;
+mod output_loops;
 mod protocol;
 mod restore;
 mod schedule;
@@ -168,7 +169,7 @@ impl Machine {
                 .collect::<BTreeMap<String, Value>>(),
         );
         let groups = calls::GroupWatch::all(plan.calls.len());
-        Machine {
+        let mut machine = Machine {
             escalated: vec![false; plan.escalation.len()],
             runtime: vec![
                 StepRuntime {
@@ -212,7 +213,17 @@ impl Machine {
             epoch: None,
             conditions: BTreeMap::new(),
             groups,
+        };
+        // A resumed run's plan has its loops over outputs expanded as the journal says.
+        if machine
+            .plan
+            .output_loops
+            .values()
+            .any(|l| l.items.is_some())
+        {
+            machine.settle_expanded();
         }
+        machine
     }
 
     /// Frontier the wall-clock time of elapsed zero, in which late answers are told the time.
@@ -280,6 +291,11 @@ impl Machine {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The plan, shared: a loop over an output grows it mid-run, and the driver follows.
+    pub fn plan_arc(&self) -> Arc<Plan> {
+        self.plan.clone()
     }
 
     /// Steps whose gate is open now, by index.

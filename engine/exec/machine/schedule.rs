@@ -51,7 +51,14 @@ impl Machine {
                     }
                     _ => false,
                 });
-            if !ready || !self.condition_holds(now, i, out) {
+            if !ready {
+                continue;
+            }
+            if self.expand_output_loop(now, i, out) {
+                // The plan may have grown, and its order with it: go over the frontier again.
+                return self.schedule(now, out);
+            }
+            if !self.condition_holds(now, i, out) {
                 continue;
             }
             self.start_attempt(now, i, 1, out);

@@ -13,6 +13,7 @@ mod list_vars;
 mod loops;
 mod manual;
 mod manual_work;
+mod output_loops;
 mod restore;
 mod restore_conditions;
 mod schedule;
