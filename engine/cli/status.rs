@@ -214,7 +214,7 @@ fn print_json(
             })
         })
         .collect();
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "run": id,
         "scenario": started.scenario,
         "state": run_status(rs),
@@ -222,6 +222,26 @@ fn print_json(
         "signed_approvals": started.signed_approvals,
         "gates": open,
     });
+    // The called runbooks' groups against their budgets, as the text view's `call` lines
+    // (absent when the run calls none, as in the JSON report).
+    let calls = crate::report::calls::call_groups(rs, now_ms(rs));
+    if !calls.is_empty() {
+        doc["calls"] = calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id,
+                    "runbook": c.runbook,
+                    "steps": c.steps,
+                    "budget_s": c.budget_ms as f64 / 1000.0,
+                    "started_s": c.start_ms.map(|v| v as f64 / 1000.0),
+                    "duration_s": c.duration_ms.map(|v| v as f64 / 1000.0),
+                    "ended": c.end_ms.is_some(),
+                    "breached": c.breached,
+                })
+            })
+            .collect();
+    }
     println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
 }
 

@@ -260,6 +260,17 @@ fn a_group_over_its_budget_is_reported_breached() {
         out.contains("call rs (runbook restore, 3 steps): ") && out.contains("/ 1s, over budget"),
         "{out}"
     );
+    // `status --json` says the same of the group.
+    let (code, out, err) = p.run(&["status", &run, "--json"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let call = &doc["calls"][0];
+    assert_eq!(call["id"], "rs", "{doc}");
+    assert_eq!(call["runbook"], "restore", "{doc}");
+    assert_eq!(call["budget_s"], 1.0, "{doc}");
+    assert_eq!(call["ended"], true, "{doc}");
+    assert_eq!(call["breached"], true, "{doc}");
+    assert!(call["duration_s"].as_f64().unwrap() > 1.0, "{doc}");
 }
 
 /// Loops and calls landed side by side: a call that is also a loop would have been expanded
