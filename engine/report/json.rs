@@ -29,7 +29,7 @@
 //! | `human_wait_s` | the sum of the waits at approval gates |
 //! | `critical_path` | step ids of the chain that decided the finish, as it ran (with `rto_ends_at`, once that step succeeded: the chain that decided the recovery) |
 //! | `runbook_sha256` | of the runbook file as it ran |
-//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal, condition, finally}` in plan order; `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `condition` is the step's `when:` as evaluated, `{expr, values, held, assumed}` (the journal's `step_finished.condition`; `held: false` with status `skipped`: the condition skipped it), absent for a step without one; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); `finally: true` marks a step of `finally:` (cleanup, run once every other step had ended; absent on other steps); `value` is the value an `input:` step was given (absent on other steps); `done` is a `manual:` step's completion, `{by, note, items}`: who did it, their note, the checklist items confirmed (absent on other steps, and its time is work: not in `human_wait_s`); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
+//! | `steps[]` | `{id, title, status, continued, started_at, finished_at, duration_s, budget_s, breached, attempts, approved_by, wait_s, estimated, rehearsal, condition, finally, value, done, error, why_not_run}` in plan order; `error` is why a step failed (its exit, its timeout, a loop's list that was not one; absent when none); `why_not_run` says in words why a step did not run (its condition was false, a need failed, a drill skipped it; absent for a step that ran); `rehearsal` is true for a step a drill mocks that this rehearsal ran for real; `condition` is the step's `when:` as evaluated, `{expr, values, held, assumed}` (the journal's `step_finished.condition`; `held: false` with status `skipped`: the condition skipped it), absent for a step without one; `status` is a step status or `pending`/`running`/`waiting`; `continued` is true for a step that failed with `on_failure: continue` ("failed, continued"); `finally: true` marks a step of `finally:` (cleanup, run once every other step had ended; absent on other steps); `value` is the value an `input:` step was given (absent on other steps); `done` is a `manual:` step's completion, `{by, note, items}`: who did it, their note, the checklist items confirmed (absent on other steps, and its time is work: not in `human_wait_s`); a mocked or skipped step (`estimated: true`) starts when the run reached it and lasts its estimate, simulated: it took no time on the run's clock |
 //! | `escalations[]` | `{at_s, channel, reason, ok, error, exit_code, stderr_tail}`; the last three say how a failed page failed (`null` when it did not) |
 //! | `breaches[]` | `{at_s, step, budget_s}` — budget breaches, in time order: the steps', and a called runbook's group's (`step` is the call's id, `at_s` when its budget ran out) |
 //! | `calls[]` | the runbooks called (`runbook:`), absent when none: `{id, runbook, steps, budget_s, started_s, duration_s, breached}` — the group's step ids, the call's budget, its first step's start on the run's clock and the time to its last step's end (to the run's last event while it has not ended; `null` before it started), and whether that exceeded the budget |
@@ -94,6 +94,13 @@ pub fn render(m: &RunReport) -> Value {
             }
             if let Some(items) = &st.items {
                 step["done"] = json!({"by": st.approved_by, "note": st.note, "items": items});
+            }
+            // Why it failed, or why it did not run: only where there is something to say.
+            if let Some(e) = &st.error {
+                step["error"] = json!(e);
+            }
+            if let Some(why) = &st.why_not_run {
+                step["why_not_run"] = json!(why);
             }
             step
         })

@@ -131,6 +131,10 @@ fn step_status(s: &StepReport) -> TestCaseStatus {
     } else if not_run(s.status) {
         let mut status = TestCaseStatus::skipped();
         status.set_message(s.status.as_str());
+        // Why, in words: its condition and the values it saw, the need that failed.
+        if let Some(why) = &s.why_not_run {
+            status.set_description(x(why));
+        }
         status
     } else if unfinished(s.status) {
         // Not passed: a gate nobody answered, a step the stop cut short.

@@ -262,6 +262,8 @@ fn a_list_with_an_item_twice_fails_the_loop_naming_the_output() {
         "{error}"
     );
     assert!(err.contains("item `eu-1` is given twice"), "{err}");
+    // The report carries the reason too.
+    assert_eq!(sync["error"].as_str(), Some(error), "{sync}");
 }
 
 #[test]

@@ -211,6 +211,22 @@ fn the_step_tables_tell_a_step_a_condition_skipped_from_one_a_failed_need_left_n
     // The JSON report carries the same, as data.
     let report = p.report_json("r");
     assert_eq!(report_step(&report, "promote")["condition"]["held"], false);
+    assert_eq!(report_step(&report, "promote")["why_not_run"], skipped);
+    assert_eq!(
+        report_step(&report, "verify")["why_not_run"],
+        "not run: `restore` failed"
+    );
+    assert!(
+        report_step(&report, "check-lag")
+            .get("why_not_run")
+            .is_none(),
+        "{report}"
+    );
+
+    // And JUnit, in the skipped test case's text.
+    let (code, xml, err) = p.run(&["report", "r", "--format", "junit"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(xml.contains("`restore` failed</skipped>"), "{xml}");
 }
 
 /// A branch skipped, then the engine killed while another step runs; `verify` reads the
