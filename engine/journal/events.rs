@@ -167,6 +167,11 @@ pub struct PlanStep {
     /// and in older journals.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub finally: bool,
+    /// A `manual:` step (a gate in the journal's words): a task a person does, timed as work.
+    /// A drill projects one it never reached at its estimate, not at its budget as it does an
+    /// unanswered decision. Absent when false, and in older journals.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -29,6 +29,7 @@ pub fn plan_steps(plan: &Plan, range: Range<usize>) -> Vec<PlanStep> {
             idempotent: s.idempotent,
             continue_on_failure: s.on_failure == crate::compile::OnFailure::Continue,
             finally: s.finally,
+            manual: matches!(&s.kind, crate::compile::StepKind::Approval(a) if a.manual.is_some()),
         })
         .collect()
 }

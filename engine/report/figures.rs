@@ -246,7 +246,7 @@ pub fn projected_rto_ms(state: &RunState) -> Option<u64> {
                         s.wait_ms.or(s.duration_ms(state.last_elapsed_ms))
                     }
                 }
-                _ if drill && p.gate && s.manual.is_none() => Some(p.budget_ms),
+                _ if drill && p.gate && !p.manual && s.manual.is_none() => Some(p.budget_ms),
                 _ => None,
             });
             Duration::from_millis(measured.unwrap_or(p.estimate_ms[1]))

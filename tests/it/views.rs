@@ -505,3 +505,29 @@ fn where_decisions_are_signed_status_tells_a_manual_task_to_be_done_signed_not_a
     .code(0);
     child.finish_within(Duration::from_secs(20)).code(0);
 }
+
+/// A drill that failed before it reached a manual task still projects the task as work, at
+/// its estimate (2m), not at its budget (1m) as it does a decision nobody was asked for: the
+/// journal's plan says which steps are manual (`plan.steps[].manual`).
+#[test]
+fn a_drill_projects_a_manual_task_it_never_reached_at_its_estimate() {
+    let failing_first = TASK_IN_A_DRILL.replace(
+        "steps:\n  - id: call\n",
+        "steps:\n  - { id: first, budget: 10s, estimate: 1s..1s..1s, run: \"false\", drill: run }\n  - id: call\n    needs: [first]\n",
+    )
+    .replace("    run: \"true\"\n", "    estimate: 1s..1s..1s\n    run: \"true\"\n");
+    let p = Project::with_runbook("drilltask", &failing_first);
+    let (code, _, err) = p
+        .run(&["run", "drilltask", "--drill", "--yes", "--run-id", "r"])
+        .parts();
+    assert_eq!(code, 1, "{err}");
+    let started = p.events_of("r", "run_started");
+    let steps = &started[0]["data"]["plan"]["steps"];
+    assert_eq!(steps[1]["id"], "call");
+    assert_eq!(steps[1]["manual"], true, "{steps}");
+    assert!(steps[0].get("manual").is_none(), "{steps}");
+    let report = p.report_json("r");
+    let projected = report["projected_rto_s"].as_f64().unwrap_or_default();
+    // The failed first step as measured, the task's 2m, the last step's 1s.
+    assert!((121.0..125.0).contains(&projected), "{report}");
+}
