@@ -250,3 +250,47 @@ fn a_list_a_loop_goes_over_may_not_hold_a_secret() {
     assert!(!out.stderr.contains("tok3n"), "{}", out.stderr);
     assert!(secret.run_ids().is_empty(), "nothing ran");
 }
+
+/// A called runbook with a list variable: its templates see a list, and a `with:` that sets it
+/// as written gives a loop over it its items (as `--var` does for a run); a template there,
+/// known only at run time, is an error at the `with` value. Before, the loop silently ran
+/// the called runbook's defaults and `{{ regions }}` was the text `x,y`.
+#[test]
+fn a_with_sets_a_called_runbooks_list_variable_and_its_loop() {
+    let callee = r#"scenario: callee
+title: Sync each region
+rto: 10m
+vars:
+  regions: [a, b]
+steps:
+  - id: sync
+    for_each: "{{ regions }}"
+    budget: 10s
+    run: "echo {{ item }} {{ regions | join('+') }} >> out.txt"
+    drill: run
+"#;
+    let caller = |with: &str| {
+        format!(
+            "scenario: caller\ntitle: Calls it\nrto: 10m\nsteps:\n  - id: c\n    runbook: callee\n    with:\n      regions: {with}\n"
+        )
+    };
+    let p = Project::with_runbook("caller", &caller("\"x,y\""));
+    p.write("runbooks/callee.yaml", callee);
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    let mut lines: Vec<String> = p.read("out.txt").lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["x x+y", "y x+y"]);
+    let run = p.run_ids().last().unwrap().clone();
+    let report = p.report_json(&run);
+    assert_eq!(report_step(&report, "c.sync[x]")["status"], "succeeded");
+
+    p.write("runbooks/caller.yaml", &caller("\"{{ 'x,y' }}\""));
+    let (code, _, err) = p.run(&["check", "runbooks/caller.yaml"]).parts();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`regions` of runbook `callee` is a list its step `sync` loops over, and this `with` gives it")
+            && err.contains("[runbooks/caller.yaml:8:16]"),
+        "{err}"
+    );
+}

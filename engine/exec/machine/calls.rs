@@ -59,13 +59,21 @@ impl Machine {
             None => run,
         };
         let mut ctx = outer.clone();
+        // A list variable of the called runbook is a list in its templates, as the run's are.
+        let value = |k: &str, v: String| {
+            if scope.lists.contains(k) {
+                Value::from(crate::format::vars::split(&v))
+            } else {
+                Value::from(v)
+            }
+        };
         for (k, v) in &scope.vars {
-            ctx.insert(k.clone(), Value::from(v.clone()));
+            ctx.insert(k.clone(), value(k, v.clone()));
         }
         for (k, tmpl) in &scope.with {
             let v = template::render(tmpl, Quoting::Plain, &Value::from(outer.clone()))
                 .map_err(|e| format!("`with` value `{k}` of `{}`: {}", scope.prefix, e.message))?;
-            ctx.insert(k.clone(), Value::from(v));
+            ctx.insert(k.clone(), value(k, v));
         }
         if want_steps && self.cfg.mode != Mode::DryRun {
             ctx.insert(
