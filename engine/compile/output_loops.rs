@@ -192,6 +192,21 @@ impl Compiler<'_> {
                 ));
                 continue;
             }
+            // A loop's outputs are by item (`steps['sync'].outputs['a'].key`): there is no
+            // one list to read.
+            if self.steps.get(j).is_some_and(|f| f.for_each.is_some()) {
+                self.err(
+                    for_each.pos,
+                    format!(
+                        "`for_each` of step `{id}` reads an output of `{from}`, which is a loop: its outputs are by item"
+                    ),
+                )
+                .label("a loop's output")
+                .help(format!(
+                    "loop over the list one step writes: e.g. a step after `{from}` that gathers its instances' lists into one output"
+                ));
+                continue;
+            }
             loops.insert(
                 id.clone(),
                 OutputLoop {

@@ -31,6 +31,12 @@ steps:
     budget: 1m
     run: "echo {{ item }}"
     drill: run
+  - id: per-host
+    needs: [unknown]
+    for_each: "{{ steps['unknown'].outputs.hosts }}"
+    budget: 1m
+    run: "echo {{ item }}"
+    drill: run
 "#;
 
 #[test]
@@ -52,7 +58,9 @@ fn check_puts_each_mistake_of_a_loop_over_an_output_at_its_line() {
         )
         .stderr_has("[runbooks/bad.yaml:22:15]")
         .stderr_has("names it as `{{ steps['<id>'].outputs.<key> }}`, nothing more")
-        .stderr_has("checked 1 runbook: 3 errors, 0 warnings");
+        .stderr_has("`for_each` of step `per-host` reads an output of `unknown`, which is a loop")
+        .stderr_has("[runbooks/bad.yaml:28:15]")
+        .stderr_has("checked 1 runbook: 4 errors, 0 warnings");
 }
 
 #[test]
