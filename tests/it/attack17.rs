@@ -41,3 +41,86 @@ fn an_environment_list_with_a_comma_item_or_for_a_scalar_is_refused() {
     let (code, _, err) = p.run_scenario(&["--env", "site"]).parts();
     assert_eq!(code, 0, "{err}");
 }
+
+fn finished(p: &Project, run: &str, step: &str) -> serde_json::Value {
+    p.events_of(run, "step_finished")
+        .into_iter()
+        .rfind(|e| e["data"]["step"] == step)
+        .unwrap_or_else(|| panic!("no step_finished for {step}"))["data"]
+        .clone()
+}
+
+/// restore-database's `finally:` resumed writes whenever `restore` failed, taking every
+/// failure for a rollback: when postgres/restore could not put the set-aside database back
+/// (a session on it, here one held open while the restore's connection drops mid-way), writes
+/// were resumed with no `omni` database at all. They resume only after a rollback that
+/// happened (`rolled_back` out of the restore); otherwise they stay stopped for a person.
+#[test]
+fn restore_database_keeps_writes_stopped_when_the_rollback_could_not_put_the_database_back() {
+    let p = Project::new();
+    let sb = p.own_sandbox();
+    // Enough rows that pg_restore is still loading them when the connection is cut.
+    sb.psql(
+        "service=omni",
+        "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 2000000) g",
+    )
+    .unwrap();
+    p.run_with(p.cmd_in(&sb, &["run", "backup-database", "--env", "local", "--yes"]))
+        .code(0);
+    sb.psql(
+        "service=omni",
+        "INSERT INTO customers VALUES (7300, 'after the backup', 'c7300@example.test')",
+    )
+    .unwrap();
+
+    // While pg_restore loads: a session opens on the database set aside (an investigator's),
+    // then the restore's connection is cut.
+    let interfere = r#"
+maint() { psql -w -X -tA -d "service=omni dbname=postgres" -c "$1"; }
+for _ in $(seq 1 1200); do
+  [ "$(maint "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore' AND state = 'active'")" = 1 ] && break
+  sleep 0.05
+done
+kept=$(maint "SELECT datname FROM pg_database WHERE datname LIKE 'omni_before_restore_%' AND datallowconn")
+[ -n "$kept" ] || { echo "no database set aside while pg_restore ran"; exit 1; }
+psql -w -X -d "service=omni dbname=$kept" -c 'SELECT pg_sleep(8)' >/dev/null 2>&1 &
+sleep 0.5
+maint "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_restore'" >/dev/null
+echo "kept=$kept"
+wait
+"#;
+    let (out, (ok, said)) = std::thread::scope(|s| {
+        let interferer = s.spawn(|| sb.sh(interfere));
+        let out =
+            p.run_with(p.cmd_in(&sb, &["run", "restore-database", "--env", "local", "--yes"]));
+        (out, interferer.join().unwrap())
+    });
+    assert!(ok, "{said}");
+    out.code(1);
+    let run = out.id();
+    assert_eq!(finished(&p, &run, "restore")["status"], "failed");
+    let log = p.log(&run, "restore");
+    assert!(log.contains("could not put omni_before_restore_"), "{log}");
+    let cleanup = finished(&p, &run, "resume-writes-after-rollback");
+    assert_eq!(cleanup["status"], "skipped", "{cleanup}");
+    assert!(
+        p.path().join(".sandbox/app/maintenance").exists(),
+        "writes were resumed though the database was not put back"
+    );
+    // What the database holds: no `omni`; the data, with the write after the backup, set aside.
+    assert_eq!(
+        sb.psql(
+            "service=omni dbname=postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'omni'"
+        ),
+        Ok("0".into())
+    );
+    let kept = said.trim().trim_start_matches("kept=").to_owned();
+    assert_eq!(
+        sb.psql(
+            &format!("service=omni dbname={kept}"),
+            "SELECT id FROM customers WHERE id = 7300"
+        ),
+        Ok("7300".into())
+    );
+}
