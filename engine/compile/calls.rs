@@ -187,6 +187,7 @@ impl Compiler<'_> {
             }
         }
         self.merge_roles(name, doc);
+        let lists = self.call_lists(id, &s.with, doc);
         let project = project.for_file(&path);
         let (plan, problems) = super::compile_in(
             &loaded,
@@ -195,7 +196,7 @@ impl Compiler<'_> {
             // The caller's critical path is what `--strict` holds to its RTO.
             Options { strict: false },
             self.stack.clone(),
-            &BTreeMap::new(),
+            &lists,
         );
         let Some(mut plan) = plan else {
             self.callee_broken(name, &problems);

@@ -124,3 +124,52 @@ wait
         Ok("7300".into())
     );
 }
+
+const SUB: &str = r#"scenario: sub
+title: Sync each region
+rto: 30m
+vars:
+  regions: [d1, d2]
+steps:
+  - { id: s, for_each: "{{ regions }}", budget: 3s, run: 'echo "s {{ item }}" >> effects.txt', drill: run }
+"#;
+
+fn caller(with: &str) -> String {
+    format!(
+        "scenario: m\ntitle: Calls sub\nrto: 30m\nvars:\n  regions: [a, b]\nsteps:\n  - {{ id: rs, runbook: sub, budget: 20s, with: {{ regions: {with} }} }}\n"
+    )
+}
+
+/// A call's `with: {regions: "{{ regions }}"}` was ignored by the called runbook's loop over
+/// `regions`: it ran its own defaults (`d1`, `d2`) whatever the caller's items or `--var`.
+/// Now the called loop has the caller's items, `--var` included; a template that is not a
+/// list variable is an error at the value.
+#[test]
+fn a_call_passing_a_list_variable_loops_the_called_runbook_over_the_callers_items() {
+    let p = Project::with_runbook("m", &caller("\"{{ regions }}\""));
+    p.write("runbooks/sub.yaml", SUB);
+    let (code, out, err) = p.run(&["plan", "m"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rs.s[a]") && out.contains("rs.s[b]"), "{out}");
+    assert!(!out.contains("rs.s[d1]"), "{out}");
+    let (code, _, err) = p.run_scenario(&["--var", "regions=x,y"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let mut ran: Vec<String> = p.read("effects.txt").lines().map(str::to_owned).collect();
+    ran.sort();
+    assert_eq!(ran, ["s x", "s y"]);
+    p.run_scenario(&["--var", "regions=x,x"])
+        .code(2)
+        .stderr_has("item `x` is given twice")
+        .stderr_has("its items name the instances of `rs`");
+
+    p.write("runbooks/m.yaml", &caller("\"{{ regions | reverse }}\""));
+    p.run(&["check", "runbooks/m.yaml"])
+        .code(2)
+        .stderr_has("step `rs` sets list variable `regions` from `{{ regions | reverse }}`")
+        .stderr_has("not `{{ <list variable> }}`")
+        .stderr_has("[runbooks/m.yaml:7:");
+    p.write("runbooks/m.yaml", &caller("\"p,q\""));
+    let (code, out, err) = p.run(&["plan", "m"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rs.s[p]") && out.contains("rs.s[q]"), "{out}");
+}
