@@ -68,9 +68,34 @@ pub fn effective_vars(
         Err(Problem::error(format!("`{}` has no variable `{k}`", plan.scenario)).help(help))
     };
     for (k, v) in &env.vars {
-        if vars.contains_key(k) {
-            vars.insert(k.clone(), v.value.text());
+        if !vars.contains_key(k) {
+            continue;
         }
+        if let Some(items) = v.value.list() {
+            // The run holds a list as `a,b`: an item with a `,` would be two, and a scalar
+            // given a list would reach the commands as `a,b`.
+            if !plan.lists.contains_key(k) {
+                return Err(Problem::error(format!(
+                    "the environment file gives `{k}` a list, but `{}` declares it as one value",
+                    plan.scenario
+                ))
+                .help(format!(
+                    "write one value: `{k}: {}`",
+                    vars.get(k).map_or("", String::as_str)
+                )));
+            }
+            if let Some(item) = items
+                .iter()
+                .find(|i| i.value.0.is_empty() || i.value.0.contains(','))
+            {
+                return Err(Problem::error(format!(
+                    "item `{}` of list variable `{k}` in the environment file holds a `,` or is empty",
+                    item.value.0
+                ))
+                .help("a list variable's value is its items joined by `,`: an item holds no `,`"));
+            }
+        }
+        vars.insert(k.clone(), v.value.text());
     }
     for kv in cli {
         let Some((k, v)) = kv.split_once('=') else {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diag::suggestion;
-use crate::format::{Sp, StepDoc, VarDoc, load_runbook};
+use crate::format::{Sp, StepDoc, load_runbook};
 use crate::project::Project;
 use crate::template::{Quoting, Scope};
 use crate::units::Estimate;
@@ -192,21 +192,7 @@ impl Compiler<'_> {
             }
         }
         self.merge_roles(name, doc);
-        // A `with:` that sets a list variable of the called runbook as written (`"x,y"`)
-        // gives its items: a loop of it over that variable expands with them, as `--var`
-        // does for a run. A template is known only when the run gets there, too late for
-        // the instances: a loop over it is an error (below); other templates see a list.
-        let lists: BTreeMap<String, String> = s
-            .with
-            .iter()
-            .filter(|(k, v)| {
-                doc.vars
-                    .get(&k.value)
-                    .is_some_and(|d| matches!(d.value, VarDoc::List(_)))
-                    && !is_template(&v.value.0)
-            })
-            .map(|(k, v)| (k.value.clone(), v.value.0.clone()))
-            .collect();
+        let lists = self.call_lists(id, &s.with, doc);
         let project = project.for_file(&path);
         let (plan, problems) = super::compile_in(
             &loaded,
@@ -221,25 +207,6 @@ impl Compiler<'_> {
             self.callee_broken(name, &problems);
             return None;
         };
-        for (k, v) in &s.with {
-            let loops = plan.lists.get(&k.value).filter(|l| !l.is_empty());
-            if let Some(loops) = loops
-                && is_template(&v.value.0)
-            {
-                self.err(
-                    v.pos,
-                    format!(
-                        "`{}` of runbook `{}` is a list its step `{}` loops over, and this `with` gives it as a template",
-                        k.value, name.value, loops.join("`, `")
-                    ),
-                )
-                .label("known only at run time")
-                .help(format!(
-                    "the instances of a loop are fixed when the run starts: give the items as written, `{}: \"eu-1,eu-2\"`",
-                    k.value
-                ));
-            }
-        }
         // Its `finally:` steps come last: they are left out (the caller's `finally:` runs).
         let cleanup = plan
             .steps
@@ -586,9 +553,4 @@ fn nest(inner: &Arc<CallScope>, prefix: &str, outer: &Arc<CallScope>) -> Arc<Cal
             Some(o) => nest(o, prefix, outer),
         }),
     })
-}
-
-/// A `with:` value that is rendered at run time.
-fn is_template(text: &str) -> bool {
-    text.contains("{{") || text.contains("{%")
 }

@@ -15,8 +15,9 @@ use regex::Regex;
 use super::loops::is_item;
 use super::{Compiler, Library, Options, Plan, Pos, compile_in};
 use crate::diag::{Problems, suggestion};
-use crate::format::{VarDoc, load_runbook, vars};
+use crate::format::{RunbookDoc, Text, VarDoc, load_runbook, vars};
 use crate::project::Project;
+use crate::span::Sp;
 
 /// The one template form a `for_each:` string takes: `{{ name }}`, a list variable.
 static VAR_LOOP: LazyLock<Regex> = LazyLock::new(|| {
@@ -86,6 +87,68 @@ pub fn unfit_items(items: &[String]) -> Option<String> {
 }
 
 impl Compiler<'_> {
+    /// The items a call's `with:` gives the called runbook's list variables: `"{{ name }}"`
+    /// of this runbook's list variable passes its items (the run's, or its defaults), and the
+    /// call counts among the loops over it, so that `--var name=...` expands the called loops
+    /// again; a value without a template is the items (`a,b`). Any other template is an error
+    /// at the value: the called loops are expanded before anything renders.
+    pub(super) fn call_lists(
+        &mut self,
+        call: &str,
+        with: &BTreeMap<Sp<String>, Sp<Text>>,
+        callee: &RunbookDoc,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (k, v) in with {
+            if callee
+                .vars
+                .get(&k.value)
+                .and_then(|d| d.value.list())
+                .is_none()
+            {
+                continue;
+            }
+            let text = &v.value.0;
+            if !text.contains("{{") && !text.contains("{%") {
+                out.insert(k.value.clone(), text.clone());
+                continue;
+            }
+            let own = VAR_LOOP
+                .captures(text)
+                .map(|c| c[1].to_owned())
+                .filter(|n| {
+                    self.doc
+                        .vars
+                        .get(n)
+                        .is_some_and(|d| d.value.list().is_some())
+                });
+            let Some(name) = own else {
+                self.err(
+                    v.pos,
+                    format!(
+                        "step `{call}` sets list variable `{}` from `{text}`, which names no list variable of this runbook",
+                        k.value
+                    ),
+                )
+                .label("not `{{ <list variable> }}`")
+                .help("the called runbook's loops over it are expanded before anything renders: pass a list variable (`\"{{ regions }}\"`) or write the items (`a,b`)");
+                continue;
+            };
+            self.list_loops
+                .entry(name.clone())
+                .or_default()
+                .push(call.to_owned());
+            let items = self
+                .run_lists
+                .get(&name)
+                .cloned()
+                .or_else(|| self.doc.vars.get(&name).map(|d| d.value.text()))
+                .unwrap_or_default();
+            out.insert(k.value.clone(), items);
+        }
+        out
+    }
+
     /// Every list variable's items: each one a value that survives the run's `a,b` form.
     pub(super) fn check_list_vars(&mut self) {
         let doc = self.doc;

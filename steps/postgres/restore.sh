@@ -44,7 +44,8 @@ usage: restore.sh --file PATH --database NAME [--jobs N] [--recreate true|false]
   --service NAME     libpq service from pg_service.conf
   --skip REASON      do nothing, saying why (a runbook whose point-in-time path ran instead)
 
-outputs: database, restored_from, format, seconds, kept_as (with --keep-old)
+outputs: database, restored_from, format, seconds, kept_as (with --keep-old);
+         on a failure, rolled_back=true when the set-aside database was put back as it was
 EOF
 }
 
@@ -119,6 +120,8 @@ SQL
 ALTER DATABASE :"old" RENAME TO :"db";
 SQL
       echo "rolled back: $kept renamed back to $database, as it was before the restore" >&2
+      # What a runbook reads before resuming writes: only this failure left it as it was.
+      out rolled_back true
       exit "$rc"
     fi
   fi

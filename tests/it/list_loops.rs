@@ -289,8 +289,9 @@ steps:
     let (code, _, err) = p.run(&["check", "runbooks/caller.yaml"]).parts();
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("`regions` of runbook `callee` is a list its step `sync` loops over, and this `with` gives it")
-            && err.contains("[runbooks/caller.yaml:8:16]"),
+        err.contains(
+            "step `c` sets list variable `regions` from `{{ 'x,y' }}`, which names no list"
+        ) && err.contains("[runbooks/caller.yaml:8:16]"),
         "{err}"
     );
 }

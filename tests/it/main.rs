@@ -8,6 +8,7 @@
 
 mod support;
 
+mod attack17;
 mod calls;
 mod choices;
 mod compile_rules;
