@@ -24,6 +24,15 @@ static VAR_LOOP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}\s*$").expect("a valid pattern")
 });
 
+/// The variable a template names when it is exactly `{{ name }}`: a call's `with:` that passes
+/// one of the caller's list variables passes its items, not their rendering as text.
+pub fn named_var(text: &str) -> Option<&str> {
+    VAR_LOOP
+        .captures(text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str())
+}
+
 /// Compiles a runbook with the run's values of its list variables (`regions` -> `a,b,c`)
 /// in place of their defaults: the loops over them get one instance per item of these.
 pub fn compile_with_lists(

@@ -131,7 +131,7 @@ rto: 30m
 vars:
   regions: [d1, d2]
 steps:
-  - { id: s, for_each: "{{ regions }}", budget: 3s, run: 'echo "s {{ item }}" >> effects.txt', drill: run }
+  - { id: s, for_each: "{{ regions }}", budget: 3s, run: 'echo "s {{ item }} of {{ regions | join(''+'') }}" >> effects.txt', drill: run }
 "#;
 
 fn caller(with: &str) -> String {
@@ -156,7 +156,7 @@ fn a_call_passing_a_list_variable_loops_the_called_runbook_over_the_callers_item
     assert_eq!(code, 0, "{err}");
     let mut ran: Vec<String> = p.read("effects.txt").lines().map(str::to_owned).collect();
     ran.sort();
-    assert_eq!(ran, ["s x", "s y"]);
+    assert_eq!(ran, ["s x of x+y", "s y of x+y"]);
     p.run_scenario(&["--var", "regions=x,x"])
         .code(2)
         .stderr_has("item `x` is given twice")

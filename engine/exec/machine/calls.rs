@@ -71,6 +71,16 @@ impl Machine {
             ctx.insert(k.clone(), value(k, v.clone()));
         }
         for (k, tmpl) in &scope.with {
+            // `"{{ regions }}"` of the caller's list variable passes the list itself: rendered,
+            // it would be its text (`['a', 'b']`).
+            let passed = crate::compile::named_var(tmpl)
+                .filter(|_| scope.lists.contains(k))
+                .and_then(|name| outer.get(name))
+                .filter(|v| v.kind() == minijinja::value::ValueKind::Seq);
+            if let Some(list) = passed {
+                ctx.insert(k.clone(), list.clone());
+                continue;
+            }
             let v = template::render(tmpl, Quoting::Plain, &Value::from(outer.clone()))
                 .map_err(|e| format!("`with` value `{k}` of `{}`: {}", scope.prefix, e.message))?;
             ctx.insert(k.clone(), value(k, v));
