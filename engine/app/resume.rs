@@ -461,8 +461,13 @@ fn settle_unfinished(
         };
         match decision {
             Decision::TakeRecordedEnd => {
-                // It ended while nobody watched: the supervisor recorded how.
+                // It ended while nobody watched: the supervisor recorded how, and when.
                 machine.adopt(i, attempt, since);
+                let started_ms = rs.started_at.map(|t| t.timestamp_millis());
+                if let (Some(end), Some(start)) = (files.recorded_end_ms(), started_ms) {
+                    let at = (end as i64).saturating_sub(start).max(0) as u64;
+                    machine.ended_while_away(i, Duration::from_millis(at));
+                }
                 finished_away.push((i, attempt, exec::adopted_result(&files, mask)));
                 out.adopted_ids.push(step.id.clone());
             }

@@ -197,27 +197,21 @@ pub fn watch_signals() -> Result<Interrupts, ExecError> {
     Ok(rx)
 }
 
-/// Runs the machine for real (or as a drill) until it is done. Adopted steps' outcomes are
-/// awaited, never re-run. `interrupts` are the operator's signals ([`watch_signals`]).
-pub async fn execute(
-    mut cx: RunContext,
-    mut machine: Machine,
-    start_offset: Duration,
+/// The steps a resume adopted: each one still running is awaited (its exit comes through
+/// `tx`); each one that ended while no engine watched is returned, to be handled first, before
+/// the clock is looked at: at the resume's instant it would be over budget by the time nobody
+/// was there.
+fn take_adopted(
+    cx: &RunContext,
     adopted: Vec<Adopted>,
-    mut interrupts: Interrupts,
-) -> Result<Outcome, ExecError> {
-    process::become_subreaper();
-    machine.set_epoch(cx.epoch);
-    let origin = Instant::now() - start_offset;
-    let now = || Instant::now().saturating_duration_since(origin);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
-    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<LogLine>();
-    let mut running: HashMap<usize, Running> = HashMap::new();
-
+    tx: &mpsc::UnboundedSender<Input>,
+    running: &mut HashMap<usize, Running>,
+) -> Vec<Input> {
+    let mut ended_away = Vec::new();
     for a in adopted {
         let (step, attempt) = (a.step, a.attempt);
         if let Some((result, outputs)) = a.result {
-            let _ = tx.send(Input::Exited {
+            ended_away.push(Input::Exited {
                 step,
                 attempt,
                 result,
@@ -246,6 +240,27 @@ pub async fn execute(
             });
         });
     }
+    ended_away
+}
+
+/// Runs the machine for real (or as a drill) until it is done. Adopted steps' outcomes are
+/// awaited, never re-run. `interrupts` are the operator's signals ([`watch_signals`]).
+pub async fn execute(
+    mut cx: RunContext,
+    mut machine: Machine,
+    start_offset: Duration,
+    adopted: Vec<Adopted>,
+    mut interrupts: Interrupts,
+) -> Result<Outcome, ExecError> {
+    process::become_subreaper();
+    machine.set_epoch(cx.epoch);
+    let origin = Instant::now() - start_offset;
+    let now = || Instant::now().saturating_duration_since(origin);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<LogLine>();
+    let mut running: HashMap<usize, Running> = HashMap::new();
+
+    let ended_away = take_adopted(&cx, adopted, &tx, &mut running);
 
     let pending: PendingMap = Arc::default();
     let sup_dead = Arc::new(AtomicBool::new(false));
@@ -261,7 +276,11 @@ pub async fn execute(
     let mut stdin_started = false;
     let mut asked: BTreeSet<usize> = BTreeSet::new();
 
-    let mut effects = machine.handle(now(), Input::Start);
+    let mut effects: Vec<_> = ended_away
+        .into_iter()
+        .flat_map(|exited| machine.handle(now(), exited))
+        .collect();
+    effects.extend(machine.handle(now(), Input::Start));
     // Answers from `runbook approve`, told what became of them once that is journaled.
     let mut answered: Option<Answered> = None;
     loop {

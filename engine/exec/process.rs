@@ -28,8 +28,8 @@ pub fn become_subreaper() {
 pub struct StepFiles {
     pub log: PathBuf,
     pub output: PathBuf,
-    /// `<run>/steps.status`: `<step>.<attempt> pid <pid>` and `<step>.<attempt> exit <code>`
-    /// lines, appended by the run's step supervisor.
+    /// `<run>/steps.status`: `<step>.<attempt> pid <pid>` and `<step>.<attempt> exit <code> at
+    /// <unix ms>` lines, appended by the run's step supervisor.
     pub status_log: PathBuf,
     /// `<step>.<attempt>`.
     pub key: String,
@@ -72,6 +72,23 @@ impl StepFiles {
             }
         }
         (pid, exit)
+    }
+
+    /// When the supervisor recorded this attempt's end, in milliseconds since the Unix epoch
+    /// (`<key> exit <code> at <ms>`); `None` before it ended, or from a supervisor that did
+    /// not write the instant.
+    pub fn recorded_end_ms(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.status_log).unwrap_or_default();
+        let mut end = None;
+        for line in text.lines() {
+            let w: Vec<&str> = line.split(' ').collect();
+            match w.as_slice() {
+                [key, "pid", ..] if *key == self.key => end = None,
+                [key, "exit", _, "at", ms] if *key == self.key => end = ms.trim().parse().ok(),
+                _ => {}
+            }
+        }
+        end
     }
 }
 

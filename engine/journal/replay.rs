@@ -29,6 +29,10 @@ pub struct StepRun {
     /// Elapsed (run clock) of the first start and of the final finish.
     pub started_ms: Option<u64>,
     pub finished_ms: Option<u64>,
+    /// Elapsed (run clock) of the last attempt's start: a step adopted by a resume that had
+    /// ended while no engine watched finished at this plus its `duration_ms`, before the
+    /// resume journaled it.
+    pub attempt_started_ms: Option<u64>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Started (this attempt) and not finished: in flight, or orphaned by a crash.
@@ -159,6 +163,31 @@ impl RunState {
         self.index.get(id).and_then(|&i| self.steps.get(i))
     }
 
+    /// When a step finished, on the run's clock and the wall's: when its `step_finished` was
+    /// journaled, unless a resume adopted it after it had ended while no engine watched: then
+    /// its supervisor's timing (`duration_ms` from the attempt's start) says when it ended.
+    fn finished_when(
+        &self,
+        e: &StepFinished,
+        at: u64,
+        wall: DateTime<Utc>,
+    ) -> (u64, DateTime<Utc>) {
+        let resumed = self.resumes.last().map(|(r, _)| *r);
+        let started = self
+            .index
+            .get(&e.step)
+            .and_then(|&i| self.steps.get(i))
+            .and_then(|s| s.attempt_started_ms);
+        match (started, resumed) {
+            (Some(a), Some(resumed)) if a < resumed && a.saturating_add(e.duration_ms) < at => {
+                let end = a.saturating_add(e.duration_ms);
+                let back = chrono::Duration::milliseconds(i64::try_from(at - end).unwrap_or(0));
+                (end, wall - back)
+            }
+            _ => (at, wall),
+        }
+    }
+
     #[expect(
         clippy::indexing_slicing,
         reason = "`index` is private and maps an id only to the position its step was pushed at, here, or to where `expand_loop` put it when it rebuilt the index"
@@ -238,6 +267,7 @@ impl RunState {
                     s.started_at = Some(r.at);
                 }
                 s.in_flight = true;
+                s.attempt_started_ms = Some(at);
                 s.status = None;
                 s.finished_ms = None;
                 s.finished_at = None;
@@ -256,6 +286,7 @@ impl RunState {
                 }
             }
             EventKind::StepFinished(e) => {
+                let (at, finished_at) = self.finished_when(e, at, r.at);
                 let s = self.step_mut(&e.step);
                 s.in_flight = false;
                 s.exit_code = e.exit_code;
@@ -267,7 +298,7 @@ impl RunState {
                 if !e.will_retry {
                     s.status = Some(e.status);
                     s.finished_ms = Some(at);
-                    s.finished_at = Some(r.at);
+                    s.finished_at = Some(finished_at);
                     if s.started_ms.is_none() {
                         // Skipped, simulated and not-run steps finish without starting, the
                         // instant the run reaches them.

@@ -257,8 +257,16 @@ fn an_interrupted_run_resumed_counts_its_downtime_and_adopts_running_steps() {
         "run_resumed",
         json!({"operator": "bo", "downtime_ms": 30_000, "adopted": ["copy"], "rerun": []}),
     );
-    // The adopted step finishes without starting again.
-    step_finished(&mut j, 40_000, "copy", 1, "succeeded", false);
+    // The adopted step finishes without starting again: it ran on while nobody watched, and
+    // its record says so (39.9 s from its start at 100 ms).
+    j.at(
+        40_000,
+        "step_finished",
+        json!({
+            "step": "copy", "status": "succeeded", "attempt": 1, "exit_code": 0,
+            "signal": null, "duration_ms": 39_900, "will_retry": false, "error": null,
+        }),
+    );
     step_started(&mut j, 40_100, "check", 1);
     step_finished(&mut j, 41_000, "check", 1, "succeeded", false);
     let s = j.replay();
@@ -288,5 +296,35 @@ fn an_interrupted_run_resumed_counts_its_downtime_and_adopts_running_steps() {
         s.last_at,
         Some(t0() + TimeDelta::milliseconds(41_000)),
         "the wall clock of the last record"
+    );
+}
+
+/// A step that ended while no engine watched: the resume journals its end late, with the
+/// duration its supervisor timed; replay puts its finish at its start plus that duration.
+#[test]
+fn an_adopted_step_that_ended_while_nobody_watched_finishes_when_it_ended() {
+    let mut j = Journal::default();
+    started(&mut j, vec![plan_step("copy", 3_000, false)]);
+    step_started(&mut j, 100, "copy", 1);
+    j.at(
+        5_000,
+        "run_resumed",
+        json!({"operator": "bo", "downtime_ms": 4_000, "adopted": ["copy"], "rerun": []}),
+    );
+    j.at(
+        5_010,
+        "step_finished",
+        json!({
+            "step": "copy", "status": "succeeded", "attempt": 1, "exit_code": 0,
+            "signal": null, "duration_ms": 1_500, "will_retry": false, "error": null,
+        }),
+    );
+    let s = j.replay();
+    let copy = step(&s, "copy");
+    assert_eq!(copy.finished_ms, Some(1_600));
+    assert_eq!(
+        copy.finished_at,
+        Some(t0() + TimeDelta::milliseconds(1_600)),
+        "the wall clock of its end, not of the record"
     );
 }

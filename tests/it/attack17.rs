@@ -173,3 +173,45 @@ fn a_call_passing_a_list_variable_loops_the_called_runbook_over_the_callers_item
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("rs.s[p]") && out.contains("rs.s[q]"), "{out}");
 }
+
+/// A step that ended while the engine was dead (its supervisor lived on and recorded the end,
+/// with the instant) is timed to its end, not to the resume that reads it: no false budget
+/// breach, and the reports' finish is when it ended. Before, a 1.5 s step resumed 4 s in read
+/// "succeeded in 4s" and breached its 3 s budget.
+#[test]
+fn a_step_that_ended_while_the_engine_was_dead_is_timed_to_its_end() {
+    let yaml = r#"scenario: away
+title: A step ends while the engine is dead
+rto: 10m
+steps:
+  - { id: s1, budget: 3s, run: "sleep 1.5; echo done >> effects.txt", drill: run }
+  - { id: s2, needs: [s1], budget: 3s, run: "echo s2 >> effects.txt", drill: run }
+"#;
+    let p = Project::with_runbook("away", yaml);
+    let mut child = p.spawn(&["run", "away", "--yes"]);
+    let run = p.wait_for("step_started", "s1");
+    child.kill().unwrap(); // SIGKILL: the engine only; the step supervisor lives on
+    // Well past the step's end and its budget.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(p.path().join("effects.txt")).is_ok_and(|t| t.contains("done")) {
+        assert!(std::time::Instant::now() < deadline, "the step never ended");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(p.read("effects.txt"), "done\ns2\n");
+    let finished = p.events_of(&run, "step_finished");
+    let s1 = finished.iter().find(|e| e["data"]["step"] == "s1").unwrap();
+    let took = s1["data"]["duration_ms"].as_u64().unwrap();
+    assert!((1_400..2_900).contains(&took), "{s1}");
+    assert!(
+        p.events_of(&run, "budget_breached").is_empty(),
+        "a false breach"
+    );
+    let report = p.report_json(&run);
+    let s1 = crate::support::report_step(&report, "s1");
+    let shown = s1["duration_s"].as_f64().unwrap();
+    assert!((1.4..2.9).contains(&shown), "{s1}");
+    assert_eq!(s1["breached"], false, "{s1}");
+}

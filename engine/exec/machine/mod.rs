@@ -157,6 +157,9 @@ pub struct Machine {
     conditions: BTreeMap<usize, crate::journal::ConditionSeen>,
     /// Each call's group against its budget (`Plan::calls`, same index; see `calls`).
     groups: Vec<calls::GroupWatch>,
+    /// Adopted steps that ended while no engine watched, with when (their supervisor recorded
+    /// it): their `step_finished` is timed to then, not to the resume that reads it.
+    ended_away: BTreeMap<usize, Duration>,
 }
 
 impl Machine {
@@ -213,6 +216,7 @@ impl Machine {
             epoch: None,
             conditions: BTreeMap::new(),
             groups,
+            ended_away: BTreeMap::new(),
         };
         // A resumed run's plan has its loops over outputs expanded as the journal says.
         if machine

@@ -98,6 +98,12 @@ impl Machine {
         self.runtime[step].first_started.get_or_insert(since);
     }
 
+    /// An adopted step ended at `at` on the run's clock, while no engine watched: its exit,
+    /// when it comes, is timed to then.
+    pub fn ended_while_away(&mut self, step: usize, at: Duration) {
+        self.ended_away.insert(step, at);
+    }
+
     /// Takes a step whose outcome was lost as succeeded, on the operator's word (resume
     /// `--mark-done`); the caller journals it.
     pub fn mark_done(&mut self, step: usize) {

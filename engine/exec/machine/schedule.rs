@@ -182,10 +182,15 @@ impl Machine {
             ExitResult::Signal(s) => (None, Some(*s), None),
             ExitResult::Error(e) | ExitResult::Unknown(e) => (None, None, Some(self.mask.mask(e))),
         };
+        // A step that ended while no engine watched took until its recorded end.
+        let end = self
+            .ended_away
+            .remove(&i)
+            .map_or(now, |at| at.clamp(since, now));
         let ended = self
             .finished_event(i, StepStatus::Unknown, attempt)
             .exited(exit_code, signal)
-            .took(now.saturating_sub(since))
+            .took(end.saturating_sub(since))
             .with_error(error);
         if let ExitResult::Unknown(_) = result {
             self.outcome_unknown(now, i, attempt, ended, out);

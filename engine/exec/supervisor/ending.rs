@@ -149,7 +149,15 @@ impl Supervisor {
     }
 }
 
-/// A step's end in the status log, in the shell's convention: 128 + N for signal N.
+/// A step's end in the status log, in the shell's convention: 128 + N for signal N, and when
+/// (milliseconds since the Unix epoch): a resume that finds the step ended while no engine
+/// watched times it to this instant, not to the resume (older readers ignore the words).
 pub(super) fn exit_line(key: &str, (code, signal): (Option<i32>, Option<i32>)) -> String {
-    format!("{key} exit {}\n", code.unwrap_or(128 + signal.unwrap_or(0)))
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{key} exit {} at {at}\n",
+        code.unwrap_or(128 + signal.unwrap_or(0))
+    )
 }
