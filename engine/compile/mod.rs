@@ -106,6 +106,20 @@ fn compile_in(
     }
 }
 
+/// The names templates are given besides the vars: a var of one of these names would hide it
+/// (or be hidden), silently.
+fn reserved(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "steps" => "the upstream steps' outputs (`steps['id'].outputs`)",
+        "item" => "a loop's item",
+        "run" => "the run's state (`run.mode`, `run.status`)",
+        "env" => "the environment",
+        "inputs" => "a library step's inputs",
+        "message" => "a notification's message",
+        _ => return None,
+    })
+}
+
 struct Compiler<'a> {
     file: Arc<SourceFile>,
     doc: &'a RunbookDoc,
@@ -322,6 +336,15 @@ impl<'a> Compiler<'a> {
                     format!("variable name `{name}` cannot be used in templates"),
                 )
                 .help("variable names are letters, digits and `_`, not starting with a digit");
+            } else if let Some(what) = reserved(name) {
+                self.err(
+                    value.pos,
+                    format!("variable `{name}` has the name of {what}, which templates see"),
+                )
+                .label("a name templates already have")
+                .help(format!(
+                    "one of them would hide the other in every template: rename the variable (e.g. `{name}_`)"
+                ));
             }
         }
         for s in &doc.secrets {

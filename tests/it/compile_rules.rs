@@ -958,3 +958,20 @@ fn type_errors_are_said_in_the_formats_words() {
         );
     }
 }
+
+/// A var named as a name templates already have (`steps`, `item`, `run`, `env`, `inputs`,
+/// `message`) would hide it, or be hidden, in every template, silently: an error at the var.
+#[test]
+fn a_var_named_as_a_template_name_is_an_error_at_it() {
+    let out = check(
+        "shadow",
+        "scenario: shadow\ntitle: Shadows\nrto: 1h\nvars:\n  fine: a\n  item: b\n  run: c\nsteps:\n  - { id: s, budget: 1m, run: \"echo {{ fine }}\", drill: run }\n",
+    );
+    out.code(2)
+        .stderr_has("variable `item` has the name of a loop's item, which templates see")
+        .stderr_has("[runbooks/shadow.yaml:6:9]")
+        .stderr_has("variable `run` has the name of the run's state")
+        .stderr_has("[runbooks/shadow.yaml:7:8]")
+        .stderr_has("rename the variable (e.g. `item_`)")
+        .stderr_has("checked 1 runbook: 2 errors, 0 warnings");
+}
