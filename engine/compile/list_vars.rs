@@ -24,6 +24,11 @@ static VAR_LOOP: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}\s*$").expect("a valid pattern")
 });
 
+/// A list variable's items, from its value as the run's variables hold it (`a,b`).
+pub fn list_items(value: &str) -> Vec<String> {
+    vars::split(value)
+}
+
 /// The variable a template names when it is exactly `{{ name }}`: a call's `with:` that passes
 /// one of the caller's list variables passes its items, not their rendering as text.
 pub fn named_var(text: &str) -> Option<&str> {

@@ -35,7 +35,7 @@ use graph::critical_path;
 
 pub use hosts::{Host, hosts};
 pub use library::Library;
-pub use list_vars::{compile_with_lists, named_var, unfit_items};
+pub use list_vars::{compile_with_lists, list_items, named_var, unfit_items};
 pub use loops::waits;
 pub use output_loops::{OutputLoop, parse_items};
 pub use plan::*;

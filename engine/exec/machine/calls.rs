@@ -62,7 +62,7 @@ impl Machine {
         // A list variable of the called runbook is a list in its templates, as the run's are.
         let value = |k: &str, v: String| {
             if scope.lists.contains(k) {
-                Value::from(crate::format::vars::split(&v))
+                Value::from(crate::compile::list_items(&v))
             } else {
                 Value::from(v)
             }
