@@ -429,7 +429,9 @@ fn settle_unfinished(
         }
         let attempt = s.attempts.max(1);
         let files = StepFiles::new(run_dir, &step.id, attempt);
-        let since = Duration::from_millis(s.started_ms.unwrap_or(0));
+        // This attempt's start: an adopted attempt's time (and its timeout) is its own.
+        let since = Duration::from_millis(s.attempt_started_ms.or(s.started_ms).unwrap_or(0));
+        let first = Duration::from_millis(s.started_ms.unwrap_or(0));
         let (mut pgid, mut exit) = files.recorded();
         if s.in_flight && exit.is_none() && !pgid.is_some_and(group_alive) && !looked_again {
             looked_again = true;
@@ -462,7 +464,7 @@ fn settle_unfinished(
         match decision {
             Decision::TakeRecordedEnd => {
                 // It ended while nobody watched: the supervisor recorded how, and when.
-                machine.adopt(i, attempt, since);
+                machine.adopt(i, attempt, since, first);
                 let started_ms = rs.started_at.map(|t| t.timestamp_millis());
                 if let (Some(end), Some(start)) = (files.recorded_end_ms(), started_ms) {
                     let at = (end as i64).saturating_sub(start).max(0) as u64;
@@ -472,7 +474,7 @@ fn settle_unfinished(
                 out.adopted_ids.push(step.id.clone());
             }
             Decision::Adopt { pgid } => {
-                machine.adopt(i, attempt, since);
+                machine.adopt(i, attempt, since, first);
                 alive.push((i, attempt, pgid));
                 out.adopted_ids.push(step.id.clone());
             }

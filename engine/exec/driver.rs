@@ -276,11 +276,9 @@ pub async fn execute(
     let mut stdin_started = false;
     let mut asked: BTreeSet<usize> = BTreeSet::new();
 
-    let mut effects: Vec<_> = ended_away
-        .into_iter()
-        .flat_map(|exited| machine.handle(now(), exited))
-        .collect();
-    effects.extend(machine.handle(now(), Input::Start));
+    let mut inputs = ended_away;
+    inputs.push(Input::Start);
+    let mut effects = machine.handle_all(now(), inputs);
     // Answers from `runbook approve`, told what became of them once that is journaled.
     let mut answered: Option<Answered> = None;
     loop {

@@ -179,7 +179,7 @@ fn end_group(pgid: u32) {
     let _ = killpg(pg, Signal::SIGKILL);
 }
 
-/// `KEY exit N` in the run's status log, in one write, as the supervisor records it.
+/// `KEY exit N at MS` in the run's status log, in one write, as the supervisor records it.
 fn record(files: &StepFiles, code: i32) {
     use std::io::Write;
     if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -187,7 +187,10 @@ fn record(files: &StepFiles, code: i32) {
         .append(true)
         .open(&files.status_log)
     {
-        let _ = f.write_all(format!("{} exit {code}\n", files.key).as_bytes());
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let _ = f.write_all(format!("{} exit {code} at {at}\n", files.key).as_bytes());
     }
 }
 

@@ -172,7 +172,13 @@ impl RunState {
         at: u64,
         wall: DateTime<Utc>,
     ) -> (u64, DateTime<Utc>) {
-        let resumed = self.resumes.last().map(|(r, _)| *r);
+        // Only a step the last resume adopted (not one the operator marked done, which
+        // carries no duration), and only when its attempt started before that resume.
+        let resumed = self
+            .resumes
+            .last()
+            .filter(|(_, r)| r.adopted.contains(&e.step) && e.marked_done_by.is_none())
+            .map(|(r, _)| *r);
         let started = self
             .index
             .get(&e.step)

@@ -328,3 +328,28 @@ fn an_adopted_step_that_ended_while_nobody_watched_finishes_when_it_ended() {
         "the wall clock of its end, not of the record"
     );
 }
+
+/// A step the operator marked done on resume carries no duration: it finishes when the
+/// resume said so, not at its start.
+#[test]
+fn a_step_marked_done_on_resume_finishes_when_it_was_marked() {
+    let mut j = Journal::default();
+    started(&mut j, vec![plan_step("copy", 3_000, false)]);
+    step_started(&mut j, 100, "copy", 1);
+    j.at(
+        5_000,
+        "run_resumed",
+        json!({"operator": "bo", "downtime_ms": 4_000, "adopted": [], "rerun": [], "marked_done": ["copy"]}),
+    );
+    j.at(
+        5_010,
+        "step_finished",
+        json!({
+            "step": "copy", "status": "succeeded", "attempt": 1, "exit_code": null,
+            "signal": null, "duration_ms": 0, "will_retry": false, "error": null,
+            "marked_done_by": "bo",
+        }),
+    );
+    let s = j.replay();
+    assert_eq!(step(&s, "copy").finished_ms, Some(5_010));
+}

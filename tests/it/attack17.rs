@@ -215,3 +215,48 @@ steps:
     assert!((1.4..2.9).contains(&shown), "{s1}");
     assert_eq!(s1["breached"], false, "{s1}");
 }
+
+/// Two steps that both ended while the engine was dead: the second was judged against the
+/// resume's clock while the first one's end was handled, and so killed as timed out (or
+/// breached) though it had succeeded long before. Both end first now, then the clock is read.
+#[test]
+fn two_steps_that_ended_while_the_engine_was_dead_both_succeed_on_resume() {
+    let yaml = r#"scenario: away
+title: Two steps end while the engine is dead
+rto: 10m
+steps:
+  - { id: a, budget: 3s, timeout: 3s, run: "sleep 1.5; echo a >> effects.txt", drill: run }
+  - { id: b, budget: 3s, timeout: 3s, run: "sleep 1.5; echo b >> effects.txt", drill: run }
+  - { id: c, needs: [a, b], budget: 3s, run: "echo c >> effects.txt", drill: run }
+"#;
+    let p = Project::with_runbook("away", yaml);
+    let mut child = p.spawn(&["run", "away", "--yes"]);
+    let run = p.wait_for("step_started", "b");
+    child.kill().unwrap(); // SIGKILL: the engine only; the step supervisor lives on
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(p.path().join("effects.txt")).map_or(0, |t| t.lines().count()) < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the steps never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Past both timeouts.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (code, _, err) = p.run(&["resume", &run, "--yes"]).parts();
+    assert_eq!(code, 0, "{err}");
+    let finished = p.events_of(&run, "step_finished");
+    for id in ["a", "b"] {
+        let f = finished.iter().find(|e| e["data"]["step"] == id).unwrap();
+        assert_eq!(f["data"]["status"], "succeeded", "{f}");
+        assert!(f["data"]["duration_ms"].as_u64().unwrap() < 2_900, "{f}");
+    }
+    assert!(
+        p.events_of(&run, "budget_breached").is_empty(),
+        "a false breach"
+    );
+    let mut lines: Vec<String> = p.read("effects.txt").lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["a", "b", "c"]);
+}

@@ -310,26 +310,48 @@ impl Machine {
     }
 
     pub fn handle(&mut self, now: Duration, input: Input) -> Vec<Effect> {
+        self.handle_all(now, vec![input])
+    }
+
+    /// Several inputs of one instant, then one look at the clock: a resume's steps that
+    /// ended while no engine watched all end before any of them is judged against the
+    /// resume's clock (still running, each would be past its budget or its timeout).
+    pub fn handle_all(&mut self, now: Duration, inputs: Vec<Input>) -> Vec<Effect> {
         let mut out = Vec::new();
-        // An answer is still answered once the run is over: it is told it came late.
-        if self.done && !matches!(input, Input::Answer { .. }) {
+        let mut applied = false;
+        for input in inputs {
+            // An answer is still answered once the run is over: it is told it came late.
+            if self.done && !matches!(input, Input::Answer { .. }) {
+                continue;
+            }
+            applied = true;
+            self.apply(now, input, &mut out);
+        }
+        if !applied {
             return out;
         }
+        self.clock(now, &mut out);
+        self.schedule(now, &mut out);
+        self.finish_if_over(now, &mut out);
+        out
+    }
+
+    fn apply(&mut self, now: Duration, input: Input, out: &mut Vec<Effect>) {
         match input {
             Input::Start => {
                 self.last_projection = now;
                 if self.restored.is_none() {
-                    self.fire_escalations(now, &mut out);
+                    self.fire_escalations(now, out);
                 }
             }
             Input::Tick => {}
-            Input::Requested { step, hash } => self.requested(now, step, hash, &mut out),
+            Input::Requested { step, hash } => self.requested(now, step, hash, out),
             Input::Exited {
                 step,
                 attempt,
                 result,
                 outputs,
-            } => self.exited(now, step, attempt, result, outputs, &mut out),
+            } => self.exited(now, step, attempt, result, outputs, out),
             Input::Answer {
                 step,
                 by,
@@ -337,27 +359,23 @@ impl Machine {
                 comment,
                 value,
                 signed,
-            } => self.answer(now, &step, by, approve, (comment, value), signed, &mut out),
+            } => self.answer(now, &step, by, approve, (comment, value), signed, out),
             Input::Notified {
                 channel,
                 reason,
                 message,
                 failed,
-            } => self.notified(channel, reason, message, failed, &mut out),
+            } => self.notified(channel, reason, message, failed, out),
             Input::Fault {
                 reason,
                 lost,
                 not_started,
-            } => self.fault(reason, lost, not_started, &mut out),
+            } => self.fault(reason, lost, not_started, out),
             // Every step has ended and only notifications are still being sent: the run
             // ends as it ended, without them, rather than as interrupted.
             Input::Interrupt if self.work_ended.is_some() => self.notifying = 0,
-            Input::Interrupt => self.interrupt(&mut out),
+            Input::Interrupt => self.interrupt(out),
         }
-        self.clock(now, &mut out);
-        self.schedule(now, &mut out);
-        self.finish_if_over(now, &mut out);
-        out
     }
 
     /// Step `i`'s end with nothing to tell but its status: callers fill in what they know

@@ -92,10 +92,13 @@ impl Machine {
         }
     }
 
-    /// Marks an in-flight step adopted on resume: it is running under its old process.
-    pub fn adopt(&mut self, step: usize, attempt: u32, since: Duration) {
+    /// Marks an in-flight step adopted on resume: it is running under its old process, its
+    /// attempt since `since`, the step since `first` (a retry's first attempt started earlier).
+    pub fn adopt(&mut self, step: usize, attempt: u32, since: Duration, first: Duration) {
         self.set(step, StepState::running(attempt, since));
-        self.runtime[step].first_started.get_or_insert(since);
+        self.runtime[step]
+            .first_started
+            .get_or_insert(first.min(since));
     }
 
     /// An adopted step ended at `at` on the run's clock, while no engine watched: its exit,
