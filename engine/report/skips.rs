@@ -26,7 +26,11 @@ fn words(s: &StepRun, needs: &[&StepRun]) -> Option<String> {
                     crate::ui::describe::condition_words(c)
                 )
             }
-            _ => "skipped in this drill".to_owned(),
+            // A loop over an empty list, or one a dry-run could not read, says why itself.
+            _ => match &s.error {
+                Some(why) => format!("skipped: {why}"),
+                None => "skipped in this drill".to_owned(),
+            },
         }),
         StepStatus::NotRun => Some(not_run_words(needs)),
         _ => None,

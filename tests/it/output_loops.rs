@@ -244,8 +244,64 @@ fn an_empty_list_skips_the_loop_and_its_dependents_go_on() {
     let run = p.run_ids().last().unwrap().clone();
     let report = p.report_json(&run);
     assert_eq!(report_step(&report, "sync")["status"], "skipped");
+    // Why, in its own words, not "skipped in this drill".
+    let why = report_step(&report, "sync")["why_not_run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("is an empty list"), "{why}");
     assert_eq!(report_step(&report, "verify")["status"], "succeeded");
     assert_eq!(p.log(&run, "verify").trim(), "verified none");
+}
+
+/// A loop over an output whose own `when:` is false is skipped before its list is read: the
+/// step that would write the list did not (the branch not taken).
+#[test]
+fn a_loop_over_an_output_its_condition_skips_does_not_read_the_list() {
+    let yaml = discovered_then("[]", "", "none")
+        .replace(
+            "echo 'regions=[]' >> $RUNBOOK_OUTPUT",
+            "echo 'failover=no' >> $RUNBOOK_OUTPUT",
+        )
+        .replace(
+            "    max_parallel: 1\n",
+            "    max_parallel: 1\n    when: \"steps['discover'].outputs.failover == 'yes'\"\n",
+        );
+    let p = Project::with_runbook("regions", &yaml);
+    let (code, _, err) = p.run_scenario(&[]).parts();
+    assert_eq!(code, 0, "{err}");
+    let run = p.run_ids().last().unwrap().clone();
+    let report = p.report_json(&run);
+    let sync = report_step(&report, "sync");
+    assert_eq!(sync["status"], "skipped", "{sync}");
+    assert_eq!(sync["condition"]["held"], false, "{sync}");
+    assert_eq!(report_step(&report, "verify")["status"], "succeeded");
+}
+
+/// Its items become step ids, which nothing masks: a list holding a secret fails the loop.
+#[test]
+fn a_list_holding_a_secret_fails_the_loop() {
+    let yaml = discovered_then("eu-1 hunter2", "", "-")
+        .replace("steps:\n", "secrets: [REGION_TOKEN]\nsteps:\n");
+    let p = Project::with_runbook("regions", &yaml);
+    let (code, _, err) = p
+        .cmd(&["run", "regions", "--yes"])
+        .env("REGION_TOKEN", "hunter2")
+        .output()
+        .map(|o| {
+            (
+                o.status.code().unwrap_or(-1),
+                String::new(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("which holds a secret"), "{err}");
+    let run = p.run_ids().last().unwrap().clone();
+    let journal = p.read(&format!(".runbook/runs/{run}/journal.jsonl"));
+    assert!(!journal.contains("hunter2"), "{journal}");
+    assert!(p.events_of(&run, "loop_expanded").is_empty());
 }
 
 #[test]

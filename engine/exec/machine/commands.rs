@@ -61,6 +61,9 @@ impl Machine {
                 _ if self.skipped_by_condition(j) => {
                     " (it was skipped: its `when` was false; give a default: `| default('…')`)"
                 }
+                _ if self.output_loop_skipped(j) => {
+                    " (it is a loop over an output that was skipped: its list was empty, or not known; give a default: `| default('…')`)"
+                }
                 StepState::Done(StepStatus::Skipped) => " (it was skipped in this drill)",
                 // Only a `finally:` step can read one: every other reader is not run too.
                 StepState::Done(StepStatus::NotRun) => {

@@ -15,6 +15,37 @@ use crate::compile::{Drill, Plan, parse_items};
 use crate::journal::{EventKind, LoopExpanded, Mode, StepStatus};
 
 impl Machine {
+    /// Step `j` is a loop over an output that ended skipped, unexpanded (an empty list, or a
+    /// list a dry-run or a drill did not have).
+    pub(super) fn output_loop_skipped(&self, j: usize) -> bool {
+        self.output_loop_pending(j)
+            && matches!(self.runtime[j].state, StepState::Done(StepStatus::Skipped))
+    }
+
+    /// Step `i` is a loop over an output not yet expanded.
+    pub(super) fn output_loop_pending(&self, i: usize) -> bool {
+        self.plan
+            .output_loops
+            .get(&self.plan.steps[i].id)
+            .is_some_and(|l| l.items.is_none())
+    }
+
+    /// The loop's own `when:`, unless it reads `item` (then each instance's): false skips
+    /// the loop as it would a step.
+    pub(super) fn loop_condition_holds(
+        &mut self,
+        now: Duration,
+        i: usize,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let per_item = self.plan.steps[i].condition.as_ref().is_some_and(|c| {
+            crate::template::condition_names(&c.expr)
+                .iter()
+                .any(|n| n == "item")
+        });
+        per_item || self.condition_holds(now, i, out)
+    }
+
     /// Step `i` is ready. If it is a loop over an output not yet expanded, it expands here (or
     /// ends: skipped or failed) and `true` says so: it does not start.
     pub(super) fn expand_output_loop(
@@ -53,6 +84,18 @@ impl Machine {
                         "its items come from `{source}`, which `{}` did not write",
                         spec.from
                     ),
+                    out,
+                );
+            }
+            // Its items become step ids, shown unmasked everywhere: a list holding a secret
+            // is refused, as a list variable's is.
+            Some(v) if self.mask.mask(&v) != v => {
+                let shown = self.mask.mask(&v);
+                return self.end_loop(
+                    now,
+                    i,
+                    StepStatus::Failed,
+                    format!("its items come from `{source}` = `{shown}`, which holds a secret: an item is part of a step id, shown unmasked in the journal and every report"),
                     out,
                 );
             }
@@ -140,6 +183,9 @@ impl Machine {
                 && let Some(p) = plan.step_index(id)
             {
                 self.runtime[p].state = StepState::Done(StepStatus::Succeeded);
+                // It stands for its instances: it took no time of its own (a drill's
+                // projection counts a finished step at the time it took).
+                self.runtime[p].real_time = Some(Duration::ZERO);
             }
         }
         self.frontier = Frontier::new(&plan);
@@ -150,10 +196,17 @@ impl Machine {
             .copied()
             .filter(|&i| plan.steps[i].finally)
             .collect();
+        // Every step pending first, as the new frontier takes them; then each one's state
+        // again in order, so that the frontier counts each step once: a dependent replayed
+        // while it still held its old state would be taken out of a count it never joined.
         self.running = 0;
+        let states: Vec<StepState> = self
+            .runtime
+            .iter_mut()
+            .map(|r| std::mem::replace(&mut r.state, StepState::Pending))
+            .collect();
         for &i in &plan.order {
-            let st = std::mem::replace(&mut self.runtime[i].state, StepState::Pending);
-            self.set(i, st);
+            self.set(i, states[i].clone());
         }
     }
 }

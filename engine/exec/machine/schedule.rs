@@ -54,6 +54,11 @@ impl Machine {
             if !ready {
                 continue;
             }
+            // A loop over an output whose `when:` is false is skipped before its list is read
+            // (it may not have been written); a condition on `item` is each instance's.
+            if self.output_loop_pending(i) && !self.loop_condition_holds(now, i, out) {
+                continue;
+            }
             if self.expand_output_loop(now, i, out) {
                 // The plan may have grown, and its order with it: go over the frontier again.
                 return self.schedule(now, out);
@@ -186,7 +191,7 @@ impl Machine {
         let end = self
             .ended_away
             .remove(&i)
-            .map_or(now, |at| at.clamp(since, now));
+            .map_or(now, |at| at.min(now).max(since));
         let ended = self
             .finished_event(i, StepStatus::Unknown, attempt)
             .exited(exit_code, signal)
