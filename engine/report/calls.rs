@@ -37,7 +37,7 @@ pub fn call_reports(
         steps.iter().find(|s| s.id == id).map(|s| {
             let never_started = matches!(s.status, StepProgress::Ended(StepStatus::NotRun))
                 || (matches!(s.status, StepProgress::Ended(StepStatus::Skipped))
-                    && s.condition.is_some());
+                    && s.condition.as_ref().is_some_and(|c| !c.held));
             (s.start_ms.filter(|_| !never_started), s.end_ms)
         })
     };
@@ -51,9 +51,13 @@ pub fn call_groups(state: &RunState, now_ms: u64) -> Vec<CallReport> {
         return Vec::new();
     };
     let times = |id: &str| {
-        state
-            .step(id)
-            .map(|s| (s.started_ms.or(s.requested_ms), s.finished_ms))
+        state.step(id).map(|s| {
+            let never_started = s.status == Some(StepStatus::NotRun)
+                || (s.status == Some(StepStatus::Skipped)
+                    && s.condition.as_ref().is_some_and(|c| !c.held));
+            let start = s.started_ms.or(s.requested_ms).filter(|_| !never_started);
+            (start, s.finished_ms)
+        })
     };
     groups(&started.plan.calls, times, now_ms, &state.breaches)
 }
