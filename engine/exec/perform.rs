@@ -147,10 +147,24 @@ impl Effects<'_> {
         let command = if hosts.is_empty() {
             Ok(command)
         } else {
-            remote_command(&command, &hosts, &cx.inventory, &env).map(|r| {
-                env.extend(r.vars);
-                r.script
-            })
+            cx.inventory
+                .resolve(&hosts)
+                .map_err(|unknown| {
+                    format!(
+                        "not an inventory host or group of the environment: {}",
+                        unknown.join(", ")
+                    )
+                })
+                .and_then(|hosts| {
+                    if hosts.is_empty() {
+                        return Err("the step's `on:` stands for no host".to_owned());
+                    }
+                    remote_command(&command, &hosts, &cx.inventory.hosts, &env)
+                })
+                .map(|r| {
+                    env.extend(r.vars);
+                    r.script
+                })
         };
         let command = match command {
             Ok(command) => command,
