@@ -76,32 +76,18 @@ pub fn check(paths: &[PathBuf], strict: bool, env: Option<&str>) -> Result<u8, C
     }
     let mut all = Problems::default();
     // `--env`: the environment whose hosts and groups every `on:` must name.
-    let mut env_failed = false;
-    let inventory = match env {
-        None => None,
-        Some(name) => {
-            let path = project.env_file(name);
-            if !path.is_file() {
-                return Err(CliError::usage(
-                    Said::error(format!(
-                        "no environment `{name}` (looked for {})",
-                        path.display()
-                    ))
-                    .help("environments live in runbooks/env/<name>.yaml"),
-                ));
+    let (inventory, env_failed) = match env {
+        None => (None, false),
+        Some(name) => match check_env(&project, name)? {
+            Ok((inv, warnings)) => {
+                all.extend(warnings);
+                (Some((name, inv)), false)
             }
-            match load_env(&path) {
-                Ok(loaded) => {
-                    all.extend(inventory::warnings(&loaded.doc, &loaded.file));
-                    Some((name, compile::inventory(&loaded.doc)))
-                }
-                Err(p) => {
-                    all.extend(p);
-                    env_failed = true;
-                    None
-                }
+            Err(p) => {
+                all.extend(p);
+                (None, true)
             }
-        }
+        },
     };
     let mut unchecked: Vec<(PathBuf, Vec<String>)> = Vec::new();
     let mut library = Library::new();
@@ -181,21 +167,7 @@ pub fn check(paths: &[PathBuf], strict: bool, env: Option<&str>) -> Result<u8, C
     }
     // Which hosts a name stands for is the environment's to say: without one, say what
     // was left unchecked rather than pass it silently or refuse it.
-    let why = match env {
-        Some(name) if env_failed => format!("environment `{name}` has errors"),
-        _ => "pass `--env NAME` to check them against its hosts and groups".to_owned(),
-    };
-    for (file, names) in &unchecked {
-        eprintln!(
-            "note: {}: `on:` names {} not checked: {why}",
-            file.display(),
-            names
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    say_unchecked(&unchecked, env, env_failed);
     let mut what = Vec::new();
     if runbooks > 0 || steps + envs == 0 {
         what.push(plural(runbooks, "runbook"));
@@ -226,6 +198,51 @@ pub fn check(paths: &[PathBuf], strict: bool, env: Option<&str>) -> Result<u8, C
         };
         eprintln!("checked {}: ok{warn}", what.join(", "));
         Ok(exit::OK)
+    }
+}
+
+/// The environment of `check --env NAME`: its inventory and warnings, or its problems (an
+/// environment that will not load is not a usage error: its problems are reported with the
+/// rest).
+fn check_env(
+    project: &Project,
+    name: &str,
+) -> Result<Result<(compile::Inventory, Problems), Problems>, CliError> {
+    let path = project.env_file(name);
+    if !path.is_file() {
+        return Err(CliError::usage(
+            Said::error(format!(
+                "no environment `{name}` (looked for {})",
+                path.display()
+            ))
+            .help("environments live in runbooks/env/<name>.yaml"),
+        ));
+    }
+    Ok(load_env(&path).map(|loaded| {
+        (
+            compile::inventory(&loaded.doc),
+            inventory::warnings(&loaded.doc, &loaded.file),
+        )
+    }))
+}
+
+/// Which hosts a name stands for is the environment's to say: without one, what was left
+/// unchecked is said rather than passed silently or refused.
+fn say_unchecked(unchecked: &[(PathBuf, Vec<String>)], env: Option<&str>, env_failed: bool) {
+    let why = match env {
+        Some(name) if env_failed => format!("environment `{name}` has errors"),
+        _ => "pass `--env NAME` to check them against its hosts and groups".to_owned(),
+    };
+    for (file, names) in unchecked {
+        eprintln!(
+            "note: {}: `on:` names {} not checked: {why}",
+            file.display(),
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
 }
 
