@@ -137,14 +137,19 @@ pub fn check(paths: &[PathBuf], strict: bool, env: Option<&str>) -> Result<u8, C
             }
             Kind::Env => {
                 envs += 1;
+                // The `--env` file's problems are said once, when it was loaded above.
+                let said = env.is_some_and(|name| same_file(&project.env_file(name), f));
                 match load_env(f) {
                     Ok(env) => {
-                        all.extend(inventory::warnings(&env.doc, &env.file));
+                        if !said {
+                            all.extend(inventory::warnings(&env.doc, &env.file));
+                        }
                         if env.doc.rehearsal {
                             rehearsal_envs.push(f.clone());
                         }
                     }
-                    Err(p) => all.extend(p),
+                    Err(p) if !said => all.extend(p),
+                    Err(_) => {}
                 }
             }
         }
@@ -244,6 +249,10 @@ fn say_unchecked(unchecked: &[(PathBuf, Vec<String>)], env: Option<&str>, env_fa
                 .join(", ")
         );
     }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 fn plural(n: usize, word: &str) -> String {
