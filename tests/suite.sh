@@ -59,14 +59,18 @@ cp "$ssh_dir/client_key.pub" "$ssh_dir/authorized_keys"
 chmod 700 "$ssh_dir"; chmod 600 "$ssh_dir/authorized_keys"
 ssh_port=$(free_port)
 mkdir -p /run/sshd 2>/dev/null || true
+# It also listens on 127.0.0.2-127.0.0.5, so that fan-out tests reach distinct addresses.
 /usr/sbin/sshd -D -e -f /dev/null \
-  -o ListenAddress=127.0.0.1 -o Port="$ssh_port" -o HostKey="$ssh_dir/host_key" \
+  -o ListenAddress=127.0.0.1 -o ListenAddress=127.0.0.2 -o ListenAddress=127.0.0.3 \
+  -o ListenAddress=127.0.0.4 -o ListenAddress=127.0.0.5 -o Port="$ssh_port" -o HostKey="$ssh_dir/host_key" \
   -o AuthorizedKeysFile="$ssh_dir/authorized_keys" -o StrictModes=no \
   -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -o UsePAM=no \
   -o PermitRootLogin=prohibit-password -o PidFile="$ssh_dir/sshd.pid" \
   2>"$ssh_dir/sshd.log" &
 sshd_pid=$!
-printf '[127.0.0.1]:%s %s\n' "$ssh_port" "$(cut -d' ' -f1,2 "$ssh_dir/host_key.pub")" > "$ssh_dir/known_hosts"
+for a in 1 2 3 4 5; do
+  printf '[127.0.0.%s]:%s %s\n' "$a" "$ssh_port" "$(cut -d' ' -f1,2 "$ssh_dir/host_key.pub")"
+done > "$ssh_dir/known_hosts"
 for _ in $(seq 1 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$ssh_port") 2>/dev/null && break
   sleep 0.1

@@ -157,7 +157,7 @@ pub fn resume(
         operator: operator.clone(),
         mode,
         epoch,
-        inventory: crate::compile::hosts(&env),
+        inventory: crate::compile::inventory(&env),
         interactive,
         tty_signals: interactive,
         signatures,

@@ -200,7 +200,7 @@ pub fn auto_approver(
 }
 
 /// What can be known before anything runs, so it is not found out at step seven of an
-/// incident: every `on:` host is in the environment's inventory. Secrets that are not set are
+/// incident: every name in an `on:` is a host or a group of the environment's inventory. Secrets that are not set are
 /// only warned about (they are returned): a drill may not need them.
 pub fn preflight(
     plan: &Plan,
@@ -209,15 +209,28 @@ pub fn preflight(
     mode: Mode,
 ) -> Result<Vec<String>, Problem> {
     let mut missing = Vec::new();
+    let inventory = crate::compile::inventory(env);
     for s in &plan.steps {
-        for h in &s.on {
-            if !env.inventory.contains_key(h) {
-                missing.push(format!("`{h}` (step `{}`)", s.id));
+        match inventory.resolve(&s.on) {
+            Err(unknown) => {
+                for h in unknown {
+                    missing.push(format!("`{h}` (step `{}`)", s.id));
+                }
             }
+            // `on: [all]` with no inventory: a step that should reach hosts would reach none.
+            Ok(hosts) if hosts.is_empty() && !s.on.is_empty() => {
+                missing.push(format!("`{}` (step `{}`, no host)", s.on.join(", "), s.id));
+            }
+            Ok(_) => {}
         }
     }
     if !missing.is_empty() {
-        let known: Vec<&str> = env.inventory.keys().map(String::as_str).collect();
+        let known: Vec<&str> = env
+            .inventory
+            .keys()
+            .map(String::as_str)
+            .chain(env.groups.keys().map(|g| g.value.as_str()))
+            .collect();
         let help = match env_name {
             None => "pass `--env NAME`: hosts come from the environment's `inventory`".to_owned(),
             Some(e) if known.is_empty() => format!("environment `{e}` has no `inventory`"),
@@ -393,7 +406,7 @@ pub fn run(
         operator: operator.clone(),
         mode,
         epoch: Utc::now(),
-        inventory: crate::compile::hosts(&env),
+        inventory: crate::compile::inventory(&env),
         interactive: std::io::stdin().is_terminal() && mode != Mode::DryRun,
         tty_signals: std::io::stdin().is_terminal(),
         signatures: exec::Signatures {

@@ -6,7 +6,8 @@ use super::{CliError, exit, report_problems};
 use crate::app::error::Said;
 use crate::compile::{self, Library, Options};
 use crate::diag::Problems;
-use crate::format::{Kind, load_env};
+use crate::format::inventory;
+use crate::format::{Kind, load_env, load_runbook};
 use crate::project::Project;
 use crate::units::fmt_duration;
 
@@ -65,7 +66,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
+pub fn check(paths: &[PathBuf], strict: bool, env: Option<&str>) -> Result<u8, CliError> {
     let project = Project::current();
     let files = expand(paths, &project);
     if files.is_empty() {
@@ -73,8 +74,23 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
             "nothing to check: no runbooks/ or steps/ here, and no paths given",
         )));
     }
-    let mut library = Library::new();
     let mut all = Problems::default();
+    // `--env`: the environment whose hosts and groups every `on:` must name.
+    let (inventory, env_failed) = match env {
+        None => (None, false),
+        Some(name) => match check_env(&project, name)? {
+            Ok((inv, warnings)) => {
+                all.extend(warnings);
+                (Some((name, inv)), false)
+            }
+            Err(p) => {
+                all.extend(p);
+                (None, true)
+            }
+        },
+    };
+    let mut unchecked: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    let mut library = Library::new();
     let (mut runbooks, mut steps, mut envs) = (0, 0, 0);
     let mut plans = Vec::new();
     let mut rehearsal_envs = Vec::new();
@@ -86,6 +102,24 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
                     compile::compile_file(&project, f, &mut library, Options { strict });
                 all.extend(problems);
                 plans.extend(plan);
+                if let Ok(rb) = load_runbook(f) {
+                    match &inventory {
+                        Some((name, inv)) => {
+                            all.extend(compile::on_problems(&rb.doc, &rb.file, inv, name));
+                        }
+                        None => {
+                            let mut names: Vec<String> = Vec::new();
+                            for (_, h) in compile::on_names(&rb.doc) {
+                                if !names.contains(&h.value) {
+                                    names.push(h.value.clone());
+                                }
+                            }
+                            if !names.is_empty() {
+                                unchecked.push((f.clone(), names));
+                            }
+                        }
+                    }
+                }
             }
             Kind::Library => {
                 steps += 1;
@@ -103,10 +137,19 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
             }
             Kind::Env => {
                 envs += 1;
+                // The `--env` file's problems are said once, when it was loaded above.
+                let said = env.is_some_and(|name| same_file(&project.env_file(name), f));
                 match load_env(f) {
-                    Ok(env) if env.doc.rehearsal => rehearsal_envs.push(f.clone()),
-                    Ok(_) => {}
-                    Err(p) => all.extend(p),
+                    Ok(env) => {
+                        if !said {
+                            all.extend(inventory::warnings(&env.doc, &env.file));
+                        }
+                        if env.doc.rehearsal {
+                            rehearsal_envs.push(f.clone());
+                        }
+                    }
+                    Err(p) if !said => all.extend(p),
+                    Err(_) => {}
                 }
             }
         }
@@ -127,6 +170,9 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
             }
         }
     }
+    // Which hosts a name stands for is the environment's to say: without one, say what
+    // was left unchecked rather than pass it silently or refuse it.
+    say_unchecked(&unchecked, env, env_failed);
     let mut what = Vec::new();
     if runbooks > 0 || steps + envs == 0 {
         what.push(plural(runbooks, "runbook"));
@@ -158,6 +204,55 @@ pub fn check(paths: &[PathBuf], strict: bool) -> Result<u8, CliError> {
         eprintln!("checked {}: ok{warn}", what.join(", "));
         Ok(exit::OK)
     }
+}
+
+/// The environment of `check --env NAME`: its inventory and warnings, or its problems (an
+/// environment that will not load is not a usage error: its problems are reported with the
+/// rest).
+fn check_env(
+    project: &Project,
+    name: &str,
+) -> Result<Result<(compile::Inventory, Problems), Problems>, CliError> {
+    let path = project.env_file(name);
+    if !path.is_file() {
+        return Err(CliError::usage(
+            Said::error(format!(
+                "no environment `{name}` (looked for {})",
+                path.display()
+            ))
+            .help("environments live in runbooks/env/<name>.yaml"),
+        ));
+    }
+    Ok(load_env(&path).map(|loaded| {
+        (
+            compile::inventory(&loaded.doc),
+            inventory::warnings(&loaded.doc, &loaded.file),
+        )
+    }))
+}
+
+/// Which hosts a name stands for is the environment's to say: without one, what was left
+/// unchecked is said rather than passed silently or refused.
+fn say_unchecked(unchecked: &[(PathBuf, Vec<String>)], env: Option<&str>, env_failed: bool) {
+    let why = match env {
+        Some(name) if env_failed => format!("environment `{name}` has errors"),
+        _ => "pass `--env NAME` to check them against its hosts and groups".to_owned(),
+    };
+    for (file, names) in unchecked {
+        eprintln!(
+            "note: {}: `on:` names {} not checked: {why}",
+            file.display(),
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
 fn plural(n: usize, word: &str) -> String {

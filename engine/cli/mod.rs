@@ -64,6 +64,9 @@ pub enum Command {
         /// A critical path longer than the RTO is an error, not a warning.
         #[arg(long)]
         strict: bool,
+        /// Check every step's `on:` against this environment's hosts and groups.
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
     },
     /// Show a scenario's plan: stages, budgets, the critical path and the RTO verdict.
     Plan {
@@ -322,7 +325,7 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::List => check::list(cli.state_dir),
-        Command::Check { paths, strict } => check::check(&paths, strict),
+        Command::Check { paths, strict, env } => check::check(&paths, strict, env.as_deref()),
         Command::Plan {
             scenario,
             format,

@@ -33,7 +33,7 @@ use crate::units::{DurationError, parse_duration};
 use checks::{is_env_name, is_identifier, is_step_id, template_pos};
 use graph::critical_path;
 
-pub use hosts::{Host, hosts};
+pub use hosts::{Host, Inventory, inventory, on_names, on_problems};
 pub use library::Library;
 pub use list_vars::{compile_with_lists, list_items, named_var, unfit_items};
 pub use loops::waits;

@@ -23,14 +23,13 @@ pub mod process;
 mod remote;
 pub mod supervisor;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::compile::{Host, Plan};
+use crate::compile::{Inventory, Plan};
 use crate::journal::*;
 use crate::ui::observer::Observers;
 pub use adopt::{Adopted, adopted_result};
@@ -52,7 +51,8 @@ pub struct RunContext {
     pub mode: Mode,
     /// Wall-clock time of elapsed zero (the original start, on a resume).
     pub epoch: DateTime<Utc>,
-    pub inventory: BTreeMap<String, Host>,
+    /// The environment's hosts and groups, which a step's `on:` names.
+    pub inventory: Inventory,
     /// Ask at gates on this terminal.
     pub interactive: bool,
     pub tty_signals: bool,

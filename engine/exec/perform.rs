@@ -144,13 +144,32 @@ impl Effects<'_> {
         env.push(("RUNBOOK_STEP".into(), id.clone()));
         env.push(("RUNBOOK_MODE".into(), cx.mode.as_str().into()));
         env.push(("RUNBOOK_RUN_ID".into(), run_id(cx)));
+        // The names of `on:` (hosts, groups, `all`) become the hosts they stand for: what ssh
+        // reaches, and what the supervisor keeps a log of each.
+        let mut hosts = hosts;
         let command = if hosts.is_empty() {
             Ok(command)
         } else {
-            remote_command(&command, &hosts, &cx.inventory, &env).map(|r| {
-                env.extend(r.vars);
-                r.script
-            })
+            cx.inventory
+                .resolve(&hosts)
+                .map_err(|unknown| {
+                    format!(
+                        "not an inventory host or group of the environment: {}",
+                        unknown.join(", ")
+                    )
+                })
+                .and_then(|resolved| {
+                    if resolved.is_empty() {
+                        return Err("the step's `on:` stands for no host".to_owned());
+                    }
+                    let r = remote_command(&command, &resolved, &cx.inventory.hosts, &env)?;
+                    hosts = resolved;
+                    Ok(r)
+                })
+                .map(|r| {
+                    env.extend(r.vars);
+                    r.script
+                })
         };
         let command = match command {
             Ok(command) => command,

@@ -7,6 +7,9 @@ use crate::compile::Host;
 
 use super::process;
 
+/// ssh's `ConnectTimeout` (seconds) for a host whose settings give none.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
 /// Wraps a command to run on inventory hosts over ssh (batch mode), all hosts in parallel,
 /// each line of output prefixed with its host; the step fails if any host fails.
 ///
@@ -73,7 +76,18 @@ pub(super) fn remote_command(
             ));
         };
         let var = |what: &str| format!("RUNBOOK_SSH_{k}_{what}");
-        let mut ssh = String::from("ssh -o BatchMode=yes -o ConnectTimeout=10");
+        let mut ssh = String::from("ssh -o BatchMode=yes");
+        ssh.push_str(&format!(" -o \"ConnectTimeout=${}\"", var("TIMEOUT")));
+        vars.push((
+            var("TIMEOUT"),
+            host.connect_timeout
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+                .to_string(),
+        ));
+        if let Some(j) = &host.jump {
+            ssh.push_str(&format!(" -J \"${}\"", var("JUMP")));
+            vars.push((var("JUMP"), j.clone()));
+        }
         if let Some(p) = &host.port {
             ssh.push_str(&format!(" -p \"${}\"", var("PORT")));
             vars.push((var("PORT"), p.to_string()));
@@ -159,6 +173,8 @@ mod remote_command_tests {
             port: Some(2222),
             identity: Some("/keys/identity-value".into()),
             known_hosts: Some("/keys/known-hosts-value".into()),
+            jump: Some("jump-value".into()),
+            connect_timeout: Some(7),
         };
         let inventory = BTreeMap::from([("name-value".to_owned(), host)]);
         let env = [("S".to_owned(), "secret-value\nit's $HOME".to_owned())];
@@ -169,6 +185,7 @@ mod remote_command_tests {
             "2222",
             "identity-value",
             "known-hosts-value",
+            "jump-value",
             "name-value",
             "secret-value",
         ] {

@@ -5,6 +5,7 @@
 //! nodes and reports *every* unknown or repeated key in the file at once, with a did-you-mean.
 //! The compiler then checks everything the types cannot.
 
+pub mod groups;
 pub mod inventory;
 pub mod operator;
 pub mod types;
@@ -112,7 +113,7 @@ pub fn parse<T: DeserializeOwned>(file: &Arc<SourceFile>, kind: Kind) -> Result<
             .help(match kind {
                 Kind::Runbook => "a runbook needs at least `scenario`, `title`, `rto` and `steps`",
                 Kind::Library => "a library step needs at least `title` and `run`",
-                Kind::Env => "an environment file holds `vars`, `inventory` and `auto_approve`",
+                Kind::Env => "an environment file holds `vars`, `ssh`, `groups`, `inventory` and `auto_approve`",
             })
             .into());
     }
@@ -481,10 +482,24 @@ static HOST: Shape = Shape {
     keys: keys::HOST,
     children: &[],
 };
+static SSH: Shape = Shape {
+    what: "ssh defaults",
+    keys: keys::SSH,
+    children: &[],
+};
+static GROUP: Shape = Shape {
+    what: "group",
+    keys: keys::GROUP,
+    children: &[],
+};
 static ENV: Shape = Shape {
     what: "environment",
     keys: keys::ENV,
-    children: &[("inventory", Child::Named(&HOST))],
+    children: &[
+        ("ssh", Child::One(&SSH)),
+        ("groups", Child::Named(&GROUP)),
+        ("inventory", Child::Named(&HOST)),
+    ],
 };
 
 fn shape_of(kind: Kind) -> &'static Shape {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::span::Sp;
 
+pub use super::groups::GroupDoc;
 pub use super::operator::{InputStepDoc, ManualStepDoc};
 pub use super::vars::{ForEachDoc, VarDoc};
 
@@ -432,8 +433,35 @@ pub struct EnvDoc {
     /// Variables for every runbook run here: a list (or a `a,b` string) sets a list variable.
     #[serde(default)]
     pub vars: BTreeMap<String, Sp<VarDoc>>,
+    /// ssh settings every inventory host takes unless its groups or itself set another.
+    #[serde(default)]
+    pub ssh: Option<SshDoc>,
+    /// Named sets of inventory hosts and other groups, for a step's `on:` (`all` is implicit).
+    #[serde(default)]
+    pub groups: BTreeMap<Sp<String>, GroupDoc>,
     #[serde(default)]
     pub inventory: BTreeMap<String, HostDoc>,
+}
+
+/// ssh settings: the defaults (`ssh:`), a group's, or (beside `host`) a host's own.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshDoc {
+    #[serde(default)]
+    pub user: Option<Sp<String>>,
+    #[serde(default)]
+    pub port: Option<Sp<u16>>,
+    #[serde(default)]
+    pub identity: Option<Sp<String>>,
+    /// A known_hosts file that pins the host's key.
+    #[serde(default)]
+    pub known_hosts: Option<Sp<String>>,
+    /// The host ssh goes through (`ssh -J`): `[user@]host[:port]`.
+    #[serde(default)]
+    pub jump: Option<Sp<String>>,
+    /// How long ssh waits for a connection (`ConnectTimeout`), e.g. `5s`; default 10s.
+    #[serde(default)]
+    pub connect_timeout: Option<Sp<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -450,6 +478,26 @@ pub struct HostDoc {
     /// fails the step rather than being trusted).
     #[serde(default)]
     pub known_hosts: Option<Sp<String>>,
+    /// The host ssh goes through (`ssh -J`): `[user@]host[:port]`.
+    #[serde(default)]
+    pub jump: Option<Sp<String>>,
+    /// How long ssh waits for a connection (`ConnectTimeout`), e.g. `5s`; default 10s.
+    #[serde(default)]
+    pub connect_timeout: Option<Sp<String>>,
+}
+
+impl HostDoc {
+    /// The host's own ssh settings, in the shape a group's and the defaults have.
+    pub fn ssh(&self) -> SshDoc {
+        SshDoc {
+            user: self.user.clone(),
+            port: self.port.clone(),
+            identity: self.identity.clone(),
+            known_hosts: self.known_hosts.clone(),
+            jump: self.jump.clone(),
+            connect_timeout: self.connect_timeout.clone(),
+        }
+    }
 }
 
 /// The keys each mapping of the format accepts, for the first loading pass that reports every
@@ -525,7 +573,34 @@ pub mod keys {
         "rehearsal",
         "signed_approvals",
         "vars",
+        "ssh",
+        "groups",
         "inventory",
     ];
-    pub const HOST: &[&str] = &["host", "user", "port", "identity", "known_hosts"];
+    pub const HOST: &[&str] = &[
+        "host",
+        "user",
+        "port",
+        "identity",
+        "known_hosts",
+        "jump",
+        "connect_timeout",
+    ];
+    pub const SSH: &[&str] = &[
+        "user",
+        "port",
+        "identity",
+        "known_hosts",
+        "jump",
+        "connect_timeout",
+    ];
+    pub const GROUP: &[&str] = &[
+        "hosts",
+        "user",
+        "port",
+        "identity",
+        "known_hosts",
+        "jump",
+        "connect_timeout",
+    ];
 }

@@ -18,6 +18,7 @@ mod drills;
 mod drills_and_reports;
 mod failover;
 mod finally;
+mod fleet;
 mod gate_races;
 mod gates_and_resume;
 mod hostile_input;
