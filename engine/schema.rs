@@ -54,6 +54,7 @@ mod tests {
         assert_eq!(props(&rb, Some("StepDoc")), sorted(keys::STEP));
         assert_eq!(props(&rb, Some("ApprovalDoc")), sorted(keys::APPROVAL));
         assert_eq!(props(&rb, Some("PollDoc")), sorted(keys::POLL));
+        assert_eq!(props(&rb, Some("HostsDoc")), sorted(keys::HOSTS));
         assert_eq!(props(&rb, Some("EscalationDoc")), sorted(keys::ESCALATION));
         let lib: Value = serde_json::from_str(&library_schema_json()).unwrap();
         assert_eq!(props(&lib, None), sorted(keys::LIBRARY));

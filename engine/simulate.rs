@@ -244,6 +244,7 @@ mod tests {
                 on_failure: Default::default(),
                 idempotent: false,
                 on: vec![],
+                fanout: Default::default(),
                 env: Default::default(),
                 uses: None,
                 condition: None,

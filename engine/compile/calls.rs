@@ -344,6 +344,7 @@ impl Compiler<'_> {
             on_failure: Default::default(),
             idempotent: false,
             on: Vec::new(),
+            fanout: Default::default(),
             env: BTreeMap::new(),
             uses: None,
             condition: None,

@@ -7,6 +7,7 @@ mod backoff;
 mod calls;
 mod checks;
 mod conditions;
+mod fanout;
 mod finally;
 mod gates;
 mod graph;

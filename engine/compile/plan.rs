@@ -11,6 +11,7 @@ use crate::units::Estimate;
 
 pub use super::backoff::Backoff;
 pub use super::calls::{Call, CallScope};
+pub use super::fanout::{DEFAULT_MAX_PARALLEL, Fanout, Tolerance};
 
 /// A runbook compiled and checked: steps by index in file order, a topological order, and the
 /// critical path of budgets.
@@ -127,6 +128,8 @@ pub struct Step {
     pub on_failure: OnFailure,
     pub idempotent: bool,
     pub on: Vec<String>,
+    /// With `on:`: how many hosts at once, how many may fail (`hosts:`).
+    pub fanout: Fanout,
     /// Extra environment: plain templates in the step's scope.
     pub env: BTreeMap<String, String>,
     /// The library step it expands, if any.

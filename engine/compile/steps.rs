@@ -103,6 +103,7 @@ impl Compiler<'_> {
         let condition = self.condition(id, s, &scope);
 
         let on: Vec<String> = s.on.iter().map(|h| h.value.clone()).collect();
+        let fanout = self.fanout(id, s);
         let at_line = s
             .run
             .as_ref()
@@ -127,6 +128,7 @@ impl Compiler<'_> {
             on_failure: s.on_failure.unwrap_or_default(),
             idempotent,
             on,
+            fanout,
             env,
             uses: s.uses.as_ref().map(|u| u.value.clone()),
             condition,

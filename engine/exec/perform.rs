@@ -162,7 +162,14 @@ impl Effects<'_> {
                     if resolved.is_empty() {
                         return Err("the step's `on:` stands for no host".to_owned());
                     }
-                    let r = remote_command(&command, &resolved, &cx.inventory.hosts, &env)?;
+                    // `run --max-parallel` bounds the hosts of a step too.
+                    let mut fanout = cx.plan.steps[step].fanout;
+                    if let Some(max) = self.machine.max_parallel() {
+                        fanout.max_parallel = fanout
+                            .max_parallel
+                            .min(u32::try_from(max).unwrap_or(u32::MAX));
+                    }
+                    let r = remote_command(&command, &resolved, &cx.inventory.hosts, &env, fanout)?;
                     hosts = resolved;
                     Ok(r)
                 })

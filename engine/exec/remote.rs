@@ -3,15 +3,23 @@
 
 use std::collections::BTreeMap;
 
-use crate::compile::Host;
+use crate::compile::{Fanout, Host};
 
 use super::process;
 
 /// ssh's `ConnectTimeout` (seconds) for a host whose settings give none.
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 
-/// Wraps a command to run on inventory hosts over ssh (batch mode), all hosts in parallel,
-/// each line of output prefixed with its host; the step fails if any host fails.
+/// Wraps a command to run on inventory hosts over ssh (batch mode), at most `fanout.max_parallel`
+/// hosts at once, each line of output prefixed with its host; the step fails when more hosts
+/// failed than `fanout.max_failures` allows.
+///
+/// The bound is a pool of slots: a FIFO holding one line per slot, which the script reads a
+/// line from before it starts a host and writes back when that host has ended.
+///
+/// Each host's outcome is said in the step's log (`host NAME failed with exit N`, then one
+/// `hosts: ...` line), and written to the step's outputs: `hosts_succeeded` and
+/// `hosts_failed`, the inventory names, comma-separated.
 ///
 /// Nothing from the inventory or the step's environment is spelled into the script: the
 /// script names variables, and their values come with `env` (returned beside it, added to
@@ -34,6 +42,7 @@ pub(super) fn remote_command(
     hosts: &[String],
     inventory: &BTreeMap<String, Host>,
     env: &[(String, String)],
+    fanout: Fanout,
 ) -> Result<RemoteCommand, String> {
     let grace = process::GRACE.as_secs();
     // `read` takes the block a byte at a time, so the watcher is left the rest of stdin.
@@ -62,7 +71,22 @@ pub(super) fn remote_command(
             "printf '{name} '; printf '%s' \"${name}\" | base64 | tr -d '\\n'; echo; "
         ));
     }
-    script.push_str("echo .); pids=''; ");
+    // Never more slots than hosts: the pool is written into a pipe's buffer at once.
+    let slots = (fanout.max_parallel as usize).clamp(1, hosts.len().max(1));
+    vars.push(("RUNBOOK_SSH_SLOTS".to_owned(), slots.to_string()));
+    vars.push((
+        "RUNBOOK_SSH_MAX_FAILURES".to_owned(),
+        fanout.max_failures.allowed(hosts.len()).to_string(),
+    ));
+    vars.push((
+        "RUNBOOK_SSH_TOLERANCE".to_owned(),
+        fanout.max_failures.to_string(),
+    ));
+    script.push_str(
+        "echo .); pids=''; \
+         t=\"$RUNBOOK_OUTPUT.slots\"; rm -f \"$t\"; mkfifo -m 600 \"$t\" && exec 4<>\"$t\" || exit 1; rm -f \"$t\"; \
+         i=0; while [ \"$i\" -lt \"$RUNBOOK_SSH_SLOTS\" ]; do echo; i=$((i + 1)); done >&4; ",
+    );
     for (k, h) in hosts.iter().enumerate() {
         let Some(host) = inventory.get(h) else {
             let known: Vec<&str> = inventory.keys().map(String::as_str).collect();
@@ -119,21 +143,31 @@ pub(super) fn remote_command(
         // A writer in the background, ended when ssh is: an environment larger than the
         // pipe's buffer waits for ssh to read it, and is never read if ssh cannot connect.
         script.push_str(&format!(
-            "( f=\"$RUNBOOK_OUTPUT.stdin{k}\"; rm -f \"$f\"; mkfifo -m 600 \"$f\" && exec 3<>\"$f\"; rm -f \"$f\"; \
+            "read -r _ <&4; ( f=\"$RUNBOOK_OUTPUT.stdin{k}\"; rm -f \"$f\"; mkfifo -m 600 \"$f\" && exec 3<>\"$f\"; rm -f \"$f\"; \
              printf '%s\\n' \"$blk\" >&3 & b=$!; \
-             {{ {ssh} 2>&1 <&3; echo \"$?\" > \"$RUNBOOK_OUTPUT.host{k}\"; }} | awk '{{ print \"[\" ENVIRON[\"{name}\"] \"] \" $0; fflush() }}'; \
-             kill \"$b\" 2>/dev/null ) & pids=\"$pids $!\"; ",
+             {{ {ssh} 2>&1 <&3 4>&-; echo \"$?\" > \"$RUNBOOK_OUTPUT.host{k}\"; }} | awk '{{ print \"[\" ENVIRON[\"{name}\"] \"] \" $0; fflush() }}'; \
+             kill \"$b\" 2>/dev/null; echo >&4 ) & pids=\"$pids $!\"; ",
             name = var("NAME"),
         ));
     }
-    script.push_str("for p in $pids; do wait \"$p\"; done; fail=0; ");
+    script.push_str(
+        "for p in $pids; do wait \"$p\"; done; exec 4>&-; ok=''; failed=''; nok=0; nfailed=0; ",
+    );
     for k in 0..hosts.len() {
         script.push_str(&format!(
             "s=$(cat \"$RUNBOOK_OUTPUT.host{k}\" 2>/dev/null || echo 255); rm -f \"$RUNBOOK_OUTPUT.host{k}\"; \
-             [ \"$s\" = 0 ] || {{ printf 'host %s failed with exit %s\\n' \"$RUNBOOK_SSH_{k}_NAME\" \"$s\" >&2; fail=1; }}; "
+             if [ \"$s\" = 0 ]; then ok=\"$ok${{ok:+,}}$RUNBOOK_SSH_{k}_NAME\"; nok=$((nok + 1)); \
+             else printf 'host %s failed with exit %s\\n' \"$RUNBOOK_SSH_{k}_NAME\" \"$s\" >&2; \
+             failed=\"$failed${{failed:+,}}$RUNBOOK_SSH_{k}_NAME\"; nfailed=$((nfailed + 1)); fi; "
         ));
     }
-    script.push_str("exit $fail");
+    script.push_str(
+        "printf 'hosts_succeeded=%s\\nhosts_failed=%s\\n' \"$ok\" \"$failed\" >> \"$RUNBOOK_OUTPUT\"; \
+         printf 'hosts: %s succeeded, %s failed%s; ' \"$nok\" \"$nfailed\" \"${failed:+ ($failed)}\" >&2; \
+         if [ \"$nfailed\" -gt \"$RUNBOOK_SSH_MAX_FAILURES\" ]; then \
+         printf 'more than max_failures %s: the step fails\\n' \"$RUNBOOK_SSH_TOLERANCE\" >&2; exit 1; fi; \
+         printf 'within max_failures %s: the step succeeds\\n' \"$RUNBOOK_SSH_TOLERANCE\" >&2; exit 0",
+    );
     Ok(RemoteCommand { script, vars })
 }
 
@@ -178,7 +212,14 @@ mod remote_command_tests {
         };
         let inventory = BTreeMap::from([("name-value".to_owned(), host)]);
         let env = [("S".to_owned(), "secret-value\nit's $HOME".to_owned())];
-        let r = remote_command("echo hi", &["name-value".into()], &inventory, &env).unwrap();
+        let r = remote_command(
+            "echo hi",
+            &["name-value".into()],
+            &inventory,
+            &env,
+            Fanout::default(),
+        )
+        .unwrap();
         for value in [
             "db-host-value",
             "user_value",

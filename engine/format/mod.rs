@@ -440,12 +440,18 @@ static POLL: Shape = Shape {
     keys: keys::POLL,
     children: &[],
 };
+static HOSTS: Shape = Shape {
+    what: "`hosts:`",
+    keys: keys::HOSTS,
+    children: &[],
+};
 static STEP: Shape = Shape {
     what: "step",
     keys: keys::STEP,
     children: &[
         ("approval", Child::One(&APPROVAL)),
         ("poll", Child::One(&POLL)),
+        ("hosts", Child::One(&HOSTS)),
         ("input", Child::One(&INPUT_STEP)),
         ("manual", Child::One(&MANUAL_STEP)),
     ],

@@ -129,6 +129,9 @@ pub struct StepDoc {
     /// Inventory hosts to run on over ssh.
     #[serde(default)]
     pub on: Vec<Sp<String>>,
+    /// With `on:`: how the step fans out over its hosts (`{ max_parallel: 50, max_failures: 0 }`).
+    #[serde(default)]
+    pub hosts: Option<Sp<HostsDoc>>,
     /// Extra environment for the step's process (values are templates).
     #[serde(default)]
     pub env: BTreeMap<String, Sp<Text>>,
@@ -154,6 +157,35 @@ pub struct StepDoc {
     /// A task a person does, with a checklist (see `format/operator.rs`).
     #[serde(default)]
     pub manual: Option<ManualStepDoc>,
+}
+
+/// `hosts:` of a step with `on:`: at most `max_parallel` hosts at once (default 50), and the
+/// step fails only when more hosts failed than `max_failures` (a count, or `"10%"` of the
+/// hosts; default 0).
+// Kept as text here: the compiler checks each value at its line.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostsDoc {
+    /// How many hosts run at once, 1 or more (default 50).
+    #[serde(default)]
+    #[schemars(schema_with = "max_parallel_schema")]
+    pub max_parallel: Option<Sp<Text>>,
+    /// How many hosts may fail with the step still succeeding: a count (default 0) or a
+    /// percentage of the step's hosts (`"10%"`).
+    #[serde(default)]
+    #[schemars(schema_with = "max_failures_schema")]
+    pub max_failures: Option<Sp<Text>>,
+}
+
+fn max_parallel_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "integer", "minimum": 1 })
+}
+
+fn max_failures_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "oneOf": [
+        { "type": "integer", "minimum": 0 },
+        { "type": "string", "pattern": "^(100|[0-9]{1,2})%$" }
+    ] })
 }
 
 /// An approval gate.
@@ -540,6 +572,7 @@ pub mod keys {
         "on_failure",
         "idempotent",
         "on",
+        "hosts",
         "env",
         "when",
         "likelihood",
@@ -552,6 +585,7 @@ pub mod keys {
     pub const INPUT_STEP: &[&str] = &["prompt", "pattern", "approvers", "timeout", "default"];
     pub const APPROVAL: &[&str] = &["prompt", "approvers", "min", "timeout", "page_after"];
     pub const POLL: &[&str] = &["every", "within"];
+    pub const HOSTS: &[&str] = &["max_parallel", "max_failures"];
     pub const LIBRARY: &[&str] = &[
         "title",
         "description",

@@ -309,6 +309,7 @@ pub fn projected_p90_ms(state: &RunState) -> Option<u64> {
             on_failure: Default::default(),
             idempotent: p.idempotent,
             on: Vec::new(),
+            fanout: Default::default(),
             env: Default::default(),
             uses: None,
             condition: None,

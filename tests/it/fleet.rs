@@ -303,3 +303,189 @@ fn a_groups_user_port_and_connect_timeout_reach_ssh_and_a_hosts_own_wins() {
         "{log}"
     );
 }
+
+/// An environment of `n` hosts `h0`.. on the suite's sshd, spread over its five addresses
+/// (`h0` on 127.0.0.1, `h1` on 127.0.0.2, ...).
+fn hosts_env(ssh: &Ssh, n: usize) -> String {
+    let mut env = format!(
+        "ssh: {{ user: {}, port: {}, identity: {}, known_hosts: {} }}\ninventory:\n",
+        ssh.user, ssh.port, ssh.key, ssh.known_hosts
+    );
+    for k in 0..n {
+        env += &format!("  h{k}: {{ host: 127.0.0.{} }}\n", k % 5 + 1);
+    }
+    env
+}
+
+/// The most hosts that were inside their command at once, from the `start NS`/`end NS`
+/// lines each wrote to `file` (an end before a start at the same instant).
+fn most_at_once(file: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut events: Vec<(u128, i32)> = text
+        .lines()
+        .filter_map(|l| {
+            let (what, ns) = l.split_once(' ')?;
+            let ns: u128 = ns.trim().parse().ok()?;
+            Some((ns, if what == "start" { 1 } else { -1 }))
+        })
+        .collect();
+    assert!(!events.is_empty(), "no host wrote to {}", file.display());
+    events.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// A step on every host whose command records when it starts and ends in `file`.
+fn timed_runbook(file: &std::path::Path, hosts: &str) -> String {
+    format!(
+        "scenario: fleet\ntitle: Fleet\nrto: 5m\nsteps:\n  - id: restart\n    budget: 1m\n    \
+         timeout: 2m\n    on: [all]\n{hosts}    drill: run\n    \
+         run: 'echo \"start $(date +%s%N)\" >> {f}; sleep 1; echo \"end $(date +%s%N)\" >> {f}'\n",
+        f = file.display()
+    )
+}
+
+#[test]
+fn max_parallel_bounds_the_hosts_at_once_and_so_does_the_runs_max_parallel() {
+    let ssh = need_ssh();
+    let p = Project::new().with_deadline(Duration::from_secs(240));
+    p.write("runbooks/env/prod.yaml", &hosts_env(&ssh, 8));
+    let times = p.path().join("times-3");
+    p.write(
+        "runbooks/fleet.yaml",
+        &timed_runbook(&times, "    hosts: { max_parallel: 3 }\n"),
+    );
+    let out = p.run(&["run", "fleet", "--env", "prod"]);
+    out.code(0);
+    let most = most_at_once(&times);
+    assert!(
+        (2..=3).contains(&most),
+        "{most} hosts at once with max_parallel 3"
+    );
+    let outputs = p.outputs(&out.id(), "restart");
+    assert_eq!(outputs["hosts_succeeded"], "h0,h1,h2,h3,h4,h5,h6,h7");
+    assert_eq!(outputs["hosts_failed"], "");
+
+    // Regression: `run --max-parallel 1` still ran every host of a step at once.
+    let times = p.path().join("times-1");
+    p.write("runbooks/fleet.yaml", &timed_runbook(&times, ""));
+    p.run(&["run", "fleet", "--env", "prod", "--max-parallel", "1"])
+        .code(0);
+    assert_eq!(most_at_once(&times), 1);
+}
+
+#[test]
+fn hosts_failing_within_max_failures_leave_the_step_succeeded_and_one_more_fails_it() {
+    let ssh = need_ssh();
+    let p = Project::new().with_deadline(Duration::from_secs(240));
+    p.write("runbooks/env/prod.yaml", &hosts_env(&ssh, 5));
+    // `h2` is on 127.0.0.3, `h3` on 127.0.0.4.
+    let step = |id: &str, needs: &str, tolerance: &str, failing: &str| {
+        format!(
+            "  - id: {id}\n{needs}    budget: 1m\n    timeout: 2m\n    on: [all]\n    \
+             hosts: {{ max_failures: {tolerance} }}\n    drill: run\n    \
+             run: 'set -- $SSH_CONNECTION; case \"$3\" in {failing}) exit 3;; esac; echo fine'\n"
+        )
+    };
+    p.write(
+        "runbooks/fleet.yaml",
+        &format!(
+            "scenario: fleet\ntitle: Fleet\nrto: 5m\nsteps:\n{}{}",
+            step("tolerated", "", "1", "127.0.0.3"),
+            step(
+                "past",
+                "    needs: [tolerated]\n",
+                "\"20%\"",
+                "127.0.0.3|127.0.0.4"
+            ),
+        ),
+    );
+    p.run(&["check", "--env", "prod"]).code(0);
+    let out = p.run(&["run", "fleet", "--env", "prod"]);
+    out.code(1);
+    let id = out.id();
+    let log = p.log(&id, "tolerated");
+    for line in [
+        "host h2 failed with exit 3",
+        "hosts: 4 succeeded, 1 failed (h2); within max_failures 1: the step succeeds",
+    ] {
+        assert!(log.contains(line), "`{line}` not in {log}");
+    }
+    let outputs = p.outputs(&id, "tolerated");
+    assert_eq!(outputs["hosts_succeeded"], "h0,h1,h3,h4");
+    assert_eq!(outputs["hosts_failed"], "h2");
+    let finished = |step: &str| {
+        p.events_of(&id, "step_finished")
+            .into_iter()
+            .find(|e| e["data"]["step"] == step)
+            .unwrap_or_else(|| panic!("`{step}` never finished"))
+    };
+    assert_eq!(finished("tolerated")["data"]["status"], "succeeded");
+    // 20% of 5 hosts is 1: two failing is one past it.
+    let log = p.log(&id, "past");
+    for line in [
+        "host h2 failed with exit 3",
+        "host h3 failed with exit 3",
+        "hosts: 3 succeeded, 2 failed (h2,h3); more than max_failures 20%: the step fails",
+    ] {
+        assert!(log.contains(line), "`{line}` not in {log}");
+    }
+    assert_eq!(finished("past")["data"]["status"], "failed");
+}
+
+#[test]
+fn check_says_at_the_line_what_is_wrong_with_hosts() {
+    let p = Project::new();
+    p.write(
+        "runbooks/env/prod.yaml",
+        "inventory:\n  a: { host: 10.0.0.1 }\n",
+    );
+    let step = |id: &str, on: &str, hosts: &str| {
+        format!(
+            "  - id: {id}\n    budget: 1m\n    drill: run\n    run: echo hi\n{on}    hosts: {hosts}\n"
+        )
+    };
+    p.write(
+        "runbooks/fleet.yaml",
+        &format!(
+            "scenario: fleet\ntitle: Fleet\nrto: 5m\nsteps:\n{}{}{}{}",
+            step("zero", "    on: [a]\n", "{ max_parallel: 0 }"),
+            step(
+                "negative",
+                "    on: [a]\n",
+                "{ max_parallel: -2, max_failures: -1 }"
+            ),
+            step("percent", "    on: [a]\n", "{ max_failures: \"101%\" }"),
+            step("nowhere", "", "{ max_parallel: 5 }"),
+        ),
+    );
+    p.run(&["check", "--env", "prod"])
+        .code(2)
+        .stderr_has("`max_parallel` of step `zero` is `0`, not a number of hosts of 1 or more")
+        .stderr_has("[runbooks/fleet.yaml:10:28]")
+        .stderr_has("`max_parallel` of step `negative` is `-2`, not a number of hosts of 1 or more")
+        .stderr_has("[runbooks/fleet.yaml:16:28]")
+        .stderr_has("`max_failures` of step `negative` is `-1`: not a number of hosts of 0 or more")
+        .stderr_has("`max_failures` of step `percent` is `101%`: a percentage over 100%")
+        .stderr_has("[runbooks/fleet.yaml:22:28]")
+        .stderr_has("step `nowhere` has `hosts` but no `on`")
+        .stderr_has("[runbooks/fleet.yaml:27:12]")
+        .stderr_has("5 errors");
+    // `batch` and `pause` are not there yet: refused, not ignored.
+    p.write(
+        "runbooks/fleet.yaml",
+        &format!(
+            "scenario: fleet\ntitle: Fleet\nrto: 5m\nsteps:\n{}",
+            step("rolling", "    on: [a]\n", "{ batch: 2 }"),
+        ),
+    );
+    p.run(&["check", "--env", "prod"])
+        .code(2)
+        .stderr_has("unknown key `batch` in `hosts:` of step `rolling`")
+        .stderr_has("[runbooks/fleet.yaml:10:14]")
+        .stderr_has("a `hosts:` takes: `max_parallel`, `max_failures`");
+}

@@ -336,6 +336,7 @@ fn chain(n: usize, cycle: bool) -> Loaded<RunbookDoc> {
             on_failure: None,
             idempotent: None,
             on: vec![],
+            hosts: None,
             env: Default::default(),
             when: None,
             likelihood: None,

@@ -163,6 +163,11 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// `run --max-parallel`: how many steps, and hosts of a step, run at once.
+    pub fn max_parallel(&self) -> Option<usize> {
+        self.cfg.max_parallel
+    }
+
     pub fn new(plan: Arc<Plan>, cfg: Config, mask: Masker) -> Self {
         let n = plan.steps.len();
         let env_value = Value::from(
