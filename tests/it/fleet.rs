@@ -1,7 +1,8 @@
 //! The fleet's inventory, from the operator's side: groups of hosts (and of groups, and the
 //! implicit `all`) that a step's `on:` names, resolved against an environment by `check --env`
 //! with errors at the line and by `run`; and ssh settings given as defaults, per group and per
-//! host, reaching ssh in that order of precedence.
+//! host, reaching ssh in that order of precedence; and a step's `hosts:`, which bounds how many
+//! of its hosts run at once and how many may fail.
 //!
 //! Tests that reach a host use the sshd `tests/suite.sh` starts, which listens on 127.0.0.1
 //! to 127.0.0.5 (`tests/suite.sh --test it fleet::`); without it they fail, naming the variable
@@ -435,6 +436,8 @@ fn hosts_failing_within_max_failures_leave_the_step_succeeded_and_one_more_fails
         assert!(log.contains(line), "`{line}` not in {log}");
     }
     assert_eq!(finished("past")["data"]["status"], "failed");
+    // A failed step's outputs are journaled too: which hosts to look at.
+    assert_eq!(p.outputs(&id, "past")["hosts_failed"], "h2,h3");
 }
 
 #[test]
